@@ -1,0 +1,46 @@
+"""``hitl``: one entry point for serving, the worker and the tools around them."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from backend.settings import get_settings
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from backend.server.serve import serve
+
+    return serve(get_settings(), host=args.host, port=args.port, workers=args.workers, dev=args.dev)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hitl",
+        description="Human-in-the-loop active-learning backend for Label Studio. "
+        "Settings come from HITL_* environment variables (see README).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="serve the ML backend protocol to Label Studio (gunicorn)")
+    serve.add_argument("--host", help="bind address (default: HITL_HOST, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: HITL_PORT, 9090)")
+    serve.add_argument("--workers", type=int, default=1, help="gunicorn worker processes (default 1)")
+    serve.add_argument("--dev", action="store_true", help="Flask's development server instead of gunicorn")
+    serve.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _configure_logging(get_settings().log_level)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""Labeling config → task spec, using label-studio-sdk's parser (no hand-written XML walking).
+
+A task spec is everything the model side needs to know about a project: which kind of task,
+which control writes the answer (``from_name``), which object it labels (``to_name``), which key
+of the task's ``data`` holds the input, and the label set in config order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from enum import Enum
+from functools import lru_cache
+
+from label_studio_sdk.label_interface import LabelInterface
+
+SUPPORTED = '<Choices> (single or choice="multiple") over <Text>, plus an optional <TextArea> for a rationale'
+_RATIONALE_TAGS = {"textarea"}
+_TEXT_OBJECTS = {"text"}
+
+
+class UnsupportedConfig(ValueError):
+    """The labeling config cannot be served; the message names the tag and what would work."""
+
+
+class TaskKind(str, Enum):
+    CLASSIFICATION = "classification"
+    MULTILABEL = "multilabel"
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    kind: TaskKind
+    from_name: str
+    to_name: str
+    data_key: str
+    labels: tuple[str, ...]
+    rationale_name: str | None = None
+
+    @property
+    def multi_label(self) -> bool:
+        return self.kind is TaskKind.MULTILABEL
+
+    @property
+    def result_type(self) -> str:
+        return "choices"
+
+    def fingerprint(self) -> str:
+        """Identifies the label space: a version trained for one spec serves only specs with this one."""
+        raw = "|".join([self.kind.value, self.from_name, self.to_name, self.data_key, *self.labels])
+        return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def parse_label_config(config: str) -> TaskSpec:
+    """Derive the task spec; raise UnsupportedConfig with a message that says what to change."""
+    if not isinstance(config, str) or not config.strip():
+        raise UnsupportedConfig("the labeling config is empty; send the project's XML labeling config")
+    return _parse_cached(config)
+
+
+@lru_cache(maxsize=256)
+def _parse_cached(config: str) -> TaskSpec:
+    try:
+        interface = LabelInterface(config)
+    except Exception as exc:  # the SDK raises several XML/validation error types
+        raise UnsupportedConfig(f"the labeling config is not valid XML for Label Studio: {exc}") from None
+
+    controls = list(interface.controls)
+    classifiers = [c for c in controls if c.tag.lower() == "choices"]
+    rationales = [c for c in controls if c.tag.lower() in _RATIONALE_TAGS]
+    others = [c for c in controls if c not in classifiers and c not in rationales]
+    if others:
+        tag = others[0]
+        raise UnsupportedConfig(f'<{tag.tag} name="{tag.name}"> is not supported; supported: {SUPPORTED}')
+    if not classifiers:
+        raise UnsupportedConfig(f"the config has no <Choices> control; supported: {SUPPORTED}")
+    if len(classifiers) > 1:
+        names = ", ".join(c.name for c in classifiers)
+        raise UnsupportedConfig(f"the config has several <Choices> controls ({names}); one model serves one")
+
+    control = classifiers[0]
+    if len(control.to_name) != 1:
+        raise UnsupportedConfig(f'<Choices name="{control.name}"> must label exactly one object (toName)')
+    target = interface.get_object(control.to_name[0])
+    if target.tag.lower() not in _TEXT_OBJECTS:
+        raise UnsupportedConfig(
+            f'<Choices name="{control.name}"> labels <{target.tag} name="{target.name}">, which is not '
+            f"supported; supported: {SUPPORTED}"
+        )
+    if str(target.attr.get("valueType", "text")).lower() == "url":
+        raise UnsupportedConfig(
+            f'<{target.tag} name="{target.name}" valueType="url"> is not supported: put the text itself '
+            "in the task data"
+        )
+    data_key = target.value_name
+    if not data_key:
+        raise UnsupportedConfig(
+            f'<{target.tag} name="{target.name}"> has no value="$key" naming the task data field'
+        )
+    labels = tuple(control.labels)
+    if len(labels) < 2:
+        raise UnsupportedConfig(f'<Choices name="{control.name}"> needs at least two <Choice> values')
+    if len(set(labels)) != len(labels):
+        raise UnsupportedConfig(f'<Choices name="{control.name}"> has duplicate choice values')
+
+    multiple = str(control.attr.get("choice", "single")).lower() == "multiple"
+    rationale = next((r.name for r in rationales), None)
+    return TaskSpec(
+        kind=TaskKind.MULTILABEL if multiple else TaskKind.CLASSIFICATION,
+        from_name=control.name,
+        to_name=target.name,
+        data_key=data_key,
+        labels=labels,
+        rationale_name=rationale,
+    )
+
+
+def spec_to_dict(spec: TaskSpec) -> dict:
+    return {
+        "kind": spec.kind.value,
+        "from_name": spec.from_name,
+        "to_name": spec.to_name,
+        "data_key": spec.data_key,
+        "labels": list(spec.labels),
+        "rationale_name": spec.rationale_name,
+        "fingerprint": spec.fingerprint(),
+    }
+
+
+def spec_from_dict(data: dict) -> TaskSpec:
+    return TaskSpec(
+        kind=TaskKind(data["kind"]),
+        from_name=data["from_name"],
+        to_name=data["to_name"],
+        data_key=data["data_key"],
+        labels=tuple(data["labels"]),
+        rationale_name=data.get("rationale_name"),
+    )

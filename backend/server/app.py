@@ -1,0 +1,126 @@
+"""Flask application factory speaking Label Studio 1.23's ML backend protocol.
+
+Label Studio calls ``GET /health`` (1 s timeout), ``POST /setup`` (3 s), ``POST /predict``
+(100 s) and ``POST /webhook`` / ``POST /train``. /health and /setup answer from memory; the
+encoder loads in the background.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException, ServiceUnavailable, Unauthorized
+
+from backend import __version__
+from backend.predictor import NotReady, Predictor
+from backend.server import protocol
+from backend.server.auth import is_authorized
+from backend.server.events import EventSink, LoggingSink, parse_event
+from backend.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings | None = None,
+    predictor: Predictor | None = None,
+    events: EventSink | None = None,
+    load_in_background: bool = True,
+) -> Flask:
+    settings = settings or get_settings()
+    if predictor is None:
+        predictor = Predictor(settings)
+        predictor.start(background=load_in_background)
+    sink = events or LoggingSink()
+
+    app = Flask("hitl-backend")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    app.extensions["hitl"] = {"settings": settings, "predictor": predictor, "events": sink}
+
+    @app.before_request
+    def _auth() -> None:
+        if not is_authorized(request, settings):
+            raise Unauthorized("valid HTTP basic-auth credentials are required (HITL_BASIC_AUTH_*)")
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Any:
+        response = jsonify({"error": exc.description, "status": exc.code})
+        response.status_code = exc.code or 500
+        if exc.code == 401:
+            response.headers["WWW-Authenticate"] = 'Basic realm="hitl-backend"'
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Any:
+        log.exception("unhandled error on %s", request.path)
+        response = jsonify({"error": f"internal error: {type(exc).__name__}", "status": 500})
+        response.status_code = 500
+        return response
+
+    @app.get("/health")
+    def health() -> Any:
+        return jsonify(
+            {
+                "status": "UP",
+                "model_class": "HitlTextClassifier",
+                "version": __version__,
+                "encoder_ready": predictor.ready,
+                "encoder_error": predictor.load_error,
+            }
+        )
+
+    @app.post("/setup")
+    def setup() -> Any:
+        body = protocol.json_object(request)
+        project = protocol.project_of(body)
+        spec = protocol.spec_of(body.get("schema"), "schema")
+        return jsonify({"model_version": predictor.model_version(project, spec)})
+
+    @app.post("/validate")
+    def validate() -> Any:
+        body = protocol.json_object(request)
+        spec = protocol.spec_of(body.get("config"), "config")
+        return jsonify({"status": "ok", "kind": spec.kind.value, "labels": list(spec.labels)})
+
+    @app.post("/predict")
+    def predict() -> Any:
+        body = protocol.json_object(request)
+        project = protocol.project_of(body)
+        spec = protocol.spec_of(body.get("label_config"), "label_config")
+        tasks = protocol.tasks_of(body, settings.max_tasks_per_request)
+        try:
+            results = predictor.predict(project, spec, tasks)
+        except NotReady as exc:
+            raise ServiceUnavailable(str(exc)) from None
+        return jsonify(
+            {"results": results, "model_version": results[0]["model_version"] if results else None}
+        )
+
+    @app.post("/webhook")
+    def webhook() -> Any:
+        event = parse_event(protocol.json_object(request))
+        return jsonify(sink.accept(event))
+
+    @app.post("/train")
+    def train() -> Any:
+        body = protocol.json_object(request)
+        project = protocol.project_of(body)
+        event = parse_event(
+            {"action": "START_TRAINING", "project": {"id": int(project) if project.isdigit() else project}}
+        )
+        return jsonify(sink.accept(event))
+
+    @app.get("/versions")
+    def versions() -> Any:
+        project = request.args.get("project")
+        if not project:
+            return jsonify({"versions": []})
+        try:
+            key = protocol.project_of({"project": project})
+        except HTTPException:
+            raise
+        return jsonify({"versions": predictor.registry.versions(key)})
+
+    return app

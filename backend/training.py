@@ -1,0 +1,77 @@
+"""Training examples → a fitted head → a published registry version (the fast path of learning)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from backend.labeling.spec import TaskSpec
+from backend.models.encoder import TextEncoder
+from backend.models.head import LinearHead
+from backend.models.persist import write_version
+from backend.registry import Registry
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    labels: tuple[str, ...]
+    task_id: int | None = None
+    annotation_id: int | None = None
+
+
+def targets(examples: Sequence[Example], spec: TaskSpec) -> np.ndarray:
+    """Class indices (single-label) or a 0/1 matrix (multi-label) in the spec's label order."""
+    index = {label: i for i, label in enumerate(spec.labels)}
+    if spec.multi_label:
+        y = np.zeros((len(examples), len(spec.labels)), dtype=np.float32)
+        for row, ex in enumerate(examples):
+            for label in ex.labels:
+                y[row, index[label]] = 1.0
+        return y
+    return np.array([index[ex.labels[0]] for ex in examples], dtype=np.int64)
+
+
+def fingerprint(examples: Sequence[Example]) -> str:
+    """Order-independent hash of the training set: which texts with which labels."""
+    digest = hashlib.sha256()
+    for row in sorted(f"{ex.task_id}\x1f{ex.text}\x1f{'|'.join(sorted(ex.labels))}" for ex in examples):
+        digest.update(row.encode())
+        digest.update(b"\x1e")
+    return digest.hexdigest()[:16]
+
+
+def fit_head(
+    encoder: TextEncoder, spec: TaskSpec, examples: Sequence[Example], embeddings: np.ndarray | None = None
+) -> LinearHead:
+    if embeddings is None:
+        embeddings = encoder.embed([ex.text for ex in examples])
+    return LinearHead.fit(embeddings, targets(examples, spec), len(spec.labels), spec.multi_label)
+
+
+def publish_head(
+    registry: Registry,
+    project: str,
+    spec: TaskSpec,
+    encoder: TextEncoder,
+    head: LinearHead,
+    examples: Sequence[Example],
+    extra: dict[str, Any] | None = None,
+    make_current: bool = True,
+) -> str:
+    def write(folder):  # type: ignore[no-untyped-def]
+        meta = write_version(folder, head, spec, encoder)
+        meta["training"] = {
+            "kind": "head",
+            "examples": len(examples),
+            "fingerprint": fingerprint(examples),
+            "task_ids": sorted({ex.task_id for ex in examples if ex.task_id is not None}),
+        }
+        meta.update(extra or {})
+        return meta
+
+    return registry.publish(project, write, make_current=make_current)

@@ -1,0 +1,1 @@
+"""Helpers shared by the test suite: Label Studio-shaped payloads, tiny models, data loading."""

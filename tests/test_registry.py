@@ -1,0 +1,71 @@
+import json
+import threading
+
+import pytest
+
+from backend.registry import Registry, RegistryError, project_key
+
+
+def _writer(payload):
+    def write(folder):
+        (folder / "weights.bin").write_bytes(payload)
+        return {"note": payload.decode()}
+
+    return write
+
+
+def test_publish_creates_numbered_versions_and_moves_current(tmp_path):
+    registry = Registry(tmp_path)
+    assert registry.current("3") is None
+    first = registry.publish("3.1764000000", _writer(b"a"))
+    second = registry.publish("3", _writer(b"b"))
+    assert first.startswith("v1-") and second.startswith("v2-")
+    assert registry.current("3") == second
+    assert registry.versions("3") == [first, second]
+    meta = registry.meta("3", second)
+    assert meta["parent"] == first and meta["note"] == "b" and meta["project"] == "3"
+
+
+def test_failed_write_leaves_no_trace(tmp_path):
+    registry = Registry(tmp_path)
+    good = registry.publish("3", _writer(b"a"))
+
+    def broken(folder):
+        (folder / "half.bin").write_bytes(b"partial")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        registry.publish("3", broken)
+    assert registry.current("3") == good
+    assert registry.versions("3") == [good]
+    assert not list((tmp_path / "3").glob(".staging-*"))
+
+
+def test_promote_and_unknown_version(tmp_path):
+    registry = Registry(tmp_path)
+    first = registry.publish("3", _writer(b"a"))
+    registry.publish("3", _writer(b"b"))
+    registry.promote("3", first)
+    assert registry.current("3") == first
+    with pytest.raises(RegistryError):
+        registry.promote("3", "v9-nothing")
+
+
+def test_concurrent_publishes_get_distinct_versions(tmp_path):
+    registry = Registry(tmp_path)
+    made = []
+    threads = [threading.Thread(target=lambda i=i: made.append(registry.publish("5", _writer(b"%d" % i))))
+               for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(made)) == 8
+    assert len(registry.versions("5")) == 8
+    assert json.loads((tmp_path / "5" / "versions" / registry.current("5") / "meta.json").read_text())
+
+
+@pytest.mark.parametrize("bad", ["", "../etc", "a/b", None])
+def test_project_keys_are_validated(bad):
+    with pytest.raises(ValueError):
+        project_key(bad)
