@@ -155,9 +155,7 @@ class Predictor:
             )
         return [item if item is not None else {"error": "not predicted"} for item in items]
 
-    def _fill(
-        self, items: list, positions: list[int], probs: np.ndarray, serving: _Serving, spec: TaskSpec
-    ) -> None:
+    def _fill(self, items: list, positions: list[int], probs: np.ndarray, serving: _Serving, spec: TaskSpec) -> None:
         classifier = serving.classifier
         assert classifier is not None
         multi = classifier.multi_label

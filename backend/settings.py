@@ -32,9 +32,7 @@ class Settings(BaseSettings):
     batch_size: int = Field(32, ge=1, le=1024, description="Texts per forward pass.")
     torch_threads: int = Field(0, ge=0, description="torch intra-op threads; 0 = torch's default.")
     uncertainty: UncertaintyName = Field("margin", description="Measure behind the served score.")
-    multilabel_threshold: float = Field(
-        0.5, gt=0, lt=1, description="Probability above which a label is set."
-    )
+    multilabel_threshold: float = Field(0.5, gt=0, lt=1, description="Probability above which a label is set.")
 
     # Server
     host: str = Field("127.0.0.1", description="Address `hitl serve` binds to.")
@@ -45,9 +43,7 @@ class Settings(BaseSettings):
     basic_auth_password: SecretStr | None = Field(None, description="HTTP basic-auth password.")
     max_request_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest request body accepted.")
     max_tasks_per_request: int = Field(10_000, ge=1, description="Largest /predict batch accepted.")
-    model_wait_s: float = Field(
-        60.0, ge=0, description="How long /predict waits for the encoder to finish loading."
-    )
+    model_wait_s: float = Field(60.0, ge=0, description="How long /predict waits for the encoder to finish loading.")
 
     # Services
     redis_url: str | None = Field(None, description="Redis for the job queue; empty = start an embedded one.")

@@ -66,9 +66,7 @@ def uncertainty(probs: np.ndarray, measure: str, multi_label: bool = False) -> n
     try:
         return MEASURES[measure](probs)
     except KeyError:
-        raise ValueError(
-            f"unknown uncertainty measure {measure!r}; choose one of {sorted(MEASURES)}"
-        ) from None
+        raise ValueError(f"unknown uncertainty measure {measure!r}; choose one of {sorted(MEASURES)}") from None
 
 
 def served_score(probs: np.ndarray, measure: str, multi_label: bool = False) -> np.ndarray:

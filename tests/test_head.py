@@ -27,7 +27,7 @@ def test_multilabel_head_sets_independent_labels(tmp_path):
     x, y = _blobs(seed=1, k=4)
     targets = np.zeros((len(y), 4), dtype=np.float32)
     targets[np.arange(len(y)), y] = 1
-    targets[:, 3] = (y == 0)  # label 3 always accompanies label 0
+    targets[:, 3] = y == 0  # label 3 always accompanies label 0
     head = LinearHead.fit(x, targets, num_labels=4, multi_label=True)
     probs = head.proba(x)
     assert ((probs >= 0.5) == (targets == 1)).mean() > 0.9

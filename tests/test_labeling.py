@@ -1,7 +1,14 @@
 import pytest
 from label_studio_sdk.label_interface import LabelInterface
 
-from backend.labeling import TaskError, TaskKind, UnsupportedConfig, choices_result, parse_label_config, task_text
+from backend.labeling import (
+    TaskError,
+    TaskKind,
+    UnsupportedConfig,
+    choices_result,
+    parse_label_config,
+    task_text,
+)
 from backend.labeling.results import labels_from_result
 from backend.labeling.spec import spec_from_dict, spec_to_dict
 from tests.support.payloads import AG_CONFIG, MULTI_CONFIG

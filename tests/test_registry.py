@@ -54,8 +54,9 @@ def test_promote_and_unknown_version(tmp_path):
 def test_concurrent_publishes_get_distinct_versions(tmp_path):
     registry = Registry(tmp_path)
     made = []
-    threads = [threading.Thread(target=lambda i=i: made.append(registry.publish("5", _writer(b"%d" % i))))
-               for i in range(8)]
+    threads = [
+        threading.Thread(target=lambda i=i: made.append(registry.publish("5", _writer(b"%d" % i)))) for i in range(8)
+    ]
     for t in threads:
         t.start()
     for t in threads:

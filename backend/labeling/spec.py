@@ -94,9 +94,7 @@ def _parse_cached(config: str) -> TaskSpec:
         )
     data_key = target.value_name
     if not data_key:
-        raise UnsupportedConfig(
-            f'<{target.tag} name="{target.name}"> has no value="$key" naming the task data field'
-        )
+        raise UnsupportedConfig(f'<{target.tag} name="{target.name}"> has no value="$key" naming the task data field')
     labels = tuple(control.labels)
     if len(labels) < 2:
         raise UnsupportedConfig(f'<Choices name="{control.name}"> needs at least two <Choice> values')

@@ -60,9 +60,7 @@ class TextEncoder:
     def forward_ids(self, batch_ids: list[list[int]]) -> torch.Tensor:
         """One forward pass over token ids (no grad bookkeeping is up to the caller)."""
         batch = self.tokenizer.pad({"input_ids": batch_ids}, return_tensors="pt")
-        hidden = self.model(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-        ).last_hidden_state
+        hidden = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
         return mean_pool(hidden, batch["attention_mask"])
 
     def save(self, directory: Path) -> None:

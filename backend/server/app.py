@@ -94,9 +94,7 @@ def create_app(
             results = predictor.predict(project, spec, tasks)
         except NotReady as exc:
             raise ServiceUnavailable(str(exc)) from None
-        return jsonify(
-            {"results": results, "model_version": results[0]["model_version"] if results else None}
-        )
+        return jsonify({"results": results, "model_version": results[0]["model_version"] if results else None})
 
     @app.post("/webhook")
     def webhook() -> Any:

@@ -19,7 +19,5 @@ def is_authorized(request: Request, settings: Settings) -> bool:
         return False
     assert settings.basic_auth_user is not None and settings.basic_auth_password is not None
     user_ok = hmac.compare_digest(auth.username.encode(), settings.basic_auth_user.encode())
-    password_ok = hmac.compare_digest(
-        auth.password.encode(), settings.basic_auth_password.get_secret_value().encode()
-    )
+    password_ok = hmac.compare_digest(auth.password.encode(), settings.basic_auth_password.get_secret_value().encode())
     return user_ok and password_ok

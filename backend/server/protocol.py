@@ -43,7 +43,5 @@ def tasks_of(body: dict[str, Any], limit: int) -> list[Any]:
     if not isinstance(tasks, list):
         raise BadRequest("'tasks' must be a list of Label Studio tasks")
     if len(tasks) > limit:
-        raise BadRequest(
-            f"{len(tasks)} tasks in one request; the limit is {limit} (HITL_MAX_TASKS_PER_REQUEST)"
-        )
+        raise BadRequest(f"{len(tasks)} tasks in one request; the limit is {limit} (HITL_MAX_TASKS_PER_REQUEST)")
     return tasks

@@ -82,9 +82,7 @@ def annotation_event(action: str = "ANNOTATION_CREATED", project: int = 7, task:
         "action": action,
         "annotation": {
             "id": annotation,
-            "result": [
-                {"from_name": "topic", "to_name": "text", "type": "choices", "value": {"choices": ["Sports"]}}
-            ],
+            "result": [{"from_name": "topic", "to_name": "text", "type": "choices", "value": {"choices": ["Sports"]}}],
             "task": task,
             "project": project,
             "completed_by": 1,

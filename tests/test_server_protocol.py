@@ -1,0 +1,246 @@
+"""The Flask app driven with Label Studio-shaped payloads (tests/support/payloads.py says where from)."""
+
+import base64
+import json
+
+import numpy as np
+import pytest
+from label_studio_sdk.label_interface import LabelInterface
+from pydantic import SecretStr
+
+from backend.labeling import parse_label_config
+from backend.labeling.spec import spec_to_dict
+from backend.predictor import Predictor
+from backend.registry import COLD_START
+from backend.server import create_app
+from backend.training import Example, fit_head, publish_head
+from tests.support.payloads import (
+    AG_CONFIG,
+    MULTI_CONFIG,
+    PROJECT_UID,
+    annotation_event,
+    ls_task,
+    predict_body,
+    setup_body,
+)
+
+TEXTS = [
+    "The match ended in a draw",
+    "Stocks fell sharply today",
+    "New chip doubles speed",
+    "Talks in Geneva",
+]
+LABELS = ["Sports", "Business", "Sci/Tech", "World"]
+
+
+def _train(predictor: Predictor, config: str = AG_CONFIG, project: str = "7") -> str:
+    spec = parse_label_config(config)
+    examples = [Example(t, (label,), i) for i, (t, label) in enumerate(zip(TEXTS * 5, LABELS * 5, strict=True))]
+    encoder = predictor.encoder()
+    head = fit_head(encoder, spec, examples)
+    return publish_head(predictor.registry, project, spec, encoder, head, examples)
+
+
+@pytest.fixture
+def client(settings, predictor):
+    return create_app(settings, predictor=predictor).test_client()
+
+
+def test_health_and_setup_answer_in_cold_start(client):
+    health = client.get("/health")
+    assert health.status_code == 200 and health.json["status"] == "UP"
+    setup = client.post("/setup", json=setup_body())
+    assert setup.status_code == 200
+    assert setup.json == {"model_version": COLD_START}
+
+
+def test_cold_start_returns_no_pre_annotation(client):
+    tasks = [ls_task(i, {"text": t}) for i, t in enumerate(TEXTS)]
+    response = client.post("/predict", json=predict_body(tasks))
+    assert response.status_code == 200
+    results = response.json["results"]
+    assert len(results) == len(tasks)
+    assert all(r == {"result": [], "score": 0.0, "model_version": COLD_START} for r in results)
+
+
+def test_trained_version_serves_valid_predictions_with_scores(client, predictor):
+    version = _train(predictor)
+    assert client.post("/setup", json=setup_body()).json == {"model_version": version}
+    tasks = [ls_task(i, {"text": t}) for i, t in enumerate(TEXTS)]
+    results = client.post("/predict", json=predict_body(tasks)).json["results"]
+    interface = LabelInterface(AG_CONFIG)
+    for item in results:
+        assert item["model_version"] == version
+        assert 0.0 <= item["score"] <= 1.0
+        assert set(item["uncertainty"]) == {"least_confidence", "margin", "entropy"}
+        assert item["score"] == pytest.approx(1 - item["uncertainty"]["margin"], abs=1e-5)
+        assert len(item["result"]) == 1
+        assert interface.validate_prediction({"result": item["result"]}, return_errors=True) == []
+
+
+def test_multilabel_predictions_validate(settings, predictor):
+    version = _train(predictor, MULTI_CONFIG)
+    client = create_app(settings, predictor=predictor).test_client()
+    tasks = [ls_task(i, {"text": t}) for i, t in enumerate(TEXTS)]
+    results = client.post("/predict", json=predict_body(tasks, MULTI_CONFIG)).json["results"]
+    interface = LabelInterface(MULTI_CONFIG)
+    assert all(r["model_version"] == version for r in results)
+    for item in results:
+        assert interface.validate_prediction({"result": item["result"]}, return_errors=True) == []
+        assert set(item["uncertainty"]) == {"multilabel"}
+
+
+def test_new_version_is_served_without_restart(client, predictor):
+    first = _train(predictor)
+    body = predict_body([ls_task(1, {"text": TEXTS[0]})])
+    assert client.post("/predict", json=body).json["results"][0]["model_version"] == first
+    second = _train(predictor)
+    assert client.post("/predict", json=body).json["results"][0]["model_version"] == second
+    assert client.post("/setup", json=setup_body()).json["model_version"] == second
+
+
+def test_version_for_other_labels_is_not_served(client, predictor):
+    _train(predictor)  # trained on AG_CONFIG's labels
+    other = AG_CONFIG.replace('<Choice value="World"/>', '<Choice value="Politics"/>')
+    assert client.post("/setup", json=setup_body(other)).json == {"model_version": COLD_START}
+    item = client.post("/predict", json=predict_body([ls_task(1, {"text": "x y"})], other)).json["results"][0]
+    assert item["result"] == [] and item["model_version"] == COLD_START
+
+
+def test_bad_tasks_fail_alone_and_keep_positions(client, predictor):
+    version = _train(predictor)
+    tasks = [
+        ls_task(1, {"text": TEXTS[0]}),
+        ls_task(2, {"body": "wrong key"}),
+        ls_task(3, {"text": 12345}),
+        ls_task(4, {"text": "   "}),
+        "not a task",
+        ls_task(6, {"text": "word " * 200_000}),  # ~1 MB of text: truncated, still served
+        ls_task(7, {"text": TEXTS[1]}),
+    ]
+    response = client.post("/predict", json=predict_body(tasks))
+    assert response.status_code == 200
+    results = response.json["results"]
+    assert len(results) == len(tasks)
+    served = [i for i, r in enumerate(results) if "result" in r]
+    assert served == [0, 5, 6]
+    assert all(results[i]["model_version"] == version for i in served)
+    assert "no key 'text'" in results[1]["error"] and "task 2" in results[1]["error"]
+    assert "must be a string" in results[2]["error"]
+    assert "is empty" in results[3]["error"]
+    assert "JSON object" in results[4]["error"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "message"),
+    [
+        ({"data": "{not json", "content_type": "application/json"}, 400, "must be JSON"),
+        ({"json": [1, 2]}, 400, "JSON object"),
+        ({"json": {"project": PROJECT_UID, "label_config": AG_CONFIG}}, 400, "'tasks' must be a list"),
+        ({"json": {"tasks": [], "label_config": AG_CONFIG}}, 400, "'project' is missing"),
+        ({"json": {"tasks": [], "project": PROJECT_UID}}, 400, "'label_config' is missing"),
+        ({"json": predict_body([], "<View><Text name='t' value='$t'/></View>")}, 422, "no <Choices>"),
+        (
+            {
+                "json": predict_body(
+                    [],
+                    '<View><Text name="t" value="$t"/><Labels name="l" toName="t"><Label value="A"/></Labels></View>',
+                )
+            },
+            422,
+            '<Labels name="l">',
+        ),
+        ({"json": {"tasks": [], "project": "../../x", "label_config": AG_CONFIG}}, 400, "project must look"),
+    ],
+)
+def test_malformed_predict_requests_get_4xx_with_message(client, kwargs, status, message):
+    response = client.post("/predict", **kwargs)
+    assert response.status_code == status
+    assert message in response.json["error"]
+
+
+def test_limits_on_batch_and_body_size(settings, predictor):
+    small = settings.model_copy(update={"max_tasks_per_request": 3, "max_request_bytes": 4096})
+    client = create_app(small, predictor=predictor).test_client()
+    too_many = client.post("/predict", json=predict_body([ls_task(i, {"text": "a"}) for i in range(4)]))
+    assert too_many.status_code == 400 and "limit is 3" in too_many.json["error"]
+    too_big = client.post("/predict", json=predict_body([ls_task(1, {"text": "a" * 10_000})]))
+    assert too_big.status_code == 413 and "error" in too_big.json
+
+
+def test_predict_waits_then_answers_503_when_the_encoder_is_missing(tmp_path, settings):
+    broken = settings.model_copy(update={"model_name": str(tmp_path / "no-such-model"), "model_wait_s": 5})
+    predictor = Predictor(broken)
+    predictor.start(background=False)
+    client = create_app(broken, predictor=predictor).test_client()
+    assert client.get("/health").json["encoder_ready"] is False
+    assert "no-such-model" in client.get("/health").json["encoder_error"]
+    # cold start needs no encoder, so it still serves
+    assert client.post("/predict", json=predict_body([ls_task(1, {"text": "a"})])).status_code == 200
+    spec = spec_to_dict(parse_label_config(AG_CONFIG))
+    predictor.registry.publish("7", lambda folder: {"spec": spec, "encoder": {"source": "base"}})
+    response = client.post("/predict", json=predict_body([ls_task(1, {"text": "a"})]))
+    assert response.status_code == 503 and "could not load encoder" in response.json["error"]
+
+
+def test_setup_does_not_wait_for_the_encoder(settings):
+    predictor = Predictor(settings)  # never started: the encoder is not loaded
+    client = create_app(settings, predictor=predictor).test_client()
+    assert client.get("/health").json["encoder_ready"] is False
+    assert client.post("/setup", json=setup_body()).json == {"model_version": COLD_START}
+
+
+def test_basic_auth_guards_everything_but_health(settings, predictor):
+    guarded = settings.model_copy(update={"basic_auth_user": "ls", "basic_auth_password": SecretStr("s3cret")})
+    client = create_app(guarded, predictor=predictor).test_client()
+    good = {"Authorization": "Basic " + base64.b64encode(b"ls:s3cret").decode()}
+    bad = {"Authorization": "Basic " + base64.b64encode(b"ls:wrong").decode()}
+    assert client.get("/health").status_code == 200
+    calls = [
+        ("post", "/setup", setup_body()),
+        ("post", "/predict", predict_body([ls_task(1, {"text": "a"})])),
+        ("post", "/webhook", annotation_event()),
+        ("post", "/train", {"project": PROJECT_UID}),
+        ("post", "/validate", {"config": AG_CONFIG}),
+        ("get", "/versions", None),
+    ]
+    for method, path, body in calls:
+        for headers in ({}, bad):
+            response = getattr(client, method)(path, json=body, headers=headers)
+            assert response.status_code == 401, path
+            assert "WWW-Authenticate" in response.headers
+        assert getattr(client, method)(path, json=body, headers=good).status_code == 200, path
+
+
+def test_webhook_accepts_events_and_rejects_malformed(client):
+    ok = client.post("/webhook", json=annotation_event())
+    assert ok.status_code == 200 and ok.json["action"] == "ANNOTATION_CREATED"
+    assert client.post("/webhook", json={"action": "PROJECT_UPDATED", "project": {"id": 7}}).status_code == 200
+    for body, message in [
+        ({"project": {"id": 7}}, "'action'"),
+        ({"action": "ANNOTATION_CREATED"}, "no project id"),
+        ({"action": "ANNOTATION_CREATED", "project": {"id": "seven"}}, "must be an integer"),
+    ]:
+        response = client.post("/webhook", json=body)
+        assert response.status_code == 400 and message in response.json["error"]
+    assert client.post("/webhook", data="[]", content_type="application/json").status_code == 400
+
+
+def test_validate_and_versions(client, predictor):
+    assert client.post("/validate", json={"config": AG_CONFIG}).json["labels"] == list(
+        parse_label_config(AG_CONFIG).labels
+    )
+    assert client.post("/validate", json={"config": "<View/>"}).status_code == 422
+    version = _train(predictor)
+    assert client.get("/versions?project=" + PROJECT_UID).json == {"versions": [version]}
+    assert client.get("/nope").status_code == 404 and "error" in client.get("/nope").json
+
+
+def test_scores_rank_uncertain_tasks_first(client, predictor):
+    _train(predictor)
+    tasks = [ls_task(i, {"text": t}) for i, t in enumerate(TEXTS * 2)]
+    results = client.post("/predict", json=predict_body(tasks)).json["results"]
+    margins = np.array([r["uncertainty"]["margin"] for r in results])
+    scores = np.array([r["score"] for r in results])
+    assert list(np.argsort(scores, kind="stable")) == list(np.argsort(-margins, kind="stable"))
+    assert json.dumps(results)  # plain JSON, nothing numpy-typed leaks
