@@ -19,6 +19,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(get_settings(), host=args.host, port=args.port, workers=args.workers, dev=args.dev)
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    from backend.jobs.worker import run_worker
+
+    return run_worker(get_settings(), burst=args.burst)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from backend.services.supervisor import run_all
+
+    return run_all(get_settings(), workers=args.workers, serve_workers=args.serve_workers)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from backend import models_cli
+
+    return models_cli.run(args, get_settings())
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from backend.bench import run_bench
+
+    return run_bench(args, get_settings())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hitl",
@@ -33,6 +57,27 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1, help="gunicorn worker processes (default 1)")
     serve.add_argument("--dev", action="store_true", help="Flask's development server instead of gunicorn")
     serve.set_defaults(func=cmd_serve)
+
+    run = sub.add_parser(
+        "run", help="the main job: Redis (embedded unless HITL_REDIS_URL is set), RQ worker(s) and the server"
+    )
+    run.add_argument("--workers", type=int, default=1, help="RQ worker processes (default 1)")
+    run.add_argument("--serve-workers", type=int, default=1, help="gunicorn worker processes (default 1)")
+    run.set_defaults(func=cmd_run)
+
+    worker = sub.add_parser("worker", help="run an RQ worker for retrain jobs (needs HITL_REDIS_URL)")
+    worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    worker.set_defaults(func=cmd_worker)
+
+    from backend import models_cli
+
+    models_cli.add_parser(sub)
+    sub.choices["models"].set_defaults(func=cmd_models)
+
+    from backend.bench import add_parser as add_bench
+
+    add_bench(sub)
+    sub.choices["bench"].set_defaults(func=cmd_bench)
     return parser
 
 

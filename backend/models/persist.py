@@ -46,7 +46,7 @@ def load_version(folder: Path, meta: dict[str, Any], spec: TaskSpec, base: TextE
         )
     info = meta["encoder"]
     if info["source"] == "version":
-        encoder = load_encoder(str(folder / ENCODER_DIR), max_length=base.max_length, batch_size=base.batch_size)
+        encoder = load_encoder(str(folder / ENCODER_DIR), base.max_length, base.batch_size, base.precision)
     else:
         if info["identity"] != base.identity:
             raise IncompatibleVersion(

@@ -17,7 +17,7 @@ from backend import __version__
 from backend.predictor import NotReady, Predictor
 from backend.server import protocol
 from backend.server.auth import is_authorized
-from backend.server.events import EventSink, LoggingSink, parse_event
+from backend.server.events import EventSink, LoggingSink, QueueSink, parse_event
 from backend.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ def create_app(
     if predictor is None:
         predictor = Predictor(settings)
         predictor.start(background=load_in_background)
-    sink = events or LoggingSink()
+    sink = events or _default_sink(settings)
 
     app = Flask("hitl-backend")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
@@ -42,7 +42,7 @@ def create_app(
     @app.before_request
     def _auth() -> None:
         if not is_authorized(request, settings):
-            raise Unauthorized("valid HTTP basic-auth credentials are required (HITL_BASIC_AUTH_*)")
+            raise Unauthorized("valid credentials are required: HTTP basic auth, or the webhook secret header")
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
@@ -122,3 +122,13 @@ def create_app(
         return jsonify({"versions": predictor.registry.versions(key)})
 
     return app
+
+
+def _default_sink(settings: Settings) -> EventSink:
+    if not settings.redis_url:
+        log.warning("HITL_REDIS_URL is not set: webhook events are logged, not turned into retrains")
+        return LoggingSink()
+    from backend.audit import AuditStore
+    from backend.jobs.queue import RetrainQueue
+
+    return QueueSink(RetrainQueue(settings), AuditStore.from_settings(settings))

@@ -91,3 +91,35 @@ class LoggingSink:
     def accept(self, event: Event) -> dict[str, Any]:
         log.info("webhook %s project=%s annotations=%s", event.action, event.project_id, event.annotation_ids)
         return {"status": "recorded" if event.triggers_training else "ignored", "action": event.action}
+
+
+class QueueSink:
+    """Records every event in the audit store and turns training events into coalesced retrains."""
+
+    def __init__(self, queue: Any, audit: Any | None = None) -> None:
+        self.queue = queue
+        self.audit = audit
+
+    def accept(self, event: Event) -> dict[str, Any]:
+        from redis import RedisError
+        from werkzeug.exceptions import ServiceUnavailable
+
+        answer: dict[str, Any] = {"action": event.action, "project": event.project_id}
+        if not event.triggers_training or event.project_id is None:
+            answer["status"] = "ignored"
+        else:
+            try:
+                request = self.queue.request(event.project_id, reason=event.action)
+            except RedisError as exc:
+                self._record(event, "queue unavailable")
+                raise ServiceUnavailable(f"the job queue is unavailable ({type(exc).__name__}); retry later") from None
+            answer.update(status=request.status, job_id=request.job_id)
+        self._record(event, answer["status"])
+        return answer
+
+    def _record(self, event: Event, outcome: str) -> None:
+        if self.audit is not None:
+            try:
+                self.audit.record_event(event.action, event.project_id, event.annotation_ids, outcome)
+            except Exception:  # the audit trail must not turn an accepted event into an error
+                log.exception("could not record webhook event in the audit store")

@@ -1,0 +1,199 @@
+"""Append-only audit trail: every correction, every webhook event, every model version and its gate.
+
+SQLite under HITL_DATA_DIR by default; PostgreSQL when HITL_AUDIT_DB_URL is a ``postgresql://``
+URL. Rows are only ever inserted; re-recording the same annotation revision is a no-op, so a
+retrain that pulls everything again does not duplicate history.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS corrections (
+        project_id INTEGER NOT NULL,
+        task_id INTEGER NOT NULL,
+        annotation_id INTEGER NOT NULL,
+        annotator TEXT,
+        annotated_at TEXT NOT NULL,
+        recorded_at DOUBLE PRECISION NOT NULL,
+        prediction_model_version TEXT,
+        prediction_score DOUBLE PRECISION,
+        prediction_result TEXT,
+        final_result TEXT NOT NULL,
+        changed BOOLEAN,
+        rationale TEXT,
+        PRIMARY KEY (annotation_id, annotated_at)
+    )""",
+    """CREATE TABLE IF NOT EXISTS events (
+        received_at DOUBLE PRECISION NOT NULL,
+        action TEXT NOT NULL,
+        project_id INTEGER,
+        annotation_ids TEXT,
+        outcome TEXT
+    )""",
+    """CREATE TABLE IF NOT EXISTS model_versions (
+        project_id INTEGER NOT NULL,
+        version TEXT NOT NULL,
+        recorded_at DOUBLE PRECISION NOT NULL,
+        kind TEXT NOT NULL,
+        published BOOLEAN NOT NULL,
+        examples INTEGER,
+        fingerprint TEXT,
+        metrics TEXT,
+        gate TEXT,
+        PRIMARY KEY (project_id, version)
+    )""",
+]
+
+
+@dataclass(frozen=True)
+class Correction:
+    project_id: int
+    task_id: int
+    annotation_id: int
+    annotator: str | None
+    annotated_at: str
+    prediction_model_version: str | None
+    prediction_score: float | None
+    prediction_result: list[Any] | None
+    final_result: list[Any]
+    changed: bool | None
+    rationale: str | None
+
+
+class AuditStore:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.postgres = url.startswith(("postgresql://", "postgres://"))
+        self._local = threading.local()
+        with self._conn() as conn:
+            for statement in SCHEMA:
+                conn.execute(statement)
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> AuditStore:
+        if settings.audit_db_url:
+            return cls(settings.audit_db_url)
+        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+        return cls(str(Path(settings.data_dir).resolve() / "audit.sqlite3"))
+
+    # connections -----------------------------------------------------------------------------
+    def _connect(self) -> Any:
+        if self.postgres:
+            import psycopg
+
+            return psycopg.connect(self.url, autocommit=False)
+        conn = sqlite3.connect(self.url, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    def _conn(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+        return _Tx(conn, self.postgres)
+
+    def _sql(self, statement: str) -> str:
+        return statement.replace("?", "%s") if self.postgres else statement
+
+    # writing ---------------------------------------------------------------------------------
+    def record_corrections(self, corrections: Iterable[Correction]) -> int:
+        rows = [
+            (
+                c.project_id, c.task_id, c.annotation_id, c.annotator, c.annotated_at, time.time(),
+                c.prediction_model_version, c.prediction_score, _dump(c.prediction_result), _dump(c.final_result),
+                c.changed, c.rationale,
+            )
+            for c in corrections
+        ]  # fmt: skip
+        if not rows:
+            return 0
+        statement = self._sql(
+            "INSERT INTO corrections VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT (annotation_id, annotated_at) DO NOTHING"
+        )
+        with self._conn() as conn:
+            before = self._count(conn, "corrections")
+            conn.cursor().executemany(statement, rows)
+            return self._count(conn, "corrections") - before
+
+    def record_event(self, action: str, project_id: int | None, annotation_ids: Sequence[int], outcome: str) -> None:
+        with self._conn() as conn:
+            conn.execute(
+                self._sql("INSERT INTO events VALUES (?,?,?,?,?)"),
+                (time.time(), action, project_id, json.dumps(list(annotation_ids)), outcome),
+            )
+
+    def record_version(
+        self,
+        project_id: int,
+        version: str,
+        kind: str,
+        published: bool,
+        examples: int,
+        fingerprint: str,
+        metrics: dict[str, Any],
+        gate: dict[str, Any],
+    ) -> None:
+        with self._conn() as conn:
+            conn.execute(
+                self._sql("INSERT INTO model_versions VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING"),
+                (project_id, version, time.time(), kind, published, examples, fingerprint, _dump(metrics), _dump(gate)),
+            )
+
+    # reading ---------------------------------------------------------------------------------
+    def corrections(self, project_id: int) -> list[dict[str, Any]]:
+        return self._select("SELECT * FROM corrections WHERE project_id = ? ORDER BY annotated_at", project_id)
+
+    def versions(self, project_id: int) -> list[dict[str, Any]]:
+        return self._select("SELECT * FROM model_versions WHERE project_id = ? ORDER BY recorded_at", project_id)
+
+    def events(self, project_id: int) -> list[dict[str, Any]]:
+        return self._select("SELECT * FROM events WHERE project_id = ? ORDER BY received_at", project_id)
+
+    def _select(self, statement: str, *params: Any) -> list[dict[str, Any]]:
+        with self._conn() as conn:
+            cursor = conn.execute(self._sql(statement), params)
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    @staticmethod
+    def _count(conn: Any, table: str) -> int:
+        return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+
+class _Tx:
+    """One transaction on a per-thread connection; sqlite runs in autocommit, so BEGIN explicitly."""
+
+    def __init__(self, conn: Any, postgres: bool) -> None:
+        self.conn = conn
+        self.postgres = postgres
+
+    def __enter__(self) -> Any:
+        if not self.postgres:
+            self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is None:
+            self.conn.commit() if self.postgres else self.conn.execute("COMMIT")
+        else:
+            self.conn.rollback() if self.postgres else self.conn.execute("ROLLBACK")
+
+
+def _dump(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, sort_keys=True)
+
+
+def as_dict(correction: Correction) -> dict[str, Any]:
+    return asdict(correction)

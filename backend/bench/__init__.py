@@ -1,0 +1,28 @@
+"""``hitl bench``: benchmarks that print medians and ratios against a baseline measured in the same run."""
+
+from __future__ import annotations
+
+import argparse
+
+from backend.settings import Settings
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    bench = sub.add_parser("bench", help="benchmarks (print medians; the last line holds the ratios)")
+    bsub = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCH")
+    predict = bsub.add_parser(
+        "predict", help="/predict throughput over real HTTP vs the raw forward pass and a one-task-at-a-time loop"
+    )
+    predict.add_argument("--data", help="datasets folder (default: ../shared/data or HITL_SHARED_DATA)")
+    predict.add_argument("--batches", type=int, default=8, help="batches of --batch-size texts per round (8)")
+    predict.add_argument("--batch-size", type=int, default=64, help="tasks per /predict request (64)")
+    predict.add_argument("--rounds", type=int, default=5, help="repetitions; medians are reported (5)")
+    predict.add_argument("--naive-tasks", type=int, default=128, help="tasks timed for the naive loop (128)")
+
+
+def run_bench(args: argparse.Namespace, settings: Settings) -> int:
+    if args.bench_command == "predict":
+        from backend.bench.predict import bench_predict
+
+        return bench_predict(args, settings)
+    raise SystemExit(f"unknown bench {args.bench_command}")

@@ -1,0 +1,1 @@
+"""RQ jobs: the retrain pipeline, its coalescing queue, and the worker that runs them."""

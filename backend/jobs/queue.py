@@ -1,0 +1,70 @@
+"""Coalesced retrain requests on RQ.
+
+At most one retrain per project waits in the queue: the first event of a burst enqueues a job
+and sets a pending flag; later events only bump a counter. The job clears the flag when it starts
+pulling annotations, so an event that arrives while it trains enqueues the next job and no
+correction is ever left out.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from rq import Queue, Retry
+
+from backend.settings import Settings
+
+PENDING = "hitl:retrain:pending:{project}"
+EVENTS = "hitl:retrain:events:{project}"
+
+
+@dataclass(frozen=True)
+class RetrainRequest:
+    status: str  # "queued" or "coalesced"
+    project_id: int
+    job_id: str | None
+
+
+def connect(settings: Settings) -> redis.Redis:
+    if not settings.redis_url:
+        raise RuntimeError("HITL_REDIS_URL is not set: start Redis or use `hitl run`, which embeds one")
+    return redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=10)
+
+
+class RetrainQueue:
+    def __init__(self, settings: Settings, connection: redis.Redis | None = None) -> None:
+        self.settings = settings
+        self.connection = connection or connect(settings)
+        self.queue = Queue(settings.queue_name, connection=self.connection)
+
+    def request(self, project_id: int, kind: str = "head", reason: str = "") -> RetrainRequest:
+        key = PENDING.format(project=f"{project_id}:{kind}")
+        self.connection.incr(EVENTS.format(project=project_id))
+        # The flag expires on its own so a job lost with its worker cannot block retrains forever.
+        ttl = int(self.settings.job_timeout_s * 2 + self.settings.retrain_debounce_s + 60)
+        if not self.connection.set(key, time.time(), nx=True, ex=ttl):
+            return RetrainRequest("coalesced", project_id, None)
+        job = self.queue.enqueue_call(
+            "backend.jobs.retrain.retrain_job",
+            kwargs={"project_id": project_id, "kind": kind, "reason": reason},
+            timeout=self.settings.job_timeout_s,
+            retry=Retry(max=self.settings.job_retries, interval=self.settings.job_retry_intervals_s),
+            failure_ttl=7 * 24 * 3600,
+            result_ttl=24 * 3600,
+            description=f"retrain project {project_id} ({kind})",
+        )
+        return RetrainRequest("queued", project_id, job.id)
+
+    def pending_since(self, project_id: int, kind: str) -> float | None:
+        value = self.connection.get(PENDING.format(project=f"{project_id}:{kind}"))
+        return float(value) if value else None
+
+    def take(self, project_id: int, kind: str) -> None:
+        """Called by the job as it starts reading Label Studio: later events need a new job."""
+        self.connection.delete(PENDING.format(project=f"{project_id}:{kind}"))
+
+    def stats(self) -> dict[str, Any]:
+        return {"queued": self.queue.count, "name": self.queue.name}

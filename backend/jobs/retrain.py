@@ -1,0 +1,187 @@
+"""The retrain job: pull annotations from Label Studio, train, evaluate, gate, publish.
+
+This is the whole path of a correction after its webhook: ``server/events.py`` enqueues
+(``jobs/queue.py``), this job builds the training set (``dataset.py``), trains (``training.py`` or
+``models/finetune.py``), compares with the serving version (``gate.py``) and publishes
+(``registry.py``); the server serves the new version on its next request (``predictor.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from backend.audit import AuditStore
+from backend.dataset import build_dataset, split
+from backend.gate import decide, evaluate
+from backend.labeling import parse_label_config
+from backend.labelstudio import LabelStudioClient
+from backend.models.embedding_cache import EmbeddingCache
+from backend.models.encoder import TextEncoder, default_encoder_path, load_encoder
+from backend.models.finetune import finetune
+from backend.models.head import LinearHead
+from backend.models.persist import IncompatibleVersion, load_version, write_version
+from backend.registry import Registry, RegistryError
+from backend.settings import Settings, get_settings
+from backend.training import fingerprint, targets
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerContext:
+    """What a worker process keeps between jobs: the encoder, its embedding cache, the stores."""
+
+    settings: Settings
+    encoder: TextEncoder
+    cache: EmbeddingCache
+    registry: Registry
+    audit: AuditStore
+
+    @classmethod
+    def create(cls, settings: Settings) -> WorkerContext:
+        encoder = load_encoder(
+            settings.model_name or default_encoder_path(), settings.max_length, settings.batch_size, settings.precision
+        )
+        return cls(
+            settings=settings,
+            encoder=encoder,
+            cache=EmbeddingCache(settings.data_dir / "cache", encoder),
+            registry=Registry(settings.registry_dir),
+            audit=AuditStore.from_settings(settings),
+        )
+
+    def label_studio(self) -> LabelStudioClient:
+        key = self.settings.label_studio_api_key
+        return LabelStudioClient(self.settings.label_studio_url, key.get_secret_value() if key else None)
+
+
+_context: WorkerContext | None = None
+
+
+def context() -> WorkerContext:
+    global _context
+    if _context is None:
+        _context = WorkerContext.create(get_settings())
+    return _context
+
+
+def retrain_job(project_id: int, kind: str = "head", reason: str = "") -> dict[str, Any]:
+    """RQ entry point: wait out the debounce window, then retrain on everything Label Studio has."""
+    from backend.jobs.queue import RetrainQueue
+
+    ctx = context()
+    queue = RetrainQueue(ctx.settings)
+    since = queue.pending_since(project_id, kind)
+    if since is not None:
+        delay = since + ctx.settings.retrain_debounce_s - time.time()
+        if delay > 0:
+            time.sleep(delay)
+    queue.take(project_id, kind)
+    return retrain(ctx, project_id, kind)
+
+
+def retrain(ctx: WorkerContext, project_id: int, kind: str = "head") -> dict[str, Any]:
+    started = time.perf_counter()
+    settings = ctx.settings
+    ls = ctx.label_studio()
+    spec = parse_label_config(ls.label_config(project_id))
+    data = build_dataset(project_id, ls.annotated_tasks(project_id), spec, settings.max_text_chars)
+    new_corrections = ctx.audit.record_corrections(data.corrections)
+    pulled_s = time.perf_counter() - started
+    summary: dict[str, Any] = {
+        "project_id": project_id,
+        "kind": kind,
+        "examples": len(data.examples),
+        "skipped": dict(data.skipped),
+        "new_corrections": new_corrections,
+    }
+    distinct = {label for ex in data.examples for label in ex.labels}
+    if len(data.examples) < settings.min_train_examples or len(distinct) < 2:
+        summary.update(published=False, reason=f"need >= {settings.min_train_examples} examples and 2 labels")
+        log.info("project %s: not training yet: %s", project_id, summary)
+        return summary
+
+    train, held = split(data.examples, settings.holdout_fraction)
+    if len(train) < 2 or len({lb for ex in train for lb in ex.labels}) < 2:
+        train, held = list(data.examples), []
+    texts_train = [ex.text for ex in train]
+
+    encoder = ctx.encoder
+    if kind == "full":
+        encoder = finetune(ctx.encoder, spec, train, epochs=settings.finetune_epochs, seed=0)
+        x_train = encoder.embed(texts_train)
+        x_held = encoder.embed([ex.text for ex in held])
+    else:
+        x_train = ctx.cache.embed(texts_train)
+        x_held = ctx.cache.embed([ex.text for ex in held])
+    candidate = LinearHead.fit(x_train, targets(train, spec), len(spec.labels), spec.multi_label)
+    candidate_metrics = evaluate(candidate.proba(x_held), held, spec, settings.multilabel_threshold)
+
+    serving_version, serving_metrics = _serving_metrics(ctx, project_id, spec, held)
+    gate = decide(candidate_metrics, serving_metrics, serving_version, settings.gate_margin, settings.gate_min_eval)
+    trained_s = time.perf_counter() - started
+    summary.update(gate=gate.as_dict(), metrics=candidate_metrics)
+    fp = fingerprint(data.examples)
+    if not gate.passed:
+        ctx.audit.record_version(project_id, f"rejected-{int(time.time())}", kind, False, len(data.examples), fp,
+                                 candidate_metrics, gate.as_dict())  # fmt: skip
+        summary.update(published=False, reason=gate.reason)
+        log.info("project %s: candidate rejected: %s", project_id, gate.reason)
+        return summary
+
+    # Ship a head fitted on every annotation (held-out ones too): the gate has already spoken.
+    if kind == "full":
+        x_all = np.concatenate([x_train, x_held]) if len(held) else x_train
+        ordered = train + held
+    else:
+        ordered = data.examples
+        x_all = ctx.cache.embed([ex.text for ex in ordered])
+    final = LinearHead.fit(x_all, targets(ordered, spec), len(spec.labels), spec.multi_label)
+
+    def write(folder):  # type: ignore[no-untyped-def]
+        meta = write_version(folder, final, spec, encoder, fine_tuned=kind == "full")
+        meta.update(
+            metrics=candidate_metrics,
+            gate=gate.as_dict(),
+            training={
+                "kind": kind,
+                "examples": len(data.examples),
+                "train_examples": len(train),
+                "heldout_examples": len(held),
+                "fingerprint": fp,
+                "task_ids": sorted(ex.task_id for ex in data.examples if ex.task_id is not None),
+                "annotation_ids": sorted(ex.annotation_id for ex in data.examples if ex.annotation_id is not None),
+                "pull_s": round(pulled_s, 3),
+                "train_s": round(trained_s - pulled_s, 3),
+            },
+        )
+        return meta
+
+    version = ctx.registry.publish(str(project_id), write)
+    ctx.audit.record_version(project_id, version, kind, True, len(data.examples), fp, candidate_metrics,
+                             gate.as_dict())  # fmt: skip
+    summary.update(published=True, version=version, seconds=round(time.perf_counter() - started, 3))
+    log.info("project %s: published %s (%s)", project_id, version, gate.reason)
+    return summary
+
+
+def _serving_metrics(ctx: WorkerContext, project_id: int, spec, held):  # type: ignore[no-untyped-def]
+    current = ctx.registry.current(str(project_id))
+    if current is None:
+        return None, None
+    try:
+        folder = ctx.registry.version_dir(str(project_id), current)
+        classifier = load_version(folder, ctx.registry.meta(str(project_id), current), spec, ctx.encoder)
+    except (IncompatibleVersion, RegistryError, OSError, KeyError, ValueError) as exc:
+        log.info("project %s: serving version %s not comparable: %s", project_id, current, exc)
+        return None, None
+    if classifier.encoder is ctx.encoder:
+        probs = classifier.head.proba(ctx.cache.embed([ex.text for ex in held]))
+    else:
+        probs = classifier.predict_proba([ex.text for ex in held])
+    return current, evaluate(probs, held, spec, ctx.settings.multilabel_threshold)

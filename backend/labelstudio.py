@@ -1,0 +1,112 @@
+"""The one place that talks to Label Studio's API, through label-studio-sdk.
+
+Label Studio is the source of truth for annotations: the worker pulls them from here every
+retrain, so a lost webhook or a flushed Redis delays learning but never loses a correction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from label_studio_sdk import LabelStudio
+
+log = logging.getLogger(__name__)
+
+
+ANNOTATED_QUERY = json.dumps(
+    {
+        "filters": {
+            "conjunction": "and",
+            "items": [
+                {"filter": "filter:tasks:total_annotations", "operator": "greater", "type": "Number", "value": 0}
+            ],
+        }
+    }
+)
+
+
+class LabelStudioNotConfigured(RuntimeError):
+    pass
+
+
+def _plain(obj: Any) -> Any:
+    """SDK models → plain JSON-like dicts (the rest of the backend speaks dicts)."""
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump(mode="json")
+    return obj
+
+
+class LabelStudioClient:
+    def __init__(self, url: str | None, api_key: str | None, timeout_s: float = 30.0) -> None:
+        if not url or not api_key:
+            raise LabelStudioNotConfigured(
+                "set HITL_LABEL_STUDIO_URL and HITL_LABEL_STUDIO_API_KEY so the worker can pull annotations"
+            )
+        self.url = url.rstrip("/")
+        self.sdk = LabelStudio(base_url=self.url, api_key=api_key, timeout=timeout_s)
+
+    def project(self, project_id: int) -> dict[str, Any]:
+        return _plain(self.sdk.projects.get(id=project_id))
+
+    def label_config(self, project_id: int) -> str:
+        return str(self.project(project_id)["label_config"])
+
+    def annotated_tasks(self, project_id: int, page_size: int = 100) -> Iterator[dict[str, Any]]:
+        """Every task with at least one annotation, with its annotations and predictions, page by page."""
+        # only_annotated is ignored by Label Studio 1.23's /api/tasks; a Data Manager filter is honoured.
+        pager = self.sdk.tasks.list(project=project_id, fields="all", query=ANNOTATED_QUERY, page_size=page_size)
+        for task in pager:
+            yield _plain(task)
+
+    def tasks(self, project_id: int, page_size: int = 100) -> Iterator[dict[str, Any]]:
+        pager = self.sdk.tasks.list(project=project_id, fields="all", page_size=page_size)
+        for task in pager:
+            yield _plain(task)
+
+    # project set-up (used by admin tooling and the end-to-end tests) -------------------------
+    def create_project(self, title: str, label_config: str) -> int:
+        return int(self.sdk.projects.create(title=title, label_config=label_config).id)
+
+    def import_tasks(self, project_id: int, data: list[dict[str, Any]]) -> None:
+        self.sdk.projects.import_tasks(id=project_id, request=data)
+
+    def connect_backend(
+        self, project_id: int, url: str, title: str = "hitl-backend", basic_auth: tuple[str, str] | None = None
+    ) -> int:
+        """One ML backend connection to ``url`` per project: reused (and updated) when it exists."""
+        existing = [b for b in (_plain(b) for b in self.sdk.ml.list(project=project_id)) if b.get("url") == url]
+        params: dict[str, Any] = {
+            "url": url, "project": project_id, "title": title, "is_interactive": False, "auto_update": True,
+        }  # fmt: skip
+        if basic_auth:
+            params.update(auth_method="BASIC_AUTH", basic_auth_user=basic_auth[0], basic_auth_pass=basic_auth[1])
+        if existing:
+            backend_id = int(existing[0]["id"])
+            self.sdk.ml.update(id=backend_id, **params)
+            return backend_id
+        return int(self.sdk.ml.create(**params).id)
+
+    def ensure_webhook(self, project_id: int, url: str, headers: dict[str, str]) -> int:
+        """One webhook to ``url`` per project, carrying ``headers`` (the shared secret)."""
+        hooks = [h for h in (_plain(h) for h in self.sdk.webhooks.list(project=str(project_id))) if h.get("url") == url]
+        if hooks:
+            hook_id = int(hooks[0]["id"])
+            self.sdk.webhooks.update(
+                id=hook_id, url=url, headers=headers, send_payload=True, send_for_all_actions=True, is_active=True
+            )
+            for extra in hooks[1:]:
+                self.sdk.webhooks.delete(id=int(extra["id"]))
+            return hook_id
+        hook = self.sdk.webhooks.create(
+            url=url, project=project_id, headers=headers, send_payload=True, send_for_all_actions=True, is_active=True
+        )
+        return int(hook.id)
+
+    def create_annotation(self, task_id: int, result: list[dict[str, Any]], **fields: Any) -> int:
+        return int(self.sdk.annotations.create(id=task_id, result=result, **fields).id)
+
+    def update_annotation(self, annotation_id: int, result: list[dict[str, Any]]) -> None:
+        self.sdk.annotations.update(id=annotation_id, result=result)

@@ -1,0 +1,177 @@
+"""A real Label Studio 1.23 on 127.0.0.1, for end-to-end tests, benchmarks and local trials.
+
+It lives in its own virtualenv (about 1 GB), cached outside the clone in ``~/.cache/hitl`` (or
+``HITL_LS_VENV``) and rebuilt when missing. Each start uses a throwaway data directory with
+SQLite, creates an admin and a legacy API token non-interactively, and turns off everything that
+would call out to the internet. Loopback ML backend and webhook URLs need
+``USE_DEFAULT_BANNED_SUBNETS=false`` (Label Studio's SSRF protection refuses them otherwise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+LS_VERSION = "1.23.2"
+
+
+class LabelStudioUnavailable(RuntimeError):
+    """Label Studio could not be installed or started; the message says what to check."""
+
+
+def venv_dir() -> Path:
+    default = Path.home() / ".cache" / "hitl" / f"label-studio-{LS_VERSION}"
+    return Path(os.environ.get("HITL_LS_VENV", default))
+
+
+def ensure_installed(log: bool = True) -> Path:
+    """The label-studio executable, installing label-studio==LS_VERSION into its venv if needed."""
+    venv = venv_dir()
+    exe = venv / "bin" / "label-studio"
+    stamp = venv / ".hitl-installed"
+    if exe.exists() and stamp.exists() and stamp.read_text().strip() == LS_VERSION:
+        return exe
+    if log:
+        print(f"installing label-studio=={LS_VERSION} into {venv} (once; about 1 GB)", file=sys.stderr)
+    try:
+        if not (venv / "bin" / "python").exists():
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "-q", f"label-studio=={LS_VERSION}"],
+            check=True, timeout=1800, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
+        detail = getattr(exc, "stderr", b"") or b""
+        raise LabelStudioUnavailable(
+            f"could not install label-studio=={LS_VERSION} into {venv}: {exc}\n"
+            + detail.decode(errors="replace")[-2000:]
+        ) from exc
+    stamp.write_text(LS_VERSION)
+    return exe
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LocalLabelStudio:
+    url: str
+    token: str
+    username: str
+    password: str
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    _own_data_dir: bool = False
+
+    @classmethod
+    def start(cls, port: int | None = None, data_dir: Path | None = None, timeout_s: float = 240) -> LocalLabelStudio:
+        exe = ensure_installed()
+        port = port or _free_port()
+        own = data_dir is None
+        data_dir = Path(data_dir or tempfile.mkdtemp(prefix="hitl-ls-"))
+        data_dir.mkdir(parents=True, exist_ok=True)
+        token = secrets.token_hex(20)
+        username, password = "admin@hitl.local", secrets.token_urlsafe(12)
+        env = {
+            **os.environ,
+            "LATEST_VERSION_CHECK": "false",
+            "COLLECT_ANALYTICS": "false",
+            "SENTRY_DSN": "",
+            "FRONTEND_SENTRY_DSN": "",
+            "USE_DEFAULT_BANNED_SUBNETS": "false",
+            "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
+            "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "false",
+            "DJANGO_DB": "sqlite",
+            "PYTHONUNBUFFERED": "1",
+        }
+        log_path = data_dir / "label-studio.log"
+        cmd = [str(exe), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port),
+               "--data-dir", str(data_dir), "--username", username, "--password", password,
+               "--user-token", token, "--enable-legacy-api-token"]  # fmt: skip
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        server = cls(f"http://127.0.0.1:{port}", token, username, password, data_dir, process, log_path, own)
+        server.wait_healthy(timeout_s)
+        return server
+
+    def wait_healthy(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise LabelStudioUnavailable(
+                    f"Label Studio exited with {self.process.returncode} while starting; log tail:\n{self.log_tail()}"
+                )
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(self.url + "/health", timeout=2).status_code == 200:
+                    headers = {"Authorization": f"Token {self.token}"}
+                    if requests.get(self.url + "/api/projects", headers=headers, timeout=5).status_code == 200:
+                        return
+            time.sleep(0.5)
+        self.stop()
+        raise LabelStudioUnavailable(f"Label Studio was not healthy within {timeout_s}s; log tail:\n{self.log_tail()}")
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return "(no log)"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        if self._own_data_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="label-studio-local",
+        description=f"Install and run Label Studio {LS_VERSION} on 127.0.0.1 for trials and tests.",
+    )
+    parser.add_argument("action", choices=["install", "start"], help="install only, or start and wait (Ctrl-C stops)")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--data-dir", type=Path, help="keep data here (default: a temporary folder, deleted on exit)")
+    args = parser.parse_args(argv)
+    if args.action == "install":
+        print(ensure_installed())
+        return 0
+    server = LocalLabelStudio.start(port=args.port, data_dir=args.data_dir)
+    print(f"Label Studio {LS_VERSION} at {server.url}")
+    print(f"  login {server.username} / {server.password}")
+    print(f"  API token (legacy): {server.token}")
+    print("  export HITL_LABEL_STUDIO_URL=" + server.url + " HITL_LABEL_STUDIO_API_KEY=" + server.token)
+    try:
+        server.process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,79 @@
+"""The slow path of learning: fine-tune the encoder together with a head (minutes on a CPU)."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import random
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from backend.labeling import TaskSpec
+from backend.models.encoder import TextEncoder, mean_pool
+from backend.models.head import LinearHead
+from backend.training import Example, targets
+
+
+def finetune(
+    base: TextEncoder,
+    spec: TaskSpec,
+    examples: Sequence[Example],
+    epochs: int = 2,
+    lr: float = 3e-5,
+    batch_size: int = 16,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> TextEncoder:
+    """A new encoder tuned on ``examples``; the caller fits the final head on its embeddings."""
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    model = copy.deepcopy(base.model)
+    warm = LinearHead.fit(base.embed([e.text for e in examples]), targets(examples, spec), len(spec.labels),
+                          spec.multi_label)  # fmt: skip
+    head = torch.nn.Linear(base.dim, len(spec.labels))
+    with torch.no_grad():
+        head.weight.copy_(warm.weight)
+        head.bias.copy_(warm.bias)
+    optimizer = torch.optim.AdamW([{"params": model.parameters(), "lr": lr}, {"params": head.parameters(), "lr": 1e-3}])
+    y_all = torch.from_numpy(targets(examples, spec))
+    ids = base.tokenize([e.text for e in examples])
+    order = list(range(len(examples)))
+    steps = epochs * ((len(order) + batch_size - 1) // batch_size)
+    done = 0
+    model.train()
+    for _ in range(epochs):
+        rng.shuffle(order)
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            batch = base.tokenizer.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt")
+            hidden = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+            logits = head(mean_pool(hidden, batch["attention_mask"]))
+            y = y_all[idx]
+            if spec.multi_label:
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
+            else:
+                loss = torch.nn.functional.cross_entropy(logits, y)
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            done += 1
+            if progress:
+                progress(done, steps)
+    model.eval()
+    identity = _weights_identity(model)
+    return TextEncoder(
+        f"{base.name_or_path}+finetuned", base.max_length, base.batch_size, model=model, tokenizer=base.tokenizer,
+        identity=identity,
+    )  # fmt: skip
+
+
+def _weights_identity(model: torch.nn.Module) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(tensor.detach().cpu().numpy()).tobytes()[:4096])
+        digest.update(str(float(tensor.float().sum())).encode())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,85 @@
+"""``hitl models list|promote|rollback``: inspect and move a project's serving version."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from backend.registry import Registry, RegistryError
+from backend.settings import Settings
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    models = sub.add_parser("models", help="list, promote or roll back model versions (registry on disk)")
+    msub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    listing = msub.add_parser("list", help="versions of a project, newest last; * marks the one served")
+    listing.add_argument("--project", required=True, help="Label Studio project id")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    promote = msub.add_parser("promote", help="serve VERSION from the next request on")
+    promote.add_argument("--project", required=True)
+    promote.add_argument("version")
+    rollback = msub.add_parser("rollback", help="serve the version before the current one (its parent)")
+    rollback.add_argument("--project", required=True)
+    models.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    registry = Registry(settings.registry_dir)
+    project = args.project
+    try:
+        if args.models_command == "list":
+            return _list(registry, project, args.json)
+        if args.models_command == "promote":
+            registry.promote(project, args.version)
+            print(f"project {project}: now serving {args.version}")
+            return 0
+        current = registry.current(project)
+        if current is None:
+            print(f"project {project} has no serving version to roll back from")
+            return 1
+        target = registry.meta(project, current).get("parent")
+        if not target:
+            versions = registry.versions(project)
+            earlier = versions[: versions.index(current)] if current in versions else []
+            target = earlier[-1] if earlier else None
+        if not target:
+            print(f"project {project}: {current} is the first version; nothing to roll back to")
+            return 1
+        registry.promote(project, target)
+        print(f"project {project}: rolled back {current} -> {target}")
+        return 0
+    except RegistryError as exc:
+        print(f"error: {exc}")
+        return 1
+
+
+def _list(registry: Registry, project: str, as_json: bool) -> int:
+    current = registry.current(project)
+    rows = []
+    for version in registry.versions(project):
+        meta = registry.meta(project, version)
+        metrics = meta.get("metrics") or {}
+        rows.append(
+            {
+                "version": version,
+                "serving": version == current,
+                "created": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(meta.get("created_at", 0))),
+                "kind": (meta.get("training") or {}).get("kind", "?"),
+                "examples": (meta.get("training") or {}).get("examples"),
+                "primary_metric": metrics.get("primary"),
+                "parent": meta.get("parent"),
+            }
+        )
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print(f"project {project} has no versions yet (cold start)")
+        return 0
+    print(f"{'':2}{'version':<26}{'created (UTC)':<21}{'kind':<6}{'examples':>9}{'metric':>9}  parent")
+    for r in rows:
+        metric = f"{r['primary_metric']:.4f}" if isinstance(r["primary_metric"], float) else "-"
+        print(f"{'*' if r['serving'] else ' ':2}{r['version']:<26}{r['created']:<21}{r['kind']:<6}"
+              f"{r['examples'] or '-':>9}{metric:>9}  {r['parent'] or '-'}")  # fmt: skip
+    return 0

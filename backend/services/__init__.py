@@ -1,0 +1,1 @@
+"""Processes the backend runs beside itself: an embedded Redis when none is configured."""

