@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     job_retries: int = Field(3, ge=0, description="Retries of a failed retrain (e.g. Label Studio down).")
     job_retry_intervals_s: list[int] = Field([10, 30, 90], description="Back-off between retries.")
     min_train_examples: int = Field(8, ge=2, description="No version is trained on fewer annotations.")
-    holdout_fraction: float = Field(0.2, ge=0, lt=1, description="Share of annotated tasks kept for the gate.")
+    holdout_fraction: float = Field(0.15, ge=0, lt=1, description="Share of annotated tasks never trained on (gate).")
     gate_margin: float = Field(0.01, ge=0, description="A candidate may be this much worse and still ship.")
     gate_min_eval: int = Field(20, ge=0, description="Below this many held-out tasks the gate lets more data win.")
     finetune_epochs: int = Field(2, ge=1, description="Epochs of a full encoder fine-tune.")

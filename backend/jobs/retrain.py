@@ -13,8 +13,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from backend.audit import AuditStore
 from backend.dataset import build_dataset, split
 from backend.gate import decide, evaluate
@@ -134,14 +132,9 @@ def retrain(ctx: WorkerContext, project_id: int, kind: str = "head") -> dict[str
         log.info("project %s: candidate rejected: %s", project_id, gate.reason)
         return summary
 
-    # Ship a head fitted on every annotation (held-out ones too): the gate has already spoken.
-    if kind == "full":
-        x_all = np.concatenate([x_train, x_held]) if len(held) else x_train
-        ordered = train + held
-    else:
-        ordered = data.examples
-        x_all = ctx.cache.embed([ex.text for ex in ordered])
-    final = LinearHead.fit(x_all, targets(ordered, spec), len(spec.labels), spec.multi_label)
+    # The shipped head is the candidate the gate judged: trained on the train side of the split only,
+    # so the next retrain compares like with like on tasks no version has ever trained on.
+    final = candidate
 
     def write(folder):  # type: ignore[no-untyped-def]
         meta = write_version(folder, final, spec, encoder, fine_tuned=kind == "full")
@@ -155,6 +148,7 @@ def retrain(ctx: WorkerContext, project_id: int, kind: str = "head") -> dict[str
                 "heldout_examples": len(held),
                 "fingerprint": fp,
                 "task_ids": sorted(ex.task_id for ex in data.examples if ex.task_id is not None),
+                "heldout_task_ids": sorted(ex.task_id for ex in held if ex.task_id is not None),
                 "annotation_ids": sorted(ex.annotation_id for ex in data.examples if ex.annotation_id is not None),
                 "pull_s": round(pulled_s, 3),
                 "train_s": round(trained_s - pulled_s, 3),

@@ -2,17 +2,22 @@
 
 It runs jobs in its own process (RQ's SimpleWorker) instead of forking one per job, so the
 encoder and the embedding cache stay warm and a head retrain takes seconds, not a model load.
-If a worker dies mid-job (``kill -9``), the next worker to start on the same host finds the job
-still marked as started by a dead process and retries it at once; RQ's own heartbeat expiry
-covers workers on other hosts. Nothing half-written is ever visible: the registry publishes by
-rename.
+If a worker dies mid-job (``kill -9``), any other worker notices within seconds (its liveness
+record in Redis expires, or on the same host its process is gone) and re-queues the job; a
+worker starting up checks at once. RQ's own heartbeat expiry, which a SimpleWorker does not
+refresh during a long job, would take the whole job timeout. Nothing half-written is ever
+visible: the registry publishes by rename. (A retrain run twice is harmless: same data, same
+gate.)
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
+import threading
+import time
 
 import redis
 from rq import Queue, SimpleWorker
@@ -27,17 +32,48 @@ from backend.settings import Settings
 log = logging.getLogger(__name__)
 
 
+ALIVE = "hitl:alive:{name}"
+ALIVE_TTL_S = 15
+RECOVERY_LOCK = "hitl:recovery-lock:{queue}"
+
+
 def run_worker(settings: Settings, burst: bool = False) -> int:
     connection = connect(settings)
     context()  # load the encoder before taking the first job
     queue = Queue(settings.queue_name, connection=connection)
+    worker = SimpleWorker([queue], connection=connection, maintenance_interval=60)
+    keeper = threading.Thread(target=_keep_alive, args=(settings, worker.name), name="liveness", daemon=True)
+    _announce(connection, worker.name)
     recovered = recover_abandoned(queue)
     if recovered:
         log.warning("re-queued %d job(s) abandoned by dead workers: %s", len(recovered), ", ".join(recovered))
-    worker = SimpleWorker([queue], connection=connection, maintenance_interval=60)
+    keeper.start()
     log.info("worker %s listening on queue %r", worker.name, settings.queue_name)
     worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level.upper())
     return 0
+
+
+def _announce(connection: redis.Redis, name: str) -> None:
+    """Our own liveness record: survives nothing, so a missing one means a dead (or flushed) worker."""
+    value = json.dumps({"host": socket.gethostname(), "pid": os.getpid()})
+    connection.set(ALIVE.format(name=name), value, ex=ALIVE_TTL_S)
+
+
+def _keep_alive(settings: Settings, name: str) -> None:
+    """Refresh our liveness record and look for jobs abandoned by dead workers, every few seconds.
+    Runs beside the job in a thread, because a SimpleWorker sends no heartbeat while a job runs."""
+    connection = connect(settings)
+    queue = Queue(settings.queue_name, connection=connection)
+    while True:
+        try:
+            _announce(connection, name)
+            if connection.set(RECOVERY_LOCK.format(queue=queue.name), name, nx=True, ex=ALIVE_TTL_S // 3):
+                recovered = recover_abandoned(queue)
+                if recovered:
+                    log.warning("re-queued %d abandoned job(s): %s", len(recovered), ", ".join(recovered))
+        except redis.RedisError as exc:
+            log.warning("liveness update failed: %s", exc)
+        time.sleep(ALIVE_TTL_S / 3)
 
 
 def recover_abandoned(queue: Queue) -> list[str]:
@@ -75,13 +111,14 @@ def recover_abandoned(queue: Queue) -> list[str]:
 def _worker_dead(connection: redis.Redis, job: Job, host: str) -> bool:
     if not job.worker_name:
         return False
-    info = connection.hgetall(f"rq:worker:{job.worker_name}")
-    if not info:
-        return True  # the worker's key expired: it stopped sending heartbeats long ago
-    if info.get(b"hostname", b"").decode() != host:
-        return False  # another host's worker: RQ's heartbeat expiry decides
+    raw = connection.get(ALIVE.format(name=job.worker_name))
+    if raw is None:
+        return True  # no liveness refresh for ALIVE_TTL_S seconds
+    info = json.loads(raw)
+    if info.get("host") != host:
+        return False
     try:
-        os.kill(int(info.get(b"pid", b"0")), 0)
+        os.kill(int(info.get("pid", 0)), 0)
     except (ProcessLookupError, ValueError):
         return True
     except PermissionError:
