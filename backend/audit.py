@@ -161,6 +161,10 @@ class AuditStore:
     def events(self, project_id: int) -> list[dict[str, Any]]:
         return self._select("SELECT * FROM events WHERE project_id = ? ORDER BY received_at", project_id)
 
+    def project_ids(self) -> list[int]:
+        rows = self._select("SELECT DISTINCT project_id FROM events WHERE project_id IS NOT NULL")
+        return sorted(int(r["project_id"]) for r in rows)
+
     def _select(self, statement: str, *params: Any) -> list[dict[str, Any]]:
         with self._conn() as conn:
             cursor = conn.execute(self._sql(statement), params)

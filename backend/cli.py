@@ -31,6 +31,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_all(get_settings(), workers=args.workers, serve_workers=args.serve_workers)
 
 
+def cmd_scheduler(args: argparse.Namespace) -> int:
+    from backend.jobs.schedule_runner import run_scheduler
+
+    return run_scheduler(get_settings())
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from backend import models_cli
 
@@ -68,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="run an RQ worker for retrain jobs (needs HITL_REDIS_URL)")
     worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     worker.set_defaults(func=cmd_worker)
+
+    scheduler = sub.add_parser("scheduler", help="enqueue scheduled retrains (RQ cron; see HITL_SCHEDULE_FILE)")
+    scheduler.set_defaults(func=cmd_scheduler)
 
     from backend import models_cli
 

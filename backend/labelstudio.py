@@ -54,7 +54,7 @@ class LabelStudioClient:
     def label_config(self, project_id: int) -> str:
         return str(self.project(project_id)["label_config"])
 
-    def annotated_tasks(self, project_id: int, page_size: int = 100) -> Iterator[dict[str, Any]]:
+    def annotated_tasks(self, project_id: int, page_size: int = 500) -> Iterator[dict[str, Any]]:
         """Every task with at least one annotation, with its annotations and predictions, page by page."""
         # only_annotated is ignored by Label Studio 1.23's /api/tasks; a Data Manager filter is honoured.
         pager = self.sdk.tasks.list(project=project_id, fields="all", query=ANNOTATED_QUERY, page_size=page_size)

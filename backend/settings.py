@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     gate_margin: float = Field(0.01, ge=0, description="A candidate may be this much worse and still ship.")
     gate_min_eval: int = Field(20, ge=0, description="Below this many held-out tasks the gate lets more data win.")
     finetune_epochs: int = Field(2, ge=1, description="Epochs of a full encoder fine-tune.")
+    finetune_every: int = Field(
+        500, ge=0, description="Request a full fine-tune when this many annotations arrived since the last; 0 = off."
+    )
+    schedule_file: str = Field(
+        str(Path(__file__).with_name("schedule.py")), description="RQ cron config of scheduled retrains."
+    )
 
     # Services
     redis_url: str | None = Field(None, description="Redis for the job queue; empty = start an embedded one.")

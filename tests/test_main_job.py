@@ -34,7 +34,9 @@ def test_hitl_run_serves_queues_and_stops_cleanly(tmp_path, tiny_encoder_dir):
         assert (tmp_path / "redis" / "redis.sock").exists()
         assert (tmp_path / "redis" / "appendonlydir").exists()  # accepted jobs survive a restart
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
         output = process.communicate(timeout=60)[0].decode(errors="replace")
     assert process.returncode == 0, output[-3000:]
+    assert "scheduler" in output  # the scheduler ran beside the worker and the server
     assert "embedded Redis" in output

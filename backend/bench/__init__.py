@@ -18,6 +18,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     predict.add_argument("--batch-size", type=int, default=64, help="tasks per /predict request (64)")
     predict.add_argument("--rounds", type=int, default=5, help="repetitions; medians are reported (5)")
     predict.add_argument("--naive-tasks", type=int, default=128, help="tasks timed for the naive loop (128)")
+    retrain = bsub.add_parser(
+        "retrain", help="annotation webhook → new version served (fast path), and a full fine-tune, end to end"
+    )
+    retrain.add_argument("--data", help="datasets folder (default: ../shared/data or HITL_SHARED_DATA)")
+    retrain.add_argument("--annotations", type=int, default=1000, help="AG News annotations in the project (1000)")
+    retrain.add_argument("--runs", type=int, default=5, help="timed corrections; the median is reported (5)")
 
 
 def run_bench(args: argparse.Namespace, settings: Settings) -> int:
@@ -25,4 +31,8 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
         from backend.bench.predict import bench_predict
 
         return bench_predict(args, settings)
+    if args.bench_command == "retrain":
+        from backend.bench.retrain import bench_retrain
+
+        return bench_retrain(args, settings)
     raise SystemExit(f"unknown bench {args.bench_command}")

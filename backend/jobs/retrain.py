@@ -16,6 +16,7 @@ from typing import Any
 from backend.audit import AuditStore
 from backend.dataset import build_dataset, split
 from backend.gate import decide, evaluate
+from backend.jobs.scheduled import finetune_due
 from backend.labeling import parse_label_config
 from backend.labelstudio import LabelStudioClient
 from backend.models.embedding_cache import EmbeddingCache
@@ -161,6 +162,12 @@ def retrain(ctx: WorkerContext, project_id: int, kind: str = "head") -> dict[str
                              gate.as_dict())  # fmt: skip
     summary.update(published=True, version=version, seconds=round(time.perf_counter() - started, 3))
     log.info("project %s: published %s (%s)", project_id, version, gate.reason)
+    if kind == "head" and finetune_due(ctx.registry, str(project_id), len(data.examples), settings.finetune_every):
+        from backend.jobs.queue import RetrainQueue
+
+        summary["finetune_requested"] = (
+            RetrainQueue(settings).request(project_id, kind="full", reason="new labels").status
+        )
     return summary
 
 

@@ -1,4 +1,4 @@
-"""``hitl run``: Redis (embedded unless configured), the RQ worker and the server, as one job.
+"""``hitl run``: Redis (embedded unless configured), RQ worker(s), the scheduler and the server, as one job.
 
 Children are stopped together: Ctrl-C or SIGTERM stops all of them, and if one dies the others
 are stopped and the exit code says which failed.
@@ -39,6 +39,7 @@ def run_all(settings: Settings, workers: int = 1, serve_workers: int = 1) -> int
     try:
         for i in range(workers):
             children[f"worker-{i}"] = subprocess.Popen([*hitl, "worker"], env=env)
+        children["scheduler"] = subprocess.Popen([*hitl, "scheduler"], env=env)
         children["server"] = subprocess.Popen([*hitl, "serve", "--workers", str(serve_workers)], env=env)
         log.info("running: %s (Ctrl-C stops all)", ", ".join(children))
         while not stopping:

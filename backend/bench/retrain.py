@@ -1,0 +1,123 @@
+"""Correction → served version, end to end: Label Studio webhook → RQ worker → registry → server.
+
+Runs a real Label Studio (installed on demand), a private Redis, `hitl serve` and `hitl worker`
+as processes. A project with N AG News annotations is imported (import fires no webhooks), one
+retrain warms the embedding cache, then each run annotates one more task through Label Studio's
+API and times until the server's /setup reports a new version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+from backend.bench.common import backend_server, data_dir, free_port, read_jsonl
+from backend.bench.predict import AG_CONFIG
+from backend.jobs.queue import RetrainQueue
+from backend.labelstudio import LabelStudioClient
+from backend.labelstudio_server import LocalLabelStudio
+from backend.registry import Registry
+from backend.services.embedded_redis import EmbeddedRedis
+from backend.settings import Settings
+
+SECRET = "bench-secret"
+
+
+def _choice(label: str) -> list[dict]:
+    return [{"from_name": "topic", "to_name": "text", "type": "choices", "value": {"choices": [label]}}]
+
+
+def _wait_version(url: str, project: int, old: str, timeout_s: float) -> str:
+    body = {"project": f"{project}.0", "schema": AG_CONFIG}
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        version = requests.post(url + "/setup", json=body, timeout=5).json()["model_version"]
+        if version != old:
+            return version
+        time.sleep(0.05)
+    raise RuntimeError(f"no new version within {timeout_s}s")
+
+
+def bench_retrain(args: argparse.Namespace, settings: Settings) -> int:
+    data = data_dir(args.data)
+    rows = read_jsonl(data / "ag_news" / "train.jsonl", args.annotations + args.runs + 1)
+    labelled, fresh = rows[: args.annotations], rows[args.annotations :]
+    print(f"starting Label Studio, Redis, backend and worker (annotations: {args.annotations}) ...", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        ls_server = LocalLabelStudio.start()
+        redis_server = EmbeddedRedis(Path(tmp) / "redis", port=free_port()).start()
+        worker = None
+        try:
+            env = {
+                "HITL_REDIS_URL": redis_server.url,
+                "HITL_LABEL_STUDIO_URL": ls_server.url,
+                "HITL_LABEL_STUDIO_API_KEY": ls_server.token,
+                "HITL_REGISTRY_DIR": str(Path(tmp) / "registry"),
+                "HITL_DATA_DIR": tmp,
+                "HITL_WEBHOOK_SECRET": SECRET,
+                "HITL_LOG_LEVEL": "WARNING",
+            }
+            worker = subprocess.Popen([sys.executable, "-m", "backend", "worker"], env={**os.environ, **env},
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+            with backend_server(env, free_port()) as url:
+                ls = LabelStudioClient(ls_server.url, ls_server.token)
+                project = ls.create_project("Retrain benchmark", AG_CONFIG)
+                annotated = [
+                    {"data": {"text": r["text"]}, "annotations": [{"result": _choice(r["label"])}]} for r in labelled
+                ]
+                ls.import_tasks(project, annotated)
+                ls.import_tasks(project, [{"text": r["text"], "gold": r["label"]} for r in fresh])
+                ls.connect_backend(project, url)
+                ls.ensure_webhook(project, url + "/webhook", {"X-Hitl-Webhook-Secret": SECRET})
+                pending = [t for t in ls.tasks(project) if not t["annotations"]]
+
+                started = time.perf_counter()
+                task = pending.pop()
+                ls.create_annotation(task["id"], _choice(task["data"]["gold"]))
+                version = _wait_version(url, project, "cold-start", 600)
+                print(f"first version (embeds all {args.annotations + 1} texts): {time.perf_counter() - started:.1f}s")
+
+                times, rejected = [], 0
+                for _ in range(args.runs):
+                    task = pending.pop()
+                    started = time.perf_counter()
+                    ls.create_annotation(task["id"], _choice(task["data"]["gold"]))
+                    try:
+                        new = _wait_version(url, project, version, 120)
+                    except RuntimeError:
+                        rejected += 1
+                        continue
+                    times.append(time.perf_counter() - started)
+                    version = new
+                    print(f"  correction → serving {new}: {times[-1]:.2f}s", flush=True)
+
+                registry = Registry(Path(tmp) / "registry")
+                queue_settings = Settings(redis_url=redis_server.url, retrain_debounce_s=0)
+                started = time.perf_counter()
+                RetrainQueue(queue_settings).request(project, kind="full", reason="benchmark")
+                version = _wait_version(url, project, version, 1800)
+                full_s = time.perf_counter() - started
+                meta = registry.meta(str(project), version)
+                print(f"full fine-tune: {full_s:.1f}s on {meta['training']['train_examples']} examples, "
+                      f"{settings.finetune_epochs} epochs; held-out {meta['metrics']}")  # fmt: skip
+        finally:
+            if worker is not None:
+                worker.terminate()
+                worker.wait(timeout=30)
+            redis_server.stop()
+            ls_server.stop()
+    if not times:
+        print("no run produced a new version")
+        return 1
+    median = statistics.median(times)
+    print(f"runs: {len(times)} (gate rejections: {rejected}); median correction → serving {median:.2f}s")
+    print(f"correction_to_serving_s={median:.2f} full_finetune_s={full_s:.1f}")
+    return 0

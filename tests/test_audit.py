@@ -1,0 +1,52 @@
+import uuid
+
+import psycopg
+import pytest
+
+from backend.audit import AuditStore, Correction
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def _correction(annotation_id, annotated_at="2026-11-24T10:00:00Z", changed=True):
+    shown, final = [{"value": {"choices": ["World"]}}], [{"value": {"choices": ["Sports"]}}]
+    return Correction(7, 100 + annotation_id, annotation_id, "3", annotated_at, "v2-x", 0.42, shown, final, changed, "why")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        yield AuditStore(str(tmp_path / "audit.sqlite3"))
+        return
+    name = f"hitl_test_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL at 127.0.0.1:5432 is needed for the PostgreSQL audit tests: {exc}")
+    admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield AuditStore(f"postgresql://postgres@127.0.0.1:5432/{name}")
+    finally:
+        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        admin.close()
+
+
+def test_corrections_are_append_only_and_idempotent(store):
+    assert store.record_corrections([_correction(1), _correction(2)]) == 2
+    assert store.record_corrections([_correction(1), _correction(2)]) == 0  # pulled again: no duplicate
+    assert store.record_corrections([_correction(1, "2026-11-25T09:00:00Z", changed=False)]) == 1  # a new revision
+    rows = store.corrections(7)
+    assert [r["annotation_id"] for r in rows] == [1, 2, 1]
+    assert rows[0]["prediction_model_version"] == "v2-x" and rows[0]["rationale"] == "why"
+    assert bool(rows[2]["changed"]) is False
+
+
+def test_events_and_versions(store):
+    store.record_event("ANNOTATION_CREATED", 7, [1, 2], "queued")
+    store.record_event("ANNOTATION_CREATED", 8, [3], "coalesced")
+    store.record_version(7, "v1-x", "head", True, 40, "abc", {"primary": 0.8}, {"passed": True})
+    store.record_version(7, "v1-x", "head", True, 40, "abc", {"primary": 0.8}, {"passed": True})
+    assert [e["outcome"] for e in store.events(7)] == ["queued"]
+    assert store.project_ids() == [7, 8]
+    versions = store.versions(7)
+    assert len(versions) == 1 and versions[0]["fingerprint"] == "abc"

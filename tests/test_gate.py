@@ -1,0 +1,34 @@
+import numpy as np
+
+from backend.gate import decide, evaluate
+from backend.labeling import parse_label_config
+from backend.training import Example
+from tests.support.payloads import AG_CONFIG, MULTI_CONFIG
+
+
+def test_evaluate_single_label():
+    spec = parse_label_config(AG_CONFIG)
+    examples = [Example("a", ("World",)), Example("b", ("Sports",)), Example("c", ("Sports",))]
+    probs = np.array([[0.9, 0.1, 0, 0], [0.2, 0.8, 0, 0], [0.6, 0.4, 0, 0]])
+    metrics = evaluate(probs, examples, spec)
+    assert metrics["accuracy"] == metrics["primary"] == 2 / 3
+    assert 0 < metrics["macro_f1"] < 1
+
+
+def test_evaluate_multi_label():
+    spec = parse_label_config(MULTI_CONFIG)
+    examples = [Example("a", ("World", "Sports")), Example("b", ("Business",))]
+    probs = np.array([[0.9, 0.8, 0.1, 0.1], [0.1, 0.1, 0.2, 0.1]])
+    metrics = evaluate(probs, examples, spec)
+    assert metrics["subset_accuracy"] == 0.5
+    assert metrics["micro_f1"] == metrics["primary"] == 0.8
+
+
+def test_gate_decisions():
+    good, bad = {"n": 50, "primary": 0.80}, {"n": 50, "primary": 0.70}
+    assert decide(good, None, None, 0.01, 20).passed
+    assert decide(good, bad, "v1", 0.01, 20).passed
+    rejected = decide(bad, good, "v1", 0.01, 20)
+    assert not rejected.passed and "kept v1" in rejected.reason
+    assert decide({"n": 50, "primary": 0.795}, good, "v1", 0.01, 20).passed  # within the margin
+    assert decide({"n": 5, "primary": 0.1}, good, "v1", 0.01, 20).passed  # too little evidence: more labels win

@@ -1,0 +1,40 @@
+import redis
+from rq import Queue
+
+from backend.audit import AuditStore
+from backend.jobs.schedule_runner import load_scheduler
+from backend.jobs.scheduled import finetune_due, known_projects, retrain_all_projects
+from backend.registry import Registry
+from backend.settings import Settings, get_settings
+
+
+def test_schedule_file_registers_hourly_and_nightly_jobs(redis_server):
+    scheduler = load_scheduler(Settings(redis_url=redis_server.url))
+    jobs = {job.name: job for job in scheduler.get_jobs()}
+    assert set(jobs) == {"hourly-head", "nightly-finetune"}
+    assert jobs["hourly-head"].cron == "0 * * * *" and jobs["nightly-finetune"].kwargs == {"kind": "full"}
+
+
+def test_scheduled_retrain_requests_every_known_project_once(redis_server, tmp_path, monkeypatch):
+    queue_name = "sched-test"
+    for key, value in {"HITL_REDIS_URL": redis_server.url, "HITL_REGISTRY_DIR": str(tmp_path / "reg"),
+                       "HITL_DATA_DIR": str(tmp_path), "HITL_QUEUE_NAME": queue_name}.items():  # fmt: skip
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    Registry(tmp_path / "reg").publish("3", lambda folder: {"training": {"kind": "head"}})
+    AuditStore.from_settings(get_settings()).record_event("ANNOTATION_CREATED", 5, [1], "queued")
+    assert known_projects(get_settings()) == [3, 5]
+    assert retrain_all_projects("head") == {"3": "queued", "5": "queued"}
+    assert retrain_all_projects("head") == {"3": "coalesced", "5": "coalesced"}
+    assert Queue(queue_name, connection=redis.Redis.from_url(redis_server.url)).count == 2
+    get_settings.cache_clear()
+
+
+def test_finetune_due_counts_labels_since_the_last_full_fine_tune(tmp_path):
+    registry = Registry(tmp_path)
+    assert finetune_due(registry, "1", 499, 500) is False
+    assert finetune_due(registry, "1", 500, 500) is True
+    registry.publish("1", lambda folder: {"training": {"kind": "full", "examples": 500}})
+    assert finetune_due(registry, "1", 900, 500) is False
+    assert finetune_due(registry, "1", 1000, 500) is True
+    assert finetune_due(registry, "1", 10_000, 0) is False
