@@ -10,7 +10,8 @@ PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 def _correction(annotation_id, annotated_at="2026-11-24T10:00:00Z", changed=True):
     shown, final = [{"value": {"choices": ["World"]}}], [{"value": {"choices": ["Sports"]}}]
-    return Correction(7, 100 + annotation_id, annotation_id, "3", annotated_at, "v2-x", 0.42, shown, final, changed, "why")
+    return Correction(7, 100 + annotation_id, annotation_id, "3", annotated_at, "v2-x", 0.42, shown, final, changed,
+                      "why")  # fmt: skip
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

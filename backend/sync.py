@@ -1,0 +1,200 @@
+"""Keep Label Studio's queue ordered by informativeness: score the unlabeled pool, write back in bulk.
+
+``hitl sync --project ID`` (and the RQ job of the same name, run after every publish):
+
+1. stream the project's unlabeled tasks page by page;
+2. embed them through the embedding cache (after a head-only retrain this is a lookup, and the
+   rescoring a matrix product) and score them with the serving version and the chosen strategy;
+3. assign each task a stable diversity cluster (k-means centroids kept per encoder);
+4. skip tasks whose prediction from this version, text and cluster are unchanged since the last
+   sync; delete the stale predictions of the others and import new ones in bulk (one HTTP call
+   per chunk, not per task) with ``result``, ``score``, ``model_version`` and ``cluster``;
+5. set the project to uncertainty sampling on this version, and keep an admin view sorted by score.
+
+Label Studio then serves each annotator the lowest score among the clusters they have labeled
+least: the most informative task first, and not ten near-duplicates in a row.
+An interrupted sync can simply be run again: it converges to the same queue.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sqlite3
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from backend.clusters import ClusterModel, assign, default_k
+from backend.labeling import TaskError, TaskSpec, choices_result, parse_label_config, task_text
+from backend.labelstudio import LabelStudioClient
+from backend.models.classifier import TextClassifier
+from backend.models.embedding_cache import EmbeddingCache
+from backend.models.persist import IncompatibleVersion, load_version
+from backend.registry import COLD_START, Registry, RegistryError
+from backend.settings import Settings
+from backend.strategies import ColdStartStrategy, make_strategy
+
+log = logging.getLogger(__name__)
+
+VIEW_TITLE = "Most informative first (hitl)"
+
+
+@dataclass
+class SyncSummary:
+    project_id: int
+    model_version: str
+    strategy: str
+    pool: int = 0
+    scored: int = 0
+    written: int = 0
+    up_to_date: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+    top_task_id: int | None = None
+
+    def line(self) -> str:
+        skipped = ", ".join(f"{n} {why}" for why, n in self.skipped.items()) or "none"
+        return (
+            f"project {self.project_id}: {self.pool} unlabeled tasks, {self.scored} scored, {self.written} written, "
+            f"{self.up_to_date} up to date, skipped: {skipped}; version {self.model_version}, strategy "
+            f"{self.strategy}; {self.seconds:.1f}s; next task: {self.top_task_id}"
+        )
+
+
+class SyncState:
+    """What the last sync wrote per task: version, text hash, cluster, score (SQLite beside the data)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS written (project INTEGER, task INTEGER, version TEXT, text_hash TEXT, "
+            "cluster INTEGER, score REAL, PRIMARY KEY (project, task))"
+        )
+
+    def get(self, project: int) -> dict[int, tuple[str, str, int, float]]:
+        rows = self.db.execute(
+            "SELECT task, version, text_hash, cluster, score FROM written WHERE project = ?", (project,)
+        )
+        return {task: (version, text_hash, cluster, score) for task, version, text_hash, cluster, score in rows}
+
+    def put(self, project: int, rows: list[tuple[int, str, str, int, float]]) -> None:
+        self.db.executemany(
+            "INSERT OR REPLACE INTO written VALUES (?, ?, ?, ?, ?, ?)", [(project, *row) for row in rows]
+        )
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def serving_classifier(
+    registry: Registry, project: int, spec: TaskSpec, encoder: Any
+) -> tuple[str, TextClassifier | None]:
+    current = registry.current(str(project))
+    if current is None:
+        return COLD_START, None
+    try:
+        folder = registry.version_dir(str(project), current)
+        return current, load_version(folder, registry.meta(str(project), current), spec, encoder)
+    except (IncompatibleVersion, RegistryError, OSError, KeyError, ValueError) as exc:
+        log.warning("project %s: version %s cannot serve (%s); syncing as cold start", project, current, exc)
+        return COLD_START, None
+
+
+def sync_project(
+    settings: Settings,
+    ls: LabelStudioClient,
+    cache: EmbeddingCache,
+    registry: Registry,
+    project_id: int,
+    strategy_name: str | None = None,
+    progress: bool = True,
+    chunk: int = 1000,
+) -> SyncSummary:
+    started = time.perf_counter()
+    spec = parse_label_config(ls.label_config(project_id))
+    version, classifier = serving_classifier(registry, project_id, spec, cache.encoder)
+    strategy = ColdStartStrategy() if classifier is None else make_strategy(
+        strategy_name or settings.uncertainty, spec.multi_label
+    )  # fmt: skip
+    summary = SyncSummary(project_id, version, strategy.name)
+
+    ids, texts, existing = [], [], {}
+    for task in tqdm(ls.unlabeled_tasks(project_id), desc="reading tasks", unit="task", disable=not progress):
+        summary.pool += 1
+        try:
+            texts.append(task_text(task, spec, settings.max_text_chars))
+        except TaskError as exc:
+            summary.skipped[str(exc).split(" (")[0]] += 1
+            continue
+        ids.append(int(task["id"]))
+        existing[int(task["id"])] = {p.get("model_version") for p in task.get("predictions") or []}
+    if not ids:
+        summary.seconds = time.perf_counter() - started
+        return summary
+
+    task_ids = np.array(ids, dtype=np.int64)
+    embeddings = _embed(cache, texts, progress)
+    probs = classifier.head.proba(embeddings) if classifier is not None and classifier.encoder is cache.encoder else (
+        classifier.predict_proba(texts) if classifier is not None else None
+    )  # fmt: skip
+    scores = strategy.scores(probs, embeddings, task_ids)
+    clusters = _clusters(settings, project_id, cache, embeddings, len(spec.labels))
+    decisions = classifier.decide(probs, settings.multilabel_threshold) if classifier is not None else None
+    summary.scored = len(ids)
+    summary.top_task_id = int(task_ids[np.lexsort((task_ids, scores))[0]])
+
+    state = SyncState(settings.data_dir / "sync-state.sqlite3")
+    previous = state.get(project_id)
+    rows, predictions, stale = [], [], []
+    for i, task_id in enumerate(ids):
+        text_hash, cluster, score = _hash(texts[i]), int(clusters[i]), round(float(scores[i]), 6)
+        before = previous.get(task_id)
+        if before and before[:3] == (version, text_hash, cluster) and abs(before[3] - score) < 1e-6 and (
+            version in existing[task_id]
+        ):  # fmt: skip
+            summary.up_to_date += 1
+            continue
+        if existing[task_id]:
+            stale.append(task_id)
+        result = choices_result(spec, decisions[i]) if decisions is not None else []
+        predictions.append(
+            {"task": task_id, "result": result, "score": score, "model_version": version, "cluster": cluster}
+        )
+        rows.append((task_id, version, text_hash, cluster, score))
+
+    for start in tqdm(range(0, len(stale), chunk), desc="removing stale", disable=not progress or not stale):
+        ls.delete_predictions(project_id, stale[start : start + chunk])
+    for start in tqdm(range(0, len(predictions), chunk), desc="writing", unit="chunk", disable=not progress):
+        ls.import_predictions(project_id, predictions[start : start + chunk])
+        state.put(project_id, rows[start : start + chunk])
+        summary.written += len(predictions[start : start + chunk])
+
+    ls.use_uncertainty_sampling(project_id, version)
+    ls.ensure_view(project_id, VIEW_TITLE, ordering=["tasks:predictions_score"])
+    summary.seconds = time.perf_counter() - started
+    log.info(summary.line())
+    return summary
+
+
+def _embed(cache: EmbeddingCache, texts: list[str], progress: bool, step: int = 512) -> np.ndarray:
+    parts = []
+    for start in tqdm(range(0, len(texts), step), desc="embedding", unit="batch", disable=not progress):
+        parts.append(cache.embed(texts[start : start + step]))
+    return np.concatenate(parts) if parts else np.zeros((0, cache.encoder.dim), dtype=np.float32)
+
+
+def _clusters(settings: Settings, project: int, cache: EmbeddingCache, x: np.ndarray, num_labels: int) -> np.ndarray:
+    model = ClusterModel(settings.data_dir / "clusters" / f"{project}.json")
+    centroids = model.centroids(cache.encoder.identity)
+    if centroids is None:
+        centroids = model.fit(x, default_k(len(x), num_labels), cache.encoder.identity)
+    return assign(x, centroids)
