@@ -11,6 +11,7 @@ from backend.settings import get_settings
 
 def _configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Label Studio request is noise
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -22,7 +23,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from backend.jobs.worker import run_worker
 
-    return run_worker(get_settings(), burst=args.burst)
+    return run_worker(get_settings(), burst=args.burst, which=args.queues)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -35,6 +36,19 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     from backend.jobs.schedule_runner import run_scheduler
 
     return run_scheduler(get_settings())
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from backend.jobs.retrain import WorkerContext
+    from backend.sync import sync_project
+
+    settings = get_settings()
+    ctx = WorkerContext.create(settings)
+    summary = sync_project(
+        settings, ctx.label_studio(), ctx.cache, ctx.registry, args.project, args.strategy, progress=not args.quiet
+    )
+    print(summary.line())
+    return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -73,7 +87,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser("worker", help="run an RQ worker for retrain jobs (needs HITL_REDIS_URL)")
     worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    worker.add_argument(
+        "--queues", choices=["both", "fast", "slow"], default="both",
+        help="fast: head retrains and syncs; slow: full fine-tunes; both (default): fast first",
+    )  # fmt: skip
     worker.set_defaults(func=cmd_worker)
+
+    sync = sub.add_parser(
+        "sync",
+        help="score a project's unlabeled tasks and order Label Studio's queue by informativeness",
+        description="Scores every unlabeled task of the project with the serving version (cold start: diverse "
+        "coverage), writes predictions back in bulk with score and diversity cluster, and switches the project to "
+        "uncertainty sampling on that version. Safe to rerun: unchanged tasks are skipped.",
+    )
+    sync.add_argument("--project", type=int, required=True, help="Label Studio project id")
+    sync.add_argument("--strategy", help="margin, entropy, least_confidence, random or cold-start "
+                      "(default: HITL_SYNC_STRATEGY)")  # fmt: skip
+    sync.add_argument("--quiet", action="store_true", help="no progress bars")
+    sync.set_defaults(func=cmd_sync)
 
     scheduler = sub.add_parser("scheduler", help="enqueue scheduled retrains (RQ cron; see HITL_SCHEDULE_FILE)")
     scheduler.set_defaults(func=cmd_scheduler)

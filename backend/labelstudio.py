@@ -16,16 +16,13 @@ from label_studio_sdk import LabelStudio
 log = logging.getLogger(__name__)
 
 
-ANNOTATED_QUERY = json.dumps(
-    {
-        "filters": {
-            "conjunction": "and",
-            "items": [
-                {"filter": "filter:tasks:total_annotations", "operator": "greater", "type": "Number", "value": 0}
-            ],
-        }
-    }
-)
+def _annotations_query(operator: str) -> str:
+    item = {"filter": "filter:tasks:total_annotations", "operator": operator, "type": "Number", "value": 0}
+    return json.dumps({"filters": {"conjunction": "and", "items": [item]}})
+
+
+ANNOTATED_QUERY = _annotations_query("greater")
+UNLABELED_QUERY = _annotations_query("equal")
 
 
 class LabelStudioNotConfigured(RuntimeError):
@@ -60,6 +57,50 @@ class LabelStudioClient:
         pager = self.sdk.tasks.list(project=project_id, fields="all", query=ANNOTATED_QUERY, page_size=page_size)
         for task in pager:
             yield _plain(task)
+
+    def unlabeled_tasks(self, project_id: int, page_size: int = 500) -> Iterator[dict[str, Any]]:
+        """Tasks nobody has annotated yet (the pool), with their predictions, page by page."""
+        pager = self.sdk.tasks.list(project=project_id, fields="all", query=UNLABELED_QUERY, page_size=page_size)
+        for task in pager:
+            yield _plain(task)
+
+    # writing the queue -------------------------------------------------------------------------
+    def import_predictions(self, project_id: int, predictions: list[dict[str, Any]]) -> int:
+        """Bulk create (POST /api/projects/{id}/import/predictions): ~40x faster than one call each."""
+        if not predictions:
+            return 0
+        self.sdk.projects.import_predictions(id=project_id, request=predictions)
+        return len(predictions)
+
+    def create_prediction(self, prediction: dict[str, Any]) -> None:
+        """One prediction, one HTTP call (the slow path; kept for the benchmark's baseline)."""
+        self.sdk.predictions.create(**prediction)
+
+    def delete_predictions(self, project_id: int, task_ids: list[int]) -> None:
+        """Delete every prediction of these tasks in one Data Manager action."""
+        if task_ids:
+            self.sdk.actions.create(
+                id="delete_tasks_predictions", project=project_id,
+                selected_items={"all": False, "included": list(task_ids)},
+            )  # fmt: skip
+
+    def use_uncertainty_sampling(self, project_id: int, model_version: str) -> None:
+        """Serve the lowest-scored task of ``model_version`` first (Label Studio's uncertainty sampling)."""
+        self.sdk.projects.update(id=project_id, sampling="Uncertainty sampling", model_version=model_version)
+
+    def ensure_view(self, project_id: int, title: str, ordering: list[str]) -> int:
+        """A Data Manager tab with this title and ordering, for admins to look at the queue."""
+        for view in (_plain(v) for v in self.sdk.views.list(project=project_id)):
+            if (view.get("data") or {}).get("title") == title:
+                return int(view["id"])
+        view = self.sdk.views.create(project=project_id, data={"title": title, "ordering": ordering})
+        return int(view.id)
+
+    def next_task(self, project_id: int) -> dict[str, Any]:
+        """What Label Studio would open next for the API user (GET /api/projects/{id}/next)."""
+        response = self.sdk._client_wrapper.httpx_client.request(f"api/projects/{project_id}/next", method="GET")
+        response.raise_for_status()
+        return dict(response.json())
 
     def tasks(self, project_id: int, page_size: int = 100) -> Iterator[dict[str, Any]]:
         pager = self.sdk.tasks.list(project=project_id, fields="all", page_size=page_size)

@@ -9,7 +9,7 @@ from rq import cron
 from backend.jobs.scheduled import retrain_all_projects
 from backend.settings import get_settings
 
-QUEUE = get_settings().queue_name
+QUEUE = get_settings().queue_name  # the job below only requests retrains; fine-tunes then go to the slow queue
 
 # Fast head retrain every hour: picks up annotations whose webhooks were lost.
 cron.register(retrain_all_projects, queue_name=QUEUE, kwargs={"kind": "head"}, cron="0 * * * *", name="hourly-head")

@@ -58,7 +58,9 @@ class Settings(BaseSettings):
     )
 
     # Retraining
-    queue_name: str = Field("hitl", description="RQ queue the worker listens on.")
+    queue_name: str = Field(
+        "hitl", description="RQ queue of fast jobs (head retrains, syncs); full fine-tunes use '<name>-slow'."
+    )
     retrain_debounce_s: float = Field(2.0, ge=0, description="Events within this window share one retrain.")
     job_timeout_s: int = Field(3600, ge=10, description="A retrain running longer than this is failed.")
     job_retries: int = Field(3, ge=0, description="Retries of a failed retrain (e.g. Label Studio down).")
@@ -71,6 +73,10 @@ class Settings(BaseSettings):
     finetune_every: int = Field(
         500, ge=0, description="Request a full fine-tune when this many annotations arrived since the last; 0 = off."
     )
+    sync_after_publish: bool = Field(True, description="Re-rank the project's queue after every new version.")
+    sync_strategy: str = Field(
+        "margin", description="Query strategy of the sync: margin, entropy, least_confidence, random, cold-start."
+    )
     schedule_file: str = Field(
         str(Path(__file__).with_name("schedule.py")), description="RQ cron config of scheduled retrains."
     )
@@ -80,6 +86,10 @@ class Settings(BaseSettings):
     audit_db_url: str | None = Field(None, description="postgresql://... for the audit store; empty = SQLite.")
     data_dir: Path = Field(Path("var"), description="Runtime state: embedded Redis data, logs, audit DB.")
     log_level: str = Field("INFO", description="Python logging level.")
+
+    @property
+    def slow_queue_name(self) -> str:
+        return f"{self.queue_name}-slow"
 
     @property
     def auth_enabled(self) -> bool:

@@ -18,6 +18,7 @@ An interrupted sync can simply be run again: it converges to the same queue.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import sqlite3
@@ -119,11 +120,28 @@ def sync_project(
     progress: bool = True,
     chunk: int = 1000,
 ) -> SyncSummary:
+    lock_path = settings.data_dir / "locks" / f"sync-{project_id}.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one sync per project at a time (CLI and worker alike)
+        return _sync(settings, ls, cache, registry, project_id, strategy_name, progress, chunk)
+
+
+def _sync(
+    settings: Settings,
+    ls: LabelStudioClient,
+    cache: EmbeddingCache,
+    registry: Registry,
+    project_id: int,
+    strategy_name: str | None,
+    progress: bool,
+    chunk: int,
+) -> SyncSummary:
     started = time.perf_counter()
     spec = parse_label_config(ls.label_config(project_id))
     version, classifier = serving_classifier(registry, project_id, spec, cache.encoder)
     strategy = ColdStartStrategy() if classifier is None else make_strategy(
-        strategy_name or settings.uncertainty, spec.multi_label
+        strategy_name or settings.sync_strategy, spec.multi_label
     )  # fmt: skip
     summary = SyncSummary(project_id, version, strategy.name)
 

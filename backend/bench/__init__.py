@@ -24,6 +24,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     retrain.add_argument("--data", help="datasets folder (default: ../shared/data or HITL_SHARED_DATA)")
     retrain.add_argument("--annotations", type=int, default=1000, help="AG News annotations in the project (1000)")
     retrain.add_argument("--runs", type=int, default=5, help="timed corrections; the median is reported (5)")
+    sync = bsub.add_parser("sync", help="pool rescoring from cached embeddings, and bulk vs single prediction writes")
+    sync.add_argument("--data", help="datasets folder (default: ../shared/data or HITL_SHARED_DATA)")
+    sync.add_argument("--pool", type=int, default=100_000, help="synthetic pool size (100000)")
+    sync.add_argument("--sample", type=int, default=2000, help="tasks given a real forward pass (2000)")
+    sync.add_argument("--predictions", type=int, default=1000, help="predictions written each way (1000)")
+    sync.add_argument("--rounds", type=int, default=3, help="rescoring repetitions; the median is reported (3)")
 
 
 def run_bench(args: argparse.Namespace, settings: Settings) -> int:
@@ -35,4 +41,8 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
         from backend.bench.retrain import bench_retrain
 
         return bench_retrain(args, settings)
+    if args.bench_command == "sync":
+        from backend.bench.sync import bench_sync
+
+        return bench_sync(args, settings)
     raise SystemExit(f"unknown bench {args.bench_command}")

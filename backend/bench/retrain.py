@@ -64,6 +64,9 @@ def bench_retrain(args: argparse.Namespace, settings: Settings) -> int:
                 "HITL_DATA_DIR": tmp,
                 "HITL_WEBHOOK_SECRET": SECRET,
                 "HITL_LOG_LEVEL": "WARNING",
+                # time the fast path alone; the full fine-tune is timed on its own below
+                "HITL_FINETUNE_EVERY": "0",
+                "HITL_SYNC_AFTER_PUBLISH": "false",
             }
             worker = subprocess.Popen([sys.executable, "-m", "backend", "worker"], env={**os.environ, **env},
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip

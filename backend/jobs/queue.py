@@ -18,6 +18,8 @@ from rq import Queue, Retry
 from backend.settings import Settings
 
 PENDING = "hitl:retrain:pending:{project}"
+JOBS = {"head": "backend.jobs.retrain.retrain_job", "full": "backend.jobs.retrain.retrain_job",
+        "sync": "backend.jobs.sync_job.sync_job"}  # fmt: skip
 EVENTS = "hitl:retrain:events:{project}"
 
 
@@ -39,22 +41,29 @@ class RetrainQueue:
         self.settings = settings
         self.connection = connection or connect(settings)
         self.queue = Queue(settings.queue_name, connection=self.connection)
+        # Fine-tunes take minutes: their own queue, so they never hold up a seconds-long head retrain.
+        self.slow_queue = Queue(settings.slow_queue_name, connection=self.connection)
 
     def request(self, project_id: int, kind: str = "head", reason: str = "") -> RetrainRequest:
+        """Enqueue a ``head`` or ``full`` retrain, or a queue ``sync``, unless one is already pending."""
+        if kind not in JOBS:
+            raise ValueError(f"unknown job kind {kind!r}; one of {sorted(JOBS)}")
         key = PENDING.format(project=f"{project_id}:{kind}")
-        self.connection.incr(EVENTS.format(project=project_id))
+        if kind != "sync":
+            self.connection.incr(EVENTS.format(project=project_id))
         # The flag expires on its own so a job lost with its worker cannot block retrains forever.
         ttl = int(self.settings.job_timeout_s * 2 + self.settings.retrain_debounce_s + 60)
         if not self.connection.set(key, time.time(), nx=True, ex=ttl):
             return RetrainRequest("coalesced", project_id, None)
-        job = self.queue.enqueue_call(
-            "backend.jobs.retrain.retrain_job",
+        queue = self.slow_queue if kind == "full" else self.queue
+        job = queue.enqueue_call(
+            JOBS[kind],
             kwargs={"project_id": project_id, "kind": kind, "reason": reason},
             timeout=self.settings.job_timeout_s,
             retry=Retry(max=self.settings.job_retries, interval=self.settings.job_retry_intervals_s),
             failure_ttl=7 * 24 * 3600,
             result_ttl=24 * 3600,
-            description=f"retrain project {project_id} ({kind})",
+            description=f"{'sync' if kind == 'sync' else 'retrain'} project {project_id} ({kind})",
         )
         return RetrainRequest("queued", project_id, job.id)
 

@@ -37,18 +37,25 @@ ALIVE_TTL_S = 15
 RECOVERY_LOCK = "hitl:recovery-lock:{queue}"
 
 
-def run_worker(settings: Settings, burst: bool = False) -> int:
+def queue_names(settings: Settings, which: str) -> list[str]:
+    """``fast``: head retrains and syncs; ``slow``: full fine-tunes; ``both``: fast first."""
+    names = {"fast": [settings.queue_name], "slow": [settings.slow_queue_name]}
+    return names.get(which, [settings.queue_name, settings.slow_queue_name])
+
+
+def run_worker(settings: Settings, burst: bool = False, which: str = "both") -> int:
     connection = connect(settings)
     context()  # load the encoder before taking the first job
-    queue = Queue(settings.queue_name, connection=connection)
-    worker = SimpleWorker([queue], connection=connection, maintenance_interval=60)
-    keeper = threading.Thread(target=_keep_alive, args=(settings, worker.name), name="liveness", daemon=True)
+    queues = [Queue(name, connection=connection) for name in queue_names(settings, which)]
+    worker = SimpleWorker(queues, connection=connection, maintenance_interval=60)
+    keeper = threading.Thread(target=_keep_alive, args=(settings, worker.name, queues), name="liveness", daemon=True)
     _announce(connection, worker.name)
-    recovered = recover_abandoned(queue)
-    if recovered:
-        log.warning("re-queued %d job(s) abandoned by dead workers: %s", len(recovered), ", ".join(recovered))
+    for queue in queues:
+        recovered = recover_abandoned(queue)
+        if recovered:
+            log.warning("re-queued %d job(s) abandoned by dead workers: %s", len(recovered), ", ".join(recovered))
     keeper.start()
-    log.info("worker %s listening on queue %r", worker.name, settings.queue_name)
+    log.info("worker %s listening on %s", worker.name, ", ".join(q.name for q in queues))
     worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level.upper())
     return 0
 
@@ -59,18 +66,19 @@ def _announce(connection: redis.Redis, name: str) -> None:
     connection.set(ALIVE.format(name=name), value, ex=ALIVE_TTL_S)
 
 
-def _keep_alive(settings: Settings, name: str) -> None:
+def _keep_alive(settings: Settings, name: str, queues: list[Queue]) -> None:
     """Refresh our liveness record and look for jobs abandoned by dead workers, every few seconds.
     Runs beside the job in a thread, because a SimpleWorker sends no heartbeat while a job runs."""
     connection = connect(settings)
-    queue = Queue(settings.queue_name, connection=connection)
+    queues = [Queue(q.name, connection=connection) for q in queues]
     while True:
         try:
             _announce(connection, name)
-            if connection.set(RECOVERY_LOCK.format(queue=queue.name), name, nx=True, ex=ALIVE_TTL_S // 3):
-                recovered = recover_abandoned(queue)
-                if recovered:
-                    log.warning("re-queued %d abandoned job(s): %s", len(recovered), ", ".join(recovered))
+            for queue in queues:
+                if connection.set(RECOVERY_LOCK.format(queue=queue.name), name, nx=True, ex=ALIVE_TTL_S // 3):
+                    recovered = recover_abandoned(queue)
+                    if recovered:
+                        log.warning("re-queued %d abandoned job(s): %s", len(recovered), ", ".join(recovered))
         except redis.RedisError as exc:
             log.warning("liveness update failed: %s", exc)
         time.sleep(ALIVE_TTL_S / 3)

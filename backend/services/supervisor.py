@@ -38,7 +38,9 @@ def run_all(settings: Settings, workers: int = 1, serve_workers: int = 1) -> int
     signal.signal(signal.SIGINT, _stop)
     try:
         for i in range(workers):
-            children[f"worker-{i}"] = subprocess.Popen([*hitl, "worker"], env=env)
+            children[f"worker-{i}"] = subprocess.Popen([*hitl, "worker", "--queues", "fast"], env=env)
+        # fine-tunes run beside, never in front of, the seconds-long head retrains
+        children["worker-slow"] = subprocess.Popen([*hitl, "worker", "--queues", "slow"], env=env)
         children["scheduler"] = subprocess.Popen([*hitl, "scheduler"], env=env)
         children["server"] = subprocess.Popen([*hitl, "serve", "--workers", str(serve_workers)], env=env)
         log.info("running: %s (Ctrl-C stops all)", ", ".join(children))

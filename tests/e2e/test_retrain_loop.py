@@ -115,7 +115,7 @@ def test_worker_killed_mid_training_is_retried_and_nothing_partial_is_served(sta
     before = stack.registry.versions(str(project))
     queue = RetrainQueue(Settings(redis_url=stack.env["HITL_REDIS_URL"], retrain_debounce_s=0), stack.redis)
     queue.request(project, kind="full", reason="test: fine-tune")
-    started = StartedJobRegistry(queue.queue.name, connection=stack.redis)
+    started = StartedJobRegistry(queue.slow_queue.name, connection=stack.redis)
     wait_until(lambda: started.count > 0, 60, "the fine-tune to start")
     time.sleep(2.0)  # inside training
     worker.kill9()

@@ -1,0 +1,19 @@
+"""The sync as an RQ job: run after every published version and on the schedule."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from backend.jobs.queue import RetrainQueue
+from backend.jobs.retrain import context
+from backend.sync import sync_project
+
+
+def sync_job(project_id: int, kind: str = "sync", reason: str = "") -> dict[str, Any]:
+    ctx = context()
+    RetrainQueue(ctx.settings).take(project_id, kind)
+    summary = sync_project(ctx.settings, ctx.label_studio(), ctx.cache, ctx.registry, project_id, progress=False)
+    result = dataclasses.asdict(summary)
+    result["skipped"] = dict(summary.skipped)
+    return result

@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+
+from backend.clusters import ClusterModel, assign, default_k, kmeans
+from backend.strategies import ColdStartStrategy, RandomStrategy, k_center_order, make_strategy, rank
+
+
+def _pool(seed=0, n=200, dim=8, k=4):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(k, dim)) * 5
+    y = rng.integers(0, k, size=n)
+    return (centers[y] + rng.normal(size=(n, dim))).astype(np.float32), y
+
+
+def test_uncertainty_strategy_serves_the_closest_call_first():
+    probs = np.array([[0.9, 0.1], [0.52, 0.48], [0.7, 0.3]])
+    order = rank(make_strategy("margin"), probs, np.zeros((3, 2)), np.array([10, 11, 12]))
+    assert list(order) == [1, 2, 0]
+    with pytest.raises(ValueError, match="needs a trained model"):
+        make_strategy("entropy").scores(None, np.zeros((3, 2)), np.arange(3))
+
+
+def test_random_is_reproducible_per_task_and_seed():
+    ids = np.arange(1000)
+    a, b = RandomStrategy(0).scores(None, None, ids), RandomStrategy(0).scores(None, None, ids[::-1])
+    assert np.allclose(a, b[::-1])
+    assert not np.allclose(a, RandomStrategy(1).scores(None, None, ids))
+    assert a.min() >= 0 and a.max() < 1
+
+
+def test_cold_start_covers_every_region_first():
+    x, y = _pool()
+    scores = ColdStartStrategy().scores(None, x, np.arange(len(x)))
+    first = np.argsort(scores)[:4]
+    assert len(set(y[first])) == 4  # the first four picks span the four blobs
+
+
+def test_k_center_never_repeats():
+    x, _ = _pool(n=50)
+    order = k_center_order(x, 50)
+    assert len(set(order.tolist())) == 50
+
+
+def test_unknown_strategy_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown strategy"):
+        make_strategy("best")
+
+
+def test_kmeans_finds_blobs_and_centroids_are_stable_on_disk(tmp_path):
+    x, y = _pool(k=3)
+    labels = assign(x, kmeans(x, 3))
+    for blob in range(3):  # each blob maps to one cluster
+        assert len(set(labels[y == blob])) == 1
+    model = ClusterModel(tmp_path / "c.json")
+    assert model.centroids("enc") is None
+    fitted = model.fit(x, 3, "enc")
+    assert np.allclose(model.centroids("enc"), fitted)
+    assert model.centroids("other-encoder") is None  # a new encoder needs new centroids
+    assert 2 <= default_k(100_000, 4) <= 50
