@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 
@@ -47,7 +48,10 @@ def cmd_sync(args: argparse.Namespace) -> int:
     summary = sync_project(
         settings, ctx.label_studio(), ctx.cache, ctx.registry, args.project, args.strategy, progress=not args.quiet
     )
-    print(summary.line())
+    if args.json:
+        print(json.dumps(summary.as_dict()))
+    else:
+        print(summary.line())
     return 0
 
 
@@ -104,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--strategy", help="margin, entropy, least_confidence, random or cold-start "
                       "(default: HITL_SYNC_STRATEGY)")  # fmt: skip
     sync.add_argument("--quiet", action="store_true", help="no progress bars")
+    sync.add_argument("--json", action="store_true", help="print the summary as JSON")
     sync.set_defaults(func=cmd_sync)
 
     scheduler = sub.add_parser("scheduler", help="enqueue scheduled retrains (RQ cron; see HITL_SCHEDULE_FILE)")

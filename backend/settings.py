@@ -74,6 +74,7 @@ class Settings(BaseSettings):
         500, ge=0, description="Request a full fine-tune when this many annotations arrived since the last; 0 = off."
     )
     sync_after_publish: bool = Field(True, description="Re-rank the project's queue after every new version.")
+    sync_diverse_top: int = Field(50, ge=0, description="Tasks at the top of the queue that alternate clusters.")
     sync_strategy: str = Field(
         "margin", description="Query strategy of the sync: margin, entropy, least_confidence, random, cold-start."
     )

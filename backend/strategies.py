@@ -6,9 +6,10 @@ the ``score`` Label Studio sorts on (lower = sooner).
 
 Uncertainty strategies score with the same measure as /predict (``1 - uncertainty``), so a
 prediction written by the sync and one fetched by Label Studio through /predict sort alike.
-Diversity for the top of the queue comes from ``cluster`` ids (see ``clusters.py``): Label
-Studio's uncertainty sampling serves an annotator the lowest score among the clusters they have
-labeled least, so consecutive tasks come from different regions of the pool.
+Diversity for the top of the queue: ``diversify_top`` reorders the most informative tasks
+round-robin over embedding clusters (see ``clusters.py``) and gives them the lowest scores, so
+the next N tasks are not N near-duplicates. (Label Studio's own ``cluster`` field
+would do this too, but its bulk prediction import drops ``cluster`` in 1.23.)
 """
 
 from __future__ import annotations
@@ -59,8 +60,12 @@ class RandomStrategy:
     needs_model: ClassVar[bool] = False
 
     def scores(self, probs: np.ndarray | None, embeddings: np.ndarray, task_ids: np.ndarray) -> np.ndarray:
-        mixed = (task_ids.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(self.seed)) % np.uint64(2**31)
-        return mixed.astype(np.float64) / 2**31
+        with np.errstate(over="ignore"):  # uint64 arithmetic wraps on purpose
+            z = task_ids.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15) * np.uint64(self.seed + 1)
+            z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)  # splitmix64 finaliser
+            z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+            z = z ^ (z >> np.uint64(31))
+        return (z >> np.uint64(11)).astype(np.float64) / float(2**53)
 
 
 @dataclass
@@ -96,6 +101,35 @@ def k_center_order(embeddings: np.ndarray, k: int, start: int | None = None) -> 
         chosen.append(nxt)
         distance = np.minimum(distance, 1.0 - x @ x[nxt])
     return np.array(chosen, dtype=np.int64)
+
+
+TOP_BAND = 0.01
+
+
+def diversify_top(scores: np.ndarray, clusters: np.ndarray, n: int, candidates: int = 5) -> np.ndarray:
+    """Scores in [0, 1] where the ``n`` first tasks alternate between clusters.
+
+    Among the ``candidates * n`` most informative tasks, take the best remaining task of each
+    cluster in turn (clusters ordered by their best task). Those ``n`` get scores in
+    [0, TOP_BAND) in that order; every other score is squeezed into [TOP_BAND, 1] keeping its
+    order. (Label Studio 1.23 silently drops imported predictions with a negative score.)
+    """
+    out = scores.astype(np.float64).copy()
+    if n <= 0 or len(scores) == 0:
+        return out
+    out = TOP_BAND + (1.0 - TOP_BAND) * np.clip(out, 0.0, 1.0)
+    pool = np.argsort(scores, kind="stable")[: candidates * n]
+    queues: dict[int, list[int]] = {}
+    for index in pool:  # best first within each cluster
+        queues.setdefault(int(clusters[index]), []).append(int(index))
+    picked: list[int] = []
+    while len(picked) < min(n, len(pool)):
+        for cluster in sorted(queues, key=lambda c: scores[queues[c][0]] if queues[c] else np.inf):
+            if queues[cluster] and len(picked) < n:
+                picked.append(queues[cluster].pop(0))
+    top = len(picked)
+    out[picked] = TOP_BAND * np.arange(top) / top
+    return out
 
 
 STRATEGIES = ("margin", "entropy", "least_confidence", "random", "cold-start")

@@ -5,19 +5,21 @@
 1. stream the project's unlabeled tasks page by page;
 2. embed them through the embedding cache (after a head-only retrain this is a lookup, and the
    rescoring a matrix product) and score them with the serving version and the chosen strategy;
-3. assign each task a stable diversity cluster (k-means centroids kept per encoder);
-4. skip tasks whose prediction from this version, text and cluster are unchanged since the last
+3. assign each task a stable diversity cluster (k-means centroids kept per encoder) and let the
+   top of the queue alternate between clusters (``strategies.diversify_top``);
+4. skip tasks whose prediction from this version, text and score are unchanged since the last
    sync; delete the stale predictions of the others and import new ones in bulk (one HTTP call
-   per chunk, not per task) with ``result``, ``score``, ``model_version`` and ``cluster``;
+   per chunk, not per task) with ``result``, ``score`` and ``model_version``;
 5. set the project to uncertainty sampling on this version, and keep an admin view sorted by score.
 
-Label Studio then serves each annotator the lowest score among the clusters they have labeled
-least: the most informative task first, and not ten near-duplicates in a row.
+Label Studio then serves the lowest score first: the most informative task, and not ten
+near-duplicates in a row.
 An interrupted sync can simply be run again: it converges to the same queue.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import hashlib
 import logging
@@ -39,7 +41,7 @@ from backend.models.embedding_cache import EmbeddingCache
 from backend.models.persist import IncompatibleVersion, load_version
 from backend.registry import COLD_START, Registry, RegistryError
 from backend.settings import Settings
-from backend.strategies import ColdStartStrategy, make_strategy
+from backend.strategies import ColdStartStrategy, diversify_top, make_strategy
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,12 @@ class SyncSummary:
     skipped: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
     top_task_id: int | None = None
+    top: list[tuple[int, int, float]] = field(default_factory=list)  # (task, cluster, score) of the first ten
+
+    def as_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["skipped"] = dict(self.skipped)
+        return data
 
     def line(self) -> str:
         skipped = ", ".join(f"{n} {why}" for why, n in self.skipped.items()) or "none"
@@ -164,11 +172,15 @@ def _sync(
     probs = classifier.head.proba(embeddings) if classifier is not None and classifier.encoder is cache.encoder else (
         classifier.predict_proba(texts) if classifier is not None else None
     )  # fmt: skip
-    scores = strategy.scores(probs, embeddings, task_ids)
     clusters = _clusters(settings, project_id, cache, embeddings, len(spec.labels))
+    scores = strategy.scores(probs, embeddings, task_ids)
+    if classifier is not None:
+        scores = diversify_top(scores, clusters, settings.sync_diverse_top)
     decisions = classifier.decide(probs, settings.multilabel_threshold) if classifier is not None else None
     summary.scored = len(ids)
-    summary.top_task_id = int(task_ids[np.lexsort((task_ids, scores))[0]])
+    order = np.lexsort((task_ids, scores))
+    summary.top_task_id = int(task_ids[order[0]])
+    summary.top = [(int(task_ids[i]), int(clusters[i]), round(float(scores[i]), 6)) for i in order[:10]]
 
     state = SyncState(settings.data_dir / "sync-state.sqlite3")
     previous = state.get(project_id)
@@ -184,9 +196,8 @@ def _sync(
         if existing[task_id]:
             stale.append(task_id)
         result = choices_result(spec, decisions[i]) if decisions is not None else []
-        predictions.append(
-            {"task": task_id, "result": result, "score": score, "model_version": version, "cluster": cluster}
-        )
+        # no "cluster": Label Studio 1.23's bulk import drops it (diversity is in the scores instead)
+        predictions.append({"task": task_id, "result": result, "score": score, "model_version": version})
         rows.append((task_id, version, text_hash, cluster, score))
 
     for start in tqdm(range(0, len(stale), chunk), desc="removing stale", disable=not progress or not stale):

@@ -57,3 +57,17 @@ def test_kmeans_finds_blobs_and_centroids_are_stable_on_disk(tmp_path):
     assert np.allclose(model.centroids("enc"), fitted)
     assert model.centroids("other-encoder") is None  # a new encoder needs new centroids
     assert 2 <= default_k(100_000, 4) <= 50
+
+
+def test_diversify_top_alternates_clusters_below_all_other_scores():
+    from backend.strategies import diversify_top
+
+    scores = np.array([0.10, 0.11, 0.12, 0.50, 0.13, 0.60, 0.90])
+    clusters = np.array([0, 0, 0, 1, 0, 2, 1])
+    out = diversify_top(scores, clusters, n=3)
+    order = list(np.argsort(out))
+    assert order[:3] == [0, 3, 5]  # best of cluster 0, then of cluster 1, then of cluster 2
+    assert out[[0, 3, 5]].max() < out[[1, 2, 4, 6]].min()
+    assert out.min() >= 0 and out.max() <= 1  # Label Studio drops predictions with negative scores
+    assert list(np.argsort(out[[1, 2, 4, 6]])) == list(np.argsort(scores[[1, 2, 4, 6]]))
+    assert np.array_equal(diversify_top(scores, clusters, n=0), scores)

@@ -162,12 +162,13 @@ def retrain(ctx: WorkerContext, project_id: int, kind: str = "head") -> dict[str
                              gate.as_dict())  # fmt: skip
     summary.update(published=True, version=version, seconds=round(time.perf_counter() - started, 3))
     log.info("project %s: published %s (%s)", project_id, version, gate.reason)
-    if kind == "head" and finetune_due(ctx.registry, str(project_id), len(data.examples), settings.finetune_every):
-        from backend.jobs.queue import RetrainQueue
+    from backend.jobs.queue import RetrainQueue
 
-        summary["finetune_requested"] = (
-            RetrainQueue(settings).request(project_id, kind="full", reason="new labels").status
-        )
+    queue = RetrainQueue(settings)
+    if settings.sync_after_publish:
+        summary["sync_requested"] = queue.request(project_id, kind="sync", reason=f"published {version}").status
+    if kind == "head" and finetune_due(ctx.registry, str(project_id), len(data.examples), settings.finetune_every):
+        summary["finetune_requested"] = queue.request(project_id, kind="full", reason="new labels").status
     return summary
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from backend.jobs.queue import RetrainQueue
@@ -14,6 +13,4 @@ def sync_job(project_id: int, kind: str = "sync", reason: str = "") -> dict[str,
     ctx = context()
     RetrainQueue(ctx.settings).take(project_id, kind)
     summary = sync_project(ctx.settings, ctx.label_studio(), ctx.cache, ctx.registry, project_id, progress=False)
-    result = dataclasses.asdict(summary)
-    result["skipped"] = dict(summary.skipped)
-    return result
+    return summary.as_dict()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import json
 import os
-import re
 import subprocess
 
 import pytest
@@ -27,17 +27,13 @@ def idle(stack) -> bool:
     )
 
 
-def run_sync(stack, project: int, *extra: str) -> dict[str, int | str]:
-    out = subprocess.run(hitl("sync", "--project", str(project), "--quiet", *extra), env={**os.environ, **stack.env},
-                         cwd=ROOT, capture_output=True, text=True, timeout=600)  # fmt: skip
+def run_sync(stack, project: int, *extra: str) -> dict:
+    command = hitl("sync", "--project", str(project), "--quiet", "--json", *extra)
+    out = subprocess.run(
+        command, env={**os.environ, **stack.env}, cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
     assert out.returncode == 0, out.stdout + out.stderr
-    line = out.stdout.strip().splitlines()[-1]
-    numbers = dict(re.findall(r"(\d+) (unlabeled tasks|scored|written|up to date)", line))
-    summary = {key: int(value) for value, key in numbers.items()}
-    summary["next"] = int(re.search(r"next task: (\d+)", line).group(1))
-    summary["version"] = re.search(r"version (\S+),", line).group(1)
-    summary["line"] = line
-    return summary
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def predictions_of(stack, project: int, version: str) -> dict[int, dict]:
@@ -53,7 +49,7 @@ def predictions_of(stack, project: int, version: str) -> dict[int, dict]:
 @pytest.fixture(scope="module")
 def trained_project(stack, ag_rows):
     project = stack.new_project("Queue sync", ag_rows[:300])
-    stack.ls.import_tasks(project, [{"text": ""}, {"body": "no text key"}])  # bad data: skipped, counted
+    stack.ls.import_tasks(project, [{"text": ""}, {"text": 12345}])  # bad data: skipped, counted
     tasks = [t for t in stack.tasks(project) if t["data"].get("gold")][:40]
     for task in tasks:
         stack.ls.create_annotation(task["id"], choice(task["data"]["gold"]))
@@ -66,33 +62,31 @@ def test_sync_makes_label_studio_serve_our_most_informative_task(stack, trained_
     project = trained_project
     summary = run_sync(stack, project)
     version = stack.registry.current(str(project))
-    assert summary["version"] == version
-    assert summary["unlabeled tasks"] == 262 and summary["scored"] == 260
-    assert "1 task data 'text' is empty" in summary["line"] and "1 task data has no key 'text'" in summary["line"]
+    assert summary["model_version"] == version
+    assert summary["pool"] == 262 and summary["scored"] == 260
+    assert summary["skipped"] == {"task data 'text' is empty": 1, "task data 'text' must be a string, got int": 1}
 
     detail = stack.ls.project(project)
     assert detail["sampling"] == "Uncertainty sampling" and detail["model_version"] == version
     predictions = predictions_of(stack, project, version)
     assert len(predictions) == 260
     lowest = min(predictions, key=lambda task_id: (predictions[task_id]["score"], task_id))
-    assert summary["next"] == lowest
+    assert summary["top_task_id"] == lowest
     assert stack.ls.next_task(project)["id"] == lowest  # Label Studio agrees
 
-    # the next task after labeling it comes from another diversity cluster
-    first_cluster = predictions[lowest]["cluster"]
+    # the top of the queue alternates clusters, and Label Studio follows our order
+    (first, first_cluster, _), (second, second_cluster, _) = summary["top"][:2]
+    assert first == lowest and first_cluster != second_cluster
     stack.ls.create_annotation(lowest, choice(stack.ls.next_task(project)["data"]["gold"]))
-    following = stack.ls.next_task(project)["id"]
-    assert predictions[following]["cluster"] != first_cluster
-    others = {t: p for t, p in predictions.items() if p["cluster"] != first_cluster and t != lowest}
-    assert following == min(others, key=lambda t: others[t]["score"])
+    assert stack.ls.next_task(project)["id"] == second
 
 
 def test_rerun_skips_unchanged_tasks_and_converges(stack, trained_project):
     wait_until(lambda: idle(stack), 180, "the worker to go idle")
     first = run_sync(stack, trained_project)
     again = run_sync(stack, trained_project)
-    assert again["written"] == 0 and again["up to date"] == again["scored"]
-    assert again["next"] == first["next"]
+    assert again["written"] == 0 and again["up_to_date"] == again["scored"]
+    assert again["top_task_id"] == first["top_task_id"]
     version = stack.registry.current(str(trained_project))
     assert len(predictions_of(stack, trained_project, version)) == again["scored"]  # no duplicates
 
