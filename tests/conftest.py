@@ -51,3 +51,14 @@ def label_studio():
         pytest.fail(f"Label Studio is required for the end-to-end tests and could not start: {exc}")
     yield server
     server.stop()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: ignore[no-untyped-def]
+    """Print how long the end-to-end tests took (setup of Label Studio and the stack included)."""
+    total = 0.0
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if getattr(report, "nodeid", "").startswith("tests/e2e/") and hasattr(report, "duration"):
+                total += report.duration
+    if total:
+        terminalreporter.write_line(f"end-to-end tests (real Label Studio, Redis, server, workers): {total:.1f}s")
