@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
-from typing import Any
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
+import httpx
 from label_studio_sdk import LabelStudio
+from label_studio_sdk.core.api_error import ApiError
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +28,23 @@ def _annotations_query(operator: str) -> str:
 
 ANNOTATED_QUERY = _annotations_query("greater")
 UNLABELED_QUERY = _annotations_query("equal")
+
+
+def with_retries(call: Callable[[], T], what: str, attempts: int = 4, backoff_s: float = 1.0) -> T:
+    """Retry transient Label Studio failures (connection errors, 5xx) with exponential back-off."""
+    for attempt in range(attempts):
+        try:
+            return call()
+        except (httpx.TransportError, ApiError) as exc:
+            status = getattr(exc, "status_code", None)
+            if isinstance(exc, ApiError) and status is not None and status < 500:
+                raise  # a 4xx will not get better by asking again
+            if attempt == attempts - 1:
+                raise
+            delay = backoff_s * 2**attempt
+            log.warning("Label Studio %s failed (%s); retrying in %.0fs", what, type(exc).__name__, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
 
 
 class LabelStudioNotConfigured(RuntimeError):
@@ -69,7 +91,7 @@ class LabelStudioClient:
         """Bulk create (POST /api/projects/{id}/import/predictions): ~40x faster than one call each."""
         if not predictions:
             return 0
-        self.sdk.projects.import_predictions(id=project_id, request=predictions)
+        with_retries(lambda: self.sdk.projects.import_predictions(id=project_id, request=predictions), "import")
         return len(predictions)
 
     def create_prediction(self, prediction: dict[str, Any]) -> None:
@@ -79,14 +101,21 @@ class LabelStudioClient:
     def delete_predictions(self, project_id: int, task_ids: list[int]) -> None:
         """Delete every prediction of these tasks in one Data Manager action."""
         if task_ids:
-            self.sdk.actions.create(
-                id="delete_tasks_predictions", project=project_id,
-                selected_items={"all": False, "included": list(task_ids)},
+            with_retries(
+                lambda: self.sdk.actions.create(
+                    id="delete_tasks_predictions", project=project_id,
+                    selected_items={"all": False, "included": list(task_ids)},
+                ), "delete predictions",
             )  # fmt: skip
 
     def use_uncertainty_sampling(self, project_id: int, model_version: str) -> None:
         """Serve the lowest-scored task of ``model_version`` first (Label Studio's uncertainty sampling)."""
-        self.sdk.projects.update(id=project_id, sampling="Uncertainty sampling", model_version=model_version)
+        with_retries(
+            lambda: self.sdk.projects.update(
+                id=project_id, sampling="Uncertainty sampling", model_version=model_version
+            ),
+            "project update",
+        )
 
     def ensure_view(self, project_id: int, title: str, ordering: list[str]) -> int:
         """A Data Manager tab with this title and ordering, for admins to look at the queue."""

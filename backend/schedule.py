@@ -14,6 +14,9 @@ QUEUE = get_settings().queue_name  # the job below only requests retrains; fine-
 # Fast head retrain every hour: picks up annotations whose webhooks were lost.
 cron.register(retrain_all_projects, queue_name=QUEUE, kwargs={"kind": "head"}, cron="0 * * * *", name="hourly-head")
 
+# Re-rank every queue every 15 minutes: picks up tasks imported since the last publish.
+cron.register(retrain_all_projects, queue_name=QUEUE, kwargs={"kind": "sync"}, cron="*/15 * * * *", name="queue-sync")
+
 # Full encoder fine-tune every night at 03:00 (UTC).
 cron.register(
     retrain_all_projects, queue_name=QUEUE, kwargs={"kind": "full"}, cron="0 3 * * *", name="nightly-finetune",

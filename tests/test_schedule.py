@@ -11,7 +11,8 @@ from backend.settings import Settings, get_settings
 def test_schedule_file_registers_hourly_and_nightly_jobs(redis_server):
     scheduler = load_scheduler(Settings(redis_url=redis_server.url))
     jobs = {job.name: job for job in scheduler.get_jobs()}
-    assert set(jobs) == {"hourly-head", "nightly-finetune"}
+    assert set(jobs) == {"hourly-head", "nightly-finetune", "queue-sync"}
+    assert jobs["queue-sync"].kwargs == {"kind": "sync"}
     assert jobs["hourly-head"].cron == "0 * * * *" and jobs["nightly-finetune"].kwargs == {"kind": "full"}
 
 

@@ -21,7 +21,8 @@ def known_projects(settings: Settings) -> list[int]:
 
 
 def retrain_all_projects(kind: str = "head") -> dict[str, Any]:
-    """Request a (coalesced) retrain of every known project; scheduled by backend/schedule.py."""
+    """Request a (coalesced) retrain — ``head`` or ``full`` — or a queue ``sync`` of every known
+    project; scheduled by backend/schedule.py."""
     settings = get_settings()
     queue = RetrainQueue(settings)
     requested = {str(p): queue.request(p, kind=kind, reason="schedule").status for p in known_projects(settings)}
