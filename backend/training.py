@@ -61,15 +61,22 @@ def publish_head(
     head: LinearHead,
     examples: Sequence[Example],
     extra: dict[str, Any] | None = None,
+    training: dict[str, Any] | None = None,
+    fine_tuned: bool = False,
     make_current: bool = True,
 ) -> str:
+    """Publish ``head`` (and the encoder, when fine-tuned) as a new version; ``examples`` are the
+    annotations this version accounts for, ``training`` adds to its training record."""
+
     def write(folder):  # type: ignore[no-untyped-def]
-        meta = write_version(folder, head, spec, encoder)
+        meta = write_version(folder, head, spec, encoder, fine_tuned=fine_tuned)
         meta["training"] = {
-            "kind": "head",
+            "kind": "full" if fine_tuned else "head",
             "examples": len(examples),
             "fingerprint": fingerprint(examples),
             "task_ids": sorted({ex.task_id for ex in examples if ex.task_id is not None}),
+            "annotation_ids": sorted({ex.annotation_id for ex in examples if ex.annotation_id is not None}),
+            **(training or {}),
         }
         meta.update(extra or {})
         return meta

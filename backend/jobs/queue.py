@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import redis
 from rq import Queue, Retry
@@ -74,6 +73,3 @@ class RetrainQueue:
     def take(self, project_id: int, kind: str) -> None:
         """Called by the job as it starts reading Label Studio: later events need a new job."""
         self.connection.delete(PENDING.format(project=f"{project_id}:{kind}"))
-
-    def stats(self) -> dict[str, Any]:
-        return {"queued": self.queue.count, "name": self.queue.name}

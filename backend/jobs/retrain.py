@@ -23,10 +23,10 @@ from backend.models.embedding_cache import EmbeddingCache
 from backend.models.encoder import TextEncoder, default_encoder_path, load_encoder
 from backend.models.finetune import finetune
 from backend.models.head import LinearHead
-from backend.models.persist import IncompatibleVersion, load_version, write_version
+from backend.models.persist import IncompatibleVersion, load_version
 from backend.registry import Registry, RegistryError
 from backend.settings import Settings, get_settings
-from backend.training import fingerprint, targets
+from backend.training import fingerprint, publish_head, targets
 
 log = logging.getLogger(__name__)
 
@@ -137,27 +137,18 @@ def retrain(ctx: WorkerContext, project_id: int, kind: str = "head") -> dict[str
     # so the next retrain compares like with like on tasks no version has ever trained on.
     final = candidate
 
-    def write(folder):  # type: ignore[no-untyped-def]
-        meta = write_version(folder, final, spec, encoder, fine_tuned=kind == "full")
-        meta.update(
-            metrics=candidate_metrics,
-            gate=gate.as_dict(),
-            training={
-                "kind": kind,
-                "examples": len(data.examples),
-                "train_examples": len(train),
-                "heldout_examples": len(held),
-                "fingerprint": fp,
-                "task_ids": sorted(ex.task_id for ex in data.examples if ex.task_id is not None),
-                "heldout_task_ids": sorted(ex.task_id for ex in held if ex.task_id is not None),
-                "annotation_ids": sorted(ex.annotation_id for ex in data.examples if ex.annotation_id is not None),
-                "pull_s": round(pulled_s, 3),
-                "train_s": round(trained_s - pulled_s, 3),
-            },
-        )
-        return meta
-
-    version = ctx.registry.publish(str(project_id), write)
+    version = publish_head(
+        ctx.registry, str(project_id), spec, encoder, final, data.examples,
+        extra={"metrics": candidate_metrics, "gate": gate.as_dict()},
+        training={
+            "train_examples": len(train),
+            "heldout_examples": len(held),
+            "heldout_task_ids": sorted(ex.task_id for ex in held if ex.task_id is not None),
+            "pull_s": round(pulled_s, 3),
+            "train_s": round(trained_s - pulled_s, 3),
+        },
+        fine_tuned=kind == "full",
+    )  # fmt: skip
     ctx.audit.record_version(project_id, version, kind, True, len(data.examples), fp, candidate_metrics,
                              gate.as_dict())  # fmt: skip
     summary.update(published=True, version=version, seconds=round(time.perf_counter() - started, 3))
