@@ -55,6 +55,26 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from backend.models.encoder import default_encoder_path, load_encoder
+    from backend.simulate import simulate
+
+    settings = get_settings()
+    encoder = load_encoder(settings.model_name or default_encoder_path(), settings.max_length, settings.batch_size,
+                           settings.precision)  # fmt: skip
+    summary = simulate(
+        Path(args.dataset), args.strategy, args.budget, args.step, args.seeds, Path(args.out),
+        settings.data_dir / "cache", encoder, start=args.start, pool_size=args.pool_size, test_size=args.test_size,
+        target_precision=args.target_precision,
+    )  # fmt: skip
+    print((Path(args.out) / "summary.md").read_text())
+    print(f"curves: {Path(args.out) / 'curve.csv'}  plot: {Path(args.out) / 'learning_curves.png'}  "
+          f"({summary['seconds']}s)")  # fmt: skip
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from backend import models_cli
 
@@ -110,6 +130,31 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--quiet", action="store_true", help="no progress bars")
     sync.add_argument("--json", action="store_true", help="print the summary as JSON")
     sync.set_defaults(func=cmd_sync)
+
+    from backend.simulate import DEFAULT_STRATEGY, SIM_STRATEGIES
+
+    sim = sub.add_parser(
+        "simulate",
+        help="replay active learning on a labeled dataset with a simulated annotator; curves, plot, summary",
+        description="Replays the loop with the product's own encoder, head, held-out split, strategies and "
+        "calibration. The annotator answers from the gold labels. Runs the chosen strategy and the random baseline "
+        "from a cold-start set, writes curve.csv, learning_curves.png, summary.json and summary.md. Finished "
+        "(strategy, seed) runs in OUT are reused, so a rerun only does what is missing. Embeddings are cached in "
+        "HITL_DATA_DIR/cache.",
+    )
+    sim.add_argument("--dataset", required=True, help="folder with train.jsonl (the pool) and test.jsonl")
+    sim.add_argument("--strategy", default=DEFAULT_STRATEGY, choices=SIM_STRATEGIES,
+                     help=f"query strategy (default {DEFAULT_STRATEGY}: margin with a cluster-diverse batch, as the "
+                     "sync serves it)")  # fmt: skip
+    sim.add_argument("--budget", type=int, default=1000, help="labels at the end (1000)")
+    sim.add_argument("--step", type=int, default=50, help="labels per round (50)")
+    sim.add_argument("--start", type=int, default=50, help="cold-start set size (50)")
+    sim.add_argument("--seeds", type=int, default=3, help="repetitions with different seeds (3)")
+    sim.add_argument("--out", required=True, help="output folder")
+    sim.add_argument("--pool-size", type=int, help="use only the first N rows of train.jsonl")
+    sim.add_argument("--test-size", type=int, help="use only the first N rows of test.jsonl")
+    sim.add_argument("--target-precision", type=float, default=0.98, help="routing target precision (0.98)")
+    sim.set_defaults(func=cmd_simulate)
 
     scheduler = sub.add_parser("scheduler", help="enqueue scheduled retrains (RQ cron; see HITL_SCHEDULE_FILE)")
     scheduler.set_defaults(func=cmd_scheduler)

@@ -1,0 +1,237 @@
+"""Active-learning replay on a labeled dataset: does the loop save labels, and how well calibrated is it?
+
+A simulated annotator answers from the gold labels. Everything else is the product's code: the
+encoder and its embedding cache, the linear head (``LinearHead.fit``), the held-out split of
+``dataset.split``, the query strategies and the diverse top of the queue (``strategies``), and
+temperature scaling (``calibration``). So a curve here is what a project would see.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from backend.calibration import coverage_at, expected_calibration_error, fit_temperature, routing_threshold, softmax
+from backend.clusters import assign, default_k, kmeans
+from backend.dataset import split
+from backend.models.embedding_cache import EmbeddingCache
+from backend.models.head import LinearHead
+from backend.strategies import diversify_top, k_center_order, make_strategy
+from backend.training import Example
+
+COLUMNS = ["strategy", "seed", "labels", "accuracy", "macro_f1", "ece", "ece_calibrated", "temperature"]
+DEFAULT_STRATEGY = "margin-diverse"
+SIM_STRATEGIES = ("margin-diverse", "margin", "entropy", "least_confidence", "random")
+
+
+@dataclass
+class Pool:
+    texts: list[str]
+    labels: np.ndarray  # class indices
+    names: list[str]
+    embeddings: np.ndarray
+
+
+def load_split(folder: Path, split_name: str, limit: int | None) -> tuple[list[str], list[str]]:
+    path = folder / f"{split_name}.jsonl"
+    if not path.exists():
+        raise SystemExit(f"{path} not found: a dataset folder needs train.jsonl and test.jsonl ({{'text','label'}})")
+    texts, labels = [], []
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            row = json.loads(line)
+            texts.append(row["text"])
+            labels.append(row["label"])
+            if limit and len(texts) >= limit:
+                break
+    return texts, labels
+
+
+def macro_f1(pred: np.ndarray, y: np.ndarray, k: int) -> float:
+    scores = []
+    for c in range(k):
+        if not (y == c).any():
+            continue
+        tp = float(((pred == c) & (y == c)).sum())
+        denom = float((pred == c).sum() + (y == c).sum())
+        scores.append(2 * tp / denom if denom else 0.0)
+    return float(np.mean(scores)) if scores else 0.0
+
+
+def run_seed(pool: Pool, test: Pool, strategy_name: str, seed: int, budget: int, step: int, start: int,
+             clusters: np.ndarray, holdout: float, target_precision: float) -> tuple[list[dict], dict]:  # fmt: skip
+    rng = np.random.default_rng(seed)
+    n, k = len(pool.texts), len(pool.names)
+    if strategy_name == "random":
+        labeled = list(rng.choice(n, size=start, replace=False))
+    else:  # cold start: cover the pool, from a seed-dependent first task
+        labeled = list(k_center_order(pool.embeddings, start, start=int(rng.integers(n))))
+    base = make_strategy("random" if strategy_name == "random" else strategy_name.removesuffix("-diverse"), seed=seed)
+    rows, final = [], {}
+    while True:
+        examples = [Example("", (pool.names[pool.labels[i]],), int(i)) for i in labeled]
+        train, held = split(examples, holdout)
+        tr = np.array([e.task_id for e in train])
+        ho = np.array([e.task_id for e in held], dtype=np.int64)
+        head = LinearHead.fit(pool.embeddings[tr], pool.labels[tr], k, multi_label=False)
+        test_logits = head.logits(test.embeddings)
+        probs = softmax(test_logits)
+        temperature = fit_temperature(head.logits(pool.embeddings[ho]), pool.labels[ho]) if len(ho) else 1.0
+        calibrated = softmax(test_logits, temperature)
+        pred = probs.argmax(axis=1)
+        rows.append({
+            "strategy": strategy_name, "seed": seed, "labels": len(labeled),
+            "accuracy": round(float((pred == test.labels).mean()), 5),
+            "macro_f1": round(macro_f1(pred, test.labels, k), 5),
+            "ece": round(expected_calibration_error(probs, test.labels), 5),
+            "ece_calibrated": round(expected_calibration_error(calibrated, test.labels), 5),
+            "temperature": round(temperature, 4),
+        })  # fmt: skip
+        if len(labeled) >= budget:
+            held_probs = softmax(head.logits(pool.embeddings[ho]), temperature)
+            route = routing_threshold(held_probs, pool.labels[ho], target_precision)
+            coverage, precision = coverage_at(calibrated, test.labels, route.threshold)
+            final = {"threshold": route.threshold, "test_coverage": coverage, "test_precision": precision}
+            return rows, final
+        unlabeled = np.setdiff1d(np.arange(n), np.array(labeled))
+        pool_probs = head.proba(pool.embeddings[unlabeled])
+        scores = base.scores(pool_probs, pool.embeddings[unlabeled], unlabeled)
+        take = min(step, budget - len(labeled))
+        if strategy_name.endswith("-diverse"):
+            scores = diversify_top(scores, clusters[unlabeled], take)
+        chosen = unlabeled[np.lexsort((unlabeled, scores))[:take]]
+        labeled.extend(int(i) for i in chosen)
+
+
+def simulate(dataset: Path, strategy: str, budget: int, step: int, seeds: int, out: Path, cache_dir: Path,
+             encoder: Any, start: int = 50, pool_size: int | None = None, test_size: int | None = None,
+             holdout: float = 0.15, target_precision: float = 0.98,
+             progress: bool = True) -> dict[str, Any]:  # fmt: skip
+    if strategy not in SIM_STRATEGIES:
+        raise SystemExit(f"unknown strategy {strategy!r}; choose one of {', '.join(SIM_STRATEGIES)}")
+    started = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    train_texts, train_labels = load_split(dataset, "train", pool_size)
+    test_texts, test_labels = load_split(dataset, "test", test_size)
+    names = sorted(set(train_labels))
+    index = {name: i for i, name in enumerate(names)}
+    cache = EmbeddingCache(cache_dir, encoder)
+    embed = lambda texts, what: np.concatenate([  # noqa: E731 - a local helper with a progress bar
+        cache.embed(texts[i : i + 512]) for i in tqdm(range(0, len(texts), 512), desc=f"embedding {what}",
+                                                      disable=not progress)])  # fmt: skip
+    pool = Pool(train_texts, np.array([index[x] for x in train_labels]), names, embed(train_texts, "pool"))
+    test = Pool(test_texts, np.array([index.get(x, -1) for x in test_labels]), names, embed(test_texts, "test"))
+    clusters = assign(pool.embeddings, kmeans(pool.embeddings, default_k(len(pool.texts), len(names))))
+
+    curve_path = out / "curve.csv"
+    done: dict[tuple[str, int], list[dict]] = {}
+    if curve_path.exists():  # resumable: keep finished (strategy, seed) runs of the same budget
+        with open(curve_path) as handle:
+            for row in csv.DictReader(handle):
+                done.setdefault((row["strategy"], int(row["seed"])), []).append(row)
+        done = {key: rows for key, rows in done.items() if max(int(r["labels"]) for r in rows) == budget}
+    strategies = [strategy] if strategy == "random" else [strategy, "random"]
+    rows: list[dict] = []
+    routing: dict[str, list[dict]] = {}
+    for name in strategies:
+        for seed in tqdm(range(seeds), desc=name, disable=not progress):
+            if (name, seed) in done:
+                rows.extend(done[(name, seed)])
+                continue
+            seed_rows, final = run_seed(pool, test, name, seed, budget, step, start, clusters, holdout,
+                                        target_precision)  # fmt: skip
+            rows.extend(seed_rows)
+            routing.setdefault(name, []).append(final)
+    with open(curve_path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    summary = summarize(rows, strategies, routing, dataset.name, target_precision)
+    summary["seconds"] = round(time.perf_counter() - started, 1)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    plot(rows, strategies, out / "learning_curves.png", dataset.name)
+    (out / "summary.md").write_text(markdown(summary))
+    return summary
+
+
+def mean_curve(rows: list[dict], strategy: str, column: str = "accuracy") -> dict[int, float]:
+    by_labels: dict[int, list[float]] = {}
+    for row in rows:
+        if row["strategy"] == strategy:
+            by_labels.setdefault(int(row["labels"]), []).append(float(row[column]))
+    return {labels: statistics.mean(values) for labels, values in sorted(by_labels.items())}
+
+
+def summarize(rows: list[dict], strategies: list[str], routing: dict[str, list[dict]], dataset: str,
+              target_precision: float) -> dict[str, Any]:  # fmt: skip
+    random_curve = mean_curve(rows, "random")
+    random_final = list(random_curve.values())[-1]
+    result: dict[str, Any] = {"dataset": dataset, "random_final_accuracy": round(random_final, 4), "strategies": {}}
+    for name in strategies:
+        curve = mean_curve(rows, name)
+        reached = next((labels for labels, acc in curve.items() if acc >= random_final), None)
+        finals = routing.get(name, [])
+        result["strategies"][name] = {
+            "final_accuracy": round(list(curve.values())[-1], 4),
+            "labels_to_reach_random_final": reached,
+            "area_under_curve": round(float(np.mean(list(curve.values()))), 4),
+            "final_ece": round(list(mean_curve(rows, name, "ece").values())[-1], 4),
+            "final_ece_calibrated": round(list(mean_curve(rows, name, "ece_calibrated").values())[-1], 4),
+            "routing": {
+                "target_precision": target_precision,
+                "test_coverage": _mean([f["test_coverage"] for f in finals]),
+                "test_precision": _mean([f["test_precision"] for f in finals if f["test_precision"] is not None]),
+            },
+        }
+    return result
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(float(np.mean(values)), 4) if values else None
+
+
+def plot(rows: list[dict], strategies: list[str], path: Path, dataset: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for name in strategies:
+        seeds = sorted({int(r["seed"]) for r in rows if r["strategy"] == name})
+        curves = [[float(r["accuracy"]) for r in rows if r["strategy"] == name and int(r["seed"]) == s] for s in seeds]
+        labels = sorted({int(r["labels"]) for r in rows if r["strategy"] == name})
+        acc = np.array(curves)
+        mean, std = acc.mean(axis=0), acc.std(axis=0)
+        ax.plot(labels, mean, label=f"{name} ({len(seeds)} seeds)", linestyle="--" if name == "random" else "-")
+        ax.fill_between(labels, mean - std, mean + std, alpha=0.15)
+    ax.set_xlabel("labels")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(f"Active learning on {dataset}: MiniLM embeddings + linear head")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    lines = [f"# {summary['dataset']}: random reaches {summary['random_final_accuracy']:.4f} at the full budget", "",
+             "| strategy | final accuracy | labels to reach random's final | AULC | ECE | ECE calibrated | "
+             "coverage at target precision |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for name, s in summary["strategies"].items():
+        routing = s["routing"]
+        lines.append(
+            f"| {name} | {s['final_accuracy']:.4f} | {s['labels_to_reach_random_final'] or 'not reached'} | "
+            f"{s['area_under_curve']:.4f} | {s['final_ece']:.4f} | {s['final_ece_calibrated']:.4f} | "
+            f"{routing['test_coverage']} at {routing['target_precision']} (precision {routing['test_precision']}) |"
+        )
+    return "\n".join(lines) + "\n"
