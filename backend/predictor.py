@@ -37,6 +37,7 @@ class _Serving:
     version: str
     fingerprint: str
     classifier: TextClassifier | None  # None = cold start
+    accept_threshold: float | None = None  # calibrated confidence above which review may be skipped
 
 
 class Predictor:
@@ -123,7 +124,8 @@ class Predictor:
             log.warning("project %s: serving cold start instead of %s: %s", project, version, exc)
             return _Serving(version, spec.fingerprint(), None)
         log.info("project %s: now serving %s", project, version)
-        return _Serving(version, spec.fingerprint(), classifier)
+        threshold = (meta.get("routing") or {}).get("threshold")
+        return _Serving(version, spec.fingerprint(), classifier, threshold)
 
     # prediction ------------------------------------------------------------------------------
     def predict(self, project: str, spec: TaskSpec, tasks: list[Any]) -> list[dict[str, Any]]:
@@ -171,3 +173,5 @@ class Predictor:
                 "model_version": serving.version,
                 "uncertainty": {name: round(float(v[row]), 6) for name, v in measures.items()},
             }
+            if serving.accept_threshold is not None and not multi:
+                items[i]["auto_accept"] = bool(probs[row].max() >= serving.accept_threshold)

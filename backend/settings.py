@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     finetune_every: int = Field(
         500, ge=0, description="Request a full fine-tune when this many annotations arrived since the last; 0 = off."
     )
+    routing_target_precision: float = Field(
+        0.98, ge=0, lt=1, description="Held-out precision above which predictions are marked auto_accept; 0 = off."
+    )
     sync_after_publish: bool = Field(True, description="Re-rank the project's queue after every new version.")
     sync_diverse_top: int = Field(50, ge=0, description="Tasks at the top of the queue that alternate clusters.")
     sync_strategy: str = Field(

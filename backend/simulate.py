@@ -19,7 +19,13 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from backend.calibration import coverage_at, expected_calibration_error, fit_temperature, routing_threshold, softmax
+from backend.calibration import (
+    coverage_at,
+    cross_fit_temperature,
+    expected_calibration_error,
+    routing_threshold,
+    softmax,
+)
 from backend.clusters import assign, default_k, kmeans
 from backend.dataset import split
 from backend.models.embedding_cache import EmbeddingCache
@@ -84,7 +90,8 @@ def run_seed(pool: Pool, test: Pool, strategy_name: str, seed: int, budget: int,
         head = LinearHead.fit(pool.embeddings[tr], pool.labels[tr], k, multi_label=False)
         test_logits = head.logits(test.embeddings)
         probs = softmax(test_logits)
-        temperature = fit_temperature(head.logits(pool.embeddings[ho]), pool.labels[ho]) if len(ho) else 1.0
+        temperature = cross_fit_temperature(pool.embeddings[tr], pool.labels[tr], k, head.logits(pool.embeddings[ho]),
+                                            pool.labels[ho], seed=seed)  # fmt: skip
         calibrated = softmax(test_logits, temperature)
         pred = probs.argmax(axis=1)
         rows.append({
@@ -138,18 +145,23 @@ def simulate(dataset: Path, strategy: str, budget: int, step: int, seeds: int, o
             for row in csv.DictReader(handle):
                 done.setdefault((row["strategy"], int(row["seed"])), []).append(row)
         done = {key: rows for key, rows in done.items() if max(int(r["labels"]) for r in rows) == budget}
+    finals_path = out / "finals.json"
+    finals = json.loads(finals_path.read_text()) if finals_path.exists() and done else {}
     strategies = [strategy] if strategy == "random" else [strategy, "random"]
     rows: list[dict] = []
-    routing: dict[str, list[dict]] = {}
     for name in strategies:
         for seed in tqdm(range(seeds), desc=name, disable=not progress):
-            if (name, seed) in done:
+            if (name, seed) in done and f"{name}:{seed}" in finals:
                 rows.extend(done[(name, seed)])
                 continue
             seed_rows, final = run_seed(pool, test, name, seed, budget, step, start, clusters, holdout,
                                         target_precision)  # fmt: skip
             rows.extend(seed_rows)
-            routing.setdefault(name, []).append(final)
+            finals[f"{name}:{seed}"] = final
+    finals_path.write_text(json.dumps(finals, indent=2))
+    routing: dict[str, list[dict]] = {}
+    for key, final in finals.items():
+        routing.setdefault(key.rsplit(":", 1)[0], []).append(final)
     with open(curve_path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
         writer.writeheader()

@@ -244,3 +244,18 @@ def test_scores_rank_uncertain_tasks_first(client, predictor):
     scores = np.array([r["score"] for r in results])
     assert list(np.argsort(scores, kind="stable")) == list(np.argsort(-margins, kind="stable"))
     assert json.dumps(results)  # plain JSON, nothing numpy-typed leaks
+
+
+def test_auto_accept_follows_the_versions_routing_threshold(client, predictor):
+    spec = parse_label_config(AG_CONFIG)
+    examples = [Example(t, (label,), i) for i, (t, label) in enumerate(zip(TEXTS * 5, LABELS * 5, strict=True))]
+    encoder = predictor.encoder()
+    head = fit_head(encoder, spec, examples)
+    body = predict_body([ls_task(i, {"text": t}) for i, t in enumerate(TEXTS)])
+    for threshold, expected in [(0.0, True), (1.01, False)]:
+        publish_head(
+            predictor.registry, "7", spec, encoder, head, examples, extra={"routing": {"threshold": threshold}}
+        )
+        assert {r["auto_accept"] for r in client.post("/predict", json=body).json["results"]} == {expected}
+    publish_head(predictor.registry, "7", spec, encoder, head, examples)  # no routing: no flag
+    assert all("auto_accept" not in r for r in client.post("/predict", json=body).json["results"])

@@ -8,12 +8,14 @@ This is the whole path of a correction after its webhook: ``server/events.py`` e
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from backend.audit import AuditStore
+from backend.calibration import cross_fit_temperature, expected_calibration_error, routing_threshold, softmax
 from backend.dataset import build_dataset, split
 from backend.gate import decide, evaluate
 from backend.jobs.scheduled import finetune_due
@@ -136,10 +138,11 @@ def retrain(ctx: WorkerContext, project_id: int, kind: str = "head") -> dict[str
     # The shipped head is the candidate the gate judged: trained on the train side of the split only,
     # so the next retrain compares like with like on tasks no version has ever trained on.
     final = candidate
+    calibration = calibrate(final, spec, x_train, targets(train, spec), x_held, held, settings)
 
     version = publish_head(
         ctx.registry, str(project_id), spec, encoder, final, data.examples,
-        extra={"metrics": candidate_metrics, "gate": gate.as_dict()},
+        extra={"metrics": candidate_metrics, "gate": gate.as_dict(), **calibration},
         training={
             "train_examples": len(train),
             "heldout_examples": len(held),
@@ -161,6 +164,26 @@ def retrain(ctx: WorkerContext, project_id: int, kind: str = "head") -> dict[str
     if kind == "head" and finetune_due(ctx.registry, str(project_id), len(data.examples), settings.finetune_every):
         summary["finetune_requested"] = queue.request(project_id, kind="full", reason="new labels").status
     return summary
+
+
+def calibrate(head: LinearHead, spec, x_train, y_train, x_held, held, settings: Settings) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """Temperature-scale ``head`` in place and find the routing threshold (single-label only)."""
+    if spec.multi_label or len(y_train) < 10:
+        return {}
+    y_held = targets(held, spec)
+    held_logits = head.logits(x_held) if len(held) else None
+    t = cross_fit_temperature(x_train, y_train, len(spec.labels), held_logits, y_held if len(held) else None)
+    head.temperature = t
+    result: dict[str, Any] = {"calibration": {"temperature": round(t, 4), "method": "cross-fitted temperature"}}
+    if held_logits is not None and settings.routing_target_precision > 0:
+        before, after = softmax(held_logits), softmax(held_logits, t)
+        result["calibration"].update(
+            heldout_ece_before=round(expected_calibration_error(before, y_held), 4),
+            heldout_ece_after=round(expected_calibration_error(after, y_held), 4),
+        )
+        route = routing_threshold(after, y_held, settings.routing_target_precision)
+        result["routing"] = dataclasses.asdict(route)
+    return result
 
 
 def _serving_metrics(ctx: WorkerContext, project_id: int, spec, held):  # type: ignore[no-untyped-def]
