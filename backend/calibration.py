@@ -99,12 +99,16 @@ def cross_fit_temperature(
     heldout_labels: np.ndarray | None = None,
     folds: int = 5,
     seed: int = 0,
+    min_heldout: int = 50,
 ) -> float:
-    """T fitted on out-of-fold logits of the training examples (each scored by a head that did not see
-    it) plus the held-out logits: every label helps, which a 15 % held-out slice alone cannot do
-    at a few hundred labels."""
+    """T fitted on the held-out annotations once there are ``min_heldout`` of them (the sync serves
+    held-out tasks in random order, so they are an unbiased sample of the pool). Before that, on
+    out-of-fold logits of the training examples plus the held-out ones: biased towards the hard
+    cases active learning picks, but better than a handful of points."""
     from backend.models.head import LinearHead
 
+    if heldout_labels is not None and len(heldout_labels) >= min_heldout:
+        return fit_temperature(heldout_logits, heldout_labels)  # an unbiased sample: use it alone
     n = len(labels)
     logits = [] if heldout_logits is None else [heldout_logits]
     targets = [] if heldout_labels is None else [heldout_labels]

@@ -63,9 +63,16 @@ def split(examples: Sequence[Example], holdout_fraction: float) -> tuple[list[Ex
     version is ever evaluated on a task it was trained on."""
     train, held = [], []
     for ex in examples:
-        bucket = int(hashlib.sha256(str(ex.task_id).encode()).hexdigest()[:8], 16) % 10_000
-        (held if bucket < holdout_fraction * 10_000 else train).append(ex)
+        (held if is_heldout(ex.task_id, holdout_fraction) else train).append(ex)
     return train, held
+
+
+def is_heldout(task_id: int | None, holdout_fraction: float) -> bool:
+    """Whether a task belongs to the held-out side, known before anyone annotates it. The sync
+    serves held-out tasks in random order, so the held-out annotations are an unbiased sample of
+    the pool (what the gate and calibration need), not the model's hardest cases."""
+    bucket = int(hashlib.sha256(str(task_id).encode()).hexdigest()[:8], 16) % 10_000
+    return bucket < holdout_fraction * 10_000
 
 
 def _correction(project_id: int, task: dict[str, Any], annotation: dict[str, Any], spec: TaskSpec) -> Correction:

@@ -27,7 +27,7 @@ from backend.calibration import (
     softmax,
 )
 from backend.clusters import assign, default_k, kmeans
-from backend.dataset import split
+from backend.dataset import is_heldout, split
 from backend.models.embedding_cache import EmbeddingCache
 from backend.models.head import LinearHead
 from backend.strategies import diversify_top, k_center_order, make_strategy
@@ -81,6 +81,7 @@ def run_seed(pool: Pool, test: Pool, strategy_name: str, seed: int, budget: int,
     else:  # cold start: cover the pool, from a seed-dependent first task
         labeled = list(k_center_order(pool.embeddings, start, start=int(rng.integers(n))))
     base = make_strategy("random" if strategy_name == "random" else strategy_name.removesuffix("-diverse"), seed=seed)
+    heldout_bucket = np.array([is_heldout(i, holdout) for i in range(n)])
     rows, final = [], {}
     while True:
         examples = [Example("", (pool.names[pool.labels[i]],), int(i)) for i in labeled]
@@ -109,9 +110,14 @@ def run_seed(pool: Pool, test: Pool, strategy_name: str, seed: int, budget: int,
             final = {"threshold": route.threshold, "test_coverage": coverage, "test_precision": precision}
             return rows, final
         unlabeled = np.setdiff1d(np.arange(n), np.array(labeled))
+        take = min(step, budget - len(labeled))
+        if strategy_name != "random":  # as the sync serves it: held-out tasks come in random order
+            held_mask = heldout_bucket[unlabeled]
+            explore = min(round(holdout * take), int(held_mask.sum()))
+            labeled.extend(int(i) for i in rng.choice(unlabeled[held_mask], size=explore, replace=False))
+            unlabeled, take = unlabeled[~held_mask], take - explore
         pool_probs = head.proba(pool.embeddings[unlabeled])
         scores = base.scores(pool_probs, pool.embeddings[unlabeled], unlabeled)
-        take = min(step, budget - len(labeled))
         if strategy_name.endswith("-diverse"):
             scores = diversify_top(scores, clusters[unlabeled], take)
         chosen = unlabeled[np.lexsort((unlabeled, scores))[:take]]

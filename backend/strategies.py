@@ -132,6 +132,24 @@ def diversify_top(scores: np.ndarray, clusters: np.ndarray, n: int, candidates: 
     return out
 
 
+def interleave_heldout(scores: np.ndarray, heldout: np.ndarray, fraction: float, seed: int = 0) -> np.ndarray:
+    """Rank-encoded scores in [0, 1] where held-out tasks (``heldout`` mask) are spread evenly
+    through the queue in random order, one in every 1/fraction, and the others keep the strategy's
+    order. Annotations of held-out tasks are then an unbiased sample of the pool, which the gate
+    and the temperature fit need; everything else is chosen by the strategy."""
+    n = len(scores)
+    if n == 0 or fraction <= 0 or not heldout.any() or heldout.all():
+        return scores
+    rest, held = np.flatnonzero(~heldout), np.flatnonzero(heldout)
+    position = np.empty(n)
+    position[rest[np.argsort(scores[rest], kind="stable")]] = np.arange(len(rest)) / (1.0 - fraction)
+    shuffled = held[np.random.default_rng(seed).permutation(len(held))]
+    position[shuffled] = (np.arange(len(held)) + 0.5) / fraction
+    rank = np.empty(n)
+    rank[np.argsort(position, kind="stable")] = np.arange(n)
+    return rank / max(n - 1, 1)
+
+
 STRATEGIES = ("margin", "entropy", "least_confidence", "random", "cold-start")
 
 

@@ -34,6 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 from backend.clusters import ClusterModel, assign, default_k
+from backend.dataset import is_heldout
 from backend.labeling import TaskError, TaskSpec, choices_result, parse_label_config, task_text
 from backend.labelstudio import LabelStudioClient
 from backend.models.classifier import TextClassifier
@@ -41,7 +42,7 @@ from backend.models.embedding_cache import EmbeddingCache
 from backend.models.persist import IncompatibleVersion, load_version
 from backend.registry import COLD_START, Registry, RegistryError
 from backend.settings import Settings
-from backend.strategies import ColdStartStrategy, diversify_top, make_strategy
+from backend.strategies import ColdStartStrategy, diversify_top, interleave_heldout, make_strategy
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +177,8 @@ def _sync(
     scores = strategy.scores(probs, embeddings, task_ids)
     if classifier is not None:
         scores = diversify_top(scores, clusters, settings.sync_diverse_top)
+        heldout = np.array([is_heldout(t, settings.holdout_fraction) for t in ids])
+        scores = interleave_heldout(scores, heldout, settings.holdout_fraction, seed=project_id)
     decisions = classifier.decide(probs, settings.multilabel_threshold) if classifier is not None else None
     summary.scored = len(ids)
     order = np.lexsort((task_ids, scores))

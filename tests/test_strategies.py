@@ -71,3 +71,21 @@ def test_diversify_top_alternates_clusters_below_all_other_scores():
     assert out.min() >= 0 and out.max() <= 1  # Label Studio drops predictions with negative scores
     assert list(np.argsort(out[[1, 2, 4, 6]])) == list(np.argsort(scores[[1, 2, 4, 6]]))
     assert np.array_equal(diversify_top(scores, clusters, n=0), scores)
+
+
+def test_interleave_heldout_spreads_random_heldout_tasks_through_the_queue():
+    from backend.strategies import interleave_heldout
+
+    n = 1000
+    scores = np.linspace(0, 1, n)  # strategy order = index order
+    heldout = np.zeros(n, dtype=bool)
+    heldout[::7] = True  # ~14 %
+    out = interleave_heldout(scores, heldout, 0.15, seed=1)
+    order = np.argsort(out)
+    assert out.min() == 0 and out.max() == 1
+    first = order[:100]
+    assert 10 <= heldout[first].sum() <= 20  # about one in seven of the first hundred served
+    rest_order = [i for i in order if not heldout[i]]
+    assert rest_order == sorted(rest_order)  # the strategy's order among the others is kept
+    held_order = [i for i in order if heldout[i]]
+    assert held_order != sorted(held_order)  # held-out tasks come in random order
