@@ -30,7 +30,7 @@ from backend.clusters import assign, default_k, kmeans
 from backend.dataset import is_heldout, split
 from backend.models.embedding_cache import EmbeddingCache
 from backend.models.head import LinearHead
-from backend.strategies import diversify_top, k_center_order, make_strategy
+from backend.strategies import ColdStartStrategy, diversify_top, make_strategy
 from backend.training import Example
 
 COLUMNS = ["strategy", "seed", "labels", "accuracy", "macro_f1", "ece", "ece_calibrated", "temperature"]
@@ -79,7 +79,8 @@ def run_seed(pool: Pool, test: Pool, strategy_name: str, seed: int, budget: int,
     if strategy_name == "random":
         labeled = list(rng.choice(n, size=start, replace=False))
     else:  # cold start: cover the pool, from a seed-dependent first task
-        labeled = list(k_center_order(pool.embeddings, start, start=int(rng.integers(n))))
+        cold = ColdStartStrategy(representatives=start, seed=seed)
+        labeled = list(np.argsort(cold.scores(None, pool.embeddings, np.arange(n)), kind="stable")[:start])
     base = make_strategy("random" if strategy_name == "random" else strategy_name.removesuffix("-diverse"), seed=seed)
     heldout_bucket = np.array([is_heldout(i, holdout) for i in range(n)])
     rows, final = [], {}

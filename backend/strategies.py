@@ -70,20 +70,35 @@ class RandomStrategy:
 
 @dataclass
 class ColdStartStrategy:
-    """No model yet: cover the pool. Greedy k-center over embeddings puts the task farthest from all
-    earlier picks next, so the first labels span the data instead of its densest corner."""
+    """No model yet: label typical tasks of every region first. k-means over the embeddings; the task
+    nearest each centroid comes first (largest clusters first), then the rest, farthest from any
+    representative first. Farthest-first alone would start with outliers."""
 
     name: ClassVar[str] = "cold-start"
     needs_model: ClassVar[bool] = False
-    limit: int = 2000
+    representatives: int = 50
+    seed: int = 0
 
     def scores(self, probs: np.ndarray | None, embeddings: np.ndarray, task_ids: np.ndarray) -> np.ndarray:
+        from backend.clusters import assign, kmeans
+
         n = len(embeddings)
-        scores = np.ones(n)
         if n == 0:
-            return scores
-        order = k_center_order(embeddings, min(n, self.limit))
-        scores[order] = np.arange(len(order)) / max(n, 1)
+            return np.ones(0)
+        x = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+        centroids = kmeans(x, min(self.representatives, n), seed=self.seed)
+        labels = assign(x, centroids)
+        sizes = np.bincount(labels, minlength=len(centroids))
+        chosen: list[int] = []
+        for c in np.argsort(-sizes, kind="stable"):
+            members = np.flatnonzero(labels == c)
+            if len(members):
+                chosen.append(int(members[np.argmax(x[members] @ centroids[c])]))
+        rest = np.setdiff1d(np.arange(n), chosen)
+        nearest = (x[rest] @ x[chosen].T).max(axis=1) if len(rest) else np.zeros(0)
+        order = np.concatenate([np.array(chosen, dtype=np.int64), rest[np.argsort(nearest, kind="stable")]])
+        scores = np.empty(n)
+        scores[order] = np.arange(n) / max(n - 1, 1)
         return scores
 
 
