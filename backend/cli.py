@@ -121,8 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
         "sync",
         help="score a project's unlabeled tasks and order Label Studio's queue by informativeness",
         description="Scores every unlabeled task of the project with the serving version (cold start: diverse "
-        "coverage), writes predictions back in bulk with score and diversity cluster, and switches the project to "
-        "uncertainty sampling on that version. Safe to rerun: unchanged tasks are skipped.",
+        "coverage), writes predictions back in bulk with a score that encodes the queue position (a cluster-diverse "
+        "top, held-out tasks spread at random), and switches the project to uncertainty sampling on that version. "
+        "Safe to rerun: unchanged tasks are skipped.",
     )
     sync.add_argument("--project", type=int, required=True, help="Label Studio project id")
     sync.add_argument("--strategy", help="margin, entropy, least_confidence, random or cold-start "
