@@ -75,6 +75,40 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_configs(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from backend import admin
+    from backend.labeling import UnsupportedConfig
+
+    if args.configs_command == "validate":
+        failed = 0
+        for path in args.paths:
+            try:
+                spec = admin.validate_file(Path(path))
+            except UnsupportedConfig as exc:
+                print(f"INVALID {exc}")
+                failed += 1
+                continue
+            rationale = f', rationale <TextArea name="{spec.rationale_name}">' if spec.rationale_name else ""
+            target = f'<Choices name="{spec.from_name}"> over <Text name="{spec.to_name}"> (data key ${spec.data_key})'
+            print(f"ok      {path}: {spec.kind.value}, {target}, labels {list(spec.labels)}{rationale}")
+        return 1 if failed else 0
+    from backend.labelstudio import LabelStudioClient
+
+    settings = get_settings()
+    key = settings.label_studio_api_key
+    ls = LabelStudioClient(settings.label_studio_url, key.get_secret_value() if key else None)
+    backend_url = args.backend_url or f"http://{settings.host}:{settings.port}"
+    try:
+        result = admin.load(settings, ls, Path(args.path), args.project, backend_url)
+    except UnsupportedConfig as exc:
+        print(f"INVALID {exc}")
+        return 1
+    print(json.dumps(admin.as_dict(result), indent=2))
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from backend import models_cli
 
@@ -131,6 +165,24 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--quiet", action="store_true", help="no progress bars")
     sync.add_argument("--json", action="store_true", help="print the summary as JSON")
     sync.set_defaults(func=cmd_sync)
+
+    configs = sub.add_parser("configs", help="validate labeling configs; set up a Label Studio project from one")
+    csub = configs.add_subparsers(dest="configs_command", required=True, metavar="ACTION")
+    validate = csub.add_parser("validate", help="check that each config can be served; say what to change if not")
+    validate.add_argument("paths", nargs="+", metavar="PATH", help="labeling config XML files")
+    load = csub.add_parser(
+        "load",
+        help="create or update a project with this config, connect this backend and its webhook (idempotent)",
+        description="Creates the project (or updates its labeling config), connects this backend as its ML "
+        "backend (basic auth when HITL_BASIC_AUTH_* is set), gives the backend's webhook the shared-secret header "
+        "(HITL_WEBHOOK_SECRET) and turns on uncertainty sampling. Needs HITL_LABEL_STUDIO_URL and "
+        "HITL_LABEL_STUDIO_API_KEY. Running it again changes nothing.",
+    )
+    load.add_argument("path", metavar="PATH", help="labeling config XML file")
+    load.add_argument("--project", required=True, metavar="TITLE", help="project title (created if missing)")
+    load.add_argument("--backend-url", help="URL Label Studio uses to reach this backend "
+                      "(default http://HITL_HOST:HITL_PORT)")  # fmt: skip
+    configs.set_defaults(func=cmd_configs)
 
     from backend.simulate import DEFAULT_STRATEGY, SIM_STRATEGIES
 

@@ -180,3 +180,19 @@ class LabelStudioClient:
 
     def update_annotation(self, annotation_id: int, result: list[dict[str, Any]]) -> None:
         self.sdk.annotations.update(id=annotation_id, result=result)
+
+    def find_project(self, title: str) -> dict[str, Any] | None:
+        """The project with exactly this title (Label Studio's title filter matches substrings)."""
+        for project in (_plain(p) for p in self.sdk.projects.list(title=title)):
+            if project.get("title") == title:
+                return project
+        return None
+
+    def update_label_config(self, project_id: int, label_config: str) -> None:
+        self.sdk.projects.update(id=project_id, label_config=label_config)
+
+    def ml_backends(self, project_id: int) -> list[dict[str, Any]]:
+        return [_plain(b) for b in self.sdk.ml.list(project=project_id)]
+
+    def webhooks(self, project_id: int) -> list[dict[str, Any]]:
+        return [_plain(h) for h in self.sdk.webhooks.list(project=str(project_id))]

@@ -1,0 +1,46 @@
+"""`hitl configs load` against a real Label Studio: one command sets a project up, and twice changes nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support.services import ROOT, hitl
+
+pytestmark = pytest.mark.e2e
+
+CONFIG = ROOT / "labeling_configs" / "text_classification.xml"
+
+
+def load(stack, path: Path, title: str) -> dict:
+    command = hitl("configs", "load", str(path), "--project", title, "--backend-url", stack.backend_url)
+    out = subprocess.run(
+        command, env={**os.environ, **stack.env}, cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    return json.loads(out.stdout)
+
+
+def test_load_twice_leaves_one_backend_and_one_webhook(stack, tmp_path):
+    first = load(stack, CONFIG, "Configs load")
+    assert first["created"] is True and first["spec"]["kind"] == "classification"
+    second = load(stack, CONFIG, "Configs load")
+    assert second["created"] is False and second["config_updated"] is False
+    assert (second["project_id"], second["ml_backend_id"], second["webhook_id"]) == (
+        first["project_id"], first["ml_backend_id"], first["webhook_id"]
+    )  # fmt: skip
+    project = first["project_id"]
+    assert [b["url"] for b in stack.ls.ml_backends(project)] == [stack.backend_url]
+    hooks = stack.ls.webhooks(project)
+    assert len(hooks) == 1 and hooks[0]["headers"] == {"X-Hitl-Webhook-Secret": "e2e-webhook-secret"}
+    assert stack.ls.project(project)["sampling"] == "Uncertainty sampling"
+
+    changed = tmp_path / "changed.xml"
+    changed.write_text(CONFIG.read_text().replace('<Choice value="World"/>', '<Choice value="Politics"/>'))
+    third = load(stack, changed, "Configs load")
+    assert third["config_updated"] is True and "Politics" in stack.ls.label_config(project)
+    assert len(stack.ls.ml_backends(project)) == 1 and len(stack.ls.webhooks(project)) == 1
