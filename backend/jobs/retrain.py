@@ -19,7 +19,7 @@ from backend.calibration import cross_fit_temperature, expected_calibration_erro
 from backend.dataset import build_dataset, split
 from backend.gate import decide, evaluate
 from backend.jobs.scheduled import finetune_due
-from backend.labeling import parse_label_config
+from backend.labeling import UnsupportedConfig, parse_label_config
 from backend.labelstudio import LabelStudioClient
 from backend.models.embedding_cache import EmbeddingCache
 from backend.models.encoder import TextEncoder, default_encoder_path, load_encoder
@@ -90,7 +90,11 @@ def retrain(ctx: WorkerContext, project_id: int, kind: str = "head") -> dict[str
     started = time.perf_counter()
     settings = ctx.settings
     ls = ctx.label_studio()
-    spec = parse_label_config(ls.label_config(project_id))
+    try:
+        spec = parse_label_config(ls.label_config(project_id))
+    except UnsupportedConfig as exc:  # retrying cannot help: record why and stop
+        log.warning("project %s: not training: %s", project_id, exc)
+        return {"project_id": project_id, "kind": kind, "published": False, "reason": f"unsupported config: {exc}"}
     data = build_dataset(project_id, ls.annotated_tasks(project_id), spec, settings.max_text_chars)
     new_corrections = ctx.audit.record_corrections(data.corrections)
     pulled_s = time.perf_counter() - started

@@ -6,11 +6,15 @@ from typing import Any
 
 from backend.jobs.queue import RetrainQueue
 from backend.jobs.retrain import context
+from backend.labeling import UnsupportedConfig
 from backend.sync import sync_project
 
 
 def sync_job(project_id: int, kind: str = "sync", reason: str = "") -> dict[str, Any]:
     ctx = context()
     RetrainQueue(ctx.settings).take(project_id, kind)
-    summary = sync_project(ctx.settings, ctx.label_studio(), ctx.cache, ctx.registry, project_id, progress=False)
+    try:
+        summary = sync_project(ctx.settings, ctx.label_studio(), ctx.cache, ctx.registry, project_id, progress=False)
+    except UnsupportedConfig as exc:  # retrying cannot help
+        return {"project_id": project_id, "synced": False, "reason": f"unsupported config: {exc}"}
     return summary.as_dict()
