@@ -161,6 +161,19 @@ class AuditStore:
     def events(self, project_id: int) -> list[dict[str, Any]]:
         return self._select("SELECT * FROM events WHERE project_id = ? ORDER BY received_at", project_id)
 
+    def correction_rates(self) -> list[dict[str, Any]]:
+        """Share of shown predictions that annotators changed, per project and model version."""
+        return self._select(
+            "SELECT project_id, prediction_model_version AS model_version, "
+            "AVG(CASE WHEN changed THEN 1.0 ELSE 0.0 END) AS rate, COUNT(*) AS n FROM corrections "
+            "WHERE changed IS NOT NULL GROUP BY project_id, prediction_model_version"
+        )
+
+    def version_counts(self) -> list[dict[str, Any]]:
+        return self._select(
+            "SELECT project_id, kind, published, COUNT(*) AS n FROM model_versions GROUP BY project_id, kind, published"
+        )
+
     def project_ids(self) -> list[int]:
         rows = self._select("SELECT DISTINCT project_id FROM events WHERE project_id IS NOT NULL")
         return sorted(int(r["project_id"]) for r in rows)

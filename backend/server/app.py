@@ -8,9 +8,10 @@ encoder loads in the background.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
-from flask import Flask, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, ServiceUnavailable, Unauthorized
 
 from backend import __version__
@@ -18,6 +19,7 @@ from backend.predictor import NotReady, Predictor
 from backend.server import protocol
 from backend.server.auth import is_authorized
 from backend.server.events import EventSink, LoggingSink, QueueSink, parse_event
+from backend.server.metrics import ServerMetrics
 from backend.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,7 @@ def create_app(
         predictor = Predictor(settings)
         predictor.start(background=load_in_background)
     sink = events or _default_sink(settings)
+    metrics = ServerMetrics(getattr(sink, "audit", None), getattr(sink, "queue", None))
 
     app = Flask("hitl-backend")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
@@ -41,8 +44,21 @@ def create_app(
 
     @app.before_request
     def _auth() -> None:
+        g.started = time.perf_counter()
         if not is_authorized(request, settings):
             raise Unauthorized("valid credentials are required: HTTP basic auth, or the webhook secret header")
+
+    @app.after_request
+    def _observe(response: Any) -> Any:
+        endpoint = request.url_rule.rule if request.url_rule else "unknown"
+        metrics.latency.labels(endpoint, str(response.status_code)).observe(
+            time.perf_counter() - g.get("started", time.perf_counter())
+        )
+        return response
+
+    @app.get("/metrics")
+    def prometheus() -> Any:
+        return Response(metrics.render(), mimetype="text/plain; version=0.0.4")
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
@@ -94,6 +110,7 @@ def create_app(
             results = predictor.predict(project, spec, tasks)
         except NotReady as exc:
             raise ServiceUnavailable(str(exc)) from None
+        metrics.observe_predictions(project, results)
         return jsonify({"results": results, "model_version": results[0]["model_version"] if results else None})
 
     @app.post("/webhook")

@@ -1,0 +1,87 @@
+"""Prometheus metrics at /metrics: what the server does, and what annotators and the gate decided.
+
+Request latency, batch sizes, predictions per model version and task errors are counted in the
+serving process. Correction rate per version (the share of pre-annotations annotators changed),
+queue depth and gate decisions are read at scrape time from the audit store and Redis, which the
+workers write, so every gunicorn worker reports the same figures for them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+log = logging.getLogger(__name__)
+
+
+class ServerMetrics:
+    def __init__(self, audit: Any | None = None, queue: Any | None = None) -> None:
+        self.registry = CollectorRegistry()
+        self.latency = Histogram(
+            "hitl_request_seconds", "Request latency by endpoint and status.", ["endpoint", "status"],
+            registry=self.registry, buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 100),
+        )  # fmt: skip
+        self.batch = Histogram(
+            "hitl_predict_batch_tasks", "Tasks per /predict request.", registry=self.registry,
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000),
+        )  # fmt: skip
+        self.predictions = Counter(
+            "hitl_predictions", "Predictions served, by project and model version.", ["project", "model_version"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.task_errors = Counter("hitl_task_errors", "Tasks that could not be read.", ["project"],
+                                   registry=self.registry)  # fmt: skip
+        self.registry.register(_StoreCollector(audit, queue))
+
+    def observe_predictions(self, project: str, results: list[dict[str, Any]]) -> None:
+        self.batch.observe(len(results))
+        for item in results:
+            if "result" in item:
+                self.predictions.labels(project, str(item.get("model_version"))).inc()
+            else:
+                self.task_errors.labels(project).inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _StoreCollector(Collector):
+    def __init__(self, audit: Any | None, queue: Any | None) -> None:
+        self.audit = audit
+        self.queue = queue
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        if self.audit is not None:
+            try:
+                yield from self._audit_metrics()
+            except Exception as exc:  # a scrape must not fail because a store is busy
+                log.warning("audit metrics unavailable: %s", exc)
+        if self.queue is not None:
+            depth = GaugeMetricFamily("hitl_queue_depth", "Jobs waiting, by queue.", labels=["queue"])
+            try:
+                for q in (self.queue.queue, self.queue.slow_queue):
+                    depth.add_metric([q.name], q.count)
+                yield depth
+            except Exception as exc:
+                log.warning("queue depth unavailable: %s", exc)
+
+    def _audit_metrics(self) -> Iterator[GaugeMetricFamily]:
+        rate = GaugeMetricFamily(
+            "hitl_correction_rate", "Share of pre-annotations annotators changed, by model version.",
+            labels=["project", "model_version"],
+        )  # fmt: skip
+        for row in self.audit.correction_rates():
+            rate.add_metric([str(row["project_id"]), str(row["model_version"])], float(row["rate"]))
+        yield rate
+        versions = GaugeMetricFamily(
+            "hitl_model_versions", "Candidate versions by gate decision.", labels=["project", "kind", "published"]
+        )
+        for row in self.audit.version_counts():
+            versions.add_metric([str(row["project_id"]), str(row["kind"]), str(bool(row["published"])).lower()],
+                                float(row["n"]))  # fmt: skip
+        yield versions
