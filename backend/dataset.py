@@ -5,6 +5,8 @@ Policy (one place, documented in the README):
 - per task, the most recently updated non-cancelled annotation wins (a reviewer's fix after an
   annotator's answer replaces it); earlier annotations still go to the audit trail;
 - a single-choice task whose winning annotation somehow sets several choices keeps the first;
+- NER: the winning annotation's spans are the task's entities; an annotation with no span says
+  the text has none (a real answer, and training data); spans past the served text are dropped;
 - tasks whose data cannot be read are counted and skipped.
 """
 
@@ -18,6 +20,7 @@ from typing import Any
 
 from backend.audit import Correction
 from backend.labeling import TaskError, TaskSpec, labels_from_result, task_text
+from backend.labeling.spans import spans_from_result
 from backend.training import Example
 
 
@@ -43,14 +46,19 @@ def build_dataset(project_id: int, tasks: Iterable[dict[str, Any]], spec: TaskSp
         for annotation in kept:
             out.corrections.append(_correction(project_id, task, annotation, spec))
         latest = max(kept, key=_stamp)
-        labels = labels_from_result(spec, latest.get("result") or [])
-        if not labels:
-            out.skipped["annotation sets no choice"] += 1
-            continue
         try:
             text = task_text(task, spec, max_chars)
         except TaskError:
             out.skipped["unreadable task data"] += 1
+            continue
+        if spec.is_ner:
+            spans = tuple(spans_from_result(spec, latest.get("result") or [], text) or ())
+            labels = tuple(sorted({s.label for s in spans}))
+            out.examples.append(Example(text, labels, int(task["id"]), int(latest["id"]), spans))
+            continue
+        labels = labels_from_result(spec, latest.get("result") or [])
+        if not labels:
+            out.skipped["annotation sets no choice"] += 1
             continue
         if not spec.multi_label:
             labels = labels[:1]
@@ -81,7 +89,7 @@ def _correction(project_id: int, task: dict[str, Any], annotation: dict[str, Any
     shown = prediction.get("result") if prediction else None
     changed = None
     if prediction is not None:
-        changed = sorted(labels_from_result(spec, shown or []) or []) != sorted(labels_from_result(spec, final) or [])
+        changed = _answer(spec, shown or [], task) != _answer(spec, final, task)
     return Correction(
         project_id=project_id,
         task_id=int(task["id"]),
@@ -95,6 +103,16 @@ def _correction(project_id: int, task: dict[str, Any], annotation: dict[str, Any
         changed=changed,
         rationale=_rationale(final, spec),
     )
+
+
+def _answer(spec: TaskSpec, result: list[Any], task: dict[str, Any]) -> list[Any]:
+    """What a result says, comparable between the prediction shown and the final annotation."""
+    if not spec.is_ner:
+        return sorted(labels_from_result(spec, result) or [])
+    text = (task.get("data") or {}).get(spec.data_key)
+    if not isinstance(text, str):
+        return []
+    return sorted(s.key for s in spans_from_result(spec, result, text) or [])
 
 
 def _prediction_shown(task: dict[str, Any], annotation: dict[str, Any]) -> dict[str, Any] | None:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from backend.labeling import TaskSpec
+from backend.labeling.spans import Span
 from backend.training import Example, targets
 
 
@@ -39,6 +40,42 @@ def evaluate(
         if (y == k).any():
             f1s.append(2 * tp / denom if denom else 0.0)
     return {"n": n, "accuracy": accuracy, "macro_f1": float(np.mean(f1s)) if f1s else 0.0, "primary": accuracy}
+
+
+def evaluate_spans(predicted: Sequence[Sequence[Span]], examples: Sequence[Example]) -> dict[str, float]:
+    """Entity-level precision, recall and micro-F1 with exact matching (seqeval's definition): a
+    predicted entity counts only if its start, end and type all equal a gold entity's. Per-type
+    F1 too; ``primary`` (what the gate compares) is the micro-F1."""
+    n = len(examples)
+    if n == 0:
+        return {"n": 0}
+    tp: dict[str, int] = {}
+    fp: dict[str, int] = {}
+    fn: dict[str, int] = {}
+    for spans, ex in zip(predicted, examples, strict=True):
+        pred, gold = {s.key for s in spans}, {s.key for s in ex.spans}
+        for counts, keys in ((tp, pred & gold), (fp, pred - gold), (fn, gold - pred)):
+            for key in keys:
+                counts[key[2]] = counts.get(key[2], 0) + 1
+
+    def f1(t: int, p: int, g: int) -> float:
+        return 2 * t / (p + g) if p + g else 0.0
+
+    total_tp, total_fp, total_fn = sum(tp.values()), sum(fp.values()), sum(fn.values())
+    micro = f1(total_tp, total_tp + total_fp, total_tp + total_fn)
+    per_type = {
+        label: round(f1(tp.get(label, 0), tp.get(label, 0) + fp.get(label, 0), tp.get(label, 0) + fn.get(label, 0)), 4)
+        for label in sorted(set(tp) | set(fp) | set(fn))
+    }
+    return {
+        "n": n,
+        "entities": total_tp + total_fn,
+        "precision": total_tp / (total_tp + total_fp) if total_tp + total_fp else 0.0,
+        "recall": total_tp / (total_tp + total_fn) if total_tp + total_fn else 0.0,
+        "f1": micro,
+        "primary": micro,
+        "per_type_f1": per_type,  # type: ignore[dict-item]
+    }
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,10 @@ import torch
 
 from backend import uncertainty
 from backend.labeling import TaskError, TaskSpec, choices_result, task_text
-from backend.models.classifier import TextClassifier
+from backend.labeling.spans import spans_result
 from backend.models.encoder import TextEncoder, default_encoder_path, load_encoder
-from backend.models.persist import IncompatibleVersion, load_version
+from backend.models.persist import IncompatibleVersion, Model, load_version
+from backend.models.tagger import SpanTagger, weakest_words
 from backend.registry import COLD_START, Registry, RegistryError
 from backend.settings import Settings
 
@@ -36,7 +37,7 @@ class NotReady(RuntimeError):
 class _Serving:
     version: str
     fingerprint: str
-    classifier: TextClassifier | None  # None = cold start
+    classifier: Model | None  # a TextClassifier or a SpanTagger; None = cold start
     accept_threshold: float | None = None  # calibrated confidence above which review may be skipped
 
 
@@ -148,8 +149,10 @@ class Predictor:
                 items[i] = {"result": [], "score": 0.0, "model_version": COLD_START}
         elif positions:
             started = time.perf_counter()
-            probs = serving.classifier.predict_proba(texts)
-            self._fill(items, positions, probs, serving, spec)
+            if isinstance(serving.classifier, SpanTagger):
+                self._fill_spans(items, positions, texts, serving, spec)
+            else:
+                self._fill(items, positions, serving.classifier.predict_proba(texts), serving, spec)
             log.info(
                 "project %s: predicted %d tasks with %s in %.3fs",
                 project,
@@ -175,3 +178,21 @@ class Predictor:
             }
             if serving.accept_threshold is not None and not multi:
                 items[i]["auto_accept"] = bool(probs[row].max() >= serving.accept_threshold)
+
+    def _fill_spans(
+        self, items: list, positions: list[int], texts: list[str], serving: _Serving, spec: TaskSpec
+    ) -> None:
+        """NER: one region per entity with its own score; the task's score is its weakest word's."""
+        tagger = serving.classifier
+        assert isinstance(tagger, SpanTagger)
+        tagged = tagger.tag(texts)
+        weakest = weakest_words(tagged, self.settings.uncertainty, len(tagger.tags))
+        scores = uncertainty.served_score(weakest, self.settings.uncertainty)
+        measures = uncertainty.all_measures(weakest)
+        for row, i in enumerate(positions):
+            items[i] = {
+                "result": spans_result(spec, tagged[row].spans, texts[row]),
+                "score": round(float(scores[row]), 6),
+                "model_version": serving.version,
+                "uncertainty": {name: round(float(v[row]), 6) for name, v in measures.items()},
+            }

@@ -36,10 +36,12 @@ from tqdm import tqdm
 from backend.clusters import ClusterModel, assign, default_k
 from backend.dataset import is_heldout
 from backend.labeling import TaskError, TaskSpec, choices_result, parse_label_config, task_text
+from backend.labeling.spans import spans_result
 from backend.labelstudio import LabelStudioClient
 from backend.models.classifier import TextClassifier
 from backend.models.embedding_cache import EmbeddingCache
-from backend.models.persist import IncompatibleVersion, load_version
+from backend.models.persist import IncompatibleVersion, Model, load_version
+from backend.models.tagger import SpanTagger, weakest_words
 from backend.registry import COLD_START, Registry, RegistryError
 from backend.settings import Settings
 from backend.strategies import ColdStartStrategy, diversify_top, interleave_heldout, make_strategy
@@ -105,9 +107,7 @@ def _hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
-def serving_classifier(
-    registry: Registry, project: int, spec: TaskSpec, encoder: Any
-) -> tuple[str, TextClassifier | None]:
+def serving_classifier(registry: Registry, project: int, spec: TaskSpec, encoder: Any) -> tuple[str, Model | None]:
     current = registry.current(str(project))
     if current is None:
         return COLD_START, None
@@ -170,16 +170,23 @@ def _sync(
 
     task_ids = np.array(ids, dtype=np.int64)
     embeddings = _embed(cache, texts, progress)
-    probs = classifier.head.proba(embeddings) if classifier is not None and classifier.encoder is cache.encoder else (
-        classifier.predict_proba(texts) if classifier is not None else None
-    )  # fmt: skip
+    tagged = classifier.tag(texts) if isinstance(classifier, SpanTagger) else None
+    if tagged is not None:  # NER: a task is as uncertain as its weakest word (see models/tagger.py)
+        probs = weakest_words(tagged, getattr(strategy, "measure", settings.uncertainty), len(spec.tags))
+    elif isinstance(classifier, TextClassifier):
+        same_encoder = classifier.encoder is cache.encoder
+        probs = classifier.head.proba(embeddings) if same_encoder else classifier.predict_proba(texts)
+    else:
+        probs = None
     clusters = _clusters(settings, project_id, cache, embeddings, len(spec.labels))
     scores = strategy.scores(probs, embeddings, task_ids)
     if classifier is not None:
         scores = diversify_top(scores, clusters, settings.sync_diverse_top)
         heldout = np.array([is_heldout(t, settings.holdout_fraction) for t in ids])
         scores = interleave_heldout(scores, heldout, settings.holdout_fraction, seed=project_id)
-    decisions = classifier.decide(probs, settings.multilabel_threshold) if classifier is not None else None
+    decisions = None
+    if isinstance(classifier, TextClassifier):
+        decisions = classifier.decide(probs, settings.multilabel_threshold)
     summary.scored = len(ids)
     order = np.lexsort((task_ids, scores))
     summary.top_task_id = int(task_ids[order[0]])
@@ -198,7 +205,10 @@ def _sync(
             continue
         if existing[task_id]:
             stale.append(task_id)
-        result = choices_result(spec, decisions[i]) if decisions is not None else []
+        if tagged is not None:
+            result = spans_result(spec, tagged[i].spans, texts[i])
+        else:
+            result = choices_result(spec, decisions[i]) if decisions is not None else []
         # no "cluster": Label Studio 1.23's bulk import drops it (diversity is in the scores instead)
         predictions.append({"task": task_id, "result": result, "score": score, "model_version": version})
         rows.append((task_id, version, text_hash, cluster, score))

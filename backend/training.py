@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from backend.labeling.spans import Span
 from backend.labeling.spec import TaskSpec
 from backend.models.encoder import TextEncoder
 from backend.models.head import LinearHead
@@ -22,6 +23,7 @@ class Example:
     labels: tuple[str, ...]
     task_id: int | None = None
     annotation_id: int | None = None
+    spans: tuple[Span, ...] = ()  # NER: the entities; ``labels`` then holds their types
 
 
 def targets(examples: Sequence[Example], spec: TaskSpec) -> np.ndarray:
@@ -39,8 +41,12 @@ def targets(examples: Sequence[Example], spec: TaskSpec) -> np.ndarray:
 def fingerprint(examples: Sequence[Example]) -> str:
     """Order-independent hash of the training set: which texts with which labels."""
     digest = hashlib.sha256()
-    for row in sorted(f"{ex.task_id}\x1f{ex.text}\x1f{'|'.join(sorted(ex.labels))}" for ex in examples):
-        digest.update(row.encode())
+    def row(ex: Example) -> str:
+        spans = "|".join(f"{s.start}:{s.end}:{s.label}" for s in sorted(ex.spans, key=lambda s: s.key))
+        return f"{ex.task_id}\x1f{ex.text}\x1f{'|'.join(sorted(ex.labels))}\x1f{spans}"
+
+    for row_text in sorted(row(ex) for ex in examples):
+        digest.update(row_text.encode())
         digest.update(b"\x1e")
     return digest.hexdigest()[:16]
 

@@ -11,7 +11,11 @@ CONFIGS = sorted((Path(__file__).resolve().parents[1] / "labeling_configs").glob
 
 
 def test_there_are_configs():
-    assert {p.name for p in CONFIGS} >= {"text_classification.xml", "multi_label_classification.xml"}
+    assert {p.name for p in CONFIGS} >= {
+        "text_classification.xml",
+        "multi_label_classification.xml",
+        "named_entity_recognition.xml",
+    }
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
@@ -25,10 +29,10 @@ def test_shipped_config_is_served_and_documented(path):
 def test_validate_command_exit_codes_and_messages(tmp_path, capsys):
     assert main(["configs", "validate", *map(str, CONFIGS)]) == 0
     assert capsys.readouterr().out.count("ok ") == len(CONFIGS)
-    bad = tmp_path / "ner.xml"
+    bad = tmp_path / "rating.xml"
     bad.write_text(
-        '<View><Text name="t" value="$t"/><Labels name="ner" toName="t"><Label value="PER"/></Labels></View>'
+        '<View><Text name="t" value="$t"/><Rating name="stars" toName="t"/></View>'
     )
     assert main(["configs", "validate", str(bad), str(tmp_path / "missing.xml")]) == 1
     out = capsys.readouterr().out
-    assert '<Labels name="ner"> is not supported' in out and "cannot read it" in out
+    assert '<Rating name="stars"> is not supported' in out and "cannot read it" in out

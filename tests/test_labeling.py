@@ -41,19 +41,19 @@ def test_data_key_comes_from_the_object_value():
     ("config", "message"),
     [
         (
-            '<View><Text name="t" value="$t"/><Labels name="ner" toName="t"><Label value="PER"/></Labels></View>',
-            '<Labels name="ner"> is not supported',
+            '<View><Text name="t" value="$t"/><Rating name="stars" toName="t"/></View>',
+            '<Rating name="stars"> is not supported',
         ),
         (
             '<View><Image name="img" value="$image"/><Choices name="c" toName="img">'
             '<Choice value="a"/><Choice value="b"/></Choices></View>',
             '<Image name="img">, which is not supported',
         ),
-        ('<View><Text name="t" value="$t"/></View>', "no <Choices> control"),
+        ('<View><Text name="t" value="$t"/></View>', "no <Choices> or <Labels> control"),
         (
             '<View><Text name="t" value="$t"/><Choices name="a" toName="t"><Choice value="x"/><Choice value="y"/>'
             '</Choices><Choices name="b" toName="t"><Choice value="x"/><Choice value="y"/></Choices></View>',
-            "several <Choices> controls (a, b)",
+            'several labeling controls (<Choices name="a">, <Choices name="b">)',
         ),
         ("this is not xml", "not valid XML"),
         ("", "empty"),

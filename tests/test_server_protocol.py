@@ -139,16 +139,16 @@ def test_bad_tasks_fail_alone_and_keep_positions(client, predictor):
         ({"json": {"project": PROJECT_UID, "label_config": AG_CONFIG}}, 400, "'tasks' must be a list"),
         ({"json": {"tasks": [], "label_config": AG_CONFIG}}, 400, "'project' is missing"),
         ({"json": {"tasks": [], "project": PROJECT_UID}}, 400, "'label_config' is missing"),
-        ({"json": predict_body([], "<View><Text name='t' value='$t'/></View>")}, 422, "no <Choices>"),
+        ({"json": predict_body([], "<View><Text name='t' value='$t'/></View>")}, 422, "no <Choices> or <Labels>"),
         (
             {
                 "json": predict_body(
                     [],
-                    '<View><Text name="t" value="$t"/><Labels name="l" toName="t"><Label value="A"/></Labels></View>',
+                    '<View><Text name="t" value="$t"/><Rating name="r" toName="t"/></View>',
                 )
             },
             422,
-            '<Labels name="l">',
+            '<Rating name="r">',
         ),
         ({"json": {"tasks": [], "project": "../../x", "label_config": AG_CONFIG}}, 400, "project must look"),
     ],

@@ -30,6 +30,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     sync.add_argument("--sample", type=int, default=2000, help="tasks given a real forward pass (2000)")
     sync.add_argument("--predictions", type=int, default=1000, help="predictions written each way (1000)")
     sync.add_argument("--rounds", type=int, default=3, help="rescoring repetitions; the median is reported (3)")
+    ner = bsub.add_parser(
+        "ner", help="entity-level F1 on WNUT-17 through the retrain and /predict code paths, vs a gazetteer baseline"
+    )
+    ner.add_argument("--data", help="datasets folder (default: ../shared/data or HITL_SHARED_DATA)")
+    ner.add_argument("--train", type=int, default=1000, help="training sentences, from the start of train.jsonl (1000)")
+    ner.add_argument("--test", type=int, help="test sentences (default: all 1,287)")
+    ner.add_argument("--full", action="store_true", help="also fine-tune the encoder (slow path; minutes)")
+    ner.add_argument("--epochs", type=int, default=4, help="fine-tuning epochs with --full (4)")
+    ner.add_argument("--rounds", type=int, default=3, help="head fits timed; the median is reported (3)")
 
 
 def run_bench(args: argparse.Namespace, settings: Settings) -> int:
@@ -45,4 +54,8 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
         from backend.bench.sync import bench_sync
 
         return bench_sync(args, settings)
+    if args.bench_command == "ner":
+        from backend.bench.ner import bench_ner
+
+        return bench_ner(args, settings)
     raise SystemExit(f"unknown bench {args.bench_command}")

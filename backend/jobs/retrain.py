@@ -17,18 +17,19 @@ from typing import Any
 from backend.audit import AuditStore
 from backend.calibration import cross_fit_temperature, expected_calibration_error, routing_threshold, softmax
 from backend.dataset import build_dataset, split
-from backend.gate import decide, evaluate
+from backend.gate import decide, evaluate, evaluate_spans
 from backend.jobs.scheduled import finetune_due
-from backend.labeling import UnsupportedConfig, parse_label_config
+from backend.labeling import TaskSpec, UnsupportedConfig, parse_label_config
 from backend.labelstudio import LabelStudioClient
 from backend.models.embedding_cache import EmbeddingCache
 from backend.models.encoder import TextEncoder, default_encoder_path, load_encoder
 from backend.models.finetune import finetune
 from backend.models.head import LinearHead
 from backend.models.persist import IncompatibleVersion, load_version
+from backend.models.tagger import SpanTagger, finetune_tagger, fit_tagger
 from backend.registry import Registry, RegistryError
 from backend.settings import Settings, get_settings
-from backend.training import fingerprint, publish_head, targets
+from backend.training import Example, fingerprint, publish_head, targets
 
 log = logging.getLogger(__name__)
 
@@ -105,27 +106,21 @@ def retrain(ctx: WorkerContext, project_id: int, kind: str = "head") -> dict[str
         "skipped": dict(data.skipped),
         "new_corrections": new_corrections,
     }
-    distinct = {label for ex in data.examples for label in ex.labels}
-    if len(data.examples) < settings.min_train_examples or len(distinct) < 2:
-        summary.update(published=False, reason=f"need >= {settings.min_train_examples} examples and 2 labels")
+    need = 1 if spec.is_ner else 2  # NER: at least one entity type seen; classification: two labels
+    if len(data.examples) < settings.min_train_examples or len(_labels(data.examples)) < need:
+        what = "one entity" if spec.is_ner else "2 labels"
+        summary.update(published=False, reason=f"need >= {settings.min_train_examples} examples and {what}")
         log.info("project %s: not training yet: %s", project_id, summary)
         return summary
 
     train, held = split(data.examples, settings.holdout_fraction)
-    if len(train) < 2 or len({lb for ex in train for lb in ex.labels}) < 2:
+    if len(train) < 2 or len(_labels(train)) < need:
         train, held = list(data.examples), []
-    texts_train = [ex.text for ex in train]
 
-    encoder = ctx.encoder
-    if kind == "full":
-        encoder = finetune(ctx.encoder, spec, train, epochs=settings.finetune_epochs, seed=0)
-        x_train = encoder.embed(texts_train)
-        x_held = encoder.embed([ex.text for ex in held])
+    if spec.is_ner:
+        candidate, encoder, candidate_metrics, calibration = _fit_tagger(ctx, spec, kind, train, held)
     else:
-        x_train = ctx.cache.embed(texts_train)
-        x_held = ctx.cache.embed([ex.text for ex in held])
-    candidate = LinearHead.fit(x_train, targets(train, spec), len(spec.labels), spec.multi_label)
-    candidate_metrics = evaluate(candidate.proba(x_held), held, spec, settings.multilabel_threshold)
+        candidate, encoder, candidate_metrics, calibration = _fit_classifier(ctx, spec, kind, train, held)
 
     serving_version, serving_metrics = _serving_metrics(ctx, project_id, spec, held)
     gate = decide(candidate_metrics, serving_metrics, serving_version, settings.gate_margin, settings.gate_min_eval)
@@ -141,12 +136,9 @@ def retrain(ctx: WorkerContext, project_id: int, kind: str = "head") -> dict[str
 
     # The shipped head is the candidate the gate judged: trained on the train side of the split only,
     # so the next retrain compares like with like on tasks no version has ever trained on.
-    final = candidate
-    calibration = calibrate(final, spec, x_train, targets(train, spec), x_held, held, settings)
-
     version = publish_head(
-        ctx.registry, str(project_id), spec, encoder, final, data.examples,
-        extra={"metrics": candidate_metrics, "gate": gate.as_dict(), **calibration},
+        ctx.registry, str(project_id), spec, encoder, candidate, data.examples,
+        extra={"metrics": candidate_metrics, "gate": gate.as_dict(), **calibration()},
         training={
             "train_examples": len(train),
             "heldout_examples": len(held),
@@ -168,6 +160,38 @@ def retrain(ctx: WorkerContext, project_id: int, kind: str = "head") -> dict[str
     if kind == "head" and finetune_due(ctx.registry, str(project_id), len(data.examples), settings.finetune_every):
         summary["finetune_requested"] = queue.request(project_id, kind="full", reason="new labels").status
     return summary
+
+
+def _labels(examples: list[Example]) -> set[str]:
+    return {label for ex in examples for label in ex.labels}
+
+
+def _fit_classifier(ctx: WorkerContext, spec: TaskSpec, kind: str, train: list[Example], held: list[Example]):  # type: ignore[no-untyped-def]
+    """Candidate head (on a fine-tuned encoder for ``full``), its held-out metrics, and a deferred
+    calibration step (run only for a candidate that passes the gate)."""
+    settings = ctx.settings
+    encoder = ctx.encoder
+    if kind == "full":
+        encoder = finetune(ctx.encoder, spec, train, epochs=settings.finetune_epochs, seed=0)
+        x_train, x_held = encoder.embed([ex.text for ex in train]), encoder.embed([ex.text for ex in held])
+    else:
+        x_train, x_held = ctx.cache.embed([ex.text for ex in train]), ctx.cache.embed([ex.text for ex in held])
+    y_train = targets(train, spec)
+    head = LinearHead.fit(x_train, y_train, len(spec.labels), spec.multi_label)
+    metrics = evaluate(head.proba(x_held), held, spec, settings.multilabel_threshold)
+    return head, encoder, metrics, lambda: calibrate(head, spec, x_train, y_train, x_held, held, settings)
+
+
+def _fit_tagger(ctx: WorkerContext, spec: TaskSpec, kind: str, train: list[Example], held: list[Example]):  # type: ignore[no-untyped-def]
+    """NER candidate: a tag head on frozen word states (``head``) or a fine-tuned tagger (``full``),
+    scored by entity-level F1 on the held-out annotations. Not temperature-scaled (yet)."""
+    texts, spans = [ex.text for ex in train], [ex.spans for ex in train]
+    if kind == "full":
+        tagger = finetune_tagger(ctx.encoder, spec, texts, spans, epochs=ctx.settings.finetune_epochs, seed=0)
+    else:
+        tagger = fit_tagger(ctx.encoder, spec, texts, spans)
+    metrics = evaluate_spans([t.spans for t in tagger.tag([ex.text for ex in held])], held)
+    return tagger.head, tagger.encoder, metrics, dict
 
 
 def calibrate(head: LinearHead, spec, x_train, y_train, x_held, held, settings: Settings) -> dict[str, Any]:  # type: ignore[no-untyped-def]
@@ -200,6 +224,8 @@ def _serving_metrics(ctx: WorkerContext, project_id: int, spec, held):  # type: 
     except (IncompatibleVersion, RegistryError, OSError, KeyError, ValueError) as exc:
         log.info("project %s: serving version %s not comparable: %s", project_id, current, exc)
         return None, None
+    if isinstance(classifier, SpanTagger):
+        return current, evaluate_spans([t.spans for t in classifier.tag([ex.text for ex in held])], held)
     if classifier.encoder is ctx.encoder:
         probs = classifier.head.proba(ctx.cache.embed([ex.text for ex in held]))
     else:

@@ -14,7 +14,11 @@ from functools import lru_cache
 
 from label_studio_sdk.label_interface import LabelInterface
 
-SUPPORTED = '<Choices> (single or choice="multiple") over <Text>, plus an optional <TextArea> for a rationale'
+SUPPORTED = (
+    '<Choices> (single or choice="multiple") or <Labels> (named entities) over <Text>, '
+    "plus an optional <TextArea> for a rationale"
+)
+_CONTROL_TAGS = {"choices", "labels"}
 _RATIONALE_TAGS = {"textarea"}
 _TEXT_OBJECTS = {"text"}
 
@@ -26,6 +30,7 @@ class UnsupportedConfig(ValueError):
 class TaskKind(str, Enum):
     CLASSIFICATION = "classification"
     MULTILABEL = "multilabel"
+    NER = "ner"
 
 
 @dataclass(frozen=True)
@@ -42,8 +47,22 @@ class TaskSpec:
         return self.kind is TaskKind.MULTILABEL
 
     @property
+    def is_ner(self) -> bool:
+        return self.kind is TaskKind.NER
+
+    @property
     def result_type(self) -> str:
-        return "choices"
+        return "labels" if self.is_ner else "choices"
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        """BIO tags of an NER spec, in head order: O, then B-/I- for each entity label."""
+        return ("O", *(f"{p}-{label}" for label in self.labels for p in ("B", "I")))
+
+    @property
+    def num_outputs(self) -> int:
+        """Outputs of the model's head: one per tag (NER) or per label (classification)."""
+        return len(self.tags) if self.is_ner else len(self.labels)
 
     def fingerprint(self) -> str:
         """Identifies the label space: a version trained for one spec serves only specs with this one."""
@@ -66,25 +85,26 @@ def _parse_cached(config: str) -> TaskSpec:
         raise UnsupportedConfig(f"the labeling config is not valid XML for Label Studio: {exc}") from None
 
     controls = list(interface.controls)
-    classifiers = [c for c in controls if c.tag.lower() == "choices"]
+    labelers = [c for c in controls if c.tag.lower() in _CONTROL_TAGS]
     rationales = [c for c in controls if c.tag.lower() in _RATIONALE_TAGS]
-    others = [c for c in controls if c not in classifiers and c not in rationales]
+    others = [c for c in controls if c not in labelers and c not in rationales]
     if others:
         tag = others[0]
         raise UnsupportedConfig(f'<{tag.tag} name="{tag.name}"> is not supported; supported: {SUPPORTED}')
-    if not classifiers:
-        raise UnsupportedConfig(f"the config has no <Choices> control; supported: {SUPPORTED}")
-    if len(classifiers) > 1:
-        names = ", ".join(c.name for c in classifiers)
-        raise UnsupportedConfig(f"the config has several <Choices> controls ({names}); one model serves one")
+    if not labelers:
+        raise UnsupportedConfig(f"the config has no <Choices> or <Labels> control; supported: {SUPPORTED}")
+    if len(labelers) > 1:
+        names = ", ".join(f"<{c.tag} name=\"{c.name}\">" for c in labelers)
+        raise UnsupportedConfig(f"the config has several labeling controls ({names}); one model serves one")
 
-    control = classifiers[0]
+    control = labelers[0]
+    ner = control.tag.lower() == "labels"
     if len(control.to_name) != 1:
-        raise UnsupportedConfig(f'<Choices name="{control.name}"> must label exactly one object (toName)')
+        raise UnsupportedConfig(f'<{control.tag} name="{control.name}"> must label exactly one object (toName)')
     target = interface.get_object(control.to_name[0])
     if target.tag.lower() not in _TEXT_OBJECTS:
         raise UnsupportedConfig(
-            f'<Choices name="{control.name}"> labels <{target.tag} name="{target.name}">, which is not '
+            f'<{control.tag} name="{control.name}"> labels <{target.tag} name="{target.name}">, which is not '
             f"supported; supported: {SUPPORTED}"
         )
     if str(target.attr.get("valueType", "text")).lower() == "url":
@@ -96,15 +116,17 @@ def _parse_cached(config: str) -> TaskSpec:
     if not data_key:
         raise UnsupportedConfig(f'<{target.tag} name="{target.name}"> has no value="$key" naming the task data field')
     labels = tuple(control.labels)
-    if len(labels) < 2:
-        raise UnsupportedConfig(f'<Choices name="{control.name}"> needs at least two <Choice> values')
+    child, least = ("<Label>", "one") if ner else ("<Choice>", "two")
+    if len(labels) < (1 if ner else 2):
+        raise UnsupportedConfig(f'<{control.tag} name="{control.name}"> needs at least {least} {child} values')
     if len(set(labels)) != len(labels):
-        raise UnsupportedConfig(f'<Choices name="{control.name}"> has duplicate choice values')
+        raise UnsupportedConfig(f'<{control.tag} name="{control.name}"> has duplicate {child} values')
 
     multiple = str(control.attr.get("choice", "single")).lower() == "multiple"
     rationale = next((r.name for r in rationales), None)
+    kind = TaskKind.NER if ner else TaskKind.MULTILABEL if multiple else TaskKind.CLASSIFICATION
     return TaskSpec(
-        kind=TaskKind.MULTILABEL if multiple else TaskKind.CLASSIFICATION,
+        kind=kind,
         from_name=control.name,
         to_name=target.name,
         data_key=data_key,

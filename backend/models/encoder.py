@@ -71,9 +71,15 @@ class TextEncoder:
 
     def forward_ids(self, batch_ids: list[list[int]]) -> torch.Tensor:
         """One forward pass over token ids (no grad bookkeeping is up to the caller)."""
+        hidden, mask = self.hidden_states(batch_ids)
+        return mean_pool(hidden, mask)
+
+    def hidden_states(self, batch_ids: list[list[int]], model: torch.nn.Module | None = None):  # type: ignore[no-untyped-def]
+        """Per-token states (batch, tokens, dim) and the attention mask of one padded batch."""
         batch = self.tokenizer.pad({"input_ids": batch_ids}, return_tensors="pt")
-        hidden = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-        return mean_pool(hidden, batch["attention_mask"])
+        model = model or self.model
+        hidden = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        return hidden, batch["attention_mask"]
 
     def save(self, directory: Path) -> None:
         """Write a (fine-tuned) encoder as safetensors plus its tokenizer."""
@@ -117,6 +123,15 @@ def _identity(name_or_path: str) -> str:
     with open(weights, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def weights_identity(model: torch.nn.Module) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(tensor.detach().cpu().numpy()).tobytes()[:4096])
+        digest.update(str(float(tensor.float().sum())).encode())
     return digest.hexdigest()[:16]
 
 

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 import random
 from collections.abc import Callable, Sequence
 
-import numpy as np
 import torch
 
 from backend.labeling import TaskSpec
-from backend.models.encoder import TextEncoder, mean_pool
+from backend.models.encoder import TextEncoder, mean_pool, weights_identity
 from backend.models.head import LinearHead
 from backend.training import Example, targets
 
@@ -63,17 +61,8 @@ def finetune(
             if progress:
                 progress(done, steps)
     model.eval()
-    identity = _weights_identity(model)
+    identity = weights_identity(model)
     return TextEncoder(
         f"{base.name_or_path}+finetuned", base.max_length, base.batch_size, model=model, tokenizer=base.tokenizer,
         identity=identity,
     )  # fmt: skip
-
-
-def _weights_identity(model: torch.nn.Module) -> str:
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(np.ascontiguousarray(tensor.detach().cpu().numpy()).tobytes()[:4096])
-        digest.update(str(float(tensor.float().sum())).encode())
-    return digest.hexdigest()[:16]

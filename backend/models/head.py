@@ -44,10 +44,13 @@ class LinearHead:
         l2: float = 1e-3,
         max_iter: int = 200,
         seed: int = 0,
+        class_weight: np.ndarray | None = None,
     ) -> LinearHead:
         """Fit by full-batch L-BFGS with an L2 penalty.
 
         ``targets``: class indices (n,) for single-label, a 0/1 matrix (n, num_labels) for multi-label.
+        ``class_weight`` (single-label): per-class loss weights, e.g. to keep a dominant class from
+        drowning the rare ones.
         """
         if len(embeddings) == 0:
             raise ValueError("cannot fit a head on zero examples")
@@ -61,7 +64,10 @@ class LinearHead:
             loss_fn = torch.nn.functional.binary_cross_entropy_with_logits
         else:
             y = torch.from_numpy(np.asarray(targets, dtype=np.int64))
-            loss_fn = torch.nn.functional.cross_entropy
+            w = None if class_weight is None else torch.from_numpy(np.asarray(class_weight, dtype=np.float32))
+
+            def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+                return torch.nn.functional.cross_entropy(logits, y, weight=w)
         optimizer = torch.optim.LBFGS(
             [weight, bias], lr=1.0, max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe"
         )

@@ -1,4 +1,5 @@
-"""Save a classifier into a registry version folder and load it back (safetensors only)."""
+"""Save a model (classifier or span tagger) into a registry version folder and load it back
+(safetensors only)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from backend.labeling.spec import TaskSpec, spec_from_dict, spec_to_dict
 from backend.models.classifier import TextClassifier
 from backend.models.encoder import TextEncoder, load_encoder
 from backend.models.head import LinearHead
+from backend.models.tagger import SpanTagger
+
+Model = TextClassifier | SpanTagger
 
 HEAD_FILE = "head.safetensors"
 ENCODER_DIR = "encoder"
@@ -36,8 +40,8 @@ def write_version(
     }
 
 
-def load_version(folder: Path, meta: dict[str, Any], spec: TaskSpec, base: TextEncoder) -> TextClassifier:
-    """The classifier of a version, checked against the project's current spec and base encoder."""
+def load_version(folder: Path, meta: dict[str, Any], spec: TaskSpec, base: TextEncoder) -> Model:
+    """The model of a version, checked against the project's current spec and base encoder."""
     stored = spec_from_dict(meta["spec"])
     if stored.fingerprint() != spec.fingerprint():
         raise IncompatibleVersion(
@@ -55,6 +59,8 @@ def load_version(folder: Path, meta: dict[str, Any], spec: TaskSpec, base: TextE
             )
         encoder = base
     head = LinearHead.load(folder / HEAD_FILE)
-    if head.num_labels != len(stored.labels):
+    if head.num_labels != stored.num_outputs:
         raise IncompatibleVersion(f"version {meta.get('version')} head has {head.num_labels} outputs")
+    if stored.is_ner:
+        return SpanTagger(encoder=encoder, head=head, labels=stored.labels, tags=stored.tags)
     return TextClassifier(encoder=encoder, head=head, labels=stored.labels)

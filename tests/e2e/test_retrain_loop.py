@@ -159,13 +159,13 @@ def test_label_studio_unreachable_fails_after_retries_and_keeps_serving_version(
 def test_unsupported_project_config_ends_the_job_without_retries(stack):
     from rq.job import Job
 
-    ner = '<View><Text name="t" value="$text"/><Labels name="ner" toName="t"><Label value="PER"/></Labels></View>'
-    project = stack.ls.create_project("NER not yet", ner)
+    rating = '<View><Text name="t" value="$text"/><Rating name="stars" toName="t"/></View>'
+    project = stack.ls.create_project("Ratings are not served", rating)
     event = {"action": "ANNOTATION_CREATED", "project": {"id": project}, "annotation": {"id": 1}}
     answer = requests.post(stack.backend_url + "/webhook", json=event,
                            headers={"X-Hitl-Webhook-Secret": "e2e-webhook-secret"}, timeout=10).json()  # fmt: skip
     job = Job.fetch(answer["job_id"], connection=stack.redis)
     wait_until(lambda: job.get_status(refresh=True) == "finished", 60, "the job to finish")
     result = job.return_value()
-    assert result["published"] is False and '<Labels name="ner"> is not supported' in result["reason"]
+    assert result["published"] is False and '<Rating name="stars"> is not supported' in result["reason"]
     assert job.retries_left == 3  # nothing to retry

@@ -1,0 +1,136 @@
+"""``hitl bench ner``: entity-level F1 on WNUT-17 through the product's own path.
+
+Training sentences become Label Studio tasks with span annotations (UTF-16 offsets, as the editor
+writes them); the retrain path turns them into examples (``dataset.build_dataset``), fits the
+tagger, and publishes a registry version; the test sentences go through ``Predictor.predict`` as
+Label Studio's ``/predict`` would send them, and the returned regions are scored against the gold
+spans (exact match of start, end and type). The baseline in the same run is a gazetteer: every
+entity string seen in training, tagged wherever it appears in a test sentence.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from backend.bench.common import data_dir, read_jsonl
+from backend.dataset import build_dataset
+from backend.gate import evaluate_spans
+from backend.labeling import TaskSpec, parse_label_config
+from backend.labeling.spans import Span, spans_from_result, spans_result, tags_to_spans
+from backend.models.tagger import finetune_tagger, fit_tagger
+from backend.predictor import Predictor
+from backend.settings import Settings
+from backend.training import Example, publish_head
+
+CONFIG = Path(__file__).resolve().parents[2] / "labeling_configs" / "named_entity_recognition.xml"
+
+
+def sentence(tokens: Sequence[str], tags: Sequence[str]) -> tuple[str, list[Span]]:
+    """A CoNLL-style sentence (tokens with BIO tags) as text joined by spaces and its entity spans."""
+    text, ranges = "", []
+    for token in tokens:
+        if text:
+            text += " "
+        ranges.append((len(text), len(text) + len(token)))
+        text += token
+    return text, tags_to_spans(tags, ranges)
+
+
+def label_studio_tasks(rows: list[dict[str, Any]], spec: TaskSpec, first_id: int = 1) -> list[dict[str, Any]]:
+    """Label Studio-shaped annotated tasks, as the worker pulls them."""
+    tasks = []
+    for n, row in enumerate(rows):
+        text, spans = sentence(row["tokens"], row["tags"])
+        annotation = {"id": first_id + n, "result": spans_result(spec, spans, text), "was_cancelled": False,
+                      "created_at": "2026-11-25T00:00:00Z", "updated_at": "2026-11-25T00:00:00Z"}  # fmt: skip
+        tasks.append({"id": first_id + n, "data": {spec.data_key: text}, "annotations": [annotation]})
+    return tasks
+
+
+def gazetteer(train: Sequence[Example], test: Sequence[Example]) -> list[list[Span]]:
+    """Baseline: tag every whole-word occurrence of an entity string seen in training."""
+    known: dict[str, str] = {}
+    for ex in train:
+        for span in ex.spans:
+            known.setdefault(ex.text[span.start : span.end], span.label)
+    patterns = sorted(known, key=len, reverse=True)
+    out = []
+    for ex in test:
+        taken: list[Span] = []
+        for surface in patterns:
+            for m in re.finditer(rf"(?<!\S){re.escape(surface)}(?!\S)", ex.text):
+                if all(m.end() <= s.start or m.start() >= s.end for s in taken):
+                    taken.append(Span(m.start(), m.end(), known[surface]))
+        out.append(taken)
+    return out
+
+
+def served_f1(
+    settings: Settings, spec: TaskSpec, kind: str, tagger: Any, train: list[Example], test_tasks: list[dict[str, Any]],
+    test: list[Example],
+) -> tuple[dict[str, Any], float]:  # fmt: skip
+    """Publish the tagger, predict the test tasks through the Predictor (which loads the version
+    from the registry as the server does), and score the regions it returns."""
+    predictor = Predictor(settings)
+    predictor.start(background=False)
+    publish_head(predictor.registry, "1", spec, tagger.encoder, tagger.head, train, fine_tuned=kind == "full")
+    started = time.perf_counter()
+    items = predictor.predict("1", spec, test_tasks)
+    seconds = time.perf_counter() - started
+    predicted = [
+        spans_from_result(spec, it.get("result") or [], ex.text) or [] for it, ex in zip(items, test, strict=True)
+    ]
+    return evaluate_spans(predicted, test), seconds
+
+
+def bench_ner(args: argparse.Namespace, settings: Settings) -> int:
+    spec = parse_label_config(CONFIG.read_text())
+    folder = data_dir(args.data) / "wnut17"
+    rows_train = read_jsonl(folder / "train.jsonl", args.train)
+    rows_test = read_jsonl(folder / "test.jsonl", args.test)
+    train = build_dataset(1, label_studio_tasks(rows_train, spec), spec, settings.max_text_chars).examples
+    test_tasks = label_studio_tasks(rows_test, spec, first_id=100_000)
+    test = build_dataset(1, test_tasks, spec, settings.max_text_chars).examples
+    for task in test_tasks:
+        task.pop("annotations")
+    print(f"WNUT-17: {len(train)} training sentences ({sum(len(e.spans) for e in train)} entities), "
+          f"{len(test)} test sentences ({sum(len(e.spans) for e in test)} entities)")  # fmt: skip
+
+    from backend.models.encoder import default_encoder_path, load_encoder
+
+    encoder = load_encoder(settings.model_name or default_encoder_path(), settings.max_length, settings.batch_size,
+                           settings.precision)  # fmt: skip
+    base = evaluate_spans(gazetteer(train, test), test)
+    print(f"gazetteer baseline: P={base['precision']:.3f} R={base['recall']:.3f} F1={base['f1']:.3f}")
+    results = {}
+    for kind in ["head", *(["full"] if args.full else [])]:
+        fit_s = []
+        tagger = None
+        for _ in range(args.rounds if kind == "head" else 1):
+            started = time.perf_counter()
+            texts, spans = [e.text for e in train], [e.spans for e in train]
+            if kind == "head":
+                tagger = fit_tagger(encoder, spec, texts, spans)
+            else:
+                tagger = finetune_tagger(encoder, spec, texts, spans, epochs=args.epochs)
+            fit_s.append(time.perf_counter() - started)
+        assert tagger is not None
+        with tempfile.TemporaryDirectory() as tmp:
+            scoped = settings.model_copy(update={"registry_dir": Path(tmp) / "registry", "data_dir": Path(tmp)})
+            metrics, predict_s = served_f1(scoped, spec, kind, tagger, train, test_tasks, test)
+        results[kind] = metrics["f1"]
+        per_type = " ".join(f"{k}={v:.2f}" for k, v in metrics["per_type_f1"].items())  # type: ignore[union-attr]
+        print(f"{kind}: train {statistics.median(fit_s):.1f}s (median of {len(fit_s)}), /predict path "
+              f"{len(test) / predict_s:.0f} sentences/s; P={metrics['precision']:.3f} R={metrics['recall']:.3f} "
+              f"F1={metrics['f1']:.3f}; {per_type}")  # fmt: skip
+    line = " ".join(f"ner_f1_{k}={v:.3f}" for k, v in results.items())
+    ratios = " ".join(f"ratio_{k}_vs_gazetteer={v / max(base['f1'], 1e-9):.2f}" for k, v in results.items())
+    print(f"{line} gazetteer_f1={base['f1']:.3f} {ratios}")
+    return 0
