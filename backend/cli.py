@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 
 from backend.settings import get_settings
-
-
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Label Studio request is noise
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -226,7 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _configure_logging(get_settings().log_level)
+    from backend import logs
+
+    settings = get_settings()
+    logs.configure(settings.log_level, settings.log_format)
     return int(args.func(args) or 0)
 
 

@@ -90,6 +90,7 @@ class Settings(BaseSettings):
     audit_db_url: str | None = Field(None, description="postgresql://... for the audit store; empty = SQLite.")
     data_dir: Path = Field(Path("var"), description="Runtime state: embedded Redis data, logs, audit DB.")
     log_level: str = Field("INFO", description="Python logging level.")
+    log_format: Literal["text", "json"] = Field("text", description="Log lines for people, or one JSON object each.")
 
     @property
     def slow_queue_name(self) -> str:

@@ -31,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     sync.add_argument("--predictions", type=int, default=1000, help="predictions written each way (1000)")
     sync.add_argument("--rounds", type=int, default=3, help="rescoring repetitions; the median is reported (3)")
     ner = bsub.add_parser(
-        "ner", help="entity-level F1 on WNUT-17 through the retrain and /predict code paths, vs a gazetteer baseline"
+        "ner", help="entity-level F1 on WNUT-17 through the retrain and /predict paths, vs a capitalised-words baseline"
     )
     ner.add_argument("--data", help="datasets folder (default: ../shared/data or HITL_SHARED_DATA)")
     ner.add_argument("--train", type=int, default=1000, help="training sentences, from the start of train.jsonl (1000)")

@@ -4,8 +4,7 @@ Training sentences become Label Studio tasks with span annotations (UTF-16 offse
 writes them); the retrain path turns them into examples (``dataset.build_dataset``), fits the
 tagger, and publishes a registry version; the test sentences go through ``Predictor.predict`` as
 Label Studio's ``/predict`` would send them, and the returned regions are scored against the gold
-spans (exact match of start, end and type). The baseline in the same run is a gazetteer: every
-entity string seen in training, tagged wherever it appears in a test sentence.
+spans (exact match of start, end and type). The baseline in the same run tags capitalised words.
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ import re
 import statistics
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -54,21 +54,18 @@ def label_studio_tasks(rows: list[dict[str, Any]], spec: TaskSpec, first_id: int
     return tasks
 
 
-def gazetteer(train: Sequence[Example], test: Sequence[Example]) -> list[list[Span]]:
-    """Baseline: tag every whole-word occurrence of an entity string seen in training."""
-    known: dict[str, str] = {}
-    for ex in train:
-        for span in ex.spans:
-            known.setdefault(ex.text[span.start : span.end], span.label)
-    patterns = sorted(known, key=len, reverse=True)
+def capitalised_runs(train: Sequence[Example], test: Sequence[Example]) -> list[list[Span]]:
+    """Baseline without learning: every run of capitalised words (not sentence-initial) is an entity
+    of the type most frequent in training. (A gazetteer of training entities scores 0 here: WNUT-17
+    was built so that test entities are unseen in training.)"""
+    types = Counter(s.label for ex in train for s in ex.spans)
+    label = types.most_common(1)[0][0] if types else "person"
     out = []
     for ex in test:
-        taken: list[Span] = []
-        for surface in patterns:
-            for m in re.finditer(rf"(?<!\S){re.escape(surface)}(?!\S)", ex.text):
-                if all(m.end() <= s.start or m.start() >= s.end for s in taken):
-                    taken.append(Span(m.start(), m.end(), known[surface]))
-        out.append(taken)
+        words = [(m.start(), m.end()) for m in re.finditer(r"\S+", ex.text)]
+        caps = [i > 0 and ex.text[a].isupper() for i, (a, _) in enumerate(words)]
+        tags = [("I" if i and caps[i - 1] else "B") + "-" + label if cap else "O" for i, cap in enumerate(caps)]
+        out.append(tags_to_spans(tags, words))
     return out
 
 
@@ -107,8 +104,8 @@ def bench_ner(args: argparse.Namespace, settings: Settings) -> int:
 
     encoder = load_encoder(settings.model_name or default_encoder_path(), settings.max_length, settings.batch_size,
                            settings.precision)  # fmt: skip
-    base = evaluate_spans(gazetteer(train, test), test)
-    print(f"gazetteer baseline: P={base['precision']:.3f} R={base['recall']:.3f} F1={base['f1']:.3f}")
+    base = evaluate_spans(capitalised_runs(train, test), test)
+    print(f"capitalised-words baseline: P={base['precision']:.3f} R={base['recall']:.3f} F1={base['f1']:.3f}")
     results = {}
     for kind in ["head", *(["full"] if args.full else [])]:
         fit_s = []
@@ -131,6 +128,6 @@ def bench_ner(args: argparse.Namespace, settings: Settings) -> int:
               f"{len(test) / predict_s:.0f} sentences/s; P={metrics['precision']:.3f} R={metrics['recall']:.3f} "
               f"F1={metrics['f1']:.3f}; {per_type}")  # fmt: skip
     line = " ".join(f"ner_f1_{k}={v:.3f}" for k, v in results.items())
-    ratios = " ".join(f"ratio_{k}_vs_gazetteer={v / max(base['f1'], 1e-9):.2f}" for k, v in results.items())
-    print(f"{line} gazetteer_f1={base['f1']:.3f} {ratios}")
+    ratios = " ".join(f"ratio_{k}_vs_baseline={v / max(base['f1'], 1e-9):.2f}" for k, v in results.items())
+    print(f"{line} baseline_f1={base['f1']:.3f} {ratios}")
     return 0

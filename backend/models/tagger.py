@@ -33,11 +33,29 @@ def tag_weights(spec: TaskSpec) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Words:
-    """A text's words as the encoder sees them: character ranges and the first sub-token of each."""
+    """A text's words as the encoder sees them: character ranges, the first sub-token of each, and
+    each word's surface shape (``shape_features``)."""
 
     ids: list[int]
     ranges: list[tuple[int, int]]
     first_token: list[int]
+    shape: np.ndarray  # (words, SHAPE_FEATURES)
+
+
+SHAPE_FEATURES = 6
+
+
+def shape_features(text: str, ranges: Sequence[tuple[int, int]]) -> np.ndarray:
+    """What an uncased encoder cannot see but entities show: capitalised, all caps, digits, an
+    @/# right before the word, first word, glued to the previous word. (On WNUT-17 with the uncased
+    MiniLM, adding them to the word states lifts entity F1 of the head markedly.)"""
+    out = np.zeros((len(ranges), SHAPE_FEATURES), dtype=np.float32)
+    for i, (start, end) in enumerate(ranges):
+        word = text[start:end]
+        before = text[start - 1] if start > 0 else " "
+        out[i] = [word[:1].isupper(), len(word) > 1 and word.isupper(), any(c.isdigit() for c in word),
+                  before in "@#", i == 0, not before.isspace()]  # fmt: skip
+    return out
 
 
 @dataclass(frozen=True)
@@ -68,7 +86,8 @@ def split_words(encoder: TextEncoder, texts: Sequence[str]) -> list[Words]:
                 last_word = word
             else:
                 ranges[-1][1] = end
-        out.append(Words(enc["input_ids"][i], [(s, e) for s, e in ranges], first))
+        spans = [(s, e) for s, e in ranges]
+        out.append(Words(enc["input_ids"][i], spans, first, shape_features(texts[i], spans)))
     return out
 
 
@@ -89,8 +108,10 @@ def word_states(
 
 
 def _frozen_states(encoder: TextEncoder, words: Sequence[Words]) -> list[np.ndarray]:
+    """Head inputs: the frozen word states with the words' shape features appended."""
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=encoder.bf16):
-        return [s.float().numpy() for s in word_states(encoder, words)]
+        states = word_states(encoder, words)
+    return [np.concatenate([s.float().numpy(), w.shape], axis=1) for s, w in zip(states, words, strict=True)]
 
 
 @dataclass
@@ -138,7 +159,7 @@ def fit_tagger(
     """The fast path: a head on frozen word states of ``encoder``."""
     words = split_words(encoder, texts)
     states = _frozen_states(encoder, words)
-    x = np.concatenate([s for s in states if len(s)] or [np.zeros((0, encoder.dim), dtype=np.float32)])
+    x = np.concatenate([s for s in states if len(s)] or [np.zeros((0, encoder.dim + SHAPE_FEATURES), np.float32)])
     y = np.concatenate([tag_ids(spec, w, s) for w, s in zip(words, spans, strict=True)] or [[]]).astype(np.int64)
     head = LinearHead.fit(x, y, len(spec.tags), multi_label=False, class_weight=tag_weights(spec))
     return SpanTagger(encoder, head, spec.labels, spec.tags)
@@ -161,7 +182,7 @@ def finetune_tagger(
     rng = random.Random(seed)
     warm = fit_tagger(base, spec, texts, spans).head
     model = copy.deepcopy(base.model)
-    head = torch.nn.Linear(base.dim, len(spec.tags))
+    head = torch.nn.Linear(base.dim + SHAPE_FEATURES, len(spec.tags))
     with torch.no_grad():
         head.weight.copy_(warm.weight)
         head.bias.copy_(warm.bias)
@@ -177,7 +198,8 @@ def finetune_tagger(
         for start in range(0, len(usable), batch_size):
             idx = usable[start : start + batch_size]
             states = word_states(base, [words[i] for i in idx], model=model, batch_size=len(idx))
-            logits = head(torch.cat(states))
+            shapes = torch.from_numpy(np.concatenate([words[i].shape for i in idx]))
+            logits = head(torch.cat([torch.cat(states), shapes], dim=1))
             loss = torch.nn.functional.cross_entropy(logits, torch.cat([targets[i] for i in idx]), weight=weight)
             optimizer.zero_grad()
             loss.backward()

@@ -14,7 +14,7 @@ from typing import Any
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, ServiceUnavailable, Unauthorized
 
-from backend import __version__
+from backend import __version__, logs
 from backend.predictor import NotReady, Predictor
 from backend.server import protocol
 from backend.server.auth import is_authorized
@@ -45,16 +45,27 @@ def create_app(
     @app.before_request
     def _auth() -> None:
         g.started = time.perf_counter()
+        g.request_id_token = logs.request_id.set(logs.new_request_id(request.headers.get("X-Request-Id")))
         if not is_authorized(request, settings):
             raise Unauthorized("valid credentials are required: HTTP basic auth, or the webhook secret header")
 
     @app.after_request
     def _observe(response: Any) -> Any:
         endpoint = request.url_rule.rule if request.url_rule else "unknown"
-        metrics.latency.labels(endpoint, str(response.status_code)).observe(
-            time.perf_counter() - g.get("started", time.perf_counter())
-        )
+        seconds = time.perf_counter() - g.get("started", time.perf_counter())
+        metrics.latency.labels(endpoint, str(response.status_code)).observe(seconds)
+        response.headers["X-Request-Id"] = logs.request_id.get()
+        if endpoint != "/health":  # Label Studio probes /health every few seconds
+            fields = {"method": request.method, "path": endpoint, "status": response.status_code,
+                      "ms": round(seconds * 1000, 1), "tasks": g.get("tasks")}  # fmt: skip
+            log.info("%s %s %s %.1fms tasks=%s", *fields.values(), extra=fields)
         return response
+
+    @app.teardown_request
+    def _forget_request_id(_exc: BaseException | None) -> None:
+        token = g.pop("request_id_token", None)
+        if token is not None:
+            logs.request_id.reset(token)
 
     @app.get("/metrics")
     def prometheus() -> Any:
@@ -106,6 +117,7 @@ def create_app(
         project = protocol.project_of(body)
         spec = protocol.spec_of(body.get("label_config"), "label_config")
         tasks = protocol.tasks_of(body, settings.max_tasks_per_request)
+        g.tasks = len(tasks)
         try:
             results = predictor.predict(project, spec, tasks)
         except NotReady as exc:
