@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from backend.settings import Settings
@@ -23,10 +24,17 @@ def warn_if_open(settings: Settings) -> None:
         )
 
 
+def threads_per_worker(settings: Settings, workers: int) -> int:
+    """torch threads for each gunicorn worker: the cores shared out, so N workers do not each start
+    a thread per core and thrash (an explicit HITL_TORCH_THREADS wins)."""
+    return settings.torch_threads or max(1, (os.cpu_count() or 1) // max(workers, 1))
+
+
 def serve(settings: Settings, host: str | None, port: int | None, workers: int = 1, dev: bool = False) -> int:
     host = host or settings.host
     port = port or settings.port
     warn_if_open(settings)
+    settings = settings.model_copy(update={"torch_threads": threads_per_worker(settings, workers)})
     if dev:
         from backend.server.app import create_app
 
@@ -41,6 +49,7 @@ def serve(settings: Settings, host: str | None, port: int | None, workers: int =
                 "bind": f"{host}:{port}",
                 "workers": workers,
                 "worker_class": "gthread",
+                # Threads overlap /health and /setup (answered from memory) with a running /predict.
                 "threads": 4,
                 "timeout": WORKER_TIMEOUT_S,
                 "graceful_timeout": 30,
