@@ -60,7 +60,8 @@ def test_compose_runs_the_whole_stack(config):
     assert services["label-studio"]["environment"]["USE_DEFAULT_BANNED_SUBNETS"] == "false"
     assert services["worker"]["command"][-1] == "fast" and services["worker-slow"]["command"][-1] == "slow"
     for name in ("backend", "worker", "worker-slow", "scheduler"):  # one registry for every replica
-        mounts = [v if isinstance(v, str) else f"{v.get('source')}:{v.get('target')}" for v in services[name]["volumes"]]
+        volumes = services[name]["volumes"]
+        mounts = [v if isinstance(v, str) else f"{v.get('source')}:{v.get('target')}" for v in volumes]
         assert any(m.startswith("registry:/data/registry") for m in mounts), name
     for service in services.values():  # nothing is published beyond this host
         for port in service.get("ports", []):
