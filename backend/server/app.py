@@ -20,6 +20,7 @@ from backend.server import protocol
 from backend.server.auth import is_authorized
 from backend.server.events import EventSink, LoggingSink, QueueSink, parse_event
 from backend.server.metrics import ServerMetrics
+from backend.server.openapi import openapi
 from backend.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,10 @@ def create_app(
         token = g.pop("request_id_token", None)
         if token is not None:
             logs.request_id.reset(token)
+
+    @app.get("/openapi.json")
+    def openapi_description() -> Any:
+        return jsonify(openapi())
 
     @app.get("/metrics")
     def prometheus() -> Any:
