@@ -41,19 +41,25 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, bounds: tuple[float,
     return float(np.clip(np.exp(float(log_t.detach())), *bounds))
 
 
-def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
-    """Mean |accuracy - confidence| over equal-width confidence bins, weighted by bin size."""
+def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> list[tuple[float, float, int]]:
+    """(mean confidence, accuracy, count) per non-empty equal-width confidence bin: the points of a
+    reliability diagram."""
     if len(labels) == 0:
-        return 0.0
+        return []
     confidence = probs.max(axis=1)
     correct = (probs.argmax(axis=1) == labels).astype(np.float64)
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    ece = 0.0
-    for low, high in itertools.pairwise(edges):
+    points = []
+    for low, high in itertools.pairwise(np.linspace(0.0, 1.0, bins + 1)):
         in_bin = (confidence > low) & (confidence <= high)
         if in_bin.any():
-            ece += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
-    return float(ece)
+            points.append((float(confidence[in_bin].mean()), float(correct[in_bin].mean()), int(in_bin.sum())))
+    return points
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
+    """Mean |accuracy - confidence| over equal-width confidence bins, weighted by bin size."""
+    points = reliability(probs, labels, bins)
+    return float(sum(n * abs(acc - conf) for conf, acc, n in points) / len(labels)) if points else 0.0
 
 
 @dataclass(frozen=True)

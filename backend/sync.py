@@ -90,6 +90,9 @@ class SyncState:
             "CREATE TABLE IF NOT EXISTS written (project INTEGER, task INTEGER, version TEXT, text_hash TEXT, "
             "cluster INTEGER, score REAL, PRIMARY KEY (project, task))"
         )
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(written)")}
+        if "strategy_score" not in columns:  # the strategy's own score, before it became a rank
+            self.db.execute("ALTER TABLE written ADD COLUMN strategy_score REAL")
 
     def get(self, project: int) -> dict[int, tuple[str, str, int, float]]:
         rows = self.db.execute(
@@ -97,10 +100,21 @@ class SyncState:
         )
         return {task: (version, text_hash, cluster, score) for task, version, text_hash, cluster, score in rows}
 
-    def put(self, project: int, rows: list[tuple[int, str, str, int, float]]) -> None:
+    def put(self, project: int, rows: list[tuple[int, str, str, int, float, float]]) -> None:
         self.db.executemany(
-            "INSERT OR REPLACE INTO written VALUES (?, ?, ?, ?, ?, ?)", [(project, *row) for row in rows]
+            "INSERT OR REPLACE INTO written (project, task, version, text_hash, cluster, score, strategy_score) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(project, *row) for row in rows],
         )
+
+    def strategy_scores(self, project: int) -> dict[str, list[float]]:
+        """Per model version, the scores the strategy gave the pool at the last sync (lower = more
+        informative; for uncertainty strategies 1 - uncertainty): what the report plots."""
+        out: dict[str, list[float]] = {}
+        query = "SELECT version, strategy_score FROM written WHERE project = ? AND strategy_score IS NOT NULL"
+        for version, score in self.db.execute(query, (project,)):
+            out.setdefault(version, []).append(float(score))
+        return out
 
 
 def _hash(text: str) -> str:
@@ -179,7 +193,7 @@ def _sync(
     else:
         probs = None
     clusters = _clusters(settings, project_id, cache, embeddings, len(spec.labels))
-    scores = strategy.scores(probs, embeddings, task_ids)
+    strategy_scores = scores = strategy.scores(probs, embeddings, task_ids)
     if classifier is not None:
         scores = diversify_top(scores, clusters, settings.sync_diverse_top)
         heldout = np.array([is_heldout(t, settings.holdout_fraction) for t in ids])
@@ -211,7 +225,7 @@ def _sync(
             result = choices_result(spec, decisions[i]) if decisions is not None else []
         # no "cluster": Label Studio 1.23's bulk import drops it (diversity is in the scores instead)
         predictions.append({"task": task_id, "result": result, "score": score, "model_version": version})
-        rows.append((task_id, version, text_hash, cluster, score))
+        rows.append((task_id, version, text_hash, cluster, score, round(float(strategy_scores[i]), 6)))
 
     for start in tqdm(range(0, len(stale), chunk), desc="removing stale", disable=not progress or not stale):
         ls.delete_predictions(project_id, stale[start : start + chunk])

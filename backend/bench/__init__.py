@@ -39,6 +39,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     ner.add_argument("--full", action="store_true", help="also fine-tune the encoder (slow path; minutes)")
     ner.add_argument("--epochs", type=int, default=4, help="fine-tuning epochs with --full (4)")
     ner.add_argument("--rounds", type=int, default=3, help="head fits timed; the median is reported (3)")
+    load = bsub.add_parser(
+        "load", help="concurrent /predict clients against gunicorn with a version published mid-run (no errors)"
+    )
+    load.add_argument("--data", help="datasets folder (default: ../shared/data or HITL_SHARED_DATA)")
+    load.add_argument("--clients", type=int, default=50, help="concurrent clients (50)")
+    load.add_argument("--seconds", type=float, default=60, help="length of the loaded run (60)")
+    load.add_argument("--baseline-seconds", type=float, default=10, help="length of the one-client run (10)")
+    load.add_argument("--batch-size", type=int, default=8, help="tasks per /predict request (8)")
+    load.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (2)")
 
 
 def run_bench(args: argparse.Namespace, settings: Settings) -> int:
@@ -58,4 +67,8 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
         from backend.bench.ner import bench_ner
 
         return bench_ner(args, settings)
+    if args.bench_command == "load":
+        from backend.bench.load import bench_load
+
+        return bench_load(args, settings)
     raise SystemExit(f"unknown bench {args.bench_command}")

@@ -15,7 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from backend.audit import AuditStore
-from backend.calibration import cross_fit_temperature, expected_calibration_error, routing_threshold, softmax
+from backend.calibration import (
+    cross_fit_temperature,
+    expected_calibration_error,
+    reliability,
+    routing_threshold,
+    softmax,
+)
 from backend.dataset import build_dataset, split
 from backend.gate import decide, evaluate, evaluate_spans
 from backend.jobs.scheduled import finetune_due
@@ -208,6 +214,7 @@ def calibrate(head: LinearHead, spec, x_train, y_train, x_held, held, settings: 
         result["calibration"].update(
             heldout_ece_before=round(expected_calibration_error(before, y_held), 4),
             heldout_ece_after=round(expected_calibration_error(after, y_held), 4),
+            reliability_after=[[round(c, 4), round(a, 4), n] for c, a, n in reliability(after, y_held, bins=10)],
         )
         route = routing_threshold(after, y_held, settings.routing_target_precision)
         result["routing"] = dataclasses.asdict(route)
