@@ -85,7 +85,9 @@ def cmd_configs(args: argparse.Namespace) -> int:
                 failed += 1
                 continue
             rationale = f', rationale <TextArea name="{spec.rationale_name}">' if spec.rationale_name else ""
-            target = f'<Choices name="{spec.from_name}"> over <Text name="{spec.to_name}"> (data key ${spec.data_key})'
+            control = "Labels" if spec.is_ner else "Choices"
+            target = f'<{control} name="{spec.from_name}"> over <Text name="{spec.to_name}">'
+            target += f" (data key ${spec.data_key})"
             print(f"ok      {path}: {spec.kind.value}, {target}, labels {list(spec.labels)}{rationale}")
         return 1 if failed else 0
     from backend.labelstudio import LabelStudioClient
@@ -107,6 +109,21 @@ def cmd_models(args: argparse.Namespace) -> int:
     from backend import models_cli
 
     return models_cli.run(args, get_settings())
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from backend.audit import AuditStore
+    from backend.registry import Registry
+    from backend.report import write_report
+
+    settings = get_settings()
+    out = Path(args.out or settings.data_dir / "reports" / f"project-{args.project}.html")
+    write_report(args.project, AuditStore.from_settings(settings), Registry(settings.registry_dir), settings.data_dir,
+                 out)  # fmt: skip
+    print(f"report: {out.resolve()}")
+    return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -209,6 +226,15 @@ def build_parser() -> argparse.ArgumentParser:
     from backend import models_cli
 
     models_cli.add_parser(sub)
+    report = sub.add_parser(
+        "report",
+        help="an HTML report with plots: quality per version, calibration, queue scores, retrain history",
+        description="Writes one self-contained HTML page (plots embedded) from the audit store, the model registry "
+        "and the last sync's scores; it does not call Label Studio.",
+    )
+    report.add_argument("--project", type=int, required=True, help="Label Studio project id")
+    report.add_argument("--out", help="output file (default: $HITL_DATA_DIR/reports/project-ID.html)")
+    report.set_defaults(func=cmd_report)
     sub.choices["models"].set_defaults(func=cmd_models)
 
     from backend.bench import add_parser as add_bench

@@ -1,0 +1,51 @@
+"""`hitl report`: an HTML page with the four plots, built from the stores the backend writes."""
+
+import re
+
+from backend.audit import AuditStore
+from backend.cli import main
+from backend.labeling import parse_label_config
+from backend.registry import Registry
+from backend.settings import get_settings
+from backend.sync import SyncState
+from backend.training import Example, fit_head, publish_head
+from tests.support.payloads import AG_CONFIG
+from tests.test_audit import _correction
+
+
+def test_report_plots_quality_calibration_queue_and_history(tmp_path, monkeypatch, predictor):
+    spec = parse_label_config(AG_CONFIG)
+    registry = Registry(tmp_path / "registry")
+    audit = AuditStore(str(tmp_path / "audit.sqlite3"))
+    encoder = predictor.encoder()
+    pairs = [("goal scored", "Sports"), ("stocks", "Business")] * 5
+    examples = [Example(t, (lb,), i) for i, (t, lb) in enumerate(pairs)]
+    head = fit_head(encoder, spec, examples)
+    reliability = [[0.55, 0.5, 12], [0.9, 0.88, 30]]
+    calibration = {"temperature": 1.3, "heldout_ece_after": 0.04, "reliability_after": reliability}
+    v1 = publish_head(registry, "7", spec, encoder, head, examples, extra={"metrics": {"primary": 0.71}})
+    v2 = publish_head(registry, "7", spec, encoder, head, examples,
+                      extra={"metrics": {"primary": 0.83}, "calibration": calibration})  # fmt: skip
+    audit.record_version(7, v1, "head", True, 10, "a", {"primary": 0.71}, {"reason": "first"})
+    audit.record_version(7, "rejected-1", "head", False, 15, "b", {"primary": 0.6}, {"reason": "worse"})
+    audit.record_version(7, v2, "full", True, 20, "c", {"primary": 0.83}, {"reason": "better <b>"})
+    corrections = [_correction(i, changed=i % 3 == 0) for i in range(1, 10)]
+    audit.record_corrections([c.__class__(**{**c.__dict__, "prediction_model_version": v1}) for c in corrections])
+    SyncState(tmp_path / "sync-state.sqlite3").put(7, [(i, v2, "h", 0, i / 10, 0.2 + i / 50) for i in range(10)])
+
+    for key, value in {"HITL_REGISTRY_DIR": tmp_path / "registry", "HITL_DATA_DIR": tmp_path}.items():
+        monkeypatch.setenv(key, str(value))
+    get_settings.cache_clear()
+    try:
+        assert main(["report", "--project", "7", "--out", str(tmp_path / "r.html")]) == 0
+    finally:
+        get_settings.cache_clear()
+    page = (tmp_path / "r.html").read_text()
+    assert len(re.findall(r'<img alt="[^"]+" src="data:image/png;base64,', page)) == 4  # all four plots drawn
+    assert f"serving <b>{v2}</b>" in page and "9 annotations audited, 33% of pre-annotations changed" in page
+    assert "rejected-1" in page and "better &lt;b&gt;" in page  # gate reasons are escaped
+    empty = tmp_path / "empty.html"
+    from backend.report import write_report
+
+    write_report(99, audit, registry, tmp_path, empty)
+    assert empty.read_text().count("No data yet") == 4 and "No retrain recorded yet" in empty.read_text()
