@@ -40,7 +40,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     settings = get_settings()
     ctx = WorkerContext.create(settings)
     summary = sync_project(
-        settings, ctx.label_studio(), ctx.cache, ctx.registry, args.project, args.strategy, progress=not args.quiet
+        settings, ctx.label_studio(), ctx.cache_for, ctx.registry, args.project, args.strategy, progress=not args.quiet
     )
     if args.json:
         print(json.dumps(summary.as_dict()))

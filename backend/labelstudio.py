@@ -196,3 +196,20 @@ class LabelStudioClient:
 
     def webhooks(self, project_id: int) -> list[dict[str, Any]]:
         return [_plain(h) for h in self.sdk.webhooks.list(project=str(project_id))]
+
+    def download(self, ref: str, max_bytes: int) -> bytes:
+        """A file Label Studio serves (an uploaded image: ``/data/upload/...``), with this client's
+        credentials. ``ref`` must be a path on this Label Studio or a URL of the same origin: the
+        caller has checked that (SSRF guard in ``models/image_encoder.py``)."""
+        import requests
+
+        url = ref if ref.startswith(("http://", "https://")) else self.url + "/" + ref.lstrip("/")
+        headers = self.sdk._client_wrapper.get_headers()  # the SDK's auth (legacy token or refreshed PAT)
+        with requests.get(url, headers=headers, timeout=30, stream=True) as response:
+            response.raise_for_status()
+            data = bytearray()
+            for chunk in response.iter_content(1 << 16):
+                data.extend(chunk)
+                if len(data) > max_bytes:
+                    raise ValueError(f"image larger than {max_bytes} bytes (HITL_MAX_IMAGE_BYTES)")
+            return bytes(data)

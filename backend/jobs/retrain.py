@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from backend.audit import AuditStore
 from backend.calibration import (
     cross_fit_temperature,
@@ -25,12 +27,13 @@ from backend.calibration import (
 from backend.dataset import build_dataset, split
 from backend.gate import decide, evaluate, evaluate_spans
 from backend.jobs.scheduled import finetune_due
-from backend.labeling import TaskSpec, UnsupportedConfig, parse_label_config
+from backend.labeling import TaskError, TaskSpec, UnsupportedConfig, parse_label_config
 from backend.labelstudio import LabelStudioClient
 from backend.models.embedding_cache import EmbeddingCache
 from backend.models.encoder import TextEncoder, default_encoder_path, load_encoder
 from backend.models.finetune import finetune
 from backend.models.head import LinearHead
+from backend.models.image_encoder import load_image_encoder
 from backend.models.persist import IncompatibleVersion, load_version
 from backend.models.tagger import SpanTagger, finetune_tagger, fit_tagger
 from backend.registry import Registry, RegistryError
@@ -49,6 +52,7 @@ class WorkerContext:
     cache: EmbeddingCache
     registry: Registry
     audit: AuditStore
+    _image_cache: EmbeddingCache | None = None
 
     @classmethod
     def create(cls, settings: Settings) -> WorkerContext:
@@ -62,6 +66,14 @@ class WorkerContext:
             registry=Registry(settings.registry_dir),
             audit=AuditStore.from_settings(settings),
         )
+
+    def cache_for(self, spec: TaskSpec) -> EmbeddingCache:
+        """The embedding cache of the encoder that reads this spec's input (text or image)."""
+        if spec.modality != "image":
+            return self.cache
+        if self._image_cache is None:
+            self._image_cache = EmbeddingCache(self.settings.data_dir / "cache", load_image_encoder(self.settings))
+        return self._image_cache
 
     def label_studio(self) -> LabelStudioClient:
         key = self.settings.label_studio_api_key
@@ -152,7 +164,7 @@ def retrain(ctx: WorkerContext, project_id: int, kind: str = "head") -> dict[str
             "pull_s": round(pulled_s, 3),
             "train_s": round(trained_s - pulled_s, 3),
         },
-        fine_tuned=kind == "full",
+        fine_tuned=kind == "full" and spec.modality == "text",
     )  # fmt: skip
     ctx.audit.record_version(project_id, version, kind, True, len(data.examples), fp, candidate_metrics,
                              gate.as_dict())  # fmt: skip
@@ -176,16 +188,34 @@ def _fit_classifier(ctx: WorkerContext, spec: TaskSpec, kind: str, train: list[E
     """Candidate head (on a fine-tuned encoder for ``full``), its held-out metrics, and a deferred
     calibration step (run only for a candidate that passes the gate)."""
     settings = ctx.settings
-    encoder = ctx.encoder
-    if kind == "full":
+    cache = ctx.cache_for(spec)
+    encoder = cache.encoder
+    if kind == "full" and spec.modality == "text":  # image encoders are not fine-tuned (yet): the head is
         encoder = finetune(ctx.encoder, spec, train, epochs=settings.finetune_epochs, seed=0)
         x_train, x_held = encoder.embed([ex.text for ex in train]), encoder.embed([ex.text for ex in held])
     else:
-        x_train, x_held = ctx.cache.embed([ex.text for ex in train]), ctx.cache.embed([ex.text for ex in held])
+        train, x_train = _embed_readable(cache, train)
+        held, x_held = _embed_readable(cache, held)
     y_train = targets(train, spec)
     head = LinearHead.fit(x_train, y_train, len(spec.labels), spec.multi_label)
     metrics = evaluate(head.proba(x_held), held, spec, settings.multilabel_threshold)
     return head, encoder, metrics, lambda: calibrate(head, spec, x_train, y_train, x_held, held, settings)
+
+
+def _embed_readable(cache: EmbeddingCache, examples: list[Example]) -> tuple[list[Example], np.ndarray]:
+    """Embeddings through the cache; an example whose input cannot be read (an image that cannot be
+    fetched) is left out with a warning rather than failing the whole retrain."""
+    try:
+        return examples, cache.embed([ex.text for ex in examples])
+    except TaskError:
+        kept, rows = [], []
+        for ex in examples:
+            try:
+                rows.append(cache.embed([ex.text])[0])
+                kept.append(ex)
+            except TaskError as exc:
+                log.warning("task %s left out of training: %s", ex.task_id, exc)
+        return kept, np.stack(rows) if rows else np.zeros((0, cache.encoder.dim), dtype=np.float32)
 
 
 def _fit_tagger(ctx: WorkerContext, spec: TaskSpec, kind: str, train: list[Example], held: list[Example]):  # type: ignore[no-untyped-def]
@@ -227,14 +257,16 @@ def _serving_metrics(ctx: WorkerContext, project_id: int, spec, held):  # type: 
         return None, None
     try:
         folder = ctx.registry.version_dir(str(project_id), current)
-        classifier = load_version(folder, ctx.registry.meta(str(project_id), current), spec, ctx.encoder)
+        base = ctx.cache_for(spec).encoder
+        classifier = load_version(folder, ctx.registry.meta(str(project_id), current), spec, base)
     except (IncompatibleVersion, RegistryError, OSError, KeyError, ValueError) as exc:
         log.info("project %s: serving version %s not comparable: %s", project_id, current, exc)
         return None, None
     if isinstance(classifier, SpanTagger):
         return current, evaluate_spans([t.spans for t in classifier.tag([ex.text for ex in held])], held)
-    if classifier.encoder is ctx.encoder:
-        probs = classifier.head.proba(ctx.cache.embed([ex.text for ex in held]))
+    cache = ctx.cache_for(spec)
+    if classifier.encoder is cache.encoder:
+        probs = classifier.head.proba(cache.embed([ex.text for ex in held]))
     else:
         probs = classifier.predict_proba([ex.text for ex in held])
     return current, evaluate(probs, held, spec, ctx.settings.multilabel_threshold)

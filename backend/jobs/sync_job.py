@@ -14,7 +14,9 @@ def sync_job(project_id: int, kind: str = "sync", reason: str = "") -> dict[str,
     ctx = context()
     RetrainQueue(ctx.settings).take(project_id, kind)
     try:
-        summary = sync_project(ctx.settings, ctx.label_studio(), ctx.cache, ctx.registry, project_id, progress=False)
+        summary = sync_project(
+            ctx.settings, ctx.label_studio(), ctx.cache_for, ctx.registry, project_id, progress=False
+        )
     except UnsupportedConfig as exc:  # retrying cannot help
         return {"project_id": project_id, "synced": False, "reason": f"unsupported config: {exc}"}
     return summary.as_dict()

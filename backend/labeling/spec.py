@@ -15,12 +15,13 @@ from functools import lru_cache
 from label_studio_sdk.label_interface import LabelInterface
 
 SUPPORTED = (
-    '<Choices> (single or choice="multiple") or <Labels> (named entities) over <Text>, '
+    '<Choices> (single or choice="multiple") over <Text> or <Image>, or <Labels> (named entities) over <Text>, '
     "plus an optional <TextArea> for a rationale"
 )
 _CONTROL_TAGS = {"choices", "labels"}
 _RATIONALE_TAGS = {"textarea"}
 _TEXT_OBJECTS = {"text"}
+_IMAGE_OBJECTS = {"image"}
 
 
 class UnsupportedConfig(ValueError):
@@ -41,6 +42,7 @@ class TaskSpec:
     data_key: str
     labels: tuple[str, ...]
     rationale_name: str | None = None
+    modality: str = "text"  # what ``data_key`` holds: "text", or "image" (a reference to an image)
 
     @property
     def multi_label(self) -> bool:
@@ -66,7 +68,8 @@ class TaskSpec:
 
     def fingerprint(self) -> str:
         """Identifies the label space: a version trained for one spec serves only specs with this one."""
-        raw = "|".join([self.kind.value, self.from_name, self.to_name, self.data_key, *self.labels])
+        parts = [self.kind.value, self.from_name, self.to_name, self.data_key, *self.labels]
+        raw = "|".join(parts if self.modality == "text" else [*parts, self.modality])
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
@@ -102,12 +105,13 @@ def _parse_cached(config: str) -> TaskSpec:
     if len(control.to_name) != 1:
         raise UnsupportedConfig(f'<{control.tag} name="{control.name}"> must label exactly one object (toName)')
     target = interface.get_object(control.to_name[0])
-    if target.tag.lower() not in _TEXT_OBJECTS:
+    image = target.tag.lower() in _IMAGE_OBJECTS and not ner
+    if target.tag.lower() not in _TEXT_OBJECTS and not image:
         raise UnsupportedConfig(
             f'<{control.tag} name="{control.name}"> labels <{target.tag} name="{target.name}">, which is not '
             f"supported; supported: {SUPPORTED}"
         )
-    if str(target.attr.get("valueType", "text")).lower() == "url":
+    if not image and str(target.attr.get("valueType", "text")).lower() == "url":
         raise UnsupportedConfig(
             f'<{target.tag} name="{target.name}" valueType="url"> is not supported: put the text itself '
             "in the task data"
@@ -132,6 +136,7 @@ def _parse_cached(config: str) -> TaskSpec:
         data_key=data_key,
         labels=labels,
         rationale_name=rationale,
+        modality="image" if image else "text",
     )
 
 
@@ -143,6 +148,7 @@ def spec_to_dict(spec: TaskSpec) -> dict:
         "data_key": spec.data_key,
         "labels": list(spec.labels),
         "rationale_name": spec.rationale_name,
+        "modality": spec.modality,
         "fingerprint": spec.fingerprint(),
     }
 
@@ -155,4 +161,5 @@ def spec_from_dict(data: dict) -> TaskSpec:
         data_key=data["data_key"],
         labels=tuple(data["labels"]),
         rationale_name=data.get("rationale_name"),
+        modality=data.get("modality", "text"),
     )

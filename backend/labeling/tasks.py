@@ -12,7 +12,8 @@ class TaskError(ValueError):
 
 
 def task_text(task: Any, spec: TaskSpec, max_chars: int) -> str:
-    """The task's input text, cut to ``max_chars`` so that one huge text cannot stall a batch."""
+    """The task's input text, cut to ``max_chars`` so that one huge text cannot stall a batch (for
+    an image task, the image reference)."""
     if not isinstance(task, dict):
         raise TaskError(f"task must be a JSON object, got {type(task).__name__}")
     data = task.get("data")
@@ -25,4 +26,6 @@ def task_text(task: Any, spec: TaskSpec, max_chars: int) -> str:
         raise TaskError(f"task data {spec.data_key!r} must be a string, got {type(value).__name__}")
     if not value.strip():
         raise TaskError(f"task data {spec.data_key!r} is empty")
+    if spec.modality == "image":
+        return value  # an image reference: never cut (the image fetcher bounds its size)
     return value[:max_chars]

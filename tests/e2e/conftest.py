@@ -48,9 +48,12 @@ class Stack:
 
 @pytest.fixture(scope="session")
 def stack(label_studio, redis_server, tmp_path_factory):
+    from tests.support.tiny import build_tiny_vit
+
     root = tmp_path_factory.mktemp("stack")
     logs = root / "logs"
     logs.mkdir()
+    vit = build_tiny_vit(root / "vit")  # image projects: a tiny ViT (no image model can be downloaded here)
     env = {
         "HITL_REDIS_URL": redis_server.url,
         "HITL_LABEL_STUDIO_URL": label_studio.url,
@@ -61,6 +64,7 @@ def stack(label_studio, redis_server, tmp_path_factory):
         "HITL_RETRAIN_DEBOUNCE_S": "1",
         "HITL_JOB_RETRY_INTERVALS_S": json.dumps([1, 2, 2]),
         "HITL_LOG_LEVEL": "INFO",
+        "HITL_IMAGE_MODEL_NAME": str(vit),
     }
     backend, url = start_backend(env, logs)
     stack = Stack(

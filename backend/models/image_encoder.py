@@ -1,0 +1,153 @@
+"""Image classification's encoder: task image references → embeddings, like ``TextEncoder`` for text.
+
+A task's image is a reference string (what ``$image`` holds): a ``data:image/...;base64,`` URI,
+a path Label Studio serves (``/data/upload/...``), or a URL on the Label Studio host. Nothing else
+is fetched: no other host, no file path, no redirect elsewhere (SSRF protection), and no image
+above ``HITL_MAX_IMAGE_BYTES``. Because references are strings, the embedding cache, the head,
+the registry, the gate and the sync work for images exactly as for texts.
+
+Models load from safetensors only, never with remote code.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import io
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from transformers import AutoImageProcessor, AutoModel
+
+from backend.labeling.tasks import TaskError
+
+log = logging.getLogger(__name__)
+
+
+class ImageError(TaskError):
+    """This task's image cannot be fetched or read; the task fails alone."""
+
+
+class ImageFetcher:
+    """Reads images from data URIs and from the configured Label Studio only."""
+
+    def __init__(self, label_studio: Any | None, max_bytes: int) -> None:
+        self.label_studio = label_studio  # a LabelStudioClient, or None: then only data URIs work
+        self.max_bytes = max_bytes
+
+    def allowed(self, ref: str) -> bool:
+        if ref.startswith("data:"):
+            return True
+        if self.label_studio is None:
+            return False
+        if ref.startswith("/") and not ref.startswith("//"):
+            return True
+        own, url = urlsplit(self.label_studio.url), urlsplit(ref)
+        return (url.scheme, url.hostname, url.port) == (own.scheme, own.hostname, own.port)
+
+    def fetch(self, ref: str) -> Image.Image:
+        if not isinstance(ref, str) or not ref.strip():
+            raise ImageError("the image reference is empty")
+        if not self.allowed(ref):
+            where = urlsplit(self.label_studio.url).netloc if self.label_studio else "unset: HITL_LABEL_STUDIO_URL"
+            raise ImageError(f"image {ref[:80]!r} is not fetched: only data URIs and images on Label Studio ({where}) "
+                             "are read (SSRF protection)")  # fmt: skip
+        try:
+            raw = self._data_uri(ref) if ref.startswith("data:") else self.label_studio.download(ref, self.max_bytes)
+        except ImageError:
+            raise
+        except Exception as exc:  # HTTP errors, size limit, connection: this task fails alone
+            raise ImageError(f"image {ref[:80]!r} could not be fetched: {exc}") from None
+        try:
+            with Image.open(io.BytesIO(raw)) as image:
+                return image.convert("RGB")
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+            raise ImageError(f"image {ref[:80]!r} is not a readable image: {exc}") from None
+
+    def _data_uri(self, ref: str) -> bytes:
+        header, _, payload = ref.partition(",")
+        if not header.startswith("data:image/") or not header.endswith(";base64"):
+            raise ImageError("a data URI must be data:image/<type>;base64,<data>")
+        if len(payload) * 3 // 4 > self.max_bytes:
+            raise ImageError(f"image larger than {self.max_bytes} bytes (HITL_MAX_IMAGE_BYTES)")
+        try:
+            return base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError):
+            raise ImageError("the data URI is not valid base64") from None
+
+
+class ImageEncoder:
+    """Pooled, L2-normalised embeddings from a transformers image model (ViT, ResNet, CLIP vision...)."""
+
+    max_length = 0  # the shared encoder interface; images have no token limit
+
+    def __init__(self, name_or_path: str, fetcher: ImageFetcher, batch_size: int = 16, precision: str = "auto",
+                 model: torch.nn.Module | None = None, processor: Any = None) -> None:  # fmt: skip
+        from backend.models.encoder import resolve_bf16
+
+        self.name_or_path = name_or_path
+        self.fetcher = fetcher
+        self.batch_size = batch_size
+        self.precision = precision
+        self.processor = processor or AutoImageProcessor.from_pretrained(name_or_path, trust_remote_code=False)
+        self.model = model or AutoModel.from_pretrained(name_or_path, trust_remote_code=False, use_safetensors=True)
+        self.model.eval()
+        config = self.model.config
+        self.dim = int(getattr(config, "hidden_size", None) or config.hidden_sizes[-1])
+        self.identity = _identity(name_or_path)
+        self.bf16 = resolve_bf16(precision)
+
+    def embed(self, refs: Sequence[str]) -> np.ndarray:
+        """Embeddings of the referenced images, in order; an unreadable one raises ImageError."""
+        return self.embed_images([self.fetcher.fetch(ref) for ref in refs])
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        out = np.empty((len(images), self.dim), dtype=np.float32)
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            for start in range(0, len(images), self.batch_size):
+                batch = self.processor(images=list(images[start : start + self.batch_size]), return_tensors="pt")
+                output = self.model(pixel_values=batch["pixel_values"])
+                pooled = getattr(output, "pooler_output", None)
+                if pooled is None:
+                    pooled = output.last_hidden_state.mean(dim=1)
+                pooled = pooled.reshape(pooled.shape[0], -1).float()
+                out[start : start + len(pooled)] = torch.nn.functional.normalize(pooled, dim=1).numpy()
+        return out
+
+    def save(self, directory: Path) -> None:
+        self.model.save_pretrained(directory, safe_serialization=True)
+        self.processor.save_pretrained(directory)
+
+
+def _identity(name_or_path: str) -> str:
+    weights = Path(name_or_path) / "model.safetensors"
+    if not weights.exists():
+        return "img-" + hashlib.sha256(name_or_path.encode()).hexdigest()[:12]
+    digest = hashlib.sha256()
+    with open(weights, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return "img-" + digest.hexdigest()[:12]
+
+
+def load_image_encoder(settings: Any) -> ImageEncoder:
+    """The configured image encoder, fetching through the configured Label Studio."""
+    if not settings.image_model_name:
+        raise ImageError("this project labels images: set HITL_IMAGE_MODEL_NAME to an image model (a local folder or "
+                         "a hub id, e.g. a ViT) for the server and the workers")  # fmt: skip
+    from backend.labelstudio import LabelStudioClient
+
+    key = settings.label_studio_api_key
+    client = None
+    if settings.label_studio_url and key:
+        client = LabelStudioClient(settings.label_studio_url, key.get_secret_value())
+    fetcher = ImageFetcher(client, settings.max_image_bytes)
+    log.info("loading image encoder %s", settings.image_model_name)
+    return ImageEncoder(settings.image_model_name, fetcher, settings.batch_size, settings.precision)
