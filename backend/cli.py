@@ -86,7 +86,8 @@ def cmd_configs(args: argparse.Namespace) -> int:
                 continue
             rationale = f', rationale <TextArea name="{spec.rationale_name}">' if spec.rationale_name else ""
             control = "Labels" if spec.is_ner else "Choices"
-            target = f'<{control} name="{spec.from_name}"> over <Text name="{spec.to_name}">'
+            obj = "Image" if spec.modality == "image" else "Text"
+            target = f'<{control} name="{spec.from_name}"> over <{obj} name="{spec.to_name}">'
             target += f" (data key ${spec.data_key})"
             print(f"ok      {path}: {spec.kind.value}, {target}, labels {list(spec.labels)}{rationale}")
         return 1 if failed else 0
