@@ -47,7 +47,7 @@ class TextEncoder:
         self.model = model or AutoModel.from_pretrained(name_or_path, trust_remote_code=False, use_safetensors=True)
         self.model.eval()
         self.dim = int(self.model.config.hidden_size)
-        self.identity = identity or _identity(name_or_path)
+        self.identity = identity or file_identity(name_or_path)
         self.bf16 = resolve_bf16(precision)
         self.precision = "bfloat16" if self.bf16 else "float32"
 
@@ -113,7 +113,7 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.normalize(summed, p=2, dim=1)
 
 
-def _identity(name_or_path: str) -> str:
+def file_identity(name_or_path: str) -> str:
     """A stable id for caches and compatibility checks: the hash of the weights when local (so a
     copied or renamed folder keeps its id and a retrained one gets a new one), else the hub id."""
     weights = Path(name_or_path) / "model.safetensors"

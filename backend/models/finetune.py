@@ -9,8 +9,9 @@ from collections.abc import Callable, Sequence
 import torch
 
 from backend.labeling import TaskSpec
-from backend.models.encoder import TextEncoder, mean_pool, weights_identity
+from backend.models.encoder import TextEncoder, mean_pool
 from backend.models.head import LinearHead
+from backend.models.tuning import step, tuned_encoder
 from backend.training import Example, targets
 
 
@@ -53,16 +54,8 @@ def finetune(
                 loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
             else:
                 loss = torch.nn.functional.cross_entropy(logits, y)
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
+            step(optimizer, loss, model)
             done += 1
             if progress:
                 progress(done, steps)
-    model.eval()
-    identity = weights_identity(model)
-    return TextEncoder(
-        f"{base.name_or_path}+finetuned", base.max_length, base.batch_size, model=model, tokenizer=base.tokenizer,
-        identity=identity,
-    )  # fmt: skip
+    return tuned_encoder(base, model)

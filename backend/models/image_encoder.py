@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import io
 import logging
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ from PIL import Image, UnidentifiedImageError
 from transformers import AutoImageProcessor, AutoModel
 
 from backend.labeling.tasks import TaskError
+from backend.models.encoder import file_identity, resolve_bf16
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +90,6 @@ class ImageEncoder:
 
     def __init__(self, name_or_path: str, fetcher: ImageFetcher, batch_size: int = 16, precision: str = "auto",
                  model: torch.nn.Module | None = None, processor: Any = None) -> None:  # fmt: skip
-        from backend.models.encoder import resolve_bf16
-
         self.name_or_path = name_or_path
         self.fetcher = fetcher
         self.batch_size = batch_size
@@ -101,7 +99,7 @@ class ImageEncoder:
         self.model.eval()
         config = self.model.config
         self.dim = int(getattr(config, "hidden_size", None) or config.hidden_sizes[-1])
-        self.identity = _identity(name_or_path)
+        self.identity = "img-" + file_identity(name_or_path)
         self.bf16 = resolve_bf16(precision)
 
     def embed(self, refs: Sequence[str]) -> np.ndarray:
@@ -124,17 +122,6 @@ class ImageEncoder:
     def save(self, directory: Path) -> None:
         self.model.save_pretrained(directory, safe_serialization=True)
         self.processor.save_pretrained(directory)
-
-
-def _identity(name_or_path: str) -> str:
-    weights = Path(name_or_path) / "model.safetensors"
-    if not weights.exists():
-        return "img-" + hashlib.sha256(name_or_path.encode()).hexdigest()[:12]
-    digest = hashlib.sha256()
-    with open(weights, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return "img-" + digest.hexdigest()[:12]
 
 
 def load_image_encoder(settings: Any) -> ImageEncoder:

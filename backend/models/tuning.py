@@ -1,0 +1,23 @@
+"""What every encoder fine-tune shares (classification and NER): one optimiser step, and the tuned
+encoder that comes out (a new identity, so caches and versions never mix it up with the base)."""
+
+from __future__ import annotations
+
+import torch
+
+from backend.models.encoder import TextEncoder, weights_identity
+
+
+def step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, model: torch.nn.Module) -> None:
+    optimizer.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+
+
+def tuned_encoder(base: TextEncoder, model: torch.nn.Module) -> TextEncoder:
+    model.eval()
+    return TextEncoder(
+        f"{base.name_or_path}+finetuned", base.max_length, base.batch_size, model=model, tokenizer=base.tokenizer,
+        identity=weights_identity(model), precision=base.precision,
+    )  # fmt: skip
