@@ -35,6 +35,7 @@ def test_metrics_count_predictions_latency_corrections_and_queue(settings, predi
     tasks = [ls_task(i, {"text": "Stocks fell sharply today"}) for i in range(3)] + [{"id": 9, "data": {}}]
     assert client.post("/predict", json=predict_body(tasks, AG_CONFIG)).status_code == 200
     queue.request(7, reason="test")  # one job waits: no worker listens on this queue
+    queue.record_duration(7, "head", "published", 4.25)
 
     text = client.get("/metrics").get_data(as_text=True)
     assert _value(text, "hitl_predictions_total", model_version=version) == 3
@@ -44,4 +45,5 @@ def test_metrics_count_predictions_latency_corrections_and_queue(settings, predi
     assert _value(text, "hitl_correction_rate", project="7", model_version="v2-x") == 2 / 3
     assert _value(text, "hitl_model_versions", project="7", published="true") == 1
     assert _value(text, "hitl_queue_depth", queue="metrics-test") == 1
+    assert _value(text, "hitl_retrain_last_seconds", project="7", kind="head", outcome="published") == 4.25
     assert re.search(r"^# TYPE hitl_request_seconds histogram$", text, re.M)

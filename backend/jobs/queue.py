@@ -20,6 +20,7 @@ PENDING = "hitl:retrain:pending:{project}"
 JOBS = {"head": "backend.jobs.retrain.retrain_job", "full": "backend.jobs.retrain.retrain_job",
         "sync": "backend.jobs.sync_job.sync_job"}  # fmt: skip
 EVENTS = "hitl:retrain:events:{project}"
+DURATIONS = "hitl:retrain:last-seconds"  # hash "<project>:<kind>:<outcome>" → seconds, read by /metrics
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,14 @@ class RetrainQueue:
             description=f"{'sync' if kind == 'sync' else 'retrain'} project {project_id} ({kind})",
         )
         return RetrainRequest("queued", project_id, job.id)
+
+    def record_duration(self, project_id: int, kind: str, outcome: str, seconds: float) -> None:
+        """The last retrain's duration per project, kind and outcome (published or rejected)."""
+        self.connection.hset(DURATIONS, f"{project_id}:{kind}:{outcome}", round(seconds, 3))
+
+    def durations(self) -> dict[tuple[str, str, str], float]:
+        raw = self.connection.hgetall(DURATIONS)
+        return {tuple(k.decode().split(":", 2)): float(v) for k, v in raw.items()}  # type: ignore[misc]
 
     def pending_since(self, project_id: int, kind: str) -> float | None:
         value = self.connection.get(PENDING.format(project=f"{project_id}:{kind}"))

@@ -26,6 +26,7 @@ from backend.calibration import (
 )
 from backend.dataset import build_dataset, split
 from backend.gate import decide, evaluate, evaluate_spans
+from backend.jobs.queue import RetrainQueue
 from backend.jobs.scheduled import finetune_due
 from backend.labeling import TaskError, TaskSpec, UnsupportedConfig, parse_label_config
 from backend.labelstudio import LabelStudioClient
@@ -92,8 +93,6 @@ def context() -> WorkerContext:
 
 def retrain_job(project_id: int, kind: str = "head", reason: str = "") -> dict[str, Any]:
     """RQ entry point: wait out the debounce window, then retrain on everything Label Studio has."""
-    from backend.jobs.queue import RetrainQueue
-
     ctx = context()
     queue = RetrainQueue(ctx.settings)
     since = queue.pending_since(project_id, kind)
@@ -150,6 +149,7 @@ def retrain(ctx: WorkerContext, project_id: int, kind: str = "head") -> dict[str
                                  candidate_metrics, gate.as_dict())  # fmt: skip
         summary.update(published=False, reason=gate.reason)
         log.info("project %s: candidate rejected: %s", project_id, gate.reason)
+        RetrainQueue(settings).record_duration(project_id, kind, "rejected", time.perf_counter() - started)
         return summary
 
     # The shipped head is the candidate the gate judged: trained on the train side of the split only,
@@ -170,9 +170,8 @@ def retrain(ctx: WorkerContext, project_id: int, kind: str = "head") -> dict[str
                              gate.as_dict())  # fmt: skip
     summary.update(published=True, version=version, seconds=round(time.perf_counter() - started, 3))
     log.info("project %s: published %s (%s)", project_id, version, gate.reason)
-    from backend.jobs.queue import RetrainQueue
-
     queue = RetrainQueue(settings)
+    queue.record_duration(project_id, kind, "published", summary["seconds"])
     if settings.sync_after_publish:
         summary["sync_requested"] = queue.request(project_id, kind="sync", reason=f"published {version}").status
     if kind == "head" and finetune_due(ctx.registry, str(project_id), len(data.examples), settings.finetune_every):

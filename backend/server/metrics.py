@@ -63,12 +63,19 @@ class _StoreCollector(Collector):
                 log.warning("audit metrics unavailable: %s", exc)
         if self.queue is not None:
             depth = GaugeMetricFamily("hitl_queue_depth", "Jobs waiting, by queue.", labels=["queue"])
+            durations = GaugeMetricFamily(
+                "hitl_retrain_last_seconds", "Duration of the last retrain, by project, kind and outcome.",
+                labels=["project", "kind", "outcome"],
+            )  # fmt: skip
             try:
                 for q in (self.queue.queue, self.queue.slow_queue):
                     depth.add_metric([q.name], q.count)
+                for labels, seconds in sorted(self.queue.durations().items()):
+                    durations.add_metric(list(labels), seconds)
                 yield depth
+                yield durations
             except Exception as exc:
-                log.warning("queue depth unavailable: %s", exc)
+                log.warning("queue metrics unavailable: %s", exc)
 
     def _audit_metrics(self) -> Iterator[GaugeMetricFamily]:
         rate = GaugeMetricFamily(
