@@ -45,9 +45,9 @@ def test_data_key_comes_from_the_object_value():
             '<Rating name="stars"> is not supported',
         ),
         (
-            '<View><Image name="img" value="$image"/><Choices name="c" toName="img">'
+            '<View><Audio name="clip" value="$audio"/><Choices name="c" toName="clip">'
             '<Choice value="a"/><Choice value="b"/></Choices></View>',
-            '<Image name="img">, which is not supported',
+            '<Audio name="clip">, which is not supported',
         ),
         ('<View><Text name="t" value="$t"/></View>', "no <Choices> or <Labels> control"),
         (
