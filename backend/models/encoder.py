@@ -76,8 +76,9 @@ class TextEncoder:
 
     def hidden_states(self, batch_ids: list[list[int]], model: torch.nn.Module | None = None):  # type: ignore[no-untyped-def]
         """Per-token states (batch, tokens, dim) and the attention mask of one padded batch."""
-        batch = self.tokenizer.pad({"input_ids": batch_ids}, return_tensors="pt")
         model = model or self.model
+        device = next(model.parameters()).device  # a model being fine-tuned may sit on a GPU
+        batch = self.tokenizer.pad({"input_ids": batch_ids}, return_tensors="pt").to(device)
         hidden = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
         return hidden, batch["attention_mask"]
 

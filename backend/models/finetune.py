@@ -11,7 +11,7 @@ import torch
 from backend.labeling import TaskSpec
 from backend.models.encoder import TextEncoder, mean_pool
 from backend.models.head import LinearHead
-from backend.models.tuning import step, tuned_encoder
+from backend.models.tuning import step, training_device, tuned_encoder
 from backend.training import Example, targets
 
 
@@ -28,10 +28,11 @@ def finetune(
     """A new encoder tuned on ``examples``; the caller fits the final head on its embeddings."""
     torch.manual_seed(seed)
     rng = random.Random(seed)
-    model = copy.deepcopy(base.model)
+    device = training_device()
+    model = copy.deepcopy(base.model).to(device)
     warm = LinearHead.fit(base.embed([e.text for e in examples]), targets(examples, spec), len(spec.labels),
                           spec.multi_label)  # fmt: skip
-    head = torch.nn.Linear(base.dim, len(spec.labels))
+    head = torch.nn.Linear(base.dim, len(spec.labels)).to(device)
     with torch.no_grad():
         head.weight.copy_(warm.weight)
         head.bias.copy_(warm.bias)
@@ -46,10 +47,10 @@ def finetune(
         rng.shuffle(order)
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            batch = base.tokenizer.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt")
+            batch = base.tokenizer.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt").to(device)
             hidden = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
             logits = head(mean_pool(hidden, batch["attention_mask"]))
-            y = y_all[idx]
+            y = y_all[idx].to(device)
             if spec.multi_label:
                 loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
             else:

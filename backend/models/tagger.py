@@ -21,7 +21,7 @@ from backend.labeling.spans import Span, spans_to_tags, tags_to_spans
 from backend.labeling.spec import TaskSpec
 from backend.models.encoder import TextEncoder
 from backend.models.head import LinearHead
-from backend.models.tuning import step, tuned_encoder
+from backend.models.tuning import step, training_device, tuned_encoder
 
 # Most words are outside any entity; weighting the O tag down in the loss trades a little precision
 # for much more recall (WNUT-17, 1,000 sentences, frozen MiniLM head: entity F1 0.20 at weight 1, 0.27 at 0.3).
@@ -182,15 +182,16 @@ def finetune_tagger(
     torch.manual_seed(seed)
     rng = random.Random(seed)
     warm = fit_tagger(base, spec, texts, spans).head
-    model = copy.deepcopy(base.model)
-    head = torch.nn.Linear(base.dim + SHAPE_FEATURES, len(spec.tags))
+    device = training_device()
+    model = copy.deepcopy(base.model).to(device)
+    head = torch.nn.Linear(base.dim + SHAPE_FEATURES, len(spec.tags)).to(device)
     with torch.no_grad():
         head.weight.copy_(warm.weight)
         head.bias.copy_(warm.bias)
     words = split_words(base, texts)
     targets = [torch.tensor(tag_ids(spec, w, s), dtype=torch.long) for w, s in zip(words, spans, strict=True)]
     usable = [i for i, w in enumerate(words) if w.first_token]
-    weight = torch.from_numpy(tag_weights(spec))
+    weight = torch.from_numpy(tag_weights(spec)).to(device)
     optimizer = torch.optim.AdamW([{"params": model.parameters(), "lr": lr}, {"params": head.parameters(), "lr": 1e-3}])
     steps, done = epochs * ((len(usable) + batch_size - 1) // batch_size), 0
     model.train()
@@ -199,9 +200,10 @@ def finetune_tagger(
         for start in range(0, len(usable), batch_size):
             idx = usable[start : start + batch_size]
             states = word_states(base, [words[i] for i in idx], model=model, batch_size=len(idx))
-            shapes = torch.from_numpy(np.concatenate([words[i].shape for i in idx]))
+            shapes = torch.from_numpy(np.concatenate([words[i].shape for i in idx])).to(device)
             logits = head(torch.cat([torch.cat(states), shapes], dim=1))
-            loss = torch.nn.functional.cross_entropy(logits, torch.cat([targets[i] for i in idx]), weight=weight)
+            gold = torch.cat([targets[i] for i in idx]).to(device)
+            loss = torch.nn.functional.cross_entropy(logits, gold, weight=weight)
             step(optimizer, loss, model)
             done += 1
             if progress:
