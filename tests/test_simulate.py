@@ -18,7 +18,8 @@ def test_simulate_writes_curves_plot_and_summary_and_resumes(tmp_path, tiny_enco
     summary = simulate(**args)
     with open(out / "curve.csv") as handle:
         rows = list(csv.DictReader(handle))
-    assert {"strategy", "seed", "labels", "accuracy", "macro_f1", "ece"} <= set(rows[0])
+    columns = {"strategy", "seed", "labels", "accuracy", "macro_f1", "ece", "ece_calibrated", "ece_pool_calibrated"}
+    assert columns <= set(rows[0])
     assert sorted({(r["strategy"], r["seed"]) for r in rows}) == [
         ("margin-diverse", "0"),
         ("margin-diverse", "1"),
