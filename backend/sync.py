@@ -43,6 +43,7 @@ from backend.models.classifier import TextClassifier
 from backend.models.embedding_cache import EmbeddingCache
 from backend.models.persist import IncompatibleVersion, Model, load_version
 from backend.models.tagger import SpanTagger, weakest_words
+from backend.models.word_state_cache import WordStateCache
 from backend.registry import COLD_START, Registry, RegistryError
 from backend.settings import Settings
 from backend.strategies import ColdStartStrategy, diversify_top, interleave_heldout, make_strategy
@@ -196,6 +197,8 @@ def _sync(
             summary.seconds = time.perf_counter() - started
             return summary
     task_ids = np.array(ids, dtype=np.int64)
+    if isinstance(classifier, SpanTagger) and classifier.encoder is cache.encoder:  # after a head retrain: lookups
+        classifier.cache = WordStateCache(cache.folder, cache.encoder.identity, cache.encoder.dim)
     tagged = classifier.tag(texts) if isinstance(classifier, SpanTagger) else None
     if tagged is not None:  # NER: a task is as uncertain as its weakest word (see models/tagger.py)
         probs = weakest_words(tagged, getattr(strategy, "measure", settings.uncertainty), len(spec.tags))

@@ -114,3 +114,23 @@ def test_wnut_style_sentences_become_label_studio_tasks():
     text, spans = sentence(["Empire", "State", "Building", "=", "ESB"], ["B-LOC", "I-LOC", "I-LOC", "O", "B-LOC"])
     assert text == "Empire State Building = ESB"
     assert [(text[s.start : s.end], s.label) for s in spans] == [("Empire State Building", "LOC"), ("ESB", "LOC")]
+
+
+def test_word_state_cache_serves_repeat_passes_with_the_same_predictions(predictor, tmp_path):
+    from backend.models.word_state_cache import WordStateCache
+
+    examples = _examples()
+    texts, spans = [e.text for e in examples], [e.spans for e in examples]
+    encoder = predictor.encoder()
+    cache = WordStateCache(tmp_path, encoder.identity, encoder.dim)
+    plain = fit_tagger(encoder, SPEC, texts, spans)
+    cold = fit_tagger(encoder, SPEC, texts, spans, cache=cache)
+    assert (cache.misses, cache.hits) == (len(set(texts)), len(texts) - len(set(texts)))
+    warm = fit_tagger(encoder, SPEC, texts, spans, cache=WordStateCache(tmp_path, encoder.identity, encoder.dim))
+    assert warm.cache.misses == 0 and warm.cache.hits == len(texts)  # read back from disk
+    expected = [[(s.key, s.score) for s in t.spans] for t in plain.tag(texts)]
+    for tagger in (cold, warm):  # the same entities; scores within float16 rounding of the states
+        got = [[(s.key, s.score) for s in t.spans] for t in tagger.tag(texts)]
+        assert [[k for k, _ in row] for row in got] == [[k for k, _ in row] for row in expected]
+        assert all(abs(a[1] - b[1]) < 1e-3 for r1, r2 in zip(got, expected, strict=True)
+                   for a, b in zip(r1, r2, strict=True))  # fmt: skip

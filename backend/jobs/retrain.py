@@ -37,6 +37,7 @@ from backend.models.head import LinearHead
 from backend.models.image_encoder import load_image_encoder
 from backend.models.persist import IncompatibleVersion, load_version
 from backend.models.tagger import SpanTagger, finetune_tagger, fit_tagger
+from backend.models.word_state_cache import WordStateCache
 from backend.registry import Registry, RegistryError
 from backend.settings import Settings, get_settings
 from backend.training import Example, fingerprint, publish_head, targets
@@ -54,6 +55,7 @@ class WorkerContext:
     registry: Registry
     audit: AuditStore
     _image_cache: EmbeddingCache | None = None
+    _word_states: WordStateCache | None = None
 
     @classmethod
     def create(cls, settings: Settings) -> WorkerContext:
@@ -75,6 +77,13 @@ class WorkerContext:
         if self._image_cache is None:
             self._image_cache = EmbeddingCache(self.settings.data_dir / "cache", load_image_encoder(self.settings))
         return self._image_cache
+
+    def word_states(self) -> WordStateCache:
+        """NER: frozen word states of the base encoder, on disk beside the embedding cache."""
+        if self._word_states is None:
+            folder, encoder = self.settings.data_dir / "cache", self.encoder
+            self._word_states = WordStateCache(folder, encoder.identity, encoder.dim)
+        return self._word_states
 
     def label_studio(self) -> LabelStudioClient:
         key = self.settings.label_studio_api_key
@@ -224,7 +233,7 @@ def _fit_tagger(ctx: WorkerContext, spec: TaskSpec, kind: str, train: list[Examp
     if kind == "full":
         tagger = finetune_tagger(ctx.encoder, spec, texts, spans, epochs=ctx.settings.finetune_epochs, seed=0)
     else:
-        tagger = fit_tagger(ctx.encoder, spec, texts, spans)
+        tagger = fit_tagger(ctx.encoder, spec, texts, spans, cache=ctx.word_states())
     metrics = evaluate_spans([t.spans for t in tagger.tag([ex.text for ex in held])], held)
     return tagger.head, tagger.encoder, metrics, dict
 
@@ -262,6 +271,8 @@ def _serving_metrics(ctx: WorkerContext, project_id: int, spec, held):  # type: 
         log.info("project %s: serving version %s not comparable: %s", project_id, current, exc)
         return None, None
     if isinstance(classifier, SpanTagger):
+        if classifier.encoder is ctx.encoder:
+            classifier.cache = ctx.word_states()
         return current, evaluate_spans([t.spans for t in classifier.tag([ex.text for ex in held])], held)
     cache = ctx.cache_for(spec)
     if classifier.encoder is cache.encoder:

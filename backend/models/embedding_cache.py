@@ -24,7 +24,7 @@ def text_key(text: str) -> str:
 class EmbeddingCache:
     def __init__(self, folder: Path, encoder: TextEncoder) -> None:
         self.encoder = encoder
-        folder = Path(folder)
+        self.folder = folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / f"embeddings-{encoder.identity}.sqlite3"
         self._memory: dict[str, np.ndarray] = {}
