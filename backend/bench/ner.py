@@ -25,6 +25,7 @@ from backend.gate import evaluate_spans
 from backend.labeling import TaskSpec, parse_label_config
 from backend.labeling.spans import Span, spans_from_result, spans_result, tags_to_spans
 from backend.models.tagger import finetune_tagger, fit_tagger
+from backend.models.word_state_cache import WordStateCache
 from backend.predictor import Predictor
 from backend.settings import Settings
 from backend.training import Example, publish_head
@@ -107,18 +108,25 @@ def bench_ner(args: argparse.Namespace, settings: Settings) -> int:
     base = evaluate_spans(capitalised_runs(train, test), test)
     print(f"capitalised-words baseline: P={base['precision']:.3f} R={base['recall']:.3f} F1={base['f1']:.3f}")
     results = {}
+    texts, spans = [e.text for e in train], [e.spans for e in train]
     for kind in ["head", *(["full"] if args.full else [])]:
         fit_s = []
         tagger = None
-        for _ in range(args.rounds if kind == "head" else 1):
-            started = time.perf_counter()
-            texts, spans = [e.text for e in train], [e.spans for e in train]
-            if kind == "head":
-                tagger = fit_tagger(encoder, spec, texts, spans)
-            else:
-                tagger = finetune_tagger(encoder, spec, texts, spans, epochs=args.epochs)
-            fit_s.append(time.perf_counter() - started)
+        with tempfile.TemporaryDirectory() as states:  # the worker's word-state cache: cold, then warm
+            cache = WordStateCache(Path(states), encoder.identity, encoder.dim)
+            for _ in range(args.rounds if kind == "head" else 1):
+                started = time.perf_counter()
+                if kind == "head":
+                    tagger = fit_tagger(encoder, spec, texts, spans, cache=cache)
+                else:
+                    tagger = finetune_tagger(encoder, spec, texts, spans, epochs=args.epochs)
+                fit_s.append(time.perf_counter() - started)
         assert tagger is not None
+        tagger.cache = None  # the served version is measured as the server runs it, without the cache
+        if kind == "head":
+            warm = fit_s[1:] or fit_s
+            print(f"head fit: {fit_s[0]:.1f}s with the word-state cache cold, "
+                  f"{statistics.median(warm):.1f}s warm (median of {len(warm)})")  # fmt: skip
         with tempfile.TemporaryDirectory() as tmp:
             scoped = settings.model_copy(update={"registry_dir": Path(tmp) / "registry", "data_dir": Path(tmp)})
             metrics, predict_s = served_f1(scoped, spec, kind, tagger, train, test_tasks, test)
