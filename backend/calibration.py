@@ -73,8 +73,13 @@ class Routing:
 def routing_threshold(probs: np.ndarray, labels: np.ndarray, target_precision: float, min_support: int = 20) -> Routing:
     """The lowest confidence whose accepted share (confidence >= it) has precision >= target on held-out
     data, over at least ``min_support`` accepted tasks."""
-    confidence = probs.max(axis=1)
-    correct = probs.argmax(axis=1) == labels
+    return precision_threshold(probs.max(axis=1), probs.argmax(axis=1) == labels, target_precision, min_support)
+
+
+def precision_threshold(
+    confidence: np.ndarray, correct: np.ndarray, target_precision: float, min_support: int = 20
+) -> Routing:
+    """``routing_threshold`` for any per-task confidence and correctness (e.g. a whole NER answer)."""
     order = np.argsort(-confidence, kind="stable")
     hits = np.cumsum(correct[order])
     counts = np.arange(1, len(order) + 1)

@@ -23,7 +23,7 @@ from backend.labeling.spans import spans_result
 from backend.models.encoder import TextEncoder, default_encoder_path, load_encoder
 from backend.models.image_encoder import ImageEncoder, load_image_encoder
 from backend.models.persist import IncompatibleVersion, Model, load_version
-from backend.models.tagger import SpanTagger, weakest_words
+from backend.models.tagger import SpanTagger, answer_confidence, weakest_words
 from backend.registry import COLD_START, Registry, RegistryError
 from backend.settings import Settings
 
@@ -220,6 +220,7 @@ class Predictor:
         weakest = weakest_words(tagged, self.settings.uncertainty, len(tagger.tags))
         scores = uncertainty.served_score(weakest, self.settings.uncertainty)
         measures = uncertainty.all_measures(weakest)
+        confidence = answer_confidence(tagged)
         for row, i in enumerate(positions):
             items[i] = {
                 "result": spans_result(spec, tagged[row].spans, texts[row]),
@@ -227,3 +228,5 @@ class Predictor:
                 "model_version": serving.version,
                 "uncertainty": {name: round(float(v[row]), 6) for name, v in measures.items()},
             }
+            if serving.accept_threshold is not None:  # the whole answer is likely exactly right
+                items[i]["auto_accept"] = bool(confidence[row] >= serving.accept_threshold)

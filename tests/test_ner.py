@@ -134,3 +134,21 @@ def test_word_state_cache_serves_repeat_passes_with_the_same_predictions(predict
         assert [[k for k, _ in row] for row in got] == [[k for k, _ in row] for row in expected]
         assert all(abs(a[1] - b[1]) < 1e-3 for r1, r2 in zip(got, expected, strict=True)
                    for a, b in zip(r1, r2, strict=True))  # fmt: skip
+
+
+def test_calibrated_tagger_routes_sure_answers_past_review(settings, predictor):
+    from backend.jobs.retrain import calibrate_tagger
+
+    examples = _examples()
+    tagger = fit_tagger(predictor.encoder(), SPEC, [e.text for e in examples], [e.spans for e in examples])
+    extra = calibrate_tagger(tagger, SPEC, examples, settings)
+    assert extra["calibration"]["temperature"] == pytest.approx(tagger.head.temperature, abs=1e-4)
+    assert extra["calibration"]["heldout_word_ece_after"] <= extra["calibration"]["heldout_word_ece_before"] + 1e-6
+    route = extra["routing"]
+    assert route["threshold"] is not None and route["heldout_precision"] >= 0.98  # memorised: every answer right
+    version = publish_head(predictor.registry, "7", SPEC, predictor.encoder(), tagger.head, examples, extra=extra)
+    client = create_app(settings, predictor=predictor).test_client()
+    tasks = [ls_task(i, {"text": e.text}) for i, e in enumerate(examples[:4])]
+    results = client.post("/predict", json=predict_body(tasks, NER_CONFIG)).json["results"]
+    assert all(r["model_version"] == version and r["auto_accept"] is True for r in results)
+    assert calibrate_tagger(tagger, SPEC, examples[:5], settings) == {}  # too few held-out answers to judge

@@ -36,6 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     ner.add_argument("--data", help="datasets folder (default: ../shared/data or HITL_SHARED_DATA)")
     ner.add_argument("--train", type=int, default=1000, help="training sentences, from the start of train.jsonl (1000)")
     ner.add_argument("--test", type=int, help="test sentences (default: all 1,287)")
+    ner.add_argument("--dev", type=int, default=500, help="dev sentences used as held-out annotations (500)")
     ner.add_argument("--full", action="store_true", help="also fine-tune the encoder (slow path; minutes)")
     ner.add_argument("--epochs", type=int, default=4, help="fine-tuning epochs with --full (4)")
     ner.add_argument("--rounds", type=int, default=4, help="head fits: the first with the cache cold, then warm (4)")

@@ -5,6 +5,7 @@ writes them); the retrain path turns them into examples (``dataset.build_dataset
 tagger, and publishes a registry version; the test sentences go through ``Predictor.predict`` as
 Label Studio's ``/predict`` would send them, and the returned regions are scored against the gold
 spans (exact match of start, end and type). The baseline in the same run tags capitalised words.
+The dev split stands in for the held-out annotations that calibration and routing use.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 from backend.bench.common import data_dir, read_jsonl
 from backend.dataset import build_dataset
 from backend.gate import evaluate_spans
+from backend.jobs.retrain import calibrate_tagger
 from backend.labeling import TaskSpec, parse_label_config
 from backend.labeling.spans import Span, spans_from_result, spans_result, tags_to_spans
 from backend.models.tagger import finetune_tagger, fit_tagger
@@ -72,20 +74,28 @@ def capitalised_runs(train: Sequence[Example], test: Sequence[Example]) -> list[
 
 def served_f1(
     settings: Settings, spec: TaskSpec, kind: str, tagger: Any, train: list[Example], test_tasks: list[dict[str, Any]],
-    test: list[Example],
-) -> tuple[dict[str, Any], float]:  # fmt: skip
+    test: list[Example], extra: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], float, dict[str, Any]]:  # fmt: skip
     """Publish the tagger, predict the test tasks through the Predictor (which loads the version
-    from the registry as the server does), and score the regions it returns."""
+    from the registry as the server does), and score the regions it returns, and the answers it
+    marks ``auto_accept`` (coverage, and the share of them exactly right)."""
     predictor = Predictor(settings)
     predictor.start(background=False)
-    publish_head(predictor.registry, "1", spec, tagger.encoder, tagger.head, train, fine_tuned=kind == "full")
+    publish_head(predictor.registry, "1", spec, tagger.encoder, tagger.head, train, extra=extra,
+                 fine_tuned=kind == "full")  # fmt: skip
     started = time.perf_counter()
     items = predictor.predict("1", spec, test_tasks)
     seconds = time.perf_counter() - started
     predicted = [
         spans_from_result(spec, it.get("result") or [], ex.text) or [] for it, ex in zip(items, test, strict=True)
     ]
-    return evaluate_spans(predicted, test), seconds
+    accepted = [
+        {s.key for s in p} == {s.key for s in ex.spans}
+        for p, ex, it in zip(predicted, test, items, strict=True)
+        if it.get("auto_accept")
+    ]
+    routing = {"coverage": len(accepted) / len(test), "exact": sum(accepted) / len(accepted) if accepted else None}
+    return evaluate_spans(predicted, test), seconds, routing
 
 
 def bench_ner(args: argparse.Namespace, settings: Settings) -> int:
@@ -96,6 +106,8 @@ def bench_ner(args: argparse.Namespace, settings: Settings) -> int:
     train = build_dataset(1, label_studio_tasks(rows_train, spec), spec, settings.max_text_chars).examples
     test_tasks = label_studio_tasks(rows_test, spec, first_id=100_000)
     test = build_dataset(1, test_tasks, spec, settings.max_text_chars).examples
+    dev_rows = read_jsonl(folder / "dev.jsonl", args.dev)
+    dev = build_dataset(1, label_studio_tasks(dev_rows, spec, first_id=50_000), spec, settings.max_text_chars).examples
     for task in test_tasks:
         task.pop("annotations")
     print(f"WNUT-17: {len(train)} training sentences ({sum(len(e.spans) for e in train)} entities), "
@@ -129,7 +141,15 @@ def bench_ner(args: argparse.Namespace, settings: Settings) -> int:
                   f"{statistics.median(warm):.1f}s warm (median of {len(warm)})")  # fmt: skip
         with tempfile.TemporaryDirectory() as tmp:
             scoped = settings.model_copy(update={"registry_dir": Path(tmp) / "registry", "data_dir": Path(tmp)})
-            metrics, predict_s = served_f1(scoped, spec, kind, tagger, train, test_tasks, test)
+            extra = calibrate_tagger(tagger, spec, dev, settings)  # dev stands in for the held-out annotations
+            metrics, predict_s, routing = served_f1(scoped, spec, kind, tagger, train, test_tasks, test, extra)
+        calibration, route = extra.get("calibration", {}), extra.get("routing", {})
+        print(
+            f"{kind}: temperature {calibration.get('temperature')} (word ECE on dev "
+            f"{calibration.get('heldout_word_ece_before')} → {calibration.get('heldout_word_ece_after')}); "
+            f"auto_accept threshold {route.get('threshold')} for {route.get('target_precision')} exact answers: "
+            f"{routing['coverage']:.1%} of test answers accepted, {routing['exact'] or 0:.3f} of them exactly right"
+        )
         results[kind] = metrics["f1"]
         per_type = " ".join(f"{k}={v:.2f}" for k, v in metrics["per_type_f1"].items())  # type: ignore[union-attr]
         print(f"{kind}: train {statistics.median(fit_s):.1f}s (median of {len(fit_s)}), /predict path "

@@ -131,16 +131,27 @@ class SpanTagger:
     tags: tuple[str, ...]  # head outputs: O, B-x, I-x, ...
     cache: WordStateCache | None = None  # word states of ``encoder``, when the caller keeps them
 
-    def tag(self, texts: Sequence[str]) -> list[Tagged]:
+    def word_inputs(self, texts: Sequence[str]) -> tuple[list[Words], list[np.ndarray]]:
+        """Each text's words and the head's inputs for them (word states + shape features)."""
         words = split_words(self.encoder, texts)
+        return words, _frozen_states(self.encoder, words, texts, self.cache)
+
+    def tag(self, texts: Sequence[str]) -> list[Tagged]:
+        words, inputs = self.word_inputs(texts)
         out = []
-        for w, states in zip(words, _frozen_states(self.encoder, words, texts, self.cache), strict=True):
+        for w, states in zip(words, inputs, strict=True):
             probs = self.head.proba(states) if len(states) else np.zeros((0, len(self.tags)), dtype=np.float32)
             best = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
             chosen = [self.tags[int(j)] for j in best]
             spans = tags_to_spans(chosen, w.ranges, probs[np.arange(len(best)), best].tolist())
             out.append(Tagged(w, probs, spans))
         return out
+
+
+def answer_confidence(tagged: Sequence[Tagged]) -> np.ndarray:
+    """How sure the tagger is of a whole answer: the probability of its least sure word's tag (1 for
+    a text without words). An answer is right only if every word's tag is."""
+    return np.array([float(t.probs.max(axis=1).min()) if len(t.probs) else 1.0 for t in tagged])
 
 
 def weakest_words(tagged: Sequence[Tagged], measure: str, num_tags: int) -> np.ndarray:
