@@ -205,7 +205,10 @@ class LabelStudioClient:
 
         url = ref if ref.startswith(("http://", "https://")) else self.url + "/" + ref.lstrip("/")
         headers = self.sdk._client_wrapper.get_headers()  # the SDK's auth (legacy token or refreshed PAT)
-        with requests.get(url, headers=headers, timeout=30, stream=True) as response:
+        with requests.get(url, headers=headers, timeout=30, stream=True, allow_redirects=False) as response:
+            if response.is_redirect:  # e.g. a presigned cloud-storage URL: another host, never followed
+                raise ValueError(f"Label Studio redirected to {response.headers.get('Location', '?')[:80]!r}; "
+                                 "redirects are not followed (SSRF protection)")  # fmt: skip
             response.raise_for_status()
             data = bytearray()
             for chunk in response.iter_content(1 << 16):

@@ -51,6 +51,11 @@ class _FakeLabelStudioFiles(BaseHTTPRequestHandler):
             self.send_response(401)
             self.end_headers()
             return
+        if self.path == "/data/upload/1/moved.png":
+            self.send_response(302)
+            self.send_header("Location", "http://169.254.169.254/latest/meta-data")
+            self.end_headers()
+            return
         body = self.files.get(self.path)
         self.send_response(200 if body else 404)
         self.end_headers()
@@ -93,6 +98,7 @@ def test_fetcher_reads_label_studio_and_data_uris_only(label_studio_files):
         ("//evil.example/x.png", "SSRF"),
         ("file:///etc/passwd", "SSRF"),
         ("/data/upload/1/missing.png", "404"),
+        ("/data/upload/1/moved.png", "redirects are not followed"),
         ("/data/upload/1/junk.png", "not a readable image"),
         ("data:text/plain;base64,aGk=", "data:image/"),
         ("data:image/png;base64,@@@", "not valid base64"),
