@@ -137,7 +137,7 @@ def test_word_state_cache_serves_repeat_passes_with_the_same_predictions(predict
 
 
 def test_calibrated_tagger_routes_sure_answers_past_review(settings, predictor):
-    from backend.jobs.retrain import calibrate_tagger
+    from backend.candidates import calibrate_tagger
 
     examples = _examples()
     tagger = fit_tagger(predictor.encoder(), SPEC, [e.text for e in examples], [e.spans for e in examples])

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from backend.bench.common import data_dir, read_jsonl
+from backend.candidates import calibrate_tagger
 from backend.dataset import build_dataset
 from backend.gate import evaluate_spans
-from backend.jobs.retrain import calibrate_tagger
 from backend.labeling import TaskSpec, parse_label_config
 from backend.labeling.spans import Span, spans_from_result, spans_result, tags_to_spans
 from backend.models.tagger import finetune_tagger, fit_tagger

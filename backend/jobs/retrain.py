@@ -1,48 +1,36 @@
 """The retrain job: pull annotations from Label Studio, train, evaluate, gate, publish.
 
 This is the whole path of a correction after its webhook: ``server/events.py`` enqueues
-(``jobs/queue.py``), this job builds the training set (``dataset.py``), trains (``training.py`` or
-``models/finetune.py``), compares with the serving version (``gate.py``) and publishes
+(``jobs/queue.py``), this job builds the training set (``dataset.py``), fits a candidate for the
+task kind (``candidates.py``: ``training.py``'s head, ``models/finetune.py``, ``models/tagger.py``),
+compares it with the serving version (``gate.py``) and publishes
 (``registry.py``); the server serves the new version on its next request (``predictor.py``).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from backend.audit import AuditStore
-from backend.calibration import (
-    cross_fit_temperature,
-    expected_calibration_error,
-    fit_temperature,
-    precision_threshold,
-    reliability,
-    routing_threshold,
-    softmax,
-)
+from backend.candidates import fit_classifier_candidate, fit_tagger_candidate
 from backend.dataset import build_dataset, split
 from backend.gate import decide, evaluate, evaluate_spans
 from backend.jobs.queue import RetrainQueue
 from backend.jobs.scheduled import finetune_due
-from backend.labeling import TaskError, TaskSpec, UnsupportedConfig, parse_label_config
+from backend.labeling import TaskSpec, UnsupportedConfig, parse_label_config
 from backend.labelstudio import LabelStudioClient
 from backend.models.embedding_cache import EmbeddingCache
 from backend.models.encoder import TextEncoder, default_encoder_path, load_encoder
-from backend.models.finetune import finetune
-from backend.models.head import LinearHead
 from backend.models.image_encoder import load_image_encoder
 from backend.models.persist import IncompatibleVersion, load_version
-from backend.models.tagger import SpanTagger, answer_confidence, finetune_tagger, fit_tagger, tag_ids
+from backend.models.tagger import SpanTagger
 from backend.models.word_state_cache import WordStateCache
 from backend.registry import Registry, RegistryError
 from backend.settings import Settings, get_settings
-from backend.training import Example, fingerprint, publish_head, targets
+from backend.training import Example, fingerprint, publish_head
 
 log = logging.getLogger(__name__)
 
@@ -146,9 +134,9 @@ def retrain(ctx: WorkerContext, project_id: int, kind: str = "head") -> dict[str
         train, held = list(data.examples), []
 
     if spec.is_ner:
-        candidate, encoder, candidate_metrics, calibration = _fit_tagger(ctx, spec, kind, train, held)
+        candidate, encoder, candidate_metrics, calibration = fit_tagger_candidate(ctx, spec, kind, train, held)
     else:
-        candidate, encoder, candidate_metrics, calibration = _fit_classifier(ctx, spec, kind, train, held)
+        candidate, encoder, candidate_metrics, calibration = fit_classifier_candidate(ctx, spec, kind, train, held)
 
     serving_version, serving_metrics = _serving_metrics(ctx, project_id, spec, held)
     gate = decide(candidate_metrics, serving_metrics, serving_version, settings.gate_margin, settings.gate_min_eval)
@@ -192,103 +180,6 @@ def retrain(ctx: WorkerContext, project_id: int, kind: str = "head") -> dict[str
 
 def _labels(examples: list[Example]) -> set[str]:
     return {label for ex in examples for label in ex.labels}
-
-
-def _fit_classifier(ctx: WorkerContext, spec: TaskSpec, kind: str, train: list[Example], held: list[Example]):  # type: ignore[no-untyped-def]
-    """Candidate head (on a fine-tuned encoder for ``full``), its held-out metrics, and a deferred
-    calibration step (run only for a candidate that passes the gate)."""
-    settings = ctx.settings
-    cache = ctx.cache_for(spec)
-    encoder = cache.encoder
-    if kind == "full" and spec.modality == "text":  # image encoders are not fine-tuned (yet): the head is
-        encoder = finetune(ctx.encoder, spec, train, epochs=settings.finetune_epochs, seed=0)
-        x_train, x_held = encoder.embed([ex.text for ex in train]), encoder.embed([ex.text for ex in held])
-    else:
-        train, x_train = _embed_readable(cache, train)
-        held, x_held = _embed_readable(cache, held)
-    y_train = targets(train, spec)
-    head = LinearHead.fit(x_train, y_train, len(spec.labels), spec.multi_label)
-    metrics = evaluate(head.proba(x_held), held, spec, settings.multilabel_threshold)
-    return head, encoder, metrics, lambda: calibrate(head, spec, x_train, y_train, x_held, held, settings)
-
-
-def _embed_readable(cache: EmbeddingCache, examples: list[Example]) -> tuple[list[Example], np.ndarray]:
-    """Embeddings through the cache; an example whose input cannot be read (an image that cannot be
-    fetched) is left out with a warning rather than failing the whole retrain."""
-    try:
-        return examples, cache.embed([ex.text for ex in examples])
-    except TaskError:
-        kept, rows = [], []
-        for ex in examples:
-            try:
-                rows.append(cache.embed([ex.text])[0])
-                kept.append(ex)
-            except TaskError as exc:
-                log.warning("task %s left out of training: %s", ex.task_id, exc)
-        return kept, np.stack(rows) if rows else np.zeros((0, cache.encoder.dim), dtype=np.float32)
-
-
-def _fit_tagger(ctx: WorkerContext, spec: TaskSpec, kind: str, train: list[Example], held: list[Example]):  # type: ignore[no-untyped-def]
-    """NER candidate: a tag head on frozen word states (``head``) or a fine-tuned tagger (``full``),
-    scored by entity-level F1 on the held-out annotations, calibrated if it ships."""
-    texts, spans = [ex.text for ex in train], [ex.spans for ex in train]
-    if kind == "full":
-        tagger = finetune_tagger(ctx.encoder, spec, texts, spans, epochs=ctx.settings.finetune_epochs, seed=0)
-    else:
-        tagger = fit_tagger(ctx.encoder, spec, texts, spans, cache=ctx.word_states())
-    metrics = evaluate_spans([t.spans for t in tagger.tag([ex.text for ex in held])], held)
-    return tagger.head, tagger.encoder, metrics, lambda: calibrate_tagger(tagger, spec, held, ctx.settings)
-
-
-def calibrate_tagger(tagger: SpanTagger, spec: TaskSpec, held: list[Example], settings: Settings) -> dict[str, Any]:
-    """Temperature-scale the tag head on the held-out annotations' word tags (an unbiased sample:
-    the sync serves held-out tasks in random order), then find the routing threshold on whole
-    answers: the lowest answer confidence (its least sure word) at which held-out answers are
-    exactly right (every entity's start, end and type) at the target precision."""
-    if len(held) < 10:
-        return {}
-    words, inputs = tagger.word_inputs([ex.text for ex in held])
-    logits = [tagger.head.logits(x) for x in inputs if len(x)]
-    gold = [tag_ids(spec, w, ex.spans) for w, x, ex in zip(words, inputs, held, strict=True) if len(x)]
-    if not logits:
-        return {}
-    z, y = np.concatenate(logits), np.concatenate(gold)
-    t = fit_temperature(z, y)
-    tagger.head.temperature = t
-    result: dict[str, Any] = {"calibration": {
-        "temperature": round(t, 4), "method": "temperature on held-out word tags",
-        "heldout_word_ece_before": round(expected_calibration_error(softmax(z), y), 4),
-        "heldout_word_ece_after": round(expected_calibration_error(softmax(z, t), y), 4),
-        "reliability_after": [[round(c, 4), round(a, 4), n] for c, a, n in reliability(softmax(z, t), y, bins=10)],
-    }}  # fmt: skip
-    if settings.routing_target_precision > 0:
-        tagged = tagger.tag([ex.text for ex in held])
-        exact = np.array([{s.key for s in t.spans} == {s.key for s in ex.spans} for t, ex in zip(tagged, held,
-                                                                                              strict=True)])
-        route = precision_threshold(answer_confidence(tagged), exact, settings.routing_target_precision)
-        result["routing"] = dataclasses.asdict(route)
-    return result
-
-
-def calibrate(head: LinearHead, spec, x_train, y_train, x_held, held, settings: Settings) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    """Temperature-scale ``head`` in place and find the routing threshold (single-label only)."""
-    if spec.multi_label or len(y_train) < 10:
-        return {}
-    y_held = targets(held, spec)
-    held_logits = head.logits(x_held) if len(held) else None
-    t = cross_fit_temperature(x_train, y_train, len(spec.labels), held_logits, y_held if len(held) else None)
-    head.temperature = t
-    result: dict[str, Any] = {"calibration": {"temperature": round(t, 4), "method": "cross-fitted temperature"}}
-    if held_logits is not None and settings.routing_target_precision > 0:
-        before, after = softmax(held_logits), softmax(held_logits, t)
-        result["calibration"].update(
-            heldout_ece_before=round(expected_calibration_error(before, y_held), 4),
-            heldout_ece_after=round(expected_calibration_error(after, y_held), 4),
-            reliability_after=[[round(c, 4), round(a, 4), n] for c, a, n in reliability(after, y_held, bins=10)],
-        )
-        route = routing_threshold(after, y_held, settings.routing_target_precision)
-        result["routing"] = dataclasses.asdict(route)
-    return result
 
 
 def _serving_metrics(ctx: WorkerContext, project_id: int, spec, held):  # type: ignore[no-untyped-def]
