@@ -152,3 +152,14 @@ def test_calibrated_tagger_routes_sure_answers_past_review(settings, predictor):
     results = client.post("/predict", json=predict_body(tasks, NER_CONFIG)).json["results"]
     assert all(r["model_version"] == version and r["auto_accept"] is True for r in results)
     assert calibrate_tagger(tagger, SPEC, examples[:5], settings) == {}  # too few held-out answers to judge
+
+
+def test_ner_without_a_fast_tokenizer_says_so(predictor, tiny_encoder_dir):
+    from transformers import BertTokenizer
+
+    from backend.models.encoder import TextEncoder
+    from backend.models.tagger import split_words
+
+    slow = TextEncoder(str(tiny_encoder_dir), tokenizer=BertTokenizer.from_pretrained(str(tiny_encoder_dir)))
+    with pytest.raises(ValueError, match="fast tokenizer"):
+        split_words(slow, ["Anna lives in Rome"])

@@ -62,5 +62,9 @@ def load_version(folder: Path, meta: dict[str, Any], spec: TaskSpec, base: TextE
     if head.num_labels != stored.num_outputs:
         raise IncompatibleVersion(f"version {meta.get('version')} head has {head.num_labels} outputs")
     if stored.is_ner:
+        if not getattr(encoder.tokenizer, "is_fast", False):
+            raise IncompatibleVersion(
+                f"NER needs a fast tokenizer (character offsets); {encoder.name_or_path} has none"
+            )
         return SpanTagger(encoder=encoder, head=head, labels=stored.labels, tags=stored.tags)
     return TextClassifier(encoder=encoder, head=head, labels=stored.labels)

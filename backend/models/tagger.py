@@ -71,6 +71,8 @@ class Tagged:
 
 def split_words(encoder: TextEncoder, texts: Sequence[str]) -> list[Words]:
     """Tokenize with offsets; words past ``max_length`` tokens are cut (and get no prediction)."""
+    if not getattr(encoder.tokenizer, "is_fast", False):
+        raise ValueError(f"NER needs a fast tokenizer (character offsets); {encoder.name_or_path} has none")
     enc = encoder.tokenizer(
         list(texts), truncation=True, max_length=encoder.max_length, return_offsets_mapping=True, padding=False
     )
