@@ -54,15 +54,23 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     from backend.models.encoder import default_encoder_path, load_encoder
     from backend.simulate import simulate
+    from backend.simulate_ner import is_ner_dataset, simulate_ner
 
     settings = get_settings()
     encoder = load_encoder(settings.model_name or default_encoder_path(), settings.max_length, settings.batch_size,
                            settings.precision)  # fmt: skip
-    summary = simulate(
-        Path(args.dataset), args.strategy, args.budget, args.step, args.seeds, Path(args.out),
-        settings.data_dir / "cache", encoder, start=args.start, pool_size=args.pool_size, test_size=args.test_size,
-        target_precision=args.target_precision,
-    )  # fmt: skip
+    if is_ner_dataset(Path(args.dataset)):  # tokens/tags rows: the NER loop (margin on the weakest word)
+        summary = simulate_ner(
+            Path(args.dataset), args.strategy.removesuffix("-diverse"), args.budget, args.step, args.seeds,
+            Path(args.out), settings.data_dir / "cache", encoder, start=args.start, pool_size=args.pool_size,
+            test_size=args.test_size,
+        )  # fmt: skip
+    else:
+        summary = simulate(
+            Path(args.dataset), args.strategy, args.budget, args.step, args.seeds, Path(args.out),
+            settings.data_dir / "cache", encoder, start=args.start, pool_size=args.pool_size,
+            test_size=args.test_size, target_precision=args.target_precision,
+        )  # fmt: skip
     print((Path(args.out) / "summary.md").read_text())
     print(f"curves: {Path(args.out) / 'curve.csv'}  plot: {Path(args.out) / 'learning_curves.png'}  "
           f"({summary['seconds']}s)")  # fmt: skip
@@ -207,7 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(strategy, seed) runs in OUT are reused, so a rerun only does what is missing. Embeddings are cached in "
         "HITL_DATA_DIR/cache.",
     )
-    sim.add_argument("--dataset", required=True, help="folder with train.jsonl (the pool) and test.jsonl")
+    sim.add_argument("--dataset", required=True, help="folder with train.jsonl (the pool) and test.jsonl: rows "
+                     "{text, label} for classification, or {tokens, tags} (BIO) for NER, e.g. wnut17")  # fmt: skip
     sim.add_argument("--strategy", default=DEFAULT_STRATEGY, choices=SIM_STRATEGIES,
                      help=f"query strategy (default {DEFAULT_STRATEGY}: margin with a cluster-diverse batch, as the "
                      "sync serves it)")  # fmt: skip
