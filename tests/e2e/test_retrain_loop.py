@@ -121,7 +121,9 @@ def test_worker_killed_mid_training_is_retried_and_nothing_partial_is_served(sta
     wait_until(lambda: started.count > 0, 60, "the fine-tune to start")
     time.sleep(2.0)  # inside training
     worker.kill9()
-    assert stack.registry.versions(str(project)) == before  # nothing published by the dead worker
+    # nothing published by the dead worker (a head retrain of earlier events may still land meanwhile)
+    new = [v for v in stack.registry.versions(str(project)) if v not in before]
+    assert all(stack.registry.meta(str(project), v)["training"]["kind"] != "full" for v in new)
     stack.add_worker()  # finds the abandoned job and retries it
     wait_until(
         lambda: len(stack.registry.versions(str(project))) > len(before)
