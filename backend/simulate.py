@@ -182,7 +182,8 @@ def simulate(dataset: Path, strategy: str, budget: int, step: int, seeds: int, o
     summary = summarize(rows, strategies, routing, dataset.name, target_precision)
     summary["seconds"] = round(time.perf_counter() - started, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    plot(rows, strategies, out / "learning_curves.png", dataset.name)
+    title = f"Active learning on {dataset.name}: MiniLM embeddings + linear head"
+    plot(rows, strategies, out / "learning_curves.png", title)
     (out / "summary.md").write_text(markdown(summary))
     return summary
 
@@ -224,29 +225,28 @@ def _mean(values: list[float]) -> float | None:
     return round(float(np.mean(values)), 4) if values else None
 
 
-def plot(rows: list[dict], strategies: list[str], path: Path, dataset: str) -> None:
-    import matplotlib
+def plot(rows: list[dict], strategies: list[str], path: Path, title: str, column: str = "accuracy",
+         ylabel: str = "test accuracy", xlabel: str = "labels") -> None:  # fmt: skip
+    """Learning curves: the mean over seeds of ``column`` per strategy, with a ±1 std band."""
+    from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    fig = Figure(figsize=(7, 4.5), dpi=120)
+    ax = fig.subplots()
     for name in strategies:
         seeds = sorted({int(r["seed"]) for r in rows if r["strategy"] == name})
-        curves = [[float(r["accuracy"]) for r in rows if r["strategy"] == name and int(r["seed"]) == s] for s in seeds]
+        curves = [[float(r[column]) for r in rows if r["strategy"] == name and int(r["seed"]) == s] for s in seeds]
         labels = sorted({int(r["labels"]) for r in rows if r["strategy"] == name})
-        acc = np.array(curves)
-        mean, std = acc.mean(axis=0), acc.std(axis=0)
+        values = np.array(curves)
+        mean, std = values.mean(axis=0), values.std(axis=0)
         ax.plot(labels, mean, label=f"{name} ({len(seeds)} seeds)", linestyle="--" if name == "random" else "-")
         ax.fill_between(labels, mean - std, mean + std, alpha=0.15)
-    ax.set_xlabel("labels")
-    ax.set_ylabel("test accuracy")
-    ax.set_title(f"Active learning on {dataset}: MiniLM embeddings + linear head")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
 
 
 def markdown(summary: dict[str, Any]) -> str:

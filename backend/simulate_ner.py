@@ -20,14 +20,14 @@ import numpy as np
 from tqdm import tqdm
 
 from backend import uncertainty
-from backend.bench.ner import sentence
 from backend.dataset import is_heldout
 from backend.gate import evaluate_spans
-from backend.labeling.spans import Span
+from backend.labeling.spans import Span, from_tokens
 from backend.labeling.spec import TaskKind, TaskSpec
 from backend.models.encoder import TextEncoder
 from backend.models.tagger import fit_tagger, weakest_words
 from backend.models.word_state_cache import WordStateCache
+from backend.simulate import plot
 
 COLUMNS = ["strategy", "seed", "labels", "f1", "precision", "recall"]
 NER_STRATEGIES = ("margin", "random")
@@ -43,7 +43,7 @@ def _load(folder: Path, split: str, limit: int | None) -> list[tuple[str, list[S
     with open(folder / f"{split}.jsonl", encoding="utf-8") as handle:
         for line in handle:
             row = json.loads(line)
-            rows.append(sentence(row["tokens"], row["tags"]))
+            rows.append(from_tokens(row["tokens"], row["tags"]))
             if limit and len(rows) >= limit:
                 break
     return rows
@@ -87,7 +87,8 @@ def simulate_ner(dataset: Path, strategy: str, budget: int, step: int, seeds: in
     summary = _summarize(rows, strategies, dataset.name)
     summary["seconds"] = round(time.perf_counter() - started, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    _plot(rows, strategies, out / "learning_curves.png", dataset.name)
+    plot(rows, strategies, out / "learning_curves.png", f"Active learning on {dataset.name}: MiniLM word states + "
+         "tag head", column="f1", ylabel="test entity F1 (exact match)", xlabel="annotated sentences")  # fmt: skip
     (out / "summary.md").write_text(_markdown(summary))
     return summary
 
@@ -141,24 +142,3 @@ def _markdown(summary: dict[str, Any]) -> str:
         reached = s["labels_to_reach_random_final"] or "not reached"
         lines.append(f"| {name} | {s['final_f1']:.4f} | {reached} | {s['area_under_curve']:.4f} |")
     return "\n".join(lines) + "\n"
-
-
-def _plot(rows: list[dict], strategies: list[str], path: Path, dataset: str) -> None:
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(7, 4.5), dpi=120)
-    ax = fig.subplots()
-    for name in strategies:
-        seeds = sorted({int(r["seed"]) for r in rows if r["strategy"] == name})
-        labels = sorted({int(r["labels"]) for r in rows if r["strategy"] == name})
-        f1 = np.array([[float(r["f1"]) for r in rows if r["strategy"] == name and int(r["seed"]) == s] for s in seeds])
-        mean, std = f1.mean(axis=0), f1.std(axis=0)
-        ax.plot(labels, mean, label=f"{name} ({len(seeds)} seeds)", linestyle="--" if name == "random" else "-")
-        ax.fill_between(labels, mean - std, mean + std, alpha=0.15)
-    ax.set_xlabel("annotated sentences")
-    ax.set_ylabel("test entity F1 (exact match)")
-    ax.set_title(f"Active learning on {dataset}: MiniLM word states + tag head")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path)

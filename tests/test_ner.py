@@ -5,10 +5,10 @@ import pytest
 from label_studio_sdk.label_interface import LabelInterface
 
 from backend import uncertainty
-from backend.bench.ner import label_studio_tasks, sentence
+from backend.bench.ner import label_studio_tasks
 from backend.dataset import build_dataset
 from backend.gate import evaluate_spans
-from backend.labeling.spans import Span, spans_from_result
+from backend.labeling.spans import Span, from_tokens, spans_from_result
 from backend.models.persist import load_version
 from backend.models.tagger import SpanTagger, Tagged, finetune_tagger, fit_tagger, weakest_words
 from backend.server import create_app
@@ -111,7 +111,7 @@ def test_full_path_fine_tunes_and_loads_from_its_version(predictor):
 
 
 def test_wnut_style_sentences_become_label_studio_tasks():
-    text, spans = sentence(["Empire", "State", "Building", "=", "ESB"], ["B-LOC", "I-LOC", "I-LOC", "O", "B-LOC"])
+    text, spans = from_tokens(["Empire", "State", "Building", "=", "ESB"], ["B-LOC", "I-LOC", "I-LOC", "O", "B-LOC"])
     assert text == "Empire State Building = ESB"
     assert [(text[s.start : s.end], s.label) for s in spans] == [("Empire State Building", "LOC"), ("ESB", "LOC")]
 

@@ -25,7 +25,7 @@ from backend.candidates import calibrate_tagger
 from backend.dataset import build_dataset
 from backend.gate import evaluate_spans
 from backend.labeling import TaskSpec, parse_label_config
-from backend.labeling.spans import Span, spans_from_result, spans_result, tags_to_spans
+from backend.labeling.spans import Span, from_tokens, spans_from_result, spans_result, tags_to_spans
 from backend.models.tagger import finetune_tagger, fit_tagger
 from backend.models.word_state_cache import WordStateCache
 from backend.predictor import Predictor
@@ -35,22 +35,11 @@ from backend.training import Example, publish_head
 CONFIG = Path(__file__).resolve().parents[2] / "labeling_configs" / "named_entity_recognition.xml"
 
 
-def sentence(tokens: Sequence[str], tags: Sequence[str]) -> tuple[str, list[Span]]:
-    """A CoNLL-style sentence (tokens with BIO tags) as text joined by spaces and its entity spans."""
-    text, ranges = "", []
-    for token in tokens:
-        if text:
-            text += " "
-        ranges.append((len(text), len(text) + len(token)))
-        text += token
-    return text, tags_to_spans(tags, ranges)
-
-
 def label_studio_tasks(rows: list[dict[str, Any]], spec: TaskSpec, first_id: int = 1) -> list[dict[str, Any]]:
     """Label Studio-shaped annotated tasks, as the worker pulls them."""
     tasks = []
     for n, row in enumerate(rows):
-        text, spans = sentence(row["tokens"], row["tags"])
+        text, spans = from_tokens(row["tokens"], row["tags"])
         annotation = {"id": first_id + n, "result": spans_result(spec, spans, text), "was_cancelled": False,
                       "created_at": "2026-11-25T00:00:00Z", "updated_at": "2026-11-25T00:00:00Z"}  # fmt: skip
         tasks.append({"id": first_id + n, "data": {spec.data_key: text}, "annotations": [annotation]})

@@ -70,6 +70,18 @@ def tags_to_spans(
     return spans
 
 
+def from_tokens(tokens: Sequence[str], tags: Sequence[str]) -> tuple[str, list[Span]]:
+    """A CoNLL-style sentence (tokens with BIO tags, as in ``shared/data/wnut17``) as its text, the
+    tokens joined by single spaces, and its entity spans."""
+    text, ranges = "", []
+    for token in tokens:
+        if text:
+            text += " "
+        ranges.append((len(text), len(text) + len(token)))
+        text += token
+    return text, tags_to_spans(tags, ranges)
+
+
 def spans_from_result(spec: TaskSpec, result: Iterable[Any], text: str) -> list[Span] | None:
     """The entity spans an annotation's result sets for this spec's control (None if no region of
     it). Offsets are converted from Label Studio's UTF-16 and trimmed of whitespace; regions with

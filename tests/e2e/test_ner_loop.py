@@ -8,9 +8,8 @@ import pytest
 import requests
 from label_studio_sdk.label_interface import LabelInterface
 
-from backend.bench.ner import sentence
 from backend.labeling import parse_label_config
-from backend.labeling.spans import spans_from_result, spans_result
+from backend.labeling.spans import from_tokens, spans_from_result, spans_result
 from tests.e2e.test_queue_sync import idle, predictions_of, run_sync
 from tests.support.data import load_jsonl
 from tests.support.services import wait_until
@@ -24,7 +23,7 @@ SPEC = parse_label_config(CONFIG)
 def test_span_annotations_train_a_tagger_that_label_studio_serves(stack):
     ls = stack.ls
     rows = [r for r in load_jsonl("wnut17", "train", 200) if any(t != "O" for t in r["tags"])][:70]
-    sentences = [sentence(r["tokens"], r["tags"]) for r in rows]
+    sentences = [from_tokens(r["tokens"], r["tags"]) for r in rows]
     sentences[0] = ("🎉 " + sentences[0][0], sentences[0][1])  # an emoji shifts Label Studio's UTF-16 offsets
     project = ls.create_project("WNUT-17 entities", CONFIG)
     ls.import_tasks(project, [{"text": text} for text, _ in sentences])
