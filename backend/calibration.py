@@ -111,12 +111,14 @@ def cross_fit_temperature(
     folds: int = 5,
     seed: int = 0,
     min_heldout: int = 50,
+    l2: float | None = None,
 ) -> float:
     """T fitted on the held-out annotations once there are ``min_heldout`` of them (the sync serves
     held-out tasks in random order, so they are an unbiased sample of the pool). Before that, on
     out-of-fold logits of the training examples plus the held-out ones: biased towards the hard
-    cases active learning picks, but better than a handful of points."""
-    from backend.models.head import LinearHead
+    cases active learning picks, but better than a handful of points. ``l2``: the served head's
+    penalty, so the fold heads are fitted like it."""
+    from backend.models.head import DEFAULT_L2, LinearHead
 
     if heldout_labels is not None and len(heldout_labels) >= min_heldout:
         return fit_temperature(heldout_logits, heldout_labels)  # an unbiased sample: use it alone
@@ -129,7 +131,8 @@ def cross_fit_temperature(
             rest = np.setdiff1d(order, fold)
             if len(np.unique(labels[rest])) < 2:
                 continue
-            head = LinearHead.fit(embeddings[rest], labels[rest], num_labels, multi_label=False)
+            penalty = DEFAULT_L2 if l2 is None else l2
+            head = LinearHead.fit(embeddings[rest], labels[rest], num_labels, multi_label=False, l2=penalty)
             logits.append(head.logits(embeddings[fold]))
             targets.append(labels[fold])
     if not logits:

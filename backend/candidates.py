@@ -26,6 +26,7 @@ from backend.labeling import TaskError, TaskSpec
 from backend.models.embedding_cache import EmbeddingCache
 from backend.models.finetune import finetune
 from backend.models.head import LinearHead
+from backend.models.head_selection import fit_selected_head
 from backend.models.tagger import SpanTagger, answer_confidence, finetune_tagger, fit_tagger, tag_ids
 from backend.settings import Settings
 from backend.training import Example, targets
@@ -49,9 +50,16 @@ def fit_classifier_candidate(ctx: WorkerContext, spec: TaskSpec, kind: str, trai
         train, x_train = _embed_readable(cache, train)
         held, x_held = _embed_readable(cache, held)
     y_train = targets(train, spec)
-    head = LinearHead.fit(x_train, y_train, len(spec.labels), spec.multi_label)
+    y_held = targets(held, spec)
+    choice = fit_selected_head(x_train, y_train, x_held, y_held, len(spec.labels), spec.multi_label)
+    head = choice.head
     metrics = evaluate(head.proba(x_held), held, spec, settings.multilabel_threshold)
-    return head, encoder, metrics, lambda: calibrate(head, spec, x_train, y_train, x_held, held, settings)
+
+    def calibrate_candidate() -> dict[str, Any]:
+        return {"head": choice.as_dict(), **calibrate(head, spec, x_train, y_train, x_held, held, settings,
+                                                      l2=choice.l2)}  # fmt: skip
+
+    return head, encoder, metrics, calibrate_candidate
 
 
 def _embed_readable(cache: EmbeddingCache, examples: list[Example]) -> tuple[list[Example], np.ndarray]:
@@ -112,13 +120,15 @@ def calibrate_tagger(tagger: SpanTagger, spec: TaskSpec, held: list[Example], se
     return result
 
 
-def calibrate(head: LinearHead, spec, x_train, y_train, x_held, held, settings: Settings) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    """Temperature-scale ``head`` in place and find the routing threshold (single-label only)."""
+def calibrate(head: LinearHead, spec, x_train, y_train, x_held, held, settings: Settings,  # type: ignore[no-untyped-def]
+              l2: float | None = None) -> dict[str, Any]:  # fmt: skip
+    """Temperature-scale ``head`` in place and find the routing threshold (single-label only).
+    ``l2``: the head's penalty, for the cross-fitted heads of a small project."""
     if spec.multi_label or len(y_train) < 10:
         return {}
     y_held = targets(held, spec)
     held_logits = head.logits(x_held) if len(held) else None
-    t = cross_fit_temperature(x_train, y_train, len(spec.labels), held_logits, y_held if len(held) else None)
+    t = cross_fit_temperature(x_train, y_train, len(spec.labels), held_logits, y_held if len(held) else None, l2=l2)
     head.temperature = t
     result: dict[str, Any] = {"calibration": {"temperature": round(t, 4), "method": "cross-fitted temperature"}}
     if held_logits is not None and settings.routing_target_precision > 0:

@@ -1,7 +1,8 @@
 """Active-learning replay on a labeled dataset: does the loop save labels, and how well calibrated is it?
 
 A simulated annotator answers from the gold labels. Everything else is the product's code: the
-encoder and its embedding cache, the linear head (``LinearHead.fit``), the held-out split of
+encoder and its embedding cache, the linear head with its L2 strength chosen on the held-out
+annotations (``head_selection``), the held-out split of
 ``dataset.split``, the query strategies and the diverse top of the queue (``strategies``), and
 temperature scaling (``calibration``). So a curve here is what a project would see.
 """
@@ -29,12 +30,12 @@ from backend.calibration import (
 from backend.clusters import assign, default_k, kmeans
 from backend.dataset import is_heldout, split
 from backend.models.embedding_cache import EmbeddingCache
-from backend.models.head import LinearHead
+from backend.models.head_selection import fit_selected_head
 from backend.strategies import ColdStartStrategy, diversify_top, make_strategy
 from backend.training import Example
 
 COLUMNS = ["strategy", "seed", "labels", "accuracy", "macro_f1", "ece", "ece_calibrated", "ece_pool_calibrated",
-           "temperature"]  # fmt: skip
+           "temperature", "l2"]  # fmt: skip
 DEFAULT_STRATEGY = "margin-diverse"
 SIM_STRATEGIES = ("margin-diverse", "margin", "entropy", "least_confidence", "random")
 
@@ -90,11 +91,14 @@ def run_seed(pool: Pool, test: Pool, strategy_name: str, seed: int, budget: int,
         train, held = split(examples, holdout)
         tr = np.array([e.task_id for e in train])
         ho = np.array([e.task_id for e in held], dtype=np.int64)
-        head = LinearHead.fit(pool.embeddings[tr], pool.labels[tr], k, multi_label=False)
+        choice = fit_selected_head(pool.embeddings[tr], pool.labels[tr], pool.embeddings[ho], pool.labels[ho], k,
+                                   multi_label=False)  # fmt: skip
+        head = choice.head
         test_logits = head.logits(test.embeddings)
         probs = softmax(test_logits)
         temperature = cross_fit_temperature(pool.embeddings[tr], pool.labels[tr], k, head.logits(pool.embeddings[ho]),
-                                            pool.labels[ho], seed=seed)  # fmt: skip
+                                            pool.labels[ho], seed=seed, l2=choice.l2)  # fmt: skip
+        head.temperature = temperature  # the sync ranks on served (calibrated) probabilities
         calibrated = softmax(test_logits, temperature)
         # The tasks the model will pre-annotate next: the unlabeled rest of the pool (gold known here).
         rest = np.setdiff1d(np.arange(n), np.array(labeled))
@@ -107,7 +111,7 @@ def run_seed(pool: Pool, test: Pool, strategy_name: str, seed: int, budget: int,
             "ece": round(expected_calibration_error(probs, test.labels), 5),
             "ece_calibrated": round(expected_calibration_error(calibrated, test.labels), 5),
             "ece_pool_calibrated": round(expected_calibration_error(pool_calibrated, pool.labels[rest]), 5),
-            "temperature": round(temperature, 4),
+            "temperature": round(temperature, 4), "l2": choice.l2,
         })  # fmt: skip
         if len(labeled) >= budget:
             held_probs = softmax(head.logits(pool.embeddings[ho]), temperature)

@@ -40,6 +40,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     ner.add_argument("--full", action="store_true", help="also fine-tune the encoder (slow path; minutes)")
     ner.add_argument("--epochs", type=int, default=4, help="fine-tuning epochs with --full (4)")
     ner.add_argument("--rounds", type=int, default=4, help="head fits: the first with the cache cold, then warm (4)")
+    head = bsub.add_parser(
+        "head", help="the head's L2 penalty chosen on held-out annotations vs the fixed default, per project size"
+    )
+    head.add_argument("--data", help="datasets folder (default: ../shared/data or HITL_SHARED_DATA)")
+    head.add_argument("--dataset", default="trec", help="classification dataset under --data (trec)")
+    head.add_argument("--sizes", default="500,1000,2000,all", help="annotations per project (500,1000,2000,all)")
+    head.add_argument("--seeds", type=int, default=3, help="random draws per size; medians are reported (3)")
     load = bsub.add_parser(
         "load", help="concurrent /predict clients against gunicorn with a version published mid-run (no errors)"
     )
@@ -68,6 +75,10 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
         from backend.bench.ner import bench_ner
 
         return bench_ner(args, settings)
+    if args.bench_command == "head":
+        from backend.bench.head import bench_head
+
+        return bench_head(args, settings)
     if args.bench_command == "load":
         from backend.bench.load import bench_load
 

@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+DEFAULT_L2 = 1e-3  # per-retrain choice on held-out annotations: models/head_selection.py
+
 
 class LinearHead:
     """Multinomial (or, for multi-label, one-vs-rest) logistic regression."""
@@ -41,7 +43,7 @@ class LinearHead:
         targets: np.ndarray,
         num_labels: int,
         multi_label: bool,
-        l2: float = 1e-3,
+        l2: float = DEFAULT_L2,
         max_iter: int = 200,
         seed: int = 0,
         class_weight: np.ndarray | None = None,

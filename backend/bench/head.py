@@ -1,0 +1,71 @@
+"""``hitl bench head``: the head's L2 penalty chosen on held-out annotations vs the fixed default.
+
+For each project size, random annotations from the pool are split as the product splits them
+(``dataset.split``: 15 % held out by task id); a head with the default penalty and the head
+``head_selection`` picks are fitted on the rest and scored on the test set: accuracy, and ECE
+after a temperature fitted on the held-out side (as served). Medians over seeds; the last line
+holds the accuracy ratios (chosen / default) per size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+import numpy as np
+from tqdm import tqdm
+
+from backend.bench.common import data_dir, read_jsonl
+from backend.calibration import expected_calibration_error, fit_temperature, softmax
+from backend.dataset import is_heldout
+from backend.models.embedding_cache import EmbeddingCache
+from backend.models.encoder import default_encoder_path, load_encoder
+from backend.models.head import DEFAULT_L2, LinearHead
+from backend.models.head_selection import fit_selected_head
+from backend.settings import Settings
+
+
+def _score(head: LinearHead, x_held: np.ndarray, y_held: np.ndarray, x_test: np.ndarray, y_test: np.ndarray):  # type: ignore[no-untyped-def]
+    t = fit_temperature(head.logits(x_held), y_held)
+    logits = head.logits(x_test)
+    return float((logits.argmax(axis=1) == y_test).mean()), expected_calibration_error(softmax(logits, t), y_test)
+
+
+def bench_head(args: argparse.Namespace, settings: Settings) -> int:
+    folder = data_dir(args.data) / args.dataset
+    train, test = read_jsonl(folder / "train.jsonl"), read_jsonl(folder / "test.jsonl")
+    names = sorted({row["label"] for row in train})
+    index = {name: i for i, name in enumerate(names)}
+    encoder = load_encoder(settings.model_name or default_encoder_path(), settings.max_length, settings.batch_size,
+                           settings.precision)  # fmt: skip
+    cache = EmbeddingCache(settings.data_dir / "cache", encoder)
+    embed = lambda rows, what: np.concatenate([  # noqa: E731 - a local helper with a progress bar
+        cache.embed([r["text"] for r in rows[i : i + 512]]) for i in tqdm(range(0, len(rows), 512), desc=what)])
+    x_pool, x_test = embed(train, f"embedding {args.dataset} pool"), embed(test, "embedding test")
+    y_pool = np.array([index[r["label"]] for r in train])
+    y_test = np.array([index.get(r["label"], -1) for r in test])
+    held_bucket = np.array([is_heldout(i, settings.holdout_fraction) for i in range(len(train))])
+    sizes = [len(train) if s == "all" else min(int(s), len(train)) for s in args.sizes.split(",")]
+    ratios = []
+    print(f"{args.dataset}: pool {len(train)}, test {len(test)}, default l2 {DEFAULT_L2:g}, seeds {args.seeds}")
+    for size in sizes:
+        rows: dict[str, list[float]] = {"acc_default": [], "acc_chosen": [], "ece_default": [], "ece_chosen": [],
+                                        "l2": []}  # fmt: skip
+        for seed in range(args.seeds):
+            chosen = np.random.default_rng(seed).permutation(len(train))[:size]
+            tr, ho = chosen[~held_bucket[chosen]], chosen[held_bucket[chosen]]
+            default = LinearHead.fit(x_pool[tr], y_pool[tr], len(names), multi_label=False)
+            choice = fit_selected_head(x_pool[tr], y_pool[tr], x_pool[ho], y_pool[ho], len(names), multi_label=False)
+            for name, head in (("default", default), ("chosen", choice.head)):
+                acc, ece = _score(head, x_pool[ho], y_pool[ho], x_test, y_test)
+                rows[f"acc_{name}"].append(acc)
+                rows[f"ece_{name}"].append(ece)
+            rows["l2"].append(choice.l2)
+        med = {key: statistics.median(values) for key, values in rows.items()}
+        ratios.append(f"ratio_at_{size}={med['acc_chosen'] / med['acc_default']:.3f}")
+        print(f"{size:>6} labels: accuracy default {med['acc_default']:.4f} chosen {med['acc_chosen']:.4f} "
+              f"(l2 {', '.join(f'{v:g}' for v in rows['l2'])}); calibrated ECE default {med['ece_default']:.4f} "
+              f"chosen {med['ece_chosen']:.4f}")  # fmt: skip
+    print(" ".join(ratios))
+    return 0
+
