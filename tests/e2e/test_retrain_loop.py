@@ -63,6 +63,7 @@ def test_burst_of_annotations_coalesces_and_the_new_version_is_served(stack, pro
     assert meta["gate"]["passed"] is True
     assert 0.05 < meta["calibration"]["temperature"] < 20  # temperature-scaled on held-out annotations
     assert "threshold" in meta["routing"]
+    assert meta["head"] == {"l2": 1e-3, "heldout_log_loss": {}}  # < 50 held-out annotations: the default penalty
     # the server answers with the new version without a restart, and Label Studio sees it too
     body = predict_body([{"id": 1, "data": {"text": "The striker scored twice."}}], project=f"{project}.0")
     answer = requests.post(stack.backend_url + "/predict", json=body, timeout=30).json()
