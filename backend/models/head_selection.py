@@ -2,13 +2,13 @@
 
 One fixed penalty suits one project size. On TREC-6 with MiniLM embeddings, 1e-3 is about right
 for a few hundred labels and costs four points of accuracy with all 5,452 training questions
-(0.854 against 0.898 for the chosen 3e-5; ``hitl bench head``); on AG News 1e-3 mostly stays. The held-out annotations are an unbiased sample of the pool (the sync
-serves them in random order), so they can decide: one head per strength in ``L2_GRID``, and the
-one with the lowest held-out log-loss *as served* (after temperature scaling, for single-label)
-wins. With fewer than ``MIN_HELDOUT`` held-out annotations the choice would be noise, so the
-default strength is used. The gate later scores the winner on the same held-out set: with five
-candidates that optimism is small next to the gate's own noise, and calibration is fitted there
-anyway.
+(0.854 against 0.898 for the chosen 3e-5; ``hitl bench head``); on AG News 1e-3 mostly stays.
+The held-out annotations are an unbiased sample of the pool (the sync serves them in random
+order), so they can decide: one head per strength in ``L2_GRID``, and the one with the lowest
+held-out log-loss *as served* (after temperature scaling, for single-label) wins. With fewer than
+``MIN_HELDOUT`` held-out annotations the choice would be noise, so the default strength is used.
+The gate later scores the winner on the same held-out set: with five candidates that optimism is
+small next to the gate's own noise, and calibration is fitted there anyway.
 """
 
 from __future__ import annotations
