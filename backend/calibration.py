@@ -125,13 +125,13 @@ def cross_fit_temperature(
     n = len(labels)
     logits = [] if heldout_logits is None else [heldout_logits]
     targets = [] if heldout_labels is None else [heldout_labels]
+    penalty = DEFAULT_L2 if l2 is None else l2
     if n >= 2 * folds:
         order = np.random.default_rng(seed).permutation(n)
         for fold in np.array_split(order, folds):
             rest = np.setdiff1d(order, fold)
             if len(np.unique(labels[rest])) < 2:
                 continue
-            penalty = DEFAULT_L2 if l2 is None else l2
             head = LinearHead.fit(embeddings[rest], labels[rest], num_labels, multi_label=False, l2=penalty)
             logits.append(head.logits(embeddings[fold]))
             targets.append(labels[fold])

@@ -63,6 +63,12 @@ def load_split(folder: Path, split_name: str, limit: int | None) -> tuple[list[s
     return texts, labels
 
 
+def embed_all(cache: EmbeddingCache, texts: list[str], what: str, progress: bool = True) -> np.ndarray:
+    """Embeddings of a whole dataset split through the on-disk cache, with a progress bar."""
+    starts = tqdm(range(0, len(texts), 512), desc=f"embedding {what}", disable=not progress)
+    return np.concatenate([cache.embed(texts[i : i + 512]) for i in starts])
+
+
 def macro_f1(pred: np.ndarray, y: np.ndarray, k: int) -> float:
     scores = []
     for c in range(k):
@@ -147,9 +153,7 @@ def simulate(dataset: Path, strategy: str, budget: int, step: int, seeds: int, o
     names = sorted(set(train_labels))
     index = {name: i for i, name in enumerate(names)}
     cache = EmbeddingCache(cache_dir, encoder)
-    embed = lambda texts, what: np.concatenate([  # noqa: E731 - a local helper with a progress bar
-        cache.embed(texts[i : i + 512]) for i in tqdm(range(0, len(texts), 512), desc=f"embedding {what}",
-                                                      disable=not progress)])  # fmt: skip
+    embed = lambda texts, what: embed_all(cache, texts, what, progress)  # noqa: E731
     pool = Pool(train_texts, np.array([index[x] for x in train_labels]), names, embed(train_texts, "pool"))
     test = Pool(test_texts, np.array([index.get(x, -1) for x in test_labels]), names, embed(test_texts, "test"))
     clusters = assign(pool.embeddings, kmeans(pool.embeddings, default_k(len(pool.texts), len(names))))

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 
 from backend.settings import Settings
+
+BENCHES = ("predict", "retrain", "sync", "ner", "head", "load")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -59,28 +62,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def run_bench(args: argparse.Namespace, settings: Settings) -> int:
-    if args.bench_command == "predict":
-        from backend.bench.predict import bench_predict
-
-        return bench_predict(args, settings)
-    if args.bench_command == "retrain":
-        from backend.bench.retrain import bench_retrain
-
-        return bench_retrain(args, settings)
-    if args.bench_command == "sync":
-        from backend.bench.sync import bench_sync
-
-        return bench_sync(args, settings)
-    if args.bench_command == "ner":
-        from backend.bench.ner import bench_ner
-
-        return bench_ner(args, settings)
-    if args.bench_command == "head":
-        from backend.bench.head import bench_head
-
-        return bench_head(args, settings)
-    if args.bench_command == "load":
-        from backend.bench.load import bench_load
-
-        return bench_load(args, settings)
-    raise SystemExit(f"unknown bench {args.bench_command}")
+    """Each benchmark's module is imported only when it runs (they pull in torch, Label Studio, ...)."""
+    if args.bench_command not in BENCHES:
+        raise SystemExit(f"unknown bench {args.bench_command}")
+    module = importlib.import_module(f"backend.bench.{args.bench_command}")
+    return int(getattr(module, f"bench_{args.bench_command}")(args, settings))

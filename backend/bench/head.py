@@ -13,9 +13,8 @@ import argparse
 import statistics
 
 import numpy as np
-from tqdm import tqdm
 
-from backend.bench.common import data_dir, read_jsonl
+from backend.bench.common import data_dir
 from backend.calibration import expected_calibration_error, fit_temperature, softmax
 from backend.dataset import is_heldout
 from backend.models.embedding_cache import EmbeddingCache
@@ -23,6 +22,7 @@ from backend.models.encoder import default_encoder_path, load_encoder
 from backend.models.head import DEFAULT_L2, LinearHead
 from backend.models.head_selection import fit_selected_head
 from backend.settings import Settings
+from backend.simulate import embed_all, load_split
 
 
 def _score(head: LinearHead, x_held: np.ndarray, y_held: np.ndarray, x_test: np.ndarray, y_test: np.ndarray):  # type: ignore[no-untyped-def]
@@ -33,17 +33,15 @@ def _score(head: LinearHead, x_held: np.ndarray, y_held: np.ndarray, x_test: np.
 
 def bench_head(args: argparse.Namespace, settings: Settings) -> int:
     folder = data_dir(args.data) / args.dataset
-    train, test = read_jsonl(folder / "train.jsonl"), read_jsonl(folder / "test.jsonl")
-    names = sorted({row["label"] for row in train})
+    (train, train_labels), (test, test_labels) = load_split(folder, "train", None), load_split(folder, "test", None)
+    names = sorted(set(train_labels))
     index = {name: i for i, name in enumerate(names)}
     encoder = load_encoder(settings.model_name or default_encoder_path(), settings.max_length, settings.batch_size,
                            settings.precision)  # fmt: skip
     cache = EmbeddingCache(settings.data_dir / "cache", encoder)
-    embed = lambda rows, what: np.concatenate([  # noqa: E731 - a local helper with a progress bar
-        cache.embed([r["text"] for r in rows[i : i + 512]]) for i in tqdm(range(0, len(rows), 512), desc=what)])
-    x_pool, x_test = embed(train, f"embedding {args.dataset} pool"), embed(test, "embedding test")
-    y_pool = np.array([index[r["label"]] for r in train])
-    y_test = np.array([index.get(r["label"], -1) for r in test])
+    x_pool, x_test = embed_all(cache, train, f"{args.dataset} pool"), embed_all(cache, test, "test")
+    y_pool = np.array([index[label] for label in train_labels])
+    y_test = np.array([index.get(label, -1) for label in test_labels])
     held_bucket = np.array([is_heldout(i, settings.holdout_fraction) for i in range(len(train))])
     sizes = [len(train) if s == "all" else min(int(s), len(train)) for s in args.sizes.split(",")]
     ratios = []

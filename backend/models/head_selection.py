@@ -57,9 +57,8 @@ def fit_selected_head(
     min_heldout: int = MIN_HELDOUT,
 ) -> HeadChoice:
     """The head for ``x_train``, its L2 strength chosen on ``(x_held, y_held)`` (see module doc)."""
-    if len(y_held) < min_heldout or len(grid) < 2:
-        l2 = grid[0] if len(grid) == 1 else DEFAULT_L2
-        return HeadChoice(LinearHead.fit(x_train, y_train, num_labels, multi_label, l2=l2), l2)
+    if len(y_held) < min_heldout:
+        return HeadChoice(LinearHead.fit(x_train, y_train, num_labels, multi_label, l2=DEFAULT_L2), DEFAULT_L2)
     heads = {l2: LinearHead.fit(x_train, y_train, num_labels, multi_label, l2=l2) for l2 in grid}
     losses = {l2: served_log_loss(head, x_held, y_held) for l2, head in heads.items()}
     best = min(grid, key=lambda l2: (losses[l2], -l2))  # ties: the stronger penalty
