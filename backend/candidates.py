@@ -47,8 +47,8 @@ def fit_classifier_candidate(ctx: WorkerContext, spec: TaskSpec, kind: str, trai
         encoder = finetune(ctx.encoder, spec, train, epochs=settings.finetune_epochs, seed=0)
         x_train, x_held = encoder.embed([ex.text for ex in train]), encoder.embed([ex.text for ex in held])
     else:
-        train, x_train = _embed_readable(cache, train)
-        held, x_held = _embed_readable(cache, held)
+        train, x_train = embed_readable(cache, train)
+        held, x_held = embed_readable(cache, held)
     y_train = targets(train, spec)
     y_held = targets(held, spec)
     choice = fit_selected_head(x_train, y_train, x_held, y_held, len(spec.labels), spec.multi_label)
@@ -62,7 +62,7 @@ def fit_classifier_candidate(ctx: WorkerContext, spec: TaskSpec, kind: str, trai
     return head, encoder, metrics, calibrate_candidate
 
 
-def _embed_readable(cache: EmbeddingCache, examples: list[Example]) -> tuple[list[Example], np.ndarray]:
+def embed_readable(cache: EmbeddingCache, examples: list[Example]) -> tuple[list[Example], np.ndarray]:
     """Embeddings through the cache; an example whose input cannot be read (an image that cannot be
     fetched) is left out with a warning rather than failing the whole retrain."""
     try:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 from label_studio_sdk import LabelStudio
@@ -197,18 +199,22 @@ class LabelStudioClient:
     def webhooks(self, project_id: int) -> list[dict[str, Any]]:
         return [_plain(h) for h in self.sdk.webhooks.list(project=str(project_id))]
 
+    def file_url(self, ref: str) -> str:
+        """The URL to fetch for ``ref``: this client's own base URL plus ``ref``'s validated path.
+        Raises UnsafeReference unless ``ref`` names a file Label Studio serves (see ``file_path``)."""
+        return self.url + file_path(self.url, ref)
+
     def download(self, ref: str, max_bytes: int) -> bytes:
         """A file Label Studio serves (an uploaded image: ``/data/upload/...``), with this client's
-        credentials. ``ref`` must be a path on this Label Studio or a URL of the same origin: the
-        caller has checked that (SSRF guard in ``models/image_encoder.py``)."""
+        credentials. The request goes to this client's configured URL whatever ``ref`` says: its
+        host part is only compared, never used (so no parser disagreement can send the token away)."""
         import requests
 
-        url = ref if ref.startswith(("http://", "https://")) else self.url + "/" + ref.lstrip("/")
+        url = self.file_url(ref)
         headers = self.sdk._client_wrapper.get_headers()  # the SDK's auth (legacy token or refreshed PAT)
         with requests.get(url, headers=headers, timeout=30, stream=True, allow_redirects=False) as response:
             if response.is_redirect:  # e.g. a presigned cloud-storage URL: another host, never followed
-                raise ValueError(f"Label Studio redirected to {response.headers.get('Location', '?')[:80]!r}; "
-                                 "redirects are not followed (SSRF protection)")  # fmt: skip
+                raise ValueError("Label Studio answered with a redirect; redirects are not followed (SSRF protection)")
             response.raise_for_status()
             data = bytearray()
             for chunk in response.iter_content(1 << 16):
@@ -216,3 +222,67 @@ class LabelStudioClient:
                 if len(data) > max_bytes:
                     raise ValueError(f"image larger than {max_bytes} bytes (HITL_MAX_IMAGE_BYTES)")
             return bytes(data)
+
+
+class UnsafeReference(ValueError):
+    """A task's file reference that does not name a file on the configured Label Studio."""
+
+
+# Label Studio serves task files under these paths: uploads (/data/upload/<project>/<file>) and
+# local storage (/data/local-files/?d=...). Nothing else on its API is ever requested with our token.
+FILE_PREFIXES = ("/data/",)
+_PATH_CHARS = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@/%-]*(\?[A-Za-z0-9._~!$&'()*+,;=:@/?%-]*)?$")
+_AUTHORITY = re.compile(r"^(?P<host>[a-z0-9.-]+|\[[0-9a-f:.]+\])(?::(?P<port>[0-9]{1,5}))?$")
+_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})|%(2[Ff]|5[Cc]|2[Ee]|00)")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+MAX_REFERENCE_CHARS = 2048
+
+
+def file_path(base_url: str, ref: str) -> str:
+    """The path (and query) of ``ref`` below ``base_url``, when ``ref`` is a path Label Studio serves
+    files from or an absolute URL of exactly the same origin; otherwise UnsafeReference.
+
+    Strict on purpose: only printable ASCII, no backslash, no user info, no fragment, no encoded
+    slash, backslash or dot, no ``..`` segment, and an authority equal to the configured one."""
+    if not isinstance(ref, str) or not ref:
+        raise UnsafeReference("the file reference is empty")
+    if len(ref) > MAX_REFERENCE_CHARS:
+        raise UnsafeReference(f"the file reference is longer than {MAX_REFERENCE_CHARS} characters")
+    if not ref.isascii() or not ref.isprintable() or any(c in ref for c in " \\#"):
+        raise UnsafeReference("the file reference has characters a Label Studio file path never has "
+                              "(non-ASCII, space, backslash, control or '#')")  # fmt: skip
+    base = urlsplit(base_url)
+    base_path = base.path.rstrip("/")
+    if ref.startswith("/") and not ref.startswith("//"):
+        path = ref
+    else:
+        scheme, sep, rest = ref.partition("://")
+        if not sep or scheme.lower() not in _DEFAULT_PORTS:
+            raise UnsafeReference("only paths on Label Studio and http(s) URLs of the same origin are fetched")
+        authority, slash, tail = rest.partition("/")
+        if _origin(scheme, authority) != _origin(base.scheme, base.netloc):
+            raise UnsafeReference(f"the file is not on the configured Label Studio ({base.netloc})")
+        path = slash + tail
+        if base_path:
+            if not (path == base_path or path.startswith(base_path + "/")):
+                raise UnsafeReference("the file is not below the configured Label Studio URL")
+            path = path[len(base_path) :]
+    if not _PATH_CHARS.match(path) or _ESCAPE.search(path.split("?", 1)[0]):
+        raise UnsafeReference("the file path has characters or escapes Label Studio file paths never have")
+    if ".." in path.split("?", 1)[0].split("/"):
+        raise UnsafeReference("the file path has a '..' segment")
+    if not path.startswith(FILE_PREFIXES):
+        raise UnsafeReference(f"only files Label Studio serves under {', '.join(FILE_PREFIXES)} are fetched")
+    return path
+
+
+def _origin(scheme: str, authority: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of a plain authority; anything else (user info, odd ports) is refused."""
+    scheme = scheme.lower()
+    match = _AUTHORITY.match(authority.lower())
+    if scheme not in _DEFAULT_PORTS or not match:
+        raise UnsafeReference(f"{authority[:80]!r} is not a plain host[:port]")
+    port = int(match["port"]) if match["port"] else _DEFAULT_PORTS[scheme]
+    if not 1 <= port <= 65535:
+        raise UnsafeReference(f"port {port} is out of range")
+    return scheme, match["host"], port

@@ -197,18 +197,21 @@ class Predictor:
     def _fill_images(
         self, items: list, positions: list[int], refs: list[str], serving: _Serving, spec: TaskSpec, tasks: list
     ) -> None:
-        """Images are fetched one by one first, so an image that cannot be read fails its task alone."""
+        """Images are fetched one by one, so an image that cannot be read fails its task alone, and
+        decoded one batch at a time, so a large request never holds all its images in memory."""
         encoder = serving.classifier.encoder  # type: ignore[union-attr]
-        images, readable = [], []
-        for i, ref in zip(positions, refs, strict=True):
-            try:
-                images.append(encoder.fetcher.fetch(ref))
-                readable.append(i)
-            except TaskError as exc:
-                items[i] = {"error": f"task {tasks[i].get('id')}: {exc}", "model_version": serving.version}
-        if readable:
-            probs = serving.classifier.head.proba(encoder.embed_images(images))  # type: ignore[union-attr]
-            self._fill(items, readable, probs, serving, spec)
+        step = max(1, encoder.batch_size)
+        for start in range(0, len(positions), step):
+            images, readable = [], []
+            for i, ref in zip(positions[start : start + step], refs[start : start + step], strict=True):
+                try:
+                    images.append(encoder.fetcher.fetch(ref))
+                    readable.append(i)
+                except TaskError as exc:
+                    items[i] = {"error": f"task {tasks[i].get('id')}: {exc}", "model_version": serving.version}
+            if readable:
+                probs = serving.classifier.head.proba(encoder.embed_images(images))  # type: ignore[union-attr]
+                self._fill(items, readable, probs, serving, spec)
 
     def _fill_spans(
         self, items: list, positions: list[int], texts: list[str], serving: _Serving, spec: TaskSpec

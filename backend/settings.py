@@ -28,6 +28,9 @@ class Settings(BaseSettings):
         "", description="Image encoder for <Choices> over <Image>: a local directory or a hub id (none bundled)."
     )
     max_image_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Largest image fetched for a task.")
+    max_image_pixels: int = Field(
+        40_000_000, ge=1024, description="Largest decoded image (width x height); larger ones fail their task."
+    )
     registry_dir: Path = Field(Path("var/registry"), description="Where trained model versions live.")
     max_length: int = Field(256, ge=8, le=4096, description="Tokens per text; longer texts are truncated.")
     max_text_chars: int = Field(

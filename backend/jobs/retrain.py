@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from backend.audit import AuditStore
-from backend.candidates import fit_classifier_candidate, fit_tagger_candidate
+from backend.candidates import embed_readable, fit_classifier_candidate, fit_tagger_candidate
 from backend.dataset import build_dataset, split
 from backend.gate import decide, evaluate, evaluate_spans
 from backend.jobs.queue import RetrainQueue
@@ -199,7 +199,8 @@ def _serving_metrics(ctx: WorkerContext, project_id: int, spec, held):  # type: 
         return current, evaluate_spans([t.spans for t in classifier.tag([ex.text for ex in held])], held)
     cache = ctx.cache_for(spec)
     if classifier.encoder is cache.encoder:
-        probs = classifier.head.proba(cache.embed([ex.text for ex in held]))
+        held, x_held = embed_readable(cache, held)  # the same unreadable inputs the candidate left out
+        probs = classifier.head.proba(x_held)
     else:
         probs = classifier.predict_proba([ex.text for ex in held])
     return current, evaluate(probs, held, spec, ctx.settings.multilabel_threshold)

@@ -18,7 +18,6 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import numpy as np
 import torch
@@ -26,6 +25,7 @@ from PIL import Image, UnidentifiedImageError
 from transformers import AutoImageProcessor, AutoModel
 
 from backend.labeling.tasks import TaskError
+from backend.labelstudio import UnsafeReference
 from backend.models.encoder import file_identity, resolve_bf16
 
 log = logging.getLogger(__name__)
@@ -36,40 +36,57 @@ class ImageError(TaskError):
 
 
 class ImageFetcher:
-    """Reads images from data URIs and from the configured Label Studio only."""
+    """Reads images from data URIs and from the configured Label Studio only.
 
-    def __init__(self, label_studio: Any | None, max_bytes: int) -> None:
+    A reference to Label Studio is validated by ``labelstudio.file_path`` and the request is built
+    from the configured URL, never from the reference's own host part."""
+
+    def __init__(self, label_studio: Any | None, max_bytes: int, max_pixels: int = 40_000_000,
+                 max_side: int = 1024) -> None:  # fmt: skip
         self.label_studio = label_studio  # a LabelStudioClient, or None: then only data URIs work
         self.max_bytes = max_bytes
-
-    def allowed(self, ref: str) -> bool:
-        if ref.startswith("data:"):
-            return True
-        if self.label_studio is None:
-            return False
-        if ref.startswith("/") and not ref.startswith("//"):
-            return True
-        own, url = urlsplit(self.label_studio.url), urlsplit(ref)
-        return (url.scheme, url.hostname, url.port) == (own.scheme, own.hostname, own.port)
+        self.max_pixels = max_pixels  # decompression bombs: a small file that declares a huge image
+        self.max_side = max_side  # decoded images are shrunk to this: the model sees 224 px anyway
 
     def fetch(self, ref: str) -> Image.Image:
+        """The image, RGB and at most ``max_side`` pixels wide and high; ImageError for anything that
+        is not a readable image we may fetch (every failure is this task's alone)."""
         if not isinstance(ref, str) or not ref.strip():
             raise ImageError("the image reference is empty")
-        if not self.allowed(ref):
-            where = urlsplit(self.label_studio.url).netloc if self.label_studio else "unset: HITL_LABEL_STUDIO_URL"
-            raise ImageError(f"image {ref[:80]!r} is not fetched: only data URIs and images on Label Studio ({where}) "
-                             "are read (SSRF protection)")  # fmt: skip
         try:
-            raw = self._data_uri(ref) if ref.startswith("data:") else self.label_studio.download(ref, self.max_bytes)
+            raw = self._data_uri(ref) if ref.startswith("data:") else self._download(ref)
         except ImageError:
             raise
+        except UnsafeReference as exc:
+            raise ImageError(f"image {ref[:80]!r} is not fetched: {exc} (SSRF protection)") from None
         except Exception as exc:  # HTTP errors, size limit, connection: this task fails alone
             raise ImageError(f"image {ref[:80]!r} could not be fetched: {exc}") from None
+        return self.decode(raw, ref)
+
+    def decode(self, raw: bytes, ref: str = "") -> Image.Image:
         try:
             with Image.open(io.BytesIO(raw)) as image:
-                return image.convert("RGB")
-        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+                width, height = image.size
+                if width * height > self.max_pixels:
+                    raise ImageError(f"image {ref[:80]!r} declares {width}x{height} pixels, more than "
+                                     f"{self.max_pixels} (HITL_MAX_IMAGE_PIXELS)")  # fmt: skip
+                image.draft("RGB", (self.max_side, self.max_side))  # JPEG: decode at a reduced scale
+                rgb = image.convert("RGB")
+            rgb.thumbnail((self.max_side, self.max_side))
+            return rgb
+        except ImageError:
+            raise
+        except Image.DecompressionBombError:  # PIL's own limit, far above ours: refused on the header
+            raise ImageError(f"image {ref[:80]!r} declares more than {self.max_pixels} pixels "
+                             "(HITL_MAX_IMAGE_PIXELS)") from None  # fmt: skip
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
             raise ImageError(f"image {ref[:80]!r} is not a readable image: {exc}") from None
+
+    def _download(self, ref: str) -> bytes:
+        if self.label_studio is None:
+            raise ImageError(f"image {ref[:80]!r} is not fetched: only data URIs are read while "
+                             "HITL_LABEL_STUDIO_URL is unset (SSRF protection)")  # fmt: skip
+        return self.label_studio.download(ref, self.max_bytes)
 
     def _data_uri(self, ref: str) -> bytes:
         header, _, payload = ref.partition(",")
@@ -103,8 +120,13 @@ class ImageEncoder:
         self.bf16 = resolve_bf16(precision)
 
     def embed(self, refs: Sequence[str]) -> np.ndarray:
-        """Embeddings of the referenced images, in order; an unreadable one raises ImageError."""
-        return self.embed_images([self.fetcher.fetch(ref) for ref in refs])
+        """Embeddings of the referenced images, in order; an unreadable one raises ImageError.
+        Images are fetched and decoded one batch at a time, so memory does not grow with ``refs``."""
+        out = np.empty((len(refs), self.dim), dtype=np.float32)
+        for start in range(0, len(refs), self.batch_size):
+            batch = refs[start : start + self.batch_size]
+            out[start : start + len(batch)] = self.embed_images([self.fetcher.fetch(ref) for ref in batch])
+        return out
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         out = np.empty((len(images), self.dim), dtype=np.float32)
@@ -135,6 +157,6 @@ def load_image_encoder(settings: Any) -> ImageEncoder:
     client = None
     if settings.label_studio_url and key:
         client = LabelStudioClient(settings.label_studio_url, key.get_secret_value())
-    fetcher = ImageFetcher(client, settings.max_image_bytes)
+    fetcher = ImageFetcher(client, settings.max_image_bytes, settings.max_image_pixels)
     log.info("loading image encoder %s", settings.image_model_name)
     return ImageEncoder(settings.image_model_name, fetcher, settings.batch_size, settings.precision)

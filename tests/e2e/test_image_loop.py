@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 
 import pytest
@@ -10,6 +11,7 @@ from PIL import Image
 
 from tests.e2e.test_queue_sync import idle
 from tests.support.services import wait_until
+from tests.test_image_fetch_ssrf import bomb_png
 
 pytestmark = pytest.mark.e2e
 
@@ -35,10 +37,16 @@ def test_uploaded_images_are_fetched_from_label_studio_trained_on_and_served(sta
     assert answer.status_code == 201, answer.text
     tasks = stack.tasks(project)
     assert len(tasks) == 30 and all(t["data"]["image"].startswith("/data/upload/") for t in tasks)
+    # tasks whose image cannot be read fail alone: in /predict, in training and in the sync
+    bad_refs = ["http://127.0.0.1:99999/x.png", "http://127.0.0.1:abc/x.png",
+                "data:image/png;base64," + base64.b64encode(bomb_png()).decode()]  # fmt: skip
+    ls.import_tasks(project, [{"image": ref} for ref in bad_refs])
+    bad = [t for t in stack.tasks(project) if t["data"]["image"] in bad_refs]
+    assert len(bad) == 3
     ls.connect_backend(project, stack.backend_url)
     ls.ensure_webhook(project, stack.backend_url + "/webhook", {"X-Hitl-Webhook-Secret": "e2e-webhook-secret"})
 
-    for task in tasks[:20]:  # annotators label 20 images by the colour in their file name
+    for task in [bad[0], *tasks[:20]]:  # annotators label 20 images by the colour in their file name
         colour = "red" if "red-" in task["data"]["image"] else "blue"
         ls.create_annotation(task["id"], [{"from_name": "colour", "to_name": "img", "type": "choices",
                                            "value": {"choices": [colour]}}])  # fmt: skip
@@ -48,12 +56,15 @@ def test_uploaded_images_are_fetched_from_label_studio_trained_on_and_served(sta
     assert stack.registry.meta(str(project), version)["spec"]["modality"] == "image"
 
     # Label Studio's own /predict call: the backend fetches each image from Label Studio with the token
-    body = {"tasks": tasks[20:], "project": f"{project}.0", "label_config": CONFIG}
-    results = requests.post(stack.backend_url + "/predict", json=body, timeout=60).json()["results"]
+    body = {"tasks": [*tasks[20:], *bad], "project": f"{project}.0", "label_config": CONFIG}
+    answer = requests.post(stack.backend_url + "/predict", json=body, timeout=60)
+    assert answer.status_code == 200, answer.text
+    results, bad_results = answer.json()["results"][:10], answer.json()["results"][10:]
     assert [r["model_version"] for r in results] == [version] * 10
+    assert all("error" in r and "result" not in r for r in bad_results), bad_results
     right = sum(r["result"][0]["value"]["choices"][0] == ("red" if "red-" in t["data"]["image"] else "blue")
                 for r, t in zip(results, tasks[20:], strict=True))  # fmt: skip
     assert right >= 9  # red and blue squares are easy even for a tiny random ViT
     # the worker's sync after publish wrote predictions for the 10 unlabeled images
     predicted = [t for t in ls.unlabeled_tasks(project) if any(p["model_version"] == version for p in t["predictions"])]
-    assert len(predicted) == 10
+    assert len(predicted) == 10  # the 10 readable unlabeled images; the two unreadable ones are skipped
