@@ -7,14 +7,19 @@ retrain that pulls everything again does not duplicate history.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS corrections (
@@ -74,9 +79,7 @@ class AuditStore:
         self.url = url
         self.postgres = url.startswith(("postgresql://", "postgres://"))
         self._local = threading.local()
-        with self._conn() as conn:
-            for statement in SCHEMA:
-                conn.execute(statement)
+        self._run(lambda conn: [conn.execute(statement) for statement in SCHEMA])
 
     @classmethod
     def from_settings(cls, settings: Any) -> AuditStore:
@@ -90,7 +93,7 @@ class AuditStore:
         if self.postgres:
             import psycopg
 
-            return psycopg.connect(self.url, autocommit=False)
+            return psycopg.connect(self.url, autocommit=False, connect_timeout=10)
         conn = sqlite3.connect(self.url, timeout=30, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA busy_timeout=30000")
@@ -102,6 +105,36 @@ class AuditStore:
             conn = self._connect()
             self._local.conn = conn
         return _Tx(conn, self.postgres)
+
+    def _run(self, work: Callable[[Any], T]) -> T:
+        """``work(connection)`` in one transaction. A connection PostgreSQL dropped (a restart, a
+        failover, ``pg_terminate_backend``) is replaced and the work retried once: every write here
+        is idempotent or was rolled back, so the retry neither loses nor duplicates a row."""
+        for attempt in (1, 2):
+            try:
+                with self._conn() as conn:
+                    return work(conn)
+            except Exception as exc:
+                if attempt == 2 or not self._connection_lost(exc):
+                    raise
+                log.warning("audit store: the database connection was lost (%s); reconnecting", type(exc).__name__)
+                self._forget_connection()
+        raise AssertionError("unreachable")
+
+    def _connection_lost(self, exc: Exception) -> bool:
+        if not self.postgres:
+            return False
+        import psycopg
+
+        conn = getattr(self._local, "conn", None)
+        return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError) or bool(conn and conn.closed)
+
+    def _forget_connection(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
 
     def _sql(self, statement: str) -> str:
         return statement.replace("?", "%s") if self.postgres else statement
@@ -122,17 +155,17 @@ class AuditStore:
             "INSERT INTO corrections VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
             "ON CONFLICT (annotation_id, annotated_at) DO NOTHING"
         )
-        with self._conn() as conn:
+
+        def insert(conn: Any) -> int:
             before = self._count(conn, "corrections")
             conn.cursor().executemany(statement, rows)
             return self._count(conn, "corrections") - before
 
+        return self._run(insert)
+
     def record_event(self, action: str, project_id: int | None, annotation_ids: Sequence[int], outcome: str) -> None:
-        with self._conn() as conn:
-            conn.execute(
-                self._sql("INSERT INTO events VALUES (?,?,?,?,?)"),
-                (time.time(), action, project_id, json.dumps(list(annotation_ids)), outcome),
-            )
+        row = (time.time(), action, project_id, json.dumps(list(annotation_ids)), outcome)
+        self._run(lambda conn: conn.execute(self._sql("INSERT INTO events VALUES (?,?,?,?,?)"), row))
 
     def record_version(
         self,
@@ -145,11 +178,9 @@ class AuditStore:
         metrics: dict[str, Any],
         gate: dict[str, Any],
     ) -> None:
-        with self._conn() as conn:
-            conn.execute(
-                self._sql("INSERT INTO model_versions VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING"),
-                (project_id, version, time.time(), kind, published, examples, fingerprint, _dump(metrics), _dump(gate)),
-            )
+        row = (project_id, version, time.time(), kind, published, examples, fingerprint, _dump(metrics), _dump(gate))
+        statement = self._sql("INSERT INTO model_versions VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING")
+        self._run(lambda conn: conn.execute(statement, row))
 
     # reading ---------------------------------------------------------------------------------
     def corrections(self, project_id: int) -> list[dict[str, Any]]:
@@ -179,10 +210,12 @@ class AuditStore:
         return sorted(int(r["project_id"]) for r in rows)
 
     def _select(self, statement: str, *params: Any) -> list[dict[str, Any]]:
-        with self._conn() as conn:
+        def select(conn: Any) -> list[dict[str, Any]]:
             cursor = conn.execute(self._sql(statement), params)
             names = [d[0] for d in cursor.description]
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+        return self._run(select)
 
     @staticmethod
     def _count(conn: Any, table: str) -> int:
@@ -204,8 +237,9 @@ class _Tx:
     def __exit__(self, exc_type: object, *_: object) -> None:
         if exc_type is None:
             self.conn.commit() if self.postgres else self.conn.execute("COMMIT")
-        else:
-            self.conn.rollback() if self.postgres else self.conn.execute("ROLLBACK")
+        else:  # on a lost connection the rollback fails too; the original error is the one to raise
+            with contextlib.suppress(Exception):
+                self.conn.rollback() if self.postgres else self.conn.execute("ROLLBACK")
 
 
 def _dump(value: Any) -> str | None:

@@ -51,3 +51,28 @@ def test_events_and_versions(store):
     assert store.project_ids() == [7, 8]
     versions = store.versions(7)
     assert len(versions) == 1 and versions[0]["fingerprint"] == "abc"
+
+
+def test_postgresql_connections_lost_between_writes_are_replaced(tmp_path):
+    """After PostgreSQL drops the store's connection (restart, failover), the next write reconnects
+    and lands exactly once."""
+    name = f"hitl_test_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL at 127.0.0.1:5432 is needed for the PostgreSQL audit tests: {exc}")
+    admin.execute(f"CREATE DATABASE {name}")
+    try:
+        store = AuditStore(f"postgresql://postgres@127.0.0.1:5432/{name}")
+        assert store.record_corrections([_correction(1)]) == 1
+        for round_ in range(3):
+            killed = admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                                   (name,)).fetchall()  # fmt: skip
+            assert killed and all(row[0] for row in killed)
+            assert store.record_corrections([_correction(2 + round_), _correction(1)]) == 1
+            store.record_version(7, f"v{round_}-x", "head", True, 40, "abc", {}, {"passed": True})
+        assert sorted(r["annotation_id"] for r in store.corrections(7)) == [1, 2, 3, 4]
+        assert [v["version"] for v in store.versions(7)] == ["v0-x", "v1-x", "v2-x"]
+    finally:
+        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        admin.close()
