@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,7 @@ from backend.labeling import TaskError, TaskSpec, choices_result, task_text
 from backend.labeling.spans import spans_result
 from backend.models.encoder import TextEncoder, default_encoder_path, load_encoder
 from backend.models.image_encoder import ImageEncoder, load_image_encoder
-from backend.models.persist import IncompatibleVersion, Model, load_version
+from backend.models.persist import Model, load_version
 from backend.models.tagger import SpanTagger, answer_confidence, weakest_words
 from backend.registry import COLD_START, Registry, RegistryError
 from backend.settings import Settings
@@ -40,6 +41,7 @@ class _Serving:
     fingerprint: str
     classifier: Model | None  # a TextClassifier or a SpanTagger; None = cold start
     accept_threshold: float | None = None  # calibrated confidence above which review may be skipped
+    skipped: str | None = None  # a newer version whose files could not be read (this one kept serving)
 
 
 class Predictor:
@@ -51,7 +53,7 @@ class Predictor:
         self._image_lock = threading.Lock()
         self._load_error: str | None = None
         self._loaded = threading.Event()
-        self._serving: dict[str, _Serving] = {}
+        self._serving: OrderedDict[str, _Serving] = OrderedDict()  # bounded: HITL_MAX_SERVING_PROJECTS
         self._swap_lock = threading.Lock()
         if settings.torch_threads:
             torch.set_num_threads(settings.torch_threads)
@@ -106,8 +108,8 @@ class Predictor:
         if current is None:
             return COLD_START
         serving = self._serving.get(project)
-        if serving and serving.version == current and serving.fingerprint == spec.fingerprint():
-            return current if serving.classifier is not None else COLD_START
+        if serving and current in (serving.version, serving.skipped) and serving.fingerprint == spec.fingerprint():
+            return serving.version if serving.classifier is not None else COLD_START
         try:
             meta = self.registry.meta(project, current)
         except (RegistryError, OSError, ValueError):
@@ -117,15 +119,25 @@ class Predictor:
     def serving(self, project: str, spec: TaskSpec) -> _Serving:
         current = self.registry.current(project) or COLD_START
         serving = self._serving.get(project)
-        if serving and serving.version == current and serving.fingerprint == spec.fingerprint():
+        if serving and serving.fingerprint == spec.fingerprint() and current in (serving.version, serving.skipped):
+            self._serving.move_to_end(project)
             return serving
         with self._swap_lock:
             serving = self._serving.get(project)
-            if serving and serving.version == current and serving.fingerprint == spec.fingerprint():
+            if serving and serving.fingerprint == spec.fingerprint() and current in (serving.version, serving.skipped):
                 return serving
-            serving = self._load(project, current, spec)
-            self._serving[project] = serving
-            return serving
+            loaded = self._load(project, current, spec)
+            if loaded.classifier is None and current != COLD_START and serving and serving.classifier is not None \
+                    and serving.fingerprint == spec.fingerprint():  # fmt: skip
+                # the new version's files cannot be read: the one serving now goes on, and the broken
+                # version is not tried again on every request (only when CURRENT moves on)
+                serving.skipped = current
+                loaded = serving
+            self._serving[project] = loaded
+            self._serving.move_to_end(project)
+            while len(self._serving) > self.settings.max_serving_projects:  # least recently used goes
+                self._serving.popitem(last=False)
+            return loaded
 
     def _load(self, project: str, version: str, spec: TaskSpec) -> _Serving:
         if version == COLD_START:
@@ -134,8 +146,10 @@ class Predictor:
             folder = self.registry.version_dir(project, version)
             meta = self.registry.meta(project, version)
             classifier = load_version(folder, meta, spec, self.encoder_for(spec))
-        except (IncompatibleVersion, RegistryError, OSError, KeyError, ValueError) as exc:
-            log.warning("project %s: serving cold start instead of %s: %s", project, version, exc)
+        except NotReady:
+            raise
+        except Exception as exc:  # a broken or incompatible version never turns into a 500
+            log.error("project %s: version %s cannot be served: %s", project, version, exc)
             return _Serving(version, spec.fingerprint(), None)
         log.info("project %s: now serving %s", project, version)
         threshold = (meta.get("routing") or {}).get("threshold")

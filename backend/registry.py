@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +33,29 @@ _PROJECT_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 class RegistryError(RuntimeError):
     pass
+
+
+class BaselineChanged(RegistryError):
+    """Another version became current after the candidate was gated against ``expected``."""
+
+    def __init__(self, project: str, expected: str | None, current: str | None) -> None:
+        super().__init__(f"project {project}: the candidate was gated against {expected or COLD_START}, "
+                         f"but {current or COLD_START} is serving now")  # fmt: skip
+        self.expected = expected
+        self.current = current
+
+
+ANY_BASELINE = object()  # publish() without a compare-and-swap (the CLI's and the tools' publishes)
+_VERSION_NAME_RE = re.compile(r"^v[0-9]{1,9}-[0-9A-Za-z]{1,32}$")
+STAGING_MAX_AGE_S = 6 * 3600
+
+
+def version_name(version: str) -> str:
+    """A version name as the registry writes it (``v<n>-<timestamp>``); anything else, such as a
+    path, is refused before it is joined to a folder."""
+    if not isinstance(version, str) or not _VERSION_NAME_RE.match(version):
+        raise RegistryError(f"{version!r} is not a version name (like v12-20261125134500)")
+    return version
 
 
 def project_key(project: Any) -> str:
@@ -60,7 +84,7 @@ class Registry:
         return version or None
 
     def version_dir(self, project: str, version: str) -> Path:
-        path = self.project_dir(project) / "versions" / version
+        path = self.project_dir(project) / "versions" / version_name(version)
         if not path.is_dir():
             raise RegistryError(f"project {project} has no version {version!r}")
         return path
@@ -86,20 +110,31 @@ class Registry:
         project: str,
         write: Callable[[Path], dict[str, Any]],
         make_current: bool = True,
+        expected_current: str | object | None = ANY_BASELINE,
     ) -> str:
-        """Create a version: ``write(folder)`` fills a staging folder and returns metadata."""
+        """Create a version: ``write(folder)`` fills a staging folder and returns metadata.
+
+        With ``expected_current`` (the version a candidate was gated against, None for cold start)
+        the publish is a compare-and-swap: if another version became current meanwhile, nothing is
+        published and BaselineChanged is raised, so two retrains of one project can never let an
+        older candidate replace a newer one unjudged."""
         pdir = self.project_dir(project)
         (pdir / "versions").mkdir(parents=True, exist_ok=True)
         _remove_dead_staging(pdir)
-        staging = Path(tempfile.mkdtemp(prefix=f".staging-{os.getpid()}-", dir=pdir))
+        staging = Path(tempfile.mkdtemp(prefix=f"{_staging_prefix()}{int(time.time())}-", dir=pdir))
         try:
             meta = dict(write(staging))
             with self._lock(project):
+                current = self.current(project)
+                if expected_current is not ANY_BASELINE and current != expected_current:
+                    raise BaselineChanged(project, expected_current, current)  # type: ignore[arg-type]
                 version = self._next_version(project)
                 meta.update(version=version, project=project_key(project), created_at=time.time())
-                meta.setdefault("parent", self.current(project))
+                meta.setdefault("parent", current)
                 _write_json(staging / "meta.json", meta)
+                _fsync_tree(staging)
                 os.rename(staging, pdir / "versions" / version)
+                _fsync_dir(pdir / "versions")
                 if make_current:
                     self._set_current(project, version)
         except BaseException:
@@ -108,7 +143,7 @@ class Registry:
         return version
 
     def promote(self, project: str, version: str) -> None:
-        self.version_dir(project, version)  # raises if missing
+        self.version_dir(project, version)  # raises if missing or not a version name
         with self._lock(project):
             self._set_current(project, version)
 
@@ -120,9 +155,13 @@ class Registry:
 
     def _set_current(self, project: str, version: str) -> None:
         pdir = self.project_dir(project)
-        tmp = pdir / f".CURRENT.{os.getpid()}"
-        tmp.write_text(version + "\n")
+        tmp = pdir / f".CURRENT.{socket.gethostname()}.{os.getpid()}"
+        with open(tmp, "w") as handle:
+            handle.write(version + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, pdir / "CURRENT")
+        _fsync_dir(pdir)
 
     @contextlib.contextmanager
     def _lock(self, project: str) -> Iterator[None]:
@@ -136,18 +175,54 @@ class Registry:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _staging_prefix() -> str:
+    return f".staging-{socket.gethostname()}-{os.getpid()}-"
+
+
 def _remove_dead_staging(pdir: Path) -> None:
-    """Staging folders of processes that died mid-write (kill -9) are never published; drop them."""
+    """Staging folders are never published once their writer is gone (kill -9, a lost container).
+    Drop those of dead processes on this host, and any older than STAGING_MAX_AGE_S: in containers
+    every process is pid 1 and other hosts' pids cannot be checked, so age decides there."""
+    host = socket.gethostname()
     for folder in pdir.glob(".staging-*"):
-        pid = folder.name.split("-")[1] if folder.name.count("-") >= 2 else ""
-        if not pid.isdigit():
-            continue
         try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
+            age = time.time() - folder.stat().st_mtime
+        except FileNotFoundError:
+            continue
+        name = folder.name[len(".staging-") :]
+        if age > STAGING_MAX_AGE_S or (name.startswith(host + "-") and _dead(name[len(host) + 1 :].split("-", 1)[0])):
             shutil.rmtree(folder, ignore_errors=True)
-        except PermissionError:
-            pass
+
+
+def _dead(pid: str) -> bool:
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Flush a version's files and folders to disk before it is renamed into place."""
+    for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+        elif path.is_dir():
+            _fsync_dir(path)
+    _fsync_dir(folder)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _version_number(name: str) -> int:

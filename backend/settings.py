@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     basic_auth_password: SecretStr | None = Field(None, description="HTTP basic-auth password.")
     max_request_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest request body accepted.")
     max_tasks_per_request: int = Field(10_000, ge=1, description="Largest /predict batch accepted.")
+    max_serving_projects: int = Field(
+        64, ge=1, description="Projects whose serving version a server process keeps loaded (least recent go)."
+    )
     model_wait_s: float = Field(60.0, ge=0, description="How long /predict waits for the encoder to finish loading.")
 
     # Label Studio and webhooks

@@ -14,7 +14,7 @@ from backend.labeling.spec import TaskSpec
 from backend.models.encoder import TextEncoder
 from backend.models.head import LinearHead
 from backend.models.persist import write_version
-from backend.registry import Registry
+from backend.registry import ANY_BASELINE, Registry
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,7 @@ def publish_head(
     training: dict[str, Any] | None = None,
     fine_tuned: bool = False,
     make_current: bool = True,
+    expected_current: str | object | None = ANY_BASELINE,
 ) -> str:
     """Publish ``head`` (and the encoder, when fine-tuned) as a new version; ``examples`` are the
     annotations this version accounts for, ``training`` adds to its training record."""
@@ -87,4 +88,4 @@ def publish_head(
         meta.update(extra or {})
         return meta
 
-    return registry.publish(project, write, make_current=make_current)
+    return registry.publish(project, write, make_current=make_current, expected_current=expected_current)

@@ -3,7 +3,7 @@ import threading
 
 import pytest
 
-from backend.registry import Registry, RegistryError, project_key
+from backend.registry import BaselineChanged, Registry, RegistryError, project_key
 
 
 def _writer(payload):
@@ -70,3 +70,46 @@ def test_concurrent_publishes_get_distinct_versions(tmp_path):
 def test_project_keys_are_validated(bad):
     with pytest.raises(ValueError):
         project_key(bad)
+
+
+def test_publish_is_a_compare_and_swap_on_the_gated_baseline(tmp_path):
+    registry = Registry(tmp_path)
+    first = registry.publish("3", _writer(b"a"), expected_current=None)
+    second = registry.publish("3", _writer(b"b"), expected_current=first)
+    with pytest.raises(BaselineChanged) as stale:  # gated against `first`, but `second` serves now
+        registry.publish("3", _writer(b"c"), expected_current=first)
+    assert (stale.value.expected, stale.value.current) == (first, second)
+    assert registry.current("3") == second and registry.versions("3") == [first, second]
+    assert not list((tmp_path / "3").glob(".staging-*"))
+    assert registry.meta("3", second)["parent"] == first
+
+
+def test_version_names_are_validated_before_they_touch_the_disk(tmp_path):
+    registry = Registry(tmp_path)
+    other = registry.publish("2", _writer(b"a"))
+    own = registry.publish("3", _writer(b"b"))
+    for name in [f"../../2/versions/{other}", f"../2/versions/{other}", "/etc", "v1-x/../../2", "", "v1-"]:
+        with pytest.raises(RegistryError, match="not a version name"):
+            registry.promote("3", name)
+    assert registry.current("3") == own and registry.meta("3", own)["note"] == "b"
+
+
+def test_stale_staging_is_removed_by_host_and_pid_or_by_age(tmp_path):
+    import os
+    import socket
+    import time
+
+    registry = Registry(tmp_path)
+    pdir = tmp_path / "3"
+    (pdir / "versions").mkdir(parents=True)
+    host = socket.gethostname()
+    dead = pdir / f".staging-{host}-999999-1-x"  # this host, a pid that does not exist
+    mine = pdir / f".staging-{host}-{os.getpid()}-1-y"  # this process: maybe still writing
+    elsewhere = pdir / ".staging-otherhost-1-1-z"  # another container, pid 1: alive as far as we know
+    old = pdir / ".staging-otherhost-1-2-w"
+    for folder in (dead, mine, elsewhere, old):
+        folder.mkdir()
+    week_ago = time.time() - 7 * 24 * 3600
+    os.utime(old, (week_ago, week_ago))
+    registry.publish("3", _writer(b"a"))
+    assert sorted(p.name for p in pdir.glob(".staging-*")) == sorted([mine.name, elsewhere.name])

@@ -259,3 +259,29 @@ def test_auto_accept_follows_the_versions_routing_threshold(client, predictor):
         assert {r["auto_accept"] for r in client.post("/predict", json=body).json["results"]} == {expected}
     publish_head(predictor.registry, "7", spec, encoder, head, examples)  # no routing: no flag
     assert all("auto_accept" not in r for r in client.post("/predict", json=body).json["results"])
+
+
+def test_a_version_whose_files_cannot_be_read_is_skipped_and_the_previous_keeps_serving(client, predictor):
+    first = _train(predictor)
+    body = predict_body([ls_task(1, {"text": TEXTS[0]})])
+    assert client.post("/predict", json=body).json["results"][0]["model_version"] == first
+    second = _train(predictor)
+    for weights in predictor.registry.version_dir("7", second).glob("*.safetensors"):
+        weights.write_bytes(b"truncated by a full disk")
+    answer = client.post("/predict", json=body)
+    assert answer.status_code == 200
+    item = answer.json["results"][0]
+    assert item["model_version"] == first and item["result"]  # not a 500, not cold start
+    assert client.post("/setup", json=setup_body()).json["model_version"] == first
+    third = _train(predictor)  # the next good version serves as usual
+    assert client.post("/predict", json=body).json["results"][0]["model_version"] == third
+
+
+def test_serving_versions_kept_in_memory_are_bounded(settings, predictor):
+    predictor.settings = settings.model_copy(update={"max_serving_projects": 3})
+    client = create_app(predictor.settings, predictor=predictor).test_client()
+    for project in range(1, 8):
+        version = _train(predictor, project=str(project))
+        item = client.post("/predict", json=predict_body([ls_task(1, {"text": TEXTS[0]})], project=f"{project}.1"))
+        assert item.json["results"][0]["model_version"] == version
+    assert list(predictor._serving) == ["5", "6", "7"]

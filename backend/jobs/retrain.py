@@ -28,11 +28,13 @@ from backend.models.image_encoder import load_image_encoder
 from backend.models.persist import IncompatibleVersion, load_version
 from backend.models.tagger import SpanTagger
 from backend.models.word_state_cache import WordStateCache
-from backend.registry import Registry, RegistryError
+from backend.registry import BaselineChanged, Registry, RegistryError
 from backend.settings import Settings, get_settings
 from backend.training import Example, fingerprint, publish_head
 
 log = logging.getLogger(__name__)
+
+PUBLISH_ATTEMPTS = 3  # a candidate is re-gated at most this many times when other retrains publish first
 
 
 @dataclass
@@ -134,37 +136,52 @@ def retrain(ctx: WorkerContext, project_id: int, kind: str = "head") -> dict[str
         train, held = list(data.examples), []
 
     if spec.is_ner:
-        candidate, encoder, candidate_metrics, calibration = fit_tagger_candidate(ctx, spec, kind, train, held)
+        candidate, encoder, candidate_metrics, calibrate = fit_tagger_candidate(ctx, spec, kind, train, held)
     else:
-        candidate, encoder, candidate_metrics, calibration = fit_classifier_candidate(ctx, spec, kind, train, held)
+        candidate, encoder, candidate_metrics, calibrate = fit_classifier_candidate(ctx, spec, kind, train, held)
 
-    serving_version, serving_metrics = _serving_metrics(ctx, project_id, spec, held)
-    gate = decide(candidate_metrics, serving_metrics, serving_version, settings.gate_margin, settings.gate_min_eval)
-    trained_s = time.perf_counter() - started
-    summary.update(gate=gate.as_dict(), metrics=candidate_metrics)
     fp = fingerprint(data.examples)
-    if not gate.passed:
-        ctx.audit.record_version(project_id, f"rejected-{int(time.time())}", kind, False, len(data.examples), fp,
-                                 candidate_metrics, gate.as_dict())  # fmt: skip
-        summary.update(published=False, reason=gate.reason)
-        log.info("project %s: candidate rejected: %s", project_id, gate.reason)
-        RetrainQueue(settings).record_duration(project_id, kind, "rejected", time.perf_counter() - started)
+    calibration: dict[str, Any] | None = None
+    for attempt in range(1, PUBLISH_ATTEMPTS + 1):
+        serving_version, serving_metrics = _serving_metrics(ctx, project_id, spec, held)
+        gate = decide(candidate_metrics, serving_metrics, serving_version, settings.gate_margin, settings.gate_min_eval)
+        trained_s = time.perf_counter() - started
+        summary.update(gate=gate.as_dict(), metrics=candidate_metrics)
+        if not gate.passed:
+            ctx.audit.record_version(project_id, f"rejected-{int(time.time())}", kind, False, len(data.examples), fp,
+                                     candidate_metrics, gate.as_dict())  # fmt: skip
+            summary.update(published=False, reason=gate.reason)
+            log.info("project %s: candidate rejected: %s", project_id, gate.reason)
+            RetrainQueue(settings).record_duration(project_id, kind, "rejected", time.perf_counter() - started)
+            return summary
+        if calibration is None:
+            calibration = calibrate()
+        # The shipped head is the candidate the gate judged: trained on the train side of the split only,
+        # so the next retrain compares like with like on tasks no version has ever trained on.
+        try:
+            version = publish_head(
+                ctx.registry, str(project_id), spec, encoder, candidate, data.examples,
+                extra={"metrics": candidate_metrics, "gate": gate.as_dict(), **calibration},
+                training={
+                    "train_examples": len(train),
+                    "heldout_examples": len(held),
+                    "heldout_task_ids": sorted(ex.task_id for ex in held if ex.task_id is not None),
+                    "pull_s": round(pulled_s, 3),
+                    "train_s": round(trained_s - pulled_s, 3),
+                },
+                fine_tuned=kind == "full" and spec.modality == "text",
+                expected_current=serving_version,
+            )  # fmt: skip
+            break
+        except BaselineChanged as exc:  # another retrain published meanwhile: judge against that one
+            outcome = "re-gating" if attempt < PUBLISH_ATTEMPTS else "dropped"
+            ctx.audit.record_version(project_id, f"superseded-{int(time.time() * 1000)}", kind, False,
+                                     len(data.examples), fp, candidate_metrics,
+                                     {**gate.as_dict(), "passed": False, "reason": f"{exc}: {outcome}"})  # fmt: skip
+            log.info("project %s: %s; %s", project_id, exc, outcome)
+    else:
+        summary.update(published=False, reason="the serving version kept changing during the gate: dropped")
         return summary
-
-    # The shipped head is the candidate the gate judged: trained on the train side of the split only,
-    # so the next retrain compares like with like on tasks no version has ever trained on.
-    version = publish_head(
-        ctx.registry, str(project_id), spec, encoder, candidate, data.examples,
-        extra={"metrics": candidate_metrics, "gate": gate.as_dict(), **calibration()},
-        training={
-            "train_examples": len(train),
-            "heldout_examples": len(held),
-            "heldout_task_ids": sorted(ex.task_id for ex in held if ex.task_id is not None),
-            "pull_s": round(pulled_s, 3),
-            "train_s": round(trained_s - pulled_s, 3),
-        },
-        fine_tuned=kind == "full" and spec.modality == "text",
-    )  # fmt: skip
     ctx.audit.record_version(project_id, version, kind, True, len(data.examples), fp, candidate_metrics,
                              gate.as_dict())  # fmt: skip
     summary.update(published=True, version=version, seconds=round(time.perf_counter() - started, 3))
@@ -192,7 +209,7 @@ def _serving_metrics(ctx: WorkerContext, project_id: int, spec, held):  # type: 
         classifier = load_version(folder, ctx.registry.meta(str(project_id), current), spec, base)
     except (IncompatibleVersion, RegistryError, OSError, KeyError, ValueError) as exc:
         log.info("project %s: serving version %s not comparable: %s", project_id, current, exc)
-        return None, None
+        return current, None  # still the baseline of the compare-and-swap
     if isinstance(classifier, SpanTagger):
         if classifier.encoder is ctx.encoder:
             classifier.cache = ctx.word_states()
