@@ -206,7 +206,8 @@ class AuditStore:
         )
 
     def project_ids(self) -> list[int]:
-        rows = self._select("SELECT DISTINCT project_id FROM events WHERE project_id IS NOT NULL")
+        rows = self._select("SELECT DISTINCT project_id FROM events WHERE project_id IS NOT NULL "
+                            "AND outcome IN ('queued', 'coalesced')")  # projects that really learn
         return sorted(int(r["project_id"]) for r in rows)
 
     def _select(self, statement: str, *params: Any) -> list[dict[str, Any]]:

@@ -102,8 +102,7 @@ def cmd_configs(args: argparse.Namespace) -> int:
     from backend.labelstudio import LabelStudioClient
 
     settings = get_settings()
-    key = settings.label_studio_api_key
-    ls = LabelStudioClient(settings.label_studio_url, key.get_secret_value() if key else None)
+    ls = LabelStudioClient.from_settings(settings)
     backend_url = args.backend_url or f"http://{settings.host}:{settings.port}"
     try:
         result = admin.load(settings, ls, Path(args.path), args.project, backend_url)

@@ -69,8 +69,28 @@ class LabelStudioClient:
         self.url = url.rstrip("/")
         self.sdk = LabelStudio(base_url=self.url, api_key=api_key, timeout=timeout_s)
 
+    @classmethod
+    def from_settings(cls, settings: Any, timeout_s: float = 30.0) -> LabelStudioClient:
+        """The client for HITL_LABEL_STUDIO_URL and HITL_LABEL_STUDIO_API_KEY (the one construction
+        point); LabelStudioNotConfigured when either is unset."""
+        key = settings.label_studio_api_key
+        return cls(settings.label_studio_url, key.get_secret_value() if key else None, timeout_s)
+
     def project(self, project_id: int) -> dict[str, Any]:
         return _plain(self.sdk.projects.get(id=project_id))
+
+    def serves(self, project_id: int) -> bool | None:
+        """Whether the project exists and has an ML backend connected; None when Label Studio could
+        not answer (down, 5xx), so the caller can tell "no" from "don't know"."""
+        try:
+            self.sdk.projects.get(id=project_id)
+            return bool(self.ml_backends(project_id))
+        except ApiError as exc:
+            if exc.status_code in (403, 404):
+                return False
+            return None
+        except httpx.HTTPError:
+            return None
 
     def label_config(self, project_id: int) -> str:
         return str(self.project(project_id)["label_config"])

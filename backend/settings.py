@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 UncertaintyName = Literal["margin", "entropy", "least_confidence"]
@@ -58,13 +58,24 @@ class Settings(BaseSettings):
     max_serving_projects: int = Field(
         64, ge=1, description="Projects whose serving version a server process keeps loaded (least recent go)."
     )
+    max_metric_series: int = Field(1000, ge=10, description="Per-project Prometheus series a server process keeps.")
     model_wait_s: float = Field(60.0, ge=0, description="How long /predict waits for the encoder to finish loading.")
 
     # Label Studio and webhooks
     label_studio_url: str | None = Field(None, description="Label Studio's URL; the worker pulls annotations there.")
     label_studio_api_key: SecretStr | None = Field(None, description="Label Studio API token (legacy or personal).")
+    allow_open: bool = Field(
+        False, description="Serve on a non-loopback address without basic auth (refused unless this is true)."
+    )
     webhook_secret: SecretStr | None = Field(
         None, description="When set, /webhook and /train need header X-Hitl-Webhook-Secret (or basic auth)."
+    )
+    project_confirm_ttl_s: int = Field(
+        3600, ge=1, description="How long Label Studio's word that it uses this backend for a project is trusted."
+    )
+    project_reject_ttl_s: int = Field(60, ge=1, description="How long an unknown project id is remembered as such.")
+    project_lookups_per_minute: int = Field(
+        120, ge=1, description="Label Studio look-ups of project ids not seen before, per minute (flood bound)."
     )
 
     # Retraining
@@ -101,6 +112,13 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("var"), description="Runtime state: embedded Redis data, logs, audit DB.")
     log_level: str = Field("INFO", description="Python logging level.")
     log_format: Literal["text", "json"] = Field("text", description="Log lines for people, or one JSON object each.")
+
+    @field_validator("basic_auth_user", "basic_auth_password", "webhook_secret", "label_studio_api_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        """An empty (or blank) credential is no credential: never one that an empty header matches."""
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        return None if isinstance(text, str) and not text.strip() else value
 
     @property
     def slow_queue_name(self) -> str:

@@ -5,11 +5,13 @@ import signal
 import subprocess
 import sys
 
+import redis
 import requests
+from rq import Worker
 
 from backend.bench.common import free_port, wait_http
 from tests.support.payloads import annotation_event
-from tests.support.services import ROOT
+from tests.support.services import ROOT, wait_until
 
 
 def test_hitl_run_serves_queues_and_stops_cleanly(tmp_path, tiny_encoder_dir):
@@ -28,10 +30,13 @@ def test_hitl_run_serves_queues_and_stops_cleanly(tmp_path, tiny_encoder_dir):
     try:
         wait_http(url + "/health", 90, process)
         assert requests.get(url + "/health", timeout=2).json()["status"] == "UP"
-        # the webhook reaches the embedded Redis queue: a retrain job is queued
+        # without Label Studio configured no project can be confirmed, so nothing is queued, and the
+        # answer says what to set; the embedded Redis is up and a worker listens on it
         answer = requests.post(url + "/webhook", json=annotation_event(project=3), timeout=5).json()
-        assert answer["status"] == "queued" and answer["job_id"]
+        assert answer["status"] == "dropped" and "HITL_LABEL_STUDIO_URL" in answer["reason"]
         assert (tmp_path / "redis" / "redis.sock").exists()
+        connection = redis.Redis(unix_socket_path=str(tmp_path / "redis" / "redis.sock"))
+        wait_until(lambda: Worker.all(connection=connection), 60, "an RQ worker registered in the embedded Redis")
         assert (tmp_path / "redis" / "appendonlydir").exists()  # accepted jobs survive a restart
     finally:
         if process.poll() is None:

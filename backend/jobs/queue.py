@@ -19,7 +19,6 @@ from backend.settings import Settings
 PENDING = "hitl:retrain:pending:{project}"
 JOBS = {"head": "backend.jobs.retrain.retrain_job", "full": "backend.jobs.retrain.retrain_job",
         "sync": "backend.jobs.sync_job.sync_job"}  # fmt: skip
-EVENTS = "hitl:retrain:events:{project}"
 DURATIONS = "hitl:retrain:last-seconds"  # hash "<project>:<kind>:<outcome>" → seconds, read by /metrics
 
 
@@ -49,8 +48,6 @@ class RetrainQueue:
         if kind not in JOBS:
             raise ValueError(f"unknown job kind {kind!r}; one of {sorted(JOBS)}")
         key = PENDING.format(project=f"{project_id}:{kind}")
-        if kind != "sync":
-            self.connection.incr(EVENTS.format(project=project_id))
         # The flag expires on its own so a job lost with its worker cannot block retrains forever.
         ttl = int(self.settings.job_timeout_s * 2 + self.settings.retrain_debounce_s + 60)
         if not self.connection.set(key, time.time(), nx=True, ex=ttl):

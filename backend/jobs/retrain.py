@@ -78,8 +78,7 @@ class WorkerContext:
         return self._word_states
 
     def label_studio(self) -> LabelStudioClient:
-        key = self.settings.label_studio_api_key
-        return LabelStudioClient(self.settings.label_studio_url, key.get_secret_value() if key else None)
+        return LabelStudioClient.from_settings(self.settings)
 
 
 _context: WorkerContext | None = None

@@ -8,9 +8,11 @@ of the task's ``data`` holds the input, and the label set in config order.
 from __future__ import annotations
 
 import hashlib
+import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from enum import Enum
-from functools import lru_cache
 
 from label_studio_sdk.label_interface import LabelInterface
 
@@ -73,15 +75,41 @@ class TaskSpec:
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
+MAX_CONFIG_CHARS = 1_000_000
+_CACHE_CHARS = 4_000_000  # the parse cache holds at most this many characters of configs
+_cache: OrderedDict[str, TaskSpec] = OrderedDict()
+_cache_chars = 0
+_cache_lock = threading.Lock()
+_DECLARATION = re.compile(r"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
+
+
 def parse_label_config(config: str) -> TaskSpec:
-    """Derive the task spec; raise UnsupportedConfig with a message that says what to change."""
+    """Derive the task spec; raise UnsupportedConfig with a message that says what to change.
+    Parsed specs are cached (every /predict sends the config), bounded by characters, not entries."""
+    global _cache_chars
     if not isinstance(config, str) or not config.strip():
         raise UnsupportedConfig("the labeling config is empty; send the project's XML labeling config")
-    return _parse_cached(config)
+    if len(config) > MAX_CONFIG_CHARS:
+        raise UnsupportedConfig(f"the labeling config is longer than {MAX_CONFIG_CHARS} characters")
+    if _DECLARATION.search(config):  # entity expansion ("billion laughs") and external entities
+        raise UnsupportedConfig("the labeling config has a <!DOCTYPE> or <!ENTITY> declaration; Label Studio "
+                                "configs never need one: remove it")  # fmt: skip
+    with _cache_lock:
+        if config in _cache:
+            _cache.move_to_end(config)
+            return _cache[config]
+    spec = _parse(config)
+    with _cache_lock:
+        if config not in _cache:
+            _cache[config] = spec
+            _cache_chars += len(config)
+        while _cache_chars > _CACHE_CHARS and _cache:
+            old, _ = _cache.popitem(last=False)
+            _cache_chars -= len(old)
+    return spec
 
 
-@lru_cache(maxsize=256)
-def _parse_cached(config: str) -> TaskSpec:
+def _parse(config: str) -> TaskSpec:
     try:
         interface = LabelInterface(config)
     except Exception as exc:  # the SDK raises several XML/validation error types

@@ -153,10 +153,9 @@ def load_image_encoder(settings: Any) -> ImageEncoder:
                          "a hub id, e.g. a ViT) for the server and the workers")  # fmt: skip
     from backend.labelstudio import LabelStudioClient
 
-    key = settings.label_studio_api_key
     client = None
-    if settings.label_studio_url and key:
-        client = LabelStudioClient(settings.label_studio_url, key.get_secret_value())
+    if settings.label_studio_url and settings.label_studio_api_key:
+        client = LabelStudioClient.from_settings(settings)
     fetcher = ImageFetcher(client, settings.max_image_bytes, settings.max_image_pixels)
     log.info("loading image encoder %s", settings.image_model_name)
     return ImageEncoder(settings.image_model_name, fetcher, settings.batch_size, settings.precision)

@@ -37,9 +37,9 @@ def create_app(
         predictor = Predictor(settings)
         predictor.start(background=load_in_background)
     sink = events or _default_sink(settings)
-    metrics = ServerMetrics(getattr(sink, "audit", None), getattr(sink, "queue", None))
+    metrics = ServerMetrics(getattr(sink, "audit", None), getattr(sink, "queue", None), settings.max_metric_series)
 
-    app = Flask("hitl-backend")
+    app = Flask("hitl-backend", static_folder=None)  # no implicit /static route: nothing here is a file
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.extensions["hitl"] = {"settings": settings, "predictor": predictor, "events": sink}
 
@@ -133,7 +133,10 @@ def create_app(
     @app.post("/webhook")
     def webhook() -> Any:
         event = parse_event(protocol.json_object(request))
-        return jsonify(sink.accept(event))
+        answer = sink.accept(event)
+        if answer.get("status") == "dropped":
+            metrics.webhooks_dropped.inc()
+        return jsonify(answer)
 
     @app.post("/train")
     def train() -> Any:
@@ -164,5 +167,9 @@ def _default_sink(settings: Settings) -> EventSink:
         return LoggingSink()
     from backend.audit import AuditStore
     from backend.jobs.queue import RetrainQueue
+    from backend.labelstudio import LabelStudioClient
+    from backend.projects import ServedProjects
 
-    return QueueSink(RetrainQueue(settings), AuditStore.from_settings(settings))
+    queue = RetrainQueue(settings)
+    projects = ServedProjects(settings, queue.connection, lambda: LabelStudioClient.from_settings(settings, 10))
+    return QueueSink(queue, AuditStore.from_settings(settings), projects)

@@ -94,28 +94,44 @@ class LoggingSink:
 
 
 class QueueSink:
-    """Records every event in the audit store and turns training events into coalesced retrains."""
+    """Turns training events of projects Label Studio confirms into coalesced retrains, and records
+    them in the audit store. Events naming other project ids are answered 2xx (Label Studio does not
+    retry) and dropped: nothing is queued, scheduled or stored for them."""
 
-    def __init__(self, queue: Any, audit: Any | None = None) -> None:
+    def __init__(self, queue: Any, audit: Any | None = None, projects: Any | None = None) -> None:
         self.queue = queue
         self.audit = audit
+        self.projects = projects  # a ServedProjects; None = every project id is served (tests, tools)
+        self.dropped = 0
 
     def accept(self, event: Event) -> dict[str, Any]:
         from redis import RedisError
         from werkzeug.exceptions import ServiceUnavailable
 
         answer: dict[str, Any] = {"action": event.action, "project": event.project_id}
-        if not event.triggers_training or event.project_id is None:
-            answer["status"] = "ignored"
-        else:
-            try:
+        try:
+            verdict = self._served(event)
+            if verdict is not None and not verdict.served:
+                self.dropped += 1
+                log.debug("webhook %s for project %s dropped: %s", event.action, event.project_id, verdict.reason)
+                return {**answer, "status": "dropped", "reason": verdict.reason}
+            if not event.triggers_training:
+                answer["status"] = "ignored"
+            else:
                 request = self.queue.request(event.project_id, reason=event.action)
-            except RedisError as exc:
-                self._record(event, "queue unavailable")
-                raise ServiceUnavailable(f"the job queue is unavailable ({type(exc).__name__}); retry later") from None
-            answer.update(status=request.status, job_id=request.job_id)
+                answer.update(status=request.status, job_id=request.job_id)
+        except RedisError as exc:
+            self._record(event, "queue unavailable")
+            raise ServiceUnavailable(f"the job queue is unavailable ({type(exc).__name__}); retry later") from None
         self._record(event, answer["status"])
         return answer
+
+    def _served(self, event: Event) -> Any:
+        if self.projects is None or event.project_id is None:
+            return None
+        if not event.triggers_training:  # recorded only for projects already confirmed: no look-up
+            return None if self.projects.known(event.project_id) else _NOT_CONFIRMED
+        return self.projects.check(event.project_id)
 
     def _record(self, event: Event, outcome: str) -> None:
         if self.audit is not None:
@@ -123,3 +139,12 @@ class QueueSink:
                 self.audit.record_event(event.action, event.project_id, event.annotation_ids, outcome)
             except Exception:  # the audit trail must not turn an accepted event into an error
                 log.exception("could not record webhook event in the audit store")
+
+
+@dataclass(frozen=True)
+class _Unconfirmed:
+    served: bool = False
+    reason: str = "not a project confirmed by Label Studio"
+
+
+_NOT_CONFIRMED = _Unconfirmed()

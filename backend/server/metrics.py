@@ -9,6 +9,7 @@ workers write, so every gunicorn worker reports the same figures for them.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,8 +21,10 @@ log = logging.getLogger(__name__)
 
 
 class ServerMetrics:
-    def __init__(self, audit: Any | None = None, queue: Any | None = None) -> None:
+    def __init__(self, audit: Any | None = None, queue: Any | None = None, max_series: int = 1000) -> None:
         self.registry = CollectorRegistry()
+        self.max_series = max_series  # per-project series kept; the least recently updated are dropped
+        self._series: OrderedDict[tuple[Counter, tuple[str, ...]], None] = OrderedDict()
         self.latency = Histogram(
             "hitl_request_seconds", "Request latency by endpoint and status.", ["endpoint", "status"],
             registry=self.registry, buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 100),
@@ -36,15 +39,29 @@ class ServerMetrics:
         )  # fmt: skip
         self.task_errors = Counter("hitl_task_errors", "Tasks that could not be read.", ["project"],
                                    registry=self.registry)  # fmt: skip
+        self.webhooks_dropped = Counter(
+            "hitl_webhooks_dropped", "Webhooks for project ids Label Studio did not confirm.", registry=self.registry
+        )
         self.registry.register(_StoreCollector(audit, queue))
 
     def observe_predictions(self, project: str, results: list[dict[str, Any]]) -> None:
         self.batch.observe(len(results))
         for item in results:
             if "result" in item:
-                self.predictions.labels(project, str(item.get("model_version"))).inc()
+                self._inc(self.predictions, project, str(item.get("model_version")))
             else:
-                self.task_errors.labels(project).inc()
+                self._inc(self.task_errors, project)
+
+    def _inc(self, counter: Counter, *labels: str) -> None:
+        """Count, keeping at most ``max_series`` labelled series (a thousand projects cannot grow
+        the server's memory or /metrics without bound)."""
+        counter.labels(*labels).inc()
+        key = (counter, labels)
+        self._series[key] = None
+        self._series.move_to_end(key)
+        while len(self._series) > self.max_series:
+            (old_counter, old_labels), _ = self._series.popitem(last=False)
+            old_counter.remove(*old_labels)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -12,7 +12,10 @@ from backend.registry import project_key
 
 
 def json_object(request: Request) -> dict[str, Any]:
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # json's decoder recurses once per level of nesting
+        raise BadRequest("the request body is nested too deeply") from None
     if body is None:
         raise BadRequest("the request body must be JSON (Content-Type: application/json)")
     if not isinstance(body, dict):

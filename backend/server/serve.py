@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 from typing import Any
@@ -14,14 +15,32 @@ log = logging.getLogger(__name__)
 WORKER_TIMEOUT_S = 130
 
 
-def warn_if_open(settings: Settings) -> None:
-    if not settings.auth_enabled:
-        log.warning(
-            "HITL_BASIC_AUTH_USER/HITL_BASIC_AUTH_PASSWORD are not set: every endpoint is open to anyone "
-            "who can reach %s:%s",
-            settings.host,
-            settings.port,
+class OpenOnPublicAddress(SystemExit):
+    """Refusal to serve without authentication on an address other machines can reach."""
+
+
+def is_loopback(host: str) -> bool:
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name other than localhost may resolve anywhere
+        return False
+
+
+def check_open(settings: Settings, host: str, port: int) -> None:
+    """Without basic auth, serve on loopback only, unless HITL_ALLOW_OPEN=true says it is meant."""
+    if settings.auth_enabled:
+        return
+    if not is_loopback(host) and not settings.allow_open:
+        raise OpenOnPublicAddress(
+            f"refusing to serve on {host}:{port} without authentication: anyone who can reach it could read "
+            "predictions and trigger retrains. Set HITL_BASIC_AUTH_USER and HITL_BASIC_AUTH_PASSWORD (and the same "
+            "credentials on Label Studio's ML backend connection), bind to 127.0.0.1, or set HITL_ALLOW_OPEN=true "
+            "if another layer (a proxy, a private network) authenticates"
         )
+    log.warning("HITL_BASIC_AUTH_USER/HITL_BASIC_AUTH_PASSWORD are not set: every endpoint is open to anyone "
+                "who can reach %s:%s", host, port)  # fmt: skip
 
 
 def threads_per_worker(settings: Settings, workers: int) -> int:
@@ -33,7 +52,7 @@ def threads_per_worker(settings: Settings, workers: int) -> int:
 def serve(settings: Settings, host: str | None, port: int | None, workers: int = 1, dev: bool = False) -> int:
     host = host or settings.host
     port = port or settings.port
-    warn_if_open(settings)
+    check_open(settings, host, port)
     settings = settings.model_copy(update={"torch_threads": threads_per_worker(settings, workers)})
     if dev:
         from backend.server.app import create_app
