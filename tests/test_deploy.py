@@ -16,6 +16,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 SECRETS = {
     "POSTGRES_PASSWORD": "pg-test",
+    "LABEL_STUDIO_DB_PASSWORD": "lsdb-test",
+    "HITL_AUDIT_DB_PASSWORD": "audit-test",
+    "REDIS_PASSWORD": "redis-test",
     "LABEL_STUDIO_PASSWORD": "ls-test",
     "LABEL_STUDIO_API_KEY": "0123456789abcdef0123456789abcdef01234567",
     "HITL_BASIC_AUTH_PASSWORD": "auth-test",
@@ -82,3 +85,21 @@ def test_no_secret_is_written_in_the_file():
         assert value.strip().startswith("${") and ":?" in value, f"{key} must come from the environment: {value}"
     for secret in SECRETS.values():
         assert secret not in text
+
+
+def test_each_service_has_its_own_credentials(config):
+    services = config["services"]
+    backend_env = services["backend"]["environment"]
+    assert backend_env["HITL_REDIS_URL"] == "redis://:redis-test@redis:6379/0"  # Redis needs a password
+    assert "--requirepass" in services["redis"]["command"]
+    assert services["redis"]["environment"]["REDISCLI_AUTH"] == "redis-test"  # so the health check can ping
+    assert backend_env["HITL_AUDIT_DB_URL"].startswith("postgresql://hitl:audit-test@")  # separate roles
+    assert services["label-studio"]["environment"]["POSTGRE_USER"] == "label_studio"
+    assert services["label-studio"]["environment"]["POSTGRE_PASSWORD"] == "lsdb-test"
+    init = (ROOT / "deploy" / "postgres-init.sh").read_text()
+    assert "CREATE ROLE label_studio" in init and "CREATE ROLE hitl" in init and "REVOKE ALL" in init
+    dashboard = services["rq-dashboard"]
+    assert dashboard["environment"]["RQ_DASHBOARD_PASSWORD"] == "auth-test"  # the backend's basic auth
+    assert dashboard["environment"]["RQ_DASHBOARD_REDIS_URL"].startswith("redis://:redis-test@")
+    dockerfile = (ROOT / "deploy" / dashboard["build"]["dockerfile"]).read_text()
+    assert re.search(r"rq-dashboard==\d+\.\d+\.\d+", dockerfile), "rq-dashboard is pinned"
