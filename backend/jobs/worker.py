@@ -44,20 +44,48 @@ def queue_names(settings: Settings, which: str) -> list[str]:
 
 
 def run_worker(settings: Settings, burst: bool = False, which: str = "both") -> int:
+    """Work until stopped. When Redis goes away (a restart, a failover) RQ's worker quits; this
+    waits for Redis to answer again and starts a fresh one, with the encoder still loaded, so a
+    restart of Redis never needs a restart of the workers."""
     connection = connect(settings)
     context()  # load the encoder before taking the first job
-    queues = [Queue(name, connection=connection) for name in queue_names(settings, which)]
-    worker = SimpleWorker(queues, connection=connection, maintenance_interval=60)
-    keeper = threading.Thread(target=_keep_alive, args=(settings, worker.name, queues), name="liveness", daemon=True)
-    _announce(connection, worker.name)
-    for queue in queues:
-        recovered = recover_abandoned(queue)
-        if recovered:
-            log.warning("re-queued %d job(s) abandoned by dead workers: %s", len(recovered), ", ".join(recovered))
-    keeper.start()
-    log.info("worker %s listening on %s", worker.name, ", ".join(q.name for q in queues))
-    worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level.upper())
-    return 0
+    names = queue_names(settings, which)
+    current = {"name": ""}  # the worker the liveness thread speaks for (a new one after each reconnect)
+    keeper = threading.Thread(target=_keep_alive, args=(settings, current, names), name="liveness", daemon=True)
+    while True:
+        queues = [Queue(name, connection=connection) for name in names]
+        worker = SimpleWorker(queues, connection=connection, maintenance_interval=60)
+        try:
+            _announce(connection, worker.name)
+            current["name"] = worker.name
+            for queue in queues:
+                recovered = recover_abandoned(queue)
+                if recovered:
+                    log.warning("re-queued %d job(s) abandoned by dead workers: %s", len(recovered),
+                                ", ".join(recovered))  # fmt: skip
+            if not keeper.is_alive():
+                keeper.start()
+            log.info("worker %s listening on %s", worker.name, ", ".join(names))
+            worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level.upper())
+        except redis.RedisError as exc:
+            log.warning("worker %s lost Redis (%s: %s)", worker.name, type(exc).__name__, exc)
+        if burst or worker._stop_requested:  # RQ's own flag: SIGTERM / Ctrl-C asked us to stop
+            return 0
+        _wait_for_redis(connection)
+
+
+def _wait_for_redis(connection: redis.Redis, most_s: float = 30.0) -> None:
+    """Until Redis answers: back-off up to ``most_s``, one log line per attempt."""
+    delay = 1.0
+    while True:
+        try:
+            connection.ping()
+            log.warning("Redis answers again: starting a fresh worker")
+            return
+        except redis.RedisError as exc:
+            log.warning("waiting for Redis (%s); next try in %.0fs", type(exc).__name__, delay)
+        time.sleep(delay)
+        delay = min(delay * 2, most_s)
 
 
 def _announce(connection: redis.Redis, name: str) -> None:
@@ -66,13 +94,14 @@ def _announce(connection: redis.Redis, name: str) -> None:
     connection.set(ALIVE.format(name=name), value, ex=ALIVE_TTL_S)
 
 
-def _keep_alive(settings: Settings, name: str, queues: list[Queue]) -> None:
+def _keep_alive(settings: Settings, current: dict[str, str], names: list[str]) -> None:
     """Refresh our liveness record and look for jobs abandoned by dead workers, every few seconds.
     Runs beside the job in a thread, because a SimpleWorker sends no heartbeat while a job runs."""
     connection = connect(settings)
-    queues = [Queue(q.name, connection=connection) for q in queues]
+    queues = [Queue(name, connection=connection) for name in names]
     while True:
         try:
+            name = current["name"]
             _announce(connection, name)
             for queue in queues:
                 if connection.set(RECOVERY_LOCK.format(queue=queue.name), name, nx=True, ex=ALIVE_TTL_S // 3):
