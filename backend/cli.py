@@ -127,9 +127,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     from backend.report import write_report
 
     settings = get_settings()
+    audit, registry = AuditStore.from_settings(settings), Registry(settings.registry_dir)
+    if not registry.versions(str(args.project)) and not audit.versions(args.project) and not audit.events(args.project):
+        print(f"error: project {args.project} has no versions, retrains or events here (registry "
+              f"{settings.registry_dir}, audit store of HITL_DATA_DIR={settings.data_dir}): check the project id "
+              "and that HITL_DATA_DIR / HITL_REGISTRY_DIR are the ones the backend uses", file=sys.stderr)  # fmt: skip
+        return 1
     out = Path(args.out or settings.data_dir / "reports" / f"project-{args.project}.html")
-    write_report(args.project, AuditStore.from_settings(settings), Registry(settings.registry_dir), settings.data_dir,
-                 out)  # fmt: skip
+    write_report(args.project, audit, registry, settings.data_dir, out)
     print(f"report: {out.resolve()}")
     return 0
 
@@ -259,7 +264,44 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = get_settings()
     logs.configure(settings.log_level, settings.log_format)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        message = user_error(exc, settings)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+
+
+def user_error(exc: Exception, settings: object) -> str | None:
+    """One line that says what to do, for the failures a user can fix; None for a real bug (whose
+    traceback is worth having). Never the response's headers or body: they carry session cookies."""
+    import httpx
+    from label_studio_sdk.core.api_error import ApiError
+
+    from backend.labeling import UnsupportedConfig
+    from backend.labelstudio import LabelStudioNotConfigured
+    from backend.registry import RegistryError
+
+    url = getattr(settings, "label_studio_url", None) or "HITL_LABEL_STUDIO_URL"
+    if isinstance(exc, ApiError):
+        status = exc.status_code
+        if status in (401, 403):
+            return (f"Label Studio at {url} refused the API key (HTTP {status}): set HITL_LABEL_STUDIO_API_KEY to a "
+                    "valid token (Account & Settings → Access Token; legacy tokens need "
+                    "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN=true on Label Studio)")  # fmt: skip
+        if status == 404:
+            return f"Label Studio at {url} has no such object (HTTP 404): check the project id"
+        return f"Label Studio at {url} answered HTTP {status}; its log says why"
+    if isinstance(exc, httpx.TransportError):
+        return (f"cannot reach Label Studio at {url} ({type(exc).__name__}): is it running, and is "
+                "HITL_LABEL_STUDIO_URL right? (./scripts/label-studio.sh start runs one)")  # fmt: skip
+    if isinstance(exc, LabelStudioNotConfigured | UnsupportedConfig | RegistryError):
+        return str(exc)
+    return None
 
 
 if __name__ == "__main__":

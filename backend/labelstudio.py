@@ -6,6 +6,7 @@ retrain, so a lost webhook or a flushed Redis delays learning but never loses a 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -51,6 +52,25 @@ def with_retries(call: Callable[[], T], what: str, attempts: int = 4, backoff_s:
 
 class LabelStudioNotConfigured(RuntimeError):
     pass
+
+
+class LabelStudioUnavailable(RuntimeError):
+    """Label Studio could not be reached or answered 5xx after retries: the job will be retried.
+    Raised without the HTTP library's chain, so a worker logs a few lines per retry, not ninety."""
+
+
+@contextlib.contextmanager
+def unavailable_as_one_line(url: str) -> Iterator[None]:
+    try:
+        yield
+    except httpx.TransportError as exc:
+        raise LabelStudioUnavailable(f"Label Studio at {url} is unreachable ({type(exc).__name__}); "
+                                     "the job will be retried") from None  # fmt: skip
+    except ApiError as exc:
+        if exc.status_code is not None and exc.status_code < 500:
+            raise
+        raise LabelStudioUnavailable(f"Label Studio at {url} answered HTTP {exc.status_code}; "
+                                     "the job will be retried") from None  # fmt: skip
 
 
 def _plain(obj: Any) -> Any:
@@ -129,6 +149,23 @@ class LabelStudioClient:
                     selected_items={"all": False, "included": list(task_ids)},
                 ), "delete predictions",
             )  # fmt: skip
+
+    def model_versions(self, project_id: int) -> dict[str, int]:
+        """Prediction counts per model version in the project (GET /api/projects/{id}/model-versions/)."""
+        response = with_retries(lambda: self._raw(f"api/projects/{project_id}/model-versions/", "GET"), "versions")
+        return {str(k): int(v) for k, v in response.json().items()}
+
+    def delete_model_version(self, project_id: int, model_version: str) -> None:
+        """Delete every prediction of one model version in the project, in one call."""
+        with_retries(lambda: self._raw(f"api/projects/{project_id}/model-versions/", "DELETE",
+                                       json={"model_version": model_version}), "delete version")  # fmt: skip
+
+    def _raw(self, path: str, method: str, **kwargs: Any) -> httpx.Response:
+        """An API call the SDK has no method for, with the SDK's auth; HTTP errors raise ApiError."""
+        response = self.sdk._client_wrapper.httpx_client.request(path, method=method, **kwargs)
+        if response.status_code >= 400:
+            raise ApiError(status_code=response.status_code, body=response.text[:500])
+        return response
 
     def use_uncertainty_sampling(self, project_id: int, model_version: str) -> None:
         """Serve the lowest-scored task of ``model_version`` first (Label Studio's uncertainty sampling)."""

@@ -33,6 +33,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if args.models_command == "promote":
             registry.promote(project, args.version)
             print(f"project {project}: now serving {args.version}")
+            _reorder_queue(settings, project, f"promoted {args.version}")
             return 0
         current = registry.current(project)
         if current is None:
@@ -48,10 +49,27 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             return 1
         registry.promote(project, target)
         print(f"project {project}: rolled back {current} -> {target}")
+        _reorder_queue(settings, project, f"rolled back to {target}")
         return 0
     except RegistryError as exc:
         print(f"error: {exc}")
         return 1
+
+
+def _reorder_queue(settings: Settings, project: str, reason: str) -> None:
+    """The queue was ranked by the version that no longer serves: ask a worker to re-rank it."""
+    if not settings.redis_url:
+        print(f"re-order the queue with: hitl sync --project {project}")
+        return
+    from redis import RedisError
+
+    from backend.jobs.queue import RetrainQueue
+
+    try:
+        status = RetrainQueue(settings).request(int(project), kind="sync", reason=reason).status
+        print(f"queue re-order {status} (a worker rescores the unlabeled tasks with the serving version)")
+    except (RedisError, ValueError) as exc:
+        print(f"could not ask for a queue re-order ({type(exc).__name__}); run: hitl sync --project {project}")
 
 
 def _list(registry: Registry, project: str, as_json: bool) -> int:

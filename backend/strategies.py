@@ -147,19 +147,27 @@ def diversify_top(scores: np.ndarray, clusters: np.ndarray, n: int, candidates: 
     return out
 
 
-def interleave_heldout(scores: np.ndarray, heldout: np.ndarray, fraction: float, seed: int = 0) -> np.ndarray:
-    """Rank-encoded scores in [0, 1] where held-out tasks (``heldout`` mask) are spread evenly
-    through the queue in random order, one in every 1/fraction, and the others keep the strategy's
-    order. Annotations of held-out tasks are then an unbiased sample of the pool, which the gate
-    and the temperature fit need; everything else is chosen by the strategy."""
+def interleave_heldout(
+    scores: np.ndarray, heldout: np.ndarray, fraction: float, seed: int = 0, annotated: int = 0,
+    annotated_heldout: int = 0,
+) -> np.ndarray:  # fmt: skip
+    """Rank-encoded scores in [0, 1] where held-out tasks (``heldout`` mask) come one in every
+    1/fraction, in random order, and the others keep the strategy's order. Annotations of held-out
+    tasks are then an unbiased sample of the pool, which the gate and the temperature fit need.
+
+    The queue is re-ranked after nearly every annotation and annotators take its head, so the
+    interleave continues the project's history instead of restarting: with ``annotated`` tasks
+    done, ``annotated_heldout`` of them held out, the next held-out task comes as soon as the
+    held-out share of annotations falls behind ``fraction`` (at rank 0 when it already has)."""
     n = len(scores)
     if n == 0 or fraction <= 0 or not heldout.any() or heldout.all():
         return scores
     rest, held = np.flatnonzero(~heldout), np.flatnonzero(heldout)
-    position = np.empty(n)
-    position[rest[np.argsort(scores[rest], kind="stable")]] = np.arange(len(rest)) / (1.0 - fraction)
-    shuffled = held[np.random.default_rng(seed).permutation(len(held))]
-    position[shuffled] = (np.arange(len(held)) + 0.5) / fraction
+    done_rest = max(annotated - annotated_heldout, 0)
+    position = np.empty(n)  # the annotation index (counting from the project's first) each task is due at
+    position[rest[np.argsort(scores[rest], kind="stable")]] = (done_rest + np.arange(len(rest)) + 0.5) / (1 - fraction)
+    shuffled = held[np.random.default_rng(seed + annotated_heldout).permutation(len(held))]
+    position[shuffled] = (annotated_heldout + np.arange(len(held)) + 0.5) / fraction
     rank = np.empty(n)
     rank[np.argsort(position, kind="stable")] = np.arange(n)
     return rank / max(n - 1, 1)

@@ -8,9 +8,10 @@
 3. assign each task a stable diversity cluster (k-means centroids kept per encoder) and let the
    top of the queue alternate between clusters (``strategies.diversify_top``);
 4. skip tasks whose prediction from this version, text and score are unchanged since the last
-   sync; delete the stale predictions of the others and import new ones in bulk (one HTTP call
-   per chunk, not per task) with ``result``, ``score`` and ``model_version``;
-5. set the project to uncertainty sampling on this version, and keep an admin view sorted by score.
+   sync; import new predictions in bulk (one HTTP call per chunk, not per task), most informative
+   first, beside the old version's, with ``result``, ``score`` and ``model_version``;
+5. only then switch the project to this version (uncertainty sampling), keep an admin view sorted
+   by score, and delete the predictions of versions older than the one just replaced.
 
 Label Studio then serves the lowest score first: the most informative task, and not ten
 near-duplicates in a row.
@@ -212,7 +213,10 @@ def _sync(
     if classifier is not None:
         scores = diversify_top(scores, clusters, settings.sync_diverse_top)
         heldout = np.array([is_heldout(t, settings.holdout_fraction) for t in ids])
-        scores = interleave_heldout(scores, heldout, settings.holdout_fraction, seed=project_id)
+        done = _annotated_task_ids(registry, project_id, version)
+        done_heldout = sum(is_heldout(t, settings.holdout_fraction) for t in done)
+        scores = interleave_heldout(scores, heldout, settings.holdout_fraction, seed=project_id,
+                                    annotated=len(done), annotated_heldout=done_heldout)  # fmt: skip
     decisions = None
     if isinstance(classifier, TextClassifier):
         decisions = classifier.decide(probs, settings.multilabel_threshold)
@@ -223,7 +227,7 @@ def _sync(
 
     state = SyncState(settings.data_dir / "sync-state.sqlite3")
     previous = state.get(project_id)
-    rows, predictions, stale = [], [], []
+    rows, predictions, stale = [], [], set()
     for i, task_id in enumerate(ids):
         text_hash, cluster, score = _hash(texts[i]), int(clusters[i]), round(float(scores[i]), 6)
         before = previous.get(task_id)
@@ -232,8 +236,8 @@ def _sync(
         ):  # fmt: skip
             summary.up_to_date += 1
             continue
-        if existing[task_id]:
-            stale.append(task_id)
+        if version in existing[task_id]:
+            stale.add(task_id)
         if tagged is not None:
             result = spans_result(spec, tagged[i].spans, texts[i])
         else:
@@ -242,18 +246,45 @@ def _sync(
         predictions.append({"task": task_id, "result": result, "score": score, "model_version": version})
         rows.append((task_id, version, text_hash, cluster, score, round(float(strategy_scores[i]), 6)))
 
-    for start in tqdm(range(0, len(stale), chunk), desc="removing stale", disable=not progress or not stale):
-        ls.delete_predictions(project_id, stale[start : start + chunk])
+    # Annotators must never find the queue without predictions of the project's version: write the new
+    # predictions beside the old ones (most informative first), switch the project's version, and only
+    # then retire old versions. A task that already has a prediction of this very version is
+    # rewritten in place (its other tasks keep serving meanwhile).
+    order_written = sorted(range(len(predictions)), key=lambda k: predictions[k]["score"])
+    predictions, rows = [predictions[k] for k in order_written], [rows[k] for k in order_written]
     for start in tqdm(range(0, len(predictions), chunk), desc="writing", unit="chunk", disable=not progress):
-        ls.import_predictions(project_id, predictions[start : start + chunk])
+        part = predictions[start : start + chunk]
+        rewrite = [p["task"] for p in part if p["task"] in stale]
+        if rewrite:
+            ls.delete_predictions(project_id, rewrite)
+        ls.import_predictions(project_id, part)
         state.put(project_id, rows[start : start + chunk])
-        summary.written += len(predictions[start : start + chunk])
+        summary.written += len(part)
 
+    previous = ls.project(project_id).get("model_version")
     ls.use_uncertainty_sampling(project_id, version)
     ls.ensure_view(project_id, VIEW_TITLE, ordering=["tasks:predictions_score"])
+    _retire_old_versions(ls, project_id, keep={version, previous})
     summary.seconds = time.perf_counter() - started
     log.info(summary.line())
     return summary
+
+
+def _retire_old_versions(ls: LabelStudioClient, project_id: int, keep: set[str | None]) -> None:
+    """Delete the predictions of versions older than the one just replaced. The replaced one stays
+    one sync longer: an annotation started under it is pulled by the next retrain with the
+    prediction its annotator saw (the audit trail's "prediction shown")."""
+    for old in ls.model_versions(project_id):
+        if old not in keep:
+            ls.delete_model_version(project_id, old)
+
+
+def _annotated_task_ids(registry: Registry, project: int, version: str) -> list[int]:
+    """The annotated tasks the serving version was trained and gated on (its pull of Label Studio)."""
+    try:
+        return list(registry.meta(str(project), version).get("training", {}).get("task_ids") or [])
+    except (RegistryError, OSError, ValueError):
+        return []
 
 
 def _embed(cache: EmbeddingCache, texts: list[str], progress: bool, step: int = 512) -> tuple[np.ndarray, np.ndarray]:

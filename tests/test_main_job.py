@@ -38,6 +38,12 @@ def test_hitl_run_serves_queues_and_stops_cleanly(tmp_path, tiny_encoder_dir):
         connection = redis.Redis(unix_socket_path=str(tmp_path / "redis" / "redis.sock"))
         wait_until(lambda: Worker.all(connection=connection), 60, "an RQ worker registered in the embedded Redis")
         assert (tmp_path / "redis" / "appendonlydir").exists()  # accepted jobs survive a restart
+        # a second `hitl run` on the same folder is refused and leaves the first one working
+        second = subprocess.run([sys.executable, "-m", "backend", "run"], env=env, cwd=ROOT, capture_output=True,
+                                text=True, timeout=120)  # fmt: skip
+        assert second.returncode == 1 and "another `hitl run`" in second.stderr and "Traceback" not in second.stderr
+        assert (tmp_path / "redis" / "redis.sock").exists() and connection.ping()
+        assert requests.get(url + "/health", timeout=2).json()["status"] == "UP"
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)

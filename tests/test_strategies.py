@@ -89,3 +89,28 @@ def test_interleave_heldout_spreads_random_heldout_tasks_through_the_queue():
     assert rest_order == sorted(rest_order)  # the strategy's order among the others is kept
     held_order = [i for i in order if heldout[i]]
     assert held_order != sorted(held_order)  # held-out tasks come in random order
+
+
+def test_heldout_share_of_annotations_tracks_the_fraction_when_the_queue_is_reranked_after_each():
+    """Annotators take the head of the queue and it is re-ranked after every annotation (issue 18:
+    5 held-out tasks in 115 when the interleave restarted at every sync)."""
+    from backend.strategies import interleave_heldout
+
+    rng = np.random.default_rng(3)
+    n = 400
+    heldout = rng.random(n) < 0.15
+    strategy = rng.random(n)  # a fixed strategy order: the most informative first
+    pool = np.ones(n, dtype=bool)
+    taken_heldout = []
+    for step in range(150):
+        ids = np.flatnonzero(pool)
+        ranks = interleave_heldout(strategy[ids], heldout[ids], 0.15, seed=7, annotated=step,
+                                   annotated_heldout=int(sum(taken_heldout)))  # fmt: skip
+        head = ids[int(np.argmin(ranks))]
+        taken_heldout.append(bool(heldout[head]))
+        pool[head] = False
+    for done in (20, 50, 100, 150):
+        share = sum(taken_heldout[:done]) / done
+        assert abs(share - 0.15) <= 0.05, (done, share)
+    # and they come spread out, not in a block: never more than two held-out tasks in a row
+    assert max(len(run) for run in "".join("h" if h else "." for h in taken_heldout).split(".")) <= 2

@@ -21,7 +21,7 @@ from backend.gate import decide, evaluate, evaluate_spans
 from backend.jobs.queue import RetrainQueue
 from backend.jobs.scheduled import finetune_due
 from backend.labeling import TaskSpec, UnsupportedConfig, parse_label_config
-from backend.labelstudio import LabelStudioClient
+from backend.labelstudio import LabelStudioClient, unavailable_as_one_line
 from backend.models.embedding_cache import EmbeddingCache
 from backend.models.encoder import TextEncoder, default_encoder_path, load_encoder
 from backend.models.image_encoder import load_image_encoder
@@ -101,7 +101,8 @@ def retrain_job(project_id: int, kind: str = "head", reason: str = "") -> dict[s
         if delay > 0:
             time.sleep(delay)
     queue.take(project_id, kind)
-    return retrain(ctx, project_id, kind)
+    with unavailable_as_one_line(ctx.settings.label_studio_url or "?"):
+        return retrain(ctx, project_id, kind)
 
 
 def retrain(ctx: WorkerContext, project_id: int, kind: str = "head") -> dict[str, Any]:

@@ -7,6 +7,7 @@ from typing import Any
 from backend.jobs.queue import RetrainQueue
 from backend.jobs.retrain import context
 from backend.labeling import UnsupportedConfig
+from backend.labelstudio import unavailable_as_one_line
 from backend.sync import sync_project
 
 
@@ -14,9 +15,10 @@ def sync_job(project_id: int, kind: str = "sync", reason: str = "") -> dict[str,
     ctx = context()
     RetrainQueue(ctx.settings).take(project_id, kind)
     try:
-        summary = sync_project(
-            ctx.settings, ctx.label_studio(), ctx.cache_for, ctx.registry, project_id, progress=False
-        )
+        with unavailable_as_one_line(ctx.settings.label_studio_url or "?"):
+            summary = sync_project(
+                ctx.settings, ctx.label_studio(), ctx.cache_for, ctx.registry, project_id, progress=False
+            )
     except UnsupportedConfig as exc:  # retrying cannot help
         return {"project_id": project_id, "synced": False, "reason": f"unsupported config: {exc}"}
     return summary.as_dict()

@@ -67,11 +67,21 @@ def run_worker(settings: Settings, burst: bool = False, which: str = "both") -> 
                 keeper.start()
             log.info("worker %s listening on %s", worker.name, ", ".join(names))
             worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level.upper())
+            lost = False
         except redis.RedisError as exc:
             log.warning("worker %s lost Redis (%s: %s)", worker.name, type(exc).__name__, exc)
-        if burst or worker._stop_requested:  # RQ's own flag: SIGTERM / Ctrl-C asked us to stop
+            lost = True
+        asked_to_stop = worker._shutdown_requested_date is not None or worker._stop_requested  # SIGTERM, Ctrl-C
+        if burst or asked_to_stop or (not lost and _answers(connection)):
             return 0
         _wait_for_redis(connection)
+
+
+def _answers(connection: redis.Redis) -> bool:
+    try:
+        return bool(connection.ping())
+    except redis.RedisError:
+        return False
 
 
 def _wait_for_redis(connection: redis.Redis, most_s: float = 30.0) -> None:

@@ -114,6 +114,16 @@ def _parse(config: str) -> TaskSpec:
         interface = LabelInterface(config)
     except Exception as exc:  # the SDK raises several XML/validation error types
         raise UnsupportedConfig(f"the labeling config is not valid XML for Label Studio: {exc}") from None
+    try:
+        return _spec(interface)
+    except UnsupportedConfig:
+        raise
+    except Exception as exc:  # the SDK's plain Exception, e.g. a toName that names no tag
+        raise UnsupportedConfig(f"the labeling config does not hold together: {exc}; check that every control's "
+                                "toName names an object tag (<Text name=...>, <Image name=...>)") from None
+
+
+def _spec(interface: LabelInterface) -> TaskSpec:
 
     controls = list(interface.controls)
     labelers = [c for c in controls if c.tag.lower() in _CONTROL_TAGS]

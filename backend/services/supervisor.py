@@ -6,12 +6,15 @@ are stopped and the exit code says which failed.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
+from typing import IO
 
 from backend.services.embedded_redis import EmbeddedRedis
 from backend.settings import Settings
@@ -19,7 +22,42 @@ from backend.settings import Settings
 log = logging.getLogger(__name__)
 
 
+class AlreadyRunning(SystemExit):
+    """Another ``hitl run`` holds this data folder."""
+
+
+def hold_run_lock(data_dir: Path) -> IO[str]:
+    """One ``hitl run`` per data folder: a second one would share (and on exit remove) the first's
+    embedded Redis socket. The lock dies with the process, so a crash never leaves it behind."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(data_dir / "run.lock", "a+")  # noqa: SIM115 - held for the life of the process
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "?"
+        handle.close()
+        raise AlreadyRunning(
+            f"another `hitl run` (pid {owner}) is already using {data_dir}: stop it first (Ctrl-C in its terminal, "
+            f"or kill {owner}), or give this one its own HITL_DATA_DIR and HITL_PORT"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def warn_unconfigured(settings: Settings) -> None:
+    if not (settings.label_studio_url and settings.label_studio_api_key):
+        log.warning("HITL_LABEL_STUDIO_URL / HITL_LABEL_STUDIO_API_KEY are not set: the backend serves predictions, "
+                    "but webhooks are dropped and nothing retrains until they point to Label Studio "
+                    "(./scripts/label-studio.sh start prints both)")  # fmt: skip
+
+
 def run_all(settings: Settings, workers: int = 1, serve_workers: int = 1) -> int:
+    lock = hold_run_lock(settings.data_dir)  # noqa: F841 - released when this process exits
+    warn_unconfigured(settings)
     embedded: EmbeddedRedis | None = None
     env = dict(os.environ)
     if not settings.redis_url:

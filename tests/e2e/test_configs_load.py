@@ -44,3 +44,28 @@ def test_load_twice_leaves_one_backend_and_one_webhook(stack, tmp_path):
     third = load(stack, changed, "Configs load")
     assert third["config_updated"] is True and "Politics" in stack.ls.label_config(project)
     assert len(stack.ls.ml_backends(project)) == 1 and len(stack.ls.webhooks(project)) == 1
+
+
+def test_wrong_token_wrong_url_and_a_broken_config_each_get_one_line(stack, tmp_path):
+    """A wrong token once printed a 25-line traceback with the session cookie; a wrong URL 93 lines."""
+    from backend.bench.common import free_port
+
+    broken = tmp_path / "broken.xml"
+    broken.write_text('<View><Text name="text" value="$text"/><Choices name="c" toName="nope">'
+                      '<Choice value="a"/><Choice value="b"/></Choices></View>')  # fmt: skip
+    cases = [
+        ({"HITL_LABEL_STUDIO_API_KEY": "0" * 40}, CONFIG, "refused the API key (HTTP 401)"),
+        ({"HITL_LABEL_STUDIO_URL": f"http://127.0.0.1:{free_port()}"}, CONFIG, "cannot reach Label Studio"),
+        ({}, broken, "toName names an object tag"),
+    ]
+    for env, path, expected in cases:
+        command = hitl("configs", "load", str(path), "--project", "Errors", "--backend-url", stack.backend_url)
+        out = subprocess.run(command, env={**os.environ, **stack.env, **env}, cwd=ROOT, capture_output=True,
+                             text=True, timeout=120)  # fmt: skip
+        text = out.stdout + out.stderr
+        assert out.returncode != 0 and expected in text, text
+        assert "Traceback" not in text and "sessionid" not in text.lower() and "set-cookie" not in text.lower()
+        assert len([line for line in text.splitlines() if line.strip()]) <= 2, text
+    validate = subprocess.run(hitl("configs", "validate", str(broken)), cwd=ROOT, capture_output=True, text=True,
+                              timeout=120, env={**os.environ, **stack.env})  # fmt: skip
+    assert validate.returncode == 1 and validate.stdout.startswith("INVALID") and "Traceback" not in validate.stderr

@@ -163,7 +163,9 @@ def test_unsupported_project_config_ends_the_job_without_retries(stack):
     from rq.job import Job
 
     rating = '<View><Text name="t" value="$text"/><Rating name="stars" toName="t"/></View>'
-    project = stack.ls.create_project("Ratings are not served", rating)
+    project = stack.ls.create_project("Ratings are not served", AG_CONFIG)
+    stack.ls.connect_backend(project, stack.backend_url)  # a project Label Studio confirms we serve ...
+    stack.ls.update_label_config(project, rating)  # ... until its admin switches to an unsupported config
     event = {"action": "ANNOTATION_CREATED", "project": {"id": project}, "annotation": {"id": 1}}
     answer = requests.post(stack.backend_url + "/webhook", json=event,
                            headers={"X-Hitl-Webhook-Secret": "e2e-webhook-secret"}, timeout=10).json()  # fmt: skip
