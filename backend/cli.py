@@ -49,6 +49,33 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from backend.importer import ImportFileError, import_file
+    from backend.labeling import parse_label_config
+    from backend.labelstudio import LabelStudioClient
+
+    settings = get_settings()
+    ls = LabelStudioClient.from_settings(settings)
+    spec = parse_label_config(ls.label_config(args.project))
+    try:
+        summary = import_file(ls, args.project, spec, Path(args.file), progress=not args.quiet)
+    except ImportFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(summary.line())
+    if summary.imported == 0:
+        return 1
+    if not args.no_sync:  # order the queue now, not after the first annotation
+        from backend.jobs.retrain import WorkerContext
+        from backend.sync import sync_project
+
+        ctx = WorkerContext.create(settings)
+        print(sync_project(settings, ls, ctx.cache_for, ctx.registry, args.project, progress=not args.quiet).line())
+    return 0
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -189,6 +216,20 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--quiet", action="store_true", help="no progress bars")
     sync.add_argument("--json", action="store_true", help="print the summary as JSON")
     sync.set_defaults(func=cmd_sync)
+
+    imp = sub.add_parser(
+        "import",
+        help="import tasks (JSON, JSONL or CSV) into a project in bulk, then order its queue",
+        description="Reads tasks from FILE: a .json list, .jsonl (one task per line) or .csv with a header. A row "
+        "is the task's data, or a task with a 'data' object. Rows without the field the labeling config reads "
+        "are reported by line and left out. Tasks go to Label Studio in chunks of 1,000; then the queue is "
+        "ordered at once (hitl sync; a cold start orders for diverse coverage).",
+    )
+    imp.add_argument("file", metavar="FILE", help="tasks: .json, .jsonl or .csv")
+    imp.add_argument("--project", type=int, required=True, help="Label Studio project id")
+    imp.add_argument("--no-sync", action="store_true", help="import only; do not order the queue")
+    imp.add_argument("--quiet", action="store_true", help="no progress bars")
+    imp.set_defaults(func=cmd_import)
 
     configs = sub.add_parser("configs", help="validate labeling configs; set up a Label Studio project from one")
     csub = configs.add_subparsers(dest="configs_command", required=True, metavar="ACTION")

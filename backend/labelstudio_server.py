@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -63,6 +64,22 @@ def ensure_installed(log: bool = True) -> Path:
     return exe
 
 
+CREDENTIALS = "hitl-credentials.json"
+
+
+def _credentials(data_dir: Path) -> tuple[str, str, str]:
+    """(username, password, token) of this data folder: made once and kept beside Label Studio's
+    database (readable by the owner only), so a restart on the same folder uses the same token."""
+    path = data_dir / CREDENTIALS
+    if path.exists():
+        saved = json.loads(path.read_text())
+        return saved["username"], saved["password"], saved["token"]
+    fresh = {"username": "admin@hitl.local", "password": secrets.token_urlsafe(12), "token": secrets.token_hex(20)}
+    path.touch(mode=0o600)
+    path.write_text(json.dumps(fresh))
+    return fresh["username"], fresh["password"], fresh["token"]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -87,8 +104,7 @@ class LocalLabelStudio:
         own = data_dir is None
         data_dir = Path(data_dir or tempfile.mkdtemp(prefix="hitl-ls-"))
         data_dir.mkdir(parents=True, exist_ok=True)
-        token = secrets.token_hex(20)
-        username, password = "admin@hitl.local", secrets.token_urlsafe(12)
+        username, password, token = _credentials(data_dir)
         env = {
             **os.environ,
             "LATEST_VERSION_CHECK": "false",
@@ -111,8 +127,9 @@ class LocalLabelStudio:
         server.wait_healthy(timeout_s)
         return server
 
-    def wait_healthy(self, timeout_s: float) -> None:
+    def wait_healthy(self, timeout_s: float, refused_for_s: float = 30) -> None:
         deadline = time.monotonic() + timeout_s
+        refused_since: float | None = None
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise LabelStudioUnavailable(
@@ -121,8 +138,17 @@ class LocalLabelStudio:
             with contextlib.suppress(requests.RequestException):
                 if requests.get(self.url + "/health", timeout=2).status_code == 200:
                     headers = {"Authorization": f"Token {self.token}"}
-                    if requests.get(self.url + "/api/projects", headers=headers, timeout=5).status_code == 200:
+                    status = requests.get(self.url + "/api/projects", headers=headers, timeout=5).status_code
+                    if status == 200:
                         return
+                    refused_since = refused_since or time.monotonic()
+                    if status == 401 and time.monotonic() - refused_since > refused_for_s:
+                        self.stop()
+                        raise LabelStudioUnavailable(
+                            f"Label Studio started on {self.data_dir} but refuses the token in "
+                            f"{self.data_dir / CREDENTIALS}: that data folder was created with other credentials. "
+                            "Use its own token, or start with a new --data-dir"
+                        )
             time.sleep(0.5)
         self.stop()
         raise LabelStudioUnavailable(f"Label Studio was not healthy within {timeout_s}s; log tail:\n{self.log_tail()}")
@@ -147,6 +173,10 @@ class LocalLabelStudio:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="label-studio-local",
@@ -154,13 +184,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("action", choices=["install", "start"], help="install only, or start and wait (Ctrl-C stops)")
     parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--data-dir", type=Path, help="keep data here (default: a temporary folder, deleted on exit)")
+    parser.add_argument("--data-dir", type=Path, default=Path("var/label-studio"),
+                        help="Label Studio's database, uploads and credentials; kept across restarts "
+                             "(default: var/label-studio)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.action == "install":
         print(ensure_installed())
         return 0
-    server = LocalLabelStudio.start(port=args.port, data_dir=args.data_dir)
-    print(f"Label Studio {LS_VERSION} at {server.url}")
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops Label Studio too, never orphans it
+    try:
+        server = LocalLabelStudio.start(port=args.port, data_dir=args.data_dir)
+    except LabelStudioUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"Label Studio {LS_VERSION} at {server.url} (data in {server.data_dir.resolve()}, kept)")
     print(f"  login {server.username} / {server.password}")
     print(f"  API token (legacy): {server.token}")
     print("  export HITL_LABEL_STUDIO_URL=" + server.url + " HITL_LABEL_STUDIO_API_KEY=" + server.token)

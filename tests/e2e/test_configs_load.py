@@ -69,3 +69,22 @@ def test_wrong_token_wrong_url_and_a_broken_config_each_get_one_line(stack, tmp_
     validate = subprocess.run(hitl("configs", "validate", str(broken)), cwd=ROOT, capture_output=True, text=True,
                               timeout=120, env={**os.environ, **stack.env})  # fmt: skip
     assert validate.returncode == 1 and validate.stdout.startswith("INVALID") and "Traceback" not in validate.stderr
+
+
+def test_hitl_import_sends_valid_rows_in_bulk_and_orders_the_queue_at_once(stack, tmp_path, ag_rows):
+    project = stack.ls.create_project("Imported", (ROOT / "labeling_configs" / "text_classification.xml").read_text())
+    rows = [{"text": r["text"], "source": "ag"} for r in ag_rows[:30]]
+    rows[4], rows[8] = {"txt": "typo in the field name"}, {"text": ""}
+    path = tmp_path / "tasks.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = subprocess.run(hitl("import", str(path), "--project", str(project), "--quiet"), cwd=ROOT, timeout=300,
+                         env={**os.environ, **stack.env}, capture_output=True, text=True)  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"project {project}: 28 of 30 tasks imported, 2 left out: line 5: no non-empty 'text'" in out.stdout
+    assert "line 9:" in out.stdout
+    tasks = stack.tasks(project)
+    assert len(tasks) == 28 and {t["data"]["source"] for t in tasks} == {"ag"}
+    # the queue is ordered before anyone annotates: every task has a prediction of the project's version
+    detail = stack.ls.project(project)
+    assert detail["model_version"] == "cold-start" and detail["sampling"] == "Uncertainty sampling"
+    assert all(any(p["model_version"] == "cold-start" for p in t["predictions"]) for t in tasks)
