@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
+from matplotlib.ticker import MaxNLocator
 
 from backend.audit import AuditStore
 from backend.registry import Registry, RegistryError
@@ -52,135 +54,187 @@ def collect(project_id: int, audit: AuditStore, registry: Registry, sync_state: 
                        registry.current(key))  # fmt: skip
 
 
-def _axes(width: float, height: float) -> tuple[Figure, Any]:
-    fig = Figure(figsize=(width, height))
+WIDTH = 9.0  # inches: every plot is as wide as the page, whatever the number of versions
+MAX_TABLE_ROWS = 50
+FEW_HELDOUT = 20  # held-out scores on fewer annotations are drawn as unreliable
+
+
+def _axes(height: float = 3.6, width: float = WIDTH) -> tuple[Figure, Any]:
+    fig = Figure(figsize=(width, height), layout="constrained")
     return fig, fig.subplots()
+
+
+def _legend_below(ax: Any, columns: int = 3) -> None:
+    """Legends sit under the plot, never on the data (a few entries, however many versions)."""
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=columns, fontsize=8, frameon=False)
 
 
 def _png(fig: Figure) -> str:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=100)
     return base64.b64encode(buffer.getvalue()).decode()
 
 
+def _metrics(value: Any) -> dict[str, Any]:
+    if isinstance(value, str):
+        value = json.loads(value or "{}")
+    return value or {}
+
+
 def _primary(metrics: Any) -> float | None:
-    if isinstance(metrics, str):
-        metrics = json.loads(metrics or "{}")
-    value = (metrics or {}).get("primary")
+    value = _metrics(metrics).get("primary")
     return float(value) if value is not None else None
 
 
-def quality_plot(data: ProjectData) -> str | None:
+def _number(version: str) -> int | None:
+    head = version.split("-", 1)[0]
+    return int(head[1:]) if head.startswith("v") and head[1:].isdigit() else None
+
+
+def quality_figure(data: ProjectData) -> Figure | None:
+    """Correction rate per version (dot area = annotations it pre-annotated) and the held-out score
+    at publish, against the version number: readable at 5 versions and at 1,000."""
     rates: dict[str, list[bool]] = {}
     for c in data.corrections:
         if c.get("changed") is not None and c.get("prediction_model_version"):
             rates.setdefault(c["prediction_model_version"], []).append(bool(c["changed"]))
-    names = [v["version"] for v in data.versions]
-    names += sorted(set(rates) - set(names))
-    if not names:
+    held = [(n, _primary(v.get("metrics"))) for v in data.versions if (n := _number(v["version"])) is not None]
+    shown = [(n, sum(r) / len(r), len(r)) for name, r in rates.items() if (n := _number(name)) is not None]
+    if not held and not shown:
         return None
-    x = range(len(names))
-    fig, ax = _axes(max(6, len(names) * 0.9), 3.6)
-    changed = [sum(rates[n]) / len(rates[n]) if rates.get(n) else float("nan") for n in names]
-    ax.bar(x, changed, color="#e4572e", alpha=0.8, label="correction rate (pre-annotations changed)")
-    for i, n in enumerate(names):
-        if rates.get(n):
-            ax.annotate(f"n={len(rates[n])}", (i, changed[i]), ha="center", va="bottom", fontsize=7)
-    held = {v["version"]: _primary(v.get("metrics")) for v in data.versions}
-    ax.plot(x, [held.get(n) if held.get(n) is not None else float("nan") for n in names], "o-", color="#17bebb",
-            label="held-out score at publish (accuracy / F1)")  # fmt: skip
-    ax.set_xticks(list(x), [n.split("-")[0] for n in names])
+    fig, ax = _axes()
+    if shown:
+        x, rate, count = zip(*sorted(shown), strict=True)
+        biggest = max(count)
+        ax.scatter(x, rate, s=[12 + 120 * c / biggest for c in count], color="#e4572e", alpha=0.6,
+                   label=f"correction rate (dot area: annotations, up to {biggest})")  # fmt: skip
+    if len(shown) > 60:  # many versions: the trend is what a lead reads, the dots are the detail
+        x, rate, count = zip(*sorted(shown), strict=True)
+        width = max(len(x) // 40, 2)
+        weights = np.convolve(count, np.ones(width), "valid")
+        smooth = np.convolve(np.multiply(rate, count), np.ones(width), "valid") / weights
+        ax.plot(x[width - 1 :], smooth, color="#a4161a", label=f"correction rate over {width} versions")
+    points = [(n, score) for n, score in held if score is not None]
+    if points:
+        x, score = zip(*points, strict=True)
+        ax.plot(x, score, "-", color="#17bebb", marker="o" if len(points) <= 60 else None, markersize=3,
+                label="held-out score at publish (accuracy / F1)")  # fmt: skip
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=12, integer=True))
     ax.set_ylim(0, 1.05)
-    ax.set_xlabel("model version")
-    ax.legend(loc="upper left", fontsize=8)
+    ax.set_xlabel("model version number")
     ax.set_title("Quality per model version")
-    return _png(fig)
+    _legend_below(ax, 3)
+    return fig
 
 
-def calibration_plot(data: ProjectData) -> str | None:
+def calibration_figure(data: ProjectData) -> Figure | None:
     meta = next((v for v in reversed(data.versions) if v["version"] == data.current), None)
-    points = ((meta or {}).get("calibration") or {}).get("reliability_after")
+    calibration = (meta or {}).get("calibration") or {}
+    points = [p for p in calibration.get("reliability_after") or [] if p[2] > 0]
     if not points:
         return None
-    fig, ax = _axes(4.2, 4.2)
+    fig, ax = _axes(4.2, 5.0)
     ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
-    conf, acc, _ = zip(*points, strict=True)
-    ax.plot(conf, acc, "o-", color="#2e86ab", label="held-out, after temperature scaling")
-    for c, a, k in points:
-        ax.annotate(str(k), (c, a), fontsize=7, xytext=(3, -9), textcoords="offset points")
-    calibration = meta["calibration"]  # type: ignore[index]
-    ax.set_title(f"Calibration of {data.current.split('-')[0] if data.current else ''} "
-                 f"(ECE {calibration.get('heldout_ece_after', float('nan')):.3f}, T={calibration.get('temperature')})",
-                 fontsize=9)  # fmt: skip
+    conf, acc, count = zip(*points, strict=True)
+    total = sum(count)
+    ax.scatter(conf, acc, s=[15 + 200 * k / max(count) for k in count], color="#2e86ab", zorder=3,
+               label="held-out bins (area: tasks)")  # fmt: skip
+    ax.plot(conf, acc, "-", color="#2e86ab", alpha=0.5)
+    ece = calibration.get("heldout_ece_after", float("nan"))
+    verdict = "" if total >= 50 else f" — only {total} held-out tasks: too few to judge"
+    ax.set_title(f"Calibration of {data.current.split('-')[0] if data.current else ''}: ECE {ece:.3f} on "
+                 f"{total} tasks{verdict}", fontsize=9)  # fmt: skip
     ax.set_xlabel("confidence")
     ax.set_ylabel("accuracy")
     ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.legend(fontsize=7, loc="upper left")
-    return _png(fig)
+    ax.set_ylim(0, 1.02)
+    _legend_below(ax, 2)
+    return fig
 
 
-def queue_plot(data: ProjectData) -> str | None:
-    if not data.queue_scores:
+def queue_figure(data: ProjectData) -> Figure | None:
+    """The unlabeled pool as the serving version ranked it at the last sync (one histogram)."""
+    scores = data.queue_scores.get(data.current or "") or []
+    if not scores:
         return None
-    fig, ax = _axes(6, 3.4)
-    for version, scores in sorted(data.queue_scores.items()):
-        ax.hist(scores, bins=30, alpha=0.6, label=f"{version.split('-')[0]} ({len(scores)} tasks)")
+    fig, ax = _axes(3.2)
+    ax.hist(scores, bins=40, color="#2e86ab", alpha=0.8)
     ax.set_xlabel("strategy score at the last sync (lower = more informative = served sooner)")
     ax.set_ylabel("unlabeled tasks")
-    ax.legend(fontsize=8)
-    ax.set_title("Score distribution of the queue")
-    return _png(fig)
+    ax.set_title(f"Queue of {(data.current or '').split('-')[0]}: {len(scores):,} unlabeled tasks")
+    return fig
 
 
-def history_plot(data: ProjectData) -> str | None:
+def history_figure(data: ProjectData, few: int = FEW_HELDOUT) -> Figure | None:
     if not data.candidates:
         return None
-    fig, ax = _axes(7, 3.4)
-    for published, color, label in ((True, "#2e86ab", "published"), (False, "#e4572e", "rejected by the gate")):
-        rows = [c for c in data.candidates if bool(c["published"]) is published]
+    fig, ax = _axes()
+    groups = [
+        ("published", lambda c: bool(c["published"]), dict(color="#2e86ab", marker="o")),
+        ("rejected by the gate", lambda c: not c["published"] and not str(c["version"]).startswith("superseded"),
+         dict(color="#e4572e", marker="x")),
+        (f"scored on < {few} held-out annotations (noise)", None, dict(facecolors="none", edgecolors="#999",
+                                                                        marker="o")),
+    ]  # fmt: skip
+    reliable = [c for c in data.candidates if (_metrics(c["metrics"]).get("n") or 0) >= few]
+    noisy = [c for c in data.candidates if (_metrics(c["metrics"]).get("n") or 0) < few]
+    for label, keep, style in groups:
+        rows = noisy if keep is None else [c for c in reliable if keep(c)]
+        rows = [c for c in rows if _primary(c["metrics"]) is not None]
         if rows:
-            ax.scatter([c["examples"] for c in rows], [_primary(c["metrics"]) for c in rows], color=color,
-                       label=label, marker="o" if published else "x")  # fmt: skip
-    ordered = sorted((c for c in data.candidates if c["published"]), key=lambda c: c["recorded_at"])
+            ax.scatter([c["examples"] for c in rows], [_primary(c["metrics"]) for c in rows], s=14, label=label,
+                       **style)  # fmt: skip
+    ordered = sorted((c for c in reliable if c["published"]), key=lambda c: c["recorded_at"])
     ax.plot([c["examples"] for c in ordered], [_primary(c["metrics"]) for c in ordered], color="#2e86ab", alpha=0.4)
     ax.set_xlabel("annotations trained on")
     ax.set_ylabel("held-out score")
-    ax.legend(fontsize=8)
     ax.set_title("Retrain history")
-    return _png(fig)
+    _legend_below(ax, 3)
+    return fig
+
+
+FIGURES = {"quality": quality_figure, "calibration": calibration_figure, "queue": queue_figure,
+           "history": history_figure}  # fmt: skip
 
 
 def _table(data: ProjectData) -> str:
+    candidates = sorted(data.candidates, key=lambda c: c["recorded_at"])
+    published = sum(bool(c["published"]) for c in candidates)
     rows = []
-    for c in sorted(data.candidates, key=lambda c: c["recorded_at"]):
+    for c in candidates[-MAX_TABLE_ROWS:][::-1]:  # newest first
         gate = json.loads(c["gate"]) if isinstance(c["gate"], str) else (c["gate"] or {})
         score = _primary(c["metrics"])
+        n = _metrics(c["metrics"]).get("n")
         rows.append(
             f"<tr><td>{html.escape(c['version'])}</td><td>{c['kind']}</td><td>{'yes' if c['published'] else 'no'}</td>"
-            f"<td>{c['examples']}</td><td>{'' if score is None else f'{score:.3f}'}</td>"
+            f"<td>{c['examples']}</td><td>{'' if score is None else f'{score:.3f}'}</td><td>{n or ''}</td>"
             f"<td>{html.escape(str(gate.get('reason', '')))}</td>"
             f"<td>{time.strftime('%Y-%m-%d %H:%M', time.gmtime(c['recorded_at']))}</td></tr>"
         )
     head = "<tr><th>version</th><th>kind</th><th>published</th><th>annotations</th><th>held-out</th>" \
-           "<th>gate</th><th>UTC</th></tr>"  # fmt: skip
-    return f"<table>{head}{''.join(rows)}</table>" if rows else "<p>No retrain recorded yet.</p>"
+           "<th>n held-out</th><th>gate</th><th>UTC</th></tr>"  # fmt: skip
+    if not rows:
+        return "<p>No retrain recorded yet.</p>"
+    shown = f"the newest {len(rows)} of " if len(candidates) > len(rows) else ""
+    return (f"<p class=cap>{shown}{len(candidates)} candidates: {published} published, "
+            f"{len(candidates) - published} not.</p><table>{head}{''.join(rows)}</table>")  # fmt: skip
 
 
 def render(data: ProjectData) -> str:
     changed = [c for c in data.corrections if c.get("changed") is not None]
     rate = sum(bool(c["changed"]) for c in changed) / len(changed) if changed else None
     sections = [
-        ("Quality per model version", quality_plot(data),
-         "Bars: share of pre-annotations annotators changed. Line: the version's score on held-out annotations."),
-        ("Calibration", calibration_plot(data),
-         "Points on the diagonal mean a confidence of 0.8 is right 80 % of the time (numbers: tasks per bin)."),
-        ("Queue", queue_plot(data), "What the model thinks of the tasks still waiting for a human."),
-        ("Retrain history", history_plot(data), "Every candidate the worker trained, and the gate's decision."),
+        ("Quality per model version", "quality",
+         "Dots: share of a version's pre-annotations annotators changed. Line: its score on held-out annotations."),
+        ("Calibration", "calibration",
+         "Points on the diagonal mean a confidence of 0.8 is right 80 % of the time."),
+        ("Queue", "queue", "What the serving model thinks of the tasks still waiting for a human."),
+        ("Retrain history", "history", "Every candidate the worker trained, and the gate's decision."),
     ]  # fmt: skip
     parts = []
-    for title, png, caption in sections:
-        body = f'<img alt="{title}" src="data:image/png;base64,{png}">' if png else "<p><i>No data yet.</i></p>"
+    for title, key, caption in sections:
+        fig = FIGURES[key](data)
+        body = f'<img alt="{title}" src="data:image/png;base64,{_png(fig)}">' if fig else "<p><i>No data yet.</i></p>"
         parts.append(f"<h2>{title}</h2><p class=cap>{caption}</p>{body}")
     summary = (f"{len(data.versions)} published versions, serving <b>{html.escape(data.current or 'cold-start')}</b>; "
                f"{len(data.corrections)} annotations audited"

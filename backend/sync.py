@@ -110,6 +110,13 @@ class SyncState:
             [(project, *row) for row in rows],
         )
 
+    def prune(self, project: int, pool: set[int]) -> int:
+        """Forget tasks that left the pool (annotated or deleted): the report plots the queue as it is."""
+        gone = [(project, task) for (task,) in self.db.execute("SELECT task FROM written WHERE project = ?",
+                                                                (project,)) if task not in pool]  # fmt: skip
+        self.db.executemany("DELETE FROM written WHERE project = ? AND task = ?", gone)
+        return len(gone)
+
     def strategy_scores(self, project: int) -> dict[str, list[float]]:
         """Per model version, the scores the strategy gave the pool at the last sync (lower = more
         informative; for uncertainty strategies 1 - uncertainty): what the report plots."""
@@ -226,6 +233,7 @@ def _sync(
     summary.top = [(int(task_ids[i]), int(clusters[i]), round(float(scores[i]), 6)) for i in order[:10]]
 
     state = SyncState(settings.data_dir / "sync-state.sqlite3")
+    state.prune(project_id, set(ids))
     previous = state.get(project_id)
     rows, predictions, stale = [], [], set()
     for i, task_id in enumerate(ids):

@@ -13,6 +13,15 @@ if ! command -v docker-compose >/dev/null && ! docker compose version >/dev/null
     echo "test.sh: docker-compose is missing; tests/test_deploy.py will fail: install docker-compose" >&2
   fi
 fi
+# The report is checked in a real browser: headless Chromium from Debian's packages.
+if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "test.sh: installing chromium (headless screenshots of the report)" >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core) >/dev/null
+  else
+    echo "test.sh: chromium is missing; tests/test_report_at_scale.py will fail: install chromium" >&2
+  fi
+fi
 .venv/bin/ruff check backend tests scripts
 start=$(date +%s)
 .venv/bin/python -m pytest "$@"
