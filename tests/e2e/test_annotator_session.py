@@ -1,0 +1,99 @@
+"""One annotator's session, replayed as a new user lives it (issue 18): the README's main job
+(`hitl run`, embedded Redis), `hitl configs load`, 400 AG News tasks through `hitl import`, then
+150 annotations, each on the task Label Studio's `/next` serves, at an annotator's pace.
+
+What must hold: after the first trained version, the tasks Label Studio serves carry a
+pre-annotation of the project's version (>= 98 %); the held-out share of the annotated tasks
+tracks HITL_HOLDOUT_FRACTION (within 5 points); and by 150 labels the gate has the 20 held-out
+annotations it needs to decide.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from backend.bench.common import free_port
+from backend.dataset import is_heldout
+from backend.labelstudio import LabelStudioClient
+from backend.registry import Registry
+from tests.support.data import load_jsonl
+from tests.support.services import ROOT, hitl, wait_until
+
+pytestmark = pytest.mark.e2e
+
+ANNOTATIONS = 150
+HOLDOUT = 0.15
+SECRET = "session-secret"
+
+
+def test_an_annotators_session_through_label_studios_next(label_studio, tmp_path):
+    port = free_port()
+    env = {
+        **os.environ, "HITL_PORT": str(port), "HITL_DATA_DIR": str(tmp_path / "var"),
+        "HITL_REGISTRY_DIR": str(tmp_path / "var" / "registry"), "HITL_LABEL_STUDIO_URL": label_studio.url,
+        "HITL_LABEL_STUDIO_API_KEY": label_studio.token, "HITL_WEBHOOK_SECRET": SECRET,
+        "HITL_HOLDOUT_FRACTION": str(HOLDOUT), "HITL_FINETUNE_EVERY": "0",
+    }  # fmt: skip
+    env.pop("HITL_REDIS_URL", None)
+    log = open(tmp_path / "run.log", "wb")  # noqa: SIM115 - closed below
+    main_job = subprocess.Popen([sys.executable, "-m", "backend", "run"], env=env, cwd=ROOT, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: requests.get(url + "/health", timeout=2).json()["encoder_ready"], 180, "the main job")
+        loaded = subprocess.run(hitl("configs", "load", "labeling_configs/text_classification.xml", "--project",
+                                     "Session", "--backend-url", url), env=env, cwd=ROOT, capture_output=True,
+                                text=True, timeout=120)  # fmt: skip
+        assert loaded.returncode == 0, loaded.stderr
+        project = json.loads(loaded.stdout)["project_id"]
+        rows = load_jsonl("ag_news", "train", 400)
+        tasks_file = tmp_path / "tasks.jsonl"
+        tasks_file.write_text("".join(json.dumps({"text": r["text"], "gold": r["label"]}) + "\n" for r in rows))
+        imported = subprocess.run(hitl("import", str(tasks_file), "--project", str(project), "--quiet"), env=env,
+                                  cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert imported.returncode == 0 and "400 of 400 tasks imported" in imported.stdout, imported.stderr
+
+        ls = LabelStudioClient(label_studio.url, label_studio.token)
+        registry = Registry(tmp_path / "var" / "registry")
+        served: list[tuple[str, bool]] = []  # (project's version when served, pre-annotation of that version)
+        annotated: list[int] = []
+        for _ in range(ANNOTATIONS):
+            task = ls.next_task(project)
+            version = ls.project(project)["model_version"]
+            shown = [p for p in task.get("predictions") or [] if p.get("model_version") == version and p["result"]]
+            served.append((version, bool(shown)))
+            choice = [{"from_name": "label", "to_name": "text", "type": "choices",
+                       "value": {"choices": [task["data"]["gold"]]}}]  # fmt: skip
+            ls.create_annotation(task["id"], choice)
+            annotated.append(task["id"])
+            time.sleep(0.4)  # a fast annotator: retrains and syncs run while they work
+
+        trained = [ok for version, ok in served if version not in ("cold-start", None, "hitl-backend")]
+        assert len(trained) >= ANNOTATIONS - 40, f"the first version came late: {len(trained)} served after it"
+        coverage = sum(trained) / len(trained)
+        held_share = sum(is_heldout(t, HOLDOUT) for t in annotated) / len(annotated)
+        wait_until(lambda: registry.current(str(project)) and set(annotated) <= set(
+            registry.meta(str(project), registry.current(str(project)))["training"]["task_ids"]), 180,
+            "a version trained on every annotation")  # fmt: skip
+        meta = registry.meta(str(project), registry.current(str(project)))
+        print(f"session: coverage {coverage:.3f} of {len(trained)} served after the first version; held-out share "
+              f"{held_share:.3f}; gate held-out {meta['training']['heldout_examples']}; versions "
+              f"{len(registry.versions(str(project)))}")  # fmt: skip
+        assert coverage >= 0.98, f"only {coverage:.1%} of served tasks had a pre-annotation of the project version"
+        assert abs(held_share - HOLDOUT) <= 0.05, f"held-out share {held_share:.3f}"
+        assert meta["training"]["heldout_examples"] >= 20 and "more labels win" not in meta["gate"]["reason"]
+    finally:
+        os.killpg(main_job.pid, signal.SIGTERM)
+        try:
+            main_job.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(main_job.pid, signal.SIGKILL)
+        log.close()
