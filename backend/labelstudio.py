@@ -136,6 +136,10 @@ class LabelStudioClient:
         with_retries(lambda: self.sdk.projects.import_predictions(id=project_id, request=predictions), "import")
         return len(predictions)
 
+    def update_prediction(self, prediction_id: int, result: list[dict[str, Any]], score: float) -> None:
+        """One prediction's result and score, in place (PATCH /api/predictions/{id})."""
+        with_retries(lambda: self.sdk.predictions.update(id=prediction_id, result=result, score=score), "update")
+
     def create_prediction(self, prediction: dict[str, Any]) -> None:
         """One prediction, one HTTP call (the slow path; kept for the benchmark's baseline)."""
         self.sdk.predictions.create(**prediction)

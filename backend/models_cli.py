@@ -6,7 +6,7 @@ import argparse
 import json
 import time
 
-from backend.registry import Registry, RegistryError
+from backend.registry import Registry, RegistryError, served_name
 from backend.settings import Settings
 
 
@@ -15,7 +15,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     msub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     listing = msub.add_parser("list", help="versions of a project, newest last; * marks the one served")
     listing.add_argument("--project", required=True, help="Label Studio project id")
-    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.add_argument("--json", action="store_true", help="machine-readable output (every version)")
+    listing.add_argument("--all", action="store_true", help="every head refresh, not one line per family (the "
+                         "version name Label Studio sees)")  # fmt: skip
     promote = msub.add_parser("promote", help="serve VERSION from the next request on")
     promote.add_argument("--project", required=True)
     promote.add_argument("version")
@@ -29,7 +31,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     project = args.project
     try:
         if args.models_command == "list":
-            return _list(registry, project, args.json)
+            return _list(registry, project, args.json, args.all)
         if args.models_command == "promote":
             registry.promote(project, args.version)
             print(f"project {project}: now serving {args.version}")
@@ -72,7 +74,7 @@ def _reorder_queue(settings: Settings, project: str, reason: str) -> None:
         print(f"could not ask for a queue re-order ({type(exc).__name__}); run: hitl sync --project {project}")
 
 
-def _list(registry: Registry, project: str, as_json: bool) -> int:
+def _list(registry: Registry, project: str, as_json: bool, every: bool = False) -> int:
     current = registry.current(project)
     rows = []
     for version in registry.versions(project):
@@ -87,6 +89,7 @@ def _list(registry: Registry, project: str, as_json: bool) -> int:
                 "examples": (meta.get("training") or {}).get("examples"),
                 "primary_metric": metrics.get("primary"),
                 "parent": meta.get("parent"),
+                "family": served_name(meta),
             }
         )
     if as_json:
@@ -95,9 +98,19 @@ def _list(registry: Registry, project: str, as_json: bool) -> int:
     if not rows:
         print(f"project {project} has no versions yet (cold start)")
         return 0
-    print(f"{'':2}{'version':<26}{'created (UTC)':<21}{'kind':<6}{'examples':>9}{'metric':>9}  parent")
+    if not every:  # one line per family: its newest version, and how many head refreshes it had
+        newest: dict[str, dict] = {}
+        for r in rows:
+            r["refreshes"] = newest.get(r["family"], {}).get("refreshes", -1) + 1
+            r["serving"] = r["serving"] or newest.get(r["family"], {}).get("serving", False)
+            newest[r["family"]] = r
+        rows = list(newest.values())
+        print(f"{len(rows)} version families (the names Label Studio sees); --all lists every head refresh")
+    name, last = ("family", "refreshes  newest") if not every else ("version", "parent")
+    print(f"{'':2}{name:<26}{'created (UTC)':<21}{'kind':<6}{'examples':>9}{'metric':>9}  {last}")
     for r in rows:
         metric = f"{r['primary_metric']:.4f}" if isinstance(r["primary_metric"], float) else "-"
-        print(f"{'*' if r['serving'] else ' ':2}{r['version']:<26}{r['created']:<21}{r['kind']:<6}"
-              f"{r['examples'] or '-':>9}{metric:>9}  {r['parent'] or '-'}")  # fmt: skip
+        tail = f"{r['refreshes']:>9}  {r['version']}" if not every else (r["parent"] or "-")
+        print(f"{'*' if r['serving'] else ' ':2}{r[name]:<26}{r['created']:<21}{r['kind']:<6}"
+              f"{r['examples'] or '-':>9}{metric:>9}  {tail}")  # fmt: skip
     return 0

@@ -25,7 +25,7 @@ from backend.models.encoder import TextEncoder, default_encoder_path, load_encod
 from backend.models.image_encoder import ImageEncoder, load_image_encoder
 from backend.models.persist import Model, load_version
 from backend.models.tagger import SpanTagger, answer_confidence, weakest_words
-from backend.registry import COLD_START, Registry, RegistryError
+from backend.registry import COLD_START, Registry, RegistryError, served_name
 from backend.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,10 @@ class _Serving:
     classifier: Model | None  # a TextClassifier or a SpanTagger; None = cold start
     accept_threshold: float | None = None  # calibrated confidence above which review may be skipped
     skipped: str | None = None  # a newer version whose files could not be read (this one kept serving)
+    label: str = ""  # the name Label Studio sees: the version's family (registry.served_name)
+
+    def __post_init__(self) -> None:
+        self.label = self.label or self.version
 
 
 class Predictor:
@@ -109,12 +113,12 @@ class Predictor:
             return COLD_START
         serving = self._serving.get(project)
         if serving and current in (serving.version, serving.skipped) and serving.fingerprint == spec.fingerprint():
-            return serving.version if serving.classifier is not None else COLD_START
+            return serving.label if serving.classifier is not None else COLD_START
         try:
             meta = self.registry.meta(project, current)
         except (RegistryError, OSError, ValueError):
             return COLD_START
-        return current if meta.get("spec", {}).get("fingerprint") == spec.fingerprint() else COLD_START
+        return served_name(meta) if meta.get("spec", {}).get("fingerprint") == spec.fingerprint() else COLD_START
 
     def serving(self, project: str, spec: TaskSpec) -> _Serving:
         current = self.registry.current(project) or COLD_START
@@ -153,7 +157,7 @@ class Predictor:
             return _Serving(version, spec.fingerprint(), None)
         log.info("project %s: now serving %s", project, version)
         threshold = (meta.get("routing") or {}).get("threshold")
-        return _Serving(version, spec.fingerprint(), classifier, threshold)
+        return _Serving(version, spec.fingerprint(), classifier, threshold, label=served_name(meta))
 
     # prediction ------------------------------------------------------------------------------
     def predict(self, project: str, spec: TaskSpec, tasks: list[Any]) -> list[dict[str, Any]]:
@@ -169,7 +173,7 @@ class Predictor:
                 positions.append(i)
             except TaskError as exc:
                 task_id = task.get("id") if isinstance(task, dict) else None
-                items[i] = {"error": f"task {task_id}: {exc}", "model_version": serving.version}
+                items[i] = {"error": f"task {task_id}: {exc}", "model_version": serving.label}
 
         if serving.classifier is None:
             for i in positions:
@@ -186,7 +190,7 @@ class Predictor:
                 "project %s: predicted %d tasks with %s in %.3fs",
                 project,
                 len(positions),
-                serving.version,
+                serving.label,
                 time.perf_counter() - started,
             )
         return [item if item is not None else {"error": "not predicted"} for item in items]
@@ -202,7 +206,7 @@ class Predictor:
             items[i] = {
                 "result": choices_result(spec, decisions[row]),
                 "score": round(float(scores[row]), 6),
-                "model_version": serving.version,
+                "model_version": serving.label,
                 "uncertainty": {name: round(float(v[row]), 6) for name, v in measures.items()},
             }
             if serving.accept_threshold is not None and not multi:
@@ -222,7 +226,7 @@ class Predictor:
                     images.append(encoder.fetcher.fetch(ref))
                     readable.append(i)
                 except TaskError as exc:
-                    items[i] = {"error": f"task {tasks[i].get('id')}: {exc}", "model_version": serving.version}
+                    items[i] = {"error": f"task {tasks[i].get('id')}: {exc}", "model_version": serving.label}
             if readable:
                 probs = serving.classifier.head.proba(encoder.embed_images(images))  # type: ignore[union-attr]
                 self._fill(items, readable, probs, serving, spec)
@@ -242,7 +246,7 @@ class Predictor:
             items[i] = {
                 "result": spans_result(spec, tagged[row].spans, texts[row]),
                 "score": round(float(scores[row]), 6),
-                "model_version": serving.version,
+                "model_version": serving.label,
                 "uncertainty": {name: round(float(v[row]), 6) for name, v in measures.items()},
             }
             if serving.accept_threshold is not None:  # the whole answer is likely exactly right

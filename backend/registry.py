@@ -68,6 +68,30 @@ def project_key(project: Any) -> str:
     return key
 
 
+def served_name(meta: dict[str, Any]) -> str:
+    """The name Label Studio knows a version by: its family's (see ``next_family``)."""
+    return str(meta.get("family") or meta["version"])
+
+
+def next_family(
+    serving: dict[str, Any] | None, kind: str, fingerprint: str, examples: int, every: int
+) -> dict[str, Any]:
+    """The family a new version joins. Head refreshes continue the serving version's family (Label
+    Studio keeps seeing one version, and the sync rewrites only what changed) until ``every`` more
+    annotations arrived since the family began; a fine-tune, another kind of serving version or
+    another label space starts a new family, named after its first version."""
+    fresh = {"family_examples": examples}
+    if serving is None or kind != "head" or every <= 0:
+        return fresh
+    same_kind = (serving.get("training") or {}).get("kind") == "head"
+    if not same_kind or serving.get("spec", {}).get("fingerprint") != fingerprint:
+        return fresh
+    started = int(serving.get("family_examples", (serving.get("training") or {}).get("examples", 0)))
+    if examples - started >= every:
+        return fresh
+    return {"family": served_name(serving), "family_examples": started}
+
+
 class Registry:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -91,6 +115,11 @@ class Registry:
 
     def meta(self, project: str, version: str) -> dict[str, Any]:
         return json.loads((self.version_dir(project, version) / "meta.json").read_text())
+
+    def served(self, project: str, version: str | None = None) -> str | None:
+        """The name Label Studio sees for ``version`` (default: the current one); None in cold start."""
+        version = version or self.current(project)
+        return served_name(self.meta(project, version)) if version else None
 
     def versions(self, project: str) -> list[str]:
         folder = self.project_dir(project) / "versions"
@@ -131,6 +160,7 @@ class Registry:
                 version = self._next_version(project)
                 meta.update(version=version, project=project_key(project), created_at=time.time())
                 meta.setdefault("parent", current)
+                meta.setdefault("family", version)  # the first version of a new family names it
                 _write_json(staging / "meta.json", meta)
                 _fsync_tree(staging)
                 os.rename(staging, pdir / "versions" / version)

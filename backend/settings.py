@@ -97,6 +97,14 @@ class Settings(BaseSettings):
     routing_target_precision: float = Field(
         0.98, ge=0, lt=1, description="Held-out precision above which predictions are marked auto_accept; 0 = off."
     )
+    version_family_labels: int = Field(
+        100, ge=0, description="Head refreshes keep the version Label Studio sees until this many new annotations; "
+        "0 = every publish is a new version.",
+    )
+    sync_exact_top: int = Field(
+        100, ge=1, description="Head of the queue whose order the sync always writes exactly; below it a task is "
+        "rewritten only when its pre-annotation changes.",
+    )
     sync_after_publish: bool = Field(True, description="Re-rank the project's queue after every new version.")
     sync_diverse_top: int = Field(50, ge=0, description="Tasks at the top of the queue that alternate clusters.")
     sync_strategy: str = Field(

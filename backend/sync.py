@@ -7,9 +7,10 @@
    rescoring a matrix product) and score them with the serving version and the chosen strategy;
 3. assign each task a stable diversity cluster (k-means centroids kept per encoder) and let the
    top of the queue alternate between clusters (``strategies.diversify_top``);
-4. skip tasks whose prediction from this version, text and score are unchanged since the last
-   sync; import new predictions in bulk (one HTTP call per chunk, not per task), most informative
-   first, beside the old version's, with ``result``, ``score`` and ``model_version``;
+4. within a version family (see ``registry.next_family``) skip tasks whose pre-annotation is
+   unchanged, unless their position at the head of the queue moved; import the others in bulk
+   (one HTTP call per chunk, not per task), most informative first, beside the old version's,
+   with ``result``, ``score`` and ``model_version`` (the family's name);
 5. only then switch the project to this version (uncertainty sampling), keep an admin view sorted
    by score, and delete the predictions of versions older than the one just replaced.
 
@@ -20,14 +21,17 @@ An interrupted sync can simply be run again: it converges to the same queue.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import fcntl
 import hashlib
+import json
 import logging
 import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +56,7 @@ from backend.strategies import ColdStartStrategy, diversify_top, interleave_held
 log = logging.getLogger(__name__)
 
 VIEW_TITLE = "Most informative first (hitl)"
+UPDATE_THREADS = 4  # in-place updates within a family are one call each: a few at a time
 
 
 @dataclass
@@ -83,7 +88,8 @@ class SyncSummary:
 
 
 class SyncState:
-    """What the last sync wrote per task: version, text hash, cluster, score (SQLite beside the data)."""
+    """What the last sync wrote per task: the version Label Studio sees, a hash of text and
+    pre-annotation, cluster and score (SQLite beside the data)."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -174,10 +180,11 @@ def _sync(
     spec = parse_label_config(ls.label_config(project_id))
     cache = cache(spec) if callable(cache) else cache  # the text or the image encoder's cache
     version, classifier = serving_classifier(registry, project_id, spec, cache.encoder)
+    label = COLD_START if classifier is None else (registry.served(str(project_id), version) or version)
     strategy = ColdStartStrategy() if classifier is None else make_strategy(
         strategy_name or settings.sync_strategy, spec.multi_label
     )  # fmt: skip
-    summary = SyncSummary(project_id, version, strategy.name)
+    summary = SyncSummary(project_id, label, strategy.name)
 
     ids, texts, existing = [], [], {}
     for task in tqdm(ls.unlabeled_tasks(project_id), desc="reading tasks", unit="task", disable=not progress):
@@ -188,7 +195,7 @@ def _sync(
             summary.skipped[str(exc).split(" (")[0]] += 1
             continue
         ids.append(int(task["id"]))
-        existing[int(task["id"])] = {p.get("model_version") for p in task.get("predictions") or []}
+        existing[int(task["id"])] = {p.get("model_version"): p.get("id") for p in task.get("predictions") or []}
     if not ids:
         summary.seconds = time.perf_counter() - started
         return summary
@@ -235,47 +242,126 @@ def _sync(
     state = SyncState(settings.data_dir / "sync-state.sqlite3")
     state.prune(project_id, set(ids))
     previous = state.get(project_id)
-    rows, predictions, stale = [], [], set()
+    rows, predictions, updates = [], [], []
+    results, contents, held = [], [], np.full(len(ids), np.nan)
     for i, task_id in enumerate(ids):
-        text_hash, cluster, score = _hash(texts[i]), int(clusters[i]), round(float(scores[i]), 6)
-        before = previous.get(task_id)
-        if before and before[:3] == (version, text_hash, cluster) and abs(before[3] - score) < 1e-6 and (
-            version in existing[task_id]
-        ):  # fmt: skip
+        if tagged is not None:
+            results.append(spans_result(spec, tagged[i].spans, texts[i]))
+        else:
+            results.append(choices_result(spec, decisions[i]) if decisions is not None else [])
+        contents.append(_hash(texts[i] + json.dumps(results[-1], sort_keys=True)))
+        before = previous.get(task_id)  # what Label Studio holds, if it is still this family's, for this content
+        if before and before[:2] == (label, contents[-1]) and label in existing[task_id]:
+            held[i] = before[3]
+    final, write = plan_scores(np.asarray(scores, dtype=float), held, settings.sync_exact_top)
+    for i, task_id in enumerate(ids):
+        if not write[i]:
             summary.up_to_date += 1
             continue
-        if version in existing[task_id]:
-            stale.add(task_id)
-        if tagged is not None:
-            result = spans_result(spec, tagged[i].spans, texts[i])
-        else:
-            result = choices_result(spec, decisions[i]) if decisions is not None else []
-        # no "cluster": Label Studio 1.23's bulk import drops it (diversity is in the scores instead)
-        predictions.append({"task": task_id, "result": result, "score": score, "model_version": version})
-        rows.append((task_id, version, text_hash, cluster, score, round(float(strategy_scores[i]), 6)))
+        score = float(final[i])
+        if existing[task_id].get(label) is not None:  # this family's prediction: updated in place
+            updates.append((existing[task_id][label], results[i], score))
+        else:  # no cluster: Label Studio 1.23's bulk import drops it (diversity is in the scores instead)
+            predictions.append({"task": task_id, "result": results[i], "score": score, "model_version": label})
+        rows.append((task_id, label, contents[i], int(clusters[i]), score, round(float(strategy_scores[i]), 6)))
 
-    # Annotators must never find the queue without predictions of the project's version: write the new
-    # predictions beside the old ones (most informative first), switch the project's version, and only
-    # then retire old versions. A task that already has a prediction of this very version is
-    # rewritten in place (its other tasks keep serving meanwhile).
-    order_written = sorted(range(len(predictions)), key=lambda k: predictions[k]["score"])
-    predictions, rows = [predictions[k] for k in order_written], [rows[k] for k in order_written]
+    # Annotators must never find the queue without predictions of the project's version: a new family's
+    # predictions are imported in bulk beside the old ones (most informative first), then the project
+    # switches to it, and only then are old versions retired. Within a family, the few predictions
+    # that changed are updated in place, one call each: a task is never without its pre-annotation.
+    predictions.sort(key=lambda p: p["score"])
     for start in tqdm(range(0, len(predictions), chunk), desc="writing", unit="chunk", disable=not progress):
         part = predictions[start : start + chunk]
-        rewrite = [p["task"] for p in part if p["task"] in stale]
-        if rewrite:
-            ls.delete_predictions(project_id, rewrite)
         ls.import_predictions(project_id, part)
-        state.put(project_id, rows[start : start + chunk])
         summary.written += len(part)
+    with ThreadPoolExecutor(UPDATE_THREADS) as pool, tqdm(total=len(updates), desc="updating", unit="task",
+                                                          disable=not progress or not updates) as bar:  # fmt: skip
+        for _ in pool.map(lambda u: ls.update_prediction(*u), sorted(updates, key=lambda u: u[2])):
+            summary.written += 1
+            bar.update()
+    state.put(project_id, rows)
 
     previous = ls.project(project_id).get("model_version")
-    ls.use_uncertainty_sampling(project_id, version)
+    ls.use_uncertainty_sampling(project_id, label)
     ls.ensure_view(project_id, VIEW_TITLE, ordering=["tasks:predictions_score"])
-    _retire_old_versions(ls, project_id, keep={version, previous})
+    _retire_old_versions(ls, project_id, keep={label, previous})
     summary.seconds = time.perf_counter() - started
     log.info(summary.line())
     return summary
+
+
+def plan_scores(ours: np.ndarray, held: np.ndarray, head: int) -> tuple[np.ndarray, np.ndarray]:
+    """The scores Label Studio should hold, and which tasks to write, so that its queue serves the
+    first ``head`` tasks in our order (``ours``, lower first) before any other, writing as few
+    predictions as possible.
+
+    ``held`` is the score Label Studio holds for a task whose prediction is still right (same
+    version family, same pre-annotation), NaN where it must be written anyway. Along our order, a
+    longest increasing run of held scores in the head stays and the rest of the head gets scores
+    between its kept neighbours; a task past the head stays if its held score sorts after the whole
+    head (it is rewritten once it moves into the head). The run is capped at the held score that
+    makes head and tail rewrites fewest together. Annotating the top task shifts every rank by one,
+    which changes no relative order and so writes nothing."""
+    n = len(ours)
+    order = np.argsort(ours, kind="stable")
+    head = min(head, n)
+    tail = order[head:]
+    tail_held = np.sort(held[tail][~np.isnan(held[tail])])
+    positions = [p for p in range(head) if not np.isnan(held[order[p]])]
+    best: tuple[int, list[int]] = (head + len(tail_held) + 1, [])
+    for cap in sorted({float(held[order[p]]) for p in positions}):
+        allowed = [p for p in positions if held[order[p]] <= cap]
+        run = _increasing_run([held[order[p]] for p in allowed], allowed)
+        cost = head - len(run) + int(np.searchsorted(tail_held, cap + 1e-3, side="right"))
+        if cost < best[0]:
+            best = (cost, run)
+    kept = set(best[1])
+    final, write = np.array(held, dtype=float), np.isnan(held)
+    if not kept:  # nothing Label Studio holds can stay in place: our scores as they are
+        write[order[:head]] = True
+        final[order[:head]] = ours[order[:head]]
+    marks = sorted(kept)
+    for p in range(head) if kept else ():
+        if p in kept:
+            continue
+        k = bisect.bisect(marks, p)
+        below, above = (marks[k - 1] if k else None), (marks[k] if k < len(marks) else None)
+        high = held[order[above]] if above is not None else held[order[below]] + 1e-3
+        low = held[order[below]] if below is not None else min(0.0, high - 1e-3)
+        first = below + 1 if below is not None else 0
+        last = above - 1 if above is not None else head - 1
+        final[order[p]] = low + (high - low) * (p - first + 1) / (last - first + 2)
+        write[order[p]] = True
+    top = float(final[order[:head]].max()) if head else 0.0
+    moved = [t for t in tail if write[t] or not held[t] > top]
+    for rank, task in enumerate(moved, 1):  # after the head, in our order
+        final[task] = top + (max(1.0, top + 1e-3) - top) * rank / (len(moved) + 1)
+        write[task] = True
+    return final, write
+
+
+def _increasing_run(values: list[float], positions: list[int]) -> list[int]:
+    """Positions of a longest strictly increasing subsequence of ``values`` (patience sorting)."""
+    tails: list[int] = []  # index into values of the smallest tail of each run length
+    parent = [-1] * len(values)
+    for k, value in enumerate(values):
+        lo, hi = 0, len(tails)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if values[tails[mid]] < value:
+                lo = mid + 1
+            else:
+                hi = mid
+        parent[k] = tails[lo - 1] if lo else -1
+        if lo == len(tails):
+            tails.append(k)
+        else:
+            tails[lo] = k
+    run, k = [], tails[-1] if tails else -1
+    while k != -1:
+        run.append(positions[k])
+        k = parent[k]
+    return run[::-1]
 
 
 def _retire_old_versions(ls: LabelStudioClient, project_id: int, keep: set[str | None]) -> None:

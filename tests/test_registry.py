@@ -113,3 +113,27 @@ def test_stale_staging_is_removed_by_host_and_pid_or_by_age(tmp_path):
     os.utime(old, (week_ago, week_ago))
     registry.publish("3", _writer(b"a"))
     assert sorted(p.name for p in pdir.glob(".staging-*")) == sorted([mine.name, elsewhere.name])
+
+
+def test_head_refreshes_continue_a_family_until_enough_new_labels():
+    from backend.registry import next_family, served_name
+
+    head = {"version": "v3-x", "family": "v1-x", "family_examples": 40, "training": {"kind": "head", "examples": 90},
+            "spec": {"fingerprint": "f"}}  # fmt: skip
+    assert next_family(head, "head", "f", 120, 100) == {"family": "v1-x", "family_examples": 40}
+    assert next_family(head, "head", "f", 140, 100) == {"family_examples": 140}  # 100 new labels: a new family
+    assert next_family(head, "full", "f", 120, 100) == {"family_examples": 120}  # a fine-tune starts one
+    assert next_family(head, "head", "other", 120, 100) == {"family_examples": 120}  # another label space
+    assert next_family({**head, "training": {"kind": "full"}}, "head", "f", 120, 100) == {"family_examples": 120}
+    assert next_family(None, "head", "f", 10, 100) == {"family_examples": 10}  # the first version
+    assert next_family(head, "head", "f", 120, 0) == {"family_examples": 120}  # families off
+    assert served_name(head) == "v1-x" and served_name({"version": "v2-y"}) == "v2-y"
+
+
+def test_a_new_family_is_named_after_its_first_version(tmp_path):
+    registry = Registry(tmp_path)
+    first = registry.publish("3", _writer(b"a"))
+    second = registry.publish("3", lambda folder: {"family": first, "note": "refresh"})
+    assert registry.meta("3", first)["family"] == first
+    assert registry.served("3") == first and registry.current("3") == second
+    assert registry.served("9") is None

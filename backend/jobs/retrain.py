@@ -28,7 +28,7 @@ from backend.models.image_encoder import load_image_encoder
 from backend.models.persist import IncompatibleVersion, load_version
 from backend.models.tagger import SpanTagger
 from backend.models.word_state_cache import WordStateCache
-from backend.registry import BaselineChanged, Registry, RegistryError
+from backend.registry import BaselineChanged, Registry, RegistryError, next_family
 from backend.settings import Settings, get_settings
 from backend.training import Example, fingerprint, publish_head
 
@@ -156,12 +156,14 @@ def retrain(ctx: WorkerContext, project_id: int, kind: str = "head") -> dict[str
             return summary
         if calibration is None:
             calibration = calibrate()
+        family = next_family(_meta(ctx.registry, project_id, serving_version), kind, spec.fingerprint(),
+                             len(data.examples), settings.version_family_labels)  # fmt: skip
         # The shipped head is the candidate the gate judged: trained on the train side of the split only,
         # so the next retrain compares like with like on tasks no version has ever trained on.
         try:
             version = publish_head(
                 ctx.registry, str(project_id), spec, encoder, candidate, data.examples,
-                extra={"metrics": candidate_metrics, "gate": gate.as_dict(), **calibration},
+                extra={"metrics": candidate_metrics, "gate": gate.as_dict(), **calibration, **family},
                 training={
                     "train_examples": len(train),
                     "heldout_examples": len(held),
@@ -193,6 +195,13 @@ def retrain(ctx: WorkerContext, project_id: int, kind: str = "head") -> dict[str
     if kind == "head" and finetune_due(ctx.registry, str(project_id), len(data.examples), settings.finetune_every):
         summary["finetune_requested"] = queue.request(project_id, kind="full", reason="new labels").status
     return summary
+
+
+def _meta(registry: Registry, project_id: int, version: str | None) -> dict[str, Any] | None:
+    try:
+        return registry.meta(str(project_id), version) if version else None
+    except (RegistryError, OSError, ValueError):
+        return None
 
 
 def _labels(examples: list[Example]) -> set[str]:

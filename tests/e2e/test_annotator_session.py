@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import requests
 
@@ -87,6 +89,18 @@ def test_an_annotators_session_through_label_studios_next(label_studio, tmp_path
         print(f"session: coverage {coverage:.3f} of {len(trained)} served after the first version; held-out share "
               f"{held_share:.3f}; gate held-out {meta['training']['heldout_examples']}; versions "
               f"{len(registry.versions(str(project)))}")  # fmt: skip
+        # versions are a unit people can follow, and write-back is proportional to what changed
+        families = {registry.served(str(project), v) for v in registry.versions(str(project))}
+        seen = [version for version, _ in served if version not in ("cold-start", None, "hitl-backend")]
+        syncs = [(int(m[1]), int(m[2]), m[3]) for m in re.finditer(
+            r"project \d+: \d+ unlabeled tasks, (\d+) scored, (\d+) written, \d+ up to date.*?version (\S+),",
+            (tmp_path / "run.log").read_text(errors="replace"))]  # fmt: skip
+        within = [written / scored for (scored, written, name), (_, _, before) in zip(syncs[1:], syncs, strict=False)
+                  if name == before and scored]  # fmt: skip
+        print(f"session: {len(registry.versions(str(project)))} versions in {len(families)} families; "
+              f"{len(within)} syncs within a family wrote {np.mean(within):.1%} of the pool on average")
+        assert len(families) <= 1 + ANNOTATIONS // 100 + 1 and len(set(seen)) <= len(families)
+        assert within and np.mean(within) < 0.5
         assert coverage >= 0.98, f"only {coverage:.1%} of served tasks had a pre-annotation of the project version"
         assert abs(held_share - HOLDOUT) <= 0.05, f"held-out share {held_share:.3f}"
         assert meta["training"]["heldout_examples"] >= 20 and "more labels win" not in meta["gate"]["reason"]

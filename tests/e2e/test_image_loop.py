@@ -54,6 +54,7 @@ def test_uploaded_images_are_fetched_from_label_studio_trained_on_and_served(sta
     wait_until(lambda: idle(stack), 180, "retrains and the sync after publish")
     version = stack.registry.current(str(project))
     assert stack.registry.meta(str(project), version)["spec"]["modality"] == "image"
+    version = stack.registry.served(str(project), version)  # the name Label Studio sees
 
     # Label Studio's own /predict call: the backend fetches each image from Label Studio with the token
     body = {"tasks": [*tasks[20:], *bad], "project": f"{project}.0", "label_config": CONFIG}

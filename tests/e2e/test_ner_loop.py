@@ -55,6 +55,7 @@ def test_span_annotations_train_a_tagger_that_label_studio_serves(stack):
 
     # the server pre-annotates with regions Label Studio accepts, and the sync ranks the 20 left
     body = {"project": f"{project}.0", "schema": CONFIG}
+    version = stack.registry.served(str(project), version)  # the name Label Studio sees
     assert requests.post(stack.backend_url + "/setup", json=body, timeout=5).json()["model_version"] == version
     summary = run_sync(stack, project)
     assert summary["model_version"] == version and summary["scored"] == 20

@@ -61,7 +61,7 @@ def trained_project(stack, ag_rows):
 def test_sync_makes_label_studio_serve_our_most_informative_task(stack, trained_project):
     project = trained_project
     summary = run_sync(stack, project)
-    version = stack.registry.current(str(project))
+    version = stack.registry.served(str(project))  # the name Label Studio sees (the version's family)
     assert summary["model_version"] == version
     assert summary["pool"] == 262 and summary["scored"] == 260
     assert summary["skipped"] == {"task data 'text' is empty": 1, "task data 'text' must be a string, got int": 1}
@@ -87,7 +87,7 @@ def test_rerun_skips_unchanged_tasks_and_converges(stack, trained_project):
     again = run_sync(stack, trained_project)
     assert again["written"] == 0 and again["up_to_date"] == again["scored"]
     assert again["top_task_id"] == first["top_task_id"]
-    version = stack.registry.current(str(trained_project))
+    version = stack.registry.served(str(trained_project))
     assert len(predictions_of(stack, trained_project, version)) == again["scored"]  # no duplicates
 
 

@@ -58,6 +58,7 @@ def test_annotations_make_a_served_version_and_label_studio_serves_our_pick(stac
 
     # the server now answers with that version, with real pre-annotations
     body = {"project": f"{project}.0", "schema": TREC_CONFIG}
+    version = stack.registry.served(str(project), version)  # the name Label Studio sees
     assert requests.post(stack.backend_url + "/setup", json=body, timeout=5).json()["model_version"] == version
 
     # the worker already synced after publishing; a manual sync finds the queue up to date
