@@ -102,14 +102,15 @@ def test_label_studio_train_call_becomes_a_coalesced_retrain(stack, project):
     tasks = stack.tasks(project)[50:54]
     annotate(stack, tasks)
     # Label Studio's own trigger: POST /train with every annotated task in the body; the body is not trusted
-    body = {"annotations": [{"id": 999, "data": {"text": "poison"}}], "project": f"{project}.0",
+    poison = 10**9  # no task of this Label Studio has that id
+    body = {"annotations": [{"id": poison, "data": {"text": "poison"}}], "project": f"{project}.0",
             "label_config": AG_CONFIG, "params": {}}  # fmt: skip
     answer = requests.post(
         stack.backend_url + "/train", json=body, headers={"X-Hitl-Webhook-Secret": "e2e-webhook-secret"}
     )
     assert answer.status_code == 200 and answer.json()["status"] in {"queued", "coalesced"}
     version = wait_for_version_covering(stack, project, {t["id"] for t in tasks})
-    assert 999 not in stack.registry.meta(str(project), version)["training"]["task_ids"]
+    assert poison not in stack.registry.meta(str(project), version)["training"]["task_ids"]
 
 
 def test_worker_killed_mid_training_is_retried_and_nothing_partial_is_served(stack, project):
