@@ -95,3 +95,20 @@ def test_prometheus_series_per_project_are_bounded():
     text = metrics.render().decode()
     assert text.count("hitl_predictions_total{") == 5 and text.count("hitl_task_errors_total{") == 5
     assert 'project="99"' in text and 'project="0"' not in text
+
+
+def test_ready_says_what_is_missing(settings, predictor, tmp_path):
+    import redis
+
+    from backend.jobs.queue import RetrainQueue
+    from backend.server.events import QueueSink
+
+    down = settings.model_copy(update={"redis_url": "redis://127.0.0.1:9/0"})  # nothing listens on port 9
+    queue = RetrainQueue(down, redis.Redis.from_url(down.redis_url, socket_connect_timeout=1))
+    client = create_app(down, predictor=predictor, events=QueueSink(queue)).test_client()
+    answer = client.get("/ready")
+    assert answer.status_code == 503 and answer.json["queue"].startswith("Redis unavailable")
+    assert answer.json["encoder"] == "ok"
+    assert client.get("/health").json["status"] == "UP"  # predictions still work: Label Studio keeps us
+    without_queue = create_app(settings, predictor=predictor).test_client().get("/ready")
+    assert without_queue.status_code == 503 and "HITL_REDIS_URL" in without_queue.json["queue"]

@@ -19,6 +19,7 @@ from backend.settings import Settings
 PENDING = "hitl:retrain:pending:{project}"
 JOBS = {"head": "backend.jobs.retrain.retrain_job", "full": "backend.jobs.retrain.retrain_job",
         "sync": "backend.jobs.sync_job.sync_job"}  # fmt: skip
+ALIVE = "hitl:alive:{name}"  # a worker's liveness record, refreshed by jobs/worker.py
 DURATIONS = "hitl:retrain:last-seconds"  # hash "<project>:<kind>:<outcome>" → seconds, read by /metrics
 
 
@@ -75,6 +76,10 @@ class RetrainQueue:
     def pending_since(self, project_id: int, kind: str) -> float | None:
         value = self.connection.get(PENDING.format(project=f"{project_id}:{kind}"))
         return float(value) if value else None
+
+    def live_workers(self) -> int:
+        """Workers whose liveness record is fresh (``jobs/worker.py`` refreshes it every few seconds)."""
+        return sum(1 for _ in self.connection.scan_iter(match=ALIVE.format(name="*"), count=100))
 
     def take(self, project_id: int, kind: str) -> None:
         """Called by the job as it starts reading Label Studio: later events need a new job."""

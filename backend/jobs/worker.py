@@ -25,14 +25,13 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
-from backend.jobs.queue import connect
+from backend.jobs.queue import ALIVE, connect
 from backend.jobs.retrain import context
 from backend.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-ALIVE = "hitl:alive:{name}"
 ALIVE_TTL_S = 15
 RECOVERY_LOCK = "hitl:recovery-lock:{queue}"
 

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
+from redis import RedisError
 from werkzeug.exceptions import HTTPException, ServiceUnavailable, Unauthorized
 
 from backend import __version__, logs
@@ -102,6 +103,27 @@ def create_app(
                 "encoder_error": predictor.load_error,
             }
         )
+
+    @app.get("/ready")
+    def ready() -> Any:
+        """Whether corrections can turn into versions now: encoder loaded, Redis answering, a worker
+        alive. /health stays "UP" for Label Studio while predictions work; this says the rest."""
+        checks: dict[str, Any] = {"encoder": "ok" if predictor.ready else (predictor.load_error or "loading")}
+        queue = getattr(sink, "queue", None)
+        if queue is None:
+            checks["queue"] = "not configured (HITL_REDIS_URL): webhooks are logged, nothing retrains"
+        else:
+            try:
+                queue.connection.ping()
+                checks["queue"] = "ok"
+                workers = queue.live_workers()
+                checks["workers"] = workers if workers else "none alive: start `hitl worker` (or use `hitl run`)"
+            except RedisError as exc:
+                checks["queue"] = f"Redis unavailable ({type(exc).__name__})"
+        ok = all(v == "ok" or isinstance(v, int) for v in checks.values())
+        response = jsonify({"status": "ready" if ok else "not ready", **checks})
+        response.status_code = 200 if ok else 503
+        return response
 
     @app.post("/setup")
     def setup() -> Any:
