@@ -1,11 +1,8 @@
-import uuid
 
-import psycopg
 import pytest
 
 from backend.audit import AuditStore, Correction
-
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+from tests.support.services import postgres_database
 
 
 def _correction(annotation_id, annotated_at="2026-11-24T10:00:00Z", changed=True):
@@ -19,17 +16,8 @@ def store(request, tmp_path):
     if request.param == "sqlite":
         yield AuditStore(str(tmp_path / "audit.sqlite3"))
         return
-    name = f"hitl_test_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.fail(f"PostgreSQL at 127.0.0.1:5432 is needed for the PostgreSQL audit tests: {exc}")
-    admin.execute(f"CREATE DATABASE {name}")
-    try:
-        yield AuditStore(f"postgresql://postgres@127.0.0.1:5432/{name}")
-    finally:
-        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
-        admin.close()
+    with postgres_database() as (_, url):
+        yield AuditStore(url)
 
 
 def test_corrections_are_append_only_and_idempotent(store):
@@ -56,14 +44,9 @@ def test_events_and_versions(store):
 def test_postgresql_connections_lost_between_writes_are_replaced(tmp_path):
     """After PostgreSQL drops the store's connection (restart, failover), the next write reconnects
     and lands exactly once."""
-    name = f"hitl_test_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.fail(f"PostgreSQL at 127.0.0.1:5432 is needed for the PostgreSQL audit tests: {exc}")
-    admin.execute(f"CREATE DATABASE {name}")
-    try:
-        store = AuditStore(f"postgresql://postgres@127.0.0.1:5432/{name}")
+    with postgres_database() as (admin, url):
+        name = url.rsplit("/", 1)[1]
+        store = AuditStore(url)
         assert store.record_corrections([_correction(1)]) == 1
         for round_ in range(3):
             killed = admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
@@ -73,6 +56,3 @@ def test_postgresql_connections_lost_between_writes_are_replaced(tmp_path):
             store.record_version(7, f"v{round_}-x", "head", True, 40, "abc", {}, {"passed": True})
         assert sorted(r["annotation_id"] for r in store.corrections(7)) == [1, 2, 3, 4]
         assert [v["version"] for v in store.versions(7)] == ["v0-x", "v1-x", "v2-x"]
-    finally:
-        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
-        admin.close()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import uuid
 from collections import Counter
 
 import psycopg
@@ -26,12 +25,9 @@ from backend.services.embedded_redis import EmbeddedRedis
 from tests.e2e.conftest import SECRET
 from tests.e2e.test_retrain_loop import choice
 from tests.support.payloads import AG_CONFIG
-from tests.support.services import start_backend, start_worker, wait_until
+from tests.support.services import PG_ADMIN, postgres_database, start_backend, start_worker, wait_until
 
 pytestmark = pytest.mark.e2e
-
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-
 
 def restart_postgres() -> str:
     """Restart the PostgreSQL cluster on port 5432; returns how."""
@@ -49,10 +45,11 @@ def restart_postgres() -> str:
 
 
 def test_restarts_of_postgresql_and_redis_lose_no_correction(label_studio, ag_rows, tmp_path):
-    database = f"hitl_fault_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5) as admin:
-        admin.execute(f"CREATE DATABASE {database}")
-    audit_url = f"postgresql://postgres@127.0.0.1:5432/{database}"
+    with postgres_database("hitl_fault") as (_, audit_url):
+        _session_with_faults(label_studio, ag_rows, tmp_path, audit_url)
+
+
+def _session_with_faults(label_studio, ag_rows, tmp_path, audit_url: str) -> None:
     redis_server = EmbeddedRedis(tmp_path / "redis", persistent=True, port=free_port()).start()
     logs = tmp_path / "logs"
     logs.mkdir()
@@ -111,5 +108,3 @@ def test_restarts_of_postgresql_and_redis_lose_no_correction(label_studio, ag_ro
         worker.stop()
         backend.stop()
         redis_server.stop()
-        with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=30) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")

@@ -86,3 +86,32 @@ def wait_until(check: Callable[[], Any], timeout_s: float, what: str, interval: 
             last_error = exc
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}" + (f": {last_error}" if last_error else ""))
+
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@contextlib.contextmanager
+def postgres_database(prefix: str = "hitl_test"):
+    """A fresh database on this machine's PostgreSQL for one test: (admin connection, its URL).
+    Fails (never skips) when PostgreSQL is not there."""
+    import uuid
+
+    import psycopg
+    import pytest
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL at 127.0.0.1:5432 is needed for this test: {exc}")
+    admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield admin, f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        try:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        except psycopg.OperationalError:  # the test restarted PostgreSQL under this connection
+            with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=30) as again:
+                again.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
