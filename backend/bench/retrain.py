@@ -3,7 +3,7 @@
 Runs a real Label Studio (installed on demand), a private Redis, `hitl serve` and `hitl worker`
 as processes. A project with N AG News annotations is imported (import fires no webhooks), one
 retrain warms the embedding cache, then each run annotates one more task through Label Studio's
-API and times until the server's /setup reports a new version.
+API and times until a new version is published and the server answers /predict with it.
 """
 
 from __future__ import annotations
@@ -35,13 +35,17 @@ def _choice(label: str) -> list[dict]:
     return [{"from_name": "topic", "to_name": "text", "type": "choices", "value": {"choices": [label]}}]
 
 
-def _wait_version(url: str, project: int, old: str, timeout_s: float) -> str:
-    body = {"project": f"{project}.0", "schema": AG_CONFIG}
+def _wait_version(url: str, registry: Registry, project: int, old: str | None, timeout_s: float) -> str:
+    """Until a new version is published and the server answers a /predict with it loaded. (Label
+    Studio sees the version's family, which a head refresh keeps, so /setup cannot tell.)"""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        version = requests.post(url + "/setup", json=body, timeout=5).json()["model_version"]
-        if version != old:
-            return version
+        version = registry.current(str(project))
+        if version and version != old:
+            body = {"project": f"{project}.0", "label_config": AG_CONFIG, "tasks": [{"id": 0, "data": {"text": "x"}}]}
+            answer = requests.post(url + "/predict", json=body, timeout=60).json()["results"][0]
+            if answer["model_version"] == registry.served(str(project), version):
+                return version
         time.sleep(0.05)
     raise RuntimeError(f"no new version within {timeout_s}s")
 
@@ -85,7 +89,8 @@ def bench_retrain(args: argparse.Namespace, settings: Settings) -> int:
                 started = time.perf_counter()
                 task = pending.pop()
                 ls.create_annotation(task["id"], _choice(task["data"]["gold"]))
-                version = _wait_version(url, project, "cold-start", 600)
+                registry = Registry(Path(tmp) / "registry")
+                version = _wait_version(url, registry, project, None, 600)
                 print(f"first version (embeds all {args.annotations + 1} texts): {time.perf_counter() - started:.1f}s")
 
                 times, rejected = [], 0
@@ -94,7 +99,7 @@ def bench_retrain(args: argparse.Namespace, settings: Settings) -> int:
                     started = time.perf_counter()
                     ls.create_annotation(task["id"], _choice(task["data"]["gold"]))
                     try:
-                        new = _wait_version(url, project, version, 120)
+                        new = _wait_version(url, registry, project, version, 120)
                     except RuntimeError:
                         rejected += 1
                         continue
@@ -102,11 +107,10 @@ def bench_retrain(args: argparse.Namespace, settings: Settings) -> int:
                     version = new
                     print(f"  correction → serving {new}: {times[-1]:.2f}s", flush=True)
 
-                registry = Registry(Path(tmp) / "registry")
                 queue_settings = Settings(redis_url=redis_server.url, retrain_debounce_s=0)
                 started = time.perf_counter()
                 RetrainQueue(queue_settings).request(project, kind="full", reason="benchmark")
-                version = _wait_version(url, project, version, 1800)
+                version = _wait_version(url, registry, project, version, 1800)
                 full_s = time.perf_counter() - started
                 meta = registry.meta(str(project), version)
                 print(f"full fine-tune: {full_s:.1f}s on {meta['training']['train_examples']} examples, "
