@@ -21,7 +21,6 @@ An interrupted sync can simply be run again: it converges to the same queue.
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import fcntl
 import hashlib
@@ -52,6 +51,7 @@ from backend.models.word_state_cache import WordStateCache
 from backend.registry import COLD_START, Registry, RegistryError
 from backend.settings import Settings
 from backend.strategies import ColdStartStrategy, diversify_top, interleave_heldout, make_strategy
+from backend.writeback import plan_scores
 
 log = logging.getLogger(__name__)
 
@@ -288,80 +288,6 @@ def _sync(
     summary.seconds = time.perf_counter() - started
     log.info(summary.line())
     return summary
-
-
-def plan_scores(ours: np.ndarray, held: np.ndarray, head: int) -> tuple[np.ndarray, np.ndarray]:
-    """The scores Label Studio should hold, and which tasks to write, so that its queue serves the
-    first ``head`` tasks in our order (``ours``, lower first) before any other, writing as few
-    predictions as possible.
-
-    ``held`` is the score Label Studio holds for a task whose prediction is still right (same
-    version family, same pre-annotation), NaN where it must be written anyway. Along our order, a
-    longest increasing run of held scores in the head stays and the rest of the head gets scores
-    between its kept neighbours; a task past the head stays if its held score sorts after the whole
-    head (it is rewritten once it moves into the head). The run is capped at the held score that
-    makes head and tail rewrites fewest together. Annotating the top task shifts every rank by one,
-    which changes no relative order and so writes nothing."""
-    n = len(ours)
-    order = np.argsort(ours, kind="stable")
-    head = min(head, n)
-    tail = order[head:]
-    tail_held = np.sort(held[tail][~np.isnan(held[tail])])
-    positions = [p for p in range(head) if not np.isnan(held[order[p]])]
-    best: tuple[int, list[int]] = (head + len(tail_held) + 1, [])
-    for cap in sorted({float(held[order[p]]) for p in positions}):
-        allowed = [p for p in positions if held[order[p]] <= cap]
-        run = _increasing_run([held[order[p]] for p in allowed], allowed)
-        cost = head - len(run) + int(np.searchsorted(tail_held, cap + 1e-3, side="right"))
-        if cost < best[0]:
-            best = (cost, run)
-    kept = set(best[1])
-    final, write = np.array(held, dtype=float), np.isnan(held)
-    if not kept:  # nothing Label Studio holds can stay in place: our scores as they are
-        write[order[:head]] = True
-        final[order[:head]] = ours[order[:head]]
-    marks = sorted(kept)
-    for p in range(head) if kept else ():
-        if p in kept:
-            continue
-        k = bisect.bisect(marks, p)
-        below, above = (marks[k - 1] if k else None), (marks[k] if k < len(marks) else None)
-        high = held[order[above]] if above is not None else held[order[below]] + 1e-3
-        low = held[order[below]] if below is not None else min(0.0, high - 1e-3)
-        first = below + 1 if below is not None else 0
-        last = above - 1 if above is not None else head - 1
-        final[order[p]] = low + (high - low) * (p - first + 1) / (last - first + 2)
-        write[order[p]] = True
-    top = float(final[order[:head]].max()) if head else 0.0
-    moved = [t for t in tail if write[t] or not held[t] > top]
-    for rank, task in enumerate(moved, 1):  # after the head, in our order
-        final[task] = top + (max(1.0, top + 1e-3) - top) * rank / (len(moved) + 1)
-        write[task] = True
-    return final, write
-
-
-def _increasing_run(values: list[float], positions: list[int]) -> list[int]:
-    """Positions of a longest strictly increasing subsequence of ``values`` (patience sorting)."""
-    tails: list[int] = []  # index into values of the smallest tail of each run length
-    parent = [-1] * len(values)
-    for k, value in enumerate(values):
-        lo, hi = 0, len(tails)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if values[tails[mid]] < value:
-                lo = mid + 1
-            else:
-                hi = mid
-        parent[k] = tails[lo - 1] if lo else -1
-        if lo == len(tails):
-            tails.append(k)
-        else:
-            tails[lo] = k
-    run, k = [], tails[-1] if tails else -1
-    while k != -1:
-        run.append(positions[k])
-        k = parent[k]
-    return run[::-1]
 
 
 def _retire_old_versions(ls: LabelStudioClient, project_id: int, keep: set[str | None]) -> None:

@@ -1,0 +1,92 @@
+"""What to write back so that Label Studio's queue serves ours, writing as little as possible.
+
+Label Studio serves the task with the lowest prediction score first. After a head refresh most of
+our ranking is unchanged; rewriting every task's score would make write-back grow with the pool.
+``plan_scores`` keeps what Label Studio already holds wherever it is still in order.
+"""
+
+from __future__ import annotations
+
+import bisect
+
+import numpy as np
+
+
+def plan_scores(ours: np.ndarray, held: np.ndarray, head: int) -> tuple[np.ndarray, np.ndarray]:
+    """The scores Label Studio should hold, and which tasks to write, so that its queue serves the
+    first ``head`` tasks in our order (``ours``, lower first) before any other, writing as few
+    predictions as possible.
+
+    Scores stay >= 0 (Label Studio drops negative ones). ``held`` is the score Label Studio holds
+    for a task whose prediction is still right (same version family, same pre-annotation), NaN
+    where it must be written anyway. Along our order, a
+    longest increasing run of held scores in the head stays and the rest of the head gets scores
+    between its kept neighbours; a task past the head stays if its held score sorts after the whole
+    head (it is rewritten once it moves into the head). The run is capped at the held score that
+    makes head and tail rewrites fewest together. Annotating the top task shifts every rank by one,
+    which changes no relative order and so writes nothing."""
+    n = len(ours)
+    order = np.argsort(ours, kind="stable")
+    head = min(head, n)
+    tail = order[head:]
+    tail_held = np.sort(held[tail][~np.isnan(held[tail])])
+    # a held score of 0 leaves no room below it (Label Studio drops negative scores): kept only first
+    positions = [p for p in range(head) if not np.isnan(held[order[p]]) and (held[order[p]] > 0 or p == 0)]
+    best: tuple[int, list[int]] = (head + len(tail_held) + 1, [])
+    for cap in sorted({float(held[order[p]]) for p in positions}):
+        allowed = [p for p in positions if held[order[p]] <= cap]
+        run = increasing_run([held[order[p]] for p in allowed], allowed)
+        cost = head - len(run) + int(np.searchsorted(tail_held, cap, side="right"))
+        if cost < best[0]:
+            best = (cost, run)
+    kept = set(best[1])
+    final, write = np.array(held, dtype=float), np.isnan(held)
+    if not kept:  # nothing Label Studio holds can stay in place: our scores as they are
+        write[order[:head]] = True
+        final[order[:head]] = ours[order[:head]]
+    marks = sorted(kept)
+    for p in range(head) if kept else ():
+        if p in kept:
+            continue
+        k = bisect.bisect(marks, p)
+        below, above = (marks[k - 1] if k else None), (marks[k] if k < len(marks) else None)
+        if above is not None:
+            high = held[order[above]]
+        else:  # after the last kept task: below the first task past the head that stays where it is
+            later = tail_held[tail_held > held[order[below]]]
+            high = later[0] if len(later) else held[order[below]] + 1e-3
+        low = held[order[below]] if below is not None else 0.0
+        first = below + 1 if below is not None else 0
+        last = above - 1 if above is not None else head - 1
+        final[order[p]] = low + (high - low) * (p - first + 1) / (last - first + 2)
+        write[order[p]] = True
+    top = float(final[order[:head]].max()) if head else 0.0
+    moved = [t for t in tail if write[t] or not held[t] > top]
+    for rank, task in enumerate(moved, 1):  # after the head, in our order
+        final[task] = top + (max(1.0, top + 1e-3) - top) * rank / (len(moved) + 1)
+        write[task] = True
+    return final, write
+
+
+def increasing_run(values: list[float], positions: list[int]) -> list[int]:
+    """Positions of a longest strictly increasing subsequence of ``values`` (patience sorting)."""
+    tails: list[int] = []  # index into values of the smallest tail of each run length
+    parent = [-1] * len(values)
+    for k, value in enumerate(values):
+        lo, hi = 0, len(tails)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if values[tails[mid]] < value:
+                lo = mid + 1
+            else:
+                hi = mid
+        parent[k] = tails[lo - 1] if lo else -1
+        if lo == len(tails):
+            tails.append(k)
+        else:
+            tails[lo] = k
+    run, k = [], tails[-1] if tails else -1
+    while k != -1:
+        run.append(positions[k])
+        k = parent[k]
+    return run[::-1]
