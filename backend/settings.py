@@ -83,6 +83,10 @@ class Settings(BaseSettings):
         "hitl", description="RQ queue of fast jobs (head retrains, syncs); full fine-tunes use '<name>-slow'."
     )
     retrain_debounce_s: float = Field(2.0, ge=0, description="Events within this window share one retrain.")
+    catch_up_s: float = Field(
+        10.0, ge=1, description="A retrain that pulled within this long of a webhook is followed by one more, "
+        "this long after (a webhook can come before its annotation is committed).",
+    )
     job_timeout_s: int = Field(3600, ge=10, description="A retrain running longer than this is failed.")
     job_retries: int = Field(3, ge=0, description="Retries of a failed retrain (e.g. Label Studio down).")
     job_retry_intervals_s: list[int] = Field([10, 30, 90], description="Back-off between retries.")

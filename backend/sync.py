@@ -56,7 +56,7 @@ from backend.writeback import plan_scores
 log = logging.getLogger(__name__)
 
 VIEW_TITLE = "Most informative first (hitl)"
-UPDATE_THREADS = 4  # in-place updates within a family are one call each: a few at a time
+UPDATE_THREADS = 1  # one in-place update at a time (see the README: four at once coincided with a lost annotation)
 
 
 @dataclass

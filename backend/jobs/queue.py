@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 import redis
 from rq import Queue, Retry
@@ -19,6 +20,7 @@ from backend.settings import Settings
 PENDING = "hitl:retrain:pending:{project}"
 JOBS = {"head": "backend.jobs.retrain.retrain_job", "full": "backend.jobs.retrain.retrain_job",
         "sync": "backend.jobs.sync_job.sync_job"}  # fmt: skip
+LAST_EVENT = "hitl:retrain:last-event:{project}"  # when the project's last training event arrived
 ALIVE = "hitl:alive:{name}"  # a worker's liveness record, refreshed by jobs/worker.py
 DURATIONS = "hitl:retrain:last-seconds"  # hash "<project>:<kind>:<outcome>" → seconds, read by /metrics
 
@@ -49,6 +51,8 @@ class RetrainQueue:
         if kind not in JOBS:
             raise ValueError(f"unknown job kind {kind!r}; one of {sorted(JOBS)}")
         key = PENDING.format(project=f"{project_id}:{kind}")
+        if kind != "sync":
+            self.connection.set(LAST_EVENT.format(project=project_id), time.time(), ex=3600)
         # The flag expires on its own so a job lost with its worker cannot block retrains forever.
         ttl = int(self.settings.job_timeout_s * 2 + self.settings.retrain_debounce_s + 60)
         if not self.connection.set(key, time.time(), nx=True, ex=ttl):
@@ -64,6 +68,22 @@ class RetrainQueue:
             description=f"{'sync' if kind == 'sync' else 'retrain'} project {project_id} ({kind})",
         )
         return RetrainRequest("queued", project_id, job.id)
+
+    def last_event(self, project_id: int) -> float | None:
+        value = self.connection.get(LAST_EVENT.format(project=project_id))
+        return float(value) if value else None
+
+    def catch_up(self, project_id: int, delay_s: float) -> str:
+        """A head retrain in ``delay_s`` seconds. Label Studio can send an annotation's webhook before
+        the annotation is committed, so a pull right after it may miss it; this later pull does not
+        (and publishes nothing when nothing is new)."""
+        job = self.queue.enqueue_in(
+            timedelta(seconds=delay_s), JOBS["head"], kwargs={"project_id": project_id, "kind": "head",
+                                                               "reason": "catch-up"},
+            job_timeout=self.settings.job_timeout_s, failure_ttl=24 * 3600, result_ttl=3600,
+            description=f"retrain project {project_id} (head, catch-up)",
+        )  # fmt: skip
+        return str(job.id)
 
     def record_duration(self, project_id: int, kind: str, outcome: str, seconds: float) -> None:
         """The last retrain's duration per project, kind and outcome (published or rejected)."""

@@ -101,8 +101,12 @@ def retrain_job(project_id: int, kind: str = "head", reason: str = "") -> dict[s
         if delay > 0:
             time.sleep(delay)
     queue.take(project_id, kind)
+    pulled_at, last_event = time.time(), queue.last_event(project_id)
     with unavailable_as_one_line(ctx.settings.label_studio_url or "?"):
-        return retrain(ctx, project_id, kind)
+        summary = retrain(ctx, project_id, kind)
+    if reason != "catch-up" and last_event is not None and pulled_at - last_event < ctx.settings.catch_up_s:
+        summary["catch_up_job"] = queue.catch_up(project_id, ctx.settings.catch_up_s)
+    return summary
 
 
 def retrain(ctx: WorkerContext, project_id: int, kind: str = "head") -> dict[str, Any]:
@@ -129,6 +133,11 @@ def retrain(ctx: WorkerContext, project_id: int, kind: str = "head") -> dict[str
         what = "one entity" if spec.is_ner else "2 labels"
         summary.update(published=False, reason=f"need >= {settings.min_train_examples} examples and {what}")
         log.info("project %s: not training yet: %s", project_id, summary)
+        return summary
+
+    serving = _meta(ctx.registry, project_id, ctx.registry.current(str(project_id)))
+    if kind == "head" and serving and (serving.get("training") or {}).get("fingerprint") == fingerprint(data.examples):
+        summary.update(published=False, reason=f"no new annotations since {serving['version']}")
         return summary
 
     train, held = split(data.examples, settings.holdout_fraction)

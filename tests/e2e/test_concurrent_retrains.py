@@ -59,3 +59,7 @@ def test_a_candidate_gated_against_a_replaced_version_is_regated_not_published_b
         meta = registry.meta(str(project), version)
         assert meta["gate"]["serving_version"] == meta["parent"], (version, meta["gate"], meta["parent"])
     assert registry.current(str(project)) == summary_a["version"]
+    # nothing new in Label Studio: a further retrain (the hourly one, a catch-up) publishes nothing
+    again = retrain(worker_b, project, "head")
+    assert again["published"] is False and again["reason"].startswith("no new annotations since ")
+    assert registry.versions(str(project)) == [b_version, summary_a["version"]]
