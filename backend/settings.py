@@ -102,8 +102,8 @@ class Settings(BaseSettings):
         0.98, ge=0, lt=1, description="Held-out precision above which predictions are marked auto_accept; 0 = off."
     )
     version_family_labels: int = Field(
-        100, ge=0, description="Head refreshes keep the version Label Studio sees until this many new annotations; "
-        "0 = every publish is a new version.",
+        0, ge=0, description="Head refreshes keep the version Label Studio sees until this many new annotations "
+        "(experimental); 0 = every publish is a new version.",
     )
     sync_exact_top: int = Field(
         100, ge=1, description="Head of the queue whose order the sync always writes exactly; below it a task is "
