@@ -144,16 +144,6 @@ class LabelStudioClient:
         """One prediction, one HTTP call (the slow path; kept for the benchmark's baseline)."""
         self.sdk.predictions.create(**prediction)
 
-    def delete_predictions(self, project_id: int, task_ids: list[int]) -> None:
-        """Delete every prediction of these tasks in one Data Manager action."""
-        if task_ids:
-            with_retries(
-                lambda: self.sdk.actions.create(
-                    id="delete_tasks_predictions", project=project_id,
-                    selected_items={"all": False, "included": list(task_ids)},
-                ), "delete predictions",
-            )  # fmt: skip
-
     def model_versions(self, project_id: int) -> dict[str, int]:
         """Prediction counts per model version in the project (GET /api/projects/{id}/model-versions/)."""
         response = with_retries(lambda: self._raw(f"api/projects/{project_id}/model-versions/", "GET"), "versions")

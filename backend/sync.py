@@ -30,7 +30,6 @@ import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,7 +55,6 @@ from backend.writeback import plan_scores
 log = logging.getLogger(__name__)
 
 VIEW_TITLE = "Most informative first (hitl)"
-UPDATE_THREADS = 1  # one in-place update at a time (see the README: four at once coincided with a lost annotation)
 
 
 @dataclass
@@ -274,11 +272,11 @@ def _sync(
         part = predictions[start : start + chunk]
         ls.import_predictions(project_id, part)
         summary.written += len(part)
-    with ThreadPoolExecutor(UPDATE_THREADS) as pool, tqdm(total=len(updates), desc="updating", unit="task",
-                                                          disable=not progress or not updates) as bar:  # fmt: skip
-        for _ in pool.map(lambda u: ls.update_prediction(*u), sorted(updates, key=lambda u: u[2])):
-            summary.written += 1
-            bar.update()
+    # one call at a time, to keep the load on Label Studio low (see the README on version families)
+    for prediction_id, result, score in tqdm(sorted(updates, key=lambda u: u[2]), desc="updating", unit="task",
+                                             disable=not progress or not updates):  # fmt: skip
+        ls.update_prediction(prediction_id, result, score)
+        summary.written += 1
     state.put(project_id, rows)
 
     previous = ls.project(project_id).get("model_version")
