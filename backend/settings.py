@@ -109,6 +109,10 @@ class Settings(BaseSettings):
         100, ge=1, description="Head of the queue whose order the sync always writes exactly; below it a task is "
         "rewritten only when its pre-annotation changes.",
     )
+    sync_retire_versions: bool = Field(
+        False, description="Delete older versions' predictions after a switch (off: with it on, an annotation made "
+        "meanwhile went missing from Label Studio's annotated tasks in end-to-end runs).",
+    )
     sync_after_publish: bool = Field(True, description="Re-rank the project's queue after every new version.")
     sync_diverse_top: int = Field(50, ge=0, description="Tasks at the top of the queue that alternate clusters.")
     sync_strategy: str = Field(

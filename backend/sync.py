@@ -282,7 +282,8 @@ def _sync(
     previous = ls.project(project_id).get("model_version")
     ls.use_uncertainty_sampling(project_id, label)
     ls.ensure_view(project_id, VIEW_TITLE, ordering=["tasks:predictions_score"])
-    _retire_old_versions(ls, project_id, keep={label, previous})
+    if settings.sync_retire_versions:
+        _retire_old_versions(ls, project_id, keep={label, previous})
     summary.seconds = time.perf_counter() - started
     log.info(summary.line())
     return summary
