@@ -119,7 +119,7 @@ class Settings(BaseSettings):
         "margin", description="Query strategy of the sync: margin, entropy, least_confidence, random, cold-start."
     )
     schedule_file: str = Field(
-        str(Path(__file__).with_name("schedule.py")), description="RQ cron config of scheduled retrains."
+        str(Path(__file__).parent / "jobs" / "schedule.py"), description="RQ cron config of scheduled retrains."
     )
 
     # Services

@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
-exec .venv/bin/python -m backend.labelstudio_server "$@"
+exec .venv/bin/python -m backend.tools.labelstudio_server "$@"

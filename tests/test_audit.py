@@ -1,7 +1,7 @@
 
 import pytest
 
-from backend.audit import AuditStore, Correction
+from backend.stores.audit import AuditStore, Correction
 from tests.support.services import postgres_database
 
 

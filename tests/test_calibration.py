@@ -1,6 +1,6 @@
 import numpy as np
 
-from backend.calibration import (
+from backend.learning.calibration import (
     coverage_at,
     expected_calibration_error,
     fit_temperature,

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.cli import main
+from backend.cli.main import main
 from backend.labeling import parse_label_config
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "labeling_configs").glob("*.xml"))

@@ -1,6 +1,6 @@
-from backend.dataset import build_dataset, split
 from backend.labeling import parse_label_config
-from backend.training import Example
+from backend.labeling.examples import Example
+from backend.learning.dataset import build_dataset, split
 from tests.support.payloads import MULTI_CONFIG
 
 SPEC = parse_label_config(MULTI_CONFIG)

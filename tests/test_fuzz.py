@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
+from backend.learning.candidates import publish_head
 from backend.models.tagger import fit_tagger
 from backend.server import create_app
 from backend.server.openapi import REQUEST_SCHEMAS, openapi
-from backend.training import publish_head
 from tests.support.payloads import AG_CONFIG, MULTI_CONFIG
 from tests.support.schemas import from_schema
 from tests.test_ner import _examples
@@ -39,7 +39,7 @@ TEXTS = st.text(max_size=200) | st.sampled_from(["", " ", "😀" * 50, "a\x00b",
 
 @pytest.fixture(scope="module")
 def client(tiny_encoder_dir, tmp_path_factory):
-    from backend.predictor import Predictor
+    from backend.serving.predictor import Predictor
     from backend.settings import Settings
 
     root = tmp_path_factory.mktemp("fuzz")

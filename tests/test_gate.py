@@ -1,8 +1,8 @@
 import numpy as np
 
-from backend.gate import decide, evaluate
 from backend.labeling import parse_label_config
-from backend.training import Example
+from backend.labeling.examples import Example
+from backend.learning.gate import decide, evaluate
 from tests.support.payloads import AG_CONFIG, MULTI_CONFIG
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 
+from backend.learning.head_selection import L2_GRID, MIN_HELDOUT, fit_selected_head, served_log_loss
 from backend.models.head import DEFAULT_L2, LinearHead
-from backend.models.head_selection import L2_GRID, MIN_HELDOUT, fit_selected_head, served_log_loss
 
 
 def _embeddings(seed: int, n: int, signal: float, flip: float = 0.0, k: int = 4, dim: int = 64):

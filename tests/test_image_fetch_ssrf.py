@@ -17,9 +17,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from PIL import Image
 
-from backend.bench.common import free_port
-from backend.labelstudio import LabelStudioClient, UnsafeReference, file_path
 from backend.models.image_encoder import ImageError, ImageFetcher
+from backend.stores.labelstudio import LabelStudioClient, UnsafeReference, file_path
+from backend.tools.bench.common import free_port
 
 TOKEN = "0123456789abcdef0123456789abcdef01234567"
 

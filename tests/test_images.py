@@ -11,14 +11,15 @@ import pytest
 from PIL import Image
 from pydantic import SecretStr
 
-from backend.bench.common import free_port
 from backend.labeling import UnsupportedConfig, parse_label_config
-from backend.labelstudio import LabelStudioClient
+from backend.labeling.examples import Example, targets
+from backend.learning.candidates import publish_head
 from backend.models.embedding_cache import EmbeddingCache
 from backend.models.head import LinearHead
 from backend.models.image_encoder import ImageEncoder, ImageError, ImageFetcher
 from backend.server import create_app
-from backend.training import Example, publish_head, targets
+from backend.stores.labelstudio import LabelStudioClient
+from backend.tools.bench.common import free_port
 from tests.support.payloads import ls_task, predict_body, setup_body
 from tests.support.tiny import build_tiny_vit
 
@@ -114,7 +115,7 @@ def test_fetcher_reads_label_studio_and_data_uris_only(label_studio_files):
 def test_image_versions_serve_predictions_and_a_bad_image_fails_alone(settings, vit_dir, label_studio_files):
     settings = settings.model_copy(update={"image_model_name": str(vit_dir), "label_studio_url": label_studio_files,
                                            "label_studio_api_key": SecretStr(TOKEN)})  # fmt: skip
-    from backend.predictor import Predictor
+    from backend.serving.predictor import Predictor
 
     predictor = Predictor(settings)
     predictor.start(background=False)

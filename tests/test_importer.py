@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from backend.importer import ImportFileError, read_rows, task_of
+from backend.admin.importer import ImportFileError, read_rows, task_of
 from backend.labeling import parse_label_config
 from tests.support.payloads import AG_CONFIG
 

@@ -8,7 +8,7 @@ from typing import ClassVar
 import pytest
 from label_studio_sdk.core.api_error import ApiError
 
-from backend.labelstudio import LabelStudioClient
+from backend.stores.labelstudio import LabelStudioClient
 
 
 class _Flaky(BaseHTTPRequestHandler):

@@ -4,13 +4,14 @@ A short version of `hitl bench load` (which runs 50 clients for 60 s with MiniLM
 loop and the same mid-run publish, against a real `hitl serve` process with the tiny encoder.
 """
 
-from backend.bench.common import backend_server, free_port
-from backend.bench.load import predict_bodies, run_clients
-from backend.bench.predict import AG_CONFIG
 from backend.labeling import parse_label_config
+from backend.labeling.examples import Example
+from backend.learning.candidates import fit_head, publish_head
 from backend.models.encoder import TextEncoder
-from backend.registry import Registry
-from backend.training import Example, fit_head, publish_head
+from backend.stores.registry import Registry
+from backend.tools.bench.common import backend_server, free_port
+from backend.tools.bench.load import predict_bodies, run_clients
+from backend.tools.bench.predict import AG_CONFIG
 from tests.support.data import load_jsonl
 
 

@@ -9,7 +9,7 @@ import redis
 import requests
 from rq import Worker
 
-from backend.bench.common import free_port, wait_http
+from backend.tools.bench.common import free_port, wait_http
 from tests.support.payloads import annotation_event
 from tests.support.services import ROOT, wait_until
 

@@ -4,10 +4,10 @@ import re
 
 import redis
 
-from backend.audit import AuditStore
 from backend.jobs.queue import RetrainQueue
 from backend.server import create_app
 from backend.server.events import QueueSink
+from backend.stores.audit import AuditStore
 from tests.support.payloads import AG_CONFIG, ls_task, predict_body
 from tests.test_audit import _correction
 from tests.test_server_protocol import _train

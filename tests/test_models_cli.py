@@ -1,7 +1,7 @@
 import json
 
-from backend.cli import main
-from backend.registry import Registry
+from backend.cli.main import main
+from backend.stores.registry import Registry
 
 
 def _publish(registry, note):

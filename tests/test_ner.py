@@ -4,15 +4,16 @@ import numpy as np
 import pytest
 from label_studio_sdk.label_interface import LabelInterface
 
-from backend import uncertainty
-from backend.bench.ner import label_studio_tasks
-from backend.dataset import build_dataset
-from backend.gate import evaluate_spans
+from backend.labeling.examples import Example
 from backend.labeling.spans import Span, from_tokens, spans_from_result
+from backend.learning.candidates import publish_head
+from backend.learning.dataset import build_dataset
+from backend.learning.gate import evaluate_spans
+from backend.models import uncertainty
 from backend.models.persist import load_version
 from backend.models.tagger import SpanTagger, Tagged, finetune_tagger, fit_tagger, weakest_words
 from backend.server import create_app
-from backend.training import Example, publish_head
+from backend.tools.bench.ner import label_studio_tasks
 from tests.support.payloads import ls_task, predict_body, setup_body
 from tests.test_spans import NER_CONFIG, SPEC, region
 
@@ -137,7 +138,7 @@ def test_word_state_cache_serves_repeat_passes_with_the_same_predictions(predict
 
 
 def test_calibrated_tagger_routes_sure_answers_past_review(settings, predictor):
-    from backend.candidates import calibrate_tagger
+    from backend.learning.candidates import calibrate_tagger
 
     examples = _examples()
     tagger = fit_tagger(predictor.encoder(), SPEC, [e.text for e in examples], [e.spans for e in examples])

@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 
 from backend.labeling import parse_label_config
-from backend.predictor import Predictor
+from backend.labeling.examples import Example
+from backend.learning.candidates import fit_head, publish_head
 from backend.server import create_app
+from backend.serving.predictor import Predictor
 from backend.settings import Settings
-from backend.training import Example, fit_head, publish_head
 from tests.support.data import load_jsonl
 from tests.support.payloads import AG_CONFIG, ls_task, predict_body
 

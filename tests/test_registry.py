@@ -3,7 +3,8 @@ import threading
 
 import pytest
 
-from backend.registry import BaselineChanged, Registry, RegistryError, project_key
+from backend.ids import parse_project_id as project_key
+from backend.stores.registry import BaselineChanged, Registry, RegistryError
 
 
 def _writer(payload):
@@ -116,7 +117,7 @@ def test_stale_staging_is_removed_by_host_and_pid_or_by_age(tmp_path):
 
 
 def test_head_refreshes_continue_a_family_until_enough_new_labels():
-    from backend.registry import next_family, served_name
+    from backend.stores.registry import next_family, served_name
 
     head = {"version": "v3-x", "family": "v1-x", "family_examples": 40, "training": {"kind": "head", "examples": 90},
             "spec": {"fingerprint": "f"}}  # fmt: skip

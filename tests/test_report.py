@@ -2,13 +2,14 @@
 
 import re
 
-from backend.audit import AuditStore
-from backend.cli import main
+from backend.cli.main import main
 from backend.labeling import parse_label_config
-from backend.registry import Registry
+from backend.labeling.examples import Example
+from backend.learning.candidates import fit_head, publish_head
+from backend.query.sync import SyncState
 from backend.settings import get_settings
-from backend.sync import SyncState
-from backend.training import Example, fit_head, publish_head
+from backend.stores.audit import AuditStore
+from backend.stores.registry import Registry
 from tests.support.payloads import AG_CONFIG
 from tests.test_audit import _correction
 
@@ -45,7 +46,7 @@ def test_report_plots_quality_calibration_queue_and_history(tmp_path, monkeypatc
     assert f"serving <b>{v2}</b>" in page and "9 annotations audited, 33% of pre-annotations changed" in page
     assert "rejected-1" in page and "better &lt;b&gt;" in page  # gate reasons are escaped
     empty = tmp_path / "empty.html"
-    from backend.report import write_report
+    from backend.tools.report import write_report
 
     write_report(99, audit, registry, tmp_path, empty)
     assert empty.read_text().count("No data yet") == 4 and "No retrain recorded yet" in empty.read_text()

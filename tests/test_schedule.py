@@ -1,11 +1,11 @@
 import redis
 from rq import Queue
 
-from backend.audit import AuditStore
 from backend.jobs.schedule_runner import load_scheduler
 from backend.jobs.scheduled import finetune_due, known_projects, retrain_all_projects
-from backend.registry import Registry
 from backend.settings import Settings, get_settings
+from backend.stores.audit import AuditStore
+from backend.stores.registry import Registry
 
 
 def test_schedule_file_registers_hourly_and_nightly_jobs(redis_server):

@@ -9,11 +9,12 @@ from label_studio_sdk.label_interface import LabelInterface
 from pydantic import SecretStr
 
 from backend.labeling import parse_label_config
+from backend.labeling.examples import Example
 from backend.labeling.spec import spec_to_dict
-from backend.predictor import Predictor
-from backend.registry import COLD_START
+from backend.learning.candidates import fit_head, publish_head
 from backend.server import create_app
-from backend.training import Example, fit_head, publish_head
+from backend.serving.predictor import Predictor
+from backend.stores.registry import COLD_START
 from tests.support.payloads import (
     AG_CONFIG,
     MULTI_CONFIG,
@@ -284,4 +285,4 @@ def test_serving_versions_kept_in_memory_are_bounded(settings, predictor):
         version = _train(predictor, project=str(project))
         item = client.post("/predict", json=predict_body([ls_task(1, {"text": TEXTS[0]})], project=f"{project}.1"))
         assert item.json["results"][0]["model_version"] == version
-    assert list(predictor._serving) == ["5", "6", "7"]
+    assert list(predictor._serving) == [5, 6, 7]  # project ids are ints once parsed

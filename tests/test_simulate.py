@@ -5,7 +5,7 @@ import json
 import time
 
 from backend.models.encoder import load_encoder
-from backend.simulate import simulate
+from backend.tools.simulate import simulate
 from tests.support.data import data_dir
 
 

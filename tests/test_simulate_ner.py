@@ -3,7 +3,7 @@
 import csv
 import json
 
-from backend.cli import main
+from backend.cli.main import main
 from backend.settings import get_settings
 from tests.support.data import data_dir
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from backend.clusters import ClusterModel, assign, default_k, kmeans
-from backend.strategies import ColdStartStrategy, RandomStrategy, k_center_order, make_strategy, rank
+from backend.query.clusters import ClusterModel, assign, default_k, kmeans
+from backend.query.strategies import ColdStartStrategy, RandomStrategy, k_center_order, make_strategy, rank
 
 
 def _pool(seed=0, n=200, dim=8, k=4):
@@ -60,7 +60,7 @@ def test_kmeans_finds_blobs_and_centroids_are_stable_on_disk(tmp_path):
 
 
 def test_diversify_top_alternates_clusters_below_all_other_scores():
-    from backend.strategies import diversify_top
+    from backend.query.strategies import diversify_top
 
     scores = np.array([0.10, 0.11, 0.12, 0.50, 0.13, 0.60, 0.90])
     clusters = np.array([0, 0, 0, 1, 0, 2, 1])
@@ -74,7 +74,7 @@ def test_diversify_top_alternates_clusters_below_all_other_scores():
 
 
 def test_interleave_heldout_spreads_random_heldout_tasks_through_the_queue():
-    from backend.strategies import interleave_heldout
+    from backend.query.strategies import interleave_heldout
 
     n = 1000
     scores = np.linspace(0, 1, n)  # strategy order = index order
@@ -94,7 +94,7 @@ def test_interleave_heldout_spreads_random_heldout_tasks_through_the_queue():
 def test_heldout_share_of_annotations_tracks_the_fraction_when_the_queue_is_reranked_after_each():
     """Annotators take the head of the queue and it is re-ranked after every annotation (issue 18:
     5 held-out tasks in 115 when the interleave restarted at every sync)."""
-    from backend.strategies import interleave_heldout
+    from backend.query.strategies import interleave_heldout
 
     rng = np.random.default_rng(3)
     n = 400

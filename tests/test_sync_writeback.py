@@ -4,7 +4,7 @@ few predictions rewritten as that takes (issue 18: every publish rewrote every u
 import numpy as np
 import pytest
 
-from backend.writeback import plan_scores
+from backend.query.writeback import plan_scores
 
 
 def _served_first(final: np.ndarray, head: int) -> list[int]:

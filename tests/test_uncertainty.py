@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backend import uncertainty
+from backend.models import uncertainty
 
 
 def test_uniform_is_most_uncertain_and_one_hot_least():

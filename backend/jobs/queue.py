@@ -15,11 +15,12 @@ from datetime import timedelta
 import redis
 from rq import Queue, Retry
 
+from backend.ids import JobKind, ProjectId
 from backend.settings import Settings
 
 PENDING = "hitl:retrain:pending:{project}"
-JOBS = {"head": "backend.jobs.retrain.retrain_job", "full": "backend.jobs.retrain.retrain_job",
-        "sync": "backend.jobs.sync_job.sync_job"}  # fmt: skip
+JOBS = {JobKind.HEAD: "backend.jobs.retrain.retrain_job", JobKind.FULL: "backend.jobs.retrain.retrain_job",
+        JobKind.SYNC: "backend.jobs.sync_job.sync_job"}  # fmt: skip
 LAST_EVENT = "hitl:retrain:last-event:{project}"  # when the project's last training event arrived
 ALIVE = "hitl:alive:{name}"  # a worker's liveness record, refreshed by jobs/worker.py
 DURATIONS = "hitl:retrain:last-seconds"  # hash "<project>:<kind>:<outcome>" → seconds, read by /metrics
@@ -28,7 +29,7 @@ DURATIONS = "hitl:retrain:last-seconds"  # hash "<project>:<kind>:<outcome>" →
 @dataclass(frozen=True)
 class RetrainRequest:
     status: str  # "queued" or "coalesced"
-    project_id: int
+    project_id: ProjectId
     job_id: str | None
 
 
@@ -46,46 +47,47 @@ class RetrainQueue:
         # Fine-tunes take minutes: their own queue, so they never hold up a seconds-long head retrain.
         self.slow_queue = Queue(settings.slow_queue_name, connection=self.connection)
 
-    def request(self, project_id: int, kind: str = "head", reason: str = "") -> RetrainRequest:
+    def request(self, project_id: ProjectId, kind: JobKind | str = JobKind.HEAD, reason: str = "") -> RetrainRequest:
         """Enqueue a ``head`` or ``full`` retrain, or a queue ``sync``, unless one is already pending."""
-        if kind not in JOBS:
-            raise ValueError(f"unknown job kind {kind!r}; one of {sorted(JOBS)}")
+        if kind not in set(JobKind):
+            raise ValueError(f"unknown job kind {kind!r}; one of {[k.value for k in JobKind]}")
+        kind = JobKind(kind)
         key = PENDING.format(project=f"{project_id}:{kind}")
-        if kind != "sync":
+        if kind != JobKind.SYNC:
             self.connection.set(LAST_EVENT.format(project=project_id), time.time(), ex=3600)
         # The flag expires on its own so a job lost with its worker cannot block retrains forever.
         ttl = int(self.settings.job_timeout_s * 2 + self.settings.retrain_debounce_s + 60)
         if not self.connection.set(key, time.time(), nx=True, ex=ttl):
             return RetrainRequest("coalesced", project_id, None)
-        queue = self.slow_queue if kind == "full" else self.queue
+        queue = self.slow_queue if kind == JobKind.FULL else self.queue
         job = queue.enqueue_call(
             JOBS[kind],
-            kwargs={"project_id": project_id, "kind": kind, "reason": reason},
+            kwargs={"project_id": project_id, "kind": kind.value, "reason": reason},
             timeout=self.settings.job_timeout_s,
             retry=Retry(max=self.settings.job_retries, interval=self.settings.job_retry_intervals_s),
             failure_ttl=7 * 24 * 3600,
             result_ttl=24 * 3600,
-            description=f"{'sync' if kind == 'sync' else 'retrain'} project {project_id} ({kind})",
+            description=f"{'sync' if kind == JobKind.SYNC else 'retrain'} project {project_id} ({kind})",
         )
         return RetrainRequest("queued", project_id, job.id)
 
-    def last_event(self, project_id: int) -> float | None:
+    def last_event(self, project_id: ProjectId) -> float | None:
         value = self.connection.get(LAST_EVENT.format(project=project_id))
         return float(value) if value else None
 
-    def catch_up(self, project_id: int, delay_s: float) -> str:
+    def catch_up(self, project_id: ProjectId, delay_s: float) -> str:
         """A head retrain in ``delay_s`` seconds. Label Studio can send an annotation's webhook before
         the annotation is committed, so a pull right after it may miss it; this later pull does not
         (and publishes nothing when nothing is new)."""
         job = self.queue.enqueue_in(
-            timedelta(seconds=delay_s), JOBS["head"], kwargs={"project_id": project_id, "kind": "head",
-                                                               "reason": "catch-up"},
+            timedelta(seconds=delay_s), JOBS[JobKind.HEAD],
+            kwargs={"project_id": project_id, "kind": JobKind.HEAD.value, "reason": "catch-up"},
             job_timeout=self.settings.job_timeout_s, failure_ttl=24 * 3600, result_ttl=3600,
             description=f"retrain project {project_id} (head, catch-up)",
         )  # fmt: skip
         return str(job.id)
 
-    def record_duration(self, project_id: int, kind: str, outcome: str, seconds: float) -> None:
+    def record_duration(self, project_id: ProjectId, kind: JobKind | str, outcome: str, seconds: float) -> None:
         """The last retrain's duration per project, kind and outcome (published or rejected)."""
         self.connection.hset(DURATIONS, f"{project_id}:{kind}:{outcome}", round(seconds, 3))
 
@@ -93,7 +95,7 @@ class RetrainQueue:
         raw = self.connection.hgetall(DURATIONS)
         return {tuple(k.decode().split(":", 2)): float(v) for k, v in raw.items()}  # type: ignore[misc]
 
-    def pending_since(self, project_id: int, kind: str) -> float | None:
+    def pending_since(self, project_id: ProjectId, kind: JobKind | str) -> float | None:
         value = self.connection.get(PENDING.format(project=f"{project_id}:{kind}"))
         return float(value) if value else None
 
@@ -101,6 +103,6 @@ class RetrainQueue:
         """Workers whose liveness record is fresh (``jobs/worker.py`` refreshes it every few seconds)."""
         return sum(1 for _ in self.connection.scan_iter(match=ALIVE.format(name="*"), count=100))
 
-    def take(self, project_id: int, kind: str) -> None:
+    def take(self, project_id: ProjectId, kind: JobKind | str) -> None:
         """Called by the job as it starts reading Label Studio: later events need a new job."""
         self.connection.delete(PENDING.format(project=f"{project_id}:{kind}"))

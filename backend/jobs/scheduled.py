@@ -1,28 +1,29 @@
-"""Jobs that run on a schedule (see backend/schedule.py) or when enough new labels arrived."""
+"""Jobs that run on a schedule (see backend/jobs/schedule.py) or when enough new labels arrived."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from backend.audit import AuditStore
+from backend.ids import JobKind, ProjectId
 from backend.jobs.queue import RetrainQueue
-from backend.registry import Registry
 from backend.settings import Settings, get_settings
+from backend.stores.audit import AuditStore
+from backend.stores.registry import Registry
 
 log = logging.getLogger(__name__)
 
 
 def known_projects(settings: Settings) -> list[int]:
     """Projects that have a version in the registry or have sent us annotation events."""
-    ids = {int(p) for p in Registry(settings.registry_dir).projects() if p.isdigit()}
+    ids = set(Registry.from_settings(settings).projects())
     ids |= set(AuditStore.from_settings(settings).project_ids())
     return sorted(ids)
 
 
-def retrain_all_projects(kind: str = "head") -> dict[str, Any]:
+def retrain_all_projects(kind: str = JobKind.HEAD) -> dict[str, Any]:
     """Request a (coalesced) retrain — ``head`` or ``full`` — or a queue ``sync`` of every known
-    project; scheduled by backend/schedule.py."""
+    project; scheduled by backend/jobs/schedule.py."""
     settings = get_settings()
     queue = RetrainQueue(settings)
     requested = {str(p): queue.request(p, kind=kind, reason="schedule").status for p in known_projects(settings)}
@@ -30,7 +31,7 @@ def retrain_all_projects(kind: str = "head") -> dict[str, Any]:
     return requested
 
 
-def finetune_due(registry: Registry, project: str, examples: int, every: int) -> bool:
+def finetune_due(registry: Registry, project: ProjectId, examples: int, every: int) -> bool:
     """A full fine-tune is due when `every` more annotations exist than at the last one."""
     if every <= 0:
         return False

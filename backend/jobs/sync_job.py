@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from backend.jobs.context import context
 from backend.jobs.queue import RetrainQueue
-from backend.jobs.retrain import context
 from backend.labeling import UnsupportedConfig
-from backend.labelstudio import unavailable_as_one_line
-from backend.sync import sync_project
+from backend.query.sync import sync_project
+from backend.stores.labelstudio import unavailable_as_one_line
 
 
 def sync_job(project_id: int, kind: str = "sync", reason: str = "") -> dict[str, Any]:

@@ -25,8 +25,8 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
+from backend.jobs.context import context
 from backend.jobs.queue import ALIVE, connect
-from backend.jobs.retrain import context
 from backend.settings import Settings
 
 log = logging.getLogger(__name__)

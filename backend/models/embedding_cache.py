@@ -7,14 +7,19 @@ never seen, and a fine-tuned encoder has a new identity, so its cache starts emp
 from __future__ import annotations
 
 import hashlib
+import logging
 import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
+from backend.labeling import TaskError
 from backend.models.encoder import TextEncoder
+
+log = logging.getLogger(__name__)
 
 
 def text_key(text: str) -> str:
@@ -55,6 +60,26 @@ class EmbeddingCache:
         if not keys:
             return np.zeros((0, self.encoder.dim), dtype=np.float32)
         return np.stack([self._memory[k] for k in keys])
+
+    def embed_readable(
+        self, texts: Sequence[str], progress: bool = False, step: int = 512
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(readable mask, embeddings): an input that cannot be read (an image that cannot be
+        fetched) gets a zero row and False, so it fails alone; only its chunk is retried one by one."""
+        out = np.zeros((len(texts), self.encoder.dim), dtype=np.float32)
+        readable = np.ones(len(texts), dtype=bool)
+        for start in tqdm(range(0, len(texts), step), desc="embedding", unit="batch", disable=not progress):
+            chunk = list(texts[start : start + step])
+            try:
+                out[start : start + len(chunk)] = self.embed(chunk)
+            except TaskError:
+                for i, text in enumerate(chunk, start):
+                    try:
+                        out[i] = self.embed([text])[0]
+                    except TaskError as exc:
+                        readable[i] = False
+                        log.warning("input left out: %s", exc)
+        return readable, out
 
     def _load(self, keys: list[str]) -> None:
         for start in range(0, len(keys), 500):

@@ -152,3 +152,10 @@ def load_encoder(
             encoder = TextEncoder(name_or_path, max_length=max_length, batch_size=batch_size, precision=precision)
             _cache[key] = encoder
         return encoder
+
+
+def encoder_from_settings(settings: Any) -> TextEncoder:
+    """The text encoder the backend serves and trains with (HITL_MODEL_NAME, default the bundled
+    MiniLM): the one construction point from settings."""
+    return load_encoder(settings.model_name or default_encoder_path(), settings.max_length, settings.batch_size,
+                        settings.precision)  # fmt: skip

@@ -9,10 +9,10 @@ from collections.abc import Callable, Sequence
 import torch
 
 from backend.labeling import TaskSpec
+from backend.labeling.examples import Example, targets
 from backend.models.encoder import TextEncoder, mean_pool
 from backend.models.head import LinearHead
 from backend.models.tuning import step, training_device, tuned_encoder
-from backend.training import Example, targets
 
 
 def finetune(

@@ -25,8 +25,8 @@ from PIL import Image, UnidentifiedImageError
 from transformers import AutoImageProcessor, AutoModel
 
 from backend.labeling.tasks import TaskError
-from backend.labelstudio import UnsafeReference
 from backend.models.encoder import file_identity, resolve_bf16
+from backend.stores.labelstudio import UnsafeReference
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ def load_image_encoder(settings: Any) -> ImageEncoder:
     if not settings.image_model_name:
         raise ImageError("this project labels images: set HITL_IMAGE_MODEL_NAME to an image model (a local folder or "
                          "a hub id, e.g. a ViT) for the server and the workers")  # fmt: skip
-    from backend.labelstudio import LabelStudioClient
+    from backend.stores.labelstudio import LabelStudioClient
 
     client = None
     if settings.label_studio_url and settings.label_studio_api_key:

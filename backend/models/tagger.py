@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from backend import uncertainty
 from backend.labeling.spans import Span, spans_to_tags, tags_to_spans
 from backend.labeling.spec import TaskSpec
+from backend.models import uncertainty
 from backend.models.encoder import TextEncoder
 from backend.models.head import LinearHead
 from backend.models.tuning import step, training_device, tuned_encoder

@@ -16,12 +16,12 @@ from redis import RedisError
 from werkzeug.exceptions import HTTPException, ServiceUnavailable, Unauthorized
 
 from backend import __version__, logs
-from backend.predictor import NotReady, Predictor
 from backend.server import protocol
 from backend.server.auth import is_authorized
 from backend.server.events import EventSink, LoggingSink, QueueSink, parse_event
 from backend.server.metrics import ServerMetrics
 from backend.server.openapi import openapi
+from backend.serving.predictor import NotReady, Predictor
 from backend.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -164,21 +164,14 @@ def create_app(
     def train() -> Any:
         body = protocol.json_object(request)
         project = protocol.project_of(body)
-        event = parse_event(
-            {"action": "START_TRAINING", "project": {"id": int(project) if project.isdigit() else project}}
-        )
-        return jsonify(sink.accept(event))
+        return jsonify(sink.accept(parse_event({"action": "START_TRAINING", "project": {"id": project}})))
 
     @app.get("/versions")
     def versions() -> Any:
         project = request.args.get("project")
         if not project:
             return jsonify({"versions": []})
-        try:
-            key = protocol.project_of({"project": project})
-        except HTTPException:
-            raise
-        return jsonify({"versions": predictor.registry.versions(key)})
+        return jsonify({"versions": predictor.registry.versions(protocol.project_of({"project": project}))})
 
     return app
 
@@ -187,10 +180,10 @@ def _default_sink(settings: Settings) -> EventSink:
     if not settings.redis_url:
         log.warning("HITL_REDIS_URL is not set: webhook events are logged, not turned into retrains")
         return LoggingSink()
-    from backend.audit import AuditStore
     from backend.jobs.queue import RetrainQueue
-    from backend.labelstudio import LabelStudioClient
-    from backend.projects import ServedProjects
+    from backend.server.projects import ServedProjects
+    from backend.stores.audit import AuditStore
+    from backend.stores.labelstudio import LabelStudioClient
 
     queue = RetrainQueue(settings)
     projects = ServedProjects(settings, queue.connection, lambda: LabelStudioClient.from_settings(settings, 10))

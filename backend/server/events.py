@@ -8,10 +8,12 @@ Label Studio's own training trigger is ``{"action": "START_TRAINING", "project":
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from werkzeug.exceptions import BadRequest
+
+from backend.ids import ProjectId, parse_project_id
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +31,8 @@ TRAINING_ACTIONS = frozenset(
 @dataclass(frozen=True)
 class Event:
     action: str
-    project_id: int | None
+    project_id: ProjectId | None
     annotation_ids: tuple[int, ...] = ()
-    task_ids: tuple[int, ...] = ()
-    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def triggers_training(self) -> bool:
@@ -51,22 +51,17 @@ def parse_event(body: dict[str, Any]) -> Event:
         action=action,
         project_id=project_id,
         annotation_ids=_ids(body.get("annotation"), body.get("annotations")),
-        task_ids=_ids(body.get("task"), body.get("tasks")),
-        raw=body,
     )
 
 
-def _project_id(project: Any) -> int | None:
+def _project_id(project: Any) -> ProjectId | None:
     value = project.get("id") if isinstance(project, dict) else project
-    if isinstance(value, bool):
-        raise BadRequest("'project.id' must be an integer")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.split(".", 1)[0].isdigit():
-        return int(value.split(".", 1)[0])
     if value is None:
         return None
-    raise BadRequest(f"'project.id' must be an integer, got {value!r}")
+    try:
+        return parse_project_id(value)
+    except ValueError:
+        raise BadRequest(f"'project.id' must be an integer, got {value!r}") from None
 
 
 def _ids(one: Any, many: Any) -> tuple[int, ...]:

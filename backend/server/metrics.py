@@ -44,13 +44,13 @@ class ServerMetrics:
         )
         self.registry.register(_StoreCollector(audit, queue))
 
-    def observe_predictions(self, project: str, results: list[dict[str, Any]]) -> None:
+    def observe_predictions(self, project: int, results: list[dict[str, Any]]) -> None:
         self.batch.observe(len(results))
         for item in results:
             if "result" in item:
-                self._inc(self.predictions, project, str(item.get("model_version")))
+                self._inc(self.predictions, str(project), str(item.get("model_version")))
             else:
-                self._inc(self.task_errors, project)
+                self._inc(self.task_errors, str(project))
 
     def _inc(self, counter: Counter, *labels: str) -> None:
         """Count, keeping at most ``max_series`` labelled series (a thousand projects cannot grow

@@ -7,8 +7,8 @@ from typing import Any
 from flask import Request
 from werkzeug.exceptions import BadRequest, UnprocessableEntity
 
+from backend.ids import ProjectId, parse_project_id
 from backend.labeling import TaskSpec, UnsupportedConfig, parse_label_config
-from backend.registry import project_key
 
 
 def json_object(request: Request) -> dict[str, Any]:
@@ -23,11 +23,11 @@ def json_object(request: Request) -> dict[str, Any]:
     return body
 
 
-def project_of(body: dict[str, Any]) -> str:
+def project_of(body: dict[str, Any]) -> ProjectId:
     if "project" not in body or body["project"] in (None, ""):
         raise BadRequest("'project' is missing: Label Studio sends it as '<id>.<created-at>'")
     try:
-        return project_key(body["project"])
+        return parse_project_id(body["project"])
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
 

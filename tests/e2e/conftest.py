@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from backend.labelstudio import LabelStudioClient
-from backend.registry import Registry
+from backend.stores.labelstudio import LabelStudioClient
+from backend.stores.registry import Registry
 from tests.support.data import load_jsonl
 from tests.support.payloads import AG_CONFIG
 from tests.support.services import Proc, start_backend, start_worker

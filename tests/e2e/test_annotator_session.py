@@ -22,11 +22,11 @@ import numpy as np
 import pytest
 import requests
 
-from backend.audit import AuditStore
-from backend.bench.common import free_port
-from backend.dataset import is_heldout
-from backend.labelstudio import LabelStudioClient
-from backend.registry import Registry
+from backend.learning.dataset import is_heldout
+from backend.stores.audit import AuditStore
+from backend.stores.labelstudio import LabelStudioClient
+from backend.stores.registry import Registry
+from backend.tools.bench.common import free_port
 from tests.support.data import load_jsonl
 from tests.support.services import ROOT, hitl, wait_until
 

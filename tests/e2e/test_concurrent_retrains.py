@@ -21,7 +21,7 @@ pytestmark = pytest.mark.e2e
 def test_a_candidate_gated_against_a_replaced_version_is_regated_not_published_blindly(
     label_studio, redis_server, tiny_encoder_dir, tmp_path, ag_rows, monkeypatch
 ):
-    from backend.labelstudio import LabelStudioClient
+    from backend.stores.labelstudio import LabelStudioClient
 
     ls = LabelStudioClient(label_studio.url, label_studio.token)
     project = ls.create_project("Concurrent retrains", AG_CONFIG)  # no webhook: only this test retrains it

@@ -48,7 +48,7 @@ def test_load_twice_leaves_one_backend_and_one_webhook(stack, tmp_path):
 
 def test_wrong_token_wrong_url_and_a_broken_config_each_get_one_line(stack, tmp_path):
     """A wrong token once printed a 25-line traceback with the session cookie; a wrong URL 93 lines."""
-    from backend.bench.common import free_port
+    from backend.tools.bench.common import free_port
 
     broken = tmp_path / "broken.xml"
     broken.write_text('<View><Text name="text" value="$text"/><Choices name="c" toName="nope">'

@@ -17,11 +17,11 @@ import psycopg
 import pytest
 import requests
 
-from backend.audit import AuditStore
-from backend.bench.common import free_port
-from backend.labelstudio import LabelStudioClient
-from backend.registry import Registry
 from backend.services.embedded_redis import EmbeddedRedis
+from backend.stores.audit import AuditStore
+from backend.stores.labelstudio import LabelStudioClient
+from backend.stores.registry import Registry
+from backend.tools.bench.common import free_port
 from tests.e2e.conftest import SECRET
 from tests.e2e.test_retrain_loop import choice
 from tests.support.payloads import AG_CONFIG

@@ -12,14 +12,14 @@ import time
 import pytest
 import requests
 
-from backend.bench.common import free_port
+from backend.tools.bench.common import free_port
 from tests.support.services import ROOT, wait_until
 
 pytestmark = pytest.mark.e2e
 
 
 def _start(port: int, data_dir) -> tuple[subprocess.Popen, str]:
-    process = subprocess.Popen([sys.executable, "-m", "backend.labelstudio_server", "start", "--port", str(port),
+    process = subprocess.Popen([sys.executable, "-m", "backend.tools.labelstudio_server", "start", "--port", str(port),
                                 "--data-dir", str(data_dir)], cwd=ROOT, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, start_new_session=True)  # fmt: skip
     token = None

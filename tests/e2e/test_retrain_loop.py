@@ -9,9 +9,9 @@ import requests
 from rq import Queue
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
-from backend.audit import AuditStore
 from backend.jobs.queue import RetrainQueue
 from backend.settings import Settings
+from backend.stores.audit import AuditStore
 from tests.support.payloads import AG_CONFIG, predict_body
 from tests.support.services import wait_until
 
@@ -142,7 +142,7 @@ def test_worker_killed_mid_training_is_retried_and_nothing_partial_is_served(sta
 
 
 def test_label_studio_unreachable_fails_after_retries_and_keeps_serving_version(stack, project):
-    from backend.bench.common import free_port
+    from backend.tools.bench.common import free_port
 
     serving = stack.registry.current(str(project))
     dead = f"http://127.0.0.1:{free_port()}"

@@ -11,10 +11,10 @@ import redis
 from pydantic import SecretStr
 from rq import Queue
 
-from backend.audit import AuditStore
 from backend.jobs.scheduled import known_projects
 from backend.server import create_app
 from backend.settings import Settings
+from backend.stores.audit import AuditStore
 from tests.support.payloads import AG_CONFIG, annotation_event
 
 pytestmark = pytest.mark.e2e
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.e2e
 def test_ten_thousand_webhooks_over_random_ids_leave_queue_and_schedule_unchanged(
     label_studio, stack, redis_server, tmp_path, predictor
 ):
-    from backend.labelstudio import LabelStudioClient
+    from backend.stores.labelstudio import LabelStudioClient
 
     ls = LabelStudioClient(label_studio.url, label_studio.token)
     real = ls.create_project("Flood: the real project", AG_CONFIG)

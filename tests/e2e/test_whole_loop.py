@@ -73,7 +73,7 @@ def test_annotations_make_a_served_version_and_label_studio_serves_our_pick(stac
     assert ls.next_task(project)["id"] == summary["top_task_id"]
 
     # the audit trail has every correction, with the rationale
-    from backend.audit import AuditStore
+    from backend.stores.audit import AuditStore
 
     corrections = AuditStore(str(stack.logs.parent / "data" / "audit.sqlite3")).corrections(project)
     assert len({c["annotation_id"] for c in corrections}) == 40

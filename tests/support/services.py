@@ -14,7 +14,7 @@ from typing import Any
 
 import requests
 
-from backend.bench.common import free_port, wait_http
+from backend.tools.bench.common import free_port, wait_http
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,0 +1,348 @@
+"""``hitl``: one entry point for serving, the worker and the tools around them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from backend.settings import get_settings
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from backend.server.serve import serve
+
+    return serve(get_settings(), host=args.host, port=args.port, workers=args.workers, dev=args.dev)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from backend.jobs.worker import run_worker
+
+    return run_worker(get_settings(), burst=args.burst, which=args.queues)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from backend.services.supervisor import run_all
+
+    return run_all(get_settings(), workers=args.workers, serve_workers=args.serve_workers)
+
+
+def cmd_scheduler(args: argparse.Namespace) -> int:
+    from backend.jobs.schedule_runner import run_scheduler
+
+    return run_scheduler(get_settings())
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from backend.jobs.context import WorkerContext
+    from backend.query.sync import sync_project
+
+    settings = get_settings()
+    ctx = WorkerContext.create(settings)
+    summary = sync_project(
+        settings, ctx.label_studio(), ctx.cache_for, ctx.registry, args.project, args.strategy, progress=not args.quiet
+    )
+    if args.json:
+        print(json.dumps(summary.as_dict()))
+    else:
+        print(summary.line())
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from backend.admin.importer import ImportFileError, import_file
+    from backend.labeling import parse_label_config
+    from backend.stores.labelstudio import LabelStudioClient
+
+    settings = get_settings()
+    ls = LabelStudioClient.from_settings(settings)
+    spec = parse_label_config(ls.label_config(args.project))
+    try:
+        summary = import_file(ls, args.project, spec, Path(args.file), progress=not args.quiet)
+    except ImportFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(summary.line())
+    if summary.imported == 0:
+        return 1
+    if not args.no_sync:  # order the queue now, not after the first annotation
+        from backend.jobs.context import WorkerContext
+        from backend.query.sync import sync_project
+
+        ctx = WorkerContext.create(settings)
+        print(sync_project(settings, ls, ctx.cache_for, ctx.registry, args.project, progress=not args.quiet).line())
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from backend.models.encoder import encoder_from_settings
+    from backend.tools.simulate import simulate
+    from backend.tools.simulate_ner import is_ner_dataset, simulate_ner
+
+    settings = get_settings()
+    encoder = encoder_from_settings(settings)
+    if is_ner_dataset(Path(args.dataset)):  # tokens/tags rows: the NER loop (margin on the weakest word)
+        summary = simulate_ner(
+            Path(args.dataset), args.strategy.removesuffix("-diverse"), args.budget, args.step, args.seeds,
+            Path(args.out), settings.data_dir / "cache", encoder, start=args.start, pool_size=args.pool_size,
+            test_size=args.test_size,
+        )  # fmt: skip
+    else:
+        summary = simulate(
+            Path(args.dataset), args.strategy, args.budget, args.step, args.seeds, Path(args.out),
+            settings.data_dir / "cache", encoder, start=args.start, pool_size=args.pool_size,
+            test_size=args.test_size, target_precision=args.target_precision,
+        )  # fmt: skip
+    print((Path(args.out) / "summary.md").read_text())
+    print(f"curves: {Path(args.out) / 'curve.csv'}  plot: {Path(args.out) / 'learning_curves.png'}  "
+          f"({summary['seconds']}s)")  # fmt: skip
+    return 0
+
+
+def cmd_configs(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from backend.admin import configs as admin
+    from backend.labeling import UnsupportedConfig
+
+    if args.configs_command == "validate":
+        failed = 0
+        for path in args.paths:
+            try:
+                spec = admin.validate_file(Path(path))
+            except UnsupportedConfig as exc:
+                print(f"INVALID {exc}")
+                failed += 1
+                continue
+            rationale = f', rationale <TextArea name="{spec.rationale_name}">' if spec.rationale_name else ""
+            control = "Labels" if spec.is_ner else "Choices"
+            obj = "Image" if spec.modality == "image" else "Text"
+            target = f'<{control} name="{spec.from_name}"> over <{obj} name="{spec.to_name}">'
+            target += f" (data key ${spec.data_key})"
+            print(f"ok      {path}: {spec.kind.value}, {target}, labels {list(spec.labels)}{rationale}")
+        return 1 if failed else 0
+    from backend.stores.labelstudio import LabelStudioClient
+
+    settings = get_settings()
+    ls = LabelStudioClient.from_settings(settings)
+    backend_url = args.backend_url or f"http://{settings.host}:{settings.port}"
+    try:
+        result = admin.load(settings, ls, Path(args.path), args.project, backend_url)
+    except UnsupportedConfig as exc:
+        print(f"INVALID {exc}")
+        return 1
+    print(json.dumps(admin.as_dict(result), indent=2))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from backend.cli import models as models_cli
+
+    return models_cli.run(args, get_settings())
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from backend.stores.audit import AuditStore
+    from backend.stores.registry import Registry
+    from backend.tools.report import write_report
+
+    settings = get_settings()
+    audit, registry = AuditStore.from_settings(settings), Registry.from_settings(settings)
+    if not registry.versions(str(args.project)) and not audit.versions(args.project) and not audit.events(args.project):
+        print(f"error: project {args.project} has no versions, retrains or events here (registry "
+              f"{settings.registry_dir}, audit store of HITL_DATA_DIR={settings.data_dir}): check the project id "
+              "and that HITL_DATA_DIR / HITL_REGISTRY_DIR are the ones the backend uses", file=sys.stderr)  # fmt: skip
+        return 1
+    out = Path(args.out or settings.data_dir / "reports" / f"project-{args.project}.html")
+    write_report(args.project, audit, registry, settings.data_dir, out)
+    print(f"report: {out.resolve()}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from backend.tools.bench import run_bench
+
+    return run_bench(args, get_settings())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hitl",
+        description="Human-in-the-loop active-learning backend for Label Studio. "
+        "Settings come from HITL_* environment variables (see README).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="serve the ML backend protocol to Label Studio (gunicorn)")
+    serve.add_argument("--host", help="bind address (default: HITL_HOST, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: HITL_PORT, 9090)")
+    serve.add_argument("--workers", type=int, default=1, help="gunicorn worker processes (default 1)")
+    serve.add_argument("--dev", action="store_true", help="Flask's development server instead of gunicorn")
+    serve.set_defaults(func=cmd_serve)
+
+    run = sub.add_parser(
+        "run", help="the main job: Redis (embedded unless HITL_REDIS_URL is set), RQ worker(s) and the server"
+    )
+    run.add_argument("--workers", type=int, default=1, help="RQ worker processes (default 1)")
+    run.add_argument("--serve-workers", type=int, default=1, help="gunicorn worker processes (default 1)")
+    run.set_defaults(func=cmd_run)
+
+    worker = sub.add_parser("worker", help="run an RQ worker for retrain jobs (needs HITL_REDIS_URL)")
+    worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    worker.add_argument(
+        "--queues", choices=["both", "fast", "slow"], default="both",
+        help="fast: head retrains and syncs; slow: full fine-tunes; both (default): fast first",
+    )  # fmt: skip
+    worker.set_defaults(func=cmd_worker)
+
+    sync = sub.add_parser(
+        "sync",
+        help="score a project's unlabeled tasks and order Label Studio's queue by informativeness",
+        description="Scores every unlabeled task of the project with the serving version (cold start: diverse "
+        "coverage), writes predictions back in bulk with a score that encodes the queue position (a cluster-diverse "
+        "top, held-out tasks spread at random), and switches the project to uncertainty sampling on that version. "
+        "Safe to rerun: unchanged tasks are skipped.",
+    )
+    sync.add_argument("--project", type=int, required=True, help="Label Studio project id")
+    sync.add_argument("--strategy", help="margin, entropy, least_confidence, random or cold-start "
+                      "(default: HITL_SYNC_STRATEGY)")  # fmt: skip
+    sync.add_argument("--quiet", action="store_true", help="no progress bars")
+    sync.add_argument("--json", action="store_true", help="print the summary as JSON")
+    sync.set_defaults(func=cmd_sync)
+
+    imp = sub.add_parser(
+        "import",
+        help="import tasks (JSON, JSONL or CSV) into a project in bulk, then order its queue",
+        description="Reads tasks from FILE: a .json list, .jsonl (one task per line) or .csv with a header. A row "
+        "is the task's data, or a task with a 'data' object. Rows without the field the labeling config reads "
+        "are reported by line and left out. Tasks go to Label Studio in chunks of 1,000; then the queue is "
+        "ordered at once (hitl sync; a cold start orders for diverse coverage).",
+    )
+    imp.add_argument("file", metavar="FILE", help="tasks: .json, .jsonl or .csv")
+    imp.add_argument("--project", type=int, required=True, help="Label Studio project id")
+    imp.add_argument("--no-sync", action="store_true", help="import only; do not order the queue")
+    imp.add_argument("--quiet", action="store_true", help="no progress bars")
+    imp.set_defaults(func=cmd_import)
+
+    configs = sub.add_parser("configs", help="validate labeling configs; set up a Label Studio project from one")
+    csub = configs.add_subparsers(dest="configs_command", required=True, metavar="ACTION")
+    validate = csub.add_parser("validate", help="check that each config can be served; say what to change if not")
+    validate.add_argument("paths", nargs="+", metavar="PATH", help="labeling config XML files")
+    load = csub.add_parser(
+        "load",
+        help="create or update a project with this config, connect this backend and its webhook (idempotent)",
+        description="Creates the project (or updates its labeling config), connects this backend as its ML "
+        "backend (basic auth when HITL_BASIC_AUTH_* is set), gives the backend's webhook the shared-secret header "
+        "(HITL_WEBHOOK_SECRET) and turns on uncertainty sampling. Needs HITL_LABEL_STUDIO_URL and "
+        "HITL_LABEL_STUDIO_API_KEY. Running it again changes nothing.",
+    )
+    load.add_argument("path", metavar="PATH", help="labeling config XML file")
+    load.add_argument("--project", required=True, metavar="TITLE", help="project title (created if missing)")
+    load.add_argument("--backend-url", help="URL Label Studio uses to reach this backend "
+                      "(default http://HITL_HOST:HITL_PORT)")  # fmt: skip
+    configs.set_defaults(func=cmd_configs)
+
+    from backend.tools.simulate import DEFAULT_STRATEGY, SIM_STRATEGIES
+
+    sim = sub.add_parser(
+        "simulate",
+        help="replay active learning on a labeled dataset with a simulated annotator; curves, plot, summary",
+        description="Replays the loop with the product's own encoder, head, held-out split, strategies and "
+        "calibration. The annotator answers from the gold labels. Runs the chosen strategy and the random baseline "
+        "from a cold-start set, writes curve.csv, learning_curves.png, summary.json and summary.md. Finished "
+        "(strategy, seed) runs in OUT are reused, so a rerun only does what is missing. Embeddings are cached in "
+        "HITL_DATA_DIR/cache.",
+    )
+    sim.add_argument("--dataset", required=True, help="folder with train.jsonl (the pool) and test.jsonl: rows "
+                     "{text, label} for classification, or {tokens, tags} (BIO) for NER, e.g. wnut17")  # fmt: skip
+    sim.add_argument("--strategy", default=DEFAULT_STRATEGY, choices=SIM_STRATEGIES,
+                     help=f"query strategy (default {DEFAULT_STRATEGY}: margin with a cluster-diverse batch, as the "
+                     "sync serves it)")  # fmt: skip
+    sim.add_argument("--budget", type=int, default=1000, help="labels at the end (1000)")
+    sim.add_argument("--step", type=int, default=50, help="labels per round (50)")
+    sim.add_argument("--start", type=int, default=50, help="cold-start set size (50)")
+    sim.add_argument("--seeds", type=int, default=3, help="repetitions with different seeds (3)")
+    sim.add_argument("--out", required=True, help="output folder")
+    sim.add_argument("--pool-size", type=int, help="use only the first N rows of train.jsonl")
+    sim.add_argument("--test-size", type=int, help="use only the first N rows of test.jsonl")
+    sim.add_argument("--target-precision", type=float, default=0.98, help="routing target precision (0.98)")
+    sim.set_defaults(func=cmd_simulate)
+
+    scheduler = sub.add_parser("scheduler", help="enqueue scheduled retrains (RQ cron; see HITL_SCHEDULE_FILE)")
+    scheduler.set_defaults(func=cmd_scheduler)
+
+    from backend.cli import models as models_cli
+
+    models_cli.add_parser(sub)
+    report = sub.add_parser(
+        "report",
+        help="an HTML report with plots: quality per version, calibration, queue scores, retrain history",
+        description="Writes one self-contained HTML page (plots embedded) from the audit store, the model registry "
+        "and the last sync's scores; it does not call Label Studio.",
+    )
+    report.add_argument("--project", type=int, required=True, help="Label Studio project id")
+    report.add_argument("--out", help="output file (default: $HITL_DATA_DIR/reports/project-ID.html)")
+    report.set_defaults(func=cmd_report)
+    sub.choices["models"].set_defaults(func=cmd_models)
+
+    from backend.tools.bench import add_parser as add_bench
+
+    add_bench(sub)
+    sub.choices["bench"].set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from backend import logs
+
+    settings = get_settings()
+    logs.configure(settings.log_level, settings.log_format)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        message = user_error(exc, settings)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+
+
+def user_error(exc: Exception, settings: object) -> str | None:
+    """One line that says what to do, for the failures a user can fix; None for a real bug (whose
+    traceback is worth having). Never the response's headers or body: they carry session cookies."""
+    import httpx
+    from label_studio_sdk.core.api_error import ApiError
+
+    from backend.labeling import UnsupportedConfig
+    from backend.stores.labelstudio import LabelStudioNotConfigured
+    from backend.stores.registry import RegistryError
+
+    url = getattr(settings, "label_studio_url", None) or "HITL_LABEL_STUDIO_URL"
+    if isinstance(exc, ApiError):
+        status = exc.status_code
+        if status in (401, 403):
+            return (f"Label Studio at {url} refused the API key (HTTP {status}): set HITL_LABEL_STUDIO_API_KEY to a "
+                    "valid token (Account & Settings → Access Token; legacy tokens need "
+                    "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN=true on Label Studio)")  # fmt: skip
+        if status == 404:
+            return f"Label Studio at {url} has no such object (HTTP 404): check the project id"
+        return f"Label Studio at {url} answered HTTP {status}; its log says why"
+    if isinstance(exc, httpx.TransportError):
+        return (f"cannot reach Label Studio at {url} ({type(exc).__name__}): is it running, and is "
+                "HITL_LABEL_STUDIO_URL right? (./scripts/label-studio.sh start runs one)")  # fmt: skip
+    if isinstance(exc, LabelStudioNotConfigured | UnsupportedConfig | RegistryError):
+        return str(exc)
+    return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

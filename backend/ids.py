@@ -1,0 +1,29 @@
+"""Project ids and job kinds: parsed once where they enter (HTTP, CLI, RQ), typed everywhere after."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+ProjectId = int
+
+_PROJECT_RE = re.compile(r"^([0-9]{1,18})(\.[0-9A-Za-z_-]{0,40})?$")
+
+
+def parse_project_id(value: object) -> ProjectId:
+    """A Label Studio project id from an int, ``"<id>"`` or the ``"<id>.<created-at>"`` that Label
+    Studio sends to ML backends; anything else (paths, names, booleans) is refused."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    match = _PROJECT_RE.match(value.strip()) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(f"project must look like '<id>' or '<id>.<timestamp>', got {value!r}")
+    return int(match.group(1))
+
+
+class JobKind(StrEnum):
+    """What a queued job does: a fast head retrain, a full fine-tune, or a queue sync."""
+
+    HEAD = "head"
+    FULL = "full"
+    SYNC = "sync"

@@ -1,0 +1,235 @@
+"""A retrain's candidate: fit it for the task kind, calibrate it once the gate lets it ship, and
+publish it as a registry version.
+
+``jobs/retrain.py`` runs these in order; the gate (``gate.py``) scores the candidate and the
+serving version the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from backend.ids import JobKind
+from backend.labeling import TaskSpec
+from backend.labeling.examples import Example, fingerprint, targets
+from backend.learning.calibration import (
+    cross_fit_temperature,
+    expected_calibration_error,
+    fit_temperature,
+    precision_threshold,
+    reliability,
+    routing_threshold,
+    softmax,
+)
+from backend.learning.gate import score
+from backend.learning.head_selection import HeadChoice, fit_selected_head
+from backend.models.classifier import TextClassifier
+from backend.models.embedding_cache import EmbeddingCache
+from backend.models.encoder import TextEncoder
+from backend.models.finetune import finetune
+from backend.models.head import LinearHead
+from backend.models.persist import write_version
+from backend.models.tagger import SpanTagger, answer_confidence, finetune_tagger, fit_tagger, tag_ids
+from backend.models.word_state_cache import WordStateCache
+from backend.settings import Settings
+from backend.stores.registry import ANY_BASELINE, Registry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Candidate:
+    """A model fitted by one retrain, with what the gate, calibration and publish need."""
+
+    kind: JobKind
+    model: TextClassifier | SpanTagger
+    train: list[Example]  # what it was fitted on (inputs that could not be read left out)
+    held: list[Example]  # what it is judged on, with the serving version
+    metrics: dict[str, Any]  # its held-out scores (``gate.score``)
+    fine_tuned: bool  # its encoder is new (stored with the version) rather than the base encoder
+    x_train: np.ndarray | None = None  # classification: the embeddings its head was fitted on
+    x_held: np.ndarray | None = None
+    head_choice: HeadChoice | None = None
+
+    @property
+    def head(self) -> LinearHead:
+        return self.model.head
+
+    @property
+    def encoder(self) -> Any:
+        return self.model.encoder
+
+
+def fit_candidate(
+    spec: TaskSpec,
+    kind: JobKind,
+    train: list[Example],
+    held: list[Example],
+    cache: EmbeddingCache,
+    settings: Settings,
+    word_states: WordStateCache | None = None,
+) -> Candidate:
+    """``head``: a head on the cached base encoder's embeddings (seconds). ``full``: a fine-tuned
+    encoder (text) or tagger (NER) with a head on it (minutes). Image encoders are not fine-tuned:
+    their ``full`` retrain is a head retrain."""
+    fine_tuned = kind == JobKind.FULL and spec.modality == "text"
+    if spec.is_ner:
+        texts, spans = [ex.text for ex in train], [ex.spans for ex in train]
+        if fine_tuned:
+            tagger = finetune_tagger(cache.encoder, spec, texts, spans, epochs=settings.finetune_epochs, seed=0)
+        else:
+            tagger = fit_tagger(cache.encoder, spec, texts, spans, cache=word_states)
+        return Candidate(kind, tagger, train, held, score(tagger, held, spec), fine_tuned)
+    if fine_tuned:
+        encoder: Any = finetune(cache.encoder, spec, train, epochs=settings.finetune_epochs, seed=0)
+        x_train, x_held = encoder.embed([ex.text for ex in train]), encoder.embed([ex.text for ex in held])
+    else:
+        encoder = cache.encoder
+        train, x_train = _readable(cache, train)
+        held, x_held = _readable(cache, held)
+    choice = fit_selected_head(x_train, targets(train, spec), x_held, targets(held, spec), len(spec.labels),
+                               spec.multi_label)  # fmt: skip
+    model = TextClassifier(encoder=encoder, head=choice.head, labels=spec.labels)
+    metrics = score(model, held, spec, settings.multilabel_threshold, embeddings=x_held)
+    return Candidate(kind, model, train, held, metrics, fine_tuned, x_train, x_held, choice)
+
+
+def _readable(cache: EmbeddingCache, examples: list[Example]) -> tuple[list[Example], np.ndarray]:
+    """Examples whose input can be read, with their embeddings; an image that cannot be fetched is
+    left out of this retrain (with a warning) rather than failing it."""
+    readable, x = cache.embed_readable([ex.text for ex in examples])
+    return [ex for ex, ok in zip(examples, readable, strict=True) if ok], x[readable]
+
+
+def calibrate(candidate: Candidate, spec: TaskSpec, settings: Settings) -> dict[str, Any]:
+    """Calibration and routing threshold of a candidate the gate let through (in place: the
+    temperature is set on its head); the metadata the version records about them."""
+    if isinstance(candidate.model, SpanTagger):
+        return calibrate_tagger(candidate.model, spec, candidate.held, settings)
+    assert candidate.head_choice is not None and candidate.x_train is not None
+    return {"head": candidate.head_choice.as_dict(), **calibrate_head(
+        candidate.head, spec, candidate.x_train, targets(candidate.train, spec), candidate.x_held, candidate.held,
+        settings, l2=candidate.head_choice.l2)}  # fmt: skip
+
+
+def publish_candidate(
+    registry: Registry,
+    project: int,
+    spec: TaskSpec,
+    candidate: Candidate,
+    examples: Sequence[Example],
+    extra: dict[str, Any],
+    training: dict[str, Any],
+    expected_current: str | None,
+) -> str:
+    """Publish the candidate the gate judged (compare-and-swap on the version it was judged against)."""
+    return publish_head(registry, project, spec, candidate.encoder, candidate.head, examples, extra=extra,
+                        training=training, fine_tuned=candidate.fine_tuned,
+                        expected_current=expected_current)  # fmt: skip
+
+
+def calibrate_tagger(tagger: SpanTagger, spec: TaskSpec, held: list[Example], settings: Settings) -> dict[str, Any]:
+    """Temperature-scale the tag head on the held-out annotations' word tags (an unbiased sample:
+    the sync serves held-out tasks in random order), then find the routing threshold on whole
+    answers: the lowest answer confidence (its least sure word) at which held-out answers are
+    exactly right (every entity's start, end and type) at the target precision."""
+    if len(held) < 10:
+        return {}
+    words, inputs = tagger.word_inputs([ex.text for ex in held])
+    logits = [tagger.head.logits(x) for x in inputs if len(x)]
+    gold = [tag_ids(spec, w, ex.spans) for w, x, ex in zip(words, inputs, held, strict=True) if len(x)]
+    if not logits:
+        return {}
+    z, y = np.concatenate(logits), np.concatenate(gold)
+    t = fit_temperature(z, y)
+    tagger.head.temperature = t
+    result: dict[str, Any] = {"calibration": {
+        "temperature": round(t, 4), "method": "temperature on held-out word tags",
+        "heldout_word_ece_before": round(expected_calibration_error(softmax(z), y), 4),
+        "heldout_word_ece_after": round(expected_calibration_error(softmax(z, t), y), 4),
+        "reliability_after": [[round(c, 4), round(a, 4), n] for c, a, n in reliability(softmax(z, t), y, bins=10)],
+    }}  # fmt: skip
+    if settings.routing_target_precision > 0:
+        tagged = tagger.tag([ex.text for ex in held])
+        exact = np.array([{s.key for s in t.spans} == {s.key for s in ex.spans} for t, ex in zip(tagged, held,
+                                                                                              strict=True)])
+        route = precision_threshold(answer_confidence(tagged), exact, settings.routing_target_precision)
+        result["routing"] = dataclasses.asdict(route)
+    return result
+
+
+def calibrate_head(
+    head: LinearHead,
+    spec: TaskSpec,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_held: np.ndarray | None,
+    held: Sequence[Example],
+    settings: Settings,
+    l2: float | None = None,
+) -> dict[str, Any]:
+    """Temperature-scale ``head`` in place and find the routing threshold (single-label only).
+    ``l2``: the head's penalty, for the cross-fitted heads of a small project."""
+    if spec.multi_label or len(y_train) < 10:
+        return {}
+    y_held = targets(held, spec)
+    held_logits = head.logits(x_held) if len(held) else None
+    t = cross_fit_temperature(x_train, y_train, len(spec.labels), held_logits, y_held if len(held) else None, l2=l2)
+    head.temperature = t
+    result: dict[str, Any] = {"calibration": {"temperature": round(t, 4), "method": "cross-fitted temperature"}}
+    if held_logits is not None and settings.routing_target_precision > 0:
+        before, after = softmax(held_logits), softmax(held_logits, t)
+        result["calibration"].update(
+            heldout_ece_before=round(expected_calibration_error(before, y_held), 4),
+            heldout_ece_after=round(expected_calibration_error(after, y_held), 4),
+            reliability_after=[[round(c, 4), round(a, 4), n] for c, a, n in reliability(after, y_held, bins=10)],
+        )
+        route = routing_threshold(after, y_held, settings.routing_target_precision)
+        result["routing"] = dataclasses.asdict(route)
+    return result
+
+
+def fit_head(
+    encoder: TextEncoder, spec: TaskSpec, examples: Sequence[Example], embeddings: np.ndarray | None = None
+) -> LinearHead:
+    if embeddings is None:
+        embeddings = encoder.embed([ex.text for ex in examples])
+    return LinearHead.fit(embeddings, targets(examples, spec), len(spec.labels), spec.multi_label)
+
+
+def publish_head(
+    registry: Registry,
+    project: str,
+    spec: TaskSpec,
+    encoder: TextEncoder,
+    head: LinearHead,
+    examples: Sequence[Example],
+    extra: dict[str, Any] | None = None,
+    training: dict[str, Any] | None = None,
+    fine_tuned: bool = False,
+    make_current: bool = True,
+    expected_current: str | object | None = ANY_BASELINE,
+) -> str:
+    """Publish ``head`` (and the encoder, when fine-tuned) as a new version; ``examples`` are the
+    annotations this version accounts for, ``training`` adds to its training record."""
+
+    def write(folder):  # type: ignore[no-untyped-def]
+        meta = write_version(folder, head, spec, encoder, fine_tuned=fine_tuned)
+        meta["training"] = {
+            "kind": "full" if fine_tuned else "head",
+            "examples": len(examples),
+            "fingerprint": fingerprint(examples),
+            "task_ids": sorted({ex.task_id for ex in examples if ex.task_id is not None}),
+            "annotation_ids": sorted({ex.annotation_id for ex in examples if ex.annotation_id is not None}),
+            **(training or {}),
+        }
+        meta.update(extra or {})
+        return meta
+
+    return registry.publish(project, write, make_current=make_current, expected_current=expected_current)

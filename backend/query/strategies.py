@@ -1,0 +1,186 @@
+"""Query strategies: which unlabeled task should a human see next?
+
+Each strategy is a small class behind one interface: ``rank`` orders a pool (most informative
+first) from the model's probabilities and the tasks' embeddings. ``scores`` turns that order into
+the ``score`` Label Studio sorts on (lower = sooner).
+
+Uncertainty strategies score with the same measure as /predict (``1 - uncertainty``), so a
+prediction written by the sync and one fetched by Label Studio through /predict sort alike.
+Diversity for the top of the queue: ``diversify_top`` reorders the most informative tasks
+round-robin over embedding clusters (see ``clusters.py``) and gives them the lowest scores, so
+the next N tasks are not N near-duplicates. (Label Studio's own ``cluster`` field
+would do this too, but its bulk prediction import drops ``cluster`` in 1.23.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
+
+import numpy as np
+
+from backend.models import uncertainty
+
+
+class Strategy(Protocol):
+    name: str
+    needs_model: bool
+
+    def scores(self, probs: np.ndarray | None, embeddings: np.ndarray, task_ids: np.ndarray) -> np.ndarray: ...
+
+
+def rank(strategy: Strategy, probs: np.ndarray | None, embeddings: np.ndarray, task_ids: np.ndarray) -> np.ndarray:
+    """Pool indices in serving order (stable: ties keep task-id order)."""
+    scores = strategy.scores(probs, embeddings, task_ids)
+    return np.lexsort((task_ids, scores))
+
+
+@dataclass
+class UncertaintyStrategy:
+    measure: str = "margin"
+    multi_label: bool = False
+    needs_model: ClassVar[bool] = True
+
+    @property
+    def name(self) -> str:
+        return self.measure
+
+    def scores(self, probs: np.ndarray | None, embeddings: np.ndarray, task_ids: np.ndarray) -> np.ndarray:
+        if probs is None:
+            raise ValueError(f"strategy {self.name!r} needs a trained model")
+        return uncertainty.served_score(probs, self.measure, self.multi_label)
+
+
+@dataclass
+class RandomStrategy:
+    """The baseline every other strategy must beat. Seeded per task id: reruns agree."""
+
+    seed: int = 0
+    name: ClassVar[str] = "random"
+    needs_model: ClassVar[bool] = False
+
+    def scores(self, probs: np.ndarray | None, embeddings: np.ndarray, task_ids: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore"):  # uint64 arithmetic wraps on purpose
+            z = task_ids.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15) * np.uint64(self.seed + 1)
+            z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)  # splitmix64 finaliser
+            z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+            z = z ^ (z >> np.uint64(31))
+        return (z >> np.uint64(11)).astype(np.float64) / float(2**53)
+
+
+@dataclass
+class ColdStartStrategy:
+    """No model yet: label typical tasks of every region first. k-means over the embeddings; the task
+    nearest each centroid comes first (largest clusters first), then the rest, farthest from any
+    representative first. Farthest-first alone would start with outliers."""
+
+    name: ClassVar[str] = "cold-start"
+    needs_model: ClassVar[bool] = False
+    representatives: int = 50
+    seed: int = 0
+
+    def scores(self, probs: np.ndarray | None, embeddings: np.ndarray, task_ids: np.ndarray) -> np.ndarray:
+        from backend.query.clusters import assign, kmeans
+
+        n = len(embeddings)
+        if n == 0:
+            return np.ones(0)
+        x = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+        centroids = kmeans(x, min(self.representatives, n), seed=self.seed)
+        labels = assign(x, centroids)
+        sizes = np.bincount(labels, minlength=len(centroids))
+        chosen: list[int] = []
+        for c in np.argsort(-sizes, kind="stable"):
+            members = np.flatnonzero(labels == c)
+            if len(members):
+                chosen.append(int(members[np.argmax(x[members] @ centroids[c])]))
+        rest = np.setdiff1d(np.arange(n), chosen)
+        nearest = (x[rest] @ x[chosen].T).max(axis=1) if len(rest) else np.zeros(0)
+        order = np.concatenate([np.array(chosen, dtype=np.int64), rest[np.argsort(nearest, kind="stable")]])
+        scores = np.empty(n)
+        scores[order] = np.arange(n) / max(n - 1, 1)
+        return scores
+
+
+def k_center_order(embeddings: np.ndarray, k: int, start: int | None = None) -> np.ndarray:
+    """Greedy farthest-first traversal (cosine distance on normalised embeddings)."""
+    x = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+    first = int(np.argmax(x @ x.mean(axis=0))) if start is None else start  # the most typical task first
+    chosen = [first]
+    distance = 1.0 - x @ x[first]
+    for _ in range(1, k):
+        distance[chosen[-1]] = -np.inf
+        nxt = int(np.argmax(distance))
+        if distance[nxt] == -np.inf:
+            break
+        chosen.append(nxt)
+        distance = np.minimum(distance, 1.0 - x @ x[nxt])
+    return np.array(chosen, dtype=np.int64)
+
+
+TOP_BAND = 0.01
+
+
+def diversify_top(scores: np.ndarray, clusters: np.ndarray, n: int, candidates: int = 5) -> np.ndarray:
+    """Scores in [0, 1] where the ``n`` first tasks alternate between clusters.
+
+    Among the ``candidates * n`` most informative tasks, take the best remaining task of each
+    cluster in turn (clusters ordered by their best task). Those ``n`` get scores in
+    [0, TOP_BAND) in that order; every other score is squeezed into [TOP_BAND, 1] keeping its
+    order. (Label Studio 1.23 silently drops imported predictions with a negative score.)
+    """
+    out = scores.astype(np.float64).copy()
+    if n <= 0 or len(scores) == 0:
+        return out
+    out = TOP_BAND + (1.0 - TOP_BAND) * np.clip(out, 0.0, 1.0)
+    pool = np.argsort(scores, kind="stable")[: candidates * n]
+    queues: dict[int, list[int]] = {}
+    for index in pool:  # best first within each cluster
+        queues.setdefault(int(clusters[index]), []).append(int(index))
+    picked: list[int] = []
+    while len(picked) < min(n, len(pool)):
+        for cluster in sorted(queues, key=lambda c: scores[queues[c][0]] if queues[c] else np.inf):
+            if queues[cluster] and len(picked) < n:
+                picked.append(queues[cluster].pop(0))
+    top = len(picked)
+    out[picked] = TOP_BAND * np.arange(top) / top
+    return out
+
+
+def interleave_heldout(
+    scores: np.ndarray, heldout: np.ndarray, fraction: float, seed: int = 0, annotated: int = 0,
+    annotated_heldout: int = 0,
+) -> np.ndarray:  # fmt: skip
+    """Rank-encoded scores in [0, 1] where held-out tasks (``heldout`` mask) come one in every
+    1/fraction, in random order, and the others keep the strategy's order. Annotations of held-out
+    tasks are then an unbiased sample of the pool, which the gate and the temperature fit need.
+
+    The queue is re-ranked after nearly every annotation and annotators take its head, so the
+    interleave continues the project's history instead of restarting: with ``annotated`` tasks
+    done, ``annotated_heldout`` of them held out, the next held-out task comes as soon as the
+    held-out share of annotations falls behind ``fraction`` (at rank 0 when it already has)."""
+    n = len(scores)
+    if n == 0 or fraction <= 0 or not heldout.any() or heldout.all():
+        return scores
+    rest, held = np.flatnonzero(~heldout), np.flatnonzero(heldout)
+    done_rest = max(annotated - annotated_heldout, 0)
+    position = np.empty(n)  # the annotation index (counting from the project's first) each task is due at
+    position[rest[np.argsort(scores[rest], kind="stable")]] = (done_rest + np.arange(len(rest)) + 0.5) / (1 - fraction)
+    shuffled = held[np.random.default_rng(seed + annotated_heldout).permutation(len(held))]
+    position[shuffled] = (annotated_heldout + np.arange(len(held)) + 0.5) / fraction
+    rank = np.empty(n)
+    rank[np.argsort(position, kind="stable")] = np.arange(n)
+    return rank / max(n - 1, 1)
+
+
+STRATEGIES = ("margin", "entropy", "least_confidence", "random", "cold-start")
+
+
+def make_strategy(name: str, multi_label: bool = False, seed: int = 0) -> Strategy:
+    if name in uncertainty.MEASURES:
+        return UncertaintyStrategy(name, multi_label)
+    if name == "random":
+        return RandomStrategy(seed)
+    if name == "cold-start":
+        return ColdStartStrategy()
+    raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")

@@ -1,0 +1,295 @@
+"""Keep Label Studio's queue ordered by informativeness: score the unlabeled pool, write back in bulk.
+
+``hitl sync --project ID`` (and the RQ job of the same name, run after every publish):
+
+1. stream the project's unlabeled tasks page by page;
+2. embed them through the embedding cache (after a head-only retrain this is a lookup, and the
+   rescoring a matrix product) and score them with the serving version and the chosen strategy;
+3. assign each task a stable diversity cluster (k-means centroids kept per encoder) and let the
+   top of the queue alternate between clusters (``strategies.diversify_top``);
+4. within a version family (see ``registry.next_family``) skip tasks whose pre-annotation is
+   unchanged, unless their position at the head of the queue moved; import the others in bulk
+   (one HTTP call per chunk, not per task), most informative first, beside the old version's,
+   with ``result``, ``score`` and ``model_version`` (the family's name);
+5. only then switch the project to this version (uncertainty sampling), keep an admin view sorted
+   by score, and delete the predictions of versions older than the one just replaced.
+
+Label Studio then serves the lowest score first: the most informative task, and not ten
+near-duplicates in a row.
+An interrupted sync can simply be run again: it converges to the same queue.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import hashlib
+import json
+import logging
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from backend.labeling import TaskError, TaskSpec, parse_label_config, task_text
+from backend.learning.dataset import is_heldout
+from backend.models.classifier import TextClassifier
+from backend.models.embedding_cache import EmbeddingCache
+from backend.models.tagger import SpanTagger, weakest_words
+from backend.query.clusters import ClusterModel, assign, default_k
+from backend.query.strategies import ColdStartStrategy, diversify_top, interleave_heldout, make_strategy
+from backend.query.writeback import plan_scores
+from backend.serving.items import results
+from backend.serving.version import class_probabilities, load_serving, use_caches
+from backend.settings import Settings
+from backend.stores.labelstudio import LabelStudioClient
+from backend.stores.registry import Registry, RegistryError
+
+log = logging.getLogger(__name__)
+
+VIEW_TITLE = "Most informative first (hitl)"
+
+
+@dataclass
+class SyncSummary:
+    project_id: int
+    model_version: str
+    strategy: str
+    pool: int = 0
+    scored: int = 0
+    written: int = 0
+    up_to_date: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+    top_task_id: int | None = None
+    top: list[tuple[int, int, float]] = field(default_factory=list)  # (task, cluster, score) of the first ten
+
+    def as_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["skipped"] = dict(self.skipped)
+        return data
+
+    def line(self) -> str:
+        skipped = ", ".join(f"{n} {why}" for why, n in self.skipped.items()) or "none"
+        return (
+            f"project {self.project_id}: {self.pool} unlabeled tasks, {self.scored} scored, {self.written} written, "
+            f"{self.up_to_date} up to date, skipped: {skipped}; version {self.model_version}, strategy "
+            f"{self.strategy}; {self.seconds:.1f}s; next task: {self.top_task_id}"
+        )
+
+
+class SyncState:
+    """What the last sync wrote per task: the version Label Studio sees, a hash of text and
+    pre-annotation, cluster and score (SQLite beside the data)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS written (project INTEGER, task INTEGER, version TEXT, text_hash TEXT, "
+            "cluster INTEGER, score REAL, PRIMARY KEY (project, task))"
+        )
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(written)")}
+        if "strategy_score" not in columns:  # the strategy's own score, before it became a rank
+            self.db.execute("ALTER TABLE written ADD COLUMN strategy_score REAL")
+
+    def get(self, project: int) -> dict[int, tuple[str, str, int, float]]:
+        rows = self.db.execute(
+            "SELECT task, version, text_hash, cluster, score FROM written WHERE project = ?", (project,)
+        )
+        return {task: (version, text_hash, cluster, score) for task, version, text_hash, cluster, score in rows}
+
+    def put(self, project: int, rows: list[tuple[int, str, str, int, float, float]]) -> None:
+        self.db.executemany(
+            "INSERT OR REPLACE INTO written (project, task, version, text_hash, cluster, score, strategy_score) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(project, *row) for row in rows],
+        )
+
+    def prune(self, project: int, pool: set[int]) -> int:
+        """Forget tasks that left the pool (annotated or deleted): the report plots the queue as it is."""
+        gone = [(project, task) for (task,) in self.db.execute("SELECT task FROM written WHERE project = ?",
+                                                                (project,)) if task not in pool]  # fmt: skip
+        self.db.executemany("DELETE FROM written WHERE project = ? AND task = ?", gone)
+        return len(gone)
+
+    def strategy_scores(self, project: int) -> dict[str, list[float]]:
+        """Per model version, the scores the strategy gave the pool at the last sync (lower = more
+        informative; for uncertainty strategies 1 - uncertainty): what the report plots."""
+        out: dict[str, list[float]] = {}
+        query = "SELECT version, strategy_score FROM written WHERE project = ? AND strategy_score IS NOT NULL"
+        for version, score in self.db.execute(query, (project,)):
+            out.setdefault(version, []).append(float(score))
+        return out
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def sync_project(
+    settings: Settings,
+    ls: LabelStudioClient,
+    cache: EmbeddingCache | Callable[[TaskSpec], EmbeddingCache],
+    registry: Registry,
+    project_id: int,
+    strategy_name: str | None = None,
+    progress: bool = True,
+    chunk: int = 1000,
+) -> SyncSummary:
+    lock_path = settings.data_dir / "locks" / f"sync-{project_id}.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one sync per project at a time (CLI and worker alike)
+        return _sync(settings, ls, cache, registry, project_id, strategy_name, progress, chunk)
+
+
+def _sync(
+    settings: Settings,
+    ls: LabelStudioClient,
+    cache: EmbeddingCache | Callable[[TaskSpec], EmbeddingCache],
+    registry: Registry,
+    project_id: int,
+    strategy_name: str | None,
+    progress: bool,
+    chunk: int,
+) -> SyncSummary:
+    started = time.perf_counter()
+    spec = parse_label_config(ls.label_config(project_id))
+    cache = cache(spec) if callable(cache) else cache  # the text or the image encoder's cache
+    serving = load_serving(registry, project_id, spec, cache.encoder)
+    version, classifier, label = serving.version, serving.model, serving.label
+    strategy = ColdStartStrategy() if classifier is None else make_strategy(
+        strategy_name or settings.sync_strategy, spec.multi_label
+    )  # fmt: skip
+    summary = SyncSummary(project_id, label, strategy.name)
+
+    ids, texts, existing = [], [], {}
+    for task in tqdm(ls.unlabeled_tasks(project_id), desc="reading tasks", unit="task", disable=not progress):
+        summary.pool += 1
+        try:
+            texts.append(task_text(task, spec, settings.max_text_chars))
+        except TaskError as exc:
+            summary.skipped[str(exc).split(" (")[0]] += 1
+            continue
+        ids.append(int(task["id"]))
+        existing[int(task["id"])] = {p.get("model_version"): p.get("id") for p in task.get("predictions") or []}
+    if not ids:
+        summary.seconds = time.perf_counter() - started
+        return summary
+
+    readable, embeddings = cache.embed_readable(texts, progress)
+    if not readable.all():  # images that could not be fetched: counted, left out of this sync
+        summary.skipped["unreadable image"] += int((~readable).sum())
+        ids, texts = (
+            [i for i, ok in zip(ids, readable, strict=True) if ok],
+            [t for t, ok in zip(texts, readable, strict=True) if ok],
+        )
+        embeddings = embeddings[readable]
+        if not ids:
+            summary.seconds = time.perf_counter() - started
+            return summary
+    task_ids = np.array(ids, dtype=np.int64)
+    if classifier is not None:
+        use_caches(classifier, cache)  # after a head retrain: lookups and a matrix product
+    tagged = classifier.tag(texts) if isinstance(classifier, SpanTagger) else None
+    if tagged is not None:  # NER: a task is as uncertain as its weakest word (see models/tagger.py)
+        probs = weakest_words(tagged, getattr(strategy, "measure", settings.uncertainty), len(spec.tags))
+    elif isinstance(classifier, TextClassifier):
+        probs = class_probabilities(classifier, texts, cache, embeddings)
+    else:
+        probs = None
+    clusters = _clusters(settings, project_id, cache, embeddings, len(spec.labels))
+    strategy_scores = scores = strategy.scores(probs, embeddings, task_ids)
+    if classifier is not None:
+        scores = diversify_top(scores, clusters, settings.sync_diverse_top)
+        heldout = np.array([is_heldout(t, settings.holdout_fraction) for t in ids])
+        done = _annotated_task_ids(registry, project_id, version)
+        done_heldout = sum(is_heldout(t, settings.holdout_fraction) for t in done)
+        scores = interleave_heldout(scores, heldout, settings.holdout_fraction, seed=project_id,
+                                    annotated=len(done), annotated_heldout=done_heldout)  # fmt: skip
+    answers = [[] for _ in ids] if classifier is None else results(
+        spec, classifier, texts, probs=probs, tagged=tagged, threshold=settings.multilabel_threshold)  # fmt: skip
+    summary.scored = len(ids)
+    order = np.lexsort((task_ids, scores))
+    summary.top_task_id = int(task_ids[order[0]])
+    summary.top = [(int(task_ids[i]), int(clusters[i]), round(float(scores[i]), 6)) for i in order[:10]]
+
+    state = SyncState(settings.data_dir / "sync-state.sqlite3")
+    state.prune(project_id, set(ids))
+    previous = state.get(project_id)
+    rows, predictions, updates = [], [], []
+    contents, held = [], np.full(len(ids), np.nan)
+    for i, task_id in enumerate(ids):
+        contents.append(_hash(texts[i] + json.dumps(answers[i], sort_keys=True)))
+        before = previous.get(task_id)  # what Label Studio holds, if it is still this family's, for this content
+        if before and before[:2] == (label, contents[-1]) and label in existing[task_id]:
+            held[i] = before[3]
+    final, write = plan_scores(np.asarray(scores, dtype=float), held, settings.sync_exact_top)
+    for i, task_id in enumerate(ids):
+        if not write[i]:
+            summary.up_to_date += 1
+            continue
+        score = float(final[i])
+        if existing[task_id].get(label) is not None:  # this family's prediction: updated in place
+            updates.append((existing[task_id][label], answers[i], score))
+        else:  # no cluster: Label Studio 1.23's bulk import drops it (diversity is in the scores instead)
+            predictions.append({"task": task_id, "result": answers[i], "score": score, "model_version": label})
+        rows.append((task_id, label, contents[i], int(clusters[i]), score, round(float(strategy_scores[i]), 6)))
+
+    # Annotators must never find the queue without predictions of the project's version: a new family's
+    # predictions are imported in bulk beside the old ones (most informative first), then the project
+    # switches to it, and only then are old versions retired. Within a family, the few predictions
+    # that changed are updated in place, one call each: a task is never without its pre-annotation.
+    predictions.sort(key=lambda p: p["score"])
+    for start in tqdm(range(0, len(predictions), chunk), desc="writing", unit="chunk", disable=not progress):
+        part = predictions[start : start + chunk]
+        ls.import_predictions(project_id, part)
+        summary.written += len(part)
+    # one call at a time, to keep the load on Label Studio low (see the README on version families)
+    for prediction_id, result, score in tqdm(sorted(updates, key=lambda u: u[2]), desc="updating", unit="task",
+                                             disable=not progress or not updates):  # fmt: skip
+        ls.update_prediction(prediction_id, result, score)
+        summary.written += 1
+    state.put(project_id, rows)
+
+    previous = ls.project(project_id).get("model_version")
+    ls.use_uncertainty_sampling(project_id, label)
+    ls.ensure_view(project_id, VIEW_TITLE, ordering=["tasks:predictions_score"])
+    if settings.sync_retire_versions:
+        _retire_old_versions(ls, project_id, keep={label, previous})
+    summary.seconds = time.perf_counter() - started
+    log.info(summary.line())
+    return summary
+
+
+def _retire_old_versions(ls: LabelStudioClient, project_id: int, keep: set[str | None]) -> None:
+    """Delete the predictions of versions older than the one just replaced. The replaced one stays
+    one sync longer: an annotation started under it is pulled by the next retrain with the
+    prediction its annotator saw (the audit trail's "prediction shown")."""
+    for old in ls.model_versions(project_id):
+        if old not in keep:
+            ls.delete_model_version(project_id, old)
+
+
+def _annotated_task_ids(registry: Registry, project: int, version: str) -> list[int]:
+    """The annotated tasks the serving version was trained and gated on (its pull of Label Studio)."""
+    try:
+        return list(registry.meta(project, version).get("training", {}).get("task_ids") or [])
+    except (RegistryError, OSError, ValueError):
+        return []
+
+
+def _clusters(settings: Settings, project: int, cache: EmbeddingCache, x: np.ndarray, num_labels: int) -> np.ndarray:
+    model = ClusterModel(settings.data_dir / "clusters" / f"{project}.json")
+    centroids = model.centroids(cache.encoder.identity)
+    if centroids is None:
+        centroids = model.fit(x, default_k(len(x), num_labels), cache.encoder.identity)
+    return assign(x, centroids)

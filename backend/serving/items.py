@@ -1,0 +1,83 @@
+"""What a model's output becomes in Label Studio: the pre-annotation ``result`` (built here for both
+``/predict`` and the sync's bulk writes) and, for ``/predict``, the whole prediction item."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from backend.labeling import TaskSpec, choices_result
+from backend.labeling.spans import spans_result
+from backend.models import uncertainty
+from backend.models.classifier import TextClassifier
+from backend.models.tagger import SpanTagger, Tagged, answer_confidence, weakest_words
+
+
+def results(
+    spec: TaskSpec,
+    model: TextClassifier | SpanTagger,
+    texts: Sequence[str],
+    probs: np.ndarray | None = None,
+    tagged: Sequence[Tagged] | None = None,
+    threshold: float = 0.5,
+) -> list[list[dict[str, Any]]]:
+    """The pre-annotation of each text: its entities (NER, from ``tagged``) or its choices (``probs``)."""
+    if tagged is not None:
+        return [spans_result(spec, t.spans, text) for t, text in zip(tagged, texts, strict=True)]
+    assert isinstance(model, TextClassifier) and probs is not None
+    return [choices_result(spec, labels) for labels in model.decide(probs, threshold)]
+
+
+def classification_items(
+    spec: TaskSpec,
+    model: TextClassifier,
+    label: str,
+    probs: np.ndarray,
+    measure: str,
+    threshold: float,
+    accept_threshold: float | None,
+) -> list[dict[str, Any]]:
+    """``/predict`` items: the choices, the served uncertainty score, every measure, and
+    ``auto_accept`` when the version has a routing threshold (single-label only)."""
+    scores = uncertainty.served_score(probs, measure, model.multi_label)
+    measures = uncertainty.all_measures(probs, model.multi_label)
+    answers = results(spec, model, [""] * len(probs), probs=probs, threshold=threshold)
+    items = []
+    for row, result in enumerate(answers):
+        item = _item(result, scores[row], label, measures, row)
+        if accept_threshold is not None and not model.multi_label:
+            item["auto_accept"] = bool(probs[row].max() >= accept_threshold)
+        items.append(item)
+    return items
+
+
+def span_items(
+    spec: TaskSpec, tagger: SpanTagger, label: str, texts: Sequence[str], measure: str, accept_threshold: float | None
+) -> list[dict[str, Any]]:
+    """NER ``/predict`` items: one region per entity with its own score; the task's score is its
+    weakest word's; ``auto_accept`` when the whole answer is likely exactly right."""
+    tagged = tagger.tag(list(texts))
+    weakest = weakest_words(tagged, measure, len(tagger.tags))
+    scores = uncertainty.served_score(weakest, measure)
+    measures = uncertainty.all_measures(weakest)
+    confidence = answer_confidence(tagged)
+    items = []
+    for row, result in enumerate(results(spec, tagger, texts, tagged=tagged)):
+        item = _item(result, scores[row], label, measures, row)
+        if accept_threshold is not None:
+            item["auto_accept"] = bool(confidence[row] >= accept_threshold)
+        items.append(item)
+    return items
+
+
+def _item(
+    result: list[dict[str, Any]], score: float, label: str, measures: dict[str, np.ndarray], row: int
+) -> dict[str, Any]:
+    return {
+        "result": result,
+        "score": round(float(score), 6),
+        "model_version": label,
+        "uncertainty": {name: round(float(v[row]), 6) for name, v in measures.items()},
+    }

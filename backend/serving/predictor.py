@@ -1,0 +1,225 @@
+"""Turns a batch of Label Studio tasks into one prediction item per task, with the serving version.
+
+The encoder loads in the background at start-up so /health and /setup answer at once. Each
+project's serving version is read from the registry's CURRENT pointer; when it changes, the new
+version loads and replaces the old one by a single reference swap, so requests in flight finish
+on the version they started with.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from backend.ids import ProjectId
+from backend.labeling import TaskError, TaskSpec, task_text
+from backend.models.encoder import TextEncoder, encoder_from_settings
+from backend.models.image_encoder import ImageEncoder, load_image_encoder
+from backend.models.tagger import SpanTagger
+from backend.serving.items import classification_items, span_items
+from backend.serving.version import ServingVersion, load_serving
+from backend.settings import Settings
+from backend.stores.registry import COLD_START, Registry, RegistryError, served_name
+
+log = logging.getLogger(__name__)
+
+
+class NotReady(RuntimeError):
+    """The encoder is still loading (or failed to load); the message says which."""
+
+
+@dataclass
+class _Serving:
+    """A project's loaded version, as cached in this process."""
+
+    loaded: ServingVersion
+    fingerprint: str  # of the labeling config it was checked against
+    skipped: str | None = None  # a newer version whose files could not be read (this one kept serving)
+
+    @property
+    def version(self) -> str:
+        return self.loaded.version
+
+    @property
+    def classifier(self):  # type: ignore[no-untyped-def]
+        return self.loaded.model
+
+    @property
+    def label(self) -> str:
+        return self.loaded.label
+
+
+class Predictor:
+    def __init__(self, settings: Settings, registry: Registry | None = None) -> None:
+        self.settings = settings
+        self.registry = registry or Registry.from_settings(settings)
+        self._encoder: TextEncoder | None = None
+        self._image_encoder: ImageEncoder | None = None
+        self._image_lock = threading.Lock()
+        self._load_error: str | None = None
+        self._loaded = threading.Event()
+        self._serving: OrderedDict[ProjectId, _Serving] = OrderedDict()  # bounded: HITL_MAX_SERVING_PROJECTS
+        self._swap_lock = threading.Lock()
+        if settings.torch_threads:
+            torch.set_num_threads(settings.torch_threads)
+
+    # lifecycle -------------------------------------------------------------------------------
+    def start(self, background: bool = True) -> None:
+        if background:
+            threading.Thread(target=self._load_encoder, name="encoder-loader", daemon=True).start()
+        else:
+            self._load_encoder()
+
+    def _load_encoder(self) -> None:
+        try:
+            self._encoder = encoder_from_settings(self.settings)
+        except Exception as exc:  # surfaced through /health and /predict, never a crash
+            name = self.settings.model_name or "the bundled MiniLM"
+            self._load_error = f"could not load encoder {name!r}: {exc}"
+            log.error(self._load_error)
+        finally:
+            self._loaded.set()
+
+    @property
+    def ready(self) -> bool:
+        return self._encoder is not None
+
+    @property
+    def load_error(self) -> str | None:
+        return self._load_error
+
+    def encoder(self, wait_s: float | None = None) -> TextEncoder:
+        self._loaded.wait(self.settings.model_wait_s if wait_s is None else wait_s)
+        if self._encoder is None:
+            raise NotReady(self._load_error or "the encoder is still loading; retry in a few seconds")
+        return self._encoder
+
+    def image_encoder(self) -> ImageEncoder:
+        """The image encoder, loaded on the first image project (none is bundled: it must be set)."""
+        with self._image_lock:
+            if self._image_encoder is None:
+                self._image_encoder = load_image_encoder(self.settings)
+            return self._image_encoder
+
+    def encoder_for(self, spec: TaskSpec) -> TextEncoder | ImageEncoder:
+        return self.image_encoder() if spec.modality == "image" else self.encoder()
+
+    # versions --------------------------------------------------------------------------------
+    def model_version(self, project: ProjectId, spec: TaskSpec) -> str:
+        """The version /setup reports: from memory and one small file read, never a model load."""
+        current = self.registry.current(project)
+        if current is None:
+            return COLD_START
+        serving = self._serving.get(project)
+        if serving and current in (serving.version, serving.skipped) and serving.fingerprint == spec.fingerprint():
+            return serving.label if serving.classifier is not None else COLD_START
+        try:
+            meta = self.registry.meta(project, current)
+        except (RegistryError, OSError, ValueError):
+            return COLD_START
+        return served_name(meta) if meta.get("spec", {}).get("fingerprint") == spec.fingerprint() else COLD_START
+
+    def serving(self, project: ProjectId, spec: TaskSpec) -> _Serving:
+        current = self.registry.current(project) or COLD_START
+        serving = self._serving.get(project)
+        if serving and serving.fingerprint == spec.fingerprint() and current in (serving.version, serving.skipped):
+            self._serving.move_to_end(project)
+            return serving
+        with self._swap_lock:
+            serving = self._serving.get(project)
+            if serving and serving.fingerprint == spec.fingerprint() and current in (serving.version, serving.skipped):
+                return serving
+            loaded = self._load(project, current, spec)
+            if loaded.classifier is None and current != COLD_START and serving and serving.classifier is not None \
+                    and serving.fingerprint == spec.fingerprint():  # fmt: skip
+                # the new version's files cannot be read: the one serving now goes on, and the broken
+                # version is not tried again on every request (only when CURRENT moves on)
+                serving.skipped = current
+                loaded = serving
+            self._serving[project] = loaded
+            self._serving.move_to_end(project)
+            while len(self._serving) > self.settings.max_serving_projects:  # least recently used goes
+                self._serving.popitem(last=False)
+            return loaded
+
+    def _load(self, project: ProjectId, version: str, spec: TaskSpec) -> _Serving:
+        encoder = self.encoder_for(spec) if version != COLD_START else None  # NotReady propagates (503)
+        loaded = load_serving(self.registry, project, spec, encoder, version)
+        if loaded.model is not None:
+            log.info("project %s: now serving %s", project, version)
+        return _Serving(loaded, spec.fingerprint())
+
+    # prediction ------------------------------------------------------------------------------
+    def predict(self, project: ProjectId, spec: TaskSpec, tasks: list[Any]) -> list[dict[str, Any]]:
+        """One item per task, in order. A task that cannot be read gets an item without ``result``,
+        which Label Studio logs and skips while it keeps the rest."""
+        serving = self.serving(project, spec)
+        items: list[dict[str, Any] | None] = [None] * len(tasks)
+        texts: list[str] = []
+        positions: list[int] = []
+        for i, task in enumerate(tasks):
+            try:
+                texts.append(task_text(task, spec, self.settings.max_text_chars))
+                positions.append(i)
+            except TaskError as exc:
+                task_id = task.get("id") if isinstance(task, dict) else None
+                items[i] = {"error": f"task {task_id}: {exc}", "model_version": serving.label}
+
+        if serving.classifier is None:
+            for i in positions:
+                items[i] = {"result": [], "score": 0.0, "model_version": COLD_START}
+        elif positions:
+            started = time.perf_counter()
+            if isinstance(serving.classifier, SpanTagger):
+                self._fill_spans(items, positions, texts, serving, spec)
+            elif spec.modality == "image":
+                self._fill_images(items, positions, texts, serving, spec, tasks)
+            else:
+                self._fill(items, positions, serving.classifier.predict_proba(texts), serving, spec)
+            log.info(
+                "project %s: predicted %d tasks with %s in %.3fs",
+                project,
+                len(positions),
+                serving.label,
+                time.perf_counter() - started,
+            )
+        return [item if item is not None else {"error": "not predicted"} for item in items]
+
+    def _fill(self, items: list, positions: list[int], probs: np.ndarray, serving: _Serving, spec: TaskSpec) -> None:
+        made = classification_items(spec, serving.classifier, serving.label, probs, self.settings.uncertainty,
+                                    self.settings.multilabel_threshold, serving.loaded.accept_threshold)  # fmt: skip
+        for i, item in zip(positions, made, strict=True):
+            items[i] = item
+
+    def _fill_images(
+        self, items: list, positions: list[int], refs: list[str], serving: _Serving, spec: TaskSpec, tasks: list
+    ) -> None:
+        """Images are fetched one by one, so an image that cannot be read fails its task alone, and
+        decoded one batch at a time, so a large request never holds all its images in memory."""
+        encoder = serving.classifier.encoder
+        step = max(1, encoder.batch_size)
+        for start in range(0, len(positions), step):
+            images, readable = [], []
+            for i, ref in zip(positions[start : start + step], refs[start : start + step], strict=True):
+                try:
+                    images.append(encoder.fetcher.fetch(ref))
+                    readable.append(i)
+                except TaskError as exc:
+                    items[i] = {"error": f"task {tasks[i].get('id')}: {exc}", "model_version": serving.label}
+            if readable:
+                self._fill(items, readable, serving.classifier.head.proba(encoder.embed_images(images)), serving, spec)
+
+    def _fill_spans(
+        self, items: list, positions: list[int], texts: list[str], serving: _Serving, spec: TaskSpec
+    ) -> None:
+        made = span_items(spec, serving.classifier, serving.label, texts, self.settings.uncertainty,
+                          serving.loaded.accept_threshold)  # fmt: skip
+        for i, item in zip(positions, made, strict=True):
+            items[i] = item

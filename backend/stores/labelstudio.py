@@ -1,0 +1,336 @@
+"""The one place that talks to Label Studio's API, through label-studio-sdk.
+
+Label Studio is the source of truth for annotations: the worker pulls them from here every
+retrain, so a lost webhook or a flushed Redis delays learning but never loses a correction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+from label_studio_sdk import LabelStudio
+from label_studio_sdk.core.api_error import ApiError
+
+T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+
+def _annotations_query(operator: str) -> str:
+    item = {"filter": "filter:tasks:total_annotations", "operator": operator, "type": "Number", "value": 0}
+    return json.dumps({"filters": {"conjunction": "and", "items": [item]}})
+
+
+ANNOTATED_QUERY = _annotations_query("greater")
+UNLABELED_QUERY = _annotations_query("equal")
+
+
+def with_retries(call: Callable[[], T], what: str, attempts: int = 4, backoff_s: float = 1.0) -> T:
+    """Retry transient Label Studio failures (connection errors, 5xx) with exponential back-off."""
+    for attempt in range(attempts):
+        try:
+            return call()
+        except (httpx.TransportError, ApiError) as exc:
+            status = getattr(exc, "status_code", None)
+            if isinstance(exc, ApiError) and status is not None and status < 500:
+                raise  # a 4xx will not get better by asking again
+            if attempt == attempts - 1:
+                raise
+            delay = backoff_s * 2**attempt
+            log.warning("Label Studio %s failed (%s); retrying in %.0fs", what, type(exc).__name__, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+class LabelStudioNotConfigured(RuntimeError):
+    pass
+
+
+class LabelStudioUnavailable(RuntimeError):
+    """Label Studio could not be reached or answered 5xx after retries: the job will be retried.
+    Raised without the HTTP library's chain, so a worker logs a few lines per retry, not ninety."""
+
+
+@contextlib.contextmanager
+def unavailable_as_one_line(url: str) -> Iterator[None]:
+    try:
+        yield
+    except httpx.TransportError as exc:
+        raise LabelStudioUnavailable(f"Label Studio at {url} is unreachable ({type(exc).__name__}); "
+                                     "the job will be retried") from None  # fmt: skip
+    except ApiError as exc:
+        if exc.status_code is not None and exc.status_code < 500:
+            raise
+        raise LabelStudioUnavailable(f"Label Studio at {url} answered HTTP {exc.status_code}; "
+                                     "the job will be retried") from None  # fmt: skip
+
+
+def _plain(obj: Any) -> Any:
+    """SDK models → plain JSON-like dicts (the rest of the backend speaks dicts)."""
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump(mode="json")
+    return obj
+
+
+class LabelStudioClient:
+    def __init__(self, url: str | None, api_key: str | None, timeout_s: float = 30.0) -> None:
+        if not url or not api_key:
+            raise LabelStudioNotConfigured(
+                "set HITL_LABEL_STUDIO_URL and HITL_LABEL_STUDIO_API_KEY so the worker can pull annotations"
+            )
+        self.url = url.rstrip("/")
+        self.sdk = LabelStudio(base_url=self.url, api_key=api_key, timeout=timeout_s)
+
+    @classmethod
+    def from_settings(cls, settings: Any, timeout_s: float = 30.0) -> LabelStudioClient:
+        """The client for HITL_LABEL_STUDIO_URL and HITL_LABEL_STUDIO_API_KEY (the one construction
+        point); LabelStudioNotConfigured when either is unset."""
+        key = settings.label_studio_api_key
+        return cls(settings.label_studio_url, key.get_secret_value() if key else None, timeout_s)
+
+    def project(self, project_id: int) -> dict[str, Any]:
+        return _plain(self.sdk.projects.get(id=project_id))
+
+    def serves(self, project_id: int) -> bool | None:
+        """Whether the project exists and has an ML backend connected; None when Label Studio could
+        not answer (down, 5xx), so the caller can tell "no" from "don't know"."""
+        try:
+            self.sdk.projects.get(id=project_id)
+            return bool(self.ml_backends(project_id))
+        except ApiError as exc:
+            if exc.status_code in (403, 404):
+                return False
+            return None
+        except httpx.HTTPError:
+            return None
+
+    def label_config(self, project_id: int) -> str:
+        return str(self.project(project_id)["label_config"])
+
+    def annotated_tasks(self, project_id: int, page_size: int = 500) -> Iterator[dict[str, Any]]:
+        """Every task with at least one annotation, with its annotations and predictions, page by page."""
+        # only_annotated is ignored by Label Studio 1.23's /api/tasks; a Data Manager filter is honoured.
+        pager = self.sdk.tasks.list(project=project_id, fields="all", query=ANNOTATED_QUERY, page_size=page_size)
+        for task in pager:
+            yield _plain(task)
+
+    def unlabeled_tasks(self, project_id: int, page_size: int = 500) -> Iterator[dict[str, Any]]:
+        """Tasks nobody has annotated yet (the pool), with their predictions, page by page."""
+        pager = self.sdk.tasks.list(project=project_id, fields="all", query=UNLABELED_QUERY, page_size=page_size)
+        for task in pager:
+            yield _plain(task)
+
+    # writing the queue -------------------------------------------------------------------------
+    def import_predictions(self, project_id: int, predictions: list[dict[str, Any]]) -> int:
+        """Bulk create (POST /api/projects/{id}/import/predictions): ~40x faster than one call each."""
+        if not predictions:
+            return 0
+        with_retries(lambda: self.sdk.projects.import_predictions(id=project_id, request=predictions), "import")
+        return len(predictions)
+
+    def update_prediction(self, prediction_id: int, result: list[dict[str, Any]], score: float) -> None:
+        """One prediction's result and score, in place (PATCH /api/predictions/{id})."""
+        with_retries(lambda: self.sdk.predictions.update(id=prediction_id, result=result, score=score), "update")
+
+    def create_prediction(self, prediction: dict[str, Any]) -> None:
+        """One prediction, one HTTP call (the slow path; kept for the benchmark's baseline)."""
+        self.sdk.predictions.create(**prediction)
+
+    def model_versions(self, project_id: int) -> dict[str, int]:
+        """Prediction counts per model version in the project (GET /api/projects/{id}/model-versions/)."""
+        response = with_retries(lambda: self._raw(f"api/projects/{project_id}/model-versions/", "GET"), "versions")
+        return {str(k): int(v) for k, v in response.json().items()}
+
+    def delete_model_version(self, project_id: int, model_version: str) -> None:
+        """Delete every prediction of one model version in the project, in one call."""
+        with_retries(lambda: self._raw(f"api/projects/{project_id}/model-versions/", "DELETE",
+                                       json={"model_version": model_version}), "delete version")  # fmt: skip
+
+    def _raw(self, path: str, method: str, **kwargs: Any) -> httpx.Response:
+        """An API call the SDK has no method for, with the SDK's auth; HTTP errors raise ApiError."""
+        response = self.sdk._client_wrapper.httpx_client.request(path, method=method, **kwargs)
+        if response.status_code >= 400:
+            raise ApiError(status_code=response.status_code, body=response.text[:500])
+        return response
+
+    def use_uncertainty_sampling(self, project_id: int, model_version: str) -> None:
+        """Serve the lowest-scored task of ``model_version`` first (Label Studio's uncertainty sampling)."""
+        with_retries(
+            lambda: self.sdk.projects.update(
+                id=project_id, sampling="Uncertainty sampling", model_version=model_version
+            ),
+            "project update",
+        )
+
+    def ensure_view(self, project_id: int, title: str, ordering: list[str]) -> int:
+        """A Data Manager tab with this title and ordering, for admins to look at the queue."""
+        for view in (_plain(v) for v in self.sdk.views.list(project=project_id)):
+            if (view.get("data") or {}).get("title") == title:
+                return int(view["id"])
+        view = self.sdk.views.create(project=project_id, data={"title": title, "ordering": ordering})
+        return int(view.id)
+
+    def next_task(self, project_id: int) -> dict[str, Any]:
+        """What Label Studio would open next for the API user (GET /api/projects/{id}/next)."""
+        response = self.sdk._client_wrapper.httpx_client.request(f"api/projects/{project_id}/next", method="GET")
+        response.raise_for_status()
+        return dict(response.json())
+
+    def tasks(self, project_id: int, page_size: int = 100) -> Iterator[dict[str, Any]]:
+        pager = self.sdk.tasks.list(project=project_id, fields="all", page_size=page_size)
+        for task in pager:
+            yield _plain(task)
+
+    # project set-up (used by admin tooling and the end-to-end tests) -------------------------
+    def create_project(self, title: str, label_config: str) -> int:
+        return int(self.sdk.projects.create(title=title, label_config=label_config).id)
+
+    def import_tasks(self, project_id: int, data: list[dict[str, Any]]) -> None:
+        self.sdk.projects.import_tasks(id=project_id, request=data)
+
+    def connect_backend(
+        self, project_id: int, url: str, title: str = "hitl-backend", basic_auth: tuple[str, str] | None = None
+    ) -> int:
+        """One ML backend connection to ``url`` per project: reused (and updated) when it exists."""
+        existing = [b for b in (_plain(b) for b in self.sdk.ml.list(project=project_id)) if b.get("url") == url]
+        params: dict[str, Any] = {
+            "url": url, "project": project_id, "title": title, "is_interactive": False, "auto_update": True,
+        }  # fmt: skip
+        if basic_auth:
+            params.update(auth_method="BASIC_AUTH", basic_auth_user=basic_auth[0], basic_auth_pass=basic_auth[1])
+        if existing:
+            backend_id = int(existing[0]["id"])
+            self.sdk.ml.update(id=backend_id, **params)
+            return backend_id
+        return int(self.sdk.ml.create(**params).id)
+
+    def ensure_webhook(self, project_id: int, url: str, headers: dict[str, str]) -> int:
+        """One webhook to ``url`` per project, carrying ``headers`` (the shared secret)."""
+        hooks = [h for h in (_plain(h) for h in self.sdk.webhooks.list(project=str(project_id))) if h.get("url") == url]
+        if hooks:
+            hook_id = int(hooks[0]["id"])
+            self.sdk.webhooks.update(
+                id=hook_id, url=url, headers=headers, send_payload=True, send_for_all_actions=True, is_active=True
+            )
+            for extra in hooks[1:]:
+                self.sdk.webhooks.delete(id=int(extra["id"]))
+            return hook_id
+        hook = self.sdk.webhooks.create(
+            url=url, project=project_id, headers=headers, send_payload=True, send_for_all_actions=True, is_active=True
+        )
+        return int(hook.id)
+
+    def create_annotation(self, task_id: int, result: list[dict[str, Any]], **fields: Any) -> int:
+        return int(self.sdk.annotations.create(id=task_id, result=result, **fields).id)
+
+    def find_project(self, title: str) -> dict[str, Any] | None:
+        """The project with exactly this title (Label Studio's title filter matches substrings)."""
+        for project in (_plain(p) for p in self.sdk.projects.list(title=title)):
+            if project.get("title") == title:
+                return project
+        return None
+
+    def update_label_config(self, project_id: int, label_config: str) -> None:
+        self.sdk.projects.update(id=project_id, label_config=label_config)
+
+    def ml_backends(self, project_id: int) -> list[dict[str, Any]]:
+        return [_plain(b) for b in self.sdk.ml.list(project=project_id)]
+
+    def webhooks(self, project_id: int) -> list[dict[str, Any]]:
+        return [_plain(h) for h in self.sdk.webhooks.list(project=str(project_id))]
+
+    def file_url(self, ref: str) -> str:
+        """The URL to fetch for ``ref``: this client's own base URL plus ``ref``'s validated path.
+        Raises UnsafeReference unless ``ref`` names a file Label Studio serves (see ``file_path``)."""
+        return self.url + file_path(self.url, ref)
+
+    def download(self, ref: str, max_bytes: int) -> bytes:
+        """A file Label Studio serves (an uploaded image: ``/data/upload/...``), with this client's
+        credentials. The request goes to this client's configured URL whatever ``ref`` says: its
+        host part is only compared, never used (so no parser disagreement can send the token away)."""
+        import requests
+
+        url = self.file_url(ref)
+        headers = self.sdk._client_wrapper.get_headers()  # the SDK's auth (legacy token or refreshed PAT)
+        with requests.get(url, headers=headers, timeout=30, stream=True, allow_redirects=False) as response:
+            if response.is_redirect:  # e.g. a presigned cloud-storage URL: another host, never followed
+                raise ValueError("Label Studio answered with a redirect; redirects are not followed (SSRF protection)")
+            response.raise_for_status()
+            data = bytearray()
+            for chunk in response.iter_content(1 << 16):
+                data.extend(chunk)
+                if len(data) > max_bytes:
+                    raise ValueError(f"image larger than {max_bytes} bytes (HITL_MAX_IMAGE_BYTES)")
+            return bytes(data)
+
+
+class UnsafeReference(ValueError):
+    """A task's file reference that does not name a file on the configured Label Studio."""
+
+
+# Label Studio serves task files under these paths: uploads (/data/upload/<project>/<file>) and
+# local storage (/data/local-files/?d=...). Nothing else on its API is ever requested with our token.
+FILE_PREFIXES = ("/data/",)
+_PATH_CHARS = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@/%-]*(\?[A-Za-z0-9._~!$&'()*+,;=:@/?%-]*)?$")
+_AUTHORITY = re.compile(r"^(?P<host>[a-z0-9.-]+|\[[0-9a-f:.]+\])(?::(?P<port>[0-9]{1,5}))?$")
+_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})|%(2[Ff]|5[Cc]|2[Ee]|00)")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+MAX_REFERENCE_CHARS = 2048
+
+
+def file_path(base_url: str, ref: str) -> str:
+    """The path (and query) of ``ref`` below ``base_url``, when ``ref`` is a path Label Studio serves
+    files from or an absolute URL of exactly the same origin; otherwise UnsafeReference.
+
+    Strict on purpose: only printable ASCII, no backslash, no user info, no fragment, no encoded
+    slash, backslash or dot, no ``..`` segment, and an authority equal to the configured one."""
+    if not isinstance(ref, str) or not ref:
+        raise UnsafeReference("the file reference is empty")
+    if len(ref) > MAX_REFERENCE_CHARS:
+        raise UnsafeReference(f"the file reference is longer than {MAX_REFERENCE_CHARS} characters")
+    if not ref.isascii() or not ref.isprintable() or any(c in ref for c in " \\#"):
+        raise UnsafeReference("the file reference has characters a Label Studio file path never has "
+                              "(non-ASCII, space, backslash, control or '#')")  # fmt: skip
+    base = urlsplit(base_url)
+    base_path = base.path.rstrip("/")
+    if ref.startswith("/") and not ref.startswith("//"):
+        path = ref
+    else:
+        scheme, sep, rest = ref.partition("://")
+        if not sep or scheme.lower() not in _DEFAULT_PORTS:
+            raise UnsafeReference("only paths on Label Studio and http(s) URLs of the same origin are fetched")
+        authority, slash, tail = rest.partition("/")
+        if _origin(scheme, authority) != _origin(base.scheme, base.netloc):
+            raise UnsafeReference(f"the file is not on the configured Label Studio ({base.netloc})")
+        path = slash + tail
+        if base_path:
+            if not (path == base_path or path.startswith(base_path + "/")):
+                raise UnsafeReference("the file is not below the configured Label Studio URL")
+            path = path[len(base_path) :]
+    if not _PATH_CHARS.match(path) or _ESCAPE.search(path.split("?", 1)[0]):
+        raise UnsafeReference("the file path has characters or escapes Label Studio file paths never have")
+    if ".." in path.split("?", 1)[0].split("/"):
+        raise UnsafeReference("the file path has a '..' segment")
+    if not path.startswith(FILE_PREFIXES):
+        raise UnsafeReference(f"only files Label Studio serves under {', '.join(FILE_PREFIXES)} are fetched")
+    return path
+
+
+def _origin(scheme: str, authority: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of a plain authority; anything else (user info, odd ports) is refused."""
+    scheme = scheme.lower()
+    match = _AUTHORITY.match(authority.lower())
+    if scheme not in _DEFAULT_PORTS or not match:
+        raise UnsafeReference(f"{authority[:80]!r} is not a plain host[:port]")
+    port = int(match["port"]) if match["port"] else _DEFAULT_PORTS[scheme]
+    if not 1 <= port <= 65535:
+        raise UnsafeReference(f"port {port} is out of range")
+    return scheme, match["host"], port

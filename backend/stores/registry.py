@@ -1,0 +1,260 @@
+"""Model versions on local disk, per Label Studio project, with atomic publish and a CURRENT pointer.
+
+Layout::
+
+    <root>/<project>/versions/<version>/meta.json      what, when, from which data, how good
+    <root>/<project>/versions/<version>/head.safetensors
+    <root>/<project>/versions/<version>/encoder/        only for fine-tuned encoders
+    <root>/<project>/CURRENT                            the version being served
+
+A version is written in a staging folder and renamed into ``versions/`` whole, then CURRENT is
+replaced atomically: a reader sees the old version or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shutil
+import socket
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from backend.ids import ProjectId, parse_project_id
+
+COLD_START = "cold-start"
+_VERSION_RE = re.compile(r"^v(\d+)-")
+
+
+class RegistryError(RuntimeError):
+    pass
+
+
+class BaselineChanged(RegistryError):
+    """Another version became current after the candidate was gated against ``expected``."""
+
+    def __init__(self, project: ProjectId | str, expected: str | None, current: str | None) -> None:
+        super().__init__(f"project {project}: the candidate was gated against {expected or COLD_START}, "
+                         f"but {current or COLD_START} is serving now")  # fmt: skip
+        self.expected = expected
+        self.current = current
+
+
+ANY_BASELINE = object()  # publish() without a compare-and-swap (the CLI's and the tools' publishes)
+_VERSION_NAME_RE = re.compile(r"^v[0-9]{1,9}-[0-9A-Za-z]{1,32}$")
+STAGING_MAX_AGE_S = 6 * 3600
+
+
+def version_name(version: str) -> str:
+    """A version name as the registry writes it (``v<n>-<timestamp>``); anything else, such as a
+    path, is refused before it is joined to a folder."""
+    if not isinstance(version, str) or not _VERSION_NAME_RE.match(version):
+        raise RegistryError(f"{version!r} is not a version name (like v12-20261125134500)")
+    return version
+
+
+def served_name(meta: dict[str, Any]) -> str:
+    """The name Label Studio knows a version by: its family's (see ``next_family``)."""
+    return str(meta.get("family") or meta["version"])
+
+
+def next_family(
+    serving: dict[str, Any] | None, kind: str, fingerprint: str, examples: int, every: int
+) -> dict[str, Any]:
+    """The family a new version joins. Head refreshes continue the serving version's family (Label
+    Studio keeps seeing one version, and the sync rewrites only what changed) until ``every`` more
+    annotations arrived since the family began; a fine-tune, another kind of serving version or
+    another label space starts a new family, named after its first version."""
+    fresh = {"family_examples": examples}
+    if serving is None or kind != "head" or every <= 0:
+        return fresh
+    same_kind = (serving.get("training") or {}).get("kind") == "head"
+    if not same_kind or serving.get("spec", {}).get("fingerprint") != fingerprint:
+        return fresh
+    started = int(serving.get("family_examples", (serving.get("training") or {}).get("examples", 0)))
+    if examples - started >= every:
+        return fresh
+    return {"family": served_name(serving), "family_examples": started}
+
+
+class Registry:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Registry:
+        """The registry the backend uses (HITL_REGISTRY_DIR): the one construction point."""
+        return cls(settings.registry_dir)
+
+    # reading ---------------------------------------------------------------------------------
+    def project_dir(self, project: ProjectId | str) -> Path:
+        return self.root / str(parse_project_id(project))
+
+    def current(self, project: ProjectId | str) -> str | None:
+        try:
+            version = (self.project_dir(project) / "CURRENT").read_text().strip()
+        except FileNotFoundError:
+            return None
+        return version or None
+
+    def version_dir(self, project: ProjectId | str, version: str) -> Path:
+        path = self.project_dir(project) / "versions" / version_name(version)
+        if not path.is_dir():
+            raise RegistryError(f"project {project} has no version {version!r}")
+        return path
+
+    def meta(self, project: ProjectId | str, version: str) -> dict[str, Any]:
+        return json.loads((self.version_dir(project, version) / "meta.json").read_text())
+
+    def served(self, project: ProjectId | str, version: str | None = None) -> str | None:
+        """The name Label Studio sees for ``version`` (default: the current one); None in cold start."""
+        version = version or self.current(project)
+        return served_name(self.meta(project, version)) if version else None
+
+    def versions(self, project: ProjectId | str) -> list[str]:
+        folder = self.project_dir(project) / "versions"
+        if not folder.is_dir():
+            return []
+        names = [p.name for p in folder.iterdir() if p.is_dir() and _VERSION_RE.match(p.name)]
+        return sorted(names, key=_version_number)
+
+    def projects(self) -> list[ProjectId]:
+        if not self.root.is_dir():
+            return []
+        return sorted(int(p.name) for p in self.root.iterdir() if p.name.isdigit() and (p / "versions").is_dir())
+
+    # writing ---------------------------------------------------------------------------------
+    def publish(
+        self,
+        project: ProjectId | str,
+        write: Callable[[Path], dict[str, Any]],
+        make_current: bool = True,
+        expected_current: str | object | None = ANY_BASELINE,
+    ) -> str:
+        """Create a version: ``write(folder)`` fills a staging folder and returns metadata.
+
+        With ``expected_current`` (the version a candidate was gated against, None for cold start)
+        the publish is a compare-and-swap: if another version became current meanwhile, nothing is
+        published and BaselineChanged is raised, so two retrains of one project can never let an
+        older candidate replace a newer one unjudged."""
+        pdir = self.project_dir(project)
+        (pdir / "versions").mkdir(parents=True, exist_ok=True)
+        _remove_dead_staging(pdir)
+        staging = Path(tempfile.mkdtemp(prefix=f"{_staging_prefix()}{int(time.time())}-", dir=pdir))
+        try:
+            meta = dict(write(staging))
+            with self._lock(project):
+                current = self.current(project)
+                if expected_current is not ANY_BASELINE and current != expected_current:
+                    raise BaselineChanged(project, expected_current, current)  # type: ignore[arg-type]
+                version = self._next_version(project)
+                meta.update(version=version, project=str(parse_project_id(project)), created_at=time.time())
+                meta.setdefault("parent", current)
+                meta.setdefault("family", version)  # the first version of a new family names it
+                _write_json(staging / "meta.json", meta)
+                _fsync_tree(staging)
+                os.rename(staging, pdir / "versions" / version)
+                _fsync_dir(pdir / "versions")
+                if make_current:
+                    self._set_current(project, version)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return version
+
+    def promote(self, project: ProjectId | str, version: str) -> None:
+        self.version_dir(project, version)  # raises if missing or not a version name
+        with self._lock(project):
+            self._set_current(project, version)
+
+    # internals -------------------------------------------------------------------------------
+    def _next_version(self, project: ProjectId | str) -> str:
+        existing = self.versions(project)
+        number = _version_number(existing[-1]) + 1 if existing else 1
+        return f"v{number}-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}"
+
+    def _set_current(self, project: ProjectId | str, version: str) -> None:
+        pdir = self.project_dir(project)
+        tmp = pdir / f".CURRENT.{socket.gethostname()}.{os.getpid()}"
+        with open(tmp, "w") as handle:
+            handle.write(version + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, pdir / "CURRENT")
+        _fsync_dir(pdir)
+
+    @contextlib.contextmanager
+    def _lock(self, project: ProjectId | str) -> Iterator[None]:
+        pdir = self.project_dir(project)
+        pdir.mkdir(parents=True, exist_ok=True)
+        with open(pdir / ".lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _staging_prefix() -> str:
+    return f".staging-{socket.gethostname()}-{os.getpid()}-"
+
+
+def _remove_dead_staging(pdir: Path) -> None:
+    """Staging folders are never published once their writer is gone (kill -9, a lost container).
+    Drop those of dead processes on this host, and any older than STAGING_MAX_AGE_S: in containers
+    every process is pid 1 and other hosts' pids cannot be checked, so age decides there."""
+    host = socket.gethostname()
+    for folder in pdir.glob(".staging-*"):
+        try:
+            age = time.time() - folder.stat().st_mtime
+        except FileNotFoundError:
+            continue
+        name = folder.name[len(".staging-") :]
+        if age > STAGING_MAX_AGE_S or (name.startswith(host + "-") and _dead(name[len(host) + 1 :].split("-", 1)[0])):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _dead(pid: str) -> bool:
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Flush a version's files and folders to disk before it is renamed into place."""
+    for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+        elif path.is_dir():
+            _fsync_dir(path)
+    _fsync_dir(folder)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _version_number(name: str) -> int:
+    match = _VERSION_RE.match(name)
+    return int(match.group(1)) if match else 0
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))

@@ -1,0 +1,69 @@
+"""``hitl bench``: benchmarks that print medians and ratios against a baseline measured in the same run."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+from backend.settings import Settings
+
+BENCHES = ("predict", "retrain", "sync", "ner", "head", "load")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    bench = sub.add_parser("bench", help="benchmarks (print medians; the last line holds the ratios)")
+    bsub = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCH")
+    predict = bsub.add_parser(
+        "predict", help="/predict throughput over real HTTP vs the raw forward pass and a one-task-at-a-time loop"
+    )
+    predict.add_argument("--data", help="datasets folder (default: ../shared/data or HITL_SHARED_DATA)")
+    predict.add_argument("--batches", type=int, default=8, help="batches of --batch-size texts per round (8)")
+    predict.add_argument("--batch-size", type=int, default=64, help="tasks per /predict request (64)")
+    predict.add_argument("--rounds", type=int, default=5, help="repetitions; medians are reported (5)")
+    predict.add_argument("--naive-tasks", type=int, default=128, help="tasks timed for the naive loop (128)")
+    retrain = bsub.add_parser(
+        "retrain", help="annotation webhook → new version served (fast path), and a full fine-tune, end to end"
+    )
+    retrain.add_argument("--data", help="datasets folder (default: ../shared/data or HITL_SHARED_DATA)")
+    retrain.add_argument("--annotations", type=int, default=1000, help="AG News annotations in the project (1000)")
+    retrain.add_argument("--runs", type=int, default=5, help="timed corrections; the median is reported (5)")
+    sync = bsub.add_parser("sync", help="pool rescoring from cached embeddings, and bulk vs single prediction writes")
+    sync.add_argument("--data", help="datasets folder (default: ../shared/data or HITL_SHARED_DATA)")
+    sync.add_argument("--pool", type=int, default=100_000, help="synthetic pool size (100000)")
+    sync.add_argument("--sample", type=int, default=2000, help="tasks given a real forward pass (2000)")
+    sync.add_argument("--predictions", type=int, default=1000, help="predictions written each way (1000)")
+    sync.add_argument("--rounds", type=int, default=3, help="rescoring repetitions; the median is reported (3)")
+    ner = bsub.add_parser(
+        "ner", help="entity-level F1 on WNUT-17 through the retrain and /predict paths, vs a capitalised-words baseline"
+    )
+    ner.add_argument("--data", help="datasets folder (default: ../shared/data or HITL_SHARED_DATA)")
+    ner.add_argument("--train", type=int, default=1000, help="training sentences, from the start of train.jsonl (1000)")
+    ner.add_argument("--test", type=int, help="test sentences (default: all 1,287)")
+    ner.add_argument("--dev", type=int, default=500, help="dev sentences used as held-out annotations (500)")
+    ner.add_argument("--full", action="store_true", help="also fine-tune the encoder (slow path; minutes)")
+    ner.add_argument("--epochs", type=int, default=4, help="fine-tuning epochs with --full (4)")
+    ner.add_argument("--rounds", type=int, default=4, help="head fits: the first with the cache cold, then warm (4)")
+    head = bsub.add_parser(
+        "head", help="the head's L2 penalty chosen on held-out annotations vs the fixed default, per project size"
+    )
+    head.add_argument("--data", help="datasets folder (default: ../shared/data or HITL_SHARED_DATA)")
+    head.add_argument("--dataset", default="trec", help="classification dataset under --data (trec)")
+    head.add_argument("--sizes", default="500,1000,2000,all", help="annotations per project (500,1000,2000,all)")
+    head.add_argument("--seeds", type=int, default=3, help="random draws per size; medians are reported (3)")
+    load = bsub.add_parser(
+        "load", help="concurrent /predict clients against gunicorn with a version published mid-run (no errors)"
+    )
+    load.add_argument("--data", help="datasets folder (default: ../shared/data or HITL_SHARED_DATA)")
+    load.add_argument("--clients", type=int, default=50, help="concurrent clients (50)")
+    load.add_argument("--seconds", type=float, default=60, help="length of the loaded run (60)")
+    load.add_argument("--baseline-seconds", type=float, default=10, help="length of the one-client run (10)")
+    load.add_argument("--batch-size", type=int, default=8, help="tasks per /predict request (8)")
+    load.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (2)")
+
+
+def run_bench(args: argparse.Namespace, settings: Settings) -> int:
+    """Each benchmark's module is imported only when it runs (they pull in torch, Label Studio, ...)."""
+    if args.bench_command not in BENCHES:
+        raise SystemExit(f"unknown bench {args.bench_command}")
+    module = importlib.import_module(f"backend.tools.bench.{args.bench_command}")
+    return int(getattr(module, f"bench_{args.bench_command}")(args, settings))

@@ -1,0 +1,96 @@
+"""Rescoring the pool after a head-only retrain, and writing predictions in bulk, against baselines.
+
+(a) 100,000 synthetic tasks whose embeddings are in the on-disk cache (as after earlier syncs):
+    rescoring = cache lookup + a matrix product + ranking, vs. a full forward pass timed on a
+    2,000-task sample and extrapolated to the pool.
+(b) A real Label Studio on 127.0.0.1: 1,000 predictions through the bulk import vs. one API call
+    per prediction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from backend.labeling import parse_label_config
+from backend.labeling.examples import Example
+from backend.learning.candidates import fit_head
+from backend.models.embedding_cache import EmbeddingCache, text_key
+from backend.models.encoder import encoder_from_settings
+from backend.query.strategies import make_strategy, rank
+from backend.settings import Settings
+from backend.stores.labelstudio import LabelStudioClient
+from backend.tools.bench.common import data_dir, read_jsonl
+from backend.tools.bench.predict import AG_CONFIG
+from backend.tools.labelstudio_server import LocalLabelStudio
+
+
+def bench_sync(args: argparse.Namespace, settings: Settings) -> int:
+    data = data_dir(args.data)
+    rows = read_jsonl(data / "ag_news" / "train.jsonl", args.sample + 500)
+    spec = parse_label_config(AG_CONFIG)
+    encoder = encoder_from_settings(settings)
+    labelled = [Example(r["text"], (r["label"],), i) for i, r in enumerate(rows[:500])]
+    head = fit_head(encoder, spec, labelled)
+    sample = [r["text"] for r in rows[500 : 500 + args.sample]]
+
+    # (a) baseline: forward pass over a sample, extrapolated
+    started = time.perf_counter()
+    sample_emb = encoder.embed(sample)
+    head.proba(sample_emb)
+    forward_s = (time.perf_counter() - started) * args.pool / len(sample)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = EmbeddingCache(Path(tmp), encoder)
+        texts = [f"{sample[i % len(sample)]} [#{i}]" for i in range(args.pool)]
+        rng = np.random.default_rng(0)
+        noise = rng.normal(scale=0.02, size=(args.pool, encoder.dim)).astype(np.float32)
+        vectors = sample_emb[np.arange(args.pool) % len(sample)] + noise
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        cache._db.executemany("INSERT INTO emb VALUES (?, ?)", ((text_key(t), v.tobytes()) for t, v in
+                                                                 zip(texts, vectors, strict=True)))  # fmt: skip
+        fresh = EmbeddingCache(Path(tmp), encoder)  # a new process: nothing in memory, all on disk
+        strategy = make_strategy("margin")
+        task_ids = np.arange(args.pool)
+        timings = []
+        for _ in range(args.rounds):
+            fresh._memory.clear()
+            started = time.perf_counter()
+            x = fresh.embed(texts)
+            order = rank(strategy, head.proba(x), x, task_ids)
+            timings.append(time.perf_counter() - started)
+        assert fresh.misses == 0 and len(order) == args.pool
+        rescore_s = float(np.median(timings))
+    print(f"(a) pool {args.pool:,}: rescore with cached embeddings {rescore_s:.2f}s (median of {args.rounds});")
+    print(f"    full forward pass {forward_s:.0f}s (extrapolated from {len(sample):,}): {forward_s / rescore_s:.0f}x")
+
+    print("(b) starting Label Studio ...", flush=True)
+    server = LocalLabelStudio.start()
+    try:
+        ls = LabelStudioClient(server.url, server.token)
+        project = ls.create_project("Bulk benchmark", AG_CONFIG)
+        ls.import_tasks(project, [{"text": f"task {i}"} for i in range(2 * args.predictions)])
+        ids = [t["id"] for t in ls.tasks(project, page_size=1000)]
+        result = [{"from_name": "topic", "to_name": "text", "type": "choices", "value": {"choices": ["World"]}}]
+
+        def payload(task_id: int) -> dict:
+            return {"task": task_id, "result": result, "score": 0.5, "model_version": "bench", "cluster": 1}
+
+        started = time.perf_counter()
+        ls.import_predictions(project, [payload(t) for t in ids[: args.predictions]])
+        bulk_s = time.perf_counter() - started
+        started = time.perf_counter()
+        for task_id in ids[args.predictions : 2 * args.predictions]:
+            ls.create_prediction(payload(task_id))
+        single_s = time.perf_counter() - started
+        written = sum(len(t["predictions"]) for t in ls.tasks(project, page_size=1000))
+        assert written == 2 * args.predictions, written
+    finally:
+        server.stop()
+    print(f"(b) {args.predictions:,} predictions: bulk import {bulk_s:.2f}s, one call each {single_s:.1f}s")
+    print(f"rescore_100k_s={rescore_s:.2f} bulk_vs_single={single_s / bulk_s:.1f}")
+    return 0

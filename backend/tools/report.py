@@ -1,0 +1,254 @@
+"""``hitl report``: one self-contained HTML page per project, with the plots a lead wants to see.
+
+- quality per model version: the share of its pre-annotations annotators changed (from the audit
+  trail) next to its held-out score at publish time (from the registry);
+- the calibration diagram of the serving version (held-out reliability after temperature scaling);
+- the score distribution of the unlabeled queue at the last sync, per version;
+- the retrain history: every candidate, published or rejected by the gate, with its score.
+
+Everything is read from the stores the backend already writes (audit store, registry, sync state);
+nothing calls Label Studio. Plots are PNGs embedded in the page, so the file can be mailed.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
+from matplotlib.ticker import MaxNLocator
+
+from backend.query.sync import SyncState
+from backend.stores.audit import AuditStore
+from backend.stores.registry import Registry, RegistryError
+
+
+@dataclass
+class ProjectData:
+    project_id: int
+    versions: list[dict[str, Any]]  # registry metadata of published versions, oldest first
+    candidates: list[dict[str, Any]]  # audit records of every candidate, published or not
+    corrections: list[dict[str, Any]]
+    queue_scores: dict[str, list[float]]
+    current: str | None
+
+
+def collect(project_id: int, audit: AuditStore, registry: Registry, sync_state: Path) -> ProjectData:
+    key = str(project_id)
+    versions = []
+    for version in registry.versions(key):
+        try:
+            versions.append({"version": version, **registry.meta(key, version)})
+        except (RegistryError, OSError, ValueError):
+            continue
+    versions.sort(key=lambda m: m.get("created_at") or m["version"])
+    scores = SyncState(sync_state).strategy_scores(project_id) if sync_state.exists() else {}
+    return ProjectData(project_id, versions, audit.versions(project_id), audit.corrections(project_id), scores,
+                       registry.current(key))  # fmt: skip
+
+
+WIDTH = 9.0  # inches: every plot is as wide as the page, whatever the number of versions
+MAX_TABLE_ROWS = 50
+FEW_HELDOUT = 20  # held-out scores on fewer annotations are drawn as unreliable
+
+
+def _axes(height: float = 3.6, width: float = WIDTH) -> tuple[Figure, Any]:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    return fig, fig.subplots()
+
+
+def _legend_below(ax: Any, columns: int = 3) -> None:
+    """Legends sit under the plot, never on the data (a few entries, however many versions)."""
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=columns, fontsize=8, frameon=False)
+
+
+def _png(fig: Figure) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _metrics(value: Any) -> dict[str, Any]:
+    if isinstance(value, str):
+        value = json.loads(value or "{}")
+    return value or {}
+
+
+def _primary(metrics: Any) -> float | None:
+    value = _metrics(metrics).get("primary")
+    return float(value) if value is not None else None
+
+
+def _number(version: str) -> int | None:
+    head = version.split("-", 1)[0]
+    return int(head[1:]) if head.startswith("v") and head[1:].isdigit() else None
+
+
+def quality_figure(data: ProjectData) -> Figure | None:
+    """Correction rate per version (dot area = annotations it pre-annotated) and the held-out score
+    at publish, against the version number: readable at 5 versions and at 1,000."""
+    rates: dict[str, list[bool]] = {}
+    for c in data.corrections:
+        if c.get("changed") is not None and c.get("prediction_model_version"):
+            rates.setdefault(c["prediction_model_version"], []).append(bool(c["changed"]))
+    held = [(n, _primary(v.get("metrics"))) for v in data.versions if (n := _number(v["version"])) is not None]
+    shown = [(n, sum(r) / len(r), len(r)) for name, r in rates.items() if (n := _number(name)) is not None]
+    if not held and not shown:
+        return None
+    fig, ax = _axes()
+    if shown:
+        x, rate, count = zip(*sorted(shown), strict=True)
+        biggest = max(count)
+        ax.scatter(x, rate, s=[12 + 120 * c / biggest for c in count], color="#e4572e", alpha=0.6,
+                   label=f"correction rate (dot area: annotations, up to {biggest})")  # fmt: skip
+    if len(shown) > 60:  # many versions: the trend is what a lead reads, the dots are the detail
+        x, rate, count = zip(*sorted(shown), strict=True)
+        width = max(len(x) // 40, 2)
+        weights = np.convolve(count, np.ones(width), "valid")
+        smooth = np.convolve(np.multiply(rate, count), np.ones(width), "valid") / weights
+        ax.plot(x[width - 1 :], smooth, color="#a4161a", label=f"correction rate over {width} versions")
+    points = [(n, score) for n, score in held if score is not None]
+    if points:
+        x, score = zip(*points, strict=True)
+        ax.plot(x, score, "-", color="#17bebb", marker="o" if len(points) <= 60 else None, markersize=3,
+                label="held-out score at publish (accuracy / F1)")  # fmt: skip
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=12, integer=True))
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("model version number")
+    ax.set_title("Quality per model version")
+    _legend_below(ax, 3)
+    return fig
+
+
+def calibration_figure(data: ProjectData) -> Figure | None:
+    meta = next((v for v in reversed(data.versions) if v["version"] == data.current), None)
+    calibration = (meta or {}).get("calibration") or {}
+    points = [p for p in calibration.get("reliability_after") or [] if p[2] > 0]
+    if not points:
+        return None
+    fig, ax = _axes(4.2, 5.0)
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+    conf, acc, count = zip(*points, strict=True)
+    total = sum(count)
+    ax.scatter(conf, acc, s=[15 + 200 * k / max(count) for k in count], color="#2e86ab", zorder=3,
+               label="held-out bins (area: tasks)")  # fmt: skip
+    ax.plot(conf, acc, "-", color="#2e86ab", alpha=0.5)
+    ece = calibration.get("heldout_ece_after", float("nan"))
+    verdict = "" if total >= 50 else f" — only {total} held-out tasks: too few to judge"
+    ax.set_title(f"Calibration of {data.current.split('-')[0] if data.current else ''}: ECE {ece:.3f} on "
+                 f"{total} tasks{verdict}", fontsize=9)  # fmt: skip
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("accuracy")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    _legend_below(ax, 2)
+    return fig
+
+
+def queue_figure(data: ProjectData) -> Figure | None:
+    """The unlabeled pool as the serving version ranked it at the last sync (one histogram)."""
+    scores = data.queue_scores.get(data.current or "") or []
+    if not scores:
+        return None
+    fig, ax = _axes(3.2)
+    ax.hist(scores, bins=40, color="#2e86ab", alpha=0.8)
+    ax.set_xlabel("strategy score at the last sync (lower = more informative = served sooner)")
+    ax.set_ylabel("unlabeled tasks")
+    ax.set_title(f"Queue of {(data.current or '').split('-')[0]}: {len(scores):,} unlabeled tasks")
+    return fig
+
+
+def history_figure(data: ProjectData, few: int = FEW_HELDOUT) -> Figure | None:
+    if not data.candidates:
+        return None
+    fig, ax = _axes()
+    groups = [
+        ("published", lambda c: bool(c["published"]), dict(color="#2e86ab", marker="o")),
+        ("rejected by the gate", lambda c: not c["published"] and not str(c["version"]).startswith("superseded"),
+         dict(color="#e4572e", marker="x")),
+        (f"scored on < {few} held-out annotations (noise)", None, dict(facecolors="none", edgecolors="#999",
+                                                                        marker="o")),
+    ]  # fmt: skip
+    reliable = [c for c in data.candidates if (_metrics(c["metrics"]).get("n") or 0) >= few]
+    noisy = [c for c in data.candidates if (_metrics(c["metrics"]).get("n") or 0) < few]
+    for label, keep, style in groups:
+        rows = noisy if keep is None else [c for c in reliable if keep(c)]
+        rows = [c for c in rows if _primary(c["metrics"]) is not None]
+        if rows:
+            ax.scatter([c["examples"] for c in rows], [_primary(c["metrics"]) for c in rows], s=14, label=label,
+                       **style)  # fmt: skip
+    ordered = sorted((c for c in reliable if c["published"]), key=lambda c: c["recorded_at"])
+    ax.plot([c["examples"] for c in ordered], [_primary(c["metrics"]) for c in ordered], color="#2e86ab", alpha=0.4)
+    ax.set_xlabel("annotations trained on")
+    ax.set_ylabel("held-out score")
+    ax.set_title("Retrain history")
+    _legend_below(ax, 3)
+    return fig
+
+
+FIGURES = {"quality": quality_figure, "calibration": calibration_figure, "queue": queue_figure,
+           "history": history_figure}  # fmt: skip
+
+
+def _table(data: ProjectData) -> str:
+    candidates = sorted(data.candidates, key=lambda c: c["recorded_at"])
+    published = sum(bool(c["published"]) for c in candidates)
+    rows = []
+    for c in candidates[-MAX_TABLE_ROWS:][::-1]:  # newest first
+        gate = json.loads(c["gate"]) if isinstance(c["gate"], str) else (c["gate"] or {})
+        score = _primary(c["metrics"])
+        n = _metrics(c["metrics"]).get("n")
+        rows.append(
+            f"<tr><td>{html.escape(c['version'])}</td><td>{c['kind']}</td><td>{'yes' if c['published'] else 'no'}</td>"
+            f"<td>{c['examples']}</td><td>{'' if score is None else f'{score:.3f}'}</td><td>{n or ''}</td>"
+            f"<td>{html.escape(str(gate.get('reason', '')))}</td>"
+            f"<td>{time.strftime('%Y-%m-%d %H:%M', time.gmtime(c['recorded_at']))}</td></tr>"
+        )
+    head = "<tr><th>version</th><th>kind</th><th>published</th><th>annotations</th><th>held-out</th>" \
+           "<th>n held-out</th><th>gate</th><th>UTC</th></tr>"  # fmt: skip
+    if not rows:
+        return "<p>No retrain recorded yet.</p>"
+    shown = f"the newest {len(rows)} of " if len(candidates) > len(rows) else ""
+    return (f"<p class=cap>{shown}{len(candidates)} candidates: {published} published, "
+            f"{len(candidates) - published} not.</p><table>{head}{''.join(rows)}</table>")  # fmt: skip
+
+
+def render(data: ProjectData) -> str:
+    changed = [c for c in data.corrections if c.get("changed") is not None]
+    rate = sum(bool(c["changed"]) for c in changed) / len(changed) if changed else None
+    sections = [
+        ("Quality per model version", "quality",
+         "Dots: share of a version's pre-annotations annotators changed. Line: its score on held-out annotations."),
+        ("Calibration", "calibration",
+         "Points on the diagonal mean a confidence of 0.8 is right 80 % of the time."),
+        ("Queue", "queue", "What the serving model thinks of the tasks still waiting for a human."),
+        ("Retrain history", "history", "Every candidate the worker trained, and the gate's decision."),
+    ]  # fmt: skip
+    parts = []
+    for title, key, caption in sections:
+        fig = FIGURES[key](data)
+        body = f'<img alt="{title}" src="data:image/png;base64,{_png(fig)}">' if fig else "<p><i>No data yet.</i></p>"
+        parts.append(f"<h2>{title}</h2><p class=cap>{caption}</p>{body}")
+    summary = (f"{len(data.versions)} published versions, serving <b>{html.escape(data.current or 'cold-start')}</b>; "
+               f"{len(data.corrections)} annotations audited"
+               + (f", {rate:.0%} of pre-annotations changed" if rate is not None else ""))  # fmt: skip
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>hitl report: project {data.project_id}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222}}
+table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left}}
+.cap{{color:#555;font-size:13px}}img{{max-width:100%}}</style></head><body>
+<h1>Project {data.project_id}</h1><p>{summary}. Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.</p>
+{''.join(parts)}<h2>Candidates</h2>{_table(data)}</body></html>"""
+
+
+def write_report(project_id: int, audit: AuditStore, registry: Registry, data_dir: Path, out: Path) -> Path:
+    data = collect(project_id, audit, registry, data_dir / "sync-state.sqlite3")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render(data), encoding="utf-8")
+    return out

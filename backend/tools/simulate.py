@@ -1,0 +1,273 @@
+"""Active-learning replay on a labeled dataset: does the loop save labels, and how well calibrated is it?
+
+A simulated annotator answers from the gold labels. Everything else is the product's code: the
+encoder and its embedding cache, the linear head with its L2 strength chosen on the held-out
+annotations (``head_selection``), the held-out split of
+``dataset.split``, the query strategies and the diverse top of the queue (``strategies``), and
+temperature scaling (``calibration``). So a curve here is what a project would see.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from backend.labeling.examples import Example
+from backend.learning.calibration import (
+    coverage_at,
+    cross_fit_temperature,
+    expected_calibration_error,
+    routing_threshold,
+    softmax,
+)
+from backend.learning.dataset import is_heldout, split
+from backend.learning.head_selection import fit_selected_head
+from backend.models.embedding_cache import EmbeddingCache
+from backend.query.clusters import assign, default_k, kmeans
+from backend.query.strategies import ColdStartStrategy, diversify_top, make_strategy
+
+COLUMNS = ["strategy", "seed", "labels", "accuracy", "macro_f1", "ece", "ece_calibrated", "ece_pool_calibrated",
+           "temperature", "l2"]  # fmt: skip
+DEFAULT_STRATEGY = "margin-diverse"
+SIM_STRATEGIES = ("margin-diverse", "margin", "entropy", "least_confidence", "random")
+
+
+@dataclass
+class Pool:
+    texts: list[str]
+    labels: np.ndarray  # class indices
+    names: list[str]
+    embeddings: np.ndarray
+
+
+def load_split(folder: Path, split_name: str, limit: int | None) -> tuple[list[str], list[str]]:
+    path = folder / f"{split_name}.jsonl"
+    if not path.exists():
+        raise SystemExit(f"{path} not found: a dataset folder needs train.jsonl and test.jsonl ({{'text','label'}})")
+    texts, labels = [], []
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            row = json.loads(line)
+            texts.append(row["text"])
+            labels.append(row["label"])
+            if limit and len(texts) >= limit:
+                break
+    return texts, labels
+
+
+def embed_all(cache: EmbeddingCache, texts: list[str], what: str, progress: bool = True) -> np.ndarray:
+    """Embeddings of a whole dataset split through the on-disk cache, with a progress bar."""
+    starts = tqdm(range(0, len(texts), 512), desc=f"embedding {what}", disable=not progress)
+    return np.concatenate([cache.embed(texts[i : i + 512]) for i in starts])
+
+
+def macro_f1(pred: np.ndarray, y: np.ndarray, k: int) -> float:
+    scores = []
+    for c in range(k):
+        if not (y == c).any():
+            continue
+        tp = float(((pred == c) & (y == c)).sum())
+        denom = float((pred == c).sum() + (y == c).sum())
+        scores.append(2 * tp / denom if denom else 0.0)
+    return float(np.mean(scores)) if scores else 0.0
+
+
+def run_seed(pool: Pool, test: Pool, strategy_name: str, seed: int, budget: int, step: int, start: int,
+             clusters: np.ndarray, holdout: float, target_precision: float) -> tuple[list[dict], dict]:  # fmt: skip
+    rng = np.random.default_rng(seed)
+    n, k = len(pool.texts), len(pool.names)
+    if strategy_name == "random":
+        labeled = list(rng.choice(n, size=start, replace=False))
+    else:  # cold start: cover the pool, from a seed-dependent first task
+        cold = ColdStartStrategy(representatives=start, seed=seed)
+        labeled = list(np.argsort(cold.scores(None, pool.embeddings, np.arange(n)), kind="stable")[:start])
+    base = make_strategy("random" if strategy_name == "random" else strategy_name.removesuffix("-diverse"), seed=seed)
+    heldout_bucket = np.array([is_heldout(i, holdout) for i in range(n)])
+    rows, final = [], {}
+    while True:
+        examples = [Example("", (pool.names[pool.labels[i]],), int(i)) for i in labeled]
+        train, held = split(examples, holdout)
+        tr = np.array([e.task_id for e in train])
+        ho = np.array([e.task_id for e in held], dtype=np.int64)
+        choice = fit_selected_head(pool.embeddings[tr], pool.labels[tr], pool.embeddings[ho], pool.labels[ho], k,
+                                   multi_label=False)  # fmt: skip
+        head = choice.head
+        test_logits = head.logits(test.embeddings)
+        probs = softmax(test_logits)
+        temperature = cross_fit_temperature(pool.embeddings[tr], pool.labels[tr], k, head.logits(pool.embeddings[ho]),
+                                            pool.labels[ho], seed=seed, l2=choice.l2)  # fmt: skip
+        head.temperature = temperature  # the sync ranks on served (calibrated) probabilities
+        calibrated = softmax(test_logits, temperature)
+        # The tasks the model will pre-annotate next: the unlabeled rest of the pool (gold known here).
+        rest = np.setdiff1d(np.arange(n), np.array(labeled))
+        pool_calibrated = softmax(head.logits(pool.embeddings[rest]), temperature)
+        pred = probs.argmax(axis=1)
+        rows.append({
+            "strategy": strategy_name, "seed": seed, "labels": len(labeled),
+            "accuracy": round(float((pred == test.labels).mean()), 5),
+            "macro_f1": round(macro_f1(pred, test.labels, k), 5),
+            "ece": round(expected_calibration_error(probs, test.labels), 5),
+            "ece_calibrated": round(expected_calibration_error(calibrated, test.labels), 5),
+            "ece_pool_calibrated": round(expected_calibration_error(pool_calibrated, pool.labels[rest]), 5),
+            "temperature": round(temperature, 4), "l2": choice.l2,
+        })  # fmt: skip
+        if len(labeled) >= budget:
+            held_probs = softmax(head.logits(pool.embeddings[ho]), temperature)
+            route = routing_threshold(held_probs, pool.labels[ho], target_precision)
+            coverage, precision = coverage_at(calibrated, test.labels, route.threshold)
+            final = {"threshold": route.threshold, "test_coverage": coverage, "test_precision": precision}
+            return rows, final
+        unlabeled = np.setdiff1d(np.arange(n), np.array(labeled))
+        take = min(step, budget - len(labeled))
+        if strategy_name != "random":  # as the sync serves it: held-out tasks come in random order
+            held_mask = heldout_bucket[unlabeled]
+            explore = min(round(holdout * take), int(held_mask.sum()))
+            labeled.extend(int(i) for i in rng.choice(unlabeled[held_mask], size=explore, replace=False))
+            unlabeled, take = unlabeled[~held_mask], take - explore
+        pool_probs = head.proba(pool.embeddings[unlabeled])
+        scores = base.scores(pool_probs, pool.embeddings[unlabeled], unlabeled)
+        if strategy_name.endswith("-diverse"):
+            scores = diversify_top(scores, clusters[unlabeled], take)
+        chosen = unlabeled[np.lexsort((unlabeled, scores))[:take]]
+        labeled.extend(int(i) for i in chosen)
+
+
+def simulate(dataset: Path, strategy: str, budget: int, step: int, seeds: int, out: Path, cache_dir: Path,
+             encoder: Any, start: int = 50, pool_size: int | None = None, test_size: int | None = None,
+             holdout: float = 0.15, target_precision: float = 0.98,
+             progress: bool = True) -> dict[str, Any]:  # fmt: skip
+    if strategy not in SIM_STRATEGIES:
+        raise SystemExit(f"unknown strategy {strategy!r}; choose one of {', '.join(SIM_STRATEGIES)}")
+    started = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    train_texts, train_labels = load_split(dataset, "train", pool_size)
+    test_texts, test_labels = load_split(dataset, "test", test_size)
+    names = sorted(set(train_labels))
+    index = {name: i for i, name in enumerate(names)}
+    cache = EmbeddingCache(cache_dir, encoder)
+    embed = lambda texts, what: embed_all(cache, texts, what, progress)  # noqa: E731
+    pool = Pool(train_texts, np.array([index[x] for x in train_labels]), names, embed(train_texts, "pool"))
+    test = Pool(test_texts, np.array([index.get(x, -1) for x in test_labels]), names, embed(test_texts, "test"))
+    clusters = assign(pool.embeddings, kmeans(pool.embeddings, default_k(len(pool.texts), len(names))))
+
+    curve_path = out / "curve.csv"
+    done: dict[tuple[str, int], list[dict]] = {}
+    if curve_path.exists():  # resumable: keep finished (strategy, seed) runs of the same budget
+        with open(curve_path) as handle:
+            for row in csv.DictReader(handle):
+                done.setdefault((row["strategy"], int(row["seed"])), []).append(row)
+        done = {key: rows for key, rows in done.items()
+                if max(int(r["labels"]) for r in rows) == budget and all(r.get(c) for c in COLUMNS for r in rows)}
+    finals_path = out / "finals.json"
+    finals = json.loads(finals_path.read_text()) if finals_path.exists() and done else {}
+    strategies = [strategy] if strategy == "random" else [strategy, "random"]
+    rows: list[dict] = []
+    for name in strategies:
+        for seed in tqdm(range(seeds), desc=name, disable=not progress):
+            if (name, seed) in done and f"{name}:{seed}" in finals:
+                rows.extend(done[(name, seed)])
+                continue
+            seed_rows, final = run_seed(pool, test, name, seed, budget, step, start, clusters, holdout,
+                                        target_precision)  # fmt: skip
+            rows.extend(seed_rows)
+            finals[f"{name}:{seed}"] = final
+    finals_path.write_text(json.dumps(finals, indent=2))
+    routing: dict[str, list[dict]] = {}
+    for key, final in finals.items():
+        routing.setdefault(key.rsplit(":", 1)[0], []).append(final)
+    with open(curve_path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    summary = summarize(rows, strategies, routing, dataset.name, target_precision)
+    summary["seconds"] = round(time.perf_counter() - started, 1)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    title = f"Active learning on {dataset.name}: MiniLM embeddings + linear head"
+    plot(rows, strategies, out / "learning_curves.png", title)
+    (out / "summary.md").write_text(markdown(summary))
+    return summary
+
+
+def mean_curve(rows: list[dict], strategy: str, column: str = "accuracy") -> dict[int, float]:
+    by_labels: dict[int, list[float]] = {}
+    for row in rows:
+        if row["strategy"] == strategy:
+            by_labels.setdefault(int(row["labels"]), []).append(float(row[column]))
+    return {labels: statistics.mean(values) for labels, values in sorted(by_labels.items())}
+
+
+def summarize(rows: list[dict], strategies: list[str], routing: dict[str, list[dict]], dataset: str,
+              target_precision: float) -> dict[str, Any]:  # fmt: skip
+    random_curve = mean_curve(rows, "random")
+    random_final = list(random_curve.values())[-1]
+    result: dict[str, Any] = {"dataset": dataset, "random_final_accuracy": round(random_final, 4), "strategies": {}}
+    for name in strategies:
+        curve = mean_curve(rows, name)
+        reached = next((labels for labels, acc in curve.items() if acc >= random_final), None)
+        finals = routing.get(name, [])
+        result["strategies"][name] = {
+            "final_accuracy": round(list(curve.values())[-1], 4),
+            "labels_to_reach_random_final": reached,
+            "area_under_curve": round(float(np.mean(list(curve.values()))), 4),
+            "final_ece": round(list(mean_curve(rows, name, "ece").values())[-1], 4),
+            "final_ece_calibrated": round(list(mean_curve(rows, name, "ece_calibrated").values())[-1], 4),
+            "final_ece_pool_calibrated": round(list(mean_curve(rows, name, "ece_pool_calibrated").values())[-1], 4),
+            "routing": {
+                "target_precision": target_precision,
+                "test_coverage": _mean([f["test_coverage"] for f in finals]),
+                "test_precision": _mean([f["test_precision"] for f in finals if f["test_precision"] is not None]),
+            },
+        }
+    return result
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(float(np.mean(values)), 4) if values else None
+
+
+def plot(rows: list[dict], strategies: list[str], path: Path, title: str, column: str = "accuracy",
+         ylabel: str = "test accuracy", xlabel: str = "labels") -> None:  # fmt: skip
+    """Learning curves: the mean over seeds of ``column`` per strategy, with a ±1 std band."""
+    from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
+
+    fig = Figure(figsize=(7, 4.5), dpi=120)
+    ax = fig.subplots()
+    for name in strategies:
+        seeds = sorted({int(r["seed"]) for r in rows if r["strategy"] == name})
+        curves = [[float(r[column]) for r in rows if r["strategy"] == name and int(r["seed"]) == s] for s in seeds]
+        labels = sorted({int(r["labels"]) for r in rows if r["strategy"] == name})
+        values = np.array(curves)
+        mean, std = values.mean(axis=0), values.std(axis=0)
+        ax.plot(labels, mean, label=f"{name} ({len(seeds)} seeds)", linestyle="--" if name == "random" else "-")
+        ax.fill_between(labels, mean - std, mean + std, alpha=0.15)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    lines = [f"# {summary['dataset']}: random reaches {summary['random_final_accuracy']:.4f} at the full budget", "",
+             "| strategy | final accuracy | labels to reach random's final | AULC | ECE | ECE calibrated | "
+             "ECE calibrated, unlabeled pool | coverage at target precision |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for name, s in summary["strategies"].items():
+        routing = s["routing"]
+        lines.append(
+            f"| {name} | {s['final_accuracy']:.4f} | {s['labels_to_reach_random_final'] or 'not reached'} | "
+            f"{s['area_under_curve']:.4f} | {s['final_ece']:.4f} | {s['final_ece_calibrated']:.4f} | "
+            f"{s['final_ece_pool_calibrated']:.4f} | "
+            f"{routing['test_coverage']} at {routing['target_precision']} (precision {routing['test_precision']}) |"
+        )
+    return "\n".join(lines) + "\n"
