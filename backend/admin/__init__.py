@@ -1,0 +1,1 @@
+"""Admin actions: set a project up from a labeling config, import tasks."""

@@ -1,0 +1,1 @@
+"""``hitl``: the command line (``main.py``; ``models.py`` for the registry commands)."""

@@ -23,7 +23,7 @@ from backend.labeling.examples import Example, fingerprint
 from backend.learning.candidates import calibrate, fit_candidate, publish_candidate
 from backend.learning.dataset import build_dataset, split
 from backend.learning.gate import decide, score
-from backend.serving.version import ServingVersion, load_serving, use_caches
+from backend.serving.predictor import ServingVersion, load_serving, use_caches
 from backend.stores.labelstudio import unavailable_as_one_line
 from backend.stores.registry import COLD_START, BaselineChanged, next_family
 
@@ -50,8 +50,8 @@ def retrain_job(project_id: ProjectId, kind: str = JobKind.HEAD, reason: str = "
     return summary
 
 
-def retrain(ctx: WorkerContext, project_id: ProjectId, kind: JobKind = JobKind.HEAD) -> dict[str, Any]:
-    started = time.perf_counter()
+def retrain(ctx: WorkerContext, project_id: ProjectId, kind: JobKind | str = JobKind.HEAD) -> dict[str, Any]:
+    started, kind = time.perf_counter(), JobKind(kind)
     settings, queue = ctx.settings, RetrainQueue(ctx.settings)
     summary: dict[str, Any] = {"project_id": project_id, "kind": kind.value}
 

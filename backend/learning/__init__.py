@@ -1,0 +1,1 @@
+"""Learning from annotations: the dataset policy, candidates, calibration and the publish gate."""

@@ -15,7 +15,7 @@ from backend.labeling.spans import Span
 from backend.models.classifier import TextClassifier
 from backend.models.embedding_cache import EmbeddingCache
 from backend.models.tagger import SpanTagger
-from backend.serving.version import class_probabilities
+from backend.serving.predictor import class_probabilities
 
 
 def score(

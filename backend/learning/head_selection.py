@@ -1,8 +1,7 @@
 """The head's L2 strength, picked on the held-out annotations of each retrain.
 
-One fixed penalty suits one project size. On TREC-6 with MiniLM embeddings, 1e-3 is about right
-for a few hundred labels and costs four points of accuracy with all 5,452 training questions
-(0.854 against 0.898 for the chosen 3e-5; ``hitl bench head``); on AG News 1e-3 mostly stays.
+One fixed penalty suits one project size only: a strong one helps a few hundred labels and hurts
+thousands (README, "Choosing the head's penalty": ``hitl bench head``).
 The held-out annotations are an unbiased sample of the pool (the sync serves them in random
 order), so they can decide: one head per strength in ``L2_GRID``, and the one with the lowest
 held-out log-loss *as served* (after temperature scaling, for single-label) wins. With fewer than

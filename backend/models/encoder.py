@@ -89,8 +89,8 @@ class TextEncoder:
 
 
 def cpu_has_bf16() -> bool:
-    """bfloat16 matmuls in hardware (AVX512-BF16 or AMX): then bf16 inference is ~1.6x faster at the
-    same embeddings (cosine > 0.9999 to float32 on MiniLM); elsewhere it would be emulated and slower."""
+    """bfloat16 matmuls in hardware (AVX512-BF16 or AMX): then bf16 inference is faster at nearly the
+    same embeddings (README, "Benchmarks"); elsewhere it would be emulated and slower."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:

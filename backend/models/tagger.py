@@ -25,7 +25,7 @@ from backend.models.tuning import step, training_device, tuned_encoder
 from backend.models.word_state_cache import WordStateCache
 
 # Most words are outside any entity; weighting the O tag down in the loss trades a little precision
-# for much more recall (WNUT-17, 1,000 sentences, frozen MiniLM head: entity F1 0.20 at weight 1, 0.27 at 0.3).
+# for much more recall (measured on WNUT-17: README, "Benchmarks", hitl bench ner).
 O_WEIGHT = 0.3
 
 
@@ -49,8 +49,8 @@ SHAPE_FEATURES = 6
 
 def shape_features(text: str, ranges: Sequence[tuple[int, int]]) -> np.ndarray:
     """What an uncased encoder cannot see but entities show: capitalised, all caps, digits, an
-    @/# right before the word, first word, glued to the previous word. (On WNUT-17 with the uncased
-    MiniLM they lift the head's entity F1 from 0.22 to 0.27.)"""
+    @/# right before the word, first word, glued to the previous word. (What they add on WNUT-17:
+    README, "Benchmarks".)"""
     out = np.zeros((len(ranges), SHAPE_FEATURES), dtype=np.float32)
     for i, (start, end) in enumerate(ranges):
         word = text[start:end]

@@ -46,7 +46,7 @@ from backend.query.clusters import ClusterModel, assign, default_k
 from backend.query.strategies import ColdStartStrategy, diversify_top, interleave_heldout, make_strategy
 from backend.query.writeback import plan_scores
 from backend.serving.items import results
-from backend.serving.version import class_probabilities, load_serving, use_caches
+from backend.serving.predictor import class_probabilities, load_serving, use_caches
 from backend.settings import Settings
 from backend.stores.labelstudio import LabelStudioClient
 from backend.stores.registry import Registry, RegistryError

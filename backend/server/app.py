@@ -18,7 +18,7 @@ from werkzeug.exceptions import HTTPException, ServiceUnavailable, Unauthorized
 from backend import __version__, logs
 from backend.server import protocol
 from backend.server.auth import is_authorized
-from backend.server.events import EventSink, LoggingSink, QueueSink, parse_event
+from backend.server.events import EventSink, LoggingSink, QueueSink, webhook_routes
 from backend.server.metrics import ServerMetrics
 from backend.server.openapi import openapi
 from backend.serving.predictor import NotReady, Predictor
@@ -43,6 +43,7 @@ def create_app(
     app = Flask("hitl-backend", static_folder=None)  # no implicit /static route: nothing here is a file
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.extensions["hitl"] = {"settings": settings, "predictor": predictor, "events": sink}
+    app.register_blueprint(webhook_routes(sink, metrics.webhooks_dropped))
 
     @app.before_request
     def _auth() -> None:
@@ -151,20 +152,6 @@ def create_app(
             raise ServiceUnavailable(str(exc)) from None
         metrics.observe_predictions(project, results)
         return jsonify({"results": results, "model_version": results[0]["model_version"] if results else None})
-
-    @app.post("/webhook")
-    def webhook() -> Any:
-        event = parse_event(protocol.json_object(request))
-        answer = sink.accept(event)
-        if answer.get("status") == "dropped":
-            metrics.webhooks_dropped.inc()
-        return jsonify(answer)
-
-    @app.post("/train")
-    def train() -> Any:
-        body = protocol.json_object(request)
-        project = protocol.project_of(body)
-        return jsonify(sink.accept(parse_event({"action": "START_TRAINING", "project": {"id": project}})))
 
     @app.get("/versions")
     def versions() -> Any:

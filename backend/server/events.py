@@ -1,4 +1,5 @@
-"""Label Studio webhook events: validated into one small shape, then handed to a sink.
+"""Label Studio webhook events: ``/webhook`` and ``/train`` validate them into one small shape and
+hand them to a sink, which turns training events into coalesced retrains (``jobs/queue.py``).
 
 Payload shapes (label_studio/webhooks/models.py, 1.23): ``{"action": ..., "project": {...},
 "annotation": {...}, "task": {...}}``; ANNOTATIONS_DELETED carries ``"annotations": [{"id"}]``;
@@ -11,9 +12,11 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import BadRequest
 
 from backend.ids import ProjectId, parse_project_id
+from backend.server import protocol
 
 log = logging.getLogger(__name__)
 
@@ -143,3 +146,23 @@ class _Unconfirmed:
 
 
 _NOT_CONFIRMED = _Unconfirmed()
+
+
+def webhook_routes(sink: EventSink, dropped: Any) -> Blueprint:
+    """``POST /webhook`` (Label Studio's annotation events) and ``POST /train`` (its training button);
+    ``dropped`` counts events of projects Label Studio does not confirm."""
+    routes = Blueprint("webhooks", __name__)
+
+    @routes.post("/webhook")
+    def webhook() -> Any:
+        answer = sink.accept(parse_event(protocol.json_object(request)))
+        if answer.get("status") == "dropped":
+            dropped.inc()
+        return jsonify(answer)
+
+    @routes.post("/train")
+    def train() -> Any:
+        project = protocol.project_of(protocol.json_object(request))
+        return jsonify(sink.accept(parse_event({"action": "START_TRAINING", "project": {"id": project}})))
+
+    return routes

@@ -130,7 +130,7 @@ class LabelStudioClient:
 
     # writing the queue -------------------------------------------------------------------------
     def import_predictions(self, project_id: int, predictions: list[dict[str, Any]]) -> int:
-        """Bulk create (POST /api/projects/{id}/import/predictions): ~40x faster than one call each."""
+        """Bulk create (POST /api/projects/{id}/import/predictions): one call per chunk, not per task."""
         if not predictions:
             return 0
         with_retries(lambda: self.sdk.projects.import_predictions(id=project_id, request=predictions), "import")

@@ -10,7 +10,8 @@ import pytest
 from pydantic import SecretStr
 
 import backend.jobs.retrain as retrain_module
-from backend.jobs.retrain import WorkerContext, retrain
+from backend.jobs.context import WorkerContext
+from backend.jobs.retrain import retrain
 from backend.settings import Settings
 from tests.e2e.test_retrain_loop import choice
 from tests.support.payloads import AG_CONFIG

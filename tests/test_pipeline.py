@@ -1,0 +1,98 @@
+"""The retrain and the sync in-process, below the end-to-end suite: ``retrain()`` and
+``sync_project()`` called directly with a WorkerContext, against a real Label Studio (its API is
+what they read and write) and a real Redis (the queue the retrain asks for its sync on)."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import SecretStr
+
+from backend.ids import JobKind
+from backend.jobs.context import WorkerContext
+from backend.jobs.retrain import retrain
+from backend.learning.dataset import is_heldout
+from backend.query.sync import sync_project
+from backend.settings import Settings
+from backend.stores.labelstudio import LabelStudioClient
+from tests.support.data import load_jsonl
+from tests.support.payloads import AG_CONFIG
+
+pytestmark = pytest.mark.e2e  # needs the real Label Studio
+
+
+def choice(label: str) -> list[dict]:
+    return [{"from_name": "topic", "to_name": "text", "type": "choices", "value": {"choices": [label]}}]
+
+
+@pytest.fixture
+def project(label_studio):
+    ls = LabelStudioClient(label_studio.url, label_studio.token)
+    project_id = ls.create_project("In-process pipeline", AG_CONFIG)
+    rows = load_jsonl("ag_news", "train", 90)
+    ls.import_tasks(project_id, [{"text": r["text"], "gold": r["label"]} for r in rows])
+    return ls, project_id
+
+
+@pytest.fixture
+def ctx(label_studio, redis_server, tiny_encoder_dir, tmp_path):
+    settings = Settings(
+        model_name=str(tiny_encoder_dir), label_studio_url=label_studio.url,
+        label_studio_api_key=SecretStr(label_studio.token), redis_url=redis_server.url,
+        registry_dir=tmp_path / "registry", data_dir=tmp_path / "data", finetune_every=0,
+        queue_name="hitl-pipeline-test", gate_min_eval=1000,
+    )  # fmt: skip
+    return WorkerContext.create(settings)
+
+
+def test_retrain_publishes_once_per_new_annotation_and_the_sync_orders_the_rest(project, ctx):
+    ls, project_id = project
+    tasks = list(ls.tasks(project_id))
+    for task in tasks[:50]:
+        ls.create_annotation(task["id"], choice(task["data"]["gold"]))
+
+    first = retrain(ctx, project_id, JobKind.HEAD)
+    assert first["published"], first
+    version = first["version"]
+    assert ctx.registry.current(project_id) == version
+    meta = ctx.registry.meta(project_id, version)
+    assert meta["training"]["examples"] == 50 and meta["gate"]["serving_version"] is None
+    held_ids = meta["training"]["heldout_task_ids"]
+    assert held_ids and all(is_heldout(t, ctx.settings.holdout_fraction) for t in held_ids)
+    assert meta["training"]["train_examples"] + len(held_ids) == 50
+    assert first["sync_requested"] == "queued"  # the queue follows every publish
+    assert [v["version"] for v in ctx.audit.versions(project_id)] == [version]
+    assert len(ctx.audit.corrections(project_id)) == 50
+
+    again = retrain(ctx, project_id, JobKind.HEAD)
+    assert not again["published"] and again["reason"] == f"no new annotations since {version}"
+
+    ls.create_annotation(tasks[50]["id"], choice(tasks[50]["data"]["gold"]))
+    second = retrain(ctx, project_id, JobKind.HEAD)
+    assert second["published"], second
+    assert ctx.registry.meta(project_id, second["version"])["gate"]["serving_version"] == version  # judged vs v1
+
+    summary = sync_project(ctx.settings, ls, ctx.cache_for, ctx.registry, project_id, progress=False)
+    label = ctx.registry.served(project_id)
+    assert summary.model_version == label and summary.pool == summary.scored == summary.written == 39
+    assert ls.project(project_id)["model_version"] == label
+    unlabeled = list(ls.unlabeled_tasks(project_id))
+    scores = {}
+    for task in unlabeled:
+        mine = [p for p in task["predictions"] if p["model_version"] == label]
+        assert len(mine) == 1 and mine[0]["result"][0]["value"]["choices"][0] in {"World", "Sports", "Business",
+                                                                                  "Sci/Tech"}  # fmt: skip
+        scores[task["id"]] = mine[0]["score"]
+    assert all(0 <= s <= 1 for s in scores.values())
+    assert min(scores, key=scores.get) == summary.top_task_id == ls.next_task(project_id)["id"]
+
+    rerun = sync_project(ctx.settings, ls, ctx.cache_for, ctx.registry, project_id, progress=False)
+    assert rerun.written == 0 and rerun.up_to_date == 39  # converged: nothing to rewrite
+
+
+def test_retrain_of_an_unsupported_config_stops_with_the_reason(label_studio, ctx):
+    ls = LabelStudioClient(label_studio.url, label_studio.token)
+    rating = '<View><Text name="t" value="$t"/><Rating name="r" toName="t"/></View>'
+    project_id = ls.create_project("Unsupported", rating)
+    summary = retrain(ctx, project_id, JobKind.HEAD)
+    assert not summary["published"] and summary["reason"].startswith("unsupported config")
+    assert ctx.registry.current(project_id) is None
