@@ -154,7 +154,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     audit, registry = AuditStore.from_settings(settings), Registry.from_settings(settings)
-    if not registry.versions(str(args.project)) and not audit.versions(args.project) and not audit.events(args.project):
+    if not registry.versions(args.project) and not audit.versions(args.project) and not audit.events(args.project):
         print(f"error: project {args.project} has no versions, retrains or events here (registry "
               f"{settings.registry_dir}, audit store of HITL_DATA_DIR={settings.data_dir}): check the project id "
               "and that HITL_DATA_DIR / HITL_REGISTRY_DIR are the ones the backend uses", file=sys.stderr)  # fmt: skip

@@ -6,6 +6,7 @@ import argparse
 import json
 import time
 
+from backend.ids import JobKind
 from backend.settings import Settings
 from backend.stores.registry import Registry, RegistryError, served_name
 
@@ -14,15 +15,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     models = sub.add_parser("models", help="list, promote or roll back model versions (registry on disk)")
     msub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     listing = msub.add_parser("list", help="versions of a project, newest last; * marks the one served")
-    listing.add_argument("--project", required=True, help="Label Studio project id")
+    listing.add_argument("--project", type=int, required=True, help="Label Studio project id")
     listing.add_argument("--json", action="store_true", help="machine-readable output (every version)")
     listing.add_argument("--all", action="store_true", help="every head refresh, not one line per family (the "
                          "version name Label Studio sees)")  # fmt: skip
     promote = msub.add_parser("promote", help="serve VERSION from the next request on")
-    promote.add_argument("--project", required=True)
+    promote.add_argument("--project", type=int, required=True, help="Label Studio project id")
     promote.add_argument("version")
     rollback = msub.add_parser("rollback", help="serve the version before the current one (its parent)")
-    rollback.add_argument("--project", required=True)
+    rollback.add_argument("--project", type=int, required=True, help="Label Studio project id")
     models.set_defaults(func=run)
 
 
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 1
 
 
-def _reorder_queue(settings: Settings, project: str, reason: str) -> None:
+def _reorder_queue(settings: Settings, project: int, reason: str) -> None:
     """The queue was ranked by the version that no longer serves: ask a worker to re-rank it."""
     if not settings.redis_url:
         print(f"re-order the queue with: hitl sync --project {project}")
@@ -68,13 +69,13 @@ def _reorder_queue(settings: Settings, project: str, reason: str) -> None:
     from backend.jobs.queue import RetrainQueue
 
     try:
-        status = RetrainQueue(settings).request(int(project), kind="sync", reason=reason).status
+        status = RetrainQueue(settings).request(project, JobKind.SYNC, reason=reason).status
         print(f"queue re-order {status} (a worker rescores the unlabeled tasks with the serving version)")
     except (RedisError, ValueError) as exc:
         print(f"could not ask for a queue re-order ({type(exc).__name__}); run: hitl sync --project {project}")
 
 
-def _list(registry: Registry, project: str, as_json: bool, every: bool = False) -> int:
+def _list(registry: Registry, project: int, as_json: bool, every: bool = False) -> int:
     current = registry.current(project)
     rows = []
     for version in registry.versions(project):

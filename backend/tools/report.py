@@ -41,7 +41,7 @@ class ProjectData:
 
 
 def collect(project_id: int, audit: AuditStore, registry: Registry, sync_state: Path) -> ProjectData:
-    key = str(project_id)
+    key = project_id
     versions = []
     for version in registry.versions(key):
         try:

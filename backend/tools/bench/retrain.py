@@ -40,11 +40,11 @@ def _wait_version(url: str, registry: Registry, project: int, old: str | None, t
     Studio sees the version's family, which a head refresh keeps, so /setup cannot tell.)"""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        version = registry.current(str(project))
+        version = registry.current(project)
         if version and version != old:
             body = {"project": f"{project}.0", "label_config": AG_CONFIG, "tasks": [{"id": 0, "data": {"text": "x"}}]}
             answer = requests.post(url + "/predict", json=body, timeout=60).json()["results"][0]
-            if answer["model_version"] == registry.served(str(project), version):
+            if answer["model_version"] == registry.served(project, version):
                 return version
         time.sleep(0.05)
     raise RuntimeError(f"no new version within {timeout_s}s")
