@@ -96,7 +96,16 @@ class Settings(BaseSettings):
     gate_min_eval: int = Field(20, ge=0, description="Below this many held-out tasks the gate lets more data win.")
     finetune_epochs: int = Field(2, ge=1, description="Epochs of a full encoder fine-tune.")
     finetune_every: int = Field(
-        500, ge=0, description="Request a full fine-tune when this many annotations arrived since the last; 0 = off."
+        500, ge=0, description="A full fine-tune is due at the latest when this many annotations arrived since the "
+        "last; 0 = no fine-tunes requested after retrains.",
+    )
+    finetune_min_labels: int = Field(100, ge=1, description="No fine-tune below this many annotations.")
+    finetune_growth: float = Field(
+        0.3, gt=0, description="A fine-tune is due when the annotations grew by this fraction since the last one.",
+    )
+    finetune_cost_factor: float = Field(
+        3.0, ge=0, description="…and at least this many times the last fine-tune's own duration has passed since "
+        "it was published (fine-tunes take at most about 1/(1+factor) of the slow worker).",
     )
     routing_target_precision: float = Field(
         0.98, ge=0, lt=1, description="Held-out precision above which predictions are marked auto_accept; 0 = off."

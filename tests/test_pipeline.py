@@ -96,3 +96,33 @@ def test_retrain_of_an_unsupported_config_stops_with_the_reason(label_studio, ct
     summary = retrain(ctx, project_id, JobKind.HEAD)
     assert not summary["published"] and summary["reason"].startswith("unsupported config")
     assert ctx.registry.current(project_id) is None
+
+
+def test_head_retrains_after_a_fine_tune_build_on_its_encoder(project, ctx):
+    """A correction after a fine-tune still reaches serving by a head retrain (seconds), and that head
+    sits on the fine-tuned encoder, not back on the base one; its version stores the head only."""
+    from backend.labeling import parse_label_config
+    from backend.serving.predictor import load_serving
+
+    ls, project_id = project
+    tasks = list(ls.tasks(project_id))
+    for task in tasks[:50]:
+        ls.create_annotation(task["id"], choice(task["data"]["gold"]))
+    full = retrain(ctx, project_id, JobKind.FULL)
+    assert full["published"], full
+    full_dir = ctx.registry.version_dir(project_id, full["version"])
+    assert (full_dir / "encoder" / "model.safetensors").exists()
+
+    ls.create_annotation(tasks[50]["id"], choice(tasks[50]["data"]["gold"]))
+    head = retrain(ctx, project_id, JobKind.HEAD)
+    assert head["published"], head
+    meta = ctx.registry.meta(project_id, head["version"])
+    assert meta["training"]["kind"] == "head" and meta["training"]["examples"] == 51
+    assert meta["encoder"]["source"] == "version" and meta["encoder"]["version"] == full["version"]
+    assert not (ctx.registry.version_dir(project_id, head["version"]) / "encoder").exists()
+    served = load_serving(ctx.registry, project_id, parse_label_config(AG_CONFIG), ctx.encoder)
+    assert served.model is not None and served.model.encoder.name_or_path == str(full_dir / "encoder")
+    assert served.model.encoder.identity != ctx.encoder.identity
+
+    summary = sync_project(ctx.settings, ls, ctx.cache_for, ctx.registry, project_id, progress=False)
+    assert summary.model_version == ctx.registry.served(project_id) and summary.scored == 39

@@ -31,11 +31,22 @@ def test_scheduled_retrain_requests_every_known_project_once(redis_server, tmp_p
     get_settings.cache_clear()
 
 
-def test_finetune_due_counts_labels_since_the_last_full_fine_tune(tmp_path):
+def test_finetune_due_as_often_as_it_pays(tmp_path):
+    """From the minimum on; then when labels grew by the growth fraction (or by `every`), once
+    `cost_factor` times the last fine-tune's own duration has passed since it was published."""
+    settings = Settings(finetune_min_labels=100, finetune_growth=0.3, finetune_every=500, finetune_cost_factor=3)
     registry = Registry(tmp_path)
-    assert finetune_due(registry, "1", 499, 500) is False
-    assert finetune_due(registry, "1", 500, 500) is True
-    registry.publish("1", lambda folder: {"training": {"kind": "full", "examples": 500}})
-    assert finetune_due(registry, "1", 900, 500) is False
-    assert finetune_due(registry, "1", 1000, 500) is True
-    assert finetune_due(registry, "1", 10_000, 0) is False
+    assert finetune_due(registry, 1, 99, settings) is False
+    assert finetune_due(registry, 1, 100, settings) is True  # the first fine-tune: no need to wait for 500 labels
+    registry.publish(1, lambda folder: {"training": {"kind": "full", "examples": 500, "train_s": 100.0}})
+    published = registry.meta(1, registry.current(1))["created_at"]
+    assert finetune_due(registry, 1, 649, settings, now=published + 1000) is False  # grew by < 30 %
+    assert finetune_due(registry, 1, 650, settings, now=published + 1000) is True
+    assert finetune_due(registry, 1, 650, settings, now=published + 299) is False  # < 3 × its 100 s since
+    assert finetune_due(registry, 1, 650, settings, now=published + 300) is True
+    big_growth = settings.model_copy(update={"finetune_growth": 10.0})
+    assert finetune_due(registry, 1, 999, big_growth, now=published + 1000) is False
+    assert finetune_due(registry, 1, 1000, big_growth, now=published + 1000) is True  # `every` bounds the wait
+    assert finetune_due(registry, 1, 10_000, settings.model_copy(update={"finetune_every": 0})) is False
+    registry.publish(1, lambda folder: {"training": {"kind": "head", "examples": 700}})  # heads do not reset it
+    assert finetune_due(registry, 1, 650, settings, now=published + 1000) is True

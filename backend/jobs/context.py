@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from backend.labeling import TaskSpec
 from backend.models.embedding_cache import EmbeddingCache
@@ -24,6 +25,7 @@ class WorkerContext:
     audit: AuditStore
     _image_cache: EmbeddingCache | None = None
     _word_states: WordStateCache | None = None
+    _caches: dict[str, EmbeddingCache] = field(default_factory=dict)
 
     @classmethod
     def create(cls, settings: Settings) -> WorkerContext:
@@ -43,6 +45,16 @@ class WorkerContext:
         if self._image_cache is None:
             self._image_cache = EmbeddingCache(self.settings.data_dir / "cache", load_image_encoder(self.settings))
         return self._image_cache
+
+    def cache_of(self, encoder: Any) -> EmbeddingCache:
+        """The embedding cache of any encoder (a version's fine-tuned one included), on disk beside
+        the base encoder's: after a fine-tune, head retrains and syncs read their embeddings here."""
+        for known in (self.cache, self._image_cache):
+            if known is not None and encoder.identity == known.encoder.identity:
+                return known
+        if encoder.identity not in self._caches:
+            self._caches[encoder.identity] = EmbeddingCache(self.cache.folder, encoder)
+        return self._caches[encoder.identity]
 
     def word_states(self) -> WordStateCache:
         """NER: frozen word states of the base encoder, on disk beside the embedding cache."""

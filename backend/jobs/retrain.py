@@ -23,6 +23,7 @@ from backend.labeling.examples import Example, fingerprint
 from backend.learning.candidates import calibrate, fit_candidate, publish_candidate
 from backend.learning.dataset import build_dataset, split
 from backend.learning.gate import decide, score
+from backend.models.classifier import TextClassifier
 from backend.serving.predictor import ServingVersion, load_serving, use_caches
 from backend.stores.labelstudio import unavailable_as_one_line
 from backend.stores.registry import COLD_START, BaselineChanged, next_family
@@ -82,8 +83,11 @@ def retrain(ctx: WorkerContext, project_id: ProjectId, kind: JobKind | str = Job
     if len(train) < 2 or len(_labels(train)) < need:
         train, held = list(data.examples), []
 
-    # candidate, scored on the held-out annotations
-    candidate = fit_candidate(spec, kind, train, held, cache, settings, ctx.word_states() if spec.is_ner else None)
+    # candidate, scored on the held-out annotations; after a fine-tune, head retrains build on its encoder
+    on_version = _fine_tuned_encoder(serving) if kind == JobKind.HEAD else None
+    head_cache = ctx.cache_of(serving.model.encoder) if on_version else cache
+    candidate = fit_candidate(spec, kind, train, held, head_cache, settings, ctx.word_states() if spec.is_ner else None,
+                              encoder_version=on_version)  # fmt: skip
     summary["metrics"] = candidate.metrics
 
     # gate against the serving version, calibrate, publish; re-gated when another retrain published first
@@ -92,7 +96,8 @@ def retrain(ctx: WorkerContext, project_id: ProjectId, kind: JobKind | str = Job
         baseline = None if serving.version == COLD_START else serving.version
         serving_metrics = None
         if serving.model is not None:
-            serving_metrics = score(serving.model, candidate.held, spec, settings.multilabel_threshold, cache)
+            serving_metrics = score(serving.model, candidate.held, spec, settings.multilabel_threshold,
+                                    ctx.cache_of(serving.model.encoder))  # fmt: skip
         gate = decide(candidate.metrics, serving_metrics, baseline, settings.gate_margin, settings.gate_min_eval)
         summary["gate"] = gate.as_dict()
         trained_s = time.perf_counter() - started
@@ -139,7 +144,7 @@ def retrain(ctx: WorkerContext, project_id: ProjectId, kind: JobKind | str = Job
     queue.record_duration(project_id, kind, "published", summary["seconds"])
     if settings.sync_after_publish:
         summary["sync_requested"] = queue.request(project_id, JobKind.SYNC, reason=f"published {version}").status
-    if kind == JobKind.HEAD and finetune_due(ctx.registry, project_id, len(data.examples), settings.finetune_every):
+    if kind == JobKind.HEAD and finetune_due(ctx.registry, project_id, len(data.examples), settings):
         summary["finetune_requested"] = queue.request(project_id, JobKind.FULL, reason="new labels").status
     return summary
 
@@ -150,6 +155,14 @@ def _serving(ctx: WorkerContext, project_id: ProjectId, spec: Any) -> ServingVer
     if serving.model is not None:
         use_caches(serving.model, ctx.cache_for(spec), ctx.word_states() if spec.is_ner else None)
     return serving
+
+
+def _fine_tuned_encoder(serving: ServingVersion) -> str | None:
+    """The version whose fine-tuned encoder the serving text classifier runs on (None: the base)."""
+    info = serving.meta.get("encoder") or {}
+    if not isinstance(serving.model, TextClassifier) or info.get("source") != "version":
+        return None
+    return info.get("version") or serving.version
 
 
 def _labels(examples: list[Example]) -> set[str]:

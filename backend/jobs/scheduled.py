@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from backend.ids import JobKind, ProjectId
@@ -31,13 +32,29 @@ def retrain_all_projects(kind: str = JobKind.HEAD) -> dict[str, Any]:
     return requested
 
 
-def finetune_due(registry: Registry, project: ProjectId, examples: int, every: int) -> bool:
-    """A full fine-tune is due when `every` more annotations exist than at the last one."""
-    if every <= 0:
+def finetune_due(
+    registry: Registry, project: ProjectId, examples: int, settings: Settings, now: float | None = None
+) -> bool:
+    """Whether a head retrain should ask for a full fine-tune: as often as it pays, not every N labels.
+
+    Due from ``finetune_min_labels`` annotations on, then whenever the annotations grew by
+    ``finetune_growth`` since the last fine-tune (or by ``finetune_every``, whichever comes first),
+    once ``finetune_cost_factor`` times that fine-tune's measured duration (``meta.json`` →
+    ``training.train_s``) has passed since it was published; so small projects fine-tune often and
+    cheaply, and large ones no more than their cost allows."""
+    if settings.finetune_every <= 0 or examples < settings.finetune_min_labels:
         return False
-    last_full = 0
+    last: dict | None = None
     for version in registry.versions(project):
-        training = registry.meta(project, version).get("training") or {}
-        if training.get("kind") == "full":
-            last_full = max(last_full, int(training.get("examples", 0)))
-    return examples - last_full >= every
+        meta = registry.meta(project, version)
+        training = meta.get("training") or {}
+        if training.get("kind") == "full" and (last is None or training.get("examples", 0) >= last["examples"]):
+            last = {"examples": int(training.get("examples", 0)), "cost_s": float(training.get("train_s") or 0),
+                    "published": float(meta.get("created_at") or 0)}  # fmt: skip
+    if last is None:
+        return True
+    grown = examples >= last["examples"] * (1 + settings.finetune_growth) or (
+        examples - last["examples"] >= settings.finetune_every
+    )
+    waited = (time.time() if now is None else now) - last["published"]
+    return grown and waited >= settings.finetune_cost_factor * last["cost_s"]

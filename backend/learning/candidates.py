@@ -56,6 +56,7 @@ class Candidate:
     x_train: np.ndarray | None = None  # classification: the embeddings its head was fitted on
     x_held: np.ndarray | None = None
     head_choice: HeadChoice | None = None
+    encoder_version: str | None = None  # a head on this earlier version's fine-tuned encoder
 
     @property
     def head(self) -> LinearHead:
@@ -74,8 +75,10 @@ def fit_candidate(
     cache: EmbeddingCache,
     settings: Settings,
     word_states: WordStateCache | None = None,
+    encoder_version: str | None = None,
 ) -> Candidate:
-    """``head``: a head on the cached base encoder's embeddings (seconds). ``full``: a fine-tuned
+    """``head``: a head on ``cache``'s encoder's embeddings (seconds): the base encoder, or, with
+    ``encoder_version``, the fine-tuned encoder of that earlier version. ``full``: a fine-tuned
     encoder (text) or tagger (NER) with a head on it (minutes). Image encoders are not fine-tuned:
     their ``full`` retrain is a head retrain."""
     fine_tuned = kind == JobKind.FULL and spec.modality == "text"
@@ -97,7 +100,8 @@ def fit_candidate(
                                spec.multi_label)  # fmt: skip
     model = TextClassifier(encoder=encoder, head=choice.head, labels=spec.labels)
     metrics = score(model, held, spec, settings.multilabel_threshold, embeddings=x_held)
-    return Candidate(kind, model, train, held, metrics, fine_tuned, x_train, x_held, choice)
+    return Candidate(kind, model, train, held, metrics, fine_tuned, x_train, x_held, choice,
+                     None if fine_tuned else encoder_version)  # fmt: skip
 
 
 def _readable(cache: EmbeddingCache, examples: list[Example]) -> tuple[list[Example], np.ndarray]:
@@ -130,8 +134,8 @@ def publish_candidate(
 ) -> str:
     """Publish the candidate the gate judged (compare-and-swap on the version it was judged against)."""
     return publish_head(registry, project, spec, candidate.encoder, candidate.head, examples, extra=extra,
-                        training=training, fine_tuned=candidate.fine_tuned,
-                        expected_current=expected_current)  # fmt: skip
+                        training=training, fine_tuned=candidate.fine_tuned, expected_current=expected_current,
+                        encoder_version=candidate.encoder_version)  # fmt: skip
 
 
 def calibrate_tagger(tagger: SpanTagger, spec: TaskSpec, held: list[Example], settings: Settings) -> dict[str, Any]:
@@ -215,12 +219,14 @@ def publish_head(
     fine_tuned: bool = False,
     make_current: bool = True,
     expected_current: str | object | None = ANY_BASELINE,
+    encoder_version: str | None = None,
 ) -> str:
     """Publish ``head`` (and the encoder, when fine-tuned) as a new version; ``examples`` are the
-    annotations this version accounts for, ``training`` adds to its training record."""
+    annotations this version accounts for, ``training`` adds to its training record;
+    ``encoder_version``: the earlier version whose fine-tuned encoder the head sits on."""
 
     def write(folder):  # type: ignore[no-untyped-def]
-        meta = write_version(folder, head, spec, encoder, fine_tuned=fine_tuned)
+        meta = write_version(folder, head, spec, encoder, fine_tuned=fine_tuned, encoder_version=encoder_version)
         meta["training"] = {
             "kind": "full" if fine_tuned else "head",
             "examples": len(examples),

@@ -23,21 +23,28 @@ class IncompatibleVersion(RuntimeError):
 
 
 def write_version(
-    folder: Path, head: LinearHead, spec: TaskSpec, encoder: TextEncoder, fine_tuned: bool = False
+    folder: Path,
+    head: LinearHead,
+    spec: TaskSpec,
+    encoder: TextEncoder,
+    fine_tuned: bool = False,
+    encoder_version: str | None = None,
 ) -> dict[str, Any]:
-    """Write weights into ``folder``; return the metadata the registry stores beside them."""
+    """Write weights into ``folder``; return the metadata the registry stores beside them.
+    ``encoder_version``: a head on an earlier version's fine-tuned encoder, which stays in that
+    version's folder (a head refresh after a fine-tune stores only its head)."""
     head.save(folder / HEAD_FILE)
     if fine_tuned:
         encoder.save(folder / ENCODER_DIR)
-    return {
-        "spec": spec_to_dict(spec),
-        "encoder": {
-            "source": "version" if fine_tuned else "base",
-            "name_or_path": encoder.name_or_path,
-            "identity": encoder.identity,
-            "max_length": encoder.max_length,
-        },
+    info = {
+        "source": "version" if fine_tuned or encoder_version else "base",
+        "name_or_path": encoder.name_or_path,
+        "identity": encoder.identity,
+        "max_length": encoder.max_length,
     }
+    if encoder_version and not fine_tuned:
+        info["version"] = encoder_version
+    return {"spec": spec_to_dict(spec), "encoder": info}
 
 
 def load_version(folder: Path, meta: dict[str, Any], spec: TaskSpec, base: TextEncoder) -> Model:
@@ -50,7 +57,8 @@ def load_version(folder: Path, meta: dict[str, Any], spec: TaskSpec, base: TextE
         )
     info = meta["encoder"]
     if info["source"] == "version":
-        encoder = load_encoder(str(folder / ENCODER_DIR), base.max_length, base.batch_size, base.precision)
+        home = folder.parent / info["version"] if info.get("version") else folder  # whose fine-tune it is
+        encoder = load_encoder(str(home / ENCODER_DIR), base.max_length, base.batch_size, base.precision)
     else:
         if info["identity"] != base.identity:
             raise IncompatibleVersion(

@@ -202,8 +202,10 @@ def _sync(
     tagged = classifier.tag(texts) if isinstance(classifier, SpanTagger) else None
     if tagged is not None:  # NER: a task is as uncertain as its weakest word (see models/tagger.py)
         probs = weakest_words(tagged, getattr(strategy, "measure", settings.uncertainty), len(spec.tags))
-    elif isinstance(classifier, TextClassifier):
-        probs = class_probabilities(classifier, texts, cache, embeddings)
+    elif isinstance(classifier, TextClassifier):  # a fine-tuned encoder's embeddings have a cache of their own
+        own = cache if classifier.encoder.identity == cache.encoder.identity else EmbeddingCache(cache.folder,
+                                                                                                 classifier.encoder)
+        probs = class_probabilities(classifier, texts, own, embeddings if own is cache else None)
     else:
         probs = None
     clusters = _clusters(settings, project_id, cache, embeddings, len(spec.labels))

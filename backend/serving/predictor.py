@@ -81,7 +81,7 @@ def load_serving(
 def use_caches(model: Model, cache: EmbeddingCache, word_states: WordStateCache | None = None) -> None:
     """Let a version that runs on the cached base encoder (a head-only version) read its inputs
     from the caches: after a head retrain, scoring a pool is lookups and a matrix product."""
-    if isinstance(model, SpanTagger) and model.encoder is cache.encoder:
+    if isinstance(model, SpanTagger) and model.encoder.identity == cache.encoder.identity:
         model.cache = word_states or WordStateCache(cache.folder, cache.encoder.identity, cache.encoder.dim)
 
 
@@ -93,7 +93,7 @@ def class_probabilities(
 ) -> np.ndarray:
     """Class probabilities, from the cache's ``embeddings`` of ``texts`` when the version runs on
     the cached encoder, else from its own (fine-tuned) encoder."""
-    if cache is not None and model.encoder is cache.encoder:
+    if cache is not None and model.encoder.identity == cache.encoder.identity:  # same weights, same embeddings
         return model.head.proba(cache.embed(list(texts)) if embeddings is None else embeddings)
     return model.predict_proba(list(texts))
 
