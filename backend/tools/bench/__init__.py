@@ -7,7 +7,7 @@ import importlib
 
 from backend.settings import Settings
 
-BENCHES = ("predict", "retrain", "sync", "ner", "head", "load")
+BENCHES = ("predict", "retrain", "sync", "ner", "head", "load", "finetune")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -59,6 +59,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     load.add_argument("--baseline-seconds", type=float, default=10, help="length of the one-client run (10)")
     load.add_argument("--batch-size", type=int, default=8, help="tasks per /predict request (8)")
     load.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (2)")
+    _add_finetune(bsub)
+
+
+def _add_finetune(bsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    finetune = bsub.add_parser(
+        "finetune", help="a fine-tune vs the head on the same random labels (product code and defaults)"
+    )
+    finetune.add_argument("--data", help="datasets folder (default: ../shared/data or HITL_SHARED_DATA)")
+    finetune.add_argument("--dataset", default="trec", help="classification dataset under --data (trec)")
+    finetune.add_argument("--labels", type=int, default=500, help="random annotations per draw (500)")
+    finetune.add_argument("--seeds", type=int, default=3, help="random draws; medians are reported (3)")
 
 
 def run_bench(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,0 +1,60 @@
+"""``hitl bench finetune``: what a fine-tune buys over the head, on the same labels, with the
+product's own code (``learning.candidates.fit_candidate``: the head path and the ``full`` path,
+the held-out split by task id) and its defaults. Medians over seeds; the last line holds the
+fine-tune's seconds and its test-accuracy gain over the head."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+from backend.ids import JobKind
+from backend.labeling import parse_label_config
+from backend.labeling.examples import Example
+from backend.learning.candidates import fit_candidate
+from backend.learning.dataset import split
+from backend.learning.gate import score
+from backend.models.embedding_cache import EmbeddingCache
+from backend.models.encoder import encoder_from_settings
+from backend.settings import Settings
+from backend.tools.bench.common import data_dir
+from backend.tools.simulate import load_split
+
+
+def choices_config(labels: list[str]) -> str:
+    choices = "".join(f'<Choice value="{label}"/>' for label in labels)
+    return f'<View><Text name="text" value="$text"/><Choices name="label" toName="text">{choices}</Choices></View>'
+
+
+def bench_finetune(args: argparse.Namespace, settings: Settings) -> int:
+    folder = data_dir(args.data) / args.dataset
+    (train, train_labels), (test, test_labels) = load_split(folder, "train", None), load_split(folder, "test", None)
+    spec = parse_label_config(choices_config(sorted(set(train_labels))))
+    pool = [Example(text, (label,), i) for i, (text, label) in enumerate(zip(train, train_labels, strict=True))]
+    test_examples = [Example(t, (lab,)) for t, lab in zip(test, test_labels, strict=True) if lab in spec.labels]
+    cache = EmbeddingCache(settings.data_dir / "cache", encoder_from_settings(settings))
+    rows: dict[str, list[float]] = {"head": [], "full": [], "seconds": []}
+    print(f"{args.dataset}: {args.labels} random labels of {len(pool)}, test {len(test_examples)}, "
+          f"{settings.finetune_epochs} epochs (HITL_FINETUNE_EPOCHS), seeds {args.seeds}")  # fmt: skip
+    for seed in range(args.seeds):
+        chosen = [pool[i] for i in np.random.default_rng(seed).permutation(len(pool))[: args.labels]]
+        train_part, held = split(chosen, settings.holdout_fraction)
+        head = fit_candidate(spec, JobKind.HEAD, train_part, held, cache, settings)
+        started = time.perf_counter()
+        full = fit_candidate(spec, JobKind.FULL, train_part, held, cache, settings)
+        seconds = time.perf_counter() - started
+        acc_head = score(head.model, test_examples, spec, cache=cache)["accuracy"]
+        acc_full = score(full.model, test_examples, spec)["accuracy"]
+        rows["head"].append(acc_head)
+        rows["full"].append(acc_full)
+        rows["seconds"].append(seconds)
+        print(f"seed {seed}: head {acc_head:.4f}  fine-tuned {acc_full:.4f}  ({seconds:.1f}s, "
+              f"{len(train_part)} train + {len(held)} held out)")  # fmt: skip
+    med = {key: statistics.median(values) for key, values in rows.items()}
+    gain = statistics.median(f - h for f, h in zip(rows["full"], rows["head"], strict=True))
+    print(f"median: head {med['head']:.4f}, fine-tuned {med['full']:.4f}")
+    print(f"finetune_{args.labels}_s={med['seconds']:.1f} accuracy_gain_{args.labels}={gain:.4f}")
+    return 0

@@ -1,0 +1,22 @@
+"""`hitl bench finetune` runs the product's head and fine-tune paths on the same labels and ends
+with the line the issue asks for (tiny encoder here: the figures themselves are in README)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+from backend.tools.bench.finetune import bench_finetune
+from tests.support.data import data_dir
+
+
+def test_bench_finetune_compares_both_paths_on_the_same_labels(settings, capsys):
+    args = argparse.Namespace(data=str(data_dir()), dataset="trec", labels=80, seeds=1)
+    assert bench_finetune(args, settings.model_copy(update={"finetune_epochs": 1})) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    seed = re.match(r"seed 0: head (\S+)  fine-tuned (\S+)  \((\S+)s, (\d+) train \+ (\d+) held out\)", out[1])
+    assert seed and int(seed[4]) + int(seed[5]) == 80
+    head, full = float(seed[1]), float(seed[2])
+    assert 0 <= head <= 1 and 0 <= full <= 1
+    last = re.fullmatch(r"finetune_80_s=(\S+) accuracy_gain_80=(\S+)", out[-1])
+    assert last and float(last[1]) > 0 and abs(float(last[2]) - (full - head)) < 1e-3
