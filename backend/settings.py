@@ -39,8 +39,12 @@ class Settings(BaseSettings):
     batch_size: int = Field(16, ge=1, le=1024, description="Texts per forward pass (16 is fastest on 2 CPU cores).")
     precision: str = Field(
         "auto",
-        pattern="^(auto|float32|bfloat16)$",
-        description="Inference precision; auto = bf16 where the CPU has it.",
+        pattern="^(auto|int8|float32|bfloat16)$",
+        description="Inference precision. auto (= int8): float in bf16 where the CPU has it, and each text "
+        "classification version serves int8 when its held-out check passes; float32 or bfloat16: never int8.",
+    )
+    int8_margin: float = Field(
+        0.005, ge=0, description="An int8 head serves if its held-out score is at most this much below float's.",
     )
     torch_threads: int = Field(0, ge=0, description="torch intra-op threads; 0 = torch's default.")
     uncertainty: UncertaintyName = Field("margin", description="Measure behind the served score.")

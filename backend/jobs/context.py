@@ -53,7 +53,7 @@ class WorkerContext:
             if known is not None and encoder.identity == known.encoder.identity:
                 return known
         if encoder.identity not in self._caches:
-            while len(self._caches) >= 2:  # fine-tuned encoders come and go: keep the latest in memory
+            while len(self._caches) >= 4:  # fine-tuned encoders come and go: keep the latest in memory
                 self._caches.pop(next(iter(self._caches)))
             self._caches[encoder.identity] = EmbeddingCache(self.cache.folder, encoder)
         return self._caches[encoder.identity]

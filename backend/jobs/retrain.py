@@ -20,7 +20,7 @@ from backend.jobs.queue import RetrainQueue
 from backend.jobs.scheduled import finetune_due
 from backend.labeling import UnsupportedConfig, parse_label_config
 from backend.labeling.examples import Example, fingerprint
-from backend.learning.candidates import calibrate, fit_candidate, publish_candidate
+from backend.learning.candidates import calibrate, choose_precision, fit_candidate, publish_candidate
 from backend.learning.dataset import build_dataset, split
 from backend.learning.gate import decide, score
 from backend.models.classifier import TextClassifier
@@ -85,10 +85,11 @@ def retrain(ctx: WorkerContext, project_id: ProjectId, kind: JobKind | str = Job
 
     # candidate, scored on the held-out annotations; after a fine-tune, head retrains build on its encoder
     on_version = _fine_tuned_encoder(serving) if kind == JobKind.HEAD else None
-    head_cache = ctx.cache_of(serving.model.encoder) if on_version else cache
+    head_cache = ctx.cache_of(serving.model.encoder.float_weights) if on_version else cache
     candidate = fit_candidate(spec, kind, train, held, head_cache, settings, ctx.word_states() if spec.is_ner else None,
                               encoder_version=on_version)  # fmt: skip
-    summary["metrics"] = candidate.metrics
+    candidate, precision = choose_precision(candidate, spec, settings, ctx.cache_of)  # int8 where it is safe
+    summary.update(metrics=candidate.metrics, precision=precision)
 
     # gate against the serving version, calibrate, publish; re-gated when another retrain published first
     calibration: dict[str, Any] | None = None
@@ -115,7 +116,8 @@ def retrain(ctx: WorkerContext, project_id: ProjectId, kind: JobKind | str = Job
         try:
             version = publish_candidate(
                 ctx.registry, project_id, spec, candidate, data.examples,
-                extra={"metrics": candidate.metrics, "gate": gate.as_dict(), **calibration, **family},
+                extra={"metrics": candidate.metrics, "gate": gate.as_dict(), "precision": precision, **calibration,
+                       **family},
                 training={
                     "train_examples": len(train),
                     "heldout_examples": len(held),

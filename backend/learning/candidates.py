@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +31,7 @@ from backend.learning.gate import score
 from backend.learning.head_selection import HeadChoice, fit_selected_head
 from backend.models.classifier import TextClassifier
 from backend.models.embedding_cache import EmbeddingCache
-from backend.models.encoder import TextEncoder
+from backend.models.encoder import TextEncoder, int8_allowed
 from backend.models.finetune import finetune
 from backend.models.head import LinearHead
 from backend.models.persist import write_version
@@ -41,6 +41,8 @@ from backend.settings import Settings
 from backend.stores.registry import ANY_BASELINE, Registry
 
 log = logging.getLogger(__name__)
+
+INT8_ECE_TOLERANCE = 0.02  # how much worse an int8 twin's held-out calibration error may be
 
 
 @dataclass
@@ -109,6 +111,63 @@ def _readable(cache: EmbeddingCache, examples: list[Example]) -> tuple[list[Exam
     left out of this retrain (with a warning) rather than failing it."""
     readable, x = cache.embed_readable([ex.text for ex in examples])
     return [ex for ex, ok in zip(examples, readable, strict=True) if ok], x[readable]
+
+
+def choose_precision(
+    candidate: Candidate,
+    spec: TaskSpec,
+    settings: Settings,
+    cache_of: Callable[[TextEncoder], EmbeddingCache] | None = None,
+) -> tuple[Candidate, dict[str, Any]]:
+    """The candidate that serves int8 where that is safe, and the record ``meta.json`` keeps.
+
+    A text classifier gets an int8 twin: the same head (same penalty) refitted on the int8
+    encoder's embeddings, so it is calibrated on the embeddings that will serve. The twin serves
+    when, on the held-out annotations, its score is at most ``int8_margin`` below the float
+    head's and its calibration error (temperature fitted there) at most ``INT8_ECE_TOLERANCE``
+    above; with fewer than ``gate_min_eval`` held-out annotations there is no evidence, and float
+    serves."""
+    model = candidate.model
+    if not int8_allowed(settings.precision) or not isinstance(model, TextClassifier) or spec.modality != "text":
+        return candidate, {}
+    q = model.encoder.quantized()
+    texts_train, texts_held = [ex.text for ex in candidate.train], [ex.text for ex in candidate.held]
+    embed = cache_of(q).embed if cache_of is not None and not candidate.fine_tuned else q.embed
+    x_train, x_held = embed(texts_train), embed(texts_held)
+    l2 = candidate.head_choice.l2 if candidate.head_choice else None
+    head = LinearHead.fit(x_train, targets(candidate.train, spec), len(spec.labels), spec.multi_label,
+                          **({"l2": l2} if l2 is not None else {}))  # fmt: skip
+    twin = TextClassifier(encoder=q, head=head, labels=spec.labels)
+    metrics = score(twin, candidate.held, spec, settings.multilabel_threshold, embeddings=x_held)
+    record: dict[str, Any] = {"serving": "float", "heldout": len(candidate.held),
+                              "float_primary": candidate.metrics.get("primary"), "int8_primary": metrics.get("primary")}
+    if candidate.held:
+        float_probs, int8_probs = model.head.proba(candidate.x_held), head.proba(x_held)
+        same = [a == b for a, b in zip(model.decide(float_probs), twin.decide(int8_probs), strict=True)]
+        record["agreement"] = round(float(np.mean(same)), 4)  # top-1 (or label set) agreement, held-out
+    if len(candidate.held) < settings.gate_min_eval:
+        record["reason"] = f"only {len(candidate.held)} held-out annotations: float serves"
+        return candidate, record
+    worse = candidate.metrics["primary"] - metrics["primary"]
+    ece_float, ece_int8 = (_heldout_ece(h, x, candidate.held, spec) for h, x in ((model.head, candidate.x_held),
+                                                                                   (head, x_held)))  # fmt: skip
+    record.update(heldout_ece_float=ece_float, heldout_ece_int8=ece_int8)
+    worse_calibrated = ece_float is not None and ece_int8 is not None and ece_int8 > ece_float + INT8_ECE_TOLERANCE
+    if worse > settings.int8_margin or worse_calibrated:
+        record["reason"] = f"int8 held-out score {-worse:+.4f}, ECE {ece_int8} vs {ece_float}: float serves"
+        return candidate, record
+    record.update(serving="int8", reason=f"int8 held-out score {-worse:+.4f} (margin {settings.int8_margin})")
+    choice = dataclasses.replace(candidate.head_choice, head=head) if candidate.head_choice else None
+    return dataclasses.replace(candidate, model=twin, metrics=metrics, x_train=x_train, x_held=x_held,
+                               head_choice=choice), record  # fmt: skip
+
+
+def _heldout_ece(head: LinearHead, x_held: np.ndarray | None, held: list[Example], spec: TaskSpec) -> float | None:
+    """Calibration error on the held-out annotations after a temperature fitted there (single-label)."""
+    if spec.multi_label or x_held is None or not len(held):
+        return None
+    logits, y = head.logits(x_held), targets(held, spec)
+    return round(expected_calibration_error(softmax(logits, fit_temperature(logits, y)), y), 4)
 
 
 def calibrate(candidate: Candidate, spec: TaskSpec, settings: Settings) -> dict[str, Any]:

@@ -6,9 +6,11 @@ Encoders are shared: one instance per path serves every project and every head.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import threading
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -50,6 +52,34 @@ class TextEncoder:
         self.identity = identity or file_identity(name_or_path)
         self.bf16 = resolve_bf16(precision)
         self.precision = "bfloat16" if self.bf16 else "float32"
+        self.float_encoder: TextEncoder | None = None  # set on an int8 sibling: the encoder it derives from
+        self._quantized: TextEncoder | None = None
+        self._quantize_lock = threading.Lock()
+
+    def quantized(self) -> TextEncoder:
+        """This encoder's int8 sibling for inference: torch's dynamic quantization of its linear
+        layers, derived from the float weights at load time (nothing stored), sharing the tokenizer.
+        Its own identity keeps int8 and float embeddings apart in every cache."""
+        if self.float_encoder is not None:
+            return self
+        with self._quantize_lock:
+            if self._quantized is None:
+                with warnings.catch_warnings():  # torch.ao.quantization is deprecated in favour of torchao
+                    warnings.simplefilter("ignore")
+                    model = torch.ao.quantization.quantize_dynamic(
+                        copy.deepcopy(self.model).cpu().float(), {torch.nn.Linear}, dtype=torch.qint8
+                    )
+                sibling = TextEncoder(self.name_or_path, self.max_length, self.batch_size, model=model,
+                                      tokenizer=self.tokenizer, identity=f"{self.identity}-int8",
+                                      precision="float32")  # fmt: skip
+                sibling.precision, sibling.float_encoder = "int8", self
+                self._quantized = sibling
+            return self._quantized
+
+    @property
+    def float_weights(self) -> TextEncoder:
+        """The float encoder behind this one (itself unless it is an int8 sibling)."""
+        return self.float_encoder or self
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length, padding=False)
@@ -99,13 +129,14 @@ def cpu_has_bf16() -> bool:
 
 
 def resolve_bf16(precision: str) -> bool:
-    if precision == "auto":
+    """Whether float inference runs in bfloat16 (``int8`` is decided per version on top of it)."""
+    if precision in ("auto", "int8"):
         return cpu_has_bf16()
     if precision in ("bfloat16", "bf16"):
         return True
     if precision in ("float32", "fp32"):
         return False
-    raise ValueError(f"precision must be auto, float32 or bfloat16, not {precision!r}")
+    raise ValueError(f"precision must be auto, int8, float32 or bfloat16, not {precision!r}")
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -152,6 +183,11 @@ def load_encoder(
             encoder = TextEncoder(name_or_path, max_length=max_length, batch_size=batch_size, precision=precision)
             _cache[key] = encoder
         return encoder
+
+
+def int8_allowed(precision: str) -> bool:
+    """``auto`` and ``int8``: a version serves int8 where its held-out annotations say it is safe."""
+    return precision in ("auto", "int8")
 
 
 def encoder_from_settings(settings: Any) -> TextEncoder:

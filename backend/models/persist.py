@@ -34,13 +34,15 @@ def write_version(
     ``encoder_version``: a head on an earlier version's fine-tuned encoder, which stays in that
     version's folder (a head refresh after a fine-tune stores only its head)."""
     head.save(folder / HEAD_FILE)
+    weights = getattr(encoder, "float_weights", encoder)  # int8 is derived from the float weights stored
     if fine_tuned:
-        encoder.save(folder / ENCODER_DIR)
+        weights.save(folder / ENCODER_DIR)
     info = {
         "source": "version" if fine_tuned or encoder_version else "base",
-        "name_or_path": encoder.name_or_path,
-        "identity": encoder.identity,
-        "max_length": encoder.max_length,
+        "name_or_path": weights.name_or_path,
+        "identity": weights.identity,
+        "max_length": weights.max_length,
+        "precision": "int8" if encoder.precision == "int8" else "float",
     }
     if encoder_version and not fine_tuned:
         info["version"] = encoder_version
@@ -66,6 +68,8 @@ def load_version(folder: Path, meta: dict[str, Any], spec: TaskSpec, base: TextE
                 f"but the backend now runs {base.name_or_path}"
             )
         encoder = base
+    if info.get("precision") == "int8":  # the head was fitted (and calibrated) on int8 embeddings
+        encoder = encoder.quantized()
     head = LinearHead.load(folder / HEAD_FILE)
     if head.num_labels != stored.num_outputs:
         raise IncompatibleVersion(f"version {meta.get('version')} head has {head.num_labels} outputs")

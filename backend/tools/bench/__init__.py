@@ -7,7 +7,7 @@ import importlib
 
 from backend.settings import Settings
 
-BENCHES = ("predict", "retrain", "sync", "ner", "head", "load", "finetune")
+BENCHES = ("predict", "retrain", "sync", "ner", "head", "load", "finetune", "precision")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -70,6 +70,14 @@ def _add_finetune(bsub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     finetune.add_argument("--dataset", default="trec", help="classification dataset under --data (trec)")
     finetune.add_argument("--labels", type=int, default=500, help="random annotations per draw (500)")
     finetune.add_argument("--seeds", type=int, default=3, help="random draws; medians are reported (3)")
+    precision = bsub.add_parser(
+        "precision", help="float32, bfloat16 and int8 inference: speed, accuracy, calibration, agreement, queue order"
+    )
+    precision.add_argument("--data", help="datasets folder (default: ../shared/data or HITL_SHARED_DATA)")
+    precision.add_argument("--datasets", default="ag_news,trec", help="comma-separated (ag_news,trec)")
+    precision.add_argument("--labels", type=int, default=1000, help="random annotations the heads learn from (1000)")
+    precision.add_argument("--pool", type=int, default=2000, help="pool sample whose queue order is compared (2000)")
+    precision.add_argument("--test-size", type=int, default=2000, help="test texts per dataset (2000)")
 
 
 def run_bench(args: argparse.Namespace, settings: Settings) -> int:

@@ -12,7 +12,7 @@ import torch
 from backend.labeling import parse_label_config
 from backend.labeling.examples import Example
 from backend.learning.candidates import fit_head, publish_head
-from backend.models.encoder import TextEncoder, encoder_from_settings
+from backend.models.encoder import TextEncoder, encoder_from_settings, int8_allowed
 from backend.settings import Settings
 from backend.stores.registry import Registry
 from backend.tools.bench.common import backend_server, data_dir, free_port, median_time, read_jsonl
@@ -36,32 +36,35 @@ def bench_predict(args: argparse.Namespace, settings: Settings) -> int:
     plain = TextEncoder(model_name, settings.max_length, 1, model=encoder.model, tokenizer=encoder.tokenizer,
                         identity=encoder.identity, precision="float32")  # fmt: skip
     threads = torch.get_num_threads()
+    # Two versions, as the retrain publishes them: project 1 serves float, project 2 int8 (its head
+    # fitted on the int8 embeddings); the last line is at the precision the settings serve.
+    served = {"float": encoder, "int8": encoder.quantized()} if int8_allowed(settings.precision) else {"float": encoder}
+    serving = "int8" if "int8" in served else "float"
 
     with tempfile.TemporaryDirectory() as tmp:
         registry = Registry(Path(tmp) / "registry")
         examples = [Example(r["text"], (r["label"],), i) for i, r in enumerate(train)]
-        head = fit_head(encoder, spec, examples)
-        publish_head(registry, "1", spec, encoder, head, examples)
+        heads = {}
+        for project, (name, enc) in enumerate(served.items(), start=1):
+            heads[name] = fit_head(enc, spec, examples)
+            publish_head(registry, project, spec, enc, heads[name], examples)
         batches = [texts[i : i + args.batch_size] for i in range(0, n, args.batch_size)]
 
-        def raw() -> None:
+        def raw(name: str) -> None:
             for batch in batches:
-                head.proba(encoder.embed(batch))
+                heads[name].proba(served[name].embed(batch))
 
         naive_texts = texts[:: max(1, n // args.naive_tasks)][: args.naive_tasks]  # same length mix as the rest
 
         def naive() -> None:
             for text in naive_texts:
-                head.proba(plain.embed([text], batch_size=1))
+                heads["float"].proba(plain.embed([text], batch_size=1))
 
-        def naive_same_precision() -> None:
-            for text in naive_texts:
-                head.proba(encoder.embed([text], batch_size=1))
-
-        raw()  # warm-up
-        raw_s = median_time(raw, args.rounds)
+        raw_s = {}
+        for name in served:
+            raw(name)  # warm-up
+            raw_s[name] = median_time(lambda name=name: raw(name), args.rounds)
         naive_s = median_time(naive, args.rounds)
-        naive_same_s = median_time(naive_same_precision, args.rounds)
 
         env = {
             "HITL_REGISTRY_DIR": str(registry.root),
@@ -72,35 +75,37 @@ def bench_predict(args: argparse.Namespace, settings: Settings) -> int:
             "HITL_LOG_LEVEL": "WARNING",
             "HITL_DATA_DIR": tmp,
         }
+        http_s = {}
         with backend_server(env, free_port()) as url, requests.Session() as session:
-            bodies = [
-                {
-                    "tasks": [{"id": i, "data": {"text": t}} for i, t in enumerate(batch)],
-                    "project": "1.1764000000",
-                    "label_config": AG_CONFIG,
-                    "params": {"login": None, "password": None, "context": None},
-                }
-                for batch in batches
-            ]
+            for project, name in enumerate(served, start=1):
+                bodies = [
+                    {
+                        "tasks": [{"id": i, "data": {"text": t}} for i, t in enumerate(batch)],
+                        "project": f"{project}.1764000000",
+                        "label_config": AG_CONFIG,
+                        "params": {"login": None, "password": None, "context": None},
+                    }
+                    for batch in batches
+                ]
 
-            def http() -> None:
-                for body in bodies:
-                    response = session.post(url + "/predict", json=body, timeout=120)
-                    response.raise_for_status()
-                    assert len(response.json()["results"]) == len(body["tasks"])
+                def http(bodies: list = bodies) -> None:
+                    for body in bodies:
+                        response = session.post(url + "/predict", json=body, timeout=120)
+                        response.raise_for_status()
+                        assert len(response.json()["results"]) == len(body["tasks"])
 
-            http()  # warm-up
-            http_s = median_time(http, args.rounds)
+                http()  # warm-up
+                http_s[name] = median_time(http, args.rounds)
 
-    raw_tps = n / raw_s
     naive_tps = len(naive_texts) / naive_s
-    http_tps = n / http_s
     print(f"texts: {n} AG News test texts, {args.batch_size} per request; forward batches of {settings.batch_size}, "
-          f"precision {encoder.precision}; torch threads: {threads}; rounds: {args.rounds} (medians)")  # fmt: skip
-    print(f"raw forward pass, same batches and precision (in process): {raw_tps:8.1f} tasks/s")
+          f"float at {encoder.precision}; torch threads: {threads}; rounds: {args.rounds} (medians)")  # fmt: skip
     print(f"naive loop, one float32 pass per task:                     {naive_tps:8.1f} tasks/s")
-    print(f"  (one pass per task at {encoder.precision}:                        "
-          f"{len(naive_texts) / naive_same_s:8.1f} tasks/s)")  # fmt: skip
-    print(f"/predict over HTTP (gunicorn), {args.batch_size} tasks per request:          {http_tps:8.1f} tasks/s")
+    for name in served:
+        label = encoder.precision if name == "float" else "int8"
+        print(f"{label:>8}: raw forward pass (same batches, in process) {n / raw_s[name]:8.1f} tasks/s; "
+              f"/predict over HTTP (gunicorn) {n / http_s[name]:8.1f} tasks/s")  # fmt: skip
+    raw_tps, http_tps = n / raw_s[serving], n / http_s[serving]
+    print(f"serving precision: {serving if serving == 'int8' else encoder.precision}")
     print(f"ratio_vs_raw={http_tps / raw_tps:.3f} ratio_vs_naive={http_tps / naive_tps:.3f}")
     return 0
