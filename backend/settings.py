@@ -99,6 +99,7 @@ class Settings(BaseSettings):
     gate_margin: float = Field(0.01, ge=0, description="A candidate may be this much worse and still ship.")
     gate_min_eval: int = Field(20, ge=0, description="Below this many held-out tasks the gate lets more data win.")
     finetune_epochs: int = Field(2, ge=1, description="Epochs of a full encoder fine-tune.")
+    finetune_lr: float = Field(3e-5, gt=0, le=1e-2, description="Encoder learning rate of a full fine-tune.")
     finetune_every: int = Field(
         500, ge=0, description="A full fine-tune is due at the latest when this many annotations arrived since the "
         "last; 0 = no fine-tunes requested after retrains.",

@@ -11,10 +11,12 @@ from tests.support.data import data_dir
 
 
 def test_bench_finetune_compares_both_paths_on_the_same_labels(settings, capsys):
-    args = argparse.Namespace(data=str(data_dir()), dataset="trec", labels=80, seeds=1)
+    args = argparse.Namespace(data=str(data_dir()), dataset="trec", labels=80, seeds=1, epochs=None, lr=None,
+                              validation=100)
     assert bench_finetune(args, settings.model_copy(update={"finetune_epochs": 1})) == 0
     out = capsys.readouterr().out.strip().splitlines()
-    seed = re.match(r"seed 0: head (\S+)  fine-tuned (\S+)  \((\S+)s, (\d+) train \+ (\d+) held out\)", out[1])
+    seed = re.match(r"seed 0: head (\S+)  fine-tuned (\S+)  \((\S+)s, (\d+) train \+ (\d+) held out\); validation: "
+                    r"head (\S+) fine-tuned (\S+)", out[1])
     assert seed and int(seed[4]) + int(seed[5]) == 80
     head, full = float(seed[1]), float(seed[2])
     assert 0 <= head <= 1 and 0 <= full <= 1

@@ -92,7 +92,8 @@ def fit_candidate(
             tagger = fit_tagger(cache.encoder, spec, texts, spans, cache=word_states)
         return Candidate(kind, tagger, train, held, score(tagger, held, spec), fine_tuned)
     if fine_tuned:
-        encoder: Any = finetune(cache.encoder, spec, train, epochs=settings.finetune_epochs, seed=0)
+        encoder: Any = finetune(cache.encoder, spec, train, epochs=settings.finetune_epochs, lr=settings.finetune_lr,
+                                seed=0)  # fmt: skip
         x_train, x_held = encoder.embed([ex.text for ex in train]), encoder.embed([ex.text for ex in held])
     else:
         encoder = cache.encoder

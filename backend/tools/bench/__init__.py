@@ -70,6 +70,10 @@ def _add_finetune(bsub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     finetune.add_argument("--dataset", default="trec", help="classification dataset under --data (trec)")
     finetune.add_argument("--labels", type=int, default=500, help="random annotations per draw (500)")
     finetune.add_argument("--seeds", type=int, default=3, help="random draws; medians are reported (3)")
+    finetune.add_argument("--epochs", type=int, help="fine-tune epochs (default HITL_FINETUNE_EPOCHS)")
+    finetune.add_argument("--lr", type=float, help="encoder learning rate (default HITL_FINETUNE_LR)")
+    finetune.add_argument("--validation", type=int, default=1000, help="validation texts carved from train, "
+                          "never labeled: recipes are chosen on these, not on the test set (1000)")  # fmt: skip
     precision = bsub.add_parser(
         "precision", help="float32, bfloat16 and int8 inference: speed, accuracy, calibration, agreement, queue order"
     )

@@ -35,12 +35,20 @@ def bench_finetune(args: argparse.Namespace, settings: Settings) -> int:
     spec = parse_label_config(choices_config(sorted(set(train_labels))))
     pool = [Example(text, (label,), i) for i, (text, label) in enumerate(zip(train, train_labels, strict=True))]
     test_examples = [Example(t, (lab,)) for t, lab in zip(test, test_labels, strict=True) if lab in spec.labels]
+    settings = settings.model_copy(update={"finetune_epochs": args.epochs or settings.finetune_epochs,
+                                           "finetune_lr": args.lr or settings.finetune_lr})  # fmt: skip
+    # Recipes are chosen on a validation split carved from train (never on the test set).
+    rest = np.random.default_rng(10_000).permutation(len(pool))
+    validation = [pool[i] for i in rest[: args.validation]]
+    outside = {ex.task_id for ex in validation}
     cache = EmbeddingCache(settings.data_dir / "cache", encoder_from_settings(settings))
-    rows: dict[str, list[float]] = {"head": [], "full": [], "seconds": []}
-    print(f"{args.dataset}: {args.labels} random labels of {len(pool)}, test {len(test_examples)}, "
-          f"{settings.finetune_epochs} epochs (HITL_FINETUNE_EPOCHS), seeds {args.seeds}")  # fmt: skip
+    rows: dict[str, list[float]] = {"head": [], "full": [], "seconds": [], "val_head": [], "val_full": []}
+    print(f"{args.dataset}: {args.labels} random labels of {len(pool) - len(validation)}, validation "
+          f"{len(validation)}, test {len(test_examples)}, {settings.finetune_epochs} epochs, "
+          f"lr {settings.finetune_lr:g}, seeds {args.seeds}")  # fmt: skip
     for seed in range(args.seeds):
-        chosen = [pool[i] for i in np.random.default_rng(seed).permutation(len(pool))[: args.labels]]
+        candidates = [i for i in np.random.default_rng(seed).permutation(len(pool)) if i not in outside]
+        chosen = [pool[i] for i in candidates[: args.labels]]
         train_part, held = split(chosen, settings.holdout_fraction)
         head = fit_candidate(spec, JobKind.HEAD, train_part, held, cache, settings)
         started = time.perf_counter()
@@ -48,13 +56,17 @@ def bench_finetune(args: argparse.Namespace, settings: Settings) -> int:
         seconds = time.perf_counter() - started
         acc_head = score(head.model, test_examples, spec, cache=cache)["accuracy"]
         acc_full = score(full.model, test_examples, spec)["accuracy"]
-        rows["head"].append(acc_head)
-        rows["full"].append(acc_full)
-        rows["seconds"].append(seconds)
+        val_head = score(head.model, validation, spec, cache=cache)["accuracy"] if validation else float("nan")
+        val_full = score(full.model, validation, spec)["accuracy"] if validation else float("nan")
+        for key, value in (("head", acc_head), ("full", acc_full), ("seconds", seconds), ("val_head", val_head),
+                           ("val_full", val_full)):  # fmt: skip
+            rows[key].append(value)
         print(f"seed {seed}: head {acc_head:.4f}  fine-tuned {acc_full:.4f}  ({seconds:.1f}s, "
-              f"{len(train_part)} train + {len(held)} held out)")  # fmt: skip
+              f"{len(train_part)} train + {len(held)} held out); validation: head {val_head:.4f} "
+              f"fine-tuned {val_full:.4f}")  # fmt: skip
     med = {key: statistics.median(values) for key, values in rows.items()}
     gain = statistics.median(f - h for f, h in zip(rows["full"], rows["head"], strict=True))
-    print(f"median: head {med['head']:.4f}, fine-tuned {med['full']:.4f}")
+    print(f"median: test head {med['head']:.4f}, fine-tuned {med['full']:.4f}; validation head "
+          f"{med['val_head']:.4f}, fine-tuned {med['val_full']:.4f}")  # fmt: skip
     print(f"finetune_{args.labels}_s={med['seconds']:.1f} accuracy_gain_{args.labels}={gain:.4f}")
     return 0
