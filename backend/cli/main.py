@@ -145,6 +145,20 @@ def cmd_models(args: argparse.Namespace) -> int:
     return models_cli.run(args, get_settings())
 
 
+def cmd_label_errors(args: argparse.Namespace) -> int:
+    from backend.jobs.context import WorkerContext
+    from backend.jobs.label_errors import check_project
+    from backend.learning.label_errors import LabelErrorsUnsupported
+
+    try:
+        report = check_project(WorkerContext.create(get_settings()), args.project)
+    except LabelErrorsUnsupported as exc:
+        print(f"error: project {args.project}: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(report.as_dict()) if args.json else "\n".join(report.lines(args.limit)))
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -280,6 +294,18 @@ def build_parser() -> argparse.ArgumentParser:
     from backend.cli import models as models_cli
 
     models_cli.add_parser(sub)
+    errors = sub.add_parser(
+        "label-errors",
+        help="list a project's probable label errors (annotations the model confidently contradicts)",
+        description="Pulls the project's annotations from Label Studio, scores every annotated task out of sample "
+        "(5 folds: no task is judged by a head that trained on it) and lets cleanlab flag the labels the model "
+        "confidently contradicts, most suspicious first, each with the label the model suggests and the nearest "
+        "annotated tasks carrying it. Single-choice projects; nothing is written to Label Studio.",
+    )
+    errors.add_argument("--project", type=int, required=True, help="Label Studio project id")
+    errors.add_argument("--json", action="store_true", help="print every suspect as JSON")
+    errors.add_argument("--limit", type=int, default=20, help="suspects listed (20; --json lists all)")
+    errors.set_defaults(func=cmd_label_errors)
     report = sub.add_parser(
         "report",
         help="an HTML report with plots: quality per version, calibration, queue scores, retrain history",

@@ -7,7 +7,7 @@ import importlib
 
 from backend.settings import Settings
 
-BENCHES = ("predict", "retrain", "sync", "ner", "head", "load", "finetune", "precision")
+BENCHES = ("predict", "retrain", "sync", "ner", "head", "load", "finetune", "precision", "label-errors")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -82,11 +82,20 @@ def _add_finetune(bsub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     precision.add_argument("--labels", type=int, default=1000, help="random annotations the heads learn from (1000)")
     precision.add_argument("--pool", type=int, default=2000, help="pool sample whose queue order is compared (2000)")
     precision.add_argument("--test-size", type=int, default=2000, help="test texts per dataset (2000)")
+    errors = bsub.add_parser("label-errors", help="flip a share of labels and measure how well the detector finds them")
+    errors.add_argument("--data", help="datasets folder (default: ../shared/data or HITL_SHARED_DATA)")
+    errors.add_argument("--dataset", default="ag_news", help="classification dataset under --data (ag_news)")
+    errors.add_argument("--labels", type=int, default=2000, help="annotations in the simulated project (2000)")
+    errors.add_argument("--noise", type=float, default=0.1, help="share of labels flipped (0.1)")
+    errors.add_argument("--noise-kind", choices=["uniform", "pair"], default="uniform",
+                        help="uniform: to any other class; pair: class c to class c+1 (class-conditional)")
+    errors.add_argument("--seeds", type=int, default=3, help="random draws; medians are reported (3)")
 
 
 def run_bench(args: argparse.Namespace, settings: Settings) -> int:
     """Each benchmark's module is imported only when it runs (they pull in torch, Label Studio, ...)."""
     if args.bench_command not in BENCHES:
         raise SystemExit(f"unknown bench {args.bench_command}")
-    module = importlib.import_module(f"backend.tools.bench.{args.bench_command}")
-    return int(getattr(module, f"bench_{args.bench_command}")(args, settings))
+    name = args.bench_command.replace("-", "_")
+    module = importlib.import_module(f"backend.tools.bench.{name}")
+    return int(getattr(module, f"bench_{name}")(args, settings))

@@ -1,0 +1,83 @@
+"""Probable label errors: cross-validated probabilities and cleanlab find flipped labels, with the
+suggested label and neighbours as evidence; confirmed tasks are not flagged again; unsupported
+projects get a clear reason."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from backend.labeling import parse_label_config
+from backend.labeling.examples import Example
+from backend.learning.label_errors import LabelErrorsUnsupported, find_suspects, out_of_sample_probs
+from tests.support.payloads import AG_CONFIG, MULTI_CONFIG
+
+NER_CONFIG = ('<View><Labels name="label" toName="text"><Label value="PER"/><Label value="LOC"/></Labels>'
+              '<Text name="text" value="$text"/></View>')
+
+SPEC = parse_label_config(AG_CONFIG)
+LABELS = list(SPEC.labels)
+
+
+def project(per_class: int = 60, flips: int = 8, seed: int = 0):
+    """Four well-separated clusters, one per label, with ``flips`` labels moved to another class."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(4, 16)) * 4
+    x, truth = [], []
+    for c in range(4):
+        x.append(centres[c] + rng.normal(size=(per_class, 16)))
+        truth += [c] * per_class
+    x, truth = np.concatenate(x).astype(np.float32), np.array(truth)
+    given = truth.copy()
+    flipped = rng.choice(len(given), size=flips, replace=False)
+    given[flipped] = (given[flipped] + 1) % 4
+    examples = [Example(f"text {i}", (LABELS[g],), 1000 + i) for i, g in enumerate(given)]
+    return examples, x, truth, set(int(1000 + i) for i in flipped)
+
+
+def test_flipped_labels_come_first_with_the_right_suggestion_and_evidence():
+    examples, x, truth, flipped = project()
+    suspects = find_suspects(SPEC, examples, x)
+    top = [s.task_id for s in suspects[: len(flipped)]]
+    assert set(top) == flipped  # the well-separated flips are exactly the most suspicious
+    for s in suspects[: len(flipped)]:
+        row = s.task_id - 1000
+        assert s.suggested == LABELS[truth[row]] != s.given and 0 <= s.quality < 0.5
+        assert len(s.neighbours) == 3 and s.task_id not in s.neighbours
+        assert all(examples[n - 1000].labels[0] == s.suggested for n in s.neighbours)
+
+
+def test_a_label_a_reviewer_kept_is_not_flagged_again_until_it_changes():
+    examples, x, _, flipped = project()
+    kept = next(iter(flipped))
+    given = examples[kept - 1000].labels[0]
+    assert kept not in {s.task_id for s in find_suspects(SPEC, examples, x, confirmed={kept: given})}
+    other = next(label for label in LABELS if label != given)  # confirmed with another label: it changed since
+    assert kept in {s.task_id for s in find_suspects(SPEC, examples, x, confirmed={kept: other})}
+
+
+def test_probabilities_are_out_of_sample():
+    """A row's probabilities come from a head that never saw it: a lone mislabeled point in a tight
+    cluster gets its cluster's label, which an in-sample fit would not give it so surely."""
+    examples, x, truth, flipped = project(flips=4)
+    y = np.array([LABELS.index(ex.labels[0]) for ex in examples])
+    probs = out_of_sample_probs(x, y, 4)
+    rows = [t - 1000 for t in flipped]
+    assert (probs[rows].argmax(axis=1) == truth[rows]).all()
+    assert np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [(MULTI_CONFIG, "multi-label"), (NER_CONFIG, "NER is not supported")],
+)
+def test_unsupported_projects_say_why(config, message):
+    spec = parse_label_config(config)
+    with pytest.raises(LabelErrorsUnsupported, match=message):
+        find_suspects(spec, [], np.zeros((0, 16), dtype=np.float32))
+
+
+def test_too_few_annotations_to_cross_validate_say_so():
+    examples, x, _, _ = project(per_class=3, flips=0)
+    with pytest.raises(LabelErrorsUnsupported, match="at least 5 annotations of each of two labels"):
+        find_suspects(SPEC, examples, x)
