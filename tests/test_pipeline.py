@@ -126,3 +126,31 @@ def test_head_retrains_after_a_fine_tune_build_on_its_encoder(project, ctx):
 
     summary = sync_project(ctx.settings, ls, ctx.cache_for, ctx.registry, project_id, progress=False)
     assert summary.model_version == ctx.registry.served(project_id) and summary.scored == 39
+
+
+def test_label_errors_of_a_real_project_put_the_wrong_annotations_first(label_studio, tmp_path):
+    """Deliberately wrong annotations among right ones, through Label Studio and the real MiniLM:
+    the detector lists most of them, each with the right label suggested."""
+    from backend.jobs.label_errors import check_project
+
+    ls = LabelStudioClient(label_studio.url, label_studio.token)
+    project_id = ls.create_project("Label errors", AG_CONFIG)
+    rows = load_jsonl("ag_news", "train", 300)
+    ls.import_tasks(project_id, [{"text": r["text"], "gold": r["label"]} for r in rows])
+    labels = ["World", "Sports", "Business", "Sci/Tech"]
+    wrong = {}
+    for i, task in enumerate(ls.tasks(project_id)):
+        gold = task["data"]["gold"]
+        given = labels[(labels.index(gold) + 1) % 4] if i % 25 == 0 else gold  # 12 of 300 wrong
+        if given != gold:
+            wrong[task["id"]] = gold
+        ls.create_annotation(task["id"], choice(given))
+    settings = Settings(label_studio_url=label_studio.url, label_studio_api_key=SecretStr(label_studio.token),
+                        registry_dir=tmp_path / "registry", data_dir=tmp_path / "data")  # fmt: skip
+    report = check_project(WorkerContext.create(settings), project_id)
+    assert report.annotated == 300 and report.left_out == 0
+    found = [s for s in report.suspects if s.task_id in wrong]
+    assert len(found) >= 8, (len(found), len(report.suspects))  # most of the 12
+    assert sum(s.suggested == wrong[s.task_id] for s in found) >= 0.75 * len(found)
+    assert len(report.suspects) <= 40  # a short list for a reviewer, not a third of the project
+    assert report.lines()[0].startswith(f"project {project_id}: {len(report.suspects)} probable label errors")

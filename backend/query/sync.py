@@ -43,6 +43,7 @@ from backend.models.classifier import TextClassifier
 from backend.models.embedding_cache import EmbeddingCache
 from backend.models.tagger import SpanTagger, weakest_words
 from backend.query.clusters import ClusterModel, assign, default_k
+from backend.query.stopping import StoppingState, answer_key
 from backend.query.strategies import ColdStartStrategy, diversify_top, interleave_heldout, make_strategy
 from backend.query.writeback import plan_scores
 from backend.serving.items import results
@@ -69,6 +70,7 @@ class SyncSummary:
     seconds: float = 0.0
     top_task_id: int | None = None
     top: list[tuple[int, int, float]] = field(default_factory=list)  # (task, cluster, score) of the first ten
+    stopping: str = ""  # the stabilising-predictions criterion, in words (query/stopping.py)
 
     def as_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -81,7 +83,7 @@ class SyncSummary:
             f"project {self.project_id}: {self.pool} unlabeled tasks, {self.scored} scored, {self.written} written, "
             f"{self.up_to_date} up to date, skipped: {skipped}; version {self.model_version}, strategy "
             f"{self.strategy}; {self.seconds:.1f}s; next task: {self.top_task_id}"
-        )
+        ) + (f"\n{self.stopping}" if self.stopping else "")
 
 
 class SyncState:
@@ -261,6 +263,11 @@ def _sync(
         ls.update_prediction(prediction_id, result, score)
         summary.written += 1
     state.put(project_id, rows)
+    if classifier is not None:  # does a new version still change its answers on the reference tasks?
+        stopping = StoppingState(settings.data_dir / "sync-state.sqlite3")
+        reference = stopping.stop_set(project_id, ids)
+        stopping.record(project_id, version, {t: answer_key(answers[i]) for i, t in enumerate(ids) if t in reference})
+        summary.stopping = stopping.status(project_id).message
 
     previous = ls.project(project_id).get("model_version")
     ls.use_uncertainty_sampling(project_id, label)

@@ -25,6 +25,7 @@ import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
 from matplotlib.ticker import MaxNLocator
 
+from backend.query.stopping import StoppingState, StoppingStatus
 from backend.query.sync import SyncState
 from backend.stores.audit import AuditStore
 from backend.stores.registry import Registry, RegistryError
@@ -38,6 +39,7 @@ class ProjectData:
     corrections: list[dict[str, Any]]
     queue_scores: dict[str, list[float]]
     current: str | None
+    stopping: StoppingStatus | None = None
 
 
 def collect(project_id: int, audit: AuditStore, registry: Registry, sync_state: Path) -> ProjectData:
@@ -50,8 +52,9 @@ def collect(project_id: int, audit: AuditStore, registry: Registry, sync_state: 
             continue
     versions.sort(key=lambda m: m.get("created_at") or m["version"])
     scores = SyncState(sync_state).strategy_scores(project_id) if sync_state.exists() else {}
+    stopping = StoppingState(sync_state).status(project_id) if sync_state.exists() else None
     return ProjectData(project_id, versions, audit.versions(project_id), audit.corrections(project_id), scores,
-                       registry.current(key))  # fmt: skip
+                       registry.current(key), stopping)  # fmt: skip
 
 
 WIDTH = 9.0  # inches: every plot is as wide as the page, whatever the number of versions
@@ -244,6 +247,7 @@ def render(data: ProjectData) -> str:
 table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left}}
 .cap{{color:#555;font-size:13px}}img{{max-width:100%}}</style></head><body>
 <h1>Project {data.project_id}</h1><p>{summary}. Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.</p>
+<h2>When to stop</h2><p>{html.escape(data.stopping.message if data.stopping else "No sync yet.")}</p>
 {''.join(parts)}<h2>Candidates</h2>{_table(data)}</body></html>"""
 
 
