@@ -64,3 +64,11 @@ def test_split_is_stable_and_disjoint():
     assert {e.task_id for e in held} == {e.task_id for e in again_held}
     assert not {e.task_id for e in train} & {e.task_id for e in held}
     assert 100 < len(held) < 200
+
+
+def test_a_cold_start_prediction_is_not_a_pre_annotation_a_human_changed():
+    """Cold start serves an empty result: the annotator had nothing to change (the report's rate)."""
+    cold = {"id": 1, "model_version": "cold-start", "score": 0.0, "result": [], "created_at": "2026-11-24T09:00:00Z"}
+    annotation = {"id": 9, "result": [region("World")], "created_at": "2026-11-24T10:00:00Z", "parent_prediction": 1}
+    data = build_dataset(7, [task(5, [annotation], [cold])], SPEC, 10_000)
+    assert data.corrections[0].prediction_model_version == "cold-start" and data.corrections[0].changed is None

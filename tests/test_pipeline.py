@@ -62,6 +62,8 @@ def test_retrain_publishes_once_per_new_annotation_and_the_sync_orders_the_rest(
     assert first["sync_requested"] == "queued"  # the queue follows every publish
     assert [v["version"] for v in ctx.audit.versions(project_id)] == [version]
     assert len(ctx.audit.corrections(project_id)) == 50
+    paged = [task["id"] for task in ls.annotated_tasks(project_id, page_size=10)]  # 5 full pages, then none
+    assert sorted(paged) == sorted(task["id"] for task in tasks[:50])
 
     again = retrain(ctx, project_id, JobKind.HEAD)
     assert not again["published"] and again["reason"] == f"no new annotations since {version}"

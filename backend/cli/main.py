@@ -38,15 +38,24 @@ def cmd_sync(args: argparse.Namespace) -> int:
     from backend.query.sync import sync_project
 
     settings = get_settings()
+    ls = _label_studio_checked(settings, args.project)  # a wrong URL, token or id fails before the model loads
     ctx = WorkerContext.create(settings)
-    summary = sync_project(
-        settings, ctx.label_studio(), ctx.cache_for, ctx.registry, args.project, args.strategy, progress=not args.quiet
-    )
+    summary = sync_project(settings, ls, ctx.cache_for, ctx.registry, args.project, args.strategy,
+                           progress=not args.quiet)  # fmt: skip
     if args.json:
         print(json.dumps(summary.as_dict()))
     else:
         print(summary.line())
     return 0
+
+
+def _label_studio_checked(settings, project: int):  # type: ignore[no-untyped-def]
+    """The Label Studio client, after one cheap call that proves the URL, the token and the project."""
+    from backend.stores.labelstudio import LabelStudioClient
+
+    ls = LabelStudioClient.from_settings(settings)
+    ls.project(project)
+    return ls
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -150,8 +159,10 @@ def cmd_label_errors(args: argparse.Namespace) -> int:
     from backend.jobs.label_errors import check_project
     from backend.learning.label_errors import LabelErrorsUnsupported
 
+    settings = get_settings()
+    _label_studio_checked(settings, args.project)
     try:
-        report = check_project(WorkerContext.create(get_settings()), args.project)
+        report = check_project(WorkerContext.create(settings), args.project)
     except LabelErrorsUnsupported as exc:
         print(f"error: project {args.project}: {exc}", file=sys.stderr)
         return 1

@@ -99,7 +99,8 @@ def _list(registry: Registry, project: int, as_json: bool, every: bool = False) 
     if not rows:
         print(f"project {project} has no versions yet (cold start)")
         return 0
-    if not every:  # one line per family: its newest version, and how many head refreshes it had
+    families_used = any(r["family"] != r["version"] for r in rows)  # HITL_VERSION_FAMILY_LABELS > 0
+    if not every and families_used:  # one line per family: its newest version, and how many head refreshes it had
         newest: dict[str, dict] = {}
         for r in rows:
             r["refreshes"] = newest.get(r["family"], {}).get("refreshes", -1) + 1
@@ -107,6 +108,9 @@ def _list(registry: Registry, project: int, as_json: bool, every: bool = False) 
             newest[r["family"]] = r
         rows = list(newest.values())
         print(f"{len(rows)} version families (the names Label Studio sees); --all lists every head refresh")
+    else:
+        every = True
+        print(f"{len(rows)} versions, oldest first; * marks the one serving")
     name, last = ("family", "refreshes  newest") if not every else ("version", "parent")
     print(f"{'':2}{name:<26}{'created (UTC)':<21}{'kind':<6}{'examples':>9}{'metric':>9}  {last}")
     for r in rows:

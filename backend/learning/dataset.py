@@ -87,9 +87,9 @@ def _correction(project_id: int, task: dict[str, Any], annotation: dict[str, Any
     prediction = _prediction_shown(task, annotation)
     final = annotation.get("result") or []
     shown = prediction.get("result") if prediction else None
-    changed = None
-    if prediction is not None:
-        changed = _answer(spec, shown or [], task) != _answer(spec, final, task)
+    changed = None  # no pre-annotation shown (none, or cold start's empty one): nothing to change
+    if prediction is not None and shown:
+        changed = _answer(spec, shown, task) != _answer(spec, final, task)
     return Correction(
         project_id=project_id,
         task_id=int(task["id"]),

@@ -18,8 +18,10 @@ from typing import Any
 import numpy as np
 import torch
 from transformers import AutoModel, AutoTokenizer
+from transformers.utils import logging as transformers_logging
 
 log = logging.getLogger(__name__)
+transformers_logging.disable_progress_bar()  # a per-load "Loading weights" bar: noise in CLI output and logs
 
 
 def default_encoder_path() -> str:

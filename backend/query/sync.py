@@ -275,7 +275,7 @@ def _sync(
     if settings.sync_retire_versions:
         _retire_old_versions(ls, project_id, keep={label, previous})
     summary.seconds = time.perf_counter() - started
-    log.info(summary.line())
+    log.log(logging.DEBUG if progress else logging.INFO, summary.line())  # the CLI prints it; workers log it
     return summary
 
 

@@ -84,7 +84,8 @@ class LabelStudioClient:
     def __init__(self, url: str | None, api_key: str | None, timeout_s: float = 30.0) -> None:
         if not url or not api_key:
             raise LabelStudioNotConfigured(
-                "set HITL_LABEL_STUDIO_URL and HITL_LABEL_STUDIO_API_KEY so the worker can pull annotations"
+                "set HITL_LABEL_STUDIO_URL and HITL_LABEL_STUDIO_API_KEY so the backend can reach Label Studio "
+                "(README, Quick start)"
             )
         self.url = url.rstrip("/")
         self.sdk = LabelStudio(base_url=self.url, api_key=api_key, timeout=timeout_s)
@@ -118,15 +119,28 @@ class LabelStudioClient:
     def annotated_tasks(self, project_id: int, page_size: int = 500) -> Iterator[dict[str, Any]]:
         """Every task with at least one annotation, with its annotations and predictions, page by page."""
         # only_annotated is ignored by Label Studio 1.23's /api/tasks; a Data Manager filter is honoured.
-        pager = self.sdk.tasks.list(project=project_id, fields="all", query=ANNOTATED_QUERY, page_size=page_size)
-        for task in pager:
-            yield _plain(task)
+        yield from self._pages(project_id, ANNOTATED_QUERY, page_size)
 
     def unlabeled_tasks(self, project_id: int, page_size: int = 500) -> Iterator[dict[str, Any]]:
         """Tasks nobody has annotated yet (the pool), with their predictions, page by page."""
-        pager = self.sdk.tasks.list(project=project_id, fields="all", query=UNLABELED_QUERY, page_size=page_size)
-        for task in pager:
-            yield _plain(task)
+        yield from self._pages(project_id, UNLABELED_QUERY, page_size)
+
+    def _pages(self, project_id: int, query: str, page_size: int) -> Iterator[dict[str, Any]]:
+        """Page by page, stopping at a short page: the SDK's pager asks for one page past the end,
+        which Label Studio answers 404 and logs as a traceback on every pull."""
+        page = 1
+        while True:
+            try:
+                items = self.sdk.tasks.list(project=project_id, fields="all", query=query, page=page,
+                                            page_size=page_size).items or []  # fmt: skip
+            except ApiError as exc:
+                if exc.status_code == 404 and page > 1:  # the previous page was exactly full and the last
+                    return
+                raise
+            yield from (_plain(task) for task in items)
+            if len(items) < page_size:
+                return
+            page += 1
 
     # writing the queue -------------------------------------------------------------------------
     def import_predictions(self, project_id: int, predictions: list[dict[str, Any]]) -> int:

@@ -144,7 +144,7 @@ def calibration_figure(data: ProjectData) -> Figure | None:
                label="held-out bins (area: tasks)")  # fmt: skip
     ax.plot(conf, acc, "-", color="#2e86ab", alpha=0.5)
     ece = calibration.get("heldout_ece_after", float("nan"))
-    verdict = "" if total >= 50 else f" — only {total} held-out tasks: too few to judge"
+    verdict = "" if total >= 50 else " (too few to judge)"  # short: the title must fit the plot's width
     ax.set_title(f"Calibration of {data.current.split('-')[0] if data.current else ''}: ECE {ece:.3f} on "
                  f"{total} tasks{verdict}", fontsize=9)  # fmt: skip
     ax.set_xlabel("confidence")
