@@ -22,8 +22,9 @@ def parse_project_id(value: object) -> ProjectId:
 
 
 class JobKind(StrEnum):
-    """What a queued job does: a fast head retrain, a full fine-tune, or a queue sync."""
+    """What a queued job does: a fast head retrain, a full fine-tune, a queue sync, or a label check."""
 
     HEAD = "head"
     FULL = "full"
     SYNC = "sync"
+    LABEL_ERRORS = "label-errors"

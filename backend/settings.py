@@ -104,6 +104,9 @@ class Settings(BaseSettings):
         500, ge=0, description="A full fine-tune is due at the latest when this many annotations arrived since the "
         "last; 0 = no fine-tunes requested after retrains.",
     )
+    label_errors_after_publish: bool = Field(
+        True, description="Check single-choice projects' annotations for probable label errors after each publish.",
+    )
     finetune_min_labels: int = Field(100, ge=1, description="No fine-tune below this many annotations.")
     finetune_growth: float = Field(
         0.3, gt=0, description="A fine-tune is due when the annotations grew by this fraction since the last one.",

@@ -81,3 +81,22 @@ def test_too_few_annotations_to_cross_validate_say_so():
     examples, x, _, _ = project(per_class=3, flips=0)
     with pytest.raises(LabelErrorsUnsupported, match="at least 5 annotations of each of two labels"):
         find_suspects(SPEC, examples, x)
+
+
+def test_a_label_check_is_audited_and_reported(tmp_path):
+    from dataclasses import asdict
+
+    from backend.stores.audit import AuditStore
+    from backend.tools.report import ProjectData, render
+
+    examples, x, _, flipped = project()
+    suspects = find_suspects(SPEC, examples, x)
+    audit = AuditStore(str(tmp_path / "audit.sqlite3"))
+    audit.record_label_check(7, "v3-x", len(examples), [asdict(s) for s in suspects])
+    checks = audit.label_checks(7)
+    assert len(checks) == 1 and checks[0]["annotated"] == len(examples) and checks[0]["version"] == "v3-x"
+    assert {s["task_id"] for s in checks[0]["suspects"][: len(flipped)]} == flipped
+    page = render(ProjectData(7, [], [], [], {}, "v3-x", None, checks))
+    assert "<h2>Probable label errors</h2>" in page and f"{len(suspects)} probable label errors among 240" in page
+    first = suspects[0]
+    assert f"<td>{first.task_id}</td><td>{first.given}</td><td>{first.suggested}</td>" in page

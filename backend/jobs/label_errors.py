@@ -1,18 +1,21 @@
 """Probable label errors of a project, checked as the product trains: Label Studio's annotations
 through the dataset policy, the base encoder's cached embeddings, the detector in
-``learning/label_errors.py``. ``hitl label-errors --project ID`` runs it; nothing is written to
-Label Studio."""
+``learning/label_errors.py``. ``hitl label-errors --project ID`` runs it, and so does an RQ job
+after every published version, which records the result in the audit store (``hitl report``
+shows it); nothing is written to Label Studio."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from backend.ids import ProjectId
-from backend.jobs.context import WorkerContext
+from backend.ids import JobKind, ProjectId
+from backend.jobs.context import WorkerContext, context
+from backend.jobs.queue import RetrainQueue
 from backend.labeling import parse_label_config
 from backend.learning.dataset import build_dataset
-from backend.learning.label_errors import Suspect, find_suspects
+from backend.learning.label_errors import LabelErrorsUnsupported, Suspect, find_suspects
+from backend.stores.labelstudio import unavailable_as_one_line
 
 
 @dataclass
@@ -34,6 +37,21 @@ class LabelErrorReport:
                 for s in self.suspects[:limit]]  # fmt: skip
         more = [f"  … and {len(self.suspects) - limit} more (--json for all)"] if len(self.suspects) > limit else []
         return [head, *rows, *more]
+
+
+def label_errors_job(project_id: ProjectId, kind: str = JobKind.LABEL_ERRORS, reason: str = "") -> dict[str, Any]:
+    """RQ entry point: check the project's annotations and record the suspects."""
+    ctx = context()
+    RetrainQueue(ctx.settings).take(project_id, JobKind.LABEL_ERRORS)
+    try:
+        with unavailable_as_one_line(ctx.settings.label_studio_url or "?"):
+            report = check_project(ctx, project_id)
+    except LabelErrorsUnsupported as exc:  # retrying cannot help
+        return {"project_id": project_id, "checked": False, "reason": str(exc)}
+    ctx.audit.record_label_check(project_id, ctx.registry.current(project_id), report.annotated,
+                                 [asdict(s) for s in report.suspects])  # fmt: skip
+    return {"project_id": project_id, "checked": True, "annotated": report.annotated,
+            "suspects": len(report.suspects)}  # fmt: skip
 
 
 def check_project(ctx: WorkerContext, project_id: ProjectId) -> LabelErrorReport:

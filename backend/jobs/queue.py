@@ -20,7 +20,9 @@ from backend.settings import Settings
 
 PENDING = "hitl:retrain:pending:{project}"
 JOBS = {JobKind.HEAD: "backend.jobs.retrain.retrain_job", JobKind.FULL: "backend.jobs.retrain.retrain_job",
-        JobKind.SYNC: "backend.jobs.sync_job.sync_job"}  # fmt: skip
+        JobKind.SYNC: "backend.jobs.sync_job.sync_job",
+        JobKind.LABEL_ERRORS: "backend.jobs.label_errors.label_errors_job"}  # fmt: skip
+JOB_NAMES = {JobKind.SYNC: "sync", JobKind.LABEL_ERRORS: "label check"}
 LAST_EVENT = "hitl:retrain:last-event:{project}"  # when the project's last training event arrived
 ALIVE = "hitl:alive:{name}"  # a worker's liveness record, refreshed by jobs/worker.py
 DURATIONS = "hitl:retrain:last-seconds"  # hash "<project>:<kind>:<outcome>" → seconds, read by /metrics
@@ -53,7 +55,7 @@ class RetrainQueue:
             raise ValueError(f"unknown job kind {kind!r}; one of {[k.value for k in JobKind]}")
         kind = JobKind(kind)
         key = PENDING.format(project=f"{project_id}:{kind}")
-        if kind != JobKind.SYNC:
+        if kind in (JobKind.HEAD, JobKind.FULL):  # annotations arrived (catch-up retrains look at this)
             self.connection.set(LAST_EVENT.format(project=project_id), time.time(), ex=3600)
         # The flag expires on its own so a job lost with its worker cannot block retrains forever.
         ttl = int(self.settings.job_timeout_s * 2 + self.settings.retrain_debounce_s + 60)
@@ -67,7 +69,7 @@ class RetrainQueue:
             retry=Retry(max=self.settings.job_retries, interval=self.settings.job_retry_intervals_s),
             failure_ttl=7 * 24 * 3600,
             result_ttl=24 * 3600,
-            description=f"{'sync' if kind == JobKind.SYNC else 'retrain'} project {project_id} ({kind})",
+            description=f"{JOB_NAMES.get(kind, 'retrain')} project {project_id} ({kind})",
         )
         return RetrainRequest("queued", project_id, job.id)
 

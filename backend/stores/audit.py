@@ -56,6 +56,13 @@ SCHEMA = [
         gate TEXT,
         PRIMARY KEY (project_id, version)
     )""",
+    """CREATE TABLE IF NOT EXISTS label_checks (
+        project_id INTEGER NOT NULL,
+        version TEXT,
+        recorded_at DOUBLE PRECISION NOT NULL,
+        annotated INTEGER NOT NULL,
+        suspects TEXT NOT NULL
+    )""",
 ]
 
 
@@ -182,7 +189,16 @@ class AuditStore:
         statement = self._sql("INSERT INTO model_versions VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING")
         self._run(lambda conn: conn.execute(statement, row))
 
+    def record_label_check(self, project_id: int, version: str | None, annotated: int, suspects: list[dict]) -> None:
+        """One label-error check of a project's annotations (``learning/label_errors.py``)."""
+        row = (project_id, version, time.time(), annotated, json.dumps(suspects))
+        self._run(lambda conn: conn.execute(self._sql("INSERT INTO label_checks VALUES (?,?,?,?,?)"), row))
+
     # reading ---------------------------------------------------------------------------------
+    def label_checks(self, project_id: int) -> list[dict[str, Any]]:
+        rows = self._select("SELECT * FROM label_checks WHERE project_id = ? ORDER BY recorded_at", project_id)
+        return [{**r, "suspects": json.loads(r["suspects"])} for r in rows]
+
     def corrections(self, project_id: int) -> list[dict[str, Any]]:
         return self._select("SELECT * FROM corrections WHERE project_id = ? ORDER BY annotated_at", project_id)
 

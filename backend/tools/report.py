@@ -17,7 +17,7 @@ import html
 import io
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ class ProjectData:
     queue_scores: dict[str, list[float]]
     current: str | None
     stopping: StoppingStatus | None = None
+    label_checks: list[dict[str, Any]] = field(default_factory=list)  # audit records, oldest first
 
 
 def collect(project_id: int, audit: AuditStore, registry: Registry, sync_state: Path) -> ProjectData:
@@ -54,7 +55,7 @@ def collect(project_id: int, audit: AuditStore, registry: Registry, sync_state: 
     scores = SyncState(sync_state).strategy_scores(project_id) if sync_state.exists() else {}
     stopping = StoppingState(sync_state).status(project_id) if sync_state.exists() else None
     return ProjectData(project_id, versions, audit.versions(project_id), audit.corrections(project_id), scores,
-                       registry.current(key), stopping)  # fmt: skip
+                       registry.current(key), stopping, audit.label_checks(project_id))  # fmt: skip
 
 
 WIDTH = 9.0  # inches: every plot is as wide as the page, whatever the number of versions
@@ -248,7 +249,24 @@ table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;pad
 .cap{{color:#555;font-size:13px}}img{{max-width:100%}}</style></head><body>
 <h1>Project {data.project_id}</h1><p>{summary}. Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.</p>
 <h2>When to stop</h2><p>{html.escape(data.stopping.message if data.stopping else "No sync yet.")}</p>
-{''.join(parts)}<h2>Candidates</h2>{_table(data)}</body></html>"""
+{''.join(parts)}{_label_errors(data)}<h2>Candidates</h2>{_table(data)}</body></html>"""
+
+
+def _label_errors(data: ProjectData) -> str:
+    """The latest label check: the most suspicious annotations, with the label the model suggests."""
+    if not data.label_checks:
+        return ""
+    last = data.label_checks[-1]
+    rows = "".join(
+        f"<tr><td>{s['task_id']}</td><td>{html.escape(s['given'])}</td><td>{html.escape(s['suggested'])}</td>"
+        f"<td>{s['quality']:.3f}</td><td>{', '.join(map(str, s['neighbours']))}</td></tr>"
+        for s in last["suspects"][:MAX_TABLE_ROWS]
+    )
+    head = (f"{len(last['suspects'])} probable label errors among {last['annotated']} annotated tasks "
+            f"(checked with {html.escape(str(last['version']))}; most suspicious first)")  # fmt: skip
+    table = ("<table><tr><th>task</th><th>labeled</th><th>the model suggests</th><th>label quality</th>"
+             f"<th>nearest tasks with the suggested label</th></tr>{rows}</table>") if rows else ""  # fmt: skip
+    return f"<h2>Probable label errors</h2><p>{head}.</p>{table}"
 
 
 def write_report(project_id: int, audit: AuditStore, registry: Registry, data_dir: Path, out: Path) -> Path:

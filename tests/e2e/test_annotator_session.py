@@ -104,6 +104,10 @@ def test_an_annotators_session_through_label_studios_next(label_studio, tmp_path
         assert coverage >= 0.98, f"only {coverage:.1%} of served tasks had a pre-annotation of the project version"
         assert abs(held_share - HOLDOUT) <= 0.05, f"held-out share {held_share:.3f}"
         assert json.loads(last["metrics"])["n"] >= 20 and "more labels win" not in json.loads(last["gate"])["reason"]
+        # the worker checked the annotations for label errors after publishing (gold labels: few suspects)
+        check = wait_until(lambda: [c for c in audit.label_checks(project) if c["annotated"] >= 100], 120,
+                           "a label check of 100+ annotations")[-1]  # fmt: skip
+        assert len(check["suspects"]) <= check["annotated"] // 4, check["suspects"][:5]
     finally:
         os.killpg(main_job.pid, signal.SIGTERM)
         try:
