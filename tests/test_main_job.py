@@ -37,8 +37,11 @@ def test_hitl_run_serves_queues_and_stops_cleanly(tmp_path, tiny_encoder_dir):
         assert (tmp_path / "redis" / "redis.sock").exists()
         connection = redis.Redis(unix_socket_path=str(tmp_path / "redis" / "redis.sock"))
         wait_until(lambda: Worker.all(connection=connection), 60, "an RQ worker registered in the embedded Redis")
-        ready = wait_until(lambda: requests.get(url + "/ready", timeout=5).json().get("workers"), 60, "/ready")
-        assert ready >= 2  # the fast and the slow worker
+        def workers() -> int:
+            alive = requests.get(url + "/ready", timeout=5).json().get("workers")
+            return alive if isinstance(alive, int) else 0  # "none alive: ..." until the first registers
+
+        assert wait_until(lambda: workers() >= 2, 60, "/ready counting the fast and the slow worker")
         assert (tmp_path / "redis" / "appendonlydir").exists()  # accepted jobs survive a restart
         # a second `hitl run` on the same folder is refused and leaves the first one working
         second = subprocess.run([sys.executable, "-m", "backend", "run"], env=env, cwd=ROOT, capture_output=True,
