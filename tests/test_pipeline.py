@@ -24,6 +24,14 @@ def choice(label: str) -> list[dict]:
     return [{"from_name": "topic", "to_name": "text", "type": "choices", "value": {"choices": [label]}}]
 
 
+def annotate_first(ls: LabelStudioClient, project_id: int, n: int) -> list[dict]:
+    """Annotate the first ``n`` tasks with their gold labels; every task of the project, in order."""
+    tasks = list(ls.tasks(project_id))
+    for task in tasks[:n]:
+        ls.create_annotation(task["id"], choice(task["data"]["gold"]))
+    return tasks
+
+
 @pytest.fixture
 def project(label_studio):
     ls = LabelStudioClient(label_studio.url, label_studio.token)
@@ -46,9 +54,7 @@ def ctx(label_studio, redis_server, tiny_encoder_dir, tmp_path):
 
 def test_retrain_publishes_once_per_new_annotation_and_the_sync_orders_the_rest(project, ctx):
     ls, project_id = project
-    tasks = list(ls.tasks(project_id))
-    for task in tasks[:50]:
-        ls.create_annotation(task["id"], choice(task["data"]["gold"]))
+    tasks = annotate_first(ls, project_id, 50)
 
     first = retrain(ctx, project_id, JobKind.HEAD)
     assert first["published"], first
@@ -108,9 +114,7 @@ def test_head_retrains_after_a_fine_tune_build_on_its_encoder(project, ctx):
     from backend.serving.predictor import load_serving
 
     ls, project_id = project
-    tasks = list(ls.tasks(project_id))
-    for task in tasks[:50]:
-        ls.create_annotation(task["id"], choice(task["data"]["gold"]))
+    tasks = annotate_first(ls, project_id, 50)
     full = retrain(ctx, project_id, JobKind.FULL)
     assert full["published"], full
     full_dir = ctx.registry.version_dir(project_id, full["version"])

@@ -37,3 +37,13 @@ def test_simulate_writes_curves_plot_and_summary_and_resumes(tmp_path, tiny_enco
     again = simulate(**args)  # every (strategy, seed) finished: nothing is recomputed
     assert again["strategies"] == summary["strategies"]
     assert time.perf_counter() - started < summary["seconds"] + 5
+
+
+def test_simulate_replays_the_int8_encoder_with_its_own_cache(tmp_path, tiny_encoder_dir):
+    encoder = load_encoder(str(tiny_encoder_dir)).quantized()
+    summary = simulate(dataset=data_dir() / "trec", strategy="margin", budget=85, step=35, seeds=1, out=tmp_path / "o",
+                       cache_dir=tmp_path / "cache", encoder=encoder, start=50, pool_size=300, test_size=100,
+                       progress=False)  # fmt: skip
+    assert set(summary["strategies"]) == {"margin", "random"}
+    caches = sorted(p.name for p in (tmp_path / "cache").glob("embeddings-*.sqlite3"))
+    assert caches == [f"embeddings-{encoder.identity}.sqlite3"] and encoder.identity.endswith("-int8")

@@ -94,6 +94,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     encoder = encoder_from_settings(settings)
+    if args.precision == "int8":  # embeddings of the int8 encoder: its own cache, as in the product
+        encoder = encoder.quantized()
     if is_ner_dataset(Path(args.dataset)):  # tokens/tags rows: the NER loop (margin on the weakest word)
         summary = simulate_ner(
             Path(args.dataset), args.strategy.removesuffix("-diverse"), args.budget, args.step, args.seeds,
@@ -297,6 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--pool-size", type=int, help="use only the first N rows of train.jsonl")
     sim.add_argument("--test-size", type=int, help="use only the first N rows of test.jsonl")
     sim.add_argument("--target-precision", type=float, default=0.98, help="routing target precision (0.98)")
+    sim.add_argument("--precision", choices=["float", "int8"], default="float",
+                     help="inference precision of the replayed encoder: float (HITL_PRECISION's float) or int8, as "
+                     "an int8 version serves (use another --out per precision)")  # fmt: skip
     sim.set_defaults(func=cmd_simulate)
 
     scheduler = sub.add_parser("scheduler", help="enqueue scheduled retrains (RQ cron; see HITL_SCHEDULE_FILE)")
