@@ -61,7 +61,8 @@ class RetrainQueue:
         ttl = int(self.settings.job_timeout_s * 2 + self.settings.retrain_debounce_s + 60)
         if not self.connection.set(key, time.time(), nx=True, ex=ttl):
             return RetrainRequest("coalesced", project_id, None)
-        queue = self.slow_queue if kind == JobKind.FULL else self.queue
+        # fine-tunes and label checks never hold up a correction's seconds-long head retrain
+        queue = self.slow_queue if kind in (JobKind.FULL, JobKind.LABEL_ERRORS) else self.queue
         job = queue.enqueue_call(
             JOBS[kind],
             kwargs={"project_id": project_id, "kind": kind.value, "reason": reason},

@@ -80,7 +80,8 @@ def find_suspects(
     index = {label: i for i, label in enumerate(present)}  # cleanlab wants labels 0..k-1, every one present
     y_local = np.array([index[v] for v in y])
     probs = out_of_sample_probs(x, y_local, len(present))
-    flagged = find_label_issues(labels=y_local, pred_probs=probs, return_indices_ranked_by="self_confidence")
+    # n_jobs=1: cleanlab's default forks a process pool, which can hang in a worker that has run torch
+    flagged = find_label_issues(labels=y_local, pred_probs=probs, return_indices_ranked_by="self_confidence", n_jobs=1)
     quality = get_label_quality_scores(y_local, probs)
     unit = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     out = []
