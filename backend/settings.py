@@ -84,7 +84,8 @@ class Settings(BaseSettings):
 
     # Retraining
     queue_name: str = Field(
-        "hitl", description="RQ queue of fast jobs (head retrains, syncs); full fine-tunes and label checks use '<name>-slow'."
+        "hitl",
+        description="RQ queue of fast jobs (head retrains, syncs); fine-tunes and label checks use '<name>-slow'.",
     )
     retrain_debounce_s: float = Field(2.0, ge=0, description="Events within this window share one retrain.")
     catch_up_s: float = Field(
