@@ -42,6 +42,19 @@ def queue_names(settings: Settings, which: str) -> list[str]:
     return names.get(which, [settings.queue_name, settings.slow_queue_name])
 
 
+class QuietWorker(SimpleWorker):
+    """A SimpleWorker without RQ's command channel (``send_command``: nothing here sends worker
+    commands). Its pub/sub thread keeps retrying a Redis that went away, and its teardown can then
+    block the worker for minutes (seen in the fault-injection test after a Redis restart), so no
+    new worker could take over. Without it, a lost Redis ends ``work()`` promptly."""
+
+    def subscribe(self) -> None:
+        self.pubsub_thread = None
+
+    def unsubscribe(self) -> None:
+        return None
+
+
 def run_worker(settings: Settings, burst: bool = False, which: str = "both") -> int:
     """Work until stopped. When Redis goes away (a restart, a failover) RQ's worker quits; this
     waits for Redis to answer again and starts a fresh one, with the encoder still loaded, so a
@@ -53,7 +66,7 @@ def run_worker(settings: Settings, burst: bool = False, which: str = "both") -> 
     keeper = threading.Thread(target=_keep_alive, args=(settings, current, names), name="liveness", daemon=True)
     while True:
         queues = [Queue(name, connection=connection) for name in names]
-        worker = SimpleWorker(queues, connection=connection, maintenance_interval=60)
+        worker = QuietWorker(queues, connection=connection, maintenance_interval=60)
         try:
             _announce(connection, worker.name)
             current["name"] = worker.name
