@@ -72,7 +72,7 @@ def test_task_uncertainty_is_its_weakest_words():
               Tagged(None, np.zeros((0, 3)), [])]  # fmt: skip
     rows = weakest_words(tagged, "margin", 3)
     assert rows[1].tolist() == pytest.approx(unsure)
-    scores = uncertainty.served_score(rows, "margin")
+    scores = uncertainty.queue_key(rows, "margin")
     assert scores[1] < scores[0] <= scores[2] == 1.0
 
 

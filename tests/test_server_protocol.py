@@ -74,7 +74,8 @@ def test_trained_version_serves_valid_predictions_with_scores(client, predictor)
         assert item["model_version"] == version
         assert 0.0 <= item["score"] <= 1.0
         assert set(item["uncertainty"]) == {"least_confidence", "margin", "entropy"}
-        assert item["score"] == pytest.approx(1 - item["uncertainty"]["margin"], abs=1e-5)
+        # the score is the calibrated probability of the label shown (least confidence is 1 - max p, rescaled)
+        assert item["score"] == pytest.approx(1 - item["uncertainty"]["least_confidence"] * 3 / 4, abs=1e-5)
         assert len(item["result"]) == 1
         assert interface.validate_prediction({"result": item["result"]}, return_errors=True) == []
 

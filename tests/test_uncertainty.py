@@ -16,7 +16,7 @@ def test_uniform_is_most_uncertain_and_one_hot_least():
 
 def test_margin_ranks_close_calls_first():
     probs = np.array([[0.9, 0.05, 0.05], [0.45, 0.44, 0.11], [0.6, 0.3, 0.1]])
-    scores = uncertainty.served_score(probs, "margin")
+    scores = uncertainty.queue_key(probs, "margin")
     assert list(np.argsort(scores)) == [1, 2, 0]  # lowest score = served first = the close call
 
 
@@ -37,4 +37,14 @@ def test_every_measure_stays_in_unit_interval(weights, name):
     probs = np.array([weights]) / np.sum(weights)
     value = uncertainty.uncertainty(probs, name)[0]
     assert 0.0 <= value <= 1.0
-    assert uncertainty.served_score(probs, name)[0] == pytest.approx(1.0 - value)
+    assert uncertainty.queue_key(probs, name)[0] == pytest.approx(1.0 - value)
+
+
+def test_confidence_is_the_probability_that_the_pre_annotation_is_right():
+    probs = np.array([[0.7, 0.2, 0.1], [0.34, 0.33, 0.33]])
+    assert uncertainty.confidence(probs).tolist() == pytest.approx([0.7, 0.34])
+    # multi-label: every yes/no decision must be right; the least sure one bounds the answer
+    multi = np.array([[0.9, 0.05, 0.6], [0.99, 0.01, 0.02]])
+    assert uncertainty.confidence(multi, multi_label=True).tolist() == pytest.approx([0.6, 0.98])
+    # and it orders the opposite way to uncertainty: the task served first shows the lowest confidence
+    assert np.argmin(uncertainty.confidence(probs)) == np.argmin(uncertainty.queue_key(probs, "least_confidence"))

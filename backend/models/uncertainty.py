@@ -1,8 +1,8 @@
 """Uncertainty measures over predicted probabilities, all scaled to [0, 1] (1 = most uncertain).
 
-The served ``score`` is ``1 - uncertainty``: Label Studio's uncertainty sampling serves the
-lowest score first, so the task the model is least sure about comes first, and the score an
-annotator sees reads like a confidence.
+Two numbers come out of them and must not be confused: ``queue_key`` (``1 - uncertainty``,
+lower = more informative = served sooner) orders the queue, and ``confidence`` (the calibrated
+probability that the pre-annotation is right) is the ``score`` an annotator sees next to it.
 """
 
 from __future__ import annotations
@@ -69,6 +69,17 @@ def uncertainty(probs: np.ndarray, measure: str, multi_label: bool = False) -> n
         raise ValueError(f"unknown uncertainty measure {measure!r}; choose one of {sorted(MEASURES)}") from None
 
 
-def served_score(probs: np.ndarray, measure: str, multi_label: bool = False) -> np.ndarray:
-    """The ``score`` Label Studio sorts on: lower = more informative = served sooner."""
+def queue_key(probs: np.ndarray, measure: str, multi_label: bool = False) -> np.ndarray:
+    """The key the queue is sorted on: lower = more informative = served sooner."""
     return 1.0 - uncertainty(probs, measure, multi_label)
+
+
+def confidence(probs: np.ndarray, multi_label: bool = False) -> np.ndarray:
+    """The probability that the pre-annotation is right, from calibrated ``probs``: the top label's
+    (single-label), or the least sure label's yes/no decision (multi-label: every decision must be
+    right). This is what an annotator sees as the prediction's score."""
+    if probs.shape[1] == 0:
+        return np.ones(len(probs))
+    if multi_label:
+        return np.maximum(probs, 1.0 - probs).min(axis=1)
+    return probs.max(axis=1)

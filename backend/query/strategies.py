@@ -48,7 +48,7 @@ class UncertaintyStrategy:
     def scores(self, probs: np.ndarray | None, embeddings: np.ndarray, task_ids: np.ndarray) -> np.ndarray:
         if probs is None:
             raise ValueError(f"strategy {self.name!r} needs a trained model")
-        return uncertainty.served_score(probs, self.measure, self.multi_label)
+        return uncertainty.queue_key(probs, self.measure, self.multi_label)
 
 
 @dataclass

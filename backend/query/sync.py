@@ -7,15 +7,18 @@
    rescoring a matrix product) and score them with the serving version and the chosen strategy;
 3. assign each task a stable diversity cluster (k-means centroids kept per encoder) and let the
    top of the queue alternate between clusters (``strategies.diversify_top``);
-4. within a version family (see ``registry.next_family``) skip tasks whose pre-annotation is
-   unchanged, unless their position at the head of the queue moved; import the others in bulk
-   (one HTTP call per chunk, not per task), most informative first, beside the old version's,
-   with ``result``, ``score`` and ``model_version`` (the family's name);
-5. only then switch the project to this version (uncertainty sampling), keep an admin view sorted
-   by score, and delete the predictions of versions older than the one just replaced.
+4. write each task's pre-annotation with its calibrated confidence as ``score`` (what annotators
+   see next to it): within a version family (see ``registry.next_family``) only the ones that
+   changed, one call each; a new family's in bulk (one HTTP call per chunk, not per task), beside
+   the old version's;
+5. write the queue's order as a rank in the task data field ``hitl_rank``, for the head of the
+   queue only and only where it changed (``writeback.plan_ranks``);
+6. only then switch the project to this version, keep the tab "Most informative first (hitl)"
+   sorted by that rank as the project's first tab, and retire older versions' predictions.
 
-Label Studio then serves the lowest score first: the most informative task, and not ten
-near-duplicates in a row.
+Annotators who label from that tab ("Label Tasks As Displayed") get our order: the most
+informative task, not ten near-duplicates in a row, with held-out tasks interleaved. "Label All
+Tasks" and the API's ``/next`` use Label Studio's uncertainty sampling: least confident first.
 An interrupted sync can simply be run again: it converges to the same queue.
 """
 
@@ -39,13 +42,14 @@ from tqdm import tqdm
 
 from backend.labeling import TaskError, TaskSpec, parse_label_config, task_text
 from backend.learning.dataset import is_heldout
+from backend.models import uncertainty
 from backend.models.classifier import TextClassifier
 from backend.models.embedding_cache import EmbeddingCache
-from backend.models.tagger import SpanTagger, weakest_words
+from backend.models.tagger import SpanTagger, Tagged, answer_confidence, weakest_words
 from backend.query.clusters import ClusterModel, assign, default_k
 from backend.query.stopping import StoppingState, answer_key
 from backend.query.strategies import ColdStartStrategy, diversify_top, interleave_heldout, make_strategy
-from backend.query.writeback import plan_scores
+from backend.query.writeback import RANK_FIELD, held_ranks, plan_ranks
 from backend.serving.items import results
 from backend.serving.predictor import class_probabilities, load_serving, use_caches
 from backend.settings import Settings
@@ -64,8 +68,9 @@ class SyncSummary:
     strategy: str
     pool: int = 0
     scored: int = 0
-    written: int = 0
+    written: int = 0  # predictions
     up_to_date: int = 0
+    ranked: int = 0  # queue ranks (task data) written
     skipped: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
     top_task_id: int | None = None
@@ -81,8 +86,8 @@ class SyncSummary:
         skipped = ", ".join(f"{n} {why}" for why, n in self.skipped.items()) or "none"
         return (
             f"project {self.project_id}: {self.pool} unlabeled tasks, {self.scored} scored, {self.written} written, "
-            f"{self.up_to_date} up to date, skipped: {skipped}; version {self.model_version}, strategy "
-            f"{self.strategy}; {self.seconds:.1f}s; next task: {self.top_task_id}"
+            f"{self.up_to_date} up to date, {self.ranked} ranks written, skipped: {skipped}; version "
+            f"{self.model_version}, strategy {self.strategy}; {self.seconds:.1f}s; next task: {self.top_task_id}"
         ) + (f"\n{self.stopping}" if self.stopping else "")
 
 
@@ -173,7 +178,7 @@ def _sync(
     )  # fmt: skip
     summary = SyncSummary(project_id, label, strategy.name)
 
-    ids, texts, existing = [], [], {}
+    ids, texts, data, existing = [], [], [], {}
     for task in tqdm(ls.unlabeled_tasks(project_id), desc="reading tasks", unit="task", disable=not progress):
         summary.pool += 1
         try:
@@ -182,6 +187,7 @@ def _sync(
             summary.skipped[str(exc).split(" (")[0]] += 1
             continue
         ids.append(int(task["id"]))
+        data.append(dict(task.get("data") or {}))
         existing[int(task["id"])] = {p.get("model_version"): p.get("id") for p in task.get("predictions") or []}
     if not ids:
         summary.seconds = time.perf_counter() - started
@@ -190,9 +196,10 @@ def _sync(
     readable, embeddings = cache.embed_readable(texts, progress)
     if not readable.all():  # images that could not be fetched: counted, left out of this sync
         summary.skipped["unreadable image"] += int((~readable).sum())
-        ids, texts = (
+        ids, texts, data = (
             [i for i, ok in zip(ids, readable, strict=True) if ok],
             [t for t, ok in zip(texts, readable, strict=True) if ok],
+            [d for d, ok in zip(data, readable, strict=True) if ok],
         )
         embeddings = embeddings[readable]
         if not ids:
@@ -226,43 +233,47 @@ def _sync(
     summary.top_task_id = int(task_ids[order[0]])
     summary.top = [(int(task_ids[i]), int(clusters[i]), round(float(scores[i]), 6)) for i in order[:10]]
 
+    confidence = _confidence(spec, classifier, probs, tagged, len(ids))
     state = SyncState(settings.data_dir / "sync-state.sqlite3")
     state.prune(project_id, set(ids))
     previous = state.get(project_id)
     rows, predictions, updates = [], [], []
-    contents, held = [], np.full(len(ids), np.nan)
     for i, task_id in enumerate(ids):
-        contents.append(_hash(texts[i] + json.dumps(answers[i], sort_keys=True)))
+        # what annotators see: the pre-annotation and its confidence (to the percent it is shown at)
+        content = _hash(texts[i] + json.dumps(answers[i], sort_keys=True) + f"{confidence[i]:.2f}")
         before = previous.get(task_id)  # what Label Studio holds, if it is still this family's, for this content
-        if before and before[:2] == (label, contents[-1]) and label in existing[task_id]:
-            held[i] = before[3]
-    final, write = plan_scores(np.asarray(scores, dtype=float), held, settings.sync_exact_top)
-    for i, task_id in enumerate(ids):
-        if not write[i]:
+        if before and before[:2] == (label, content) and label in existing[task_id]:
             summary.up_to_date += 1
-            continue
-        score = float(final[i])
-        if existing[task_id].get(label) is not None:  # this family's prediction: updated in place
-            updates.append((existing[task_id][label], answers[i], score))
-        else:  # no cluster: Label Studio 1.23's bulk import drops it (diversity is in the scores instead)
-            predictions.append({"task": task_id, "result": answers[i], "score": score, "model_version": label})
-        rows.append((task_id, label, contents[i], int(clusters[i]), score, round(float(strategy_scores[i]), 6)))
+        elif existing[task_id].get(label) is not None:  # this family's prediction: updated in place
+            updates.append((existing[task_id][label], answers[i], float(confidence[i])))
+        else:  # no cluster: Label Studio 1.23's bulk import drops it (diversity is in the ranks instead)
+            predictions.append({"task": task_id, "result": answers[i], "score": round(float(confidence[i]), 6),
+                                "model_version": label})  # fmt: skip
+        rows.append([task_id, label, content, int(clusters[i]), None, round(float(strategy_scores[i]), 6)])
+    ranks, rank_now = plan_ranks(np.asarray(scores, dtype=float), held_ranks(data), settings.sync_exact_top)
+    for i, row in enumerate(rows):
+        row[4] = None if np.isnan(ranks[i]) else round(float(ranks[i]), 9)
 
     # Annotators must never find the queue without predictions of the project's version: a new family's
     # predictions are imported in bulk beside the old ones (most informative first), then the project
     # switches to it, and only then are old versions retired. Within a family, the few predictions
     # that changed are updated in place, one call each: a task is never without its pre-annotation.
-    predictions.sort(key=lambda p: p["score"])
+    order_of = {task_id: k for k, task_id in enumerate(task_ids[order])}
+    predictions.sort(key=lambda p: order_of[p["task"]])
     for start in tqdm(range(0, len(predictions), chunk), desc="writing", unit="chunk", disable=not progress):
         part = predictions[start : start + chunk]
         ls.import_predictions(project_id, part)
         summary.written += len(part)
     # one call at a time, to keep the load on Label Studio low (see the README on version families)
-    for prediction_id, result, score in tqdm(sorted(updates, key=lambda u: u[2]), desc="updating", unit="task",
+    for prediction_id, result, score in tqdm(updates, desc="updating", unit="task",
                                              disable=not progress or not updates):  # fmt: skip
         ls.update_prediction(prediction_id, result, score)
         summary.written += 1
-    state.put(project_id, rows)
+    # the queue's order: the head's ranks, one call per task whose rank changed (see query/writeback.py)
+    for i in tqdm(np.flatnonzero(rank_now), desc="ordering", unit="task", disable=not progress or not rank_now.any()):
+        ls.update_task_data(ids[i], {**data[i], RANK_FIELD: round(float(ranks[i]), 9)})
+        summary.ranked += 1
+    state.put(project_id, [tuple(row) for row in rows])
     if classifier is not None:  # does a new version still change its answers on the reference tasks?
         stopping = StoppingState(settings.data_dir / "sync-state.sqlite3")
         reference = stopping.stop_set(project_id, ids)
@@ -271,12 +282,24 @@ def _sync(
 
     previous = ls.project(project_id).get("model_version")
     ls.use_uncertainty_sampling(project_id, label)
-    ls.ensure_view(project_id, VIEW_TITLE, ordering=["tasks:predictions_score"])
+    ls.ensure_view(project_id, VIEW_TITLE, order_by=f"tasks:data.{RANK_FIELD}")
     if settings.sync_retire_versions:
         _retire_old_versions(ls, project_id, keep={label, previous})
     summary.seconds = time.perf_counter() - started
     log.log(logging.DEBUG if progress else logging.INFO, summary.line())  # the CLI prints it; workers log it
     return summary
+
+
+def _confidence(
+    spec: TaskSpec, model: Any, probs: np.ndarray | None, tagged: list[Tagged] | None, n: int
+) -> np.ndarray:
+    """The calibrated confidence of each pre-annotation: the ``score`` annotators see beside it
+    (0 in a cold start, where there is no pre-annotation)."""
+    if tagged is not None:
+        return answer_confidence(tagged)
+    if model is None or probs is None:
+        return np.zeros(n)
+    return uncertainty.confidence(probs, spec.multi_label)
 
 
 def _retire_old_versions(ls: LabelStudioClient, project_id: int, keep: set[str | None]) -> None:

@@ -1,36 +1,52 @@
 """What to write back so that Label Studio's queue serves ours, writing as little as possible.
 
-Label Studio serves the task with the lowest prediction score first. After a head refresh most of
-our ranking is unchanged; rewriting every task's score would make write-back grow with the pool.
-``plan_scores`` keeps what Label Studio already holds wherever it is still in order.
+The queue's order lives in a task data field (``hitl_rank``) that the queue's Data Manager tab
+sorts on, lower first, tasks without one last; the prediction's ``score`` is left to the
+confidence annotators see. Label Studio 1.23 has no bulk write of task data, so each rank costs
+one call: only the head of the queue holds ranks, and after a head refresh most of our ranking is
+unchanged. ``plan_ranks`` keeps what Label Studio already holds wherever it is still in order.
 """
 
 from __future__ import annotations
 
 import bisect
+import math
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
+RANK_FIELD = "hitl_rank"
 
-def plan_scores(ours: np.ndarray, held: np.ndarray, head: int) -> tuple[np.ndarray, np.ndarray]:
-    """The scores Label Studio should hold, and which tasks to write, so that its queue serves the
-    first ``head`` tasks in our order (``ours``, lower first) before any other, writing as few
-    predictions as possible.
 
-    Scores stay >= 0 (Label Studio drops negative ones). ``held`` is the score Label Studio holds
-    for a task whose prediction is still right (same version family, same pre-annotation), NaN
-    where it must be written anyway. Along our order, a
-    longest increasing run of held scores in the head stays and the rest of the head gets scores
-    between its kept neighbours; a task past the head stays if its held score sorts after the whole
-    head (it is rewritten once it moves into the head). The run is capped at the held score that
-    makes head and tail rewrites fewest together. Annotating the top task shifts every rank by one,
-    which changes no relative order and so writes nothing."""
+def held_ranks(data: Sequence[dict[str, Any]]) -> np.ndarray:
+    """The rank each task's data holds now (NaN: none, or not a number someone else put there)."""
+    out = np.full(len(data), np.nan)
+    for i, fields in enumerate(data):
+        value = fields.get(RANK_FIELD)
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0:
+            out[i] = float(value)
+    return out
+
+
+def plan_ranks(ours: np.ndarray, held: np.ndarray, head: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ranks Label Studio should hold (NaN: none), and which tasks to write, so that its queue
+    serves the first ``head`` tasks in our order (``ours``, lower first) before any other, writing
+    as few tasks as possible.
+
+    Ranks stay >= 0. ``held`` is the rank Label Studio holds for a task, NaN where it holds none
+    (sorted after every rank). Along our order, a longest increasing run of held ranks in the head
+    stays and the rest of the head gets ranks between its kept neighbours; a task past the head
+    stays if it holds no rank or one that sorts after the whole head (it is written once it moves
+    into the head). The run is capped at the held rank that makes head and tail rewrites fewest
+    together. Annotating the top task shifts every position by one, which changes no relative
+    order and so writes nothing."""
     n = len(ours)
     order = np.argsort(ours, kind="stable")
     head = min(head, n)
     tail = order[head:]
     tail_held = np.sort(held[tail][~np.isnan(held[tail])])
-    # a held score of 0 leaves no room below it (Label Studio drops negative scores): kept only first
+    # a held rank of 0 leaves no room below it (ranks stay >= 0): kept only first
     positions = [p for p in range(head) if not np.isnan(held[order[p]]) and (held[order[p]] > 0 or p == 0)]
     best: tuple[int, list[int]] = (head + len(tail_held) + 1, [])
     for cap in sorted({float(held[order[p]]) for p in positions}):
@@ -40,8 +56,8 @@ def plan_scores(ours: np.ndarray, held: np.ndarray, head: int) -> tuple[np.ndarr
         if cost < best[0]:
             best = (cost, run)
     kept = set(best[1])
-    final, write = np.array(held, dtype=float), np.isnan(held)
-    if not kept:  # nothing Label Studio holds can stay in place: our scores as they are
+    final, write = np.array(held, dtype=float), np.zeros(n, dtype=bool)
+    if not kept:  # nothing Label Studio holds can stay in place: our keys as they are
         write[order[:head]] = True
         final[order[:head]] = ours[order[:head]]
     marks = sorted(kept)
@@ -61,7 +77,7 @@ def plan_scores(ours: np.ndarray, held: np.ndarray, head: int) -> tuple[np.ndarr
         final[order[p]] = low + (high - low) * (p - first + 1) / (last - first + 2)
         write[order[p]] = True
     top = float(final[order[:head]].max()) if head else 0.0
-    moved = [t for t in tail if write[t] or not held[t] > top]
+    moved = [t for t in tail if not np.isnan(held[t]) and not held[t] > top]
     for rank, task in enumerate(moved, 1):  # after the head, in our order
         final[task] = top + (max(1.0, top + 1e-3) - top) * rank / (len(moved) + 1)
         write[task] = True

@@ -35,13 +35,12 @@ def classification_items(
     model: TextClassifier,
     label: str,
     probs: np.ndarray,
-    measure: str,
     threshold: float,
     accept_threshold: float | None,
 ) -> list[dict[str, Any]]:
-    """``/predict`` items: the choices, the served uncertainty score, every measure, and
-    ``auto_accept`` when the version has a routing threshold (single-label only)."""
-    scores = uncertainty.served_score(probs, measure, model.multi_label)
+    """``/predict`` items: the choices, their calibrated confidence as ``score``, every uncertainty
+    measure, and ``auto_accept`` when the version has a routing threshold (single-label only)."""
+    scores = uncertainty.confidence(probs, model.multi_label)
     measures = uncertainty.all_measures(probs, model.multi_label)
     answers = results(spec, model, [""] * len(probs), probs=probs, threshold=threshold)
     items = []
@@ -56,13 +55,13 @@ def classification_items(
 def span_items(
     spec: TaskSpec, tagger: SpanTagger, label: str, texts: Sequence[str], measure: str, accept_threshold: float | None
 ) -> list[dict[str, Any]]:
-    """NER ``/predict`` items: one region per entity with its own score; the task's score is its
-    weakest word's; ``auto_accept`` when the whole answer is likely exactly right."""
+    """NER ``/predict`` items: one region per entity with its own score; the task's score is the
+    confidence that the whole answer is right (its least sure word's); ``auto_accept`` when that is
+    above the routing threshold."""
     tagged = tagger.tag(list(texts))
     weakest = weakest_words(tagged, measure, len(tagger.tags))
-    scores = uncertainty.served_score(weakest, measure)
     measures = uncertainty.all_measures(weakest)
-    confidence = answer_confidence(tagged)
+    scores = confidence = answer_confidence(tagged)
     items = []
     for row, result in enumerate(results(spec, tagger, texts, tagged=tagged)):
         item = _item(result, scores[row], label, measures, row)

@@ -260,8 +260,8 @@ class Predictor:
         return [item if item is not None else {"error": "not predicted"} for item in items]
 
     def _fill(self, items: list, positions: list[int], probs: np.ndarray, serving: _Serving, spec: TaskSpec) -> None:
-        made = classification_items(spec, serving.classifier, serving.label, probs, self.settings.uncertainty,
-                                    self.settings.multilabel_threshold, serving.loaded.accept_threshold)  # fmt: skip
+        made = classification_items(spec, serving.classifier, serving.label, probs, self.settings.multilabel_threshold,
+                                    serving.loaded.accept_threshold)  # fmt: skip
         for i, item in zip(positions, made, strict=True):
             items[i] = item
 

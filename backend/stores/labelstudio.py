@@ -73,6 +73,18 @@ def unavailable_as_one_line(url: str) -> Iterator[None]:
                                      "the job will be retried") from None  # fmt: skip
 
 
+def _same_tab(held: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    """Whether a tab Label Studio holds has the title, ordering, display types and filters wanted
+    (Label Studio adds ids and indexes to the filters it returns)."""
+
+    def filters(data: dict[str, Any]) -> list[tuple[Any, ...]]:
+        items = (data.get("filters") or {}).get("items") or []
+        return sorted((f.get("filter"), f.get("operator"), str(f.get("value"))) for f in items)
+
+    keys = ("title", "ordering", "columnsDisplayType")
+    return all(held.get(k) == wanted.get(k) for k in keys) and filters(held) == filters(wanted)
+
+
 def _plain(obj: Any) -> Any:
     """SDK models → plain JSON-like dicts (the rest of the backend speaks dicts)."""
     if hasattr(obj, "model_dump"):
@@ -184,19 +196,43 @@ class LabelStudioClient:
             "project update",
         )
 
-    def ensure_view(self, project_id: int, title: str, ordering: list[str]) -> int:
-        """A Data Manager tab with this title and ordering, for admins to look at the queue."""
-        for view in (_plain(v) for v in self.sdk.views.list(project=project_id)):
-            if (view.get("data") or {}).get("title") == title:
-                return int(view["id"])
-        view = self.sdk.views.create(project=project_id, data={"title": title, "ordering": ordering})
-        return int(view.id)
+    def update_task_data(self, task_id: int, data: dict[str, Any]) -> None:
+        """Replace one task's data (PATCH /api/tasks/{id}); Community has no bulk write of task data."""
+        with_retries(lambda: self._raw(f"api/tasks/{task_id}", "PATCH", json={"data": data}), "task update")
 
-    def next_task(self, project_id: int) -> dict[str, Any]:
-        """What Label Studio would open next for the API user (GET /api/projects/{id}/next)."""
-        response = self.sdk._client_wrapper.httpx_client.request(f"api/projects/{project_id}/next", method="GET")
-        response.raise_for_status()
-        return dict(response.json())
+    def ensure_view(self, project_id: int, title: str, order_by: str) -> int:
+        """The project's first Data Manager tab: ``title``, its unannotated tasks sorted by
+        ``order_by`` (numerically, for a task data field). A tab of that title that differs is
+        brought up to date."""
+        unannotated = {"filter": "filter:tasks:total_annotations", "operator": "equal", "type": "Number", "value": 0}
+        tab = {"title": title, "ordering": [order_by], "columnsDisplayType": {order_by: "Number"},
+               "filters": {"conjunction": "and", "items": [unannotated]}}  # fmt: skip
+        views = [_plain(v) for v in self.sdk.views.list(project=project_id)]
+        ours = next((v for v in views if (v.get("data") or {}).get("title") == title), None)
+        if ours is None:
+            ours = _plain(self.sdk.views.create(project=project_id, data=tab))
+        elif not _same_tab(ours.get("data") or {}, tab):
+            data = {**(ours.get("data") or {}), **tab}
+            self._raw(f"api/dm/views/{ours['id']}", "PATCH", json={"project": project_id, "data": data})
+        ids = [int(v["id"]) for v in views if v["id"] != ours["id"]]
+        if views and int(views[0]["id"]) != int(ours["id"]):  # annotators open the first tab
+            self._raw("api/dm/views/order/", "POST", json={"project": project_id, "ids": [int(ours["id"]), *ids]})
+        return int(ours["id"])
+
+    def next_task(self, project_id: int, view_id: int | None = None) -> dict[str, Any]:
+        """What Label Studio would open next for the API user. Without ``view_id``: the project's
+        sampling (GET /api/projects/{id}/next, as the labeling page's "Label All Tasks"). With it:
+        what "Label Tasks As Displayed" opens from that tab, the Data Manager's ``next_task`` action
+        with the tab's ordering and filters."""
+        if view_id is None:
+            response = self.sdk._client_wrapper.httpx_client.request(f"api/projects/{project_id}/next", method="GET")
+            response.raise_for_status()
+            return dict(response.json())
+        view = self._raw(f"api/dm/views/{view_id}", "GET").json()
+        body = {"ordering": view.get("ordering") or (view.get("data") or {}).get("ordering") or [],
+                "filters": (view.get("data") or {}).get("filters") or {"conjunction": "and", "items": []}}  # fmt: skip
+        query = f"api/dm/actions?id=next_task&project={project_id}&tabID={view_id}"
+        return dict(self._raw(query, "POST", json=body).json())
 
     def tasks(self, project_id: int, page_size: int = 100) -> Iterator[dict[str, Any]]:
         pager = self.sdk.tasks.list(project=project_id, fields="all", page_size=page_size)

@@ -108,7 +108,7 @@ def _next(tagger: Any, texts: list[str], labeled: list[int], take: int, name: st
     explore = min(round(holdout * take), len(held))
     picked = [int(i) for i in rng.choice(held, size=explore, replace=False)]
     rest = unlabeled[~held_bucket[unlabeled]]
-    scores = uncertainty.served_score(weakest_words(tagger.tag([texts[i] for i in rest]), name, len(tagger.tags)),
+    scores = uncertainty.queue_key(weakest_words(tagger.tag([texts[i] for i in rest]), name, len(tagger.tags)),
                                       name)  # fmt: skip
     return picked + [int(i) for i in rest[np.lexsort((rest, scores))[: take - explore]]]
 

@@ -1,11 +1,13 @@
 """One annotator's session, replayed as a new user lives it (issue 18): the README's main job
 (`hitl run`, embedded Redis), `hitl configs load`, 400 AG News tasks through `hitl import`, then
-150 annotations, each on the task Label Studio's `/next` serves, at an annotator's pace.
+150 annotations, each on the task the labeling page opens next from the queue tab ("Label Tasks As
+Displayed": Label Studio's ``next_task`` action with the tab's ordering), at an annotator's pace.
 
 What must hold: after the first trained version, the tasks Label Studio serves carry a
 pre-annotation of the project's version (>= 98 %); the held-out share of the annotated tasks
-tracks HITL_HOLDOUT_FRACTION (within 5 points); and by 150 labels the gate has the 20 held-out
-annotations it needs to decide.
+tracks HITL_HOLDOUT_FRACTION (within 5 points); by 150 labels the gate has the 20 held-out
+annotations it needs to decide; and the score shown with a pre-annotation is a confidence: it
+separates right from wrong pre-annotations (AUROC >= 0.65).
 """
 
 from __future__ import annotations
@@ -21,8 +23,11 @@ import time
 import numpy as np
 import pytest
 import requests
+from sklearn.metrics import roc_auc_score
 
 from backend.learning.dataset import is_heldout
+from backend.query.sync import VIEW_TITLE
+from backend.query.writeback import RANK_FIELD
 from backend.stores.audit import AuditStore
 from backend.stores.labelstudio import LabelStudioClient
 from backend.stores.registry import Registry
@@ -68,11 +73,16 @@ def test_an_annotators_session_through_label_studios_next(label_studio, tmp_path
         registry = Registry(tmp_path / "var" / "registry")
         served: list[tuple[str, bool]] = []  # (project's version when served, pre-annotation of that version)
         annotated: list[int] = []
+        confidence: list[tuple[float, bool]] = []  # (score shown, pre-annotation right)
+        tab = ls.ensure_view(project, VIEW_TITLE, f"tasks:data.{RANK_FIELD}")  # made by the import's sync
         for _ in range(ANNOTATIONS):
-            task = ls.next_task(project)
+            task = ls.next_task(project, tab)
             version = ls.project(project)["model_version"]
             shown = [p for p in task.get("predictions") or [] if p.get("model_version") == version and p["result"]]
             served.append((version, bool(shown)))
+            if shown:
+                right = shown[0]["result"][0]["value"]["choices"] == [task["data"]["gold"]]
+                confidence.append((float(shown[0]["score"]), right))
             choice = [{"from_name": "label", "to_name": "text", "type": "choices",
                        "value": {"choices": [task["data"]["gold"]]}}]  # fmt: skip
             ls.create_annotation(task["id"], choice)
@@ -87,6 +97,9 @@ def test_an_annotators_session_through_label_studios_next(label_studio, tmp_path
         audit = AuditStore(str(tmp_path / "var" / "audit.sqlite3"))
         last = wait_until(lambda: [v for v in audit.versions(project) if v["examples"] == ANNOTATIONS], 240,
                           "a candidate on all 150 annotations")[-1]  # fmt: skip
+        auroc = roc_auc_score([right for _, right in confidence], [score for score, _ in confidence])
+        print(f"session: confidence AUROC {auroc:.3f} over {len(confidence)} pre-annotations, "
+              f"{np.mean([right for _, right in confidence]):.1%} right")
         print(f"session: coverage {coverage:.3f} of {len(trained)} served after the first version; held-out share "
               f"{held_share:.3f}; gate held-out {json.loads(last['metrics'])['n']}; versions "
               f"{len(registry.versions(str(project)))}")  # fmt: skip
@@ -103,6 +116,7 @@ def test_an_annotators_session_through_label_studios_next(label_studio, tmp_path
         assert len(set(seen)) <= len(families)  # Label Studio never sees a name that is not a family's
         assert coverage >= 0.98, f"only {coverage:.1%} of served tasks had a pre-annotation of the project version"
         assert abs(held_share - HOLDOUT) <= 0.05, f"held-out share {held_share:.3f}"
+        assert auroc >= 0.65, f"the score shown does not separate right from wrong pre-annotations: {auroc:.3f}"
         assert json.loads(last["metrics"])["n"] >= 20 and "more labels win" not in json.loads(last["gate"])["reason"]
         # the worker checked the annotations for label errors after publishing (gold labels: few suspects)
         check = wait_until(lambda: [c for c in audit.label_checks(project) if c["annotated"] >= 100], 120,

@@ -1,4 +1,5 @@
-"""The sync against a real Label Studio: bulk-written predictions make Label Studio serve our ranking."""
+"""The sync against a real Label Studio: predictions carry the calibrated confidence annotators see,
+and the queue tab's ranks make Label Studio serve our order (issue 18, item 3)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ import requests
 from rq import Queue
 from rq.registry import StartedJobRegistry
 
+from backend.query.sync import VIEW_TITLE
+from backend.query.writeback import RANK_FIELD
+from tests.support.browser import label_studio_page
+from tests.support.payloads import AG_CONFIG, predict_body
 from tests.support.services import ROOT, hitl, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -70,31 +75,53 @@ def test_sync_makes_label_studio_serve_our_most_informative_task(stack, trained_
     assert detail["sampling"] == "Uncertainty sampling" and detail["model_version"] == version
     predictions = predictions_of(stack, project, version)
     assert len(predictions) == 260
-    lowest = min(predictions, key=lambda task_id: (predictions[task_id]["score"], task_id))
-    assert summary["top_task_id"] == lowest
-    assert stack.ls.next_task(project)["id"] == lowest  # Label Studio agrees
+    # the score Label Studio holds (and shows as "v… · 87.50%") is the served model's calibrated confidence
+    sample = sorted(predictions)[:20]
+    texts = {t["id"]: t["data"]["text"] for t in stack.ls.unlabeled_tasks(project)}
+    body = predict_body([{"id": t, "data": {"text": texts[t]}} for t in sample], AG_CONFIG, f"{project}.0")
+    served = requests.post(stack.backend_url + "/predict", json=body, timeout=60).json()["results"]
+    for task_id, item in zip(sample, served, strict=True):
+        assert predictions[task_id]["score"] == pytest.approx(item["score"], abs=1e-4)
+        assert 0.25 <= item["score"] <= 1.0  # the top label's probability among four
+    scores = [p["score"] for p in predictions.values()]
+    assert max(scores) - min(scores) > 0.1  # not a constant, not a rank: it varies with the text
+
+    # our order lives in the queue tab's ranks: the head holds them, the rest sorts after
+    ranks = {t["id"]: t["data"][RANK_FIELD] for t in stack.ls.unlabeled_tasks(project) if RANK_FIELD in t["data"]}
+    assert len(ranks) >= 100
+    assert summary["top_task_id"] == min(ranks, key=ranks.get)
+    tab = stack.ls.ensure_view(project, VIEW_TITLE, f"tasks:data.{RANK_FIELD}")
+    assert stack.ls.next_task(project, tab)["id"] == summary["top_task_id"]  # "Label Tasks As Displayed"
+    # "Label All Tasks" (the project's uncertainty sampling): the least confident pre-annotation
+    least_confident = min(predictions, key=lambda task_id: predictions[task_id]["score"])
+    assert predictions[stack.ls.next_task(project)["id"]]["score"] == predictions[least_confident]["score"]
 
     # the top of the queue alternates clusters, and Label Studio follows our order
     (first, first_cluster, _), (second, second_cluster, _) = summary["top"][:2]
-    assert first == lowest and first_cluster != second_cluster
-    stack.ls.create_annotation(lowest, choice(stack.ls.next_task(project)["data"]["gold"]))
-    assert stack.ls.next_task(project)["id"] == second
+    assert first_cluster != second_cluster
+    stack.ls.create_annotation(first, choice(stack.ls.next_task(project, tab)["data"]["gold"]))
+    assert stack.ls.next_task(project, tab)["id"] == second
 
 
 def test_rerun_skips_unchanged_tasks_and_converges(stack, trained_project):
     wait_until(lambda: idle(stack), 180, "the worker to go idle")
     first = run_sync(stack, trained_project)
     again = run_sync(stack, trained_project)
-    assert again["written"] == 0 and again["up_to_date"] == again["scored"]
+    assert again["written"] == 0 and again["up_to_date"] == again["scored"] and again["ranked"] == 0
     assert again["top_task_id"] == first["top_task_id"]
     version = stack.registry.served(str(trained_project))
     assert len(predictions_of(stack, trained_project, version)) == again["scored"]  # no duplicates
 
 
-def test_admin_view_sorted_by_score_exists(stack, trained_project):
-    views = [v for v in (view.model_dump() for view in stack.ls.sdk.views.list(project=trained_project))]
-    sorted_views = [v for v in views if (v.get("data") or {}).get("ordering") == ["tasks:predictions_score"]]
-    assert len(sorted_views) == 1
+def test_the_queue_tab_comes_first_and_shows_unannotated_tasks_by_rank(stack, trained_project):
+    views = [view.model_dump() for view in stack.ls.sdk.views.list(project=trained_project)]
+    ours = [v for v in views if v["data"]["title"] == VIEW_TITLE]
+    assert len(ours) == 1 and views[0]["id"] == ours[0]["id"]
+    assert ours[0]["data"]["ordering"] == [f"tasks:data.{RANK_FIELD}"]
+    shown = stack.ls._raw(f"api/tasks/?view={ours[0]['id']}&project={trained_project}&page_size=5", "GET").json()
+    assert shown["tasks"] and all(t["total_annotations"] == 0 for t in shown["tasks"])
+    held = [t["data"].get(RANK_FIELD) for t in shown["tasks"]]
+    assert held == sorted(held)
 
 
 def test_label_studio_fetches_predictions_from_the_backend(stack, trained_project):
@@ -108,3 +135,31 @@ def test_label_studio_fetches_predictions_from_the_backend(stack, trained_projec
     assert len(tasks) == 2
     assert all(t["predictions"][0]["model_version"] == "cold-start" for t in tasks)  # new project: cold start
     assert requests.get(stack.backend_url + "/health", timeout=2).json()["status"] == "UP"
+
+
+def test_the_labeling_page_shows_the_confidence_and_opens_our_next_task(stack, trained_project, label_studio,
+                                                                         tmp_path):  # fmt: skip
+    """Seen in a browser, as an annotator sees it: the pre-annotation's tab reads "v… · 87.50%"
+    with the calibrated confidence, and "Label Tasks As Displayed" in the queue tab opens the task
+    our sync put first."""
+    project = trained_project
+    tab = stack.ls.ensure_view(project, VIEW_TITLE, f"tasks:data.{RANK_FIELD}")
+    top = stack.ls.next_task(project, tab)
+    version = stack.ls.project(project)["model_version"]
+    shown = next(p for p in top["predictions"] if p["model_version"] == version)
+    expected = f"{shown['score'] * 100:.2f}%"
+    with label_studio_page(label_studio) as page:
+        page.goto(f"{label_studio.url}/projects/{project}/data?tab={tab}&task={top['id']}")
+        header = page.get_by_text(expected).first
+        header.wait_for(timeout=30_000)
+        page.screenshot(path=str(tmp_path / "labeling-page.png"))
+        tab_text = header.evaluate("e => e.parentElement.parentElement.innerText")  # "v12-2026…\n… · 87.50%"
+        assert tab_text.startswith(version[:8]), tab_text
+        assert (tmp_path / "labeling-page.png").stat().st_size > 20_000
+        page.goto(f"{label_studio.url}/projects/{project}/data?tab={tab}")
+        page.get_by_label("Toggle open").first.click()
+        with page.expect_response(lambda r: "/api/dm/actions?id=next_task" in r.url) as opened:
+            page.get_by_text("Label Tasks As Displayed").first.click()
+        assert opened.value.json()["id"] == top["id"]
+        page.get_by_text(top["data"]["text"][:40]).first.wait_for(timeout=30_000)  # the task it opened
+        page.screenshot(path=str(tmp_path / "labeling-stream.png"))
