@@ -120,12 +120,16 @@ class Settings(BaseSettings):
         0.98, ge=0, lt=1, description="Held-out precision above which predictions are marked auto_accept; 0 = off."
     )
     version_family_labels: int = Field(
-        0, ge=0, description="Head refreshes keep the version Label Studio sees until this many new annotations "
-        "(experimental); 0 = every publish is a new version.",
+        50, ge=0, description="Head refreshes keep the version Label Studio sees until this many new annotations; "
+        "0 = every publish is a new version.",
     )
     sync_exact_top: int = Field(
         100, ge=1, description="Head of the queue whose order the sync always writes exactly; below it a task is "
         "rewritten only when its pre-annotation changes.",
+    )
+    sync_confidence_tolerance: float = Field(
+        0.05, ge=0, le=1, description="Within a version family, a prediction past the queue's head is rewritten "
+        "when its label changes or its confidence moved by this much (the head's is kept to the percent).",
     )
     sync_retire_versions: bool = Field(
         False, description="Delete older versions' predictions after a switch (off: with it on, an annotation made "

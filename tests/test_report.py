@@ -32,7 +32,7 @@ def test_report_plots_quality_calibration_queue_and_history(tmp_path, monkeypatc
     audit.record_version(7, v2, "full", True, 20, "c", {"primary": 0.83}, {"reason": "better <b>"})
     corrections = [_correction(i, changed=i % 3 == 0) for i in range(1, 10)]
     audit.record_corrections([c.__class__(**{**c.__dict__, "prediction_model_version": v1}) for c in corrections])
-    SyncState(tmp_path / "sync-state.sqlite3").put(7, [(i, v2, "h", 0, i / 10, 0.2 + i / 50) for i in range(10)])
+    SyncState(tmp_path / "sync-state.sqlite3").put(7, [(i, v2, "h", 0, i / 10, 0.2 + i / 50, 0.5) for i in range(10)])
 
     for key, value in {"HITL_REGISTRY_DIR": tmp_path / "registry", "HITL_DATA_DIR": tmp_path}.items():
         monkeypatch.setenv(key, str(value))

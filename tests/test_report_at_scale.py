@@ -52,8 +52,8 @@ def big_project(tmp_path_factory):
                                         bool(changed[k]), None) for k in range(20_000))
     state = SyncState(root / "sync-state.sqlite3")
     scores = rng.beta(2, 5, POOL)
-    state.put(5, [(t, names[-1], "h", t % 20, float(t) / POOL, float(scores[t])) for t in range(POOL)])
-    state.put(5, [(POOL + t, names[-2], "h", 0, 0.0, 0.1) for t in range(500)])  # an older sync's rows...
+    state.put(5, [(t, names[-1], "h", t % 20, float(t) / POOL, float(scores[t]), 0.5) for t in range(POOL)])
+    state.put(5, [(POOL + t, names[-2], "h", 0, 0.0, 0.1, 0.5) for t in range(500)])  # an older sync's rows...
     state.prune(5, set(range(POOL)))  # ...gone once those tasks left the pool
     return root, audit, Registry(root / "registry")
 

@@ -93,7 +93,8 @@ class SyncSummary:
 
 class SyncState:
     """What the last sync wrote per task: the version Label Studio sees, a hash of text and
-    pre-annotation, cluster and score (SQLite beside the data)."""
+    pre-annotation, cluster, queue rank (None past the head), the strategy's score and the
+    confidence Label Studio shows (SQLite beside the data)."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -104,19 +105,21 @@ class SyncState:
             "cluster INTEGER, score REAL, PRIMARY KEY (project, task))"
         )
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(written)")}
-        if "strategy_score" not in columns:  # the strategy's own score, before it became a rank
-            self.db.execute("ALTER TABLE written ADD COLUMN strategy_score REAL")
+        for column in ("strategy_score", "confidence"):  # added after the first release
+            if column not in columns:
+                self.db.execute(f"ALTER TABLE written ADD COLUMN {column} REAL")
 
-    def get(self, project: int) -> dict[int, tuple[str, str, int, float]]:
+    def get(self, project: int) -> dict[int, tuple[str, str, int, float | None, float | None]]:
         rows = self.db.execute(
-            "SELECT task, version, text_hash, cluster, score FROM written WHERE project = ?", (project,)
+            "SELECT task, version, text_hash, cluster, score, confidence FROM written WHERE project = ?", (project,)
         )
-        return {task: (version, text_hash, cluster, score) for task, version, text_hash, cluster, score in rows}
+        return {task: tuple(rest) for task, *rest in rows}  # type: ignore[misc]
 
-    def put(self, project: int, rows: list[tuple[int, str, str, int, float, float]]) -> None:
+    def put(self, project: int, rows: list[tuple[int, str, str, int, float | None, float, float | None]]) -> None:
+        """Rows of (task, version, content hash, cluster, rank, strategy score, confidence shown)."""
         self.db.executemany(
-            "INSERT OR REPLACE INTO written (project, task, version, text_hash, cluster, score, strategy_score) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO written (project, task, version, text_hash, cluster, score, strategy_score, "
+            "confidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [(project, *row) for row in rows],
         )
 
@@ -238,18 +241,23 @@ def _sync(
     state.prune(project_id, set(ids))
     previous = state.get(project_id)
     rows, predictions, updates = [], [], []
+    head = set(order[: settings.sync_exact_top].tolist())
     for i, task_id in enumerate(ids):
-        # what annotators see: the pre-annotation and its confidence (to the percent it is shown at)
-        content = _hash(texts[i] + json.dumps(answers[i], sort_keys=True) + f"{confidence[i]:.2f}")
+        content = _hash(texts[i] + json.dumps(answers[i], sort_keys=True))
+        shown = round(float(confidence[i]), 6)
         before = previous.get(task_id)  # what Label Studio holds, if it is still this family's, for this content
-        if before and before[:2] == (label, content) and label in existing[task_id]:
+        # the head of the queue shows the current confidence to the percent; deeper tasks are rewritten
+        # within a family when their confidence moved by HITL_SYNC_CONFIDENCE_TOLERANCE
+        tolerance = 0.01 if i in head else settings.sync_confidence_tolerance
+        if (before and before[:2] == (label, content) and label in existing[task_id] and before[4] is not None
+                and abs(before[4] - shown) < tolerance):  # fmt: skip
             summary.up_to_date += 1
+            shown = before[4]
         elif existing[task_id].get(label) is not None:  # this family's prediction: updated in place
-            updates.append((existing[task_id][label], answers[i], float(confidence[i])))
+            updates.append((existing[task_id][label], answers[i], shown))
         else:  # no cluster: Label Studio 1.23's bulk import drops it (diversity is in the ranks instead)
-            predictions.append({"task": task_id, "result": answers[i], "score": round(float(confidence[i]), 6),
-                                "model_version": label})  # fmt: skip
-        rows.append([task_id, label, content, int(clusters[i]), None, round(float(strategy_scores[i]), 6)])
+            predictions.append({"task": task_id, "result": answers[i], "score": shown, "model_version": label})
+        rows.append([task_id, label, content, int(clusters[i]), None, round(float(strategy_scores[i]), 6), shown])
     ranks, rank_now = plan_ranks(np.asarray(scores, dtype=float), held_ranks(data), settings.sync_exact_top)
     for i, row in enumerate(rows):
         row[4] = None if np.isnan(ranks[i]) else round(float(ranks[i]), 9)
