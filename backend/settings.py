@@ -123,9 +123,13 @@ class Settings(BaseSettings):
         50, ge=0, description="Head refreshes keep the version Label Studio sees until this many new annotations; "
         "0 = every publish is a new version.",
     )
+    version_family_growth: float = Field(
+        0.25, ge=0, description="…or until the labels grew by more than this share since the family began "
+        "(0 = no such limit).",
+    )
     sync_exact_top: int = Field(
-        100, ge=1, description="Head of the queue whose order the sync always writes exactly; below it a task is "
-        "rewritten only when its pre-annotation changes.",
+        50, ge=1, description="Head of the queue that holds ranks (hitl_rank, one call per task whose rank "
+        "changes) in exactly our order; the tasks below it follow in Label Studio's order.",
     )
     sync_confidence_tolerance: float = Field(
         0.05, ge=0, le=1, description="Within a version family, a prediction past the queue's head is rewritten "

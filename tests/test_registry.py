@@ -128,6 +128,9 @@ def test_head_refreshes_continue_a_family_until_enough_new_labels():
     assert next_family({**head, "training": {"kind": "full"}}, "head", "f", 120, 100) == {"family_examples": 120}
     assert next_family(None, "head", "f", 10, 100) == {"family_examples": 10}  # the first version
     assert next_family(head, "head", "f", 120, 0) == {"family_examples": 120}  # families off
+    # early on a family ends once the labels grew by a quarter: 40 -> 50 joins, 40 -> 51 starts anew
+    assert next_family(head, "head", "f", 50, 100, growth=0.25) == {"family": "v1-x", "family_examples": 40}
+    assert next_family(head, "head", "f", 51, 100, growth=0.25) == {"family_examples": 51}
     assert served_name(head) == "v1-x" and served_name({"version": "v2-y"}) == "v2-y"
 
 

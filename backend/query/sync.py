@@ -33,6 +33,7 @@ import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,7 @@ from backend.stores.registry import Registry, RegistryError
 log = logging.getLogger(__name__)
 
 VIEW_TITLE = "Most informative first (hitl)"
+WRITERS = 2  # per-task writes in flight: Label Studio (one process) gained little from more (README)
 
 
 @dataclass
@@ -272,15 +274,11 @@ def _sync(
         part = predictions[start : start + chunk]
         ls.import_predictions(project_id, part)
         summary.written += len(part)
-    # one call at a time, to keep the load on Label Studio low (see the README on version families)
-    for prediction_id, result, score in tqdm(updates, desc="updating", unit="task",
-                                             disable=not progress or not updates):  # fmt: skip
-        ls.update_prediction(prediction_id, result, score)
-        summary.written += 1
+    # one call per task: a few in flight (see WRITERS)
+    summary.written += _each(updates, lambda u: ls.update_prediction(*u), "updating", progress)
     # the queue's order: the head's ranks, one call per task whose rank changed (see query/writeback.py)
-    for i in tqdm(np.flatnonzero(rank_now), desc="ordering", unit="task", disable=not progress or not rank_now.any()):
-        ls.update_task_data(ids[i], {**data[i], RANK_FIELD: round(float(ranks[i]), 9)})
-        summary.ranked += 1
+    ranked = [(ids[i], {**data[i], RANK_FIELD: round(float(ranks[i]), 9)}) for i in np.flatnonzero(rank_now)]
+    summary.ranked += _each(ranked, lambda r: ls.update_task_data(*r), "ordering", progress)
     state.put(project_id, [tuple(row) for row in rows])
     if classifier is not None:  # does a new version still change its answers on the reference tasks?
         stopping = StoppingState(settings.data_dir / "sync-state.sqlite3")
@@ -296,6 +294,15 @@ def _sync(
     summary.seconds = time.perf_counter() - started
     log.log(logging.DEBUG if progress else logging.INFO, summary.line())  # the CLI prints it; workers log it
     return summary
+
+
+def _each(items: list[Any], write: Callable[[Any], None], what: str, progress: bool) -> int:
+    """One Label Studio call per item, ``WRITERS`` at a time; how many were written."""
+    with ThreadPoolExecutor(WRITERS) as pool:
+        for _ in tqdm(pool.map(write, items), total=len(items), desc=what, unit="task",
+                      disable=not progress or not items):  # fmt: skip
+            pass
+    return len(items)
 
 
 def _confidence(

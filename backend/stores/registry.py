@@ -65,11 +65,13 @@ def served_name(meta: dict[str, Any]) -> str:
 
 
 def next_family(
-    serving: dict[str, Any] | None, kind: str, fingerprint: str, examples: int, every: int
+    serving: dict[str, Any] | None, kind: str, fingerprint: str, examples: int, every: int, growth: float = 0.0
 ) -> dict[str, Any]:
     """The family a new version joins. Head refreshes continue the serving version's family (Label
     Studio keeps seeing one version, and the sync rewrites only what changed) until ``every`` more
-    annotations arrived since the family began; a fine-tune, another kind of serving version or
+    annotations arrived since the family began, or more than ``growth`` times as many as it began
+    with (early on, each label changes the model a lot: a new family is written in bulk, cheaper
+    than rewriting most of the pool in place); a fine-tune, another kind of serving version or
     another label space starts a new family, named after its first version."""
     fresh = {"family_examples": examples}
     if serving is None or kind != "head" or every <= 0:
@@ -78,7 +80,7 @@ def next_family(
     if not same_kind or serving.get("spec", {}).get("fingerprint") != fingerprint:
         return fresh
     started = int(serving.get("family_examples", (serving.get("training") or {}).get("examples", 0)))
-    if examples - started >= every:
+    if examples - started >= every or (growth > 0 and examples - started > growth * started):
         return fresh
     return {"family": served_name(serving), "family_examples": started}
 
