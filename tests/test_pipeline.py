@@ -11,7 +11,8 @@ from backend.ids import JobKind
 from backend.jobs.context import WorkerContext
 from backend.jobs.retrain import retrain
 from backend.learning.dataset import is_heldout
-from backend.query.sync import sync_project
+from backend.query.sync import VIEW_TITLE, sync_project
+from backend.query.writeback import RANK_FIELD
 from backend.settings import Settings
 from backend.stores.labelstudio import LabelStudioClient
 from tests.support.data import load_jsonl
@@ -91,11 +92,13 @@ def test_retrain_publishes_once_per_new_annotation_and_the_sync_orders_the_rest(
         assert len(mine) == 1 and mine[0]["result"][0]["value"]["choices"][0] in {"World", "Sports", "Business",
                                                                                   "Sci/Tech"}  # fmt: skip
         scores[task["id"]] = mine[0]["score"]
-    assert all(0 <= s <= 1 for s in scores.values())
-    assert min(scores, key=scores.get) == summary.top_task_id == ls.next_task(project_id)["id"]
+    assert all(0.25 <= s <= 1 for s in scores.values())  # the calibrated confidence of the label shown
+    ranks = {t["id"]: t["data"][RANK_FIELD] for t in unlabeled if RANK_FIELD in t["data"]}
+    tab = ls.ensure_view(project_id, VIEW_TITLE, f"tasks:data.{RANK_FIELD}")
+    assert min(ranks, key=ranks.get) == summary.top_task_id == ls.next_task(project_id, tab)["id"]
 
     rerun = sync_project(ctx.settings, ls, ctx.cache_for, ctx.registry, project_id, progress=False)
-    assert rerun.written == 0 and rerun.up_to_date == 39  # converged: nothing to rewrite
+    assert rerun.written == rerun.ranked == 0 and rerun.up_to_date == 39  # converged: nothing to rewrite
 
 
 def test_retrain_of_an_unsupported_config_stops_with_the_reason(label_studio, ctx):

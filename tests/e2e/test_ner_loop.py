@@ -10,7 +10,7 @@ from label_studio_sdk.label_interface import LabelInterface
 
 from backend.labeling import parse_label_config
 from backend.labeling.spans import from_tokens, spans_from_result, spans_result
-from tests.e2e.test_queue_sync import idle, predictions_of, run_sync
+from tests.e2e.test_queue_sync import idle, next_from_tab, predictions_of, run_sync
 from tests.support.data import load_jsonl
 from tests.support.services import wait_until
 
@@ -65,4 +65,4 @@ def test_span_annotations_train_a_tagger_that_label_studio_serves(stack):
     for prediction in predictions.values():
         assert interface.validate_prediction({"result": prediction["result"]}, return_errors=True) == []
         assert 0.0 <= prediction["score"] <= 1.0
-    assert ls.next_task(project)["id"] == summary["top_task_id"]
+    assert next_from_tab(ls, project)["id"] == summary["top_task_id"]

@@ -41,6 +41,11 @@ def run_sync(stack, project: int, *extra: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def next_from_tab(ls, project: int) -> dict:
+    """The task "Label Tasks As Displayed" opens from the queue tab (what annotators are told to use)."""
+    return ls.next_task(project, ls.ensure_view(project, VIEW_TITLE, f"tasks:data.{RANK_FIELD}"))
+
+
 def predictions_of(stack, project: int, version: str) -> dict[int, dict]:
     found = {}
     for task in stack.ls.unlabeled_tasks(project):

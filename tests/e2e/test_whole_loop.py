@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.e2e.test_queue_sync import idle, predictions_of, run_sync
+from tests.e2e.test_queue_sync import idle, next_from_tab, predictions_of, run_sync
 from tests.support.data import load_jsonl
 from tests.support.services import wait_until
 
@@ -70,7 +70,7 @@ def test_annotations_make_a_served_version_and_label_studio_serves_our_pick(stac
     predictions = predictions_of(stack, project, version)
     assert len(predictions) == 110
     assert all(p["result"][0]["value"]["choices"][0] in LABELS for p in predictions.values())
-    assert ls.next_task(project)["id"] == summary["top_task_id"]
+    assert next_from_tab(ls, project)["id"] == summary["top_task_id"]
 
     # the audit trail has every correction, with the rationale
     from backend.stores.audit import AuditStore
