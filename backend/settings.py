@@ -119,6 +119,10 @@ class Settings(BaseSettings):
     routing_target_precision: float = Field(
         0.98, ge=0, lt=1, description="Held-out precision above which predictions are marked auto_accept; 0 = off."
     )
+    audit_share: float = Field(
+        0.05, ge=0, lt=1, description="Share of the tasks whose prediction is auto_accept that the queue sends to "
+        "humans anyway, at random (their outcomes measure auto_accept's production precision); 0 = none.",
+    )
     version_family_labels: int = Field(
         50, ge=0, description="Head refreshes keep the version Label Studio sees until this many new annotations; "
         "0 = every publish is a new version.",

@@ -287,3 +287,18 @@ def test_serving_versions_kept_in_memory_are_bounded(settings, predictor):
         item = client.post("/predict", json=predict_body([ls_task(1, {"text": TEXTS[0]})], project=f"{project}.1"))
         assert item.json["results"][0]["model_version"] == version
     assert list(predictor._serving) == [5, 6, 7]  # project ids are ints once parsed
+
+
+def test_a_suspended_routing_switches_auto_accept_off_without_a_restart(client, predictor):
+    spec = parse_label_config(AG_CONFIG)
+    examples = [Example(t, (label,), i) for i, (t, label) in enumerate(zip(TEXTS * 5, LABELS * 5, strict=True))]
+    encoder = predictor.encoder()
+    head = fit_head(encoder, spec, examples)
+    body = predict_body([ls_task(i, {"text": t}) for i, t in enumerate(TEXTS)])
+    version = publish_head(predictor.registry, "7", spec, encoder, head, examples,
+                           extra={"routing": {"threshold": 0.0}})  # fmt: skip
+    answers = client.post("/predict", json=body).json["results"]
+    assert {r["auto_accept"] for r in answers} == {True}
+    predictor.registry.suspend_routing("7", answers[0]["model_version"], "humans changed 8 of 40")
+    assert all("auto_accept" not in r for r in client.post("/predict", json=body).json["results"])
+    assert predictor.registry.current("7") == version  # the version still serves; only routing is off

@@ -23,6 +23,7 @@ from backend.labeling.examples import Example, fingerprint
 from backend.learning.candidates import calibrate, choose_precision, fit_candidate, publish_candidate
 from backend.learning.dataset import build_dataset, split
 from backend.learning.gate import decide, score
+from backend.learning.routing_audit import check_routing
 from backend.models.classifier import TextClassifier
 from backend.serving.predictor import ServingVersion, load_serving, use_caches
 from backend.stores.labelstudio import unavailable_as_one_line
@@ -66,6 +67,9 @@ def retrain(ctx: WorkerContext, project_id: ProjectId, kind: JobKind | str = Job
     data = build_dataset(project_id, ls.annotated_tasks(project_id), spec, settings.max_text_chars)
     summary.update(examples=len(data.examples), skipped=dict(data.skipped),
                    new_corrections=ctx.audit.record_corrections(data.corrections))  # fmt: skip
+    if summary["new_corrections"] and settings.routing_target_precision > 0:  # does auto_accept hold up?
+        routing = check_routing(ctx.audit, ctx.registry, project_id, settings.routing_target_precision)
+        summary["routing_off"] = [r.model_version for r in routing if r.suspended]
     pulled_s = time.perf_counter() - started
 
     # dataset: enough to learn from, and something new since the serving version

@@ -14,6 +14,7 @@ would do this too, but its bulk prediction import drops ``cluster`` in 1.23.)
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
@@ -168,6 +169,29 @@ def interleave_heldout(
     position[rest[np.argsort(scores[rest], kind="stable")]] = (done_rest + np.arange(len(rest)) + 0.5) / (1 - fraction)
     shuffled = held[np.random.default_rng(seed + annotated_heldout).permutation(len(held))]
     position[shuffled] = (annotated_heldout + np.arange(len(held)) + 0.5) / fraction
+    rank = np.empty(n)
+    rank[np.argsort(position, kind="stable")] = np.arange(n)
+    return rank / max(n - 1, 1)
+
+
+def is_audit_sample(task_id: int, share: float) -> bool:
+    """Whether a task whose prediction is auto_accept goes to a human anyway: a fixed random
+    ``share`` of tasks (by id, independent of the held-out split)."""
+    bucket = int(hashlib.sha256(f"audit:{task_id}".encode()).hexdigest()[:8], 16) % 10_000
+    return bucket < share * 10_000
+
+
+def interleave_audit(scores: np.ndarray, audit: np.ndarray, share: float, seed: int = 0) -> np.ndarray:
+    """Rank-encoded scores in [0, 1] where audit samples (``audit`` mask) come one in every
+    1/share, in random order, and the others keep their order: humans keep checking a share of
+    what the router would let through (``learning/routing_audit.py`` reads the outcomes)."""
+    n = len(scores)
+    if n == 0 or share <= 0 or not audit.any() or audit.all():
+        return scores
+    rest, picked = np.flatnonzero(~audit), np.flatnonzero(audit)
+    position = np.empty(n)
+    position[rest[np.argsort(scores[rest], kind="stable")]] = (np.arange(len(rest)) + 0.5) / (1 - share)
+    position[picked[np.random.default_rng(seed).permutation(len(picked))]] = (np.arange(len(picked)) + 0.5) / share
     rank = np.empty(n)
     rank[np.argsort(position, kind="stable")] = np.arange(n)
     return rank / max(n - 1, 1)

@@ -49,8 +49,15 @@ from backend.models.embedding_cache import EmbeddingCache
 from backend.models.tagger import SpanTagger, Tagged, answer_confidence, weakest_words
 from backend.query.clusters import ClusterModel, assign, default_k
 from backend.query.stopping import StoppingState, answer_key
-from backend.query.strategies import ColdStartStrategy, diversify_top, interleave_heldout, make_strategy
-from backend.query.writeback import RANK_FIELD, held_ranks, plan_ranks
+from backend.query.strategies import (
+    ColdStartStrategy,
+    diversify_top,
+    interleave_audit,
+    interleave_heldout,
+    is_audit_sample,
+    make_strategy,
+)
+from backend.query.writeback import RANK_FIELD, REASON_FIELD, held_ranks, plan_ranks
 from backend.serving.items import results
 from backend.serving.predictor import class_probabilities, load_serving, use_caches
 from backend.settings import Settings
@@ -73,6 +80,7 @@ class SyncSummary:
     written: int = 0  # predictions
     up_to_date: int = 0
     ranked: int = 0  # queue ranks (task data) written
+    audit_samples: int = 0  # auto_accept tasks sent to humans anyway
     skipped: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
     top_task_id: int | None = None
@@ -224,6 +232,8 @@ def _sync(
         probs = None
     clusters = _clusters(settings, project_id, cache, embeddings, len(spec.labels))
     strategy_scores = scores = strategy.scores(probs, embeddings, task_ids)
+    confidence = _confidence(spec, classifier, probs, tagged, len(ids))
+    heldout = audit = np.zeros(len(ids), dtype=bool)
     if classifier is not None:
         scores = diversify_top(scores, clusters, settings.sync_diverse_top)
         heldout = np.array([is_heldout(t, settings.holdout_fraction) for t in ids])
@@ -231,6 +241,13 @@ def _sync(
         done_heldout = sum(is_heldout(t, settings.holdout_fraction) for t in done)
         scores = interleave_heldout(scores, heldout, settings.holdout_fraction, seed=project_id,
                                     annotated=len(done), annotated_heldout=done_heldout)  # fmt: skip
+        # a share of what the router would let through goes to humans anyway (learning/routing_audit.py)
+        threshold = None if registry.routing_suspended(project_id, label) else serving.accept_threshold
+        if threshold is not None and settings.audit_share > 0:
+            audit = (confidence >= threshold) & ~heldout & np.array([is_audit_sample(t, settings.audit_share)
+                                                                     for t in ids])  # fmt: skip
+            scores = interleave_audit(scores, audit, settings.audit_share, seed=project_id)
+            summary.audit_samples = int(audit.sum())
     answers = [[] for _ in ids] if classifier is None else results(
         spec, classifier, texts, probs=probs, tagged=tagged, threshold=settings.multilabel_threshold)  # fmt: skip
     summary.scored = len(ids)
@@ -238,7 +255,6 @@ def _sync(
     summary.top_task_id = int(task_ids[order[0]])
     summary.top = [(int(task_ids[i]), int(clusters[i]), round(float(scores[i]), 6)) for i in order[:10]]
 
-    confidence = _confidence(spec, classifier, probs, tagged, len(ids))
     state = SyncState(settings.data_dir / "sync-state.sqlite3")
     state.prune(project_id, set(ids))
     previous = state.get(project_id)
@@ -277,7 +293,10 @@ def _sync(
     # one call per task: a few in flight (see WRITERS)
     summary.written += _each(updates, lambda u: ls.update_prediction(*u), "updating", progress)
     # the queue's order: the head's ranks, one call per task whose rank changed (see query/writeback.py)
-    ranked = [(ids[i], {**data[i], RANK_FIELD: round(float(ranks[i]), 9)}) for i in np.flatnonzero(rank_now)]
+    why = np.where(audit, "audit sample", np.where(heldout, "held-out check", "most informative" if classifier
+                                                   is not None else "coverage (cold start)"))  # fmt: skip
+    ranked = [(ids[i], {**data[i], RANK_FIELD: round(float(ranks[i]), 9), REASON_FIELD: str(why[i])})
+              for i in np.flatnonzero(rank_now)]  # fmt: skip
     summary.ranked += _each(ranked, lambda r: ls.update_task_data(*r), "ordering", progress)
     state.put(project_id, [tuple(row) for row in rows])
     if classifier is not None:  # does a new version still change its answers on the reference tasks?

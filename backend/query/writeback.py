@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 RANK_FIELD = "hitl_rank"
+REASON_FIELD = "hitl_reason"  # why the task is in the queue's head, written with its rank
 
 
 def held_ranks(data: Sequence[dict[str, Any]]) -> np.ndarray:

@@ -244,12 +244,15 @@ class Predictor:
                 items[i] = {"result": [], "score": 0.0, "model_version": COLD_START}
         elif positions:
             started = time.perf_counter()
+            # the routing audit may have switched auto_accept off for this version (one small file read)
+            threshold = None if self.registry.routing_suspended(project, serving.label) else \
+                serving.loaded.accept_threshold  # fmt: skip
             if isinstance(serving.classifier, SpanTagger):
-                self._fill_spans(items, positions, texts, serving, spec)
+                self._fill_spans(items, positions, texts, serving, spec, threshold)
             elif spec.modality == "image":
-                self._fill_images(items, positions, texts, serving, spec, tasks)
+                self._fill_images(items, positions, texts, serving, spec, tasks, threshold)
             else:
-                self._fill(items, positions, serving.classifier.predict_proba(texts), serving, spec)
+                self._fill(items, positions, serving.classifier.predict_proba(texts), serving, spec, threshold)
             log.info(
                 "project %s: predicted %d tasks with %s in %.3fs",
                 project,
@@ -259,15 +262,19 @@ class Predictor:
             )
         return [item if item is not None else {"error": "not predicted"} for item in items]
 
-    def _fill(self, items: list, positions: list[int], probs: np.ndarray, serving: _Serving, spec: TaskSpec) -> None:
+    def _fill(
+        self, items: list, positions: list[int], probs: np.ndarray, serving: _Serving, spec: TaskSpec,
+        threshold: float | None,
+    ) -> None:  # fmt: skip
         made = classification_items(spec, serving.classifier, serving.label, probs, self.settings.multilabel_threshold,
-                                    serving.loaded.accept_threshold)  # fmt: skip
+                                    threshold)  # fmt: skip
         for i, item in zip(positions, made, strict=True):
             items[i] = item
 
     def _fill_images(
-        self, items: list, positions: list[int], refs: list[str], serving: _Serving, spec: TaskSpec, tasks: list
-    ) -> None:
+        self, items: list, positions: list[int], refs: list[str], serving: _Serving, spec: TaskSpec, tasks: list,
+        threshold: float | None,
+    ) -> None:  # fmt: skip
         """Images are fetched one by one, so an image that cannot be read fails its task alone, and
         decoded one batch at a time, so a large request never holds all its images in memory."""
         encoder = serving.classifier.encoder
@@ -281,12 +288,13 @@ class Predictor:
                 except TaskError as exc:
                     items[i] = {"error": f"task {tasks[i].get('id')}: {exc}", "model_version": serving.label}
             if readable:
-                self._fill(items, readable, serving.classifier.head.proba(encoder.embed_images(images)), serving, spec)
+                probs = serving.classifier.head.proba(encoder.embed_images(images))
+                self._fill(items, readable, probs, serving, spec, threshold)
 
     def _fill_spans(
-        self, items: list, positions: list[int], texts: list[str], serving: _Serving, spec: TaskSpec
-    ) -> None:
-        made = span_items(spec, serving.classifier, serving.label, texts, self.settings.uncertainty,
-                          serving.loaded.accept_threshold)  # fmt: skip
+        self, items: list, positions: list[int], texts: list[str], serving: _Serving, spec: TaskSpec,
+        threshold: float | None,
+    ) -> None:  # fmt: skip
+        made = span_items(spec, serving.classifier, serving.label, texts, self.settings.uncertainty, threshold)
         for i, item in zip(positions, made, strict=True):
             items[i] = item

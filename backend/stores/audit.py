@@ -56,6 +56,17 @@ SCHEMA = [
         gate TEXT,
         PRIMARY KEY (project_id, version)
     )""",
+    """CREATE TABLE IF NOT EXISTS routing_decisions (
+        project_id INTEGER NOT NULL,
+        model_version TEXT NOT NULL,
+        recorded_at DOUBLE PRECISION NOT NULL,
+        threshold DOUBLE PRECISION,
+        reviewed INTEGER NOT NULL,
+        confirmed INTEGER NOT NULL,
+        low DOUBLE PRECISION,
+        high DOUBLE PRECISION,
+        decision TEXT NOT NULL
+    )""",
     """CREATE TABLE IF NOT EXISTS label_checks (
         project_id INTEGER NOT NULL,
         version TEXT,
@@ -194,7 +205,19 @@ class AuditStore:
         row = (project_id, version, time.time(), annotated, json.dumps(suspects))
         self._run(lambda conn: conn.execute(self._sql("INSERT INTO label_checks VALUES (?,?,?,?,?)"), row))
 
+    def record_routing_decision(
+        self, project_id: int, model_version: str, threshold: float, reviewed: int, confirmed: int,
+        low: float, high: float, decision: str,
+    ) -> None:  # fmt: skip
+        """The routing audit switched auto_accept for a version (``learning/routing_audit.py``)."""
+        row = (project_id, model_version, time.time(), threshold, reviewed, confirmed, low, high, decision)
+        statement = self._sql("INSERT INTO routing_decisions VALUES (?,?,?,?,?,?,?,?,?)")
+        self._run(lambda conn: conn.execute(statement, row))
+
     # reading ---------------------------------------------------------------------------------
+    def routing_decisions(self, project_id: int) -> list[dict[str, Any]]:
+        return self._select("SELECT * FROM routing_decisions WHERE project_id = ? ORDER BY recorded_at", project_id)
+
     def label_checks(self, project_id: int) -> list[dict[str, Any]]:
         rows = self._select("SELECT * FROM label_checks WHERE project_id = ? ORDER BY recorded_at", project_id)
         return [{**r, "suspects": json.loads(r["suspects"])} for r in rows]

@@ -175,6 +175,29 @@ class Registry:
         with self._lock(project):
             self._set_current(project, version)
 
+    # routing switches ------------------------------------------------------------------------
+    def routing_suspended(self, project: ProjectId | str, name: str) -> str | None:
+        """Why auto_accept is off for the version (family) Label Studio knows as ``name``, or None."""
+        try:
+            switches = json.loads((self.project_dir(project) / "routing.json").read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        return (switches.get(name) or {}).get("reason")
+
+    def suspend_routing(self, project: ProjectId | str, name: str, reason: str) -> None:
+        """Switch auto_accept off for ``name`` (the routing audit's decision); servers see it on their
+        next request. Written atomically, like ``CURRENT``."""
+        with self._lock(project):
+            path = self.project_dir(project) / "routing.json"
+            try:
+                switches = json.loads(path.read_text())
+            except (FileNotFoundError, ValueError):
+                switches = {}
+            switches[name] = {"reason": reason, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            tmp = path.with_name(f".routing.{socket.gethostname()}.{os.getpid()}")
+            tmp.write_text(json.dumps(switches, indent=1))
+            os.replace(tmp, path)
+
     # internals -------------------------------------------------------------------------------
     def _next_version(self, project: ProjectId | str) -> str:
         existing = self.versions(project)
