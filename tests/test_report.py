@@ -24,7 +24,8 @@ def test_report_plots_quality_calibration_queue_and_history(tmp_path, monkeypatc
     head = fit_head(encoder, spec, examples)
     reliability = [[0.55, 0.5, 12], [0.9, 0.88, 30]]
     calibration = {"temperature": 1.3, "heldout_ece_after": 0.04, "reliability_after": reliability}
-    v1 = publish_head(registry, "7", spec, encoder, head, examples, extra={"metrics": {"primary": 0.71}})
+    v1 = publish_head(registry, "7", spec, encoder, head, examples, extra={"metrics": {"primary": 0.71},
+                                                                          "routing": {"threshold": 0.0}})
     v2 = publish_head(registry, "7", spec, encoder, head, examples,
                       extra={"metrics": {"primary": 0.83}, "calibration": calibration})  # fmt: skip
     audit.record_version(7, v1, "head", True, 10, "a", {"primary": 0.71}, {"reason": "first"})
@@ -45,6 +46,8 @@ def test_report_plots_quality_calibration_queue_and_history(tmp_path, monkeypatc
     assert len(re.findall(r'<img alt="[^"]+" src="data:image/png;base64,', page)) == 4  # all four plots drawn
     assert f"serving <b>{v2}</b>" in page and "9 annotations audited, 33% of pre-annotations changed" in page
     assert "rejected-1" in page and "better &lt;b&gt;" in page  # gate reasons are escaped
+    # auto_accept as humans judged it: 9 reviewed at or above v1's threshold, 6 kept
+    assert "Auto-accept in production" in page and f"<td>{v1}</td><td>0.000</td><td>9</td><td>6</td>" in page
     empty = tmp_path / "empty.html"
     from backend.tools.report import write_report
 

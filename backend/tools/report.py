@@ -13,6 +13,7 @@ nothing calls Label Studio. Plots are PNGs embedded in the page, so the file can
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import io
 import json
@@ -25,6 +26,7 @@ import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
 from matplotlib.ticker import MaxNLocator
 
+from backend.learning.routing_audit import RoutingAudit, audit_routing, thresholds
 from backend.query.stopping import StoppingState, StoppingStatus
 from backend.query.sync import SyncState
 from backend.stores.audit import AuditStore
@@ -41,9 +43,12 @@ class ProjectData:
     current: str | None
     stopping: StoppingStatus | None = None
     label_checks: list[dict[str, Any]] = field(default_factory=list)  # audit records, oldest first
+    routing: list[RoutingAudit] = field(default_factory=list)  # auto_accept as humans judged it, per version
 
 
-def collect(project_id: int, audit: AuditStore, registry: Registry, sync_state: Path) -> ProjectData:
+def collect(
+    project_id: int, audit: AuditStore, registry: Registry, sync_state: Path, target: float = 0.98
+) -> ProjectData:
     key = project_id
     versions = []
     for version in registry.versions(key):
@@ -54,8 +59,11 @@ def collect(project_id: int, audit: AuditStore, registry: Registry, sync_state: 
     versions.sort(key=lambda m: m.get("created_at") or m["version"])
     scores = SyncState(sync_state).strategy_scores(project_id) if sync_state.exists() else {}
     stopping = StoppingState(sync_state).status(project_id) if sync_state.exists() else None
-    return ProjectData(project_id, versions, audit.versions(project_id), audit.corrections(project_id), scores,
-                       registry.current(key), stopping, audit.label_checks(project_id))  # fmt: skip
+    corrections = audit.corrections(project_id)
+    routing = [dataclasses.replace(r, suspended=registry.routing_suspended(key, r.model_version))
+               for r in audit_routing(corrections, thresholds(registry, key), target)]  # fmt: skip
+    return ProjectData(project_id, versions, audit.versions(project_id), corrections, scores,
+                       registry.current(key), stopping, audit.label_checks(project_id), routing)  # fmt: skip
 
 
 WIDTH = 9.0  # inches: every plot is as wide as the page, whatever the number of versions
@@ -249,7 +257,25 @@ table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;pad
 .cap{{color:#555;font-size:13px}}img{{max-width:100%}}</style></head><body>
 <h1>Project {data.project_id}</h1><p>{summary}. Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.</p>
 <h2>When to stop</h2><p>{html.escape(data.stopping.message if data.stopping else "No sync yet.")}</p>
-{''.join(parts)}{_label_errors(data)}<h2>Candidates</h2>{_table(data)}</body></html>"""
+{''.join(parts)}{_routing(data)}{_label_errors(data)}<h2>Candidates</h2>{_table(data)}</body></html>"""
+
+
+def _routing(data: ProjectData) -> str:
+    """auto_accept in production: humans' verdicts on the predictions it would let through."""
+    if not data.routing:
+        return ""
+    rows = "".join(
+        f"<tr><td>{html.escape(r.model_version)}</td><td>{r.threshold:.3f}</td><td>{r.reviewed}</td>"
+        f"<td>{r.confirmed}</td><td>{'' if r.precision is None else f'{r.precision:.1%}'}</td>"
+        f"<td>{r.low:.1%} – {r.high:.1%}</td>"
+        f"<td>{html.escape('off: ' + r.suspended if r.suspended else 'on')}</td></tr>"
+        for r in data.routing[-MAX_TABLE_ROWS:][::-1]
+    )
+    return ("<h2>Auto-accept in production</h2><p class=cap>Predictions at or above a version's routing threshold "
+            "that humans reviewed anyway (audit samples and held-out tasks), and how many they kept. auto_accept "
+            f"is switched off when the 95 % interval ends below the target ({data.routing[0].target:.0%}).</p>"
+            "<table><tr><th>version</th><th>threshold</th><th>reviewed</th><th>kept</th><th>precision</th>"
+            f"<th>95 % interval</th><th>auto_accept</th></tr>{rows}</table>")  # fmt: skip
 
 
 def _label_errors(data: ProjectData) -> str:
