@@ -4,6 +4,8 @@ what they read and write) and a real Redis (the queue the retrain asks for its s
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from pydantic import SecretStr
 
@@ -11,8 +13,9 @@ from backend.ids import JobKind
 from backend.jobs.context import WorkerContext
 from backend.jobs.retrain import retrain
 from backend.learning.dataset import is_heldout
+from backend.learning.routing_audit import audit_routing
 from backend.query.sync import VIEW_TITLE, sync_project
-from backend.query.writeback import RANK_FIELD
+from backend.query.writeback import RANK_FIELD, REASON_FIELD
 from backend.settings import Settings
 from backend.stores.labelstudio import LabelStudioClient
 from tests.support.data import load_jsonl
@@ -164,3 +167,46 @@ def test_label_errors_of_a_real_project_put_the_wrong_annotations_first(label_st
     assert sum(s.suggested == wrong[s.task_id] for s in found) >= 0.75 * len(found)
     assert len(report.suspects) <= 40  # a short list for a reviewer, not a third of the project
     assert report.lines()[0].startswith(f"project {project_id}: {len(report.suspects)} probable label errors")
+
+
+def test_audit_samples_reach_the_queue_and_a_disagreement_switches_auto_accept_off(label_studio, ctx):
+    ls = LabelStudioClient(label_studio.url, label_studio.token)
+    project_id = ls.create_project("Routing audit", AG_CONFIG)
+    rows = load_jsonl("ag_news", "train", 400)
+    ls.import_tasks(project_id, [{"text": r["text"], "gold": r["label"]} for r in rows])
+    annotate_first(ls, project_id, 30)
+    first = retrain(ctx, project_id, JobKind.HEAD)
+    assert first["published"], first
+    # a version whose routing threshold lets every prediction skip review (as an over-confident one would)
+    meta_path = ctx.registry.version_dir(project_id, first["version"]) / "meta.json"
+    meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "routing": {"threshold": 0.0}}))
+
+    summary = sync_project(ctx.settings, ls, ctx.cache_for, ctx.registry, project_id, progress=False)
+    assert 0.03 * summary.scored <= summary.audit_samples <= 0.08 * summary.scored
+    head = sorted((t["data"][RANK_FIELD], t) for t in ls.unlabeled_tasks(project_id) if RANK_FIELD in t["data"])
+    reasons = [t["data"][REASON_FIELD] for _, t in head[: ctx.settings.sync_exact_top]]
+    assert 2 <= reasons.count("audit sample") <= 3  # one in twenty of the head, marked for whoever looks
+    assert "held-out check" in reasons and "most informative" in reasons
+
+    # annotators label from the tab and keep the predictions, except on the first audit sample
+    tab = ls.ensure_view(project_id, VIEW_TITLE, f"tasks:data.{RANK_FIELD}")
+    sample = next(t for _, t in head if t["data"][REASON_FIELD] == "audit sample")
+    for _ in range(20):
+        task = ls.next_task(project_id, tab)
+        shown = next(p for p in task["predictions"] if p["model_version"] == summary.model_version)
+        label = shown["result"][0]["value"]["choices"][0]
+        if task["id"] == sample["id"]:
+            ls.create_annotation(task["id"], choice(next(lb for lb in ("World", "Sports") if lb != label)))
+            break
+        ls.create_annotation(task["id"], choice(label))
+    else:
+        pytest.fail("the audit sample never came up in 20 tasks from the tab")
+    # the retrain's pull measures it: one disagreement in about ten reviews, an interval that ends
+    # below a 99.5 % target, and auto_accept goes off for the version, audited
+    ctx.settings = ctx.settings.model_copy(update={"routing_target_precision": 0.995})
+    retrain(ctx, project_id, JobKind.HEAD)
+    (measured,) = [r for r in audit_routing(ctx.audit.corrections(project_id), {summary.model_version: 0.0}, 0.995)]
+    assert measured.reviewed - measured.confirmed == 1 and measured.high < 0.995
+    assert ctx.registry.routing_suspended(project_id, summary.model_version)
+    (decision,) = ctx.audit.routing_decisions(project_id)
+    assert decision["model_version"] == summary.model_version and decision["reviewed"] == measured.reviewed
