@@ -7,7 +7,7 @@ import importlib
 
 from backend.settings import Settings
 
-BENCHES = ("predict", "retrain", "sync", "ner", "head", "load", "finetune", "precision", "label-errors")
+BENCHES = ("predict", "retrain", "sync", "ner", "head", "load", "finetune", "precision", "label-errors", "drift")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -90,6 +90,18 @@ def _add_finetune(bsub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     errors.add_argument("--noise-kind", choices=["uniform", "pair"], default="uniform",
                         help="uniform: to any other class; pair: class c to class c+1 (class-conditional)")
     errors.add_argument("--seeds", type=int, default=3, help="random draws; medians are reported (3)")
+    drift = bsub.add_parser("drift", help="drift alarms: delay after a mixture or class-prior shift, false alarms")
+    drift.add_argument("--data", help="datasets folder (default: ../shared/data or HITL_SHARED_DATA)")
+    drift.add_argument("--dataset", default="ag_news", help="the project's data, under --data (ag_news)")
+    drift.add_argument("--shift-dataset", default="trec", help="texts mixed in after the shift (trec)")
+    drift.add_argument("--pool", type=int, default=8000, help="texts read from --dataset's train split (8000)")
+    drift.add_argument("--labels", type=int, default=500, help="annotations the served head is fitted on (500)")
+    drift.add_argument("--window", type=int, default=500, help="tasks per window (500)")
+    drift.add_argument("--mix", type=float, default=0.3, help="share of each shifted window from --shift-dataset (0.3)")
+    drift.add_argument("--max-windows", type=int, default=10, help="shifted windows per stream (10)")
+    drift.add_argument("--null-windows", type=int, default=1000, help="windows without shift per seed (1000)")
+    drift.add_argument("--alpha", type=float, default=0.01, help="false-alarm rate the tests are set for (0.01)")
+    drift.add_argument("--seeds", type=int, default=3, help="random draws; medians are reported (3)")
 
 
 def run_bench(args: argparse.Namespace, settings: Settings) -> int:
