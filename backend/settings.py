@@ -123,6 +123,14 @@ class Settings(BaseSettings):
         0.05, ge=0, lt=1, description="Share of the tasks whose prediction is auto_accept that the queue sends to "
         "humans anyway, at random (their outcomes measure auto_accept's production precision); 0 = none.",
     )
+    drift_window: int = Field(
+        200, ge=0, description="Newly imported tasks tested together for drift against the project's reference "
+        "sample (the pool at its first scored sync); 0 = no drift checks.",
+    )
+    drift_alpha: float = Field(0.01, gt=0, lt=1, description="False-alarm rate per drift check.")
+    drift_probe_share: float = Field(
+        0.1, ge=0, lt=1, description="After a drift alarm, the share of the queue given to the drifted tasks.",
+    )
     version_family_labels: int = Field(
         50, ge=0, description="Head refreshes keep the version Label Studio sees until this many new annotations; "
         "0 = every publish is a new version.",

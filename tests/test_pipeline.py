@@ -12,6 +12,7 @@ from pydantic import SecretStr
 from backend.ids import JobKind
 from backend.jobs.context import WorkerContext
 from backend.jobs.retrain import retrain
+from backend.jobs.sync_job import sync_and_record
 from backend.learning.dataset import is_heldout
 from backend.learning.routing_audit import audit_routing
 from backend.query.sync import VIEW_TITLE, sync_project
@@ -210,3 +211,30 @@ def test_audit_samples_reach_the_queue_and_a_disagreement_switches_auto_accept_o
     assert ctx.registry.routing_suspended(project_id, summary.model_version)
     (decision,) = ctx.audit.routing_decisions(project_id)
     assert decision["model_version"] == summary.model_version and decision["reviewed"] == measured.reviewed
+
+
+def test_imported_tasks_that_drift_raise_an_alarm_and_become_probes(label_studio, ctx):
+    ls = LabelStudioClient(label_studio.url, label_studio.token)
+    project_id = ls.create_project("Drift", AG_CONFIG)
+    news = load_jsonl("ag_news", "train", 900)
+    ls.import_tasks(project_id, [{"text": r["text"], "gold": r["label"]} for r in news[:500]])
+    annotate_first(ls, project_id, 30)
+    assert retrain(ctx, project_id, JobKind.HEAD)["published"]
+    first = sync_and_record(ctx, ls, project_id, progress=False)
+    assert first.drift is None  # the reference: the pool as it was at the first scored sync
+
+    ls.import_tasks(project_id, [{"text": r["text"], "gold": r["label"]} for r in news[500:700]])
+    same = sync_and_record(ctx, ls, project_id, progress=False)
+    assert same.drift and not same.drift["alarm"] and same.drift["size"] == 200, same.drift
+
+    questions = load_jsonl("trec", "train", 60)  # 30 % of the next batch is another kind of text
+    batch = [{"text": r["text"], "gold": "World"} for r in questions] + [
+        {"text": r["text"], "gold": r["label"]} for r in news[700:840]]  # fmt: skip
+    ls.import_tasks(project_id, batch)
+    drifted = sync_and_record(ctx, ls, project_id, progress=False)
+    assert drifted.drift and drifted.drift["alarm"], drifted.drift
+    assert 150 <= drifted.drift_probes <= 200  # the batch's tasks, but for its held-out ones
+    reasons = [t["data"].get(REASON_FIELD) for t in ls.unlabeled_tasks(project_id)]
+    assert reasons.count("drift probe") >= 3  # a tenth of the queue's head: humans label the new data first
+    checks = ctx.audit.drift_checks(project_id)
+    assert [bool(c["alarm"]) for c in checks] == [False, True]

@@ -35,13 +35,12 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     from backend.jobs.context import WorkerContext
-    from backend.query.sync import sync_project
+    from backend.jobs.sync_job import sync_and_record
 
     settings = get_settings()
     ls = _label_studio_checked(settings, args.project)  # a wrong URL, token or id fails before the model loads
     ctx = WorkerContext.create(settings)
-    summary = sync_project(settings, ls, ctx.cache_for, ctx.registry, args.project, args.strategy,
-                           progress=not args.quiet)  # fmt: skip
+    summary = sync_and_record(ctx, ls, args.project, args.strategy, progress=not args.quiet)
     if args.json:
         print(json.dumps(summary.as_dict()))
     else:
@@ -78,10 +77,10 @@ def cmd_import(args: argparse.Namespace) -> int:
         return 1
     if not args.no_sync:  # order the queue now, not after the first annotation
         from backend.jobs.context import WorkerContext
-        from backend.query.sync import sync_project
+        from backend.jobs.sync_job import sync_and_record
 
         ctx = WorkerContext.create(settings)
-        print(sync_project(settings, ls, ctx.cache_for, ctx.registry, args.project, progress=not args.quiet).line())
+        print(sync_and_record(ctx, ls, args.project, progress=not args.quiet).line())
     return 0
 
 

@@ -48,6 +48,7 @@ from backend.models.classifier import TextClassifier
 from backend.models.embedding_cache import EmbeddingCache
 from backend.models.tagger import SpanTagger, Tagged, answer_confidence, weakest_words
 from backend.query.clusters import ClusterModel, assign, default_k
+from backend.query.drift_monitor import DriftMonitor
 from backend.query.stopping import StoppingState, answer_key
 from backend.query.strategies import (
     ColdStartStrategy,
@@ -81,6 +82,8 @@ class SyncSummary:
     up_to_date: int = 0
     ranked: int = 0  # queue ranks (task data) written
     audit_samples: int = 0  # auto_accept tasks sent to humans anyway
+    drift_probes: int = 0  # tasks of a drifted window interleaved into the queue
+    drift: dict[str, Any] | None = None  # the check of newly arrived tasks, when one ran (query/drift_monitor.py)
     skipped: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
     top_task_id: int | None = None
@@ -98,7 +101,7 @@ class SyncSummary:
             f"project {self.project_id}: {self.pool} unlabeled tasks, {self.scored} scored, {self.written} written, "
             f"{self.up_to_date} up to date, {self.ranked} ranks written, skipped: {skipped}; version "
             f"{self.model_version}, strategy {self.strategy}; {self.seconds:.1f}s; next task: {self.top_task_id}"
-        ) + (f"\n{self.stopping}" if self.stopping else "")
+        ) + (f"\n{self.stopping}" if self.stopping else "") + (f"\ndrift: {self.drift['line']}" if self.drift else "")
 
 
 class SyncState:
@@ -230,6 +233,15 @@ def _sync(
         probs = class_probabilities(classifier, texts, own, embeddings if own is cache else None)
     else:
         probs = None
+    probes = np.zeros(len(ids), dtype=bool)
+    if isinstance(classifier, TextClassifier) and spec.modality == "text" and settings.drift_window > 0:
+        monitor = DriftMonitor(settings.data_dir / "drift", project_id, cache.encoder.identity)
+        drift = monitor.check(ids, texts, embeddings, probs, cache.embed,
+                              lambda batch: class_probabilities(classifier, batch, own),
+                              settings.drift_window, settings.drift_alpha)  # fmt: skip
+        if drift is not None:
+            summary.drift = {**dataclasses.asdict(drift), "alarm": drift.alarm, "line": drift.line()}
+        probes = np.isin(task_ids, sorted(monitor.probes))
     clusters = _clusters(settings, project_id, cache, embeddings, len(spec.labels))
     strategy_scores = scores = strategy.scores(probs, embeddings, task_ids)
     confidence = _confidence(spec, classifier, probs, tagged, len(ids))
@@ -248,6 +260,10 @@ def _sync(
                                                                      for t in ids])  # fmt: skip
             scores = interleave_audit(scores, audit, settings.audit_share, seed=project_id)
             summary.audit_samples = int(audit.sum())
+        probes &= ~heldout & ~audit  # new data that drifted: humans label some of it first
+        if probes.any():
+            scores = interleave_audit(scores, probes, settings.drift_probe_share, seed=project_id + 1)
+            summary.drift_probes = int(probes.sum())
     answers = [[] for _ in ids] if classifier is None else results(
         spec, classifier, texts, probs=probs, tagged=tagged, threshold=settings.multilabel_threshold)  # fmt: skip
     summary.scored = len(ids)
@@ -293,8 +309,8 @@ def _sync(
     # one call per task: a few in flight (see WRITERS)
     summary.written += _each(updates, lambda u: ls.update_prediction(*u), "updating", progress)
     # the queue's order: the head's ranks, one call per task whose rank changed (see query/writeback.py)
-    why = np.where(audit, "audit sample", np.where(heldout, "held-out check", "most informative" if classifier
-                                                   is not None else "coverage (cold start)"))  # fmt: skip
+    why = np.select([audit, probes, heldout], ["audit sample", "drift probe", "held-out check"],
+                    "most informative" if classifier is not None else "coverage (cold start)")
     ranked = [(ids[i], {**data[i], RANK_FIELD: round(float(ranks[i]), 9), REASON_FIELD: str(why[i])})
               for i in np.flatnonzero(rank_now)]  # fmt: skip
     summary.ranked += _each(ranked, lambda r: ls.update_task_data(*r), "ordering", progress)

@@ -67,6 +67,15 @@ SCHEMA = [
         high DOUBLE PRECISION,
         decision TEXT NOT NULL
     )""",
+    """CREATE TABLE IF NOT EXISTS drift_checks (
+        project_id INTEGER NOT NULL,
+        model_version TEXT,
+        recorded_at DOUBLE PRECISION NOT NULL,
+        size INTEGER NOT NULL,
+        p_outputs DOUBLE PRECISION,
+        p_embeddings DOUBLE PRECISION,
+        alarm BOOLEAN NOT NULL
+    )""",
     """CREATE TABLE IF NOT EXISTS label_checks (
         project_id INTEGER NOT NULL,
         version TEXT,
@@ -214,7 +223,17 @@ class AuditStore:
         statement = self._sql("INSERT INTO routing_decisions VALUES (?,?,?,?,?,?,?,?,?)")
         self._run(lambda conn: conn.execute(statement, row))
 
+    def record_drift_check(
+        self, project_id: int, model_version: str, size: int, p_outputs: float, p_embeddings: float, alarm: bool
+    ) -> None:
+        """One drift check of newly arrived tasks (``query/drift_monitor.py``)."""
+        row = (project_id, model_version, time.time(), size, p_outputs, p_embeddings, alarm)
+        self._run(lambda conn: conn.execute(self._sql("INSERT INTO drift_checks VALUES (?,?,?,?,?,?,?)"), row))
+
     # reading ---------------------------------------------------------------------------------
+    def drift_checks(self, project_id: int) -> list[dict[str, Any]]:
+        return self._select("SELECT * FROM drift_checks WHERE project_id = ? ORDER BY recorded_at", project_id)
+
     def routing_decisions(self, project_id: int) -> list[dict[str, Any]]:
         return self._select("SELECT * FROM routing_decisions WHERE project_id = ? ORDER BY recorded_at", project_id)
 

@@ -67,18 +67,18 @@ def bench_drift(args: argparse.Namespace, settings: Settings) -> int:
             for w in range(args.max_windows):
                 if kind == "mixture":
                     n_other = round(args.mix * args.window)
-                    p, e = window(rng.choice(rest, args.window - n_other, replace=False), rng.choice(len(other), n_other, replace=False))
-                else:
-                    favoured = rest[y[rest] == seed % len(names)]
-                    p, e = window(np.concatenate([rng.choice(favoured, args.window // 2, replace=False),
-                                                  rng.choice(rest, args.window - args.window // 2, replace=False)]))  # fmt: skip
+                    p, e = window(_pick(rng, rest, args.window - n_other), _pick(rng, np.arange(len(other)), n_other))
+                else:  # half of the window from one class, the other half from the whole pool
+                    favoured = _pick(rng, rest[y[rest] == seed % len(names)], args.window // 2)
+                    p, e = window(np.concatenate([favoured, _pick(rng, np.setdiff1d(rest, favoured),
+                                                                  args.window - len(favoured))]))  # fmt: skip
                 if detector.test(p, e).alarm:
                     delay = w + 1
                     break
             delays[kind].append(delay)
         started, alarms = time.perf_counter(), 0
         for _ in tqdm(range(args.null_windows), desc=f"seed {seed}: windows without shift", leave=False):
-            alarms += detector.test(*window(rng.choice(rest, args.window, replace=False))).alarm
+            alarms += detector.test(*window(_pick(rng, rest, args.window))).alarm
         seconds.append((time.perf_counter() - started) / args.null_windows)
         false_alarms.append(1000 * alarms / args.null_windows)
         print(f"seed {seed}: mixture shift found after {delays['mixture'][-1]} window(s), class-prior shift after "
@@ -99,3 +99,8 @@ def _window(
     if other_rows is not None:
         p, e = np.vstack([p, other[0][other_rows]]), np.vstack([e, other[1][other_rows]])
     return p, e
+
+
+def _pick(rng: np.random.Generator, rows: np.ndarray, k: int) -> np.ndarray:
+    """``k`` distinct rows: a window never holds a task twice (duplicates would look like drift)."""
+    return rng.choice(rows, k, replace=False)

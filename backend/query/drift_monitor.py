@@ -1,0 +1,74 @@
+"""Does newly imported data look like the data the project started with? The sync keeps, per
+project, a reference sample of the pool from its first scored sync, and tests every batch of
+tasks that arrived since (task ids above the last one checked) once it has ``HITL_DRIFT_WINDOW``
+of them (``learning.drift``: calibrated outputs and embeddings). Fresh arrivals are tested before
+annotators deplete them, so the queue's own selection does not look like drift. After an alarm
+the drifted window's tasks become drift probes: the sync interleaves them into the queue so
+humans label some of the new data first.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from backend.learning.drift import DriftDetector, DriftResult
+
+REFERENCE_SIZE = 500
+
+
+class DriftMonitor:
+    def __init__(self, folder: Path, project: int, encoder: str) -> None:
+        self.folder, self.project, self.encoder = folder, project, encoder
+        self.path = folder / f"{project}.json"
+        self.state = self._load()
+
+    def _load(self) -> dict:
+        try:
+            state = json.loads(self.path.read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+        return state if state.get("encoder") == self.encoder else {}  # another encoder: a new reference
+
+    def _save(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.state))
+        tmp.replace(self.path)
+
+    @property
+    def probes(self) -> set[int]:
+        """Tasks of the last window that raised an alarm (empty when the last check found none)."""
+        return set(self.state.get("probes") or [])
+
+    def check(
+        self, ids: Sequence[int], texts: Sequence[str], embeddings: np.ndarray, probs: np.ndarray,
+        embed: Callable[[list[str]], np.ndarray], probabilities: Callable[[list[str]], np.ndarray],
+        window: int, alpha: float,
+    ) -> DriftResult | None:  # fmt: skip
+        """Test the tasks that arrived since the last check, once there are ``window`` of them;
+        the first call takes the reference instead. ``embed`` (the cache) and ``probabilities``
+        (the model serving now, as for the window's ``probs``) score the reference's texts."""
+        task_ids = np.asarray(ids)
+        if not self.state:
+            keep = np.random.default_rng(self.project).permutation(len(task_ids))[:REFERENCE_SIZE]
+            self.state = {"encoder": self.encoder, "reference_ids": task_ids[keep].tolist(),
+                          "reference_texts": [texts[i] for i in keep],
+                          "checked_up_to": int(task_ids.max(initial=0)), "probes": []}  # fmt: skip
+            self._save()
+            return None
+        fresh = np.flatnonzero(task_ids > self.state["checked_up_to"])
+        if len(fresh) < window:
+            return None
+        fresh = fresh[np.argsort(task_ids[fresh])][-window:]  # the latest arrivals
+        reference_texts = list(self.state["reference_texts"])
+        detector = DriftDetector(probabilities(reference_texts), embed(reference_texts), alpha=alpha, seed=self.project)
+        result = detector.test(probs[fresh], embeddings[fresh])
+        self.state["checked_up_to"] = int(task_ids.max())
+        self.state["probes"] = task_ids[fresh].tolist() if result.alarm else []
+        self._save()
+        return result
+
