@@ -27,6 +27,9 @@ def test_metrics_count_predictions_latency_corrections_and_queue(settings, predi
     audit = AuditStore(str(tmp_path / "audit.sqlite3"))
     audit.record_corrections([_correction(1, changed=True), _correction(2, changed=False), _correction(3)])
     audit.record_version(7, "v2-x", "head", True, 20, "fp", {"primary": 0.9}, {"passed": True})
+    audit.record_drift_check(7, "v2-x", 200, 0.4, 0.3, False)
+    audit.record_drift_check(7, "v2-x", 200, 0.001, 0.002, True)  # the latest check counts
+    audit.record_drift_check(8, "v1-y", 200, 0.5, 0.6, False)
     queue = RetrainQueue(settings, redis.Redis.from_url(redis_server.url))
     queue.queue.empty()
     client = create_app(settings, predictor=predictor, events=QueueSink(queue, audit)).test_client()
@@ -46,5 +49,6 @@ def test_metrics_count_predictions_latency_corrections_and_queue(settings, predi
     assert _value(text, "hitl_correction_rate", project="7", model_version="v2-x") == 2 / 3
     assert _value(text, "hitl_model_versions", project="7", published="true") == 1
     assert _value(text, "hitl_queue_depth", queue="metrics-test") == 1
+    assert _value(text, "hitl_drift_alarm", project="7") == 1 and _value(text, "hitl_drift_alarm", project="8") == 0
     assert _value(text, "hitl_retrain_last_seconds", project="7", kind="head", outcome="published") == 4.25
     assert re.search(r"^# TYPE hitl_request_seconds histogram$", text, re.M)

@@ -109,3 +109,10 @@ class _StoreCollector(Collector):
             versions.add_metric([str(row["project_id"]), str(row["kind"]), str(bool(row["published"])).lower()],
                                 float(row["n"]))  # fmt: skip
         yield versions
+        drift = GaugeMetricFamily(
+            "hitl_drift_alarm", "1 when the project's latest check of newly imported tasks found drift, else 0.",
+            labels=["project"],
+        )  # fmt: skip
+        for row in self.audit.latest_drift_checks():
+            drift.add_metric([str(row["project_id"])], float(bool(row["alarm"])))
+        yield drift

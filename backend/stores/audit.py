@@ -258,6 +258,13 @@ class AuditStore:
             "WHERE changed IS NOT NULL GROUP BY project_id, prediction_model_version"
         )
 
+    def latest_drift_checks(self) -> list[dict[str, Any]]:
+        """Each project's most recent drift check."""
+        return self._select(
+            "SELECT d.* FROM drift_checks d JOIN (SELECT project_id, MAX(recorded_at) AS at FROM drift_checks "
+            "GROUP BY project_id) m ON d.project_id = m.project_id AND d.recorded_at = m.at"
+        )
+
     def version_counts(self) -> list[dict[str, Any]]:
         return self._select(
             "SELECT project_id, kind, published, COUNT(*) AS n FROM model_versions GROUP BY project_id, kind, published"
