@@ -33,6 +33,7 @@ def test_report_plots_quality_calibration_queue_and_history(tmp_path, monkeypatc
     audit.record_version(7, v2, "full", True, 20, "c", {"primary": 0.83}, {"reason": "better <b>"})
     corrections = [_correction(i, changed=i % 3 == 0) for i in range(1, 10)]
     audit.record_corrections([c.__class__(**{**c.__dict__, "prediction_model_version": v1}) for c in corrections])
+    audit.record_drift_check(7, v2, 200, 0.0004, 0.002, True)
     SyncState(tmp_path / "sync-state.sqlite3").put(7, [(i, v2, "h", 0, i / 10, 0.2 + i / 50, 0.5) for i in range(10)])
 
     for key, value in {"HITL_REGISTRY_DIR": tmp_path / "registry", "HITL_DATA_DIR": tmp_path}.items():
@@ -47,6 +48,7 @@ def test_report_plots_quality_calibration_queue_and_history(tmp_path, monkeypatc
     assert f"serving <b>{v2}</b>" in page and "9 annotations audited, 33% of pre-annotations changed" in page
     assert "rejected-1" in page and "better &lt;b&gt;" in page  # gate reasons are escaped
     # auto_accept as humans judged it: 9 reviewed at or above v1's threshold, 6 kept
+    assert "<h2>Drift</h2>" in page and "<b>drift</b>" in page
     assert "Auto-accept in production" in page and f"<td>{v1}</td><td>0.000</td><td>9</td><td>6</td>" in page
     empty = tmp_path / "empty.html"
     from backend.tools.report import write_report

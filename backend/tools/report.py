@@ -44,6 +44,7 @@ class ProjectData:
     stopping: StoppingStatus | None = None
     label_checks: list[dict[str, Any]] = field(default_factory=list)  # audit records, oldest first
     routing: list[RoutingAudit] = field(default_factory=list)  # auto_accept as humans judged it, per version
+    drift_checks: list[dict[str, Any]] = field(default_factory=list)  # audit records, oldest first
 
 
 def collect(
@@ -63,7 +64,8 @@ def collect(
     routing = [dataclasses.replace(r, suspended=registry.routing_suspended(key, r.model_version))
                for r in audit_routing(corrections, thresholds(registry, key), target)]  # fmt: skip
     return ProjectData(project_id, versions, audit.versions(project_id), corrections, scores,
-                       registry.current(key), stopping, audit.label_checks(project_id), routing)  # fmt: skip
+                       registry.current(key), stopping, audit.label_checks(project_id), routing,
+                       audit.drift_checks(project_id))  # fmt: skip
 
 
 WIDTH = 9.0  # inches: every plot is as wide as the page, whatever the number of versions
@@ -257,7 +259,7 @@ table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;pad
 .cap{{color:#555;font-size:13px}}img{{max-width:100%}}</style></head><body>
 <h1>Project {data.project_id}</h1><p>{summary}. Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.</p>
 <h2>When to stop</h2><p>{html.escape(data.stopping.message if data.stopping else "No sync yet.")}</p>
-{''.join(parts)}{_routing(data)}{_label_errors(data)}<h2>Candidates</h2>{_table(data)}</body></html>"""
+{''.join(parts)}{_routing(data)}{_drift(data)}{_label_errors(data)}<h2>Candidates</h2>{_table(data)}</body></html>"""
 
 
 def _routing(data: ProjectData) -> str:
@@ -276,6 +278,23 @@ def _routing(data: ProjectData) -> str:
             f"is switched off when the 95 % interval ends below the target ({data.routing[0].target:.0%}).</p>"
             "<table><tr><th>version</th><th>threshold</th><th>reviewed</th><th>kept</th><th>precision</th>"
             f"<th>95 % interval</th><th>auto_accept</th></tr>{rows}</table>")  # fmt: skip
+
+
+def _drift(data: ProjectData) -> str:
+    """Checks of newly imported tasks against the project's reference sample, latest first."""
+    if not data.drift_checks:
+        return ""
+    rows = "".join(
+        f"<tr><td>{time.strftime('%Y-%m-%d %H:%M', time.gmtime(c['recorded_at']))}</td>"
+        f"<td>{html.escape(str(c['model_version']))}</td><td>{c['size']}</td><td>{c['p_outputs']:.3g}</td>"
+        f"<td>{c['p_embeddings']:.3g}</td><td>{'<b>drift</b>' if c['alarm'] else 'none'}</td></tr>"
+        for c in data.drift_checks[::-1][:MAX_TABLE_ROWS]
+    )
+    return ("<h2>Drift</h2><p class=cap>Each batch of newly imported tasks against the pool the project started "
+            "with: p-values of the tests on predicted probabilities and on embeddings (an alarm below half the "
+            "false-alarm rate); drifted tasks are put in front of annotators as drift probes.</p>"
+            "<table><tr><th>checked (UTC)</th><th>version</th><th>tasks</th><th>p (probabilities)</th>"
+            f"<th>p (embeddings)</th><th>found</th></tr>{rows}</table>")  # fmt: skip
 
 
 def _label_errors(data: ProjectData) -> str:
