@@ -86,8 +86,8 @@ def test_too_few_annotations_to_cross_validate_say_so():
 def test_a_label_check_is_audited_and_reported(tmp_path):
     from dataclasses import asdict
 
+    from backend.oversight.report import ProjectData, render
     from backend.stores.audit import AuditStore
-    from backend.tools.report import ProjectData, render
 
     examples, x, _, flipped = project()
     suspects = find_suspects(SPEC, examples, x)

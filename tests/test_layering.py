@@ -21,7 +21,7 @@ LAYERS: list[set[str]] = [
     {"backend.learning"},
     {"backend.query"},
     {"backend.jobs"},
-    {"backend.server", "backend.services"},
+    {"backend.server", "backend.services", "backend.oversight"},
     {"backend.admin"},
     {"backend.cli", "backend.tools", "backend.__main__"},
 ]

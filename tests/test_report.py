@@ -51,7 +51,7 @@ def test_report_plots_quality_calibration_queue_and_history(tmp_path, monkeypatc
     assert "<h2>Drift</h2>" in page and "<b>drift</b>" in page
     assert "Auto-accept in production" in page and f"<td>{v1}</td><td>0.000</td><td>9</td><td>6</td>" in page
     empty = tmp_path / "empty.html"
-    from backend.tools.report import write_report
+    from backend.oversight.report import write_report
 
     write_report(99, audit, registry, tmp_path, empty)
     assert empty.read_text().count("No data yet") == 4 and "No retrain recorded yet" in empty.read_text()

@@ -15,10 +15,10 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image
 
+from backend.oversight.report import FIGURES, collect, write_report
 from backend.query.sync import SyncState
 from backend.stores.audit import AuditStore, Correction
 from backend.stores.registry import Registry
-from backend.tools.report import FIGURES, collect, write_report
 
 VERSIONS, POOL = 1000, 100_000
 

@@ -38,7 +38,7 @@ def test_kappa_per_version_and_the_verdict(tmp_path):
 
 
 def test_the_report_says_when_to_stop(tmp_path):
-    from backend.tools.report import ProjectData, render
+    from backend.oversight.report import ProjectData, render
 
     state = StoppingState(tmp_path / "s.sqlite3")
     for version in ("v1", "v2", "v3", "v4"):

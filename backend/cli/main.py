@@ -174,9 +174,9 @@ def cmd_label_errors(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from backend.oversight.report import write_report
     from backend.stores.audit import AuditStore
     from backend.stores.registry import Registry
-    from backend.tools.report import write_report
 
     settings = get_settings()
     audit, registry = AuditStore.from_settings(settings), Registry.from_settings(settings)

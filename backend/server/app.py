@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException, ServiceUnavailable, Unauthorized
 from backend import __version__, logs
 from backend.server import protocol
 from backend.server.auth import is_authorized
+from backend.server.dashboard import dashboard_routes
 from backend.server.events import EventSink, LoggingSink, QueueSink, webhook_routes
 from backend.server.metrics import ServerMetrics
 from backend.server.openapi import openapi
@@ -44,6 +45,7 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.extensions["hitl"] = {"settings": settings, "predictor": predictor, "events": sink}
     app.register_blueprint(webhook_routes(sink, metrics.webhooks_dropped))
+    app.register_blueprint(dashboard_routes(settings, predictor.registry, getattr(sink, "audit", None)))
 
     @app.before_request
     def _auth() -> None:

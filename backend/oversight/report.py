@@ -234,7 +234,8 @@ def _table(data: ProjectData) -> str:
             f"{len(candidates) - published} not.</p><table>{head}{''.join(rows)}</table>")  # fmt: skip
 
 
-def render(data: ProjectData) -> str:
+def render(data: ProjectData, refresh_s: int | None = None) -> str:
+    """The page; with ``refresh_s`` (the live dashboard) it reloads itself and links back to the list."""
     changed = [c for c in data.corrections if c.get("changed") is not None]
     rate = sum(bool(c["changed"]) for c in changed) / len(changed) if changed else None
     sections = [
@@ -253,11 +254,16 @@ def render(data: ProjectData) -> str:
     summary = (f"{len(data.versions)} published versions, serving <b>{html.escape(data.current or 'cold-start')}</b>; "
                f"{len(data.corrections)} annotations audited"
                + (f", {rate:.0%} of pre-annotations changed" if rate is not None else ""))  # fmt: skip
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>hitl report: project {data.project_id}</title>
+    live = (f'<meta http-equiv="refresh" content="{refresh_s}">' if refresh_s else "")
+    nav = ('<p><a href="/dashboard">All projects</a> · refreshes every '
+           f"{refresh_s} s</p>" if refresh_s else "")  # fmt: skip
+    title = f"hitl report: project {data.project_id}"
+    head = f'<meta charset="utf-8"><link rel="icon" href="data:,">{live}<title>{title}</title>'
+    return f"""<!doctype html><html><head>{head}
 <style>body{{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222}}
 table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left}}
 .cap{{color:#555;font-size:13px}}img{{max-width:100%}}</style></head><body>
-<h1>Project {data.project_id}</h1><p>{summary}. Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.</p>
+{nav}<h1>Project {data.project_id}</h1><p>{summary}. Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.</p>
 <h2>When to stop</h2><p>{html.escape(data.stopping.message if data.stopping else "No sync yet.")}</p>
 {''.join(parts)}{_routing(data)}{_drift(data)}{_label_errors(data)}<h2>Candidates</h2>{_table(data)}</body></html>"""
 

@@ -1,0 +1,94 @@
+"""`GET /dashboard`: the projects at a glance and each project's report, live, behind the same
+authentication as the rest; checked in a real browser (headless Chromium) too (issue 16, item 6)."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+
+import pytest
+from pydantic import SecretStr
+from werkzeug.serving import make_server
+
+from backend.labeling import parse_label_config
+from backend.labeling.examples import Example
+from backend.learning.candidates import fit_head, publish_head
+from backend.server.app import create_app
+from backend.stores.audit import AuditStore
+from backend.tools.bench.common import free_port
+from tests.support.payloads import AG_CONFIG
+from tests.test_audit import _correction
+
+AUTH = ("admin", "dash-secret")
+
+
+@pytest.fixture
+def populated(settings, predictor):
+    """Project 7 with two versions, audited corrections, a drift alarm and auto_accept switched off."""
+    spec = parse_label_config(AG_CONFIG)
+    encoder = predictor.encoder()
+    examples = [Example(t, (lb,), i) for i, (t, lb) in enumerate([("goal scored", "Sports"), ("stocks", "Business")]
+                                                                   * 5)]  # fmt: skip
+    head = fit_head(encoder, spec, examples)
+    v1 = publish_head(predictor.registry, "7", spec, encoder, head, examples,
+                      extra={"metrics": {"primary": 0.7}, "routing": {"threshold": 0.0}})  # fmt: skip
+    v2 = publish_head(predictor.registry, "7", spec, encoder, head, examples, extra={"metrics": {"primary": 0.8}})
+    audit = AuditStore(str(settings.data_dir / "audit.sqlite3"))
+    corrections = [_correction(i, changed=i % 3 == 0) for i in range(1, 10)]
+    audit.record_corrections([c.__class__(**{**c.__dict__, "prediction_model_version": v1}) for c in corrections])
+    audit.record_version(7, v1, "head", True, 10, "a", {"primary": 0.7}, {"reason": "first"})
+    audit.record_version(7, v2, "head", True, 20, "b", {"primary": 0.8}, {"reason": "better"})
+    audit.record_drift_check(7, v2, 200, 0.0004, 0.002, True)
+    audit.record_routing_decision(7, v1, 0.0, 9, 6, 0.35, 0.88, "auto_accept off: 6/9 kept")
+    guarded = settings.model_copy(update={"basic_auth_user": AUTH[0], "basic_auth_password": SecretStr(AUTH[1])})
+    return create_app(guarded, predictor=predictor), v2
+
+
+def test_the_dashboard_lists_projects_and_serves_each_report_behind_auth(populated):
+    app, serving = populated
+    client = app.test_client()
+    assert client.get("/dashboard").status_code == 401
+    headers = {"Authorization": "Basic YWRtaW46ZGFzaC1zZWNyZXQ="}  # admin:dash-secret
+    overview = client.get("/dashboard", headers=headers).get_data(as_text=True)
+    assert 'href="/dashboard/7"' in overview and serving in overview and "DRIFT" in overview
+    assert "off for" in overview and "33%" in overview  # auto_accept switched off; 3 of 9 changed
+    page = client.get("/dashboard/7", headers=headers).get_data(as_text=True)
+    assert 'http-equiv="refresh"' in page and 'href="/dashboard"' in page
+    for section in ("Quality per model version", "Auto-accept in production", "Drift", "Candidates"):
+        assert f"<h2>{section}</h2>" in page
+    missing = client.get("/dashboard/99", headers=headers)
+    assert missing.status_code == 404 and "/dashboard lists" in missing.json["error"]
+
+
+def test_the_dashboard_in_a_browser(populated, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    app, _ = populated
+    port = free_port()
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    browser_path = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert browser_path, "headless Chromium is needed: apt-get install chromium (test.sh does, as root)"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=browser_path, args=["--no-sandbox"])
+            context = browser.new_context(http_credentials={"username": AUTH[0], "password": AUTH[1]},
+                                          viewport={"width": 1200, "height": 900})  # fmt: skip
+            page = context.new_page()
+            errors: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"http://127.0.0.1:{port}/dashboard")
+            page.screenshot(path=str(tmp_path / "dashboard.png"))
+            page.click('a[href="/dashboard/7"]')
+            page.wait_for_load_state("load")
+            sections = page.locator("h2").all_inner_texts()
+            assert {"Quality per model version", "Calibration", "Auto-accept in production", "Drift"} <= set(sections)
+            drawn = page.eval_on_selector_all("img", "imgs => imgs.map(i => i.naturalWidth)")
+            assert drawn and all(width > 0 for width in drawn)  # every plot decoded and drawn
+            page.screenshot(path=str(tmp_path / "dashboard-project.png"), full_page=True)
+            assert (tmp_path / "dashboard-project.png").stat().st_size > 50_000
+            assert not errors, errors
+            browser.close()
+    finally:
+        server.shutdown()
