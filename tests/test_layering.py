@@ -1,7 +1,7 @@
 """The layering, kept true: each package imports only from its own layer's packages or lower ones.
 
 foundation (ids, settings, logs) < labeling < stores < models < serving < learning < query < jobs
-< server, services < admin < cli, tools. The product's path never imports ``tools``.
+< server, services, oversight < admin < cli, tools. The product's path never imports ``tools``.
 """
 
 from __future__ import annotations
