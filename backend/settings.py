@@ -127,7 +127,7 @@ class Settings(BaseSettings):
         200, ge=0, description="Newly imported tasks tested together for drift against the project's reference "
         "sample (the pool at its first scored sync); 0 = no drift checks.",
     )
-    drift_alpha: float = Field(0.01, gt=0, lt=1, description="False-alarm rate per drift check.")
+    drift_alpha: float = Field(0.005, gt=0, lt=1, description="False-alarm rate per drift check.")
     drift_probe_share: float = Field(
         0.1, ge=0, lt=1, description="After a drift alarm, the share of the queue given to the drifted tasks.",
     )

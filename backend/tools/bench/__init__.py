@@ -100,7 +100,7 @@ def _add_finetune(bsub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     drift.add_argument("--mix", type=float, default=0.3, help="share of each shifted window from --shift-dataset (0.3)")
     drift.add_argument("--max-windows", type=int, default=10, help="shifted windows per stream (10)")
     drift.add_argument("--null-windows", type=int, default=1000, help="windows without shift per seed (1000)")
-    drift.add_argument("--alpha", type=float, default=0.01, help="false-alarm rate the tests are set for (0.01)")
+    drift.add_argument("--alpha", type=float, help="false-alarm rate the tests are set for (HITL_DRIFT_ALPHA)")
     drift.add_argument("--seeds", type=int, default=3, help="random draws; medians are reported (3)")
 
 

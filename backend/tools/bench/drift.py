@@ -57,7 +57,7 @@ def bench_drift(args: argparse.Namespace, settings: Settings) -> int:
         head = fit_head(cache.encoder, spec, examples, x[labeled])
         calibrate_head(head, spec, x[labeled], targets(examples, spec), None, [], settings)
         probs, probs_other = head.proba(x), head.proba(x_other)
-        detector = DriftDetector(probs[reference], x[reference], alpha=args.alpha, seed=seed)
+        detector = DriftDetector(probs[reference], x[reference], alpha=args.alpha or settings.drift_alpha, seed=seed)
 
         def window(from_pool: np.ndarray, shifted: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
             return _window((probs, x), (probs_other, x_other), from_pool, shifted)  # noqa: B023
