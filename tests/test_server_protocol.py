@@ -248,12 +248,17 @@ def test_scores_rank_uncertain_tasks_first(client, predictor):
     assert json.dumps(results)  # plain JSON, nothing numpy-typed leaks
 
 
-def test_auto_accept_follows_the_versions_routing_threshold(client, predictor):
+def _head(predictor):
+    """A head fitted on the test texts: (spec, examples, encoder, head, a /predict body for them)."""
     spec = parse_label_config(AG_CONFIG)
     examples = [Example(t, (label,), i) for i, (t, label) in enumerate(zip(TEXTS * 5, LABELS * 5, strict=True))]
     encoder = predictor.encoder()
-    head = fit_head(encoder, spec, examples)
     body = predict_body([ls_task(i, {"text": t}) for i, t in enumerate(TEXTS)])
+    return spec, examples, encoder, fit_head(encoder, spec, examples), body
+
+
+def test_auto_accept_follows_the_versions_routing_threshold(client, predictor):
+    spec, examples, encoder, head, body = _head(predictor)
     for threshold, expected in [(0.0, True), (1.01, False)]:
         publish_head(
             predictor.registry, "7", spec, encoder, head, examples, extra={"routing": {"threshold": threshold}}
@@ -290,11 +295,7 @@ def test_serving_versions_kept_in_memory_are_bounded(settings, predictor):
 
 
 def test_a_suspended_routing_switches_auto_accept_off_without_a_restart(client, predictor):
-    spec = parse_label_config(AG_CONFIG)
-    examples = [Example(t, (label,), i) for i, (t, label) in enumerate(zip(TEXTS * 5, LABELS * 5, strict=True))]
-    encoder = predictor.encoder()
-    head = fit_head(encoder, spec, examples)
-    body = predict_body([ls_task(i, {"text": t}) for i, t in enumerate(TEXTS)])
+    spec, examples, encoder, head, body = _head(predictor)
     version = publish_head(predictor.registry, "7", spec, encoder, head, examples,
                            extra={"routing": {"threshold": 0.0}})  # fmt: skip
     answers = client.post("/predict", json=body).json["results"]

@@ -272,35 +272,36 @@ def _routing(data: ProjectData) -> str:
     """auto_accept in production: humans' verdicts on the predictions it would let through."""
     if not data.routing:
         return ""
-    rows = "".join(
-        f"<tr><td>{html.escape(r.model_version)}</td><td>{r.threshold:.3f}</td><td>{r.reviewed}</td>"
-        f"<td>{r.confirmed}</td><td>{'' if r.precision is None else f'{r.precision:.1%}'}</td>"
-        f"<td>{r.low:.1%} – {r.high:.1%}</td>"
-        f"<td>{html.escape('off: ' + r.suspended if r.suspended else 'on')}</td></tr>"
-        for r in data.routing[-MAX_TABLE_ROWS:][::-1]
-    )
-    return ("<h2>Auto-accept in production</h2><p class=cap>Predictions at or above a version's routing threshold "
-            "that humans reviewed anyway (audit samples and held-out tasks), and how many they kept. auto_accept "
-            f"is switched off when the 95 % interval ends below the target ({data.routing[0].target:.0%}).</p>"
-            "<table><tr><th>version</th><th>threshold</th><th>reviewed</th><th>kept</th><th>precision</th>"
-            f"<th>95 % interval</th><th>auto_accept</th></tr>{rows}</table>")  # fmt: skip
+    rows = [[html.escape(r.model_version), f"{r.threshold:.3f}", r.reviewed, r.confirmed,
+             "" if r.precision is None else f"{r.precision:.1%}", f"{r.low:.1%} – {r.high:.1%}",
+             html.escape("off: " + r.suspended if r.suspended else "on")]
+            for r in data.routing[-MAX_TABLE_ROWS:][::-1]]  # fmt: skip
+    caption = ("Predictions at or above a version's routing threshold that humans reviewed anyway (audit samples "
+               "and held-out tasks), and how many they kept. auto_accept is switched off when the 95 % interval "
+               f"ends below the target ({data.routing[0].target:.0%}).")  # fmt: skip
+    headers = ["version", "threshold", "reviewed", "kept", "precision", "95 % interval", "auto_accept"]
+    return _section("Auto-accept in production", caption, headers, rows)
 
 
 def _drift(data: ProjectData) -> str:
     """Checks of newly imported tasks against the project's reference sample, latest first."""
     if not data.drift_checks:
         return ""
-    rows = "".join(
-        f"<tr><td>{time.strftime('%Y-%m-%d %H:%M', time.gmtime(c['recorded_at']))}</td>"
-        f"<td>{html.escape(str(c['model_version']))}</td><td>{c['size']}</td><td>{c['p_outputs']:.3g}</td>"
-        f"<td>{c['p_embeddings']:.3g}</td><td>{'<b>drift</b>' if c['alarm'] else 'none'}</td></tr>"
-        for c in data.drift_checks[::-1][:MAX_TABLE_ROWS]
-    )
-    return ("<h2>Drift</h2><p class=cap>Each batch of newly imported tasks against the pool the project started "
-            "with: p-values of the tests on predicted probabilities and on embeddings (an alarm below half the "
-            "false-alarm rate); drifted tasks are put in front of annotators as drift probes.</p>"
-            "<table><tr><th>checked (UTC)</th><th>version</th><th>tasks</th><th>p (probabilities)</th>"
-            f"<th>p (embeddings)</th><th>found</th></tr>{rows}</table>")  # fmt: skip
+    rows = [[time.strftime("%Y-%m-%d %H:%M", time.gmtime(c["recorded_at"])), html.escape(str(c["model_version"])),
+             c["size"], f"{c['p_outputs']:.3g}", f"{c['p_embeddings']:.3g}", "<b>drift</b>" if c["alarm"] else "none"]
+            for c in data.drift_checks[::-1][:MAX_TABLE_ROWS]]  # fmt: skip
+    caption = ("Each batch of newly imported tasks against the pool the project started with: p-values of the tests "
+               "on predicted probabilities and on embeddings (an alarm below half the false-alarm rate); drifted "
+               "tasks are put in front of annotators as drift probes.")  # fmt: skip
+    headers = ["checked (UTC)", "version", "tasks", "p (probabilities)", "p (embeddings)", "found"]
+    return _section("Drift", caption, headers, rows)
+
+
+def _section(title: str, caption: str, headers: list[str], rows: list[list[Any]]) -> str:
+    """A titled table; cells are HTML already escaped by the caller."""
+    head = "".join(f"<th>{h}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<h2>{title}</h2><p class=cap>{caption}</p><table><tr>{head}</tr>{body}</table>"
 
 
 def _label_errors(data: ProjectData) -> str:
