@@ -186,7 +186,8 @@ def cmd_report(args: argparse.Namespace) -> int:
               "and that HITL_DATA_DIR / HITL_REGISTRY_DIR are the ones the backend uses", file=sys.stderr)  # fmt: skip
         return 1
     out = Path(args.out or settings.data_dir / "reports" / f"project-{args.project}.html")
-    write_report(args.project, audit, registry, settings.data_dir, out)
+    write_report(args.project, audit, registry, settings.data_dir, out, settings.routing_target_precision,
+                 settings.holdout_fraction)
     print(f"report: {out.resolve()}")
     return 0
 

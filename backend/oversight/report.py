@@ -26,7 +26,8 @@ import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
 from matplotlib.ticker import MaxNLocator
 
-from backend.learning.routing_audit import RoutingAudit, audit_routing, thresholds
+from backend.learning.dataset import is_heldout
+from backend.learning.routing_audit import RoutingAudit, audit_routing, thresholds, wilson
 from backend.query.stopping import StoppingState, StoppingStatus
 from backend.query.sync import SyncState
 from backend.stores.audit import AuditStore
@@ -45,10 +46,13 @@ class ProjectData:
     label_checks: list[dict[str, Any]] = field(default_factory=list)  # audit records, oldest first
     routing: list[RoutingAudit] = field(default_factory=list)  # auto_accept as humans judged it, per version
     drift_checks: list[dict[str, Any]] = field(default_factory=list)  # audit records, oldest first
+    estimated: dict[str, tuple[float, int]] = field(default_factory=dict)  # version: (mean confidence, tasks)
+    holdout_fraction: float = 0.15
 
 
 def collect(
-    project_id: int, audit: AuditStore, registry: Registry, sync_state: Path, target: float = 0.98
+    project_id: int, audit: AuditStore, registry: Registry, sync_state: Path, target: float = 0.98,
+    holdout_fraction: float = 0.15,
 ) -> ProjectData:
     key = project_id
     versions = []
@@ -60,12 +64,13 @@ def collect(
     versions.sort(key=lambda m: m.get("created_at") or m["version"])
     scores = SyncState(sync_state).strategy_scores(project_id) if sync_state.exists() else {}
     stopping = StoppingState(sync_state).status(project_id) if sync_state.exists() else None
+    estimated = SyncState(sync_state).mean_confidence(project_id) if sync_state.exists() else {}
     corrections = audit.corrections(project_id)
     routing = [dataclasses.replace(r, suspended=registry.routing_suspended(key, r.model_version))
                for r in audit_routing(corrections, thresholds(registry, key), target)]  # fmt: skip
     return ProjectData(project_id, versions, audit.versions(project_id), corrections, scores,
                        registry.current(key), stopping, audit.label_checks(project_id), routing,
-                       audit.drift_checks(project_id))  # fmt: skip
+                       audit.drift_checks(project_id), estimated, holdout_fraction)  # fmt: skip
 
 
 WIDTH = 9.0  # inches: every plot is as wide as the page, whatever the number of versions
@@ -265,7 +270,32 @@ table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;pad
 .cap{{color:#555;font-size:13px}}img{{max-width:100%}}</style></head><body>
 {nav}<h1>Project {data.project_id}</h1><p>{summary}. Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.</p>
 <h2>When to stop</h2><p>{html.escape(data.stopping.message if data.stopping else "No sync yet.")}</p>
-{''.join(parts)}{_routing(data)}{_drift(data)}{_label_errors(data)}<h2>Candidates</h2>{_table(data)}</body></html>"""
+{''.join(parts)}{_accuracy(data)}{_routing(data)}{_drift(data)}{_label_errors(data)}<h2>Candidates</h2>{_table(data)}</body></html>"""
+
+
+def _accuracy(data: ProjectData) -> str:
+    """Accuracy estimated without labels (the mean calibrated confidence over the pool) next to the
+    accuracy humans measured on held-out tasks, a random sample (pre-annotations kept)."""
+    audited: dict[str, list[int]] = {}
+    for c in data.corrections:
+        if c.get("changed") is not None and is_heldout(c["task_id"], data.holdout_fraction):
+            counts = audited.setdefault(str(c["prediction_model_version"]), [0, 0])
+            counts[0] += 1
+            counts[1] += 0 if c["changed"] else 1
+    names = sorted(set(data.estimated) | set(audited), key=lambda v: (_number(v) or 0, v))[-MAX_TABLE_ROWS:][::-1]
+    if not names:
+        return ""
+    rows = []
+    for name in names:
+        mean, pool = data.estimated.get(name, (None, 0))
+        n, kept = audited.get(name, (0, 0))
+        low, high = wilson(kept, n)
+        rows.append([html.escape(name), "" if mean is None else f"{mean:.1%} over {pool} tasks",
+                     f"{kept / n:.1%} of {n} ({low:.0%}–{high:.0%})" if n else "no held-out review yet"])  # fmt: skip
+    caption = ("Estimated: the mean calibrated confidence of the pre-annotations on the unlabeled pool at the last "
+               "sync (no labels needed). Audited: the share of pre-annotations annotators kept on held-out tasks, "
+               "a random sample of the pool, with its 95 % interval.")  # fmt: skip
+    return _section("Accuracy: estimated and audited", caption, ["version", "estimated", "audited"], rows)
 
 
 def _routing(data: ProjectData) -> str:
@@ -321,8 +351,11 @@ def _label_errors(data: ProjectData) -> str:
     return f"<h2>Probable label errors</h2><p>{head}.</p>{table}"
 
 
-def write_report(project_id: int, audit: AuditStore, registry: Registry, data_dir: Path, out: Path) -> Path:
-    data = collect(project_id, audit, registry, data_dir / "sync-state.sqlite3")
+def write_report(
+    project_id: int, audit: AuditStore, registry: Registry, data_dir: Path, out: Path, target: float = 0.98,
+    holdout_fraction: float = 0.15,
+) -> Path:  # fmt: skip
+    data = collect(project_id, audit, registry, data_dir / "sync-state.sqlite3", target, holdout_fraction)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(data), encoding="utf-8")
     return out

@@ -153,6 +153,14 @@ class SyncState:
         return out
 
 
+    def mean_confidence(self, project: int) -> dict[str, tuple[float, int]]:
+        """Per model version, the mean calibrated confidence shown on the pool at the last sync, and
+        over how many tasks: calibrated, it estimates the pre-annotations' accuracy without labels."""
+        query = ("SELECT version, AVG(confidence), COUNT(*) FROM written WHERE project = ? AND confidence IS NOT NULL "
+                 "GROUP BY version")  # fmt: skip
+        return {version: (float(mean), int(n)) for version, mean, n in self.db.execute(query, (project,))}
+
+
 def _hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 

@@ -45,7 +45,7 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;te
         if project not in projects():
             abort(404, description=f"no project {project} here: /dashboard lists the projects this backend knows")
         data = collect(project, store, registry, settings.data_dir / "sync-state.sqlite3",
-                       settings.routing_target_precision)  # fmt: skip
+                       settings.routing_target_precision, settings.holdout_fraction)  # fmt: skip
         return Response(render(data, refresh_s=REFRESH_S), mimetype="text/html")
 
     return routes
