@@ -66,7 +66,10 @@ def run_worker(settings: Settings, burst: bool = False, which: str = "both") -> 
     keeper = threading.Thread(target=_keep_alive, args=(settings, current, names), name="liveness", daemon=True)
     while True:
         queues = [Queue(name, connection=connection) for name in names]
-        worker = QuietWorker(queues, connection=connection, maintenance_interval=60)
+        # RQ's scheduler (delayed catch-up retrains) runs in a process that dies when Redis restarts;
+        # the worker restarts it only in its maintenance, which runs between dequeues: a 30 s dequeue
+        # wait (worker_ttl - 15) and 30 s maintenance bring it back within about a minute.
+        worker = QuietWorker(queues, connection=connection, maintenance_interval=30, worker_ttl=45)
         try:
             _announce(connection, worker.name)
             current["name"] = worker.name

@@ -99,6 +99,12 @@ def openapi() -> dict[str, Any]:
                               "responses": {"200": _ok("{versions}"), "400": _ERROR, "401": _ERROR}}},
         "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text"}}}},
         "/openapi.json": {"get": {"summary": "this description", "responses": {"200": _ok("OpenAPI 3.1")}}},
+        "/dashboard": {"get": {"summary": "the projects at a glance (HTML, refreshes itself)",
+                               "responses": {"200": {"description": "text/html"}}}},
+        "/dashboard/{project}": {"get": {
+            "summary": "one project's report, live (HTML, refreshes itself)",
+            "parameters": [{"name": "project", "in": "path", "required": True, "schema": {"type": "integer"}}],
+            "responses": {"200": {"description": "text/html"}, "404": _ERROR}}},
     }  # fmt: skip
     return {
         "openapi": "3.1.0",

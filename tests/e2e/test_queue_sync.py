@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import requests
 from rq import Queue
-from rq.registry import StartedJobRegistry
+from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 
 from backend.query.sync import VIEW_TITLE
 from backend.query.writeback import RANK_FIELD
@@ -26,8 +26,10 @@ def choice(label: str) -> list[dict]:
 
 
 def idle(stack) -> bool:
+    """Nothing queued, running or scheduled (a catch-up retrain waits in the scheduled registry)."""
     return all(
         Queue(name, connection=stack.redis).count == 0 and StartedJobRegistry(name, connection=stack.redis).count == 0
+        and ScheduledJobRegistry(name, connection=stack.redis).count == 0
         for name in ("hitl", "hitl-slow")
     )
 
