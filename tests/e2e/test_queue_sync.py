@@ -83,13 +83,15 @@ def test_sync_makes_label_studio_serve_our_most_informative_task(stack, trained_
     predictions = predictions_of(stack, project, version)
     assert len(predictions) == 260
     # the score Label Studio holds (and shows as "v… · 87.50%") is the served model's calibrated confidence
-    sample = sorted(predictions)[:20]
+    sample = [summary["top_task_id"]] + [t for t in sorted(predictions)[:20] if t != summary["top_task_id"]]
     texts = {t["id"]: t["data"]["text"] for t in stack.ls.unlabeled_tasks(project)}
     body = predict_body([{"id": t, "data": {"text": texts[t]}} for t in sample], AG_CONFIG, f"{project}.0")
     served = requests.post(stack.backend_url + "/predict", json=body, timeout=60).json()["results"]
     for task_id, item in zip(sample, served, strict=True):
-        # (int8 activations are quantized per batch: the sync's batches and /predict's differ slightly)
-        assert predictions[task_id]["score"] == pytest.approx(item["score"], abs=5e-3)
+        # within a version family a task past the queue's head keeps its shown confidence until it moves by
+        # HITL_SYNC_CONFIDENCE_TOLERANCE (0.05); int8 activations, quantized per batch, add a little more
+        tolerance = 0.01 if task_id == summary["top_task_id"] else 0.05  # the head is kept to the percent
+        assert predictions[task_id]["score"] == pytest.approx(item["score"], abs=tolerance + 5e-3)
         assert 0.25 <= item["score"] <= 1.0  # the top label's probability among four
     scores = [p["score"] for p in predictions.values()]
     assert max(scores) - min(scores) > 0.1  # not a constant, not a rank: it varies with the text
