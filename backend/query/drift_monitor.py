@@ -55,8 +55,7 @@ class DriftMonitor:
         task_ids = np.asarray(ids)
         if not self.state:
             keep = np.random.default_rng(self.project).permutation(len(task_ids))[:REFERENCE_SIZE]
-            self.state = {"encoder": self.encoder, "reference_ids": task_ids[keep].tolist(),
-                          "reference_texts": [texts[i] for i in keep],
+            self.state = {"encoder": self.encoder, "reference_texts": [texts[i] for i in keep],
                           "checked_up_to": int(task_ids.max(initial=0)), "probes": []}  # fmt: skip
             self._save()
             return None

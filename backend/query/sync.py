@@ -152,7 +152,6 @@ class SyncState:
             out.setdefault(version, []).append(float(score))
         return out
 
-
     def mean_confidence(self, project: int) -> dict[str, tuple[float, int]]:
         """Per model version, the mean calibrated confidence shown on the pool at the last sync, and
         over how many tasks: calibrated, it estimates the pre-annotations' accuracy without labels."""

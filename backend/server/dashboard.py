@@ -52,13 +52,14 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;te
 
 
 def _row(project: int, registry: Registry, audit: AuditStore) -> str:
-    corrections = [c for c in audit.corrections(project) if c.get("changed") is not None]
-    rate = f"{sum(bool(c['changed']) for c in corrections) / len(corrections):.0%}" if corrections else "–"
+    corrections = audit.corrections(project)
+    shown = [c for c in corrections if c.get("changed") is not None]
+    rate = f"{sum(bool(c['changed']) for c in shown) / len(shown):.0%}" if shown else "–"
     serving = registry.current(project) or "cold-start"
     off = [d["model_version"] for d in audit.routing_decisions(project)]
     routing = f'<span class=alarm>off for {html.escape(", ".join(off))}</span>' if off else "on"
     checks = audit.drift_checks(project)
     drift = "not checked" if not checks else ('<span class=alarm>DRIFT</span>' if checks[-1]["alarm"] else "none")
     return (f'<tr><td><a href="/dashboard/{project}">project {project}</a></td><td>{html.escape(serving)}</td>'
-            f"<td>{len(registry.versions(project))}</td><td>{len(audit.corrections(project))}</td><td>{rate}</td>"
+            f"<td>{len(registry.versions(project))}</td><td>{len(corrections)}</td><td>{rate}</td>"
             f"<td>{routing}</td><td>{drift}</td></tr>")  # fmt: skip

@@ -24,9 +24,13 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
+def _annotations_filter(operator: str) -> dict[str, Any]:
+    """A Data Manager filter on the number of annotations, compared with 0."""
+    return {"filter": "filter:tasks:total_annotations", "operator": operator, "type": "Number", "value": 0}
+
+
 def _annotations_query(operator: str) -> str:
-    item = {"filter": "filter:tasks:total_annotations", "operator": operator, "type": "Number", "value": 0}
-    return json.dumps({"filters": {"conjunction": "and", "items": [item]}})
+    return json.dumps({"filters": {"conjunction": "and", "items": [_annotations_filter(operator)]}})
 
 
 ANNOTATED_QUERY = _annotations_query("greater")
@@ -204,9 +208,8 @@ class LabelStudioClient:
         """The project's first Data Manager tab: ``title``, its unannotated tasks sorted by
         ``order_by`` (numerically, for a task data field). A tab of that title that differs is
         brought up to date."""
-        unannotated = {"filter": "filter:tasks:total_annotations", "operator": "equal", "type": "Number", "value": 0}
         tab = {"title": title, "ordering": [order_by], "columnsDisplayType": {order_by: "Number"},
-               "filters": {"conjunction": "and", "items": [unannotated]}}  # fmt: skip
+               "filters": {"conjunction": "and", "items": [_annotations_filter("equal")]}}  # fmt: skip
         views = [_plain(v) for v in self.sdk.views.list(project=project_id)]
         ours = next((v for v in views if (v.get("data") or {}).get("title") == title), None)
         if ours is None:
