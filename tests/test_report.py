@@ -57,3 +57,15 @@ def test_report_plots_quality_calibration_queue_and_history(tmp_path, monkeypatc
 
     write_report(99, audit, registry, tmp_path, empty)
     assert empty.read_text().count("No data yet") == 4 and "No retrain recorded yet" in empty.read_text()
+
+
+def test_the_queue_plot_finds_the_serving_version_under_its_familys_name(tmp_path):
+    from backend.oversight.report import collect, queue_figure
+
+    registry = Registry(tmp_path / "registry")
+    first = registry.publish("7", lambda folder: {"note": "starts a family"})
+    refresh = registry.publish("7", lambda folder: {"family": first})  # a head refresh: Label Studio sees `first`
+    SyncState(tmp_path / "sync-state.sqlite3").put(7, [(i, first, "h", 0, None, i / 10, 0.5) for i in range(10)])
+    data = collect(7, AuditStore(str(tmp_path / "audit.sqlite3")), registry, tmp_path / "sync-state.sqlite3")
+    assert data.current == refresh and data.current_served == first
+    assert queue_figure(data) is not None  # the sync keyed the pool by the family's name

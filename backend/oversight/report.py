@@ -31,7 +31,7 @@ from backend.learning.routing_audit import RoutingAudit, audit_routing, threshol
 from backend.query.stopping import StoppingState, StoppingStatus
 from backend.query.sync import SyncState
 from backend.stores.audit import AuditStore
-from backend.stores.registry import Registry, RegistryError
+from backend.stores.registry import Registry, RegistryError, served_name
 
 
 @dataclass
@@ -48,6 +48,13 @@ class ProjectData:
     drift_checks: list[dict[str, Any]] = field(default_factory=list)  # audit records, oldest first
     estimated: dict[str, tuple[float, int]] = field(default_factory=dict)  # version: (mean confidence, tasks)
     holdout_fraction: float = 0.15
+
+    @property
+    def current_served(self) -> str:
+        """The name Label Studio knows the serving version by (its family's): the sync state, the
+        corrections and the drift checks are keyed by it."""
+        meta = next((m for m in self.versions if m["version"] == self.current), None)
+        return served_name(meta) if meta else (self.current or "")
 
 
 def collect(
@@ -173,14 +180,14 @@ def calibration_figure(data: ProjectData) -> Figure | None:
 
 def queue_figure(data: ProjectData) -> Figure | None:
     """The unlabeled pool as the serving version ranked it at the last sync (one histogram)."""
-    scores = data.queue_scores.get(data.current or "") or []
+    scores = data.queue_scores.get(data.current_served) or []
     if not scores:
         return None
     fig, ax = _axes(3.2)
     ax.hist(scores, bins=40, color="#2e86ab", alpha=0.8)
     ax.set_xlabel("strategy score at the last sync (lower = more informative = served sooner)")
     ax.set_ylabel("unlabeled tasks")
-    ax.set_title(f"Queue of {(data.current or '').split('-')[0]}: {len(scores):,} unlabeled tasks")
+    ax.set_title(f"Queue of {data.current_served.split('-')[0]}: {len(scores):,} unlabeled tasks")
     return fig
 
 
