@@ -22,9 +22,10 @@ def parse_project_id(value: object) -> ProjectId:
 
 
 class JobKind(StrEnum):
-    """What a queued job does: a fast head retrain, a full fine-tune, a queue sync, or a label check."""
+    """What a queued job does: a head retrain, a fine-tune, a queue sync, a label check, or proposals."""
 
     HEAD = "head"
     FULL = "full"
     SYNC = "sync"
     LABEL_ERRORS = "label-errors"
+    PROPOSALS = "proposals"

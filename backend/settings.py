@@ -108,6 +108,15 @@ class Settings(BaseSettings):
     label_errors_after_publish: bool = Field(
         True, description="Check single-choice projects' annotations for probable label errors after each publish.",
     )
+    proposals_after_publish: bool = Field(
+        True, description="After each publish, propose each new correction's label for similar unlabeled tasks "
+        "the model still labels the same wrong way (single-choice projects; a reviewer accepts them in Label Studio).",
+    )
+    proposal_same_label: float = Field(
+        0.95, gt=0, le=1, description="Similar means: above the cosine similarity at which this share of the "
+        "project's annotated pairs share their label.",
+    )
+    proposal_max_tasks: int = Field(50, ge=1, description="Tasks at most in one batch-correction proposal.")
     finetune_min_labels: int = Field(100, ge=1, description="No fine-tune below this many annotations.")
     finetune_growth: float = Field(
         0.3, gt=0, description="A fine-tune is due when the annotations grew by this fraction since the last one.",

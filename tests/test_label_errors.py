@@ -100,3 +100,38 @@ def test_a_label_check_is_audited_and_reported(tmp_path):
     assert "<h2>Probable label errors</h2>" in page and f"{len(suspects)} probable label errors among 240" in page
     first = suspects[0]
     assert f"<td>{first.task_id}</td><td>{first.given}</td><td>{first.suggested}</td>" in page
+
+
+def test_tasks_whose_annotators_disagree_are_flagged_with_their_consensus_and_annotators_rated():
+    """Three annotators on 60 tasks: two careful, one who answers at random. CROWDLAB rates the
+    careless one lowest, and tasks where the careful two disagree are flagged as such."""
+    from backend.learning.label_errors import check_labels
+
+    examples, x, truth, _ = project(flips=0)
+    rng = np.random.default_rng(1)
+    answers: dict[int, dict[str, str]] = {}
+    for row in range(0, 240, 4):  # every fourth task has three answers
+        task = 1000 + row
+        answers[task] = {"careful-1": LABELS[truth[row]], "careful-2": LABELS[truth[row]],
+                         "random": LABELS[int(rng.integers(4))]}  # fmt: skip
+    split = [1000 + r for r in range(0, 240, 4)][:3]
+    for task in split:  # the careful two disagree, and the random one sides with neither
+        row = task - 1000
+        answers[task] = {"careful-1": LABELS[truth[row]], "careful-2": LABELS[(truth[row] + 1) % 4],
+                         "random": LABELS[(truth[row] + 2) % 4]}  # fmt: skip
+    result = check_labels(SPEC, examples, x, answers=answers)
+    quality = {a.annotator: a.quality for a in result.annotators}
+    assert quality["random"] < min(quality["careful-1"], quality["careful-2"])
+    assert result.multi_annotated == 60 and 0.5 < result.mean_agreement < 1
+    flagged = {s.task_id: s for s in result.suspects if s.reason == "annotators disagree"}
+    assert set(split) <= set(flagged)
+    assert all(flagged[t].suggested == LABELS[truth[t - 1000]] for t in split)  # the consensus follows the model
+
+
+def test_a_verdict_reads_what_the_reviewer_did():
+    from backend.learning.label_errors import verdict
+
+    assert verdict("Sports", "t1", ("Sports", "t1")) is None  # untouched
+    assert verdict("Sports", "t1", ("World", "t2")) == "changed"
+    assert verdict("Sports", "t1", ("Sports", "t2")) == "kept"  # reopened and submitted as it was
+    assert verdict("Sports", "t1", None) == "removed"

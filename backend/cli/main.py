@@ -157,17 +157,25 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_label_errors(args: argparse.Namespace) -> int:
     from backend.jobs.context import WorkerContext
-    from backend.jobs.label_errors import check_project
+    from backend.jobs.label_errors import SUSPECTS_TAB, check_project, review
     from backend.learning.label_errors import LabelErrorsUnsupported
 
     settings = get_settings()
     _label_studio_checked(settings, args.project)
+    ctx = WorkerContext.create(settings)
     try:
-        report = check_project(WorkerContext.create(settings), args.project)
+        report = check_project(ctx, args.project)
     except LabelErrorsUnsupported as exc:
         print(f"error: project {args.project}: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps(report.as_dict()) if args.json else "\n".join(report.lines(args.limit)))
+    outcome = None if args.dry_run else review(ctx, args.project, report)
+    if args.json:
+        print(json.dumps({**report.as_dict(), **(outcome or {})}))
+        return 0
+    print("\n".join(report.lines(args.limit)))
+    if outcome is not None:
+        print(f"reviewers' verdicts on earlier flags recorded: {outcome['verdicts']}; Label Studio tab "
+              f"'{SUSPECTS_TAB}': {outcome['marked']} tasks marked, {outcome['cleared']} unmarked")
     return 0
 
 
@@ -316,11 +324,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Pulls the project's annotations from Label Studio, scores every annotated task out of sample "
         "(5 folds: no task is judged by a head that trained on it) and lets cleanlab flag the labels the model "
         "confidently contradicts, most suspicious first, each with the label the model suggests and the nearest "
-        "annotated tasks carrying it. Single-choice projects; nothing is written to Label Studio.",
+        "annotated tasks carrying it; where tasks have several annotators, their agreement and each annotator's "
+        "quality (cleanlab's CROWDLAB). Then, as the job after every publish does: records what reviewers did with "
+        "earlier flags (changed / kept) and the new flags in the audit store, and marks the suspects in Label "
+        "Studio (task data fields hitl_suspect, hitl_suggested, hitl_evidence) for the Data Manager tab "
+        "'Suspected label errors (hitl)'. No annotation is ever written. Single-choice projects.",
     )
     errors.add_argument("--project", type=int, required=True, help="Label Studio project id")
     errors.add_argument("--json", action="store_true", help="print every suspect as JSON")
     errors.add_argument("--limit", type=int, default=20, help="suspects listed (20; --json lists all)")
+    errors.add_argument("--dry-run", action="store_true", help="only list: record nothing, write nothing")
     errors.set_defaults(func=cmd_label_errors)
     report = sub.add_parser(
         "report",

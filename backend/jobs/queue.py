@@ -21,8 +21,9 @@ from backend.settings import Settings
 PENDING = "hitl:retrain:pending:{project}"
 JOBS = {JobKind.HEAD: "backend.jobs.retrain.retrain_job", JobKind.FULL: "backend.jobs.retrain.retrain_job",
         JobKind.SYNC: "backend.jobs.sync_job.sync_job",
-        JobKind.LABEL_ERRORS: "backend.jobs.label_errors.label_errors_job"}  # fmt: skip
-JOB_NAMES = {JobKind.SYNC: "sync", JobKind.LABEL_ERRORS: "label check"}
+        JobKind.LABEL_ERRORS: "backend.jobs.label_errors.label_errors_job",
+        JobKind.PROPOSALS: "backend.jobs.proposals.proposals_job"}  # fmt: skip
+JOB_NAMES = {JobKind.SYNC: "sync", JobKind.LABEL_ERRORS: "label check", JobKind.PROPOSALS: "proposals"}
 LAST_EVENT = "hitl:retrain:last-event:{project}"  # when the project's last training event arrived
 ALIVE = "hitl:alive:{name}"  # a worker's liveness record, refreshed by jobs/worker.py
 DURATIONS = "hitl:retrain:last-seconds"  # hash "<project>:<kind>:<outcome>" → seconds, read by /metrics

@@ -150,6 +150,8 @@ def retrain(ctx: WorkerContext, project_id: ProjectId, kind: JobKind | str = Job
     queue.record_duration(project_id, kind, "published", summary["seconds"])
     if settings.sync_after_publish:
         summary["sync_requested"] = queue.request(project_id, JobKind.SYNC, reason=f"published {version}").status
+    if settings.proposals_after_publish and not spec.is_ner and not spec.multi_label and spec.modality == "text":
+        summary["proposals_requested"] = queue.request(project_id, JobKind.PROPOSALS, reason=version).status
     if settings.label_errors_after_publish and not spec.is_ner and not spec.multi_label:
         summary["label_errors_requested"] = queue.request(project_id, JobKind.LABEL_ERRORS, reason=version).status
     if kind == JobKind.HEAD and finetune_due(ctx.registry, project_id, len(data.examples), settings):

@@ -35,6 +35,12 @@ def _stamp(annotation: dict[str, Any]) -> tuple[str, int]:
     return (str(annotation.get("updated_at") or annotation.get("created_at") or ""), int(annotation.get("id") or 0))
 
 
+def latest_annotation(task: dict[str, Any]) -> dict[str, Any] | None:
+    """The task's winning annotation: the most recently updated one that was not cancelled."""
+    kept = [a for a in task.get("annotations") or [] if isinstance(a, dict) and not a.get("was_cancelled")]
+    return max(kept, key=_stamp, default=None)
+
+
 def build_dataset(project_id: int, tasks: Iterable[dict[str, Any]], spec: TaskSpec, max_chars: int) -> Dataset:
     out = Dataset()
     for task in tasks:
@@ -45,7 +51,8 @@ def build_dataset(project_id: int, tasks: Iterable[dict[str, Any]], spec: TaskSp
             continue
         for annotation in kept:
             out.corrections.append(_correction(project_id, task, annotation, spec))
-        latest = max(kept, key=_stamp)
+        latest = latest_annotation(task)
+        assert latest is not None
         try:
             text = task_text(task, spec, max_chars)
         except TaskError:

@@ -83,6 +83,61 @@ SCHEMA = [
         annotated INTEGER NOT NULL,
         suspects TEXT NOT NULL
     )""",
+    """CREATE TABLE IF NOT EXISTS annotator_checks (
+        project_id INTEGER NOT NULL,
+        version TEXT,
+        recorded_at DOUBLE PRECISION NOT NULL,
+        summary TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS label_flags (
+        project_id INTEGER NOT NULL,
+        task_id INTEGER NOT NULL,
+        annotated_at TEXT NOT NULL,
+        flagged_at DOUBLE PRECISION NOT NULL,
+        version TEXT,
+        given TEXT NOT NULL,
+        suggested TEXT NOT NULL,
+        quality DOUBLE PRECISION,
+        reason TEXT,
+        PRIMARY KEY (project_id, task_id, annotated_at)
+    )""",
+    """CREATE TABLE IF NOT EXISTS label_verdicts (
+        project_id INTEGER NOT NULL,
+        task_id INTEGER NOT NULL,
+        annotated_at TEXT NOT NULL,
+        version TEXT,
+        verdict TEXT NOT NULL,
+        given TEXT NOT NULL,
+        suggested TEXT NOT NULL,
+        final TEXT,
+        reviewer TEXT,
+        decided_at TEXT,
+        quality DOUBLE PRECISION,
+        recorded_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (project_id, task_id, annotated_at)
+    )""",
+    """CREATE TABLE IF NOT EXISTS proposals (
+        project_id INTEGER NOT NULL,
+        proposal_id INTEGER NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        model_version TEXT,
+        source_task INTEGER NOT NULL,
+        wrong_label TEXT NOT NULL,
+        label TEXT NOT NULL,
+        threshold DOUBLE PRECISION,
+        task_ids TEXT NOT NULL,
+        PRIMARY KEY (project_id, proposal_id)
+    )""",
+    """CREATE TABLE IF NOT EXISTS proposal_outcomes (
+        project_id INTEGER NOT NULL,
+        proposal_id INTEGER NOT NULL,
+        task_id INTEGER NOT NULL,
+        outcome TEXT NOT NULL,
+        reviewer TEXT,
+        decided_at TEXT,
+        recorded_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (project_id, proposal_id, task_id)
+    )""",
 ]
 
 
@@ -209,10 +264,83 @@ class AuditStore:
         statement = self._sql("INSERT INTO model_versions VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING")
         self._run(lambda conn: conn.execute(statement, row))
 
-    def record_label_check(self, project_id: int, version: str | None, annotated: int, suspects: list[dict]) -> None:
-        """One label-error check of a project's annotations (``learning/label_errors.py``)."""
-        row = (project_id, version, time.time(), annotated, json.dumps(suspects))
+    def record_label_check(
+        self, project_id: int, version: str | None, annotated: int, suspects: list[dict],
+        annotators: dict[str, Any] | None = None,
+    ) -> None:  # fmt: skip
+        """One label-error check of a project's annotations (``learning/label_errors.py``), and where
+        tasks have several annotators, their agreement and each annotator's quality."""
+        now = time.time()
+        row = (project_id, version, now, annotated, json.dumps(suspects))
         self._run(lambda conn: conn.execute(self._sql("INSERT INTO label_checks VALUES (?,?,?,?,?)"), row))
+        if annotators is not None:
+            crowd = (project_id, version, now, json.dumps(annotators))
+            self._run(lambda conn: conn.execute(self._sql("INSERT INTO annotator_checks VALUES (?,?,?,?)"), crowd))
+
+    def annotator_checks(self, project_id: int) -> list[dict[str, Any]]:
+        rows = self._select("SELECT * FROM annotator_checks WHERE project_id = ? ORDER BY recorded_at", project_id)
+        return [{**r, "summary": json.loads(r["summary"])} for r in rows]
+
+    def record_label_flags(self, project_id: int, version: str | None, flags: Iterable[dict[str, Any]]) -> None:
+        """Tasks newly flagged as probable label errors (a flag is one per annotation revision)."""
+        rows = [(project_id, f["task_id"], f["annotated_at"], time.time(), version, f["given"], f["suggested"],
+                 f["quality"], f.get("reason")) for f in flags]  # fmt: skip
+        statement = self._sql("INSERT INTO label_flags VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING")
+        if rows:
+            self._run(lambda conn: conn.cursor().executemany(statement, rows))
+
+    def record_label_verdicts(self, project_id: int, verdicts: Iterable[dict[str, Any]]) -> None:
+        """What reviewers did with flags: changed / kept / removed, who, when (one verdict per flag)."""
+        rows = [(project_id, v["task_id"], v["annotated_at"], v.get("version"), v["verdict"], v["given"],
+                 v["suggested"], v.get("final"), v.get("reviewer"), v.get("decided_at"), v.get("quality"),
+                 time.time()) for v in verdicts]  # fmt: skip
+        statement = self._sql("INSERT INTO label_verdicts VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING")
+        if rows:
+            self._run(lambda conn: conn.cursor().executemany(statement, rows))
+
+    def open_label_flags(self, project_id: int) -> list[dict[str, Any]]:
+        """Flags no reviewer has acted on yet."""
+        return self._select(
+            "SELECT f.* FROM label_flags f LEFT JOIN label_verdicts v ON v.project_id = f.project_id "
+            "AND v.task_id = f.task_id AND v.annotated_at = f.annotated_at "
+            "WHERE f.project_id = ? AND v.task_id IS NULL ORDER BY f.flagged_at", project_id)  # fmt: skip
+
+    def label_verdicts(self, project_id: int) -> list[dict[str, Any]]:
+        return self._select("SELECT * FROM label_verdicts WHERE project_id = ? ORDER BY recorded_at", project_id)
+
+    def record_proposal(
+        self, project_id: int, proposal_id: int, model_version: str | None, source_task: int, wrong_label: str,
+        label: str, threshold: float, task_ids: Sequence[int],
+    ) -> bool:  # fmt: skip
+        """A batch-correction proposal; False when this correction already has one."""
+        row = (project_id, proposal_id, time.time(), model_version, source_task, wrong_label, label, threshold,
+               json.dumps([int(t) for t in task_ids]))  # fmt: skip
+        statement = self._sql("INSERT INTO proposals VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING")
+
+        def insert(conn: Any) -> bool:
+            before = self._count(conn, "proposals")
+            conn.execute(statement, row)
+            return self._count(conn, "proposals") > before
+
+        return self._run(insert)
+
+    def record_proposal_outcomes(self, project_id: int, proposal_id: int, outcomes: Iterable[dict[str, Any]]) -> None:
+        """accepted / rejected / expired, per proposed task (one outcome each)."""
+        rows = [(project_id, proposal_id, o["task_id"], o["outcome"], o.get("reviewer"), o.get("decided_at"),
+                 time.time()) for o in outcomes]  # fmt: skip
+        statement = self._sql("INSERT INTO proposal_outcomes VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING")
+        if rows:
+            self._run(lambda conn: conn.cursor().executemany(statement, rows))
+
+    def proposals(self, project_id: int) -> list[dict[str, Any]]:
+        """Every proposal with its task ids and the outcomes recorded so far."""
+        rows = self._select("SELECT * FROM proposals WHERE project_id = ? ORDER BY created_at", project_id)
+        outcomes = self._select("SELECT * FROM proposal_outcomes WHERE project_id = ?", project_id)
+        by_proposal: dict[int, dict[int, dict[str, Any]]] = {}
+        for o in outcomes:
+            by_proposal.setdefault(int(o["proposal_id"]), {})[int(o["task_id"])] = o
+        return [{**r, "task_ids": json.loads(r["task_ids"]), "outcomes": by_proposal.get(int(r["proposal_id"]), {})}
+                for r in rows]  # fmt: skip
 
     def record_routing_decision(
         self, project_id: int, model_version: str, threshold: float, reviewed: int, confirmed: int,

@@ -29,6 +29,11 @@ def _annotations_filter(operator: str) -> dict[str, Any]:
     return {"filter": "filter:tasks:total_annotations", "operator": operator, "type": "Number", "value": 0}
 
 
+def data_filter(field: str, operator: str, value: Any) -> dict[str, Any]:
+    """A Data Manager filter on a numeric task data field (``greater`` 0, ``equal`` 7, ...)."""
+    return {"filter": f"filter:tasks:data.{field}", "operator": operator, "type": "Number", "value": value}
+
+
 def _annotations_query(operator: str) -> str:
     return json.dumps({"filters": {"conjunction": "and", "items": [_annotations_filter(operator)]}})
 
@@ -204,13 +209,17 @@ class LabelStudioClient:
         """Replace one task's data (PATCH /api/tasks/{id}); Community has no bulk write of task data."""
         with_retries(lambda: self._raw(f"api/tasks/{task_id}", "PATCH", json={"data": data}), "task update")
 
-    def ensure_view(self, project_id: int, title: str, order_by: str) -> int:
-        """The project's first Data Manager tab: ``title``, its unannotated tasks sorted by
-        ``order_by`` (numerically, for a task data field). A tab of that title that differs is
-        brought up to date."""
+    def ensure_view(
+        self, project_id: int, title: str, order_by: str, filters: list[dict[str, Any]] | None = None,
+        first: bool = True,
+    ) -> int:
+        """A Data Manager tab: ``title``, the tasks passing ``filters`` (default: unannotated ones)
+        sorted by ``order_by`` (numerically, for a task data field). A tab of that title that
+        differs is brought up to date; ``first`` puts it before the others (annotators open the first)."""
+        items = [_annotations_filter("equal")] if filters is None else filters
         tab = {"title": title, "ordering": [order_by], "columnsDisplayType": {order_by: "Number"},
-               "filters": {"conjunction": "and", "items": [_annotations_filter("equal")]}}  # fmt: skip
-        views = [_plain(v) for v in self.sdk.views.list(project=project_id)]
+               "filters": {"conjunction": "and", "items": items}}  # fmt: skip
+        views = self.views(project_id)
         ours = next((v for v in views if (v.get("data") or {}).get("title") == title), None)
         if ours is None:
             ours = _plain(self.sdk.views.create(project=project_id, data=tab))
@@ -218,9 +227,36 @@ class LabelStudioClient:
             data = {**(ours.get("data") or {}), **tab}
             self._raw(f"api/dm/views/{ours['id']}", "PATCH", json={"project": project_id, "data": data})
         ids = [int(v["id"]) for v in views if v["id"] != ours["id"]]
-        if views and int(views[0]["id"]) != int(ours["id"]):  # annotators open the first tab
+        if first and views and int(views[0]["id"]) != int(ours["id"]):
             self._raw("api/dm/views/order/", "POST", json={"project": project_id, "ids": [int(ours["id"]), *ids]})
         return int(ours["id"])
+
+    def views(self, project_id: int) -> list[dict[str, Any]]:
+        """The project's Data Manager tabs, in their order."""
+        return [_plain(v) for v in self.sdk.views.list(project=project_id)]
+
+    def delete_view(self, view_id: int) -> None:
+        with_retries(lambda: self._raw(f"api/dm/views/{view_id}", "DELETE"), "delete tab")
+
+    def view_task_ids(self, project_id: int, view_id: int, page_size: int = 500) -> list[int]:
+        """The ids of the tasks a tab lists, in its order (what a reviewer sees)."""
+        ids: list[int] = []
+        page = 1
+        while True:
+            response = self._raw(f"api/tasks?project={project_id}&view={view_id}&page={page}&page_size={page_size}"
+                                 "&fields=task_only", "GET")  # fmt: skip
+            body = response.json()
+            tasks = body.get("tasks", body) if isinstance(body, dict) else body
+            ids += [int(t["id"]) for t in tasks]
+            if len(tasks) < page_size:
+                return ids
+            page += 1
+
+    def run_action(self, project_id: int, action: str, task_ids: list[int], **body: Any) -> dict[str, Any]:
+        """A Data Manager action on the given tasks, as the Actions menu runs it
+        (``POST /api/dm/actions?id=<action>``), e.g. ``predictions_to_annotations``."""
+        payload = {"selectedItems": {"all": False, "included": [int(t) for t in task_ids]}, **body}
+        return dict(self._raw(f"api/dm/actions?id={action}&project={project_id}", "POST", json=payload).json())
 
     def next_task(self, project_id: int, view_id: int | None = None) -> dict[str, Any]:
         """What Label Studio would open next for the API user. Without ``view_id``: the project's

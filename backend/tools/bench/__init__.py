@@ -7,7 +7,8 @@ import importlib
 
 from backend.settings import Settings
 
-BENCHES = ("predict", "retrain", "sync", "ner", "head", "load", "finetune", "precision", "label-errors", "drift")
+BENCHES = ("predict", "retrain", "sync", "ner", "head", "load", "finetune", "precision", "label-errors", "drift",
+           "batch-correction")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -60,6 +61,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     load.add_argument("--batch-size", type=int, default=8, help="tasks per /predict request (8)")
     load.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (2)")
     _add_finetune(bsub)
+    _add_batch_correction(bsub)
 
 
 def _add_finetune(bsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -102,6 +104,17 @@ def _add_finetune(bsub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     drift.add_argument("--null-windows", type=int, default=1000, help="windows without shift per seed (1000)")
     drift.add_argument("--alpha", type=float, help="false-alarm rate the tests are set for (HITL_DRIFT_ALPHA)")
     drift.add_argument("--seeds", type=int, default=3, help="random draws; medians are reported (3)")
+
+
+def _add_batch_correction(bsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    batch = bsub.add_parser("batch-correction", help="precision and reach of the proposals one correction makes")
+    batch.add_argument("--data", help="datasets folder (default: ../shared/data or HITL_SHARED_DATA)")
+    batch.add_argument("--dataset", default="ag_news", help="classification dataset under --data (ag_news)")
+    batch.add_argument("--pool", type=int, default=6000, help="texts read from the train split (6000)")
+    batch.add_argument("--labels", type=int, default=200, help="random annotations before the replay (200)")
+    batch.add_argument("--steps", type=int, default=150, help="annotations served in queue order (150)")
+    batch.add_argument("--max-tasks", type=int, default=50, help="tasks at most per proposal (50)")
+    batch.add_argument("--seeds", type=int, default=3, help="random draws; medians are reported (3)")
 
 
 def run_bench(args: argparse.Namespace, settings: Settings) -> int:
