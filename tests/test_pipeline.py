@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from pydantic import SecretStr
 
@@ -13,6 +14,7 @@ from backend.ids import JobKind
 from backend.jobs.context import WorkerContext
 from backend.jobs.retrain import retrain
 from backend.jobs.sync_job import sync_and_record
+from backend.labeling import parse_label_config
 from backend.learning.dataset import is_heldout
 from backend.learning.routing_audit import audit_routing
 from backend.query.sync import VIEW_TITLE, sync_project
@@ -142,32 +144,100 @@ def test_head_retrains_after_a_fine_tune_build_on_its_encoder(project, ctx):
     assert summary.model_version == ctx.registry.served(project_id) and summary.scored == 39
 
 
-def test_label_errors_of_a_real_project_put_the_wrong_annotations_first(label_studio, tmp_path):
+def test_label_errors_of_a_real_project_reach_reviewers_and_their_verdicts_are_audited(label_studio, tmp_path):
     """Deliberately wrong annotations among right ones, through Label Studio and the real MiniLM:
-    the detector lists most of them, each with the right label suggested."""
-    from backend.jobs.label_errors import check_project
+    the detector lists most of them, each with the right label suggested, and they head the Data
+    Manager tab "Suspected label errors (hitl)". A reviewer fixes one and keeps another: the next
+    check records both verdicts with the reviewer, and neither task is listed any more."""
+    from backend.jobs.label_errors import SUGGESTED_FIELD, SUSPECT_FIELD, SUSPECTS_TAB, check_project, review
 
     ls = LabelStudioClient(label_studio.url, label_studio.token)
     project_id = ls.create_project("Label errors", AG_CONFIG)
     rows = load_jsonl("ag_news", "train", 300)
     ls.import_tasks(project_id, [{"text": r["text"], "gold": r["label"]} for r in rows])
     labels = ["World", "Sports", "Business", "Sci/Tech"]
-    wrong = {}
+    wrong, annotation_of = {}, {}
     for i, task in enumerate(ls.tasks(project_id)):
         gold = task["data"]["gold"]
         given = labels[(labels.index(gold) + 1) % 4] if i % 25 == 0 else gold  # 12 of 300 wrong
         if given != gold:
             wrong[task["id"]] = gold
-        ls.create_annotation(task["id"], choice(given))
+        annotation_of[task["id"]] = ls.create_annotation(task["id"], choice(given))
     settings = Settings(label_studio_url=label_studio.url, label_studio_api_key=SecretStr(label_studio.token),
                         registry_dir=tmp_path / "registry", data_dir=tmp_path / "data")  # fmt: skip
-    report = check_project(WorkerContext.create(settings), project_id)
+    ctx = WorkerContext.create(settings)
+    report = check_project(ctx, project_id)
     assert report.annotated == 300 and report.left_out == 0
     found = [s for s in report.suspects if s.task_id in wrong]
     assert len(found) >= 8, (len(found), len(report.suspects))  # most of the 12
     assert sum(s.suggested == wrong[s.task_id] for s in found) >= 0.75 * len(found)
     assert len(report.suspects) <= 40  # a short list for a reviewer, not a third of the project
     assert report.lines()[0].startswith(f"project {project_id}: {len(report.suspects)} probable label errors")
+    outcome = review(ctx, project_id, report)
+    assert outcome["marked"] == len(report.suspects) and outcome["verdicts"] == 0
+
+    tab = next(v for v in ls.views(project_id) if v["data"]["title"] == SUSPECTS_TAB)
+    listed = ls.view_task_ids(project_id, int(tab["id"]))
+    assert listed == [s.task_id for s in report.suspects]  # what the reviewer sees: most suspicious first
+    assert sum(t in wrong for t in listed[:12]) >= 4  # a third of the top k = 12 (the flips are 4 % of the project)
+    first = ls.sdk.tasks.get(id=listed[0]).data
+    assert first[SUSPECT_FIELD] == 1 and first[SUGGESTED_FIELD] == report.suspects[0].suggested
+    assert first["text"] and first["gold"]  # the task's own data is untouched
+
+    fixed, kept = found[:2]  # a reviewer acts on two flags
+    ls.sdk.annotations.update(id=annotation_of[fixed.task_id], result=choice(wrong[fixed.task_id]))
+    ls.sdk.annotations.update(id=annotation_of[kept.task_id], result=choice(kept.given))  # submitted unchanged
+    again = check_project(ctx, project_id)
+    assert review(ctx, project_id, again)["verdicts"] == 2
+    verdicts = {v["task_id"]: v for v in ctx.audit.label_verdicts(project_id)}
+    assert verdicts[fixed.task_id]["verdict"] == "changed" and verdicts[fixed.task_id]["final"] == wrong[fixed.task_id]
+    assert verdicts[kept.task_id]["verdict"] == "kept" and verdicts[kept.task_id]["final"] == kept.given
+    assert all(v["reviewer"] and v["decided_at"] and v["suggested"] for v in verdicts.values())
+    remaining = set(ls.view_task_ids(project_id, int(tab["id"])))
+    assert fixed.task_id not in remaining and kept.task_id not in remaining  # a kept label is not flagged again
+    assert SUSPECT_FIELD not in ls.sdk.tasks.get(id=kept.task_id).data
+
+
+def test_a_correction_proposes_its_label_for_duplicates_and_the_accepted_ones_train(project, ctx):
+    """Three copies of a task the serving version labels wrong; an annotator corrects a fourth. The
+    proposal job offers the correction for exactly the three, as a prediction of its own version in
+    a tab of its own; a reviewer accepts them with Label Studio's Data Manager action; the next run
+    records them as accepted and removes the tab, and the next retrain trains on them."""
+    from backend.jobs.proposals import proposal_version, run
+    from backend.serving.predictor import class_probabilities, load_serving
+
+    ls, project_id = project
+    annotate_first(ls, project_id, 60)
+    assert retrain(ctx, project_id, JobKind.HEAD)["published"]
+    spec = parse_label_config(AG_CONFIG)
+    cache = ctx.cache_for(spec)
+    serving = load_serving(ctx.registry, project_id, spec, cache.encoder)
+    text = "Quarterly earnings beat forecasts as the chipmaker raised its outlook for the year."
+    ranked = np.argsort(-class_probabilities(serving.model, [text], cache)[0])
+    wrong, right = spec.labels[int(ranked[0])], spec.labels[int(ranked[1])]  # the model hesitates between them
+    ls.import_tasks(project_id, [{"text": text, "gold": right} for _ in range(4)])
+    sync_and_record(ctx, ls, project_id, None, progress=False)  # the pool gets the version's predictions
+    copies = [t for t in ls.tasks(project_id) if t["data"]["text"] == text]
+    corrected, *others = copies
+    annotation = ls.create_annotation(corrected["id"], choice(right))
+
+    summary = run(ctx, project_id)
+    assert summary["proposals"] == [{"id": annotation, "label": right, "tasks": 3}], summary
+    version = proposal_version(annotation, right)
+    tab = next(v for v in ls.views(project_id) if v["data"]["title"].startswith(f"Proposal {annotation}:"))
+    assert tab["data"]["title"] == f"Proposal {annotation}: 3 similar tasks → {right}"
+    assert sorted(ls.view_task_ids(project_id, int(tab["id"]))) == sorted(t["id"] for t in others)
+    assert ls.model_versions(project_id)[version] == 3
+    ls.run_action(project_id, "predictions_to_annotations", [t["id"] for t in others], model_version=version)
+
+    second = run(ctx, project_id)
+    assert second["settled"] == 3 and second["proposed"] == 0
+    (proposal,) = ctx.audit.proposals(project_id)
+    assert proposal["wrong_label"] == wrong and proposal["source_task"] == corrected["id"]
+    assert {o["outcome"] for o in proposal["outcomes"].values()} == {"accepted"}
+    assert not any(v["data"]["title"].startswith(f"Proposal {annotation}:") for v in ls.views(project_id))
+    again = retrain(ctx, project_id, JobKind.HEAD)
+    assert again["examples"] == 64, again  # 60, the correction and the three accepted
 
 
 def test_audit_samples_reach_the_queue_and_a_disagreement_switches_auto_accept_off(label_studio, ctx):

@@ -135,6 +135,8 @@ def review(ctx: WorkerContext, project_id: ProjectId, report: LabelErrorReport) 
                              "reviewer": None if current is None else current[2],
                              "decided_at": None if current is None else current[1]})  # fmt: skip
     ctx.audit.record_label_verdicts(project_id, verdicts)
+    kept = {int(v["task_id"]): v["final"] for v in verdicts if v["verdict"] == "kept"}
+    report.suspects = [s for s in report.suspects if kept.get(s.task_id) != s.given]  # confirmed just now
     flags = [{**asdict(s), "annotated_at": report.labels.get(s.task_id, ("", "", None))[1]} for s in report.suspects]
     ctx.audit.record_label_flags(project_id, version, flags)
     ctx.audit.record_label_check(project_id, version, report.annotated, flags, _crowd_summary(report))

@@ -118,8 +118,9 @@ class LocalLabelStudio:
             "PYTHONUNBUFFERED": "1",
         }
         log_path = data_dir / "label-studio.log"
+        # "--password=…" in one word: a generated password may start with "-", which argparse reads as an option
         cmd = [str(exe), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port),
-               "--data-dir", str(data_dir), "--username", username, "--password", password,
+               "--data-dir", str(data_dir), "--username", username, f"--password={password}",
                "--user-token", token, "--enable-legacy-api-token"]  # fmt: skip
         with open(log_path, "wb") as log:
             process = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -54,13 +54,17 @@ def bench_batch_correction(args: argparse.Namespace, settings: Settings) -> int:
                   f"{corrections} corrections, {per_correction:.2f} proposals each, precision {precision:.4f}")
     print("curve (medians over seeds):")
     for variant in variants:
-        p = statistics.median(r[0] for r in results[variant])
-        t = statistics.median(r[1] for r in results[variant])
+        p, t = _medians(results[variant])
         print(f"  {_name(variant)}: precision {p:.4f}, tasks per correction {t:.2f}")
-    p = statistics.median(r[0] for r in results[default])
-    t = statistics.median(r[1] for r in results[default])
+    p, t = _medians(results[default])
     print(f"proposal_precision={p:.4f} tasks_per_correction={t:.2f}")
     return 0
+
+
+def _medians(rows: list[tuple[float, float]]) -> tuple[float, float]:
+    """Median precision over the seeds that proposed anything (nan when none did), median reach."""
+    precisions = [r[0] for r in rows if not np.isnan(r[0])]
+    return (statistics.median(precisions) if precisions else float("nan"), statistics.median(r[1] for r in rows))
 
 
 def _name(variant: tuple[str, float, bool]) -> str:
