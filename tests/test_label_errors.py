@@ -135,3 +135,34 @@ def test_a_verdict_reads_what_the_reviewer_did():
     assert verdict("Sports", "t1", ("World", "t2")) == "changed"
     assert verdict("Sports", "t1", ("Sports", "t2")) == "kept"  # reopened and submitted as it was
     assert verdict("Sports", "t1", None) == "removed"
+
+
+def test_verdicts_annotators_and_batch_corrections_are_reported(tmp_path):
+    from backend.oversight.report import ProjectData, render
+    from backend.stores.audit import AuditStore
+
+    audit = AuditStore(str(tmp_path / "audit.sqlite3"))
+    flag = {"task_id": 5, "annotated_at": "t1", "given": "Sports", "suggested": "World", "quality": 0.02}
+    audit.record_label_flags(7, "v3-x", [flag, {**flag, "task_id": 6}])
+    assert {f["task_id"] for f in audit.open_label_flags(7)} == {5, 6}
+    audit.record_label_verdicts(7, [{**flag, "version": "v3-x", "verdict": "changed", "final": "World",
+                                     "reviewer": "2", "decided_at": "t2"}])  # fmt: skip
+    assert [f["task_id"] for f in audit.open_label_flags(7)] == [6]  # a decided flag is closed
+    crowd = {"multi_annotated": 12, "mean_agreement": 0.83,
+             "annotators": [{"annotator": "4", "quality": 0.91, "agreement": 0.9, "labeled": 40},
+                            {"annotator": "9", "quality": 0.42, "agreement": 0.5, "labeled": 12}]}  # fmt: skip
+    audit.record_label_check(7, "v3-x", 100, [{**flag, "neighbours": [1, 2, 3], "reason": "model disagrees"}], crowd)
+    audit.record_proposal(7, 501, "v3-x", 40, "Sports", "World", 0.9, [41, 42, 43])
+    audit.record_proposal(7, 502, "v3-x", 44, "Sports", "Business", 0.9, [])  # a correction with no similar task
+    audit.record_proposal_outcomes(7, 501, [{"task_id": 41, "outcome": "accepted"},
+                                            {"task_id": 42, "outcome": "accepted"},
+                                            {"task_id": 43, "outcome": "rejected"}])  # fmt: skip
+    page = render(ProjectData(7, [], [], [], {}, "v3-x", None, audit.label_checks(7),
+                              label_verdicts=audit.label_verdicts(7), annotator_checks=audit.annotator_checks(7),
+                              proposals=audit.proposals(7)))  # fmt: skip
+    assert "<h2>Reviewers' verdicts on flags</h2>" in page and "<td>v3-x</td><td>1</td><td>1</td><td>0</td>" in page
+    assert "<h2>Annotators</h2>" in page and "12 tasks with several annotators' answers" in page
+    assert page.index("<td>9</td>") < page.index("<td>4</td>")  # the weakest annotator first
+    assert "<h2>Batch corrections</h2>" in page
+    assert "2 corrections looked at, 1 with similar tasks: 3 tasks proposed, 2 accepted, 1 rejected" in page
+    assert "accepted share of those decided 67%; labels saved per correction 1.00" in page

@@ -4,7 +4,9 @@
   trail) next to its held-out score at publish time (from the registry);
 - the calibration diagram of the serving version (held-out reliability after temperature scaling);
 - the score distribution of the unlabeled queue at the last sync, per version;
-- the retrain history: every candidate, published or rejected by the gate, with its score.
+- the retrain history: every candidate, published or rejected by the gate, with its score;
+- oversight tables: accuracy estimated and audited, auto-accept in production, drift, probable label
+  errors with reviewers' verdicts, annotators' agreement and quality, batch corrections.
 
 Everything is read from the stores the backend already writes (audit store, registry, sync state);
 nothing calls Label Studio. Plots are PNGs embedded in the page, so the file can be mailed.
@@ -18,6 +20,7 @@ import html
 import io
 import json
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,7 @@ import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
 from matplotlib.ticker import MaxNLocator
 
+from backend.jobs.proposals import PREFIX as PROPOSAL_PREFIX
 from backend.learning.dataset import is_heldout
 from backend.learning.routing_audit import RoutingAudit, audit_routing, thresholds, wilson
 from backend.query.stopping import StoppingState, StoppingStatus
@@ -48,6 +52,9 @@ class ProjectData:
     drift_checks: list[dict[str, Any]] = field(default_factory=list)  # audit records, oldest first
     estimated: dict[str, tuple[float, int]] = field(default_factory=dict)  # version: (mean confidence, tasks)
     holdout_fraction: float = 0.15
+    label_verdicts: list[dict[str, Any]] = field(default_factory=list)  # what reviewers did with flags
+    annotator_checks: list[dict[str, Any]] = field(default_factory=list)  # agreement, annotator quality
+    proposals: list[dict[str, Any]] = field(default_factory=list)  # batch corrections with their outcomes
 
     @property
     def current_served(self) -> str:
@@ -72,12 +79,15 @@ def collect(
     scores = SyncState(sync_state).strategy_scores(project_id) if sync_state.exists() else {}
     stopping = StoppingState(sync_state).status(project_id) if sync_state.exists() else None
     estimated = SyncState(sync_state).mean_confidence(project_id) if sync_state.exists() else {}
-    corrections = audit.corrections(project_id)
+    # annotations made from a batch-correction proposal are accounted for under "Batch corrections"
+    corrections = [c for c in audit.corrections(project_id)
+                   if not str(c.get("prediction_model_version") or "").startswith(PROPOSAL_PREFIX)]  # fmt: skip
     routing = [dataclasses.replace(r, suspended=registry.routing_suspended(key, r.model_version))
                for r in audit_routing(corrections, thresholds(registry, key), target)]  # fmt: skip
     return ProjectData(project_id, versions, audit.versions(project_id), corrections, scores,
                        registry.current(key), stopping, audit.label_checks(project_id), routing,
-                       audit.drift_checks(project_id), estimated, holdout_fraction)  # fmt: skip
+                       audit.drift_checks(project_id), estimated, holdout_fraction, audit.label_verdicts(project_id),
+                       audit.annotator_checks(project_id), audit.proposals(project_id))  # fmt: skip
 
 
 WIDTH = 9.0  # inches: every plot is as wide as the page, whatever the number of versions
@@ -277,7 +287,7 @@ table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;pad
 .cap{{color:#555;font-size:13px}}img{{max-width:100%}}</style></head><body>
 {nav}<h1>Project {data.project_id}</h1><p>{summary}. Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.</p>
 <h2>When to stop</h2><p>{html.escape(data.stopping.message if data.stopping else "No sync yet.")}</p>
-{''.join(parts)}{_accuracy(data)}{_routing(data)}{_drift(data)}{_label_errors(data)}<h2>Candidates</h2>{_table(data)}</body></html>"""
+{''.join(parts)}{_accuracy(data)}{_routing(data)}{_drift(data)}{_label_errors(data)}{_annotators(data)}{_proposals(data)}<h2>Candidates</h2>{_table(data)}</body></html>"""
 
 
 def _accuracy(data: ProjectData) -> str:
@@ -342,20 +352,71 @@ def _section(title: str, caption: str, headers: list[str], rows: list[list[Any]]
 
 
 def _label_errors(data: ProjectData) -> str:
-    """The latest label check: the most suspicious annotations, with the label the model suggests."""
+    """The latest label check (the most suspicious annotations, with the label suggested) and what
+    reviewers did with the flags, per version that raised them."""
     if not data.label_checks:
         return ""
     last = data.label_checks[-1]
     rows = "".join(
         f"<tr><td>{s['task_id']}</td><td>{html.escape(s['given'])}</td><td>{html.escape(s['suggested'])}</td>"
-        f"<td>{s['quality']:.3f}</td><td>{', '.join(map(str, s['neighbours']))}</td></tr>"
+        f"<td>{s['quality']:.3f}</td><td>{html.escape(s.get('reason') or 'model disagrees')}</td>"
+        f"<td>{', '.join(map(str, s['neighbours']))}</td></tr>"
         for s in last["suspects"][:MAX_TABLE_ROWS]
     )
     head = (f"{len(last['suspects'])} probable label errors among {last['annotated']} annotated tasks "
-            f"(checked with {html.escape(str(last['version']))}; most suspicious first)")  # fmt: skip
-    table = ("<table><tr><th>task</th><th>labeled</th><th>the model suggests</th><th>label quality</th>"
+            f"(checked with {html.escape(str(last['version']))}; most suspicious first; in Label Studio: the "
+            f"tab \"Suspected label errors (hitl)\")")  # fmt: skip
+    table = ("<table><tr><th>task</th><th>labeled</th><th>suggested</th><th>label quality</th><th>why</th>"
              f"<th>nearest tasks with the suggested label</th></tr>{rows}</table>") if rows else ""  # fmt: skip
-    return f"<h2>Probable label errors</h2><p>{head}.</p>{table}"
+    return f"<h2>Probable label errors</h2><p>{head}.</p>{table}{_verdicts(data)}"
+
+
+def _verdicts(data: ProjectData) -> str:
+    by_version: dict[str, Counter[str]] = {}
+    for v in data.label_verdicts:
+        by_version.setdefault(str(v.get("version")), Counter())[v["verdict"]] += 1
+    if not by_version:
+        return "<p class=cap>No reviewer has acted on a flag yet.</p>"
+    rows = [[html.escape(name), sum(c.values()), c["changed"], c["kept"], c["removed"],
+             f"{c['changed'] / max(sum(c.values()), 1):.0%}"] for name, c in sorted(by_version.items())]  # fmt: skip
+    return _section("Reviewers' verdicts on flags", "per version that raised the flag; changed = the reviewer "
+                    "changed the label, kept = submitted it unchanged (not flagged again)",
+                    ["flagged by", "decided", "changed", "kept", "annotation removed", "share changed"], rows)
+
+
+def _annotators(data: ProjectData) -> str:
+    """Agreement between annotators and each one's quality (CROWDLAB), from the latest check."""
+    if not data.annotator_checks:
+        return ""
+    last = data.annotator_checks[-1]["summary"]
+    rows = [[html.escape(a["annotator"]), a["labeled"], f"{a['agreement']:.0%}", f"{a['quality']:.2f}"]
+            for a in sorted(last["annotators"], key=lambda a: a["quality"])]  # fmt: skip
+    return _section("Annotators", f"{last['multi_annotated']} tasks with several annotators' answers; mean agreement "
+                    f"with the consensus {last['mean_agreement']:.0%}. Quality: cleanlab's CROWDLAB estimate "
+                    "(agreement with the consensus, weighted by the model's out-of-sample view); lowest first",
+                    ["annotator (Label Studio user id)", "tasks labeled", "agrees with consensus", "quality"], rows)
+
+
+def _proposals(data: ProjectData) -> str:
+    """Batch corrections: proposals made, what reviewers accepted or rejected, labels saved."""
+    if not data.proposals:
+        return ""
+    outcomes = Counter(o["outcome"] for p in data.proposals for o in p["outcomes"].values())
+    made = [p for p in data.proposals if p["task_ids"]]
+    proposed = sum(len(p["task_ids"]) for p in made)
+    decided = outcomes["accepted"] + outcomes["rejected"]
+    precision = f"{outcomes['accepted'] / decided:.0%}" if decided else "n/a"
+    rows = [[p["proposal_id"], p["source_task"], html.escape(p["wrong_label"]), html.escape(p["label"]),
+             len(p["task_ids"]), sum(o["outcome"] == "accepted" for o in p["outcomes"].values()),
+             sum(o["outcome"] == "rejected" for o in p["outcomes"].values()),
+             sum(o["outcome"] == "expired" for o in p["outcomes"].values())]
+            for p in made[-MAX_TABLE_ROWS:][::-1]]  # fmt: skip
+    caption = (f"{len(data.proposals)} corrections looked at, {len(made)} with similar tasks: {proposed} tasks "
+               f"proposed, {outcomes['accepted']} accepted, {outcomes['rejected']} rejected, {outcomes['expired']} "
+               f"expired; accepted share of those decided {precision}; labels saved per correction "
+               f"{outcomes['accepted'] / len(data.proposals):.2f}")  # fmt: skip
+    return _section("Batch corrections", caption, ["proposal", "corrected task", "from", "to", "tasks",
+                                                   "accepted", "rejected", "expired"], rows)  # fmt: skip
 
 
 def write_report(

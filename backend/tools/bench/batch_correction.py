@@ -44,18 +44,21 @@ def bench_batch_correction(args: argparse.Namespace, settings: Settings) -> int:
     default = ("share", settings.proposal_same_label, True)
     variants = sorted(set(VARIANTS) | {default})
     results: dict[tuple[str, float, bool], list[tuple[float, float]]] = {v: [] for v in variants}
+    made: dict[tuple[str, float, bool], int] = dict.fromkeys(variants, 0)
     print(f"{args.dataset}: {len(texts)} texts, {args.labels} random annotations then {args.steps} served by "
           f"margin, seeds {args.seeds}")  # fmt: skip
     for seed in range(args.seeds):
         for variant in variants:
             precision, per_correction, corrections = replay(x, y, len(names), args, seed, *variant)
             results[variant].append((precision, per_correction))
+            made[variant] += round(per_correction * corrections)
             print(f"seed {seed} {_name(variant)}: "
                   f"{corrections} corrections, {per_correction:.2f} proposals each, precision {precision:.4f}")
     print("curve (medians over seeds):")
     for variant in variants:
         p, t = _medians(results[variant])
-        print(f"  {_name(variant)}: precision {p:.4f}, tasks per correction {t:.2f}")
+        print(f"  {_name(variant)}: precision {p:.4f}, tasks per correction {t:.2f} ({made[variant]} proposed "
+              "tasks over all seeds)")
     p, t = _medians(results[default])
     print(f"proposal_precision={p:.4f} tasks_per_correction={t:.2f}")
     return 0
