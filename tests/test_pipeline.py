@@ -74,6 +74,7 @@ def test_retrain_publishes_once_per_new_annotation_and_the_sync_orders_the_rest(
     assert meta["training"]["train_examples"] + len(held_ids) == 50
     assert first["sync_requested"] == "queued"  # the queue follows every publish
     assert first["label_errors_requested"] == "queued"  # and a check of the annotations for label errors
+    assert first["proposals_requested"] == "queued"  # and batch-correction proposals for new corrections
     assert [v["version"] for v in ctx.audit.versions(project_id)] == [version]
     assert len(ctx.audit.corrections(project_id)) == 50
     paged = [task["id"] for task in ls.annotated_tasks(project_id, page_size=10)]  # 5 full pages, then none

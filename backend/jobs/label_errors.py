@@ -1,13 +1,13 @@
 """Probable label errors of a project, checked as the product trains, and put in front of reviewers.
 
-``check_project`` reads Label Studio's annotations through the dataset policy, embeds them through
-the base encoder's cache and runs the detector (``learning/label_errors.py``). ``review`` then
-records what reviewers did with earlier flags (changed / kept / removed, from the tasks'
-annotations now), records the new flags, and marks the suspects in Label Studio: three task data
-fields on each suspect (annotated tasks only, which the queue sync never writes) and a Data
-Manager tab "Suspected label errors (hitl)" listing them, most suspicious first. Marks of tasks
-no longer suspected are removed. No annotation is ever written. ``hitl label-errors --project
-ID`` runs both; so does an RQ job after every published version.
+``check_project`` reads Label Studio's annotations through the dataset policy, embeds them with the
+serving version's encoder (fine-tuned or base, through its cache) and runs the detector
+(``learning/label_errors.py``). ``review`` then records what reviewers did with earlier flags
+(changed / kept / removed, from the tasks' annotations now), records the new flags, and marks the
+suspects in Label Studio: three task data fields on each suspect (annotated tasks only, which the
+queue sync never writes) and a Data Manager tab "Suspected label errors (hitl)" listing them, most
+suspicious first. Marks of tasks no longer suspected are removed. No annotation is ever written.
+``hitl label-errors --project ID`` runs both; so does an RQ job after every published version.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ from backend.jobs.queue import RetrainQueue
 from backend.labeling import TaskSpec, labels_from_result, parse_label_config
 from backend.learning.dataset import build_dataset, latest_annotation
 from backend.learning.label_errors import Annotator, LabelErrorsUnsupported, Suspect, check_labels, verdict
+from backend.models.classifier import TextClassifier
+from backend.models.embedding_cache import EmbeddingCache
+from backend.serving.predictor import load_serving
 from backend.stores.labelstudio import LabelStudioClient, data_filter, unavailable_as_one_line
 
 log = logging.getLogger(__name__)
@@ -90,7 +93,7 @@ def check_project(ctx: WorkerContext, project_id: ProjectId) -> LabelErrorReport
     spec = parse_label_config(ls.label_config(project_id))
     tasks = list(ls.annotated_tasks(project_id))
     data = build_dataset(project_id, tasks, spec, ctx.settings.max_text_chars)
-    cache = ctx.cache_for(spec)
+    cache = _serving_cache(ctx, project_id, spec)
     readable, x = cache.embed_readable([ex.text for ex in data.examples])
     examples = [ex for ex, ok in zip(data.examples, readable, strict=True) if ok]
     confirmed = {int(v["task_id"]): str(v["final"]) for v in ctx.audit.label_verdicts(project_id)
@@ -108,6 +111,18 @@ def check_project(ctx: WorkerContext, project_id: ProjectId) -> LabelErrorReport
         report.labels[int(task["id"])] = (labels[0], stamp, None if who is None else str(who))
         report.tasks[int(task["id"])] = dict(task.get("data") or {})
     return report
+
+
+def _serving_cache(ctx: WorkerContext, project_id: ProjectId, spec: TaskSpec) -> EmbeddingCache:
+    """The embeddings the check runs on: the serving version's encoder when it is a fine-tuned one
+    (its own cache), else the base encoder's. Fine-tuned features find flipped labels far better
+    (see ``hitl bench label-errors --fine-tuned`` in the README); the heads stay cross-validated."""
+    base = ctx.cache_for(spec)
+    serving = load_serving(ctx.registry, project_id, spec, base.encoder)
+    model = serving.model
+    if isinstance(model, TextClassifier) and model.encoder.identity != base.encoder.identity:
+        return EmbeddingCache(base.folder, model.encoder)
+    return base
 
 
 def _answers(spec: TaskSpec, tasks: Iterable[dict[str, Any]]) -> dict[int, dict[str, str]]:

@@ -3,7 +3,11 @@ to one other class with ``--noise-kind pair``), run the product's detector on it
 (``learning.label_errors``: cross-validated heads on the cached embeddings, then cleanlab), and
 measure how well it finds the flips. k = the number of flipped labels; precision_at_k = flips
 among the k most suspicious / k (recall_at_k is the same count over the flips: equal at this k);
-auc = ROC AUC of suspicion against flipped; the tasks cleanlab flags are reported too."""
+auc = ROC AUC of suspicion against flipped; the tasks cleanlab flags are reported too.
+
+With ``--fine-tuned`` the detector runs on the features the product checks with once a fine-tuned
+version serves: the encoder is first fine-tuned on the (noisy) annotations by the product's own
+``full`` path, then the cross-validated heads are fitted on its embeddings."""
 
 from __future__ import annotations
 
@@ -13,8 +17,11 @@ import statistics
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from backend.ids import JobKind
 from backend.labeling import parse_label_config
 from backend.labeling.examples import Example
+from backend.learning.candidates import fit_candidate
+from backend.learning.dataset import split
 from backend.learning.label_errors import find_suspects, ranking
 from backend.models.embedding_cache import EmbeddingCache
 from backend.models.encoder import encoder_from_settings
@@ -43,15 +50,21 @@ def bench_label_errors(args: argparse.Namespace, settings: Settings) -> int:
     spec = parse_label_config(choices_config(names))
     cache = EmbeddingCache(settings.data_dir / "cache", encoder_from_settings(settings))
     rows: dict[str, list[float]] = {"precision_at_k": [], "auc": [], "flag_precision": [], "flag_recall": []}
+    features = "a fine-tuned encoder" if args.fine_tuned else "the base encoder"
     print(f"{args.dataset}: {args.labels} annotations, {args.noise:.0%} flipped ({args.noise_kind}), "
-          f"seeds {args.seeds}")  # fmt: skip
+          f"seeds {args.seeds}, heads on {features}")  # fmt: skip
     for seed in range(args.seeds):
         rng = np.random.default_rng(seed)
         sample = rng.permutation(len(texts))[: args.labels]
         labels = [gold[i] for i in sample]
         flipped = flip(labels, names, args.noise, args.noise_kind, rng)
         examples = [Example(texts[i], (label,), int(i)) for i, label in zip(sample, labels, strict=True)]
-        x = embed_all(cache, [ex.text for ex in examples], f"{args.dataset} sample", progress=False)
+        features = cache
+        if args.fine_tuned:  # as the product would serve: fine-tuned on these (noisy) annotations
+            train, held = split(examples, settings.holdout_fraction)
+            features = EmbeddingCache(cache.folder, fit_candidate(spec, JobKind.FULL, train, held, cache,
+                                                                  settings).model.encoder)  # fmt: skip
+        x = embed_all(features, [ex.text for ex in examples], f"{args.dataset} sample", progress=False)
         truth = np.zeros(len(examples), dtype=bool)
         truth[flipped] = True
         quality = ranking(spec, examples, x)
