@@ -202,8 +202,9 @@ def test_label_errors_of_a_real_project_reach_reviewers_and_their_verdicts_are_a
 def test_a_correction_proposes_its_label_for_duplicates_and_the_accepted_ones_train(project, ctx):
     """Three copies of a task the serving version labels wrong; an annotator corrects a fourth. The
     proposal job offers the correction for exactly the three, as a prediction of its own version in
-    a tab of its own; a reviewer accepts them with Label Studio's Data Manager action; the next run
-    records them as accepted and removes the tab, and the next retrain trains on them."""
+    a tab of its own; a reviewer accepts two with Label Studio's Data Manager action, and runs it on
+    the third with the project's own version by mistake; the next run records both kinds and removes
+    the tab, and the next retrain trains on the new annotations."""
     from backend.jobs.proposals import proposal_version, run
     from backend.serving.predictor import class_probabilities, load_serving
 
@@ -229,16 +230,21 @@ def test_a_correction_proposes_its_label_for_duplicates_and_the_accepted_ones_tr
     assert tab["data"]["title"] == f"Proposal {annotation}: 3 similar tasks → {right}"
     assert sorted(ls.view_task_ids(project_id, int(tab["id"]))) == sorted(t["id"] for t in others)
     assert ls.model_versions(project_id)[version] == 3
-    ls.run_action(project_id, "predictions_to_annotations", [t["id"] for t in others], model_version=version)
+    ls.run_action(project_id, "predictions_to_annotations", [t["id"] for t in others[:2]], model_version=version)
+    # the action's dialog lists the project's own version first: a reviewer who keeps it takes the model's label
+    ls.run_action(project_id, "predictions_to_annotations", [others[2]["id"]],
+                  model_version=ls.project(project_id)["model_version"])  # fmt: skip
 
     second = run(ctx, project_id)
     assert second["settled"] == 3 and second["proposed"] == 0
     (proposal,) = ctx.audit.proposals(project_id)
     assert proposal["wrong_label"] == wrong and proposal["source_task"] == corrected["id"]
-    assert {o["outcome"] for o in proposal["outcomes"].values()} == {"accepted"}
+    outcomes = {t: o["outcome"] for t, o in proposal["outcomes"].items()}
+    assert outcomes == {others[0]["id"]: "accepted", others[1]["id"]: "accepted",
+                        others[2]["id"]: "model label taken"}  # fmt: skip
     assert not any(v["data"]["title"].startswith(f"Proposal {annotation}:") for v in ls.views(project_id))
     again = retrain(ctx, project_id, JobKind.HEAD)
-    assert again["examples"] == 64, again  # 60, the correction and the three accepted
+    assert again["examples"] == 64, again  # 60, the correction and the three made by the action
 
 
 def test_audit_samples_reach_the_queue_and_a_disagreement_switches_auto_accept_off(label_studio, ctx):

@@ -1,18 +1,18 @@
 """Batch-correction proposals: one correction, offered for the similar tasks it also applies to.
 
-After a publish, for each new correction (an annotation whose label differs from the
-pre-annotation shown) of a single-choice project: the unlabeled tasks near the corrected one that
-the serving version still labels the same wrong way (``learning/batch_correction.py``) get the
-corrected label as a prediction of their own version, ``proposal-<annotation id>-<label>``, and a
-Data Manager tab "Proposal <id>: N similar tasks → <label>" lists them. A reviewer checks them
-there and accepts the right ones in bulk with Label Studio's own action *Create Annotations From
-Predictions* (choosing the proposal's version), or labels a task otherwise. Nothing is applied
-without that action.
+After a publish, for each new correction (an annotation whose label differs from the pre-annotation
+shown) of a single-choice project: the unlabeled tasks near the corrected one that the serving
+version still labels the same wrong way (``learning/batch_correction.py``) get the corrected label
+as a prediction of their own version, ``proposal-<annotation id>-<label>``, and a Data Manager tab
+"Proposal <id>: N similar tasks → <label>" lists them. A reviewer checks them there and accepts the
+right ones in bulk with Label Studio's own action *Create Annotations From Predictions* (choosing
+the proposal's version), or labels a task otherwise. Nothing is applied without that action.
 
 Each run also settles earlier proposals: a proposed task annotated with the proposed label is
-``accepted``, with another label ``rejected``; when a new version family serves, the tasks left
-are ``expired`` and the proposal's predictions and tab are removed. Everything goes to the audit
-store (``proposals``, ``proposal_outcomes``).
+``accepted``, with another label ``rejected`` (``model label taken``, with a warning in the log,
+when the bulk action was run with the project's own version, which its dialog lists first); when a
+new version family serves, the tasks left are ``expired`` and the proposal's predictions and tab
+are removed. Everything goes to the audit store (``proposals``, ``proposal_outcomes``).
 """
 
 from __future__ import annotations
@@ -166,6 +166,14 @@ def settle(
                 continue
             labels = labels_from_result(spec, latest.get("result") or []) or [""]
             outcome = "accepted" if labels[0] == proposal["label"] else "rejected"
+            if labels[0] == proposal["wrong_label"] and latest.get("parent_prediction") is not None:
+                # made by the bulk action from the model's own prediction: the action's dialog lists the
+                # project's version first, and the reviewer kept it instead of the proposal's
+                outcome = "model label taken"
+                log.warning("project %s: task %s of proposal %s was annotated from the model's prediction (%s), "
+                            "the label its correction replaced; choose the proposal's version (%s) in the action",
+                            project_id, task_id, proposal["proposal_id"], labels[0],
+                            proposal_version(int(proposal["proposal_id"]), proposal["label"]))  # fmt: skip
             outcomes.append({"task_id": task_id, "outcome": outcome, "reviewer": str(latest.get("completed_by")),
                              "decided_at": latest.get("created_at")})  # fmt: skip
         left = len(open_ids) - len(outcomes)

@@ -413,7 +413,8 @@ def _proposals(data: ProjectData) -> str:
             for p in made[-MAX_TABLE_ROWS:][::-1]]  # fmt: skip
     caption = (f"{len(data.proposals)} corrections looked at, {len(made)} with similar tasks: {proposed} tasks "
                f"proposed, {outcomes['accepted']} accepted, {outcomes['rejected']} rejected, {outcomes['expired']} "
-               f"expired; accepted share of those decided {precision}; labels saved per correction "
+               f"expired, {outcomes['model label taken']} annotated from the model's own (corrected) label by "
+               f"mistake; accepted share of those decided {precision}; labels saved per correction "
                f"{outcomes['accepted'] / len(data.proposals):.2f}")  # fmt: skip
     return _section("Batch corrections", caption, ["proposal", "corrected task", "from", "to", "tasks",
                                                    "accepted", "rejected", "expired"], rows)  # fmt: skip
