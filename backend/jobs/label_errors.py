@@ -1,7 +1,7 @@
 """Probable label errors of a project, checked as the product trains, and put in front of reviewers.
 
 ``check_project`` reads Label Studio's annotations through the dataset policy, embeds them with the
-serving version's encoder (fine-tuned or base, through its cache) and runs the detector
+base encoder (through its cache) and runs the detector
 (``learning/label_errors.py``). ``review`` then records what reviewers did with earlier flags
 (changed / kept / removed, from the tasks' annotations now), records the new flags, and marks the
 suspects in Label Studio: three task data fields on each suspect (annotated tasks only, which the
@@ -23,9 +23,6 @@ from backend.jobs.queue import RetrainQueue
 from backend.labeling import TaskSpec, labels_from_result, parse_label_config
 from backend.learning.dataset import build_dataset, latest_annotation
 from backend.learning.label_errors import Annotator, LabelErrorsUnsupported, Suspect, check_labels, verdict
-from backend.models.classifier import TextClassifier
-from backend.models.embedding_cache import EmbeddingCache
-from backend.serving.predictor import load_serving
 from backend.stores.labelstudio import LabelStudioClient, data_filter, unavailable_as_one_line
 
 log = logging.getLogger(__name__)
@@ -35,6 +32,13 @@ SUGGESTED_FIELD = "hitl_suggested"  # the label the model (or the annotators' co
 EVIDENCE_FIELD = "hitl_evidence"  # why, in words, with the nearest tasks that carry the suggested label
 MARKS = (SUSPECT_FIELD, SUGGESTED_FIELD, EVIDENCE_FIELD)
 SUSPECTS_TAB = "Suspected label errors (hitl)"
+# Label Studio's default columns a reviewer of suspects does not need, so the suggested label and the
+# evidence are in view next to the task's own data and its annotation
+REVIEW_HIDDEN = ["tasks:inner_id", "tasks:completed_at", "tasks:cancelled_annotations", "tasks:total_predictions",
+                 "tasks:annotations_ids", "tasks:predictions_score", "tasks:predictions_model_versions",
+                 "tasks:predictions_results", "tasks:file_upload", "tasks:storage_filename", "tasks:created_at",
+                 "tasks:updated_at", "tasks:updated_by", "tasks:avg_lead_time", "tasks:draft_exists",
+                 "tasks:data.hitl_rank", "tasks:data.hitl_reason"]  # fmt: skip
 
 
 @dataclass
@@ -93,7 +97,10 @@ def check_project(ctx: WorkerContext, project_id: ProjectId) -> LabelErrorReport
     spec = parse_label_config(ls.label_config(project_id))
     tasks = list(ls.annotated_tasks(project_id))
     data = build_dataset(project_id, tasks, spec, ctx.settings.max_text_chars)
-    cache = _serving_cache(ctx, project_id, spec)
+    # The base encoder, even when a fine-tuned version serves: an encoder fine-tuned on these very
+    # labels has learnt the wrong ones too (a live project's suspects went from 26 to 1 right after
+    # its first fine-tune at 120 annotations), so its features hide what the check looks for.
+    cache = ctx.cache_for(spec)
     readable, x = cache.embed_readable([ex.text for ex in data.examples])
     examples = [ex for ex, ok in zip(data.examples, readable, strict=True) if ok]
     confirmed = {int(v["task_id"]): str(v["final"]) for v in ctx.audit.label_verdicts(project_id)
@@ -111,18 +118,6 @@ def check_project(ctx: WorkerContext, project_id: ProjectId) -> LabelErrorReport
         report.labels[int(task["id"])] = (labels[0], stamp, None if who is None else str(who))
         report.tasks[int(task["id"])] = dict(task.get("data") or {})
     return report
-
-
-def _serving_cache(ctx: WorkerContext, project_id: ProjectId, spec: TaskSpec) -> EmbeddingCache:
-    """The embeddings the check runs on: the serving version's encoder when it is a fine-tuned one
-    (its own cache), else the base encoder's. Fine-tuned features find flipped labels far better
-    (see ``hitl bench label-errors --fine-tuned`` in the README); the heads stay cross-validated."""
-    base = ctx.cache_for(spec)
-    serving = load_serving(ctx.registry, project_id, spec, base.encoder)
-    model = serving.model
-    if isinstance(model, TextClassifier) and model.encoder.identity != base.encoder.identity:
-        return EmbeddingCache(base.folder, model.encoder)
-    return base
 
 
 def _answers(spec: TaskSpec, tasks: Iterable[dict[str, Any]]) -> dict[int, dict[str, str]]:
@@ -184,7 +179,7 @@ def mark_suspects(ls: LabelStudioClient, project_id: ProjectId, report: LabelErr
         ls.update_task_data(task_id, {**rest, **want})
         marked, cleared = (marked + 1, cleared) if want else (marked, cleared + 1)
     ls.ensure_view(project_id, SUSPECTS_TAB, f"tasks:data.{SUSPECT_FIELD}",
-                   filters=[data_filter(SUSPECT_FIELD, "greater", 0)], first=False)  # fmt: skip
+                   filters=[data_filter(SUSPECT_FIELD, "greater", 0)], first=False, hidden=REVIEW_HIDDEN)  # fmt: skip
     return marked, cleared
 
 

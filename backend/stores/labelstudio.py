@@ -90,7 +90,7 @@ def _same_tab(held: dict[str, Any], wanted: dict[str, Any]) -> bool:
         items = (data.get("filters") or {}).get("items") or []
         return sorted((f.get("filter"), f.get("operator"), str(f.get("value"))) for f in items)
 
-    keys = ("title", "ordering", "columnsDisplayType")
+    keys = ("title", "ordering", "columnsDisplayType", "hiddenColumns")
     return all(held.get(k) == wanted.get(k) for k in keys) and filters(held) == filters(wanted)
 
 
@@ -211,14 +211,17 @@ class LabelStudioClient:
 
     def ensure_view(
         self, project_id: int, title: str, order_by: str, filters: list[dict[str, Any]] | None = None,
-        first: bool = True,
+        first: bool = True, hidden: list[str] | None = None,
     ) -> int:
         """A Data Manager tab: ``title``, the tasks passing ``filters`` (default: unannotated ones)
         sorted by ``order_by`` (numerically, for a task data field). A tab of that title that
-        differs is brought up to date; ``first`` puts it before the others (annotators open the first)."""
+        differs is brought up to date; ``first`` puts it before the others (annotators open the first);
+        ``hidden``: columns (``tasks:…``) the tab hides, so the ones that matter fit on the screen."""
         items = [_annotations_filter("equal")] if filters is None else filters
         tab = {"title": title, "ordering": [order_by], "columnsDisplayType": {order_by: "Number"},
                "filters": {"conjunction": "and", "items": items}}  # fmt: skip
+        if hidden is not None:
+            tab["hiddenColumns"] = {"explore": hidden, "labeling": hidden}
         views = self.views(project_id)
         ours = next((v for v in views if (v.get("data") or {}).get("title") == title), None)
         if ours is None:

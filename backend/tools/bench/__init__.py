@@ -93,7 +93,7 @@ def _add_finetune(bsub: argparse._SubParsersAction) -> None:  # type: ignore[typ
                         help="uniform: to any other class; pair: class c to class c+1 (class-conditional)")
     errors.add_argument("--seeds", type=int, default=3, help="random draws; medians are reported (3)")
     errors.add_argument("--fine-tuned", action="store_true", help="check on a fine-tuned encoder's embeddings "
-                        "(fine-tuned on the noisy annotations first), as the product does once one serves")
+                        "(fine-tuned on the noisy annotations first) instead of the base encoder's")
     drift = bsub.add_parser("drift", help="drift alarms: delay after a mixture or class-prior shift, false alarms")
     drift.add_argument("--data", help="datasets folder (default: ../shared/data or HITL_SHARED_DATA)")
     drift.add_argument("--dataset", default="ag_news", help="the project's data, under --data (ag_news)")

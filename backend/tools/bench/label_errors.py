@@ -5,9 +5,10 @@ measure how well it finds the flips. k = the number of flipped labels; precision
 among the k most suspicious / k (recall_at_k is the same count over the flips: equal at this k);
 auc = ROC AUC of suspicion against flipped; the tasks cleanlab flags are reported too.
 
-With ``--fine-tuned`` the detector runs on the features the product checks with once a fine-tuned
-version serves: the encoder is first fine-tuned on the (noisy) annotations by the product's own
-``full`` path, then the cross-validated heads are fitted on its embeddings."""
+With ``--fine-tuned`` the detector runs on a fine-tuned encoder's features instead: the encoder is
+first fine-tuned on the (noisy) annotations by the product's own ``full`` path, then the
+cross-validated heads are fitted on its embeddings. (The product checks on the base encoder: see the
+README for why.)"""
 
 from __future__ import annotations
 
