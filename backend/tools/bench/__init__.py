@@ -85,8 +85,7 @@ def _add_finetune(bsub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     precision.add_argument("--pool", type=int, default=2000, help="pool sample whose queue order is compared (2000)")
     precision.add_argument("--test-size", type=int, default=2000, help="test texts per dataset (2000)")
     errors = bsub.add_parser("label-errors", help="flip a share of labels and measure how well the detector finds them")
-    errors.add_argument("--data", help="datasets folder (default: ../shared/data or HITL_SHARED_DATA)")
-    errors.add_argument("--dataset", default="ag_news", help="classification dataset under --data (ag_news)")
+    _data_args(errors)
     errors.add_argument("--labels", type=int, default=2000, help="annotations in the simulated project (2000)")
     errors.add_argument("--noise", type=float, default=0.1, help="share of labels flipped (0.1)")
     errors.add_argument("--noise-kind", choices=["uniform", "pair"], default="uniform",
@@ -95,8 +94,7 @@ def _add_finetune(bsub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     errors.add_argument("--fine-tuned", action="store_true", help="check on a fine-tuned encoder's embeddings "
                         "(fine-tuned on the noisy annotations first) instead of the base encoder's")
     drift = bsub.add_parser("drift", help="drift alarms: delay after a mixture or class-prior shift, false alarms")
-    drift.add_argument("--data", help="datasets folder (default: ../shared/data or HITL_SHARED_DATA)")
-    drift.add_argument("--dataset", default="ag_news", help="the project's data, under --data (ag_news)")
+    _data_args(drift)
     drift.add_argument("--shift-dataset", default="trec", help="texts mixed in after the shift (trec)")
     drift.add_argument("--pool", type=int, default=8000, help="texts read from --dataset's train split (8000)")
     drift.add_argument("--labels", type=int, default=500, help="annotations the served head is fitted on (500)")
@@ -108,10 +106,15 @@ def _add_finetune(bsub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     drift.add_argument("--seeds", type=int, default=3, help="random draws; medians are reported (3)")
 
 
+def _data_args(parser: argparse.ArgumentParser) -> None:
+    """--data and --dataset, as every offline benchmark of one dataset takes them."""
+    parser.add_argument("--data", help="datasets folder (default: ../shared/data or HITL_SHARED_DATA)")
+    parser.add_argument("--dataset", default="ag_news", help="the labeled dataset under --data (ag_news)")
+
+
 def _add_batch_correction(bsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     batch = bsub.add_parser("batch-correction", help="precision and reach of the proposals one correction makes")
-    batch.add_argument("--data", help="datasets folder (default: ../shared/data or HITL_SHARED_DATA)")
-    batch.add_argument("--dataset", default="ag_news", help="classification dataset under --data (ag_news)")
+    _data_args(batch)
     batch.add_argument("--pool", type=int, default=6000, help="texts read from the train split (6000)")
     batch.add_argument("--labels", type=int, default=200, help="random annotations before the replay (200)")
     batch.add_argument("--steps", type=int, default=150, help="annotations served in queue order (150)")
