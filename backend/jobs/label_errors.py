@@ -50,7 +50,6 @@ class LabelErrorReport:
     annotators: list[Annotator] = field(default_factory=list)
     multi_annotated: int = 0
     mean_agreement: float | None = None
-    stamps: dict[int, str] = field(default_factory=dict)  # task id → its winning annotation's time
     labels: dict[int, tuple[str, str, str | None]] = field(default_factory=dict)  # task → (label, stamp, who)
     tasks: dict[int, dict[str, Any]] = field(default_factory=dict)  # task id → its data (to merge marks into)
 
@@ -140,7 +139,7 @@ def review(ctx: WorkerContext, project_id: ProjectId, report: LabelErrorReport) 
         current = report.labels.get(int(flag["task_id"]))
         decided = verdict(flag["given"], flag["annotated_at"], None if current is None else current[:2])
         if decided is not None:
-            verdicts.append({**flag, "version": flag["version"], "verdict": decided,
+            verdicts.append({**flag, "verdict": decided,
                              "final": None if current is None else current[0],
                              "reviewer": None if current is None else current[2],
                              "decided_at": None if current is None else current[1]})  # fmt: skip

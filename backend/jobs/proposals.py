@@ -31,8 +31,8 @@ from backend.learning.batch_correction import propose, similarity_threshold
 from backend.learning.dataset import build_dataset, latest_annotation
 from backend.models.classifier import TextClassifier
 from backend.models.embedding_cache import EmbeddingCache
-from backend.serving.predictor import class_probabilities, load_serving
-from backend.stores.labelstudio import LabelStudioClient, _annotations_filter, unavailable_as_one_line
+from backend.serving.predictor import class_probabilities, load_serving, own_cache
+from backend.stores.labelstudio import LabelStudioClient, annotations_filter, unavailable_as_one_line
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,8 @@ def run(ctx: WorkerContext, project_id: ProjectId) -> dict[str, Any]:
     tasks = list(ls.annotated_tasks(project_id))
     settled = settle(ctx, ls, project_id, spec, tasks, serving.label)
     data = build_dataset(project_id, tasks, spec, ctx.settings.max_text_chars)
-    done = {int(p["proposal_id"]) for p in ctx.audit.proposals(project_id)}
+    earlier = ctx.audit.proposals(project_id)  # read after settle(), which records outcomes
+    done = {int(p["proposal_id"]) for p in earlier}
     winning = {ex.annotation_id for ex in data.examples}
     fresh = [c for c in data.corrections if c.changed and c.annotation_id in winning and c.annotation_id not in done
              and not str(c.prediction_model_version or "").startswith(PREFIX)]  # fmt: skip
@@ -79,13 +80,13 @@ def run(ctx: WorkerContext, project_id: ProjectId) -> dict[str, Any]:
     summary: dict[str, Any] = {"project_id": project_id, "settled": settled, "proposed": 0, "proposals": []}
     if not fresh:
         return summary
-    own = cache if serving.model.encoder.identity == cache.encoder.identity else EmbeddingCache(
-        cache.folder, serving.model.encoder)  # fmt: skip
+    own = own_cache(serving.model, cache)
     examples = data.examples
     annotated_x = own.embed([ex.text for ex in examples])
     annotated_y = np.array([spec.labels.index(ex.labels[0]) for ex in examples])
     threshold = similarity_threshold(annotated_x, annotated_y, ctx.settings.proposal_same_label)
-    pool_ids, pool_x, pool_probs = _pool(ctx, ls, project_id, spec, own, serving.model)
+    busy = {int(t) for p in earlier for t in p["task_ids"] if int(t) not in p["outcomes"]}
+    pool_ids, pool_x, pool_probs = _pool(ctx, ls, project_id, spec, own, serving.model, busy)
     index = {ex.annotation_id: i for i, ex in enumerate(examples)}
     for correction in fresh:
         shown = labels_from_result(spec, correction.prediction_result or [])
@@ -116,10 +117,9 @@ def run(ctx: WorkerContext, project_id: ProjectId) -> dict[str, Any]:
 
 def _pool(
     ctx: WorkerContext, ls: LabelStudioClient, project_id: ProjectId, spec: TaskSpec, cache: EmbeddingCache,
-    model: TextClassifier,
+    model: TextClassifier, busy: set[int],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
-    """Unlabeled tasks not in an open proposal: ids, embeddings, the serving version's probabilities."""
-    busy = {int(t) for p in ctx.audit.proposals(project_id) for t in p["task_ids"] if int(t) not in p["outcomes"]}
+    """Unlabeled tasks not in an open proposal (``busy``): ids, embeddings, the serving version's probabilities."""
     ids, texts = [], []
     for task in ls.unlabeled_tasks(project_id):
         if int(task["id"]) in busy:
@@ -143,7 +143,7 @@ def _write(ls: LabelStudioClient, project_id: ProjectId, spec: TaskSpec, proposa
                                         "result": choices_result(spec, [label])} for t in task_ids])  # fmt: skip
     ls.ensure_view(project_id, tab_title(proposal_id, len(task_ids), label), "tasks:id", first=False, filters=[
         {"filter": "filter:tasks:predictions_model_versions", "operator": "contains", "type": "List",
-         "value": [version]}, _annotations_filter("equal")])  # fmt: skip
+         "value": [version]}, annotations_filter("equal")])  # fmt: skip
 
 
 def settle(

@@ -60,7 +60,7 @@ from backend.query.strategies import (
 )
 from backend.query.writeback import RANK_FIELD, REASON_FIELD, held_ranks, plan_ranks
 from backend.serving.items import results
-from backend.serving.predictor import class_probabilities, load_serving, use_caches
+from backend.serving.predictor import class_probabilities, load_serving, own_cache, use_caches
 from backend.settings import Settings
 from backend.stores.labelstudio import LabelStudioClient
 from backend.stores.registry import Registry, RegistryError
@@ -235,8 +235,7 @@ def _sync(
     if tagged is not None:  # NER: a task is as uncertain as its weakest word (see models/tagger.py)
         probs = weakest_words(tagged, getattr(strategy, "measure", settings.uncertainty), len(spec.tags))
     elif isinstance(classifier, TextClassifier):  # a fine-tuned encoder's embeddings have a cache of their own
-        own = cache if classifier.encoder.identity == cache.encoder.identity else EmbeddingCache(cache.folder,
-                                                                                                 classifier.encoder)
+        own = own_cache(classifier, cache)
         probs = class_probabilities(classifier, texts, own, embeddings if own is cache else None)
     else:
         probs = None

@@ -85,6 +85,12 @@ def use_caches(model: Model, cache: EmbeddingCache, word_states: WordStateCache 
         model.cache = word_states or WordStateCache(cache.folder, cache.encoder.identity, cache.encoder.dim)
 
 
+def own_cache(model: TextClassifier, cache: EmbeddingCache) -> EmbeddingCache:
+    """The embedding cache of the encoder ``model`` runs on: ``cache`` itself for the base encoder,
+    a fine-tuned encoder's own cache (same folder, its own identity) otherwise."""
+    return cache if model.encoder.identity == cache.encoder.identity else EmbeddingCache(cache.folder, model.encoder)
+
+
 def class_probabilities(
     model: TextClassifier,
     texts: Sequence[str],

@@ -24,7 +24,7 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
-def _annotations_filter(operator: str) -> dict[str, Any]:
+def annotations_filter(operator: str) -> dict[str, Any]:
     """A Data Manager filter on the number of annotations, compared with 0."""
     return {"filter": "filter:tasks:total_annotations", "operator": operator, "type": "Number", "value": 0}
 
@@ -35,7 +35,7 @@ def data_filter(field: str, operator: str, value: Any) -> dict[str, Any]:
 
 
 def _annotations_query(operator: str) -> str:
-    return json.dumps({"filters": {"conjunction": "and", "items": [_annotations_filter(operator)]}})
+    return json.dumps({"filters": {"conjunction": "and", "items": [annotations_filter(operator)]}})
 
 
 ANNOTATED_QUERY = _annotations_query("greater")
@@ -217,7 +217,7 @@ class LabelStudioClient:
         sorted by ``order_by`` (numerically, for a task data field). A tab of that title that
         differs is brought up to date; ``first`` puts it before the others (annotators open the first);
         ``hidden``: columns (``tasks:…``) the tab hides, so the ones that matter fit on the screen."""
-        items = [_annotations_filter("equal")] if filters is None else filters
+        items = [annotations_filter("equal")] if filters is None else filters
         tab = {"title": title, "ordering": [order_by], "columnsDisplayType": {order_by: "Number"},
                "filters": {"conjunction": "and", "items": items}}  # fmt: skip
         if hidden is not None:
