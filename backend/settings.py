@@ -99,6 +99,16 @@ class Settings(BaseSettings):
     holdout_fraction: float = Field(0.15, ge=0, lt=1, description="Share of annotated tasks never trained on (gate).")
     gate_margin: float = Field(0.01, ge=0, description="A candidate may be this much worse and still ship.")
     gate_min_eval: int = Field(20, ge=0, description="Below this many held-out tasks the gate lets more data win.")
+    slice_fields: str = Field(
+        "", description="Task-data fields (comma-separated, e.g. source,language) whose values are slices: each "
+        "version's held-out accuracy is reported per value, and the gate guards them as it guards each class.",
+    )
+    slice_min_eval: int = Field(30, ge=1, description="A slice is guarded once it has this many held-out tasks.")
+    slice_margin: float = Field(
+        0.05, ge=0, description="A candidate worse than the serving version on a guarded slice by more than this "
+        "(and significantly, see HITL_SLICE_ALPHA) is refused, whatever its overall score.",
+    )
+    slice_alpha: float = Field(0.05, gt=0, lt=1, description="Significance of a slice's drop (paired exact test).")
     finetune_epochs: int = Field(2, ge=1, description="Epochs of a full encoder fine-tune.")
     finetune_lr: float = Field(3e-5, gt=0, le=1e-2, description="Encoder learning rate of a full fine-tune.")
     finetune_every: int = Field(
@@ -175,6 +185,10 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("var"), description="Runtime state: embedded Redis data, logs, audit DB.")
     log_level: str = Field("INFO", description="Python logging level.")
     log_format: Literal["text", "json"] = Field("text", description="Log lines for people, or one JSON object each.")
+
+    @property
+    def slice_field_names(self) -> list[str]:
+        return [name.strip() for name in self.slice_fields.split(",") if name.strip()]
 
     @field_validator("basic_auth_user", "basic_auth_password", "webhook_secret", "label_studio_api_key", mode="before")
     @classmethod

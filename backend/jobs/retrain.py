@@ -22,7 +22,7 @@ from backend.labeling import UnsupportedConfig, parse_label_config
 from backend.labeling.examples import Example, fingerprint
 from backend.learning.candidates import calibrate, choose_precision, fit_candidate, publish_candidate
 from backend.learning.dataset import build_dataset, split
-from backend.learning.gate import decide, score
+from backend.learning.gate import SliceRule, decide, score
 from backend.learning.routing_audit import check_routing
 from backend.models.classifier import TextClassifier
 from backend.serving.predictor import ServingVersion, load_serving, use_caches
@@ -64,9 +64,12 @@ def retrain(ctx: WorkerContext, project_id: ProjectId, kind: JobKind | str = Job
     except UnsupportedConfig as exc:  # retrying cannot help: record why and stop
         log.warning("project %s: not training: %s", project_id, exc)
         return {**summary, "published": False, "reason": f"unsupported config: {exc}"}
-    data = build_dataset(project_id, ls.annotated_tasks(project_id), spec, settings.max_text_chars)
+    data = build_dataset(project_id, ls.annotated_tasks(project_id), spec, settings.max_text_chars,
+                         settings.slice_field_names)  # fmt: skip
     summary.update(examples=len(data.examples), skipped=dict(data.skipped),
                    new_corrections=ctx.audit.record_corrections(data.corrections))  # fmt: skip
+    if settings.slice_field_names:  # the report's correction rate per field value needs each task's values
+        ctx.audit.record_task_fields(project_id, {ex.task_id: ex.slices for ex in data.examples if ex.task_id})
     if summary["new_corrections"] and settings.routing_target_precision > 0:  # does auto_accept hold up?
         routing = check_routing(ctx.audit, ctx.registry, project_id, settings.routing_target_precision)
         summary["routing_off"] = [r.model_version for r in routing if r.suspended]
@@ -103,7 +106,8 @@ def retrain(ctx: WorkerContext, project_id: ProjectId, kind: JobKind | str = Job
         if serving.model is not None:
             serving_metrics = score(serving.model, candidate.held, spec, settings.multilabel_threshold,
                                     ctx.cache_of(serving.model.encoder))  # fmt: skip
-        gate = decide(candidate.metrics, serving_metrics, baseline, settings.gate_margin, settings.gate_min_eval)
+        gate = decide(candidate.metrics, serving_metrics, baseline, settings.gate_margin, settings.gate_min_eval,
+                      candidate.held, SliceRule(settings.slice_min_eval, settings.slice_margin, settings.slice_alpha))
         summary["gate"] = gate.as_dict()
         trained_s = time.perf_counter() - started
         if not gate.passed:

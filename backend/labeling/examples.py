@@ -20,6 +20,7 @@ class Example:
     task_id: int | None = None
     annotation_id: int | None = None
     spans: tuple[Span, ...] = ()  # NER: the entities; ``labels`` then holds their types
+    slices: tuple[tuple[str, str], ...] = ()  # (task-data field, value) for the fields slices are named by
 
 
 def targets(examples: Sequence[Example], spec: TaskSpec) -> np.ndarray:

@@ -21,6 +21,7 @@ from typing import Any
 from backend.labeling import TaskError, TaskSpec, labels_from_result, task_text
 from backend.labeling.examples import Example
 from backend.labeling.spans import spans_from_result
+from backend.learning.slices import field_values
 from backend.stores.audit import Correction
 
 
@@ -41,7 +42,10 @@ def latest_annotation(task: dict[str, Any]) -> dict[str, Any] | None:
     return max(kept, key=_stamp, default=None)
 
 
-def build_dataset(project_id: int, tasks: Iterable[dict[str, Any]], spec: TaskSpec, max_chars: int) -> Dataset:
+def build_dataset(
+    project_id: int, tasks: Iterable[dict[str, Any]], spec: TaskSpec, max_chars: int, slice_fields: Sequence[str] = ()
+) -> Dataset:
+    """``slice_fields``: task-data fields whose values each example carries (``learning/slices.py``)."""
     out = Dataset()
     for task in tasks:
         annotations = [a for a in task.get("annotations") or [] if isinstance(a, dict)]
@@ -58,10 +62,11 @@ def build_dataset(project_id: int, tasks: Iterable[dict[str, Any]], spec: TaskSp
         except TaskError:
             out.skipped["unreadable task data"] += 1
             continue
+        values = field_values(task.get("data") or {}, slice_fields)
         if spec.is_ner:
             spans = tuple(spans_from_result(spec, latest.get("result") or [], text) or ())
             labels = tuple(sorted({s.label for s in spans}))
-            out.examples.append(Example(text, labels, int(task["id"]), int(latest["id"]), spans))
+            out.examples.append(Example(text, labels, int(task["id"]), int(latest["id"]), spans, values))
             continue
         labels = labels_from_result(spec, latest.get("result") or [])
         if not labels:
@@ -69,7 +74,7 @@ def build_dataset(project_id: int, tasks: Iterable[dict[str, Any]], spec: TaskSp
             continue
         if not spec.multi_label:
             labels = labels[:1]
-        out.examples.append(Example(text, tuple(labels), int(task["id"]), int(latest["id"])))
+        out.examples.append(Example(text, tuple(labels), int(task["id"]), int(latest["id"]), slices=values))
     return out
 
 

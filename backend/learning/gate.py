@@ -12,6 +12,7 @@ import numpy as np
 from backend.labeling import TaskSpec
 from backend.labeling.examples import Example, targets
 from backend.labeling.spans import Span
+from backend.learning.slices import SliceRegression, regressions, slice_scores
 from backend.models.classifier import TextClassifier
 from backend.models.embedding_cache import EmbeddingCache
 from backend.models.tagger import SpanTagger
@@ -40,7 +41,8 @@ def evaluate(
     probs: np.ndarray, examples: Sequence[Example], spec: TaskSpec, threshold: float = 0.5
 ) -> dict[str, float]:
     """accuracy and macro-F1 (single-label) or subset accuracy and micro-F1 (multi-label); ``primary``
-    is the one the gate compares."""
+    is the one the gate compares. ``wrong``: the indices of the examples it got wrong (wholly, for
+    multi-label), from which ``slices`` holds the accuracy per class and per named field value."""
     n = len(examples)
     if n == 0:
         return {"n": 0}
@@ -52,8 +54,9 @@ def evaluate(
         fp = float((pred & ~truth).sum())
         fn = float((~pred & truth).sum())
         micro_f1 = 2 * tp / max(2 * tp + fp + fn, 1e-9)
-        return {"n": n, "subset_accuracy": float((pred == truth).all(axis=1).mean()), "micro_f1": micro_f1,
-                "primary": micro_f1}  # fmt: skip
+        right = (pred == truth).all(axis=1)
+        return {"n": n, "subset_accuracy": float(right.mean()), "micro_f1": micro_f1, "primary": micro_f1,
+                **_by_slice(examples, right)}  # fmt: skip
     pred = probs.argmax(axis=1)
     accuracy = float((pred == y).mean())
     f1s = []
@@ -62,7 +65,17 @@ def evaluate(
         denom = float((pred == k).sum() + (y == k).sum())
         if (y == k).any():
             f1s.append(2 * tp / denom if denom else 0.0)
-    return {"n": n, "accuracy": accuracy, "macro_f1": float(np.mean(f1s)) if f1s else 0.0, "primary": accuracy}
+    by_slice = _by_slice(examples, pred == y)
+    for k, label in enumerate(spec.labels):  # a class's slice holds its recall; add its precision
+        if f"label: {label}" in by_slice["slices"] and (pred == k).any():
+            by_slice["slices"][f"label: {label}"]["precision"] = round(float((y[pred == k] == k).mean()), 4)
+    return {"n": n, "accuracy": accuracy, "macro_f1": float(np.mean(f1s)) if f1s else 0.0, "primary": accuracy,
+            **by_slice}  # fmt: skip
+
+
+def _by_slice(examples: Sequence[Example], right: np.ndarray) -> dict[str, Any]:
+    wrong = [int(i) for i in np.flatnonzero(~right)]
+    return {"wrong": wrong, "slices": slice_scores(examples, wrong)}
 
 
 def evaluate_spans(predicted: Sequence[Sequence[Span]], examples: Sequence[Example]) -> dict[str, float]:
@@ -102,6 +115,15 @@ def evaluate_spans(predicted: Sequence[Sequence[Span]], examples: Sequence[Examp
 
 
 @dataclass(frozen=True)
+class SliceRule:
+    """How the gate guards slices (``learning/slices.py``); ``min_eval`` 0 switches it off."""
+
+    min_eval: int = 30
+    margin: float = 0.05
+    alpha: float = 0.05
+
+
+@dataclass(frozen=True)
 class GateDecision:
     passed: bool
     reason: str
@@ -109,6 +131,7 @@ class GateDecision:
     candidate: dict[str, float]
     serving: dict[str, float] | None
     serving_version: str | None
+    slices: tuple[SliceRegression, ...] = ()  # the guarded slices the candidate made worse
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,15 +143,25 @@ def decide(
     serving_version: str | None,
     margin: float,
     min_eval: int,
+    held: Sequence[Example] = (),
+    rule: SliceRule | None = None,
 ) -> GateDecision:
-    def make(passed: bool, reason: str) -> GateDecision:
-        return GateDecision(passed, reason, margin, candidate, serving, serving_version)
+    """Ship the candidate unless it is worse than the serving version overall (beyond ``margin``) or,
+    with ``held`` (the examples both were scored on) and a ``rule``, on a guarded slice."""
+
+    def make(passed: bool, reason: str, worse: Sequence[SliceRegression] = ()) -> GateDecision:
+        return GateDecision(passed, reason, margin, candidate, serving, serving_version, tuple(worse))
 
     if serving is None:
         return make(True, "no compatible version is serving: the first trained version replaces cold start")
     if candidate.get("n", 0) < min_eval:
         return make(True, f"only {candidate.get('n', 0)} held-out annotations (< {min_eval}): more labels win")
     c, s = candidate["primary"], serving["primary"]
-    if c >= s - margin:
-        return make(True, f"candidate {c:.4f} >= serving {s:.4f} - margin {margin}")
-    return make(False, f"candidate {c:.4f} < serving {s:.4f} - margin {margin}: kept {serving_version}")
+    if c < s - margin:
+        return make(False, f"candidate {c:.4f} < serving {s:.4f} - margin {margin}: kept {serving_version}")
+    if rule is not None and rule.min_eval and held and "wrong" in candidate and "wrong" in serving:
+        worse = regressions(held, candidate["wrong"], serving["wrong"], rule.min_eval, rule.margin, rule.alpha)  # type: ignore[arg-type]
+        if worse:
+            return make(False, f"candidate {c:.4f} overall, but worse on {worse[0].text} beyond margin "
+                        f"{rule.margin}: kept {serving_version}", worse)  # fmt: skip
+    return make(True, f"candidate {c:.4f} >= serving {s:.4f} - margin {margin}")

@@ -55,6 +55,8 @@ class ProjectData:
     label_verdicts: list[dict[str, Any]] = field(default_factory=list)  # what reviewers did with flags
     annotator_checks: list[dict[str, Any]] = field(default_factory=list)  # agreement, annotator quality
     proposals: list[dict[str, Any]] = field(default_factory=list)  # batch corrections with their outcomes
+    task_fields: dict[int, list[tuple[str, str]]] = field(default_factory=dict)  # slice fields' values per task
+    pool_confidence: dict[str, list[float]] = field(default_factory=dict)  # version: confidences shown on the pool
 
     @property
     def current_served(self) -> str:
@@ -76,9 +78,11 @@ def collect(
         except (RegistryError, OSError, ValueError):
             continue
     versions.sort(key=lambda m: m.get("created_at") or m["version"])
-    scores = SyncState(sync_state).strategy_scores(project_id) if sync_state.exists() else {}
-    stopping = StoppingState(sync_state).status(project_id) if sync_state.exists() else None
-    estimated = SyncState(sync_state).mean_confidence(project_id) if sync_state.exists() else {}
+    state = SyncState(sync_state) if sync_state.exists() else None
+    scores = state.strategy_scores(project_id) if state else {}
+    stopping = StoppingState(sync_state).status(project_id) if state else None
+    estimated = state.mean_confidence(project_id) if state else {}
+    confidence = state.confidences(project_id) if state else {}
     # annotations made from a batch-correction proposal are accounted for under "Batch corrections"
     corrections = [c for c in audit.corrections(project_id)
                    if not str(c.get("prediction_model_version") or "").startswith(PROPOSAL_PREFIX)]  # fmt: skip
@@ -87,7 +91,8 @@ def collect(
     return ProjectData(project_id, versions, audit.versions(project_id), corrections, scores,
                        registry.current(key), stopping, audit.label_checks(project_id), routing,
                        audit.drift_checks(project_id), estimated, holdout_fraction, audit.label_verdicts(project_id),
-                       audit.annotator_checks(project_id), audit.proposals(project_id))  # fmt: skip
+                       audit.annotator_checks(project_id), audit.proposals(project_id), audit.task_fields(project_id),
+                       confidence)  # fmt: skip
 
 
 WIDTH = 9.0  # inches: every plot is as wide as the page, whatever the number of versions
@@ -287,7 +292,7 @@ table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;pad
 .cap{{color:#555;font-size:13px}}img{{max-width:100%}}</style></head><body>
 {nav}<h1>Project {data.project_id}</h1><p>{summary}. Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.</p>
 <h2>When to stop</h2><p>{html.escape(data.stopping.message if data.stopping else "No sync yet.")}</p>
-{''.join(parts)}{_accuracy(data)}{_routing(data)}{_drift(data)}{_label_errors(data)}{_annotators(data)}{_proposals(data)}<h2>Candidates</h2>{_table(data)}</body></html>"""
+{''.join(parts)}{_accuracy(data)}{_slices(data)}{_routing(data)}{_drift(data)}{_label_errors(data)}{_annotators(data)}{_proposals(data)}<h2>Candidates</h2>{_table(data)}</body></html>"""
 
 
 def _accuracy(data: ProjectData) -> str:
@@ -319,15 +324,79 @@ def _routing(data: ProjectData) -> str:
     """auto_accept in production: humans' verdicts on the predictions it would let through."""
     if not data.routing:
         return ""
-    rows = [[html.escape(r.model_version), f"{r.threshold:.3f}", r.reviewed, r.confirmed,
-             "" if r.precision is None else f"{r.precision:.1%}", f"{r.low:.1%} – {r.high:.1%}",
-             html.escape("off: " + r.suspended if r.suspended else "on")]
+    rows = [[html.escape(r.model_version), f"{r.threshold:.3f}", _pool_coverage(data, r.model_version, r.threshold),
+             r.reviewed, r.confirmed, "" if r.precision is None else f"{r.precision:.1%}",
+             f"{r.low:.1%} – {r.high:.1%}", html.escape("off: " + r.suspended if r.suspended else "on")]
             for r in data.routing[-MAX_TABLE_ROWS:][::-1]]  # fmt: skip
-    caption = ("Predictions at or above a version's routing threshold that humans reviewed anyway (audit samples "
-               "and held-out tasks), and how many they kept. auto_accept is switched off when the 95 % interval "
-               f"ends below the target ({data.routing[0].target:.0%}).")  # fmt: skip
-    headers = ["version", "threshold", "reviewed", "kept", "precision", "95 % interval", "auto_accept"]
+    caption = ("Coverage: the share of the unlabeled pool whose pre-annotation is at or above the version's routing "
+               "threshold at the last sync (what auto_accept lets past review). Reviewed: such predictions humans "
+               "saw anyway (audit samples and held-out tasks), and how many they kept. auto_accept is switched off "
+               f"when the 95 % interval ends below the target ({data.routing[0].target:.0%}).")  # fmt: skip
+    headers = ["version", "threshold", "coverage", "reviewed", "kept", "precision", "95 % interval", "auto_accept"]
     return _section("Auto-accept in production", caption, headers, rows)
+
+
+def _pool_coverage(data: ProjectData, version: str, threshold: float) -> str:
+    shown = data.pool_confidence.get(version)
+    if not shown:
+        return "not on the pool"
+    return f"{sum(c >= threshold for c in shown) / len(shown):.1%} of {len(shown)}"
+
+
+def serving_slices(data: ProjectData) -> list[tuple[str, dict[str, float], dict[str, float] | None]]:
+    """The serving version's held-out scores per slice (``learning/slices.py``), with the previous
+    version's on its own held-out set; worst first."""
+    published = [m for m in data.versions if m["version"] == data.current] or data.versions[-1:]
+    if not published:
+        return []
+    index = data.versions.index(published[0])
+    now = (published[0].get("metrics") or {}).get("slices") or {}
+    before = ((data.versions[index - 1].get("metrics") or {}).get("slices") or {}) if index else {}
+    rows = [(name, scores, before.get(name)) for name, scores in now.items()]
+    return sorted(rows, key=lambda r: (r[1]["accuracy"], -r[1]["n"]))
+
+
+def _slice_corrections(data: ProjectData, version: str) -> dict[str, list[int]]:
+    """Per slice, [pre-annotations of ``version`` annotators saw, how many they changed]; a task's
+    class is the label its annotator gave."""
+    out: dict[str, list[int]] = {}
+    for c in data.corrections:
+        if c.get("changed") is None or c.get("prediction_model_version") != version:
+            continue
+        final = json.loads(c["final_result"]) if isinstance(c["final_result"], str) else c["final_result"] or []
+        values = [r.get("value") or {} for r in final if isinstance(r, dict)]
+        labels = {choice for value in values for choice in value.get("choices") or []}
+        names = [f"label: {label}" for label in sorted(labels)]
+        names += [f"{key}: {value}" for key, value in data.task_fields.get(int(c["task_id"]), [])]
+        for name in names:
+            counts = out.setdefault(name, [0, 0])
+            counts[0] += 1
+            counts[1] += bool(c["changed"])
+    return out
+
+
+def _slices(data: ProjectData) -> str:
+    """Per class and per named field value: the serving version's held-out recall (accuracy on the
+    slice) and precision, the change from the version before, and annotators' correction rate."""
+    rows_in = serving_slices(data)
+    if not rows_in:
+        return ""
+    corrected = _slice_corrections(data, data.current_served)
+    rows = []
+    for name, now, before in rows_in[:MAX_TABLE_ROWS]:
+        change = "" if before is None else f"{now['accuracy'] - before['accuracy']:+.3f}"
+        seen, changed = corrected.get(name, (0, 0))
+        precision = now.get("precision")
+        rows.append([html.escape(name), int(now["n"]), f"{now['accuracy']:.3f}",
+                     "" if precision is None else f"{precision:.3f}", change,
+                     f"{changed / seen:.0%} of {seen}" if seen else "–"])  # fmt: skip
+    caption = ("Held-out accuracy per slice of the serving version at publish (for a class: its recall; precision: "
+               "of the tasks predicted as that class), its change from the version before, and the share of this "
+               "version's pre-annotations annotators changed in the slice. Worst first. Slices are the classes and "
+               "the values of the task fields named in HITL_SLICE_FIELDS; the gate refuses a candidate that makes "
+               "one with enough held-out tasks significantly worse (see Candidates).")  # fmt: skip
+    return _section("Slices", caption, ["slice", "held-out", "accuracy / recall", "precision", "vs previous",
+                                        "pre-annotations changed"], rows)  # fmt: skip
 
 
 def _drift(data: ProjectData) -> str:

@@ -152,6 +152,14 @@ class SyncState:
             out.setdefault(version, []).append(float(score))
         return out
 
+    def confidences(self, project: int) -> dict[str, list[float]]:
+        """Per model version, the calibrated confidences shown on the pool at the last sync."""
+        out: dict[str, list[float]] = {}
+        query = "SELECT version, confidence FROM written WHERE project = ? AND confidence IS NOT NULL"
+        for version, confidence in self.db.execute(query, (project,)):
+            out.setdefault(version, []).append(float(confidence))
+        return out
+
     def mean_confidence(self, project: int) -> dict[str, tuple[float, int]]:
         """Per model version, the mean calibrated confidence shown on the pool at the last sync, and
         over how many tasks: calibrated, it estimates the pre-annotations' accuracy without labels."""

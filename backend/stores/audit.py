@@ -138,6 +138,13 @@ SCHEMA = [
         recorded_at DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (project_id, proposal_id, task_id)
     )""",
+    """CREATE TABLE IF NOT EXISTS task_fields (
+        project_id INTEGER NOT NULL,
+        task_id INTEGER NOT NULL,
+        field TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (project_id, task_id, field)
+    )""",
 ]
 
 
@@ -358,7 +365,21 @@ class AuditStore:
         row = (project_id, model_version, time.time(), size, p_outputs, p_embeddings, alarm)
         self._run(lambda conn: conn.execute(self._sql("INSERT INTO drift_checks VALUES (?,?,?,?,?,?,?)"), row))
 
+    def record_task_fields(self, project_id: int, values: dict[int, Sequence[tuple[str, str]]]) -> None:
+        """Annotated tasks' values of the slice fields (``HITL_SLICE_FIELDS``), latest wins."""
+        rows = [(project_id, int(task), key, value) for task, pairs in values.items() for key, value in pairs]
+        statement = self._sql("INSERT INTO task_fields VALUES (?,?,?,?) ON CONFLICT (project_id, task_id, field) "
+                              "DO UPDATE SET value = excluded.value")  # fmt: skip
+        if rows:
+            self._run(lambda conn: conn.cursor().executemany(statement, rows))
+
     # reading ---------------------------------------------------------------------------------
+    def task_fields(self, project_id: int) -> dict[int, list[tuple[str, str]]]:
+        out: dict[int, list[tuple[str, str]]] = {}
+        for r in self._select("SELECT task_id, field, value FROM task_fields WHERE project_id = ?", project_id):
+            out.setdefault(int(r["task_id"]), []).append((r["field"], r["value"]))
+        return out
+
     def drift_checks(self, project_id: int) -> list[dict[str, Any]]:
         return self._select("SELECT * FROM drift_checks WHERE project_id = ? ORDER BY recorded_at", project_id)
 
