@@ -12,7 +12,10 @@ from werkzeug.serving import make_server
 
 from backend.labeling import parse_label_config
 from backend.labeling.examples import Example
+from backend.ids import JobKind
+from backend.jobs.queue import RetrainQueue
 from backend.learning.candidates import fit_head, publish_head
+from backend.query.sync import SyncState
 from backend.server.app import create_app
 from backend.stores.audit import AuditStore
 from backend.tools.bench.common import free_port
@@ -23,8 +26,9 @@ AUTH = ("admin", "dash-secret")
 
 
 @pytest.fixture
-def populated(settings, predictor):
-    """Project 7 with two versions, audited corrections, a drift alarm and auto_accept switched off."""
+def populated(settings, predictor, redis_server):
+    """Project 7 with two versions, audited corrections, a drift alarm, auto_accept switched off for
+    v1 and on for v2 (over part of the pool), slices, and retrain jobs waiting and done."""
     spec = parse_label_config(AG_CONFIG)
     encoder = predictor.encoder()
     examples = [Example(t, (lb,), i) for i, (t, lb) in enumerate([("goal scored", "Sports"), ("stocks", "Business")]
@@ -32,7 +36,11 @@ def populated(settings, predictor):
     head = fit_head(encoder, spec, examples)
     v1 = publish_head(predictor.registry, "7", spec, encoder, head, examples,
                       extra={"metrics": {"primary": 0.7}, "routing": {"threshold": 0.0}})  # fmt: skip
-    v2 = publish_head(predictor.registry, "7", spec, encoder, head, examples, extra={"metrics": {"primary": 0.8}})
+    slices = {"label: Sports": {"n": 60, "accuracy": 0.95}, "label: World": {"n": 40, "accuracy": 0.62}}
+    v2 = publish_head(predictor.registry, "7", spec, encoder, head, examples,
+                      extra={"metrics": {"primary": 0.8, "slices": slices}, "routing": {"threshold": 0.9}})  # fmt: skip
+    SyncState(settings.data_dir / "sync-state.sqlite3").put(
+        7, [(i, v2, "h", 0, None, 0.5, 0.95 if i < 3 else 0.6) for i in range(10)])  # 3 of 10 above 0.9
     audit = AuditStore(str(settings.data_dir / "audit.sqlite3"))
     corrections = [_correction(i, changed=i % 3 == 0) for i in range(1, 10)]
     audit.record_corrections([c.__class__(**{**c.__dict__, "prediction_model_version": v1}) for c in corrections])
@@ -40,7 +48,11 @@ def populated(settings, predictor):
     audit.record_version(7, v2, "head", True, 20, "b", {"primary": 0.8}, {"reason": "better"})
     audit.record_drift_check(7, v2, 200, 0.0004, 0.002, True)
     audit.record_routing_decision(7, v1, 0.0, 9, 6, 0.35, 0.88, "auto_accept off: 6/9 kept")
-    guarded = settings.model_copy(update={"basic_auth_user": AUTH[0], "basic_auth_password": SecretStr(AUTH[1])})
+    guarded = settings.model_copy(update={"basic_auth_user": AUTH[0], "basic_auth_password": SecretStr(AUTH[1]),
+                                          "redis_url": redis_server.url, "queue_name": "dashboard-test"})  # fmt: skip
+    queue = RetrainQueue(guarded)
+    queue.request(7, JobKind.FULL, reason="new labels")
+    queue.record_duration(7, JobKind.HEAD, "published", 2.345)
     return create_app(guarded, predictor=predictor), v2
 
 
@@ -52,9 +64,12 @@ def test_the_dashboard_lists_projects_and_serves_each_report_behind_auth(populat
     overview = client.get("/dashboard", headers=headers).get_data(as_text=True)
     assert 'href="/dashboard/7"' in overview and serving in overview and "DRIFT" in overview
     assert "off for" in overview and "33%" in overview  # auto_accept switched off; 3 of 9 changed
+    assert "(30% of the pool)" in overview  # v2 auto-accepts 3 of the 10 pool tasks
+    assert "label: World: 0.62 of 40" in overview  # the serving version's worst slice
+    assert "full queued" in overview and "last: head published in 2.3 s" in overview
     page = client.get("/dashboard/7", headers=headers).get_data(as_text=True)
     assert 'http-equiv="refresh"' in page and 'href="/dashboard"' in page
-    for section in ("Quality per model version", "Auto-accept in production", "Drift", "Candidates"):
+    for section in ("Quality per model version", "Auto-accept in production", "Slices", "Drift", "Candidates"):
         assert f"<h2>{section}</h2>" in page
     missing = client.get("/dashboard/99", headers=headers)
     assert missing.status_code == 404 and "/dashboard lists" in missing.json["error"]

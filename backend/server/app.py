@@ -45,7 +45,8 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.extensions["hitl"] = {"settings": settings, "predictor": predictor, "events": sink}
     app.register_blueprint(webhook_routes(sink, metrics.webhooks_dropped))
-    app.register_blueprint(dashboard_routes(settings, predictor.registry, getattr(sink, "audit", None)))
+    app.register_blueprint(dashboard_routes(settings, predictor.registry, getattr(sink, "audit", None),
+                                            getattr(sink, "queue", None)))  # fmt: skip
 
     @app.before_request
     def _auth() -> None:

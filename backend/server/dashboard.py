@@ -10,7 +10,9 @@ from typing import Any
 
 from flask import Blueprint, Response, abort
 
-from backend.oversight.report import collect, render
+from backend.ids import JobKind
+from backend.jobs.queue import RetrainQueue
+from backend.oversight.report import collect, render, serving_slices
 from backend.settings import Settings
 from backend.stores.audit import AuditStore
 from backend.stores.registry import Registry
@@ -18,7 +20,10 @@ from backend.stores.registry import Registry
 REFRESH_S = 60
 
 
-def dashboard_routes(settings: Settings, registry: Registry, audit: AuditStore | None) -> Blueprint:
+def dashboard_routes(
+    settings: Settings, registry: Registry, audit: AuditStore | None, queue: RetrainQueue | None = None
+) -> Blueprint:
+    """``queue``: where the retrain jobs wait (their state is shown when there is one)."""
     routes = Blueprint("dashboard", __name__)
     store = audit or AuditStore.from_settings(settings)
 
@@ -27,9 +32,12 @@ def dashboard_routes(settings: Settings, registry: Registry, audit: AuditStore |
 
     @routes.get("/dashboard")
     def overview() -> Any:
-        rows = "".join(_row(project, registry, store) for project in projects())
+        known = projects()
+        jobs = _jobs(queue, known)
+        rows = "".join(_row(project, registry, store, settings, jobs[project]) for project in known)
         body = ("<table><tr><th>project</th><th>serving</th><th>versions</th><th>annotations</th>"
-                "<th>pre-annotations changed</th><th>auto_accept</th><th>drift</th></tr>"
+                "<th>pre-annotations changed</th><th>auto_accept (pool coverage)</th><th>drift</th>"
+                "<th>worst slice (held-out)</th><th>retrains</th></tr>"
                 f"{rows}</table>") if rows else "<p>No project has been trained yet.</p>"  # fmt: skip
         now = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
         head = f'<meta charset="utf-8"><link rel="icon" href="data:,"><meta http-equiv="refresh" content="{REFRESH_S}">'
@@ -51,15 +59,42 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;te
     return routes
 
 
-def _row(project: int, registry: Registry, audit: AuditStore) -> str:
-    corrections = audit.corrections(project)
-    shown = [c for c in corrections if c.get("changed") is not None]
+def _jobs(queue: RetrainQueue | None, projects: list[int]) -> dict[int, str]:
+    """Per project: the job kinds waiting (with how long) and the last durations, from Redis."""
+    if queue is None:
+        return dict.fromkeys(projects, "no queue configured")
+    try:
+        durations = queue.durations()
+        pending = {(p, kind): queue.pending_since(p, kind) for p in projects for kind in JobKind}
+    except Exception as exc:  # the dashboard still shows the stores when Redis is away
+        return dict.fromkeys(projects, f"queue unavailable ({type(exc).__name__})")
+    now, out = time.time(), {}
+    for project in projects:
+        waiting = [f"{kind} queued {now - since:.0f} s ago" for (p, kind), since in pending.items()
+                   if p == project and since is not None]  # fmt: skip
+        last = [f"{kind} {outcome} in {seconds:.1f} s" for (p, kind, outcome), seconds in sorted(durations.items())
+                if p == str(project)]  # fmt: skip
+        summary = "; ".join(waiting or ["none queued"]) + (" · last: " + ", ".join(last) if last else "")
+        out[project] = html.escape(summary)
+    return out
+
+
+def _row(project: int, registry: Registry, audit: AuditStore, settings: Settings, jobs: str) -> str:
+    data = collect(project, audit, registry, settings.data_dir / "sync-state.sqlite3",
+                   settings.routing_target_precision, settings.holdout_fraction)  # fmt: skip
+    shown = [c for c in data.corrections if c.get("changed") is not None]
     rate = f"{sum(bool(c['changed']) for c in shown) / len(shown):.0%}" if shown else "–"
-    serving = registry.current(project) or "cold-start"
     off = [d["model_version"] for d in audit.routing_decisions(project)]
     routing = f'<span class=alarm>off for {html.escape(", ".join(off))}</span>' if off else "on"
-    checks = audit.drift_checks(project)
-    drift = "not checked" if not checks else ('<span class=alarm>DRIFT</span>' if checks[-1]["alarm"] else "none")
-    return (f'<tr><td><a href="/dashboard/{project}">project {project}</a></td><td>{html.escape(serving)}</td>'
-            f"<td>{len(registry.versions(project))}</td><td>{len(corrections)}</td><td>{rate}</td>"
-            f"<td>{routing}</td><td>{drift}</td></tr>")  # fmt: skip
+    current = next((r for r in data.routing if r.model_version == data.current_served), None)
+    confidences = data.pool_confidence.get(data.current_served) or []
+    if current is not None and confidences:
+        routing += f" ({sum(c >= current.threshold for c in confidences) / len(confidences):.0%} of the pool)"
+    drift = ("not checked" if not data.drift_checks
+             else '<span class=alarm>DRIFT</span>' if data.drift_checks[-1]["alarm"] else "none")  # fmt: skip
+    worst = next((f"{html.escape(name)}: {scores['accuracy']:.2f} of {int(scores['n'])}"
+                  for name, scores, _ in serving_slices(data)), "–")  # fmt: skip
+    return (f'<tr><td><a href="/dashboard/{project}">project {project}</a></td>'
+            f"<td>{html.escape(data.current or 'cold-start')}</td><td>{len(data.versions)}</td>"
+            f"<td>{len(data.corrections)}</td><td>{rate}</td><td>{routing}</td><td>{drift}</td><td>{worst}</td>"
+            f"<td>{jobs}</td></tr>")  # fmt: skip
