@@ -10,10 +10,10 @@ import pytest
 from pydantic import SecretStr
 from werkzeug.serving import make_server
 
-from backend.labeling import parse_label_config
-from backend.labeling.examples import Example
 from backend.ids import JobKind
 from backend.jobs.queue import RetrainQueue
+from backend.labeling import parse_label_config
+from backend.labeling.examples import Example
 from backend.learning.candidates import fit_head, publish_head
 from backend.query.sync import SyncState
 from backend.server.app import create_app

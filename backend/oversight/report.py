@@ -32,7 +32,7 @@ from matplotlib.ticker import MaxNLocator
 from backend.jobs.proposals import PREFIX as PROPOSAL_PREFIX
 from backend.learning.dataset import is_heldout
 from backend.learning.routing_audit import RoutingAudit, audit_routing, thresholds, wilson
-from backend.query.stopping import StoppingState, StoppingStatus
+from backend.query.stopping import StoppingState, StoppingStatus, learning_curve
 from backend.query.sync import SyncState
 from backend.stores.audit import AuditStore
 from backend.stores.registry import Registry, RegistryError, served_name
@@ -68,7 +68,7 @@ class ProjectData:
 
 def collect(
     project_id: int, audit: AuditStore, registry: Registry, sync_state: Path, target: float = 0.98,
-    holdout_fraction: float = 0.15,
+    holdout_fraction: float = 0.15, min_eval: int = 20,
 ) -> ProjectData:
     key = project_id
     versions = []
@@ -80,7 +80,8 @@ def collect(
     versions.sort(key=lambda m: m.get("created_at") or m["version"])
     state = SyncState(sync_state) if sync_state.exists() else None
     scores = state.strategy_scores(project_id) if state else {}
-    stopping = StoppingState(sync_state).status(project_id) if state else None
+    curve = learning_curve(versions, min_eval)
+    stopping = StoppingState(sync_state).status(project_id, curve) if state else None
     estimated = state.mean_confidence(project_id) if state else {}
     confidence = state.confidences(project_id) if state else {}
     # annotations made from a batch-correction proposal are accounted for under "Batch corrections"

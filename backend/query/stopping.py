@@ -1,49 +1,165 @@
-"""When more labels stop paying: the stabilising-predictions criterion.
+"""When more labels stop paying: three criteria, said in words.
 
-A fixed *stop set* of unlabeled tasks (up to ``STOP_SET``, drawn once per project at its first
-sync) is predicted by every version the sync writes. Cohen's kappa between consecutive versions'
-answers on it measures how much the model still changes its mind; when the last ``WINDOW``
-kappas are all at least ``THRESHOLD``, predictions have stabilised and more labels are unlikely
-to change what annotators see (Bloodgood and Vijay-Shanker, 2009). Answers are compared whole
-(a choice, a set of choices, or a task's entities), so the criterion is the same for every task
-kind. The state lives in SQLite beside the sync's.
+- *Stabilising predictions* (Bloodgood and Vijay-Shanker, 2009): a fixed *stop set* of unlabeled
+  tasks (up to ``STOP_SET``, drawn once per project at its first sync) is predicted by every
+  version the sync writes. Cohen's kappa between consecutive versions' answers on it measures how
+  much the model still changes its mind; when the last ``WINDOW`` kappas are all at least
+  ``THRESHOLD``, predictions have stabilised. Answers are compared whole (a choice, a set of
+  choices, or a task's entities), so the criterion is the same for every task kind.
+- *Overall uncertainty* (Zhu et al., 2008): the mean uncertainty (1 - calibrated confidence) of
+  the version's answers on the stop set, i.e. its estimated error there; below
+  ``UNCERTAINTY_THRESHOLD`` little is left to learn from the pool.
+- *Estimated gain*: a power law ``a - b * n^-c`` fitted to the versions' held-out scores against
+  their training-set sizes (the learning curve), extrapolated ``MORE`` labels ahead, with a
+  standard error from the fit's covariance.
+
+Labels have stopped paying when predictions are stable and either the pool's uncertainty is low
+or the estimated gain is below ``SMALL_GAIN``. The state lives in SQLite beside the sync's.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sqlite3
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.optimize import OptimizeWarning, curve_fit
 from sklearn.metrics import cohen_kappa_score
+
+from backend.stores.registry import Registry, RegistryError
 
 STOP_SET = 2000
 WINDOW = 3
 THRESHOLD = 0.99
+UNCERTAINTY_THRESHOLD = 0.05  # mean (1 - calibrated confidence) on the stop set
+MORE = 100  # labels ahead the gain is estimated for
+SMALL_GAIN = 0.005  # an estimated gain (plus one standard error) below this is not worth MORE labels
+MIN_CURVE_POINTS = 4
+
+
+@dataclass(frozen=True)
+class Gain:
+    """The learning curve's extrapolated gain from ``more`` labels at ``labels``, in score units."""
+
+    labels: int
+    more: int
+    gain: float
+    stderr: float
+    points: int
+
+    @property
+    def small(self) -> bool:
+        return self.gain + self.stderr < SMALL_GAIN
 
 
 @dataclass(frozen=True)
 class StoppingStatus:
     kappas: list[tuple[str, float, int]]  # (version, kappa with the version before it, tasks compared)
     stable: bool
+    changed: list[float] = dataclasses.field(default_factory=list)  # share of tasks answered differently, per kappa
+    uncertainty: float | None = None  # the latest version's mean uncertainty on the stop set
+    gain: Gain | None = None
+
+    @property
+    def low_uncertainty(self) -> bool:
+        return self.uncertainty is not None and self.uncertainty < UNCERTAINTY_THRESHOLD
+
+    @property
+    def stop(self) -> bool:
+        """More labels have stopped paying: stable predictions, and little left to learn."""
+        return self.stable and (self.low_uncertainty or (self.gain is not None and self.gain.small))
 
     @property
     def message(self) -> str:
+        parts = []
+        if self.kappas:
+            recent = self.kappas[-WINDOW:]
+            parts.append(f"predictions changed on up to {max(self.changed[-WINDOW:] or [0.0]):.1%} of "
+                         f"{recent[-1][2]:,} reference tasks over the last {len(recent)} versions (kappa "
+                         f"{', '.join(f'{k:.3f}' for _, k, _ in recent)}; stable at >= {THRESHOLD} "
+                         f"{WINDOW} times)")  # fmt: skip
+        if self.uncertainty is not None:
+            parts.append(f"mean uncertainty on them {self.uncertainty:.3f} (little left to learn below "
+                         f"{UNCERTAINTY_THRESHOLD})")  # fmt: skip
+        if self.gain is not None:
+            parts.append(f"estimated gain from {self.gain.more} more labels: {100 * self.gain.gain:+.1f} ± "
+                         f"{100 * self.gain.stderr:.1f} points (learning curve of {self.gain.points} versions' "
+                         "held-out scores)")  # fmt: skip
         if not self.kappas:
-            return "stopping: not enough versions yet to tell whether predictions are stabilising"
-        recent = self.kappas[-WINDOW:]
-        changed = [1 - k for _, k, _ in recent]
-        verdict = ("predictions have stabilised: more labels are unlikely to change what annotators see"
-                   if self.stable else "predictions are still changing: labels still pay")  # fmt: skip
-        return (f"stopping: kappa between consecutive versions on {recent[-1][2]} reference tasks "
-                f"{', '.join(f'{k:.3f}' for _, k, _ in recent)} (threshold {THRESHOLD}, last {WINDOW}; "
-                f"up to {max(changed):.1%} disagreement); {verdict}")  # fmt: skip
+            verdict = "not enough versions yet to tell whether predictions are stabilising"
+        elif self.stop:
+            verdict = "predictions have stabilised and little is left to learn: more labels have stopped paying"
+        elif self.stable:
+            verdict = "predictions have stabilised: more labels are unlikely to change what annotators see"
+        else:
+            verdict = "predictions are still changing: labels still pay"
+        return "stopping: " + "; ".join([*parts, verdict])
+
+
+def _power_law(n: np.ndarray, a: float, b: float, c: float) -> np.ndarray:
+    return a - b * np.power(n, -c)
+
+
+def estimate_gain(points: Iterable[tuple[int, float]], more: int = MORE, seed: int = 0) -> Gain | None:
+    """The gain from ``more`` labels beyond the largest training size in ``points`` ((labels, held-out
+    score) per version), from a fitted power-law learning curve; None with too few distinct sizes or
+    when the fit fails."""
+    by_size: dict[int, list[float]] = {}
+    for labels, value in points:
+        if labels > 0 and value is not None and np.isfinite(value):
+            by_size.setdefault(int(labels), []).append(float(value))
+    if len(by_size) < MIN_CURVE_POINTS:
+        return None
+    n = np.array(sorted(by_size), dtype=float)
+    y = np.array([np.mean(by_size[int(k)]) for k in n])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", OptimizeWarning)
+            params, cov = curve_fit(_power_law, n, y, p0=(min(1.0, y.max() + 0.02), 1.0, 0.5),
+                                    bounds=([0, 0, 0.01], [1, 100, 3]), maxfev=5000)  # fmt: skip
+    except (RuntimeError, ValueError):
+        return None
+    now, ahead = n.max(), n.max() + more
+    gain = float(_power_law(np.array([ahead]), *params)[0] - _power_law(np.array([now]), *params)[0])
+    stderr = 0.0
+    if np.all(np.isfinite(cov)):  # propagate the fit's uncertainty by sampling its parameters
+        draws = np.random.default_rng(seed).multivariate_normal(params, cov, size=500, check_valid="ignore")
+        draws = draws[(draws[:, 1] >= 0) & (draws[:, 2] > 0)]
+        if len(draws):
+            gains = _power_law(ahead, draws[:, 0], draws[:, 1], draws[:, 2]) - _power_law(now, *draws.T)
+            stderr = float(np.std(gains))
+    return Gain(int(now), more, gain, stderr, len(n))
+
+
+def registry_curve(registry: Registry, project: int, min_eval: int = 20) -> list[tuple[int, float]]:
+    """``learning_curve`` of a project's published versions."""
+    metas = []
+    for version in registry.versions(project):
+        try:
+            metas.append(registry.meta(project, version))
+        except (RegistryError, OSError, ValueError):
+            continue
+    return learning_curve(metas, min_eval)
+
+
+def learning_curve(metas: Iterable[dict[str, Any]], min_eval: int = 20) -> list[tuple[int, float]]:
+    """(training-set size, held-out score) of published versions scored on at least ``min_eval``
+    held-out annotations (registry metadata)."""
+    out = []
+    for meta in metas:
+        metrics, training = meta.get("metrics") or {}, meta.get("training") or {}
+        scored = metrics.get("primary") is not None and (metrics.get("n") or 0) >= min_eval
+        if scored and training.get("train_examples"):
+            out.append((int(training["train_examples"]), float(metrics["primary"])))
+    return out
 
 
 def answer_key(result: Any) -> str:
@@ -63,6 +179,10 @@ class StoppingState:
             "CREATE TABLE IF NOT EXISTS stop_answers (project INTEGER, seq INTEGER, version TEXT, task INTEGER, "
             "answer TEXT, PRIMARY KEY (project, seq, task))"
         )
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS stop_uncertainty (project INTEGER, seq INTEGER, version TEXT, mean REAL, "
+            "PRIMARY KEY (project, seq))"
+        )
 
     def stop_set(self, project: int, pool: Sequence[int], seed: int = 0) -> set[int]:
         """The project's reference tasks, drawn from ``pool`` at the first call and fixed after."""
@@ -73,8 +193,9 @@ class StoppingState:
         self.db.executemany("INSERT OR IGNORE INTO stop_set VALUES (?, ?)", [(project, int(t)) for t in chosen])
         return {int(t) for t in chosen}
 
-    def record(self, project: int, version: str, answers: Mapping[int, str]) -> None:
-        """The answers ``version`` gives the reference tasks still unlabeled (once per version)."""
+    def record(self, project: int, version: str, answers: Mapping[int, str], uncertainty: float | None = None) -> None:
+        """The answers ``version`` gives the reference tasks still unlabeled (once per version), and
+        their mean uncertainty."""
         last = self.db.execute("SELECT seq, version FROM stop_answers WHERE project = ? ORDER BY seq DESC LIMIT 1",
                                (project,)).fetchone()  # fmt: skip
         if last is not None and last[1] == version:
@@ -82,14 +203,18 @@ class StoppingState:
         seq = 0 if last is None else last[0] + 1
         self.db.executemany("INSERT INTO stop_answers VALUES (?, ?, ?, ?, ?)",
                             [(project, seq, version, t, a) for t, a in answers.items()])  # fmt: skip
+        if uncertainty is not None:
+            self.db.execute("INSERT OR REPLACE INTO stop_uncertainty VALUES (?, ?, ?, ?)",
+                            (project, seq, version, float(uncertainty)))  # fmt: skip
 
-    def status(self, project: int) -> StoppingStatus:
+    def status(self, project: int, curve: Sequence[tuple[int, float]] = ()) -> StoppingStatus:
+        """The criteria now; ``curve``: the versions' (training size, held-out score) for the gain."""
         versions: dict[int, tuple[str, dict[int, str]]] = {}
         query = "SELECT seq, version, task, answer FROM stop_answers WHERE project = ? ORDER BY seq"
         for seq, version, task, answer in self.db.execute(query, (project,)):
             versions.setdefault(seq, (version, {}))[1][task] = answer
         ordered = [versions[s] for s in sorted(versions)]
-        kappas = []
+        kappas, changed = [], []
         for (_, before), (version, after) in pairwise(ordered):
             common = sorted(set(before) & set(after))
             if len(common) < 2:
@@ -97,5 +222,8 @@ class StoppingState:
             a, b = [before[t] for t in common], [after[t] for t in common]
             kappa = 1.0 if a == b else float(cohen_kappa_score(a, b))
             kappas.append((version, round(0.0 if np.isnan(kappa) else kappa, 4), len(common)))
+            changed.append(sum(x != y for x, y in zip(a, b, strict=True)) / len(common))
         stable = len(kappas) >= WINDOW and all(k >= THRESHOLD for _, k, _ in kappas[-WINDOW:])
-        return StoppingStatus(kappas, stable)
+        last = self.db.execute("SELECT mean FROM stop_uncertainty WHERE project = ? ORDER BY seq DESC LIMIT 1",
+                               (project,)).fetchone()  # fmt: skip
+        return StoppingStatus(kappas, stable, changed, None if last is None else float(last[0]), estimate_gain(curve))

@@ -49,7 +49,7 @@ from backend.models.embedding_cache import EmbeddingCache
 from backend.models.tagger import SpanTagger, Tagged, answer_confidence, weakest_words
 from backend.query.clusters import ClusterModel, assign, default_k
 from backend.query.drift_monitor import DriftMonitor
-from backend.query.stopping import StoppingState, answer_key
+from backend.query.stopping import StoppingState, answer_key, registry_curve
 from backend.query.strategies import (
     ColdStartStrategy,
     diversify_top,
@@ -332,8 +332,11 @@ def _sync(
     if classifier is not None:  # does a new version still change its answers on the reference tasks?
         stopping = StoppingState(settings.data_dir / "sync-state.sqlite3")
         reference = stopping.stop_set(project_id, ids)
-        stopping.record(project_id, version, {t: answer_key(answers[i]) for i, t in enumerate(ids) if t in reference})
-        summary.stopping = stopping.status(project_id).message
+        kept = [i for i, t in enumerate(ids) if t in reference]
+        uncertainty = float(np.mean([1 - confidence[i] for i in kept])) if kept else None
+        stopping.record(project_id, version, {ids[i]: answer_key(answers[i]) for i in kept}, uncertainty)
+        curve = registry_curve(registry, project_id, settings.gate_min_eval)
+        summary.stopping = stopping.status(project_id, curve).message
 
     previous = ls.project(project_id).get("model_version")
     ls.use_uncertainty_sampling(project_id, label)
