@@ -28,6 +28,10 @@ def test_simulate_writes_curves_plot_and_summary_and_resumes(tmp_path, tiny_enco
     ]
     assert [int(r["labels"]) for r in rows if r["strategy"] == "random" and r["seed"] == "0"] == [50, 85, 120, 120][:3]
     assert (out / "learning_curves.png").stat().st_size > 10_000
+    first, second = [r for r in rows if r["strategy"] == "margin-diverse" and r["seed"] == "0"][:2]
+    assert first["stop_kappa"] == "" and -1 <= float(second["stop_kappa"]) <= 1  # kappa needs two versions
+    assert all(0 <= float(r["stop_uncertainty"]) <= 1 and r["stop"] in ("0", "1") for r in rows)
+    assert set(summary["strategies"]["random"]["stop"]) >= {"labels_at_stop", "labels_to_99pct_of_final"}
     assert json.loads((out / "summary.json").read_text())["strategies"].keys() == {"margin-diverse", "random"}
     assert "labels to reach random's final" in (out / "summary.md").read_text()
     reached = summary["strategies"]["random"]["labels_to_reach_random_final"]
@@ -47,3 +51,18 @@ def test_simulate_replays_the_int8_encoder_with_its_own_cache(tmp_path, tiny_enc
     assert set(summary["strategies"]) == {"margin", "random"}
     caches = sorted(p.name for p in (tmp_path / "cache").glob("embeddings-*.sqlite3"))
     assert caches == [f"embeddings-{encoder.identity}.sqlite3"] and encoder.identity.endswith("-int8")
+
+
+def test_the_stop_point_against_the_labels_needed_for_99_percent_of_the_final_accuracy():
+    from backend.tools.simulate import stop_point
+
+    def run(seed, accuracies, stop_at):
+        return [{"strategy": "m", "seed": seed, "labels": 100 * (i + 1), "accuracy": a, "stop": int(i == stop_at)}
+                for i, a in enumerate(accuracies)]  # fmt: skip
+
+    rows = (run(0, [0.5, 0.8, 0.89, 0.9, 0.9], stop_at=3) + run(1, [0.5, 0.7, 0.85, 0.9, 0.91], stop_at=2)
+            + run(2, [0.6, 0.8, 0.9, 0.9, 0.9], stop_at=-1))  # the third seed never stops  # fmt: skip
+    found = stop_point(rows, "m")
+    assert found["labels_at_stop"] == 400 and found["seeds_stopped"] == 2  # 400, 300, 500 (never: the budget)
+    assert found["labels_to_99pct_of_final"] == 400  # 400 (0.89 < 0.891), 500 (0.9 < 0.9009), 300
+    assert found["accuracy_given_up"] == 0.0  # 0.0, 0.06, 0.0

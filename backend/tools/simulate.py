@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.metrics import cohen_kappa_score
 from tqdm import tqdm
 
 from backend.labeling.examples import Example
@@ -32,10 +33,11 @@ from backend.learning.dataset import is_heldout, split
 from backend.learning.head_selection import fit_selected_head
 from backend.models.embedding_cache import EmbeddingCache
 from backend.query.clusters import assign, default_k, kmeans
+from backend.query.stopping import STOP_SET, THRESHOLD, WINDOW, StoppingStatus, estimate_gain
 from backend.query.strategies import ColdStartStrategy, diversify_top, make_strategy
 
 COLUMNS = ["strategy", "seed", "labels", "accuracy", "macro_f1", "ece", "ece_calibrated", "ece_pool_calibrated",
-           "temperature", "l2"]  # fmt: skip
+           "temperature", "l2", "heldout_accuracy", "stop_kappa", "stop_uncertainty", "stop"]  # fmt: skip
 DEFAULT_STRATEGY = "margin-diverse"
 SIM_STRATEGIES = ("margin-diverse", "margin", "entropy", "least_confidence", "random")
 
@@ -91,6 +93,12 @@ def run_seed(pool: Pool, test: Pool, strategy_name: str, seed: int, budget: int,
         labeled = list(np.argsort(cold.scores(None, pool.embeddings, np.arange(n)), kind="stable")[:start])
     base = make_strategy("random" if strategy_name == "random" else strategy_name.removesuffix("-diverse"), seed=seed)
     heldout_bucket = np.array([is_heldout(i, holdout) for i in range(n)])
+    stop_set = np.random.default_rng(10_000 + seed).permutation(n)[:STOP_SET]  # as the sync draws it, once
+    previous: dict[int, int] = {}
+    kappas: list[tuple[str, float, int]] = []
+    changed: list[float] = []
+    curve: list[tuple[int, float]] = []
+    stopped = False
     rows, final = [], {}
     while True:
         examples = [Example("", (pool.names[pool.labels[i]],), int(i)) for i in labeled]
@@ -110,6 +118,26 @@ def run_seed(pool: Pool, test: Pool, strategy_name: str, seed: int, budget: int,
         rest = np.setdiff1d(np.arange(n), np.array(labeled))
         pool_calibrated = softmax(head.logits(pool.embeddings[rest]), temperature)
         pred = probs.argmax(axis=1)
+        # the product's stopping criteria, as the sync computes them after each version
+        open_stop = np.setdiff1d(stop_set, np.array(labeled))
+        stop_probs = softmax(head.logits(pool.embeddings[open_stop]), temperature)
+        answers = dict(zip(open_stop.tolist(), stop_probs.argmax(axis=1).tolist(), strict=True))
+        common = sorted(set(previous) & set(answers))
+        if len(common) >= 2:
+            a, b = [previous[t] for t in common], [answers[t] for t in common]
+            kappa = 1.0 if a == b else float(cohen_kappa_score(a, b))
+            kappas.append((str(len(labeled)), 0.0 if np.isnan(kappa) else kappa, len(common)))
+            changed.append(float(np.mean(np.array(a) != np.array(b))))
+        previous = answers
+        heldout_accuracy = float((head.proba(pool.embeddings[ho]).argmax(axis=1) == pool.labels[ho]).mean()) \
+            if len(ho) else None  # fmt: skip
+        if heldout_accuracy is not None and len(ho) >= 20:
+            curve.append((len(train), heldout_accuracy))
+        stable = len(kappas) >= WINDOW and all(k >= THRESHOLD for _, k, _ in kappas[-WINDOW:])
+        status = StoppingStatus(kappas, stable, changed, float(np.mean(1 - stop_probs.max(axis=1))),
+                                estimate_gain(curve))  # fmt: skip
+        stop_here = status.stop and not stopped
+        stopped = stopped or status.stop
         rows.append({
             "strategy": strategy_name, "seed": seed, "labels": len(labeled),
             "accuracy": round(float((pred == test.labels).mean()), 5),
@@ -118,6 +146,9 @@ def run_seed(pool: Pool, test: Pool, strategy_name: str, seed: int, budget: int,
             "ece_calibrated": round(expected_calibration_error(calibrated, test.labels), 5),
             "ece_pool_calibrated": round(expected_calibration_error(pool_calibrated, pool.labels[rest]), 5),
             "temperature": round(temperature, 4), "l2": choice.l2,
+            "heldout_accuracy": "" if heldout_accuracy is None else round(heldout_accuracy, 5),
+            "stop_kappa": round(kappas[-1][1], 5) if kappas else "",
+            "stop_uncertainty": round(status.uncertainty or 0.0, 5), "stop": int(stop_here),
         })  # fmt: skip
         if len(labeled) >= budget:
             held_probs = softmax(head.logits(pool.embeddings[ho]), temperature)
@@ -165,7 +196,8 @@ def simulate(dataset: Path, strategy: str, budget: int, step: int, seeds: int, o
             for row in csv.DictReader(handle):
                 done.setdefault((row["strategy"], int(row["seed"])), []).append(row)
         done = {key: rows for key, rows in done.items()
-                if max(int(r["labels"]) for r in rows) == budget and all(r.get(c) for c in COLUMNS for r in rows)}
+                if max(int(r["labels"]) for r in rows) == budget
+                and all(r.get(c) is not None for c in COLUMNS for r in rows)}
     finals_path = out / "finals.json"
     finals = json.loads(finals_path.read_text()) if finals_path.exists() and done else {}
     strategies = [strategy] if strategy == "random" else [strategy, "random"]
@@ -220,6 +252,7 @@ def summarize(rows: list[dict], strategies: list[str], routing: dict[str, list[d
             "final_ece": round(list(mean_curve(rows, name, "ece").values())[-1], 4),
             "final_ece_calibrated": round(list(mean_curve(rows, name, "ece_calibrated").values())[-1], 4),
             "final_ece_pool_calibrated": round(list(mean_curve(rows, name, "ece_pool_calibrated").values())[-1], 4),
+            "stop": stop_point(rows, name),
             "routing": {
                 "target_precision": target_precision,
                 "test_coverage": _mean([f["test_coverage"] for f in finals]),
@@ -227,6 +260,25 @@ def summarize(rows: list[dict], strategies: list[str], routing: dict[str, list[d
             },
         }
     return result
+
+
+def stop_point(rows: list[dict], strategy: str) -> dict[str, Any]:
+    """Where the product's stopping criteria (``query/stopping.py``) would have told the admin to stop,
+    against the labels needed to reach 99 % of the final accuracy; medians over seeds (a seed that
+    never stopped counts at the full budget, giving up nothing)."""
+    at_stop, needed, given_up, stopped = [], [], [], 0
+    for seed in sorted({int(r["seed"]) for r in rows if r["strategy"] == strategy}):
+        curve = [r for r in rows if r["strategy"] == strategy and int(r["seed"]) == seed]
+        final = float(curve[-1]["accuracy"])
+        stop = next((r for r in curve if int(r["stop"] or 0)), None)
+        stopped += stop is not None
+        stop = stop or curve[-1]
+        at_stop.append(int(stop["labels"]))
+        given_up.append(final - float(stop["accuracy"]))
+        needed.append(next(int(r["labels"]) for r in curve if float(r["accuracy"]) >= 0.99 * final))
+    return {"labels_at_stop": statistics.median(at_stop), "labels_to_99pct_of_final": statistics.median(needed),
+            "accuracy_given_up": round(statistics.median(given_up), 4), "seeds_stopped": stopped,
+            "seeds": len(at_stop)}  # fmt: skip
 
 
 def _mean(values: list[float]) -> float | None:
@@ -248,6 +300,12 @@ def plot(rows: list[dict], strategies: list[str], path: Path, title: str, column
         mean, std = values.mean(axis=0), values.std(axis=0)
         ax.plot(labels, mean, label=f"{name} ({len(seeds)} seeds)", linestyle="--" if name == "random" else "-")
         ax.fill_between(labels, mean - std, mean + std, alpha=0.15)
+        stops = [int(r["labels"]) for r in rows if r["strategy"] == name and int(r.get("stop") or 0)]
+        if stops and column == "accuracy":  # the median stop point, where the criteria said stop
+            at = float(np.median(stops))
+            ax.axvline(at, color=ax.lines[-1].get_color(), linestyle=":", alpha=0.8)
+            ax.annotate(f"stop {at:.0f}", (at, float(np.min(mean))), rotation=90, fontsize=8, va="bottom",
+                        color=ax.lines[-1].get_color())  # fmt: skip
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -260,14 +318,17 @@ def plot(rows: list[dict], strategies: list[str], path: Path, title: str, column
 def markdown(summary: dict[str, Any]) -> str:
     lines = [f"# {summary['dataset']}: random reaches {summary['random_final_accuracy']:.4f} at the full budget", "",
              "| strategy | final accuracy | labels to reach random's final | AULC | ECE | ECE calibrated | "
-             "ECE calibrated, unlabeled pool | coverage at target precision |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "ECE calibrated, unlabeled pool | coverage at target precision | labels at stop | labels to 99 % "
+             "of final | accuracy given up at stop |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for name, s in summary["strategies"].items():
         routing = s["routing"]
         lines.append(
             f"| {name} | {s['final_accuracy']:.4f} | {s['labels_to_reach_random_final'] or 'not reached'} | "
             f"{s['area_under_curve']:.4f} | {s['final_ece']:.4f} | {s['final_ece_calibrated']:.4f} | "
             f"{s['final_ece_pool_calibrated']:.4f} | "
-            f"{routing['test_coverage']} at {routing['target_precision']} (precision {routing['test_precision']}) |"
+            f"{routing['test_coverage']} at {routing['target_precision']} (precision {routing['test_precision']}) | "
+            f"{s['stop']['labels_at_stop']:.0f} ({s['stop']['seeds_stopped']} of {s['stop']['seeds']} seeds stopped) | "
+            f"{s['stop']['labels_to_99pct_of_final']:.0f} | {s['stop']['accuracy_given_up']:.4f} |"
         )
     return "\n".join(lines) + "\n"
