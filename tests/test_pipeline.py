@@ -17,6 +17,7 @@ from backend.jobs.sync_job import sync_and_record
 from backend.labeling import parse_label_config
 from backend.learning.dataset import is_heldout
 from backend.learning.routing_audit import audit_routing
+from backend.query.reasons import Why, kind
 from backend.query.sync import VIEW_TITLE, sync_project
 from backend.query.writeback import RANK_FIELD, REASON_FIELD
 from backend.settings import Settings
@@ -183,6 +184,7 @@ def test_label_errors_of_a_real_project_reach_reviewers_and_their_verdicts_are_a
     assert sum(t in wrong for t in listed[:12]) >= 4  # a third of the top k = 12 (the flips are 4 % of the project)
     first = ls.sdk.tasks.get(id=listed[0]).data
     assert first[SUSPECT_FIELD] == 1 and first[SUGGESTED_FIELD] == report.suspects[0].suggested
+    assert first[REASON_FIELD].startswith(f"Suspected label error: labeled {report.suspects[0].given};")
     assert first["text"] and first["gold"]  # the task's own data is untouched
 
     fixed, kept = found[:2]  # a reviewer acts on two flags
@@ -262,13 +264,15 @@ def test_audit_samples_reach_the_queue_and_a_disagreement_switches_auto_accept_o
     summary = sync_project(ctx.settings, ls, ctx.cache_for, ctx.registry, project_id, progress=False)
     assert 0.03 * summary.scored <= summary.audit_samples <= 0.08 * summary.scored
     head = sorted((t["data"][RANK_FIELD], t) for t in ls.unlabeled_tasks(project_id) if RANK_FIELD in t["data"])
-    reasons = [t["data"][REASON_FIELD] for _, t in head[: ctx.settings.sync_exact_top]]
-    assert 2 <= reasons.count("audit sample") <= 3  # one in twenty of the head, marked for whoever looks
-    assert "held-out check" in reasons and "most informative" in reasons
+    reasons = [kind(t["data"][REASON_FIELD]) for _, t in head[: ctx.settings.sync_exact_top]]
+    assert 2 <= reasons.count(Why.AUDIT) <= 3  # one in twenty of the head, marked for whoever looks
+    assert Why.HELDOUT in reasons and (Why.UNSURE in reasons or Why.UNEXPLORED in reasons)
+    said = next(t["data"][REASON_FIELD] for _, t in head if kind(t["data"][REASON_FIELD]) == Why.AUDIT)
+    assert "the model is confident (about" in said and "a random 5% of such tasks" in said
 
     # annotators label from the tab and keep the predictions, except on the first audit sample
     tab = ls.ensure_view(project_id, VIEW_TITLE, f"tasks:data.{RANK_FIELD}")
-    sample = next(t for _, t in head if t["data"][REASON_FIELD] == "audit sample")
+    sample = next(t for _, t in head if kind(t["data"][REASON_FIELD]) == Why.AUDIT)
     for _ in range(20):
         task = ls.next_task(project_id, tab)
         shown = next(p for p in task["predictions"] if p["model_version"] == summary.model_version)
@@ -311,7 +315,7 @@ def test_imported_tasks_that_drift_raise_an_alarm_and_become_probes(label_studio
     drifted = sync_and_record(ctx, ls, project_id, progress=False)
     assert drifted.drift and drifted.drift["alarm"], drifted.drift
     assert 150 <= drifted.drift_probes <= 200  # the batch's tasks, but for its held-out ones
-    reasons = [t["data"].get(REASON_FIELD) for t in ls.unlabeled_tasks(project_id)]
-    assert reasons.count("drift probe") >= 3  # a tenth of the queue's head: humans label the new data first
+    reasons = [kind(t["data"].get(REASON_FIELD) or "") for t in ls.unlabeled_tasks(project_id)]
+    assert reasons.count(Why.DRIFT) >= 3  # a tenth of the queue's head: humans label the new data first
     checks = ctx.audit.drift_checks(project_id)
     assert [bool(c["alarm"]) for c in checks] == [False, True]

@@ -23,6 +23,7 @@ from backend.jobs.queue import RetrainQueue
 from backend.labeling import TaskSpec, labels_from_result, parse_label_config
 from backend.learning.dataset import build_dataset, latest_annotation
 from backend.learning.label_errors import Annotator, LabelErrorsUnsupported, Suspect, check_labels, verdict
+from backend.query.writeback import REASON_FIELD
 from backend.stores.labelstudio import LabelStudioClient, data_filter, unavailable_as_one_line
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ SUSPECT_FIELD = "hitl_suspect"  # 1 = the most suspicious; the tab sorts by it
 SUGGESTED_FIELD = "hitl_suggested"  # the label the model (or the annotators' consensus) suggests
 EVIDENCE_FIELD = "hitl_evidence"  # why, in words, with the nearest tasks that carry the suggested label
 MARKS = (SUSPECT_FIELD, SUGGESTED_FIELD, EVIDENCE_FIELD)
+SUSPECT_REASON = "Suspected label error"  # how the labeling page's reason (hitl_reason) starts for a suspect
 SUSPECTS_TAB = "Suspected label errors (hitl)"
 # Label Studio's default columns a reviewer of suspects does not need, so the suggested label and the
 # evidence are in view next to the task's own data and its annotation
@@ -166,15 +168,18 @@ def _crowd_summary(report: LabelErrorReport) -> dict[str, Any] | None:
 def mark_suspects(ls: LabelStudioClient, project_id: ProjectId, report: LabelErrorReport) -> tuple[int, int]:
     """Write the marks of each suspect whose marks differ, remove them from tasks no longer suspected,
     and keep the tab. One PATCH per task written (Community has no bulk write of task data)."""
-    wanted = {s.task_id: {SUSPECT_FIELD: rank, SUGGESTED_FIELD: s.suggested, EVIDENCE_FIELD: _evidence(s)}
+    wanted = {s.task_id: {SUSPECT_FIELD: rank, SUGGESTED_FIELD: s.suggested, EVIDENCE_FIELD: _evidence(s),
+                          REASON_FIELD: f"{SUSPECT_REASON}: labeled {s.given}; {_evidence(s)}."}
               for rank, s in enumerate(report.suspects, start=1)}  # fmt: skip
     marked = cleared = 0
     for task_id, data in report.tasks.items():
-        held = {k: data[k] for k in MARKS if k in data}
+        # the labeling page's reason is ours to clear only when it is a suspect's (else the queue's, left as it was)
+        ours = (*MARKS, REASON_FIELD) if str(data.get(REASON_FIELD, "")).startswith(SUSPECT_REASON) else MARKS
+        held = {k: data[k] for k in ours if k in data}
         want = wanted.get(task_id, {})
         if held == want:
             continue
-        rest = {k: v for k, v in data.items() if k not in MARKS}
+        rest = {k: v for k, v in data.items() if k not in ours}
         ls.update_task_data(task_id, {**rest, **want})
         marked, cleared = (marked + 1, cleared) if want else (marked, cleared + 1)
     ls.ensure_view(project_id, SUSPECTS_TAB, f"tasks:data.{SUSPECT_FIELD}",

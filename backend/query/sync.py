@@ -49,6 +49,7 @@ from backend.models.embedding_cache import EmbeddingCache
 from backend.models.tagger import SpanTagger, Tagged, answer_confidence, weakest_words
 from backend.query.clusters import ClusterModel, assign, default_k
 from backend.query.drift_monitor import DriftMonitor
+from backend.query.reasons import Why, reason
 from backend.query.stopping import StoppingState, answer_key, registry_curve
 from backend.query.strategies import (
     ColdStartStrategy,
@@ -117,6 +118,8 @@ class SyncState:
             "CREATE TABLE IF NOT EXISTS written (project INTEGER, task INTEGER, version TEXT, text_hash TEXT, "
             "cluster INTEGER, score REAL, PRIMARY KEY (project, task))"
         )
+        self.db.execute("CREATE TABLE IF NOT EXISTS explored (project INTEGER, identity TEXT, cluster INTEGER, "
+                        "PRIMARY KEY (project, identity, cluster))")  # fmt: skip
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(written)")}
         for column in ("strategy_score", "confidence"):  # added after the first release
             if column not in columns:
@@ -136,12 +139,20 @@ class SyncState:
             [(project, *row) for row in rows],
         )
 
-    def prune(self, project: int, pool: set[int]) -> int:
-        """Forget tasks that left the pool (annotated or deleted): the report plots the queue as it is."""
-        gone = [(project, task) for (task,) in self.db.execute("SELECT task FROM written WHERE project = ?",
-                                                                (project,)) if task not in pool]  # fmt: skip
-        self.db.executemany("DELETE FROM written WHERE project = ? AND task = ?", gone)
+    def prune(self, project: int, pool: set[int], identity: str = "") -> int:
+        """Forget tasks that left the pool (annotated or deleted): the report plots the queue as it is.
+        Their clusters (under the cluster model of encoder ``identity``) count as explored."""
+        rows = self.db.execute("SELECT task, cluster FROM written WHERE project = ?", (project,)).fetchall()
+        gone = [(task, cluster) for task, cluster in rows if task not in pool]
+        self.db.executemany("DELETE FROM written WHERE project = ? AND task = ?", [(project, t) for t, _ in gone])
+        self.db.executemany("INSERT OR IGNORE INTO explored VALUES (?, ?, ?)",
+                            [(project, identity, c) for _, c in gone if c is not None])  # fmt: skip
         return len(gone)
+
+    def explored(self, project: int, identity: str) -> set[int]:
+        """Clusters that at least one task left the pool from (annotated, as a rule)."""
+        query = "SELECT cluster FROM explored WHERE project = ? AND identity = ?"
+        return {int(c) for (c,) in self.db.execute(query, (project, identity))}
 
     def strategy_scores(self, project: int) -> dict[str, list[float]]:
         """Per model version, the scores the strategy gave the pool at the last sync (lower = more
@@ -260,6 +271,7 @@ def _sync(
     strategy_scores = scores = strategy.scores(probs, embeddings, task_ids)
     confidence = _confidence(spec, classifier, probs, tagged, len(ids))
     heldout = audit = np.zeros(len(ids), dtype=bool)
+    threshold: float | None = None  # auto-accept's, while it is on
     if classifier is not None:
         scores = diversify_top(scores, clusters, settings.sync_diverse_top)
         heldout = np.array([is_heldout(t, settings.holdout_fraction) for t in ids])
@@ -286,7 +298,8 @@ def _sync(
     summary.top = [(int(task_ids[i]), int(clusters[i]), round(float(scores[i]), 6)) for i in order[:10]]
 
     state = SyncState(settings.data_dir / "sync-state.sqlite3")
-    state.prune(project_id, set(ids))
+    state.prune(project_id, set(ids), cache.encoder.identity)
+    unexplored = ~np.isin(clusters, sorted(state.explored(project_id, cache.encoder.identity)))
     previous = state.get(project_id)
     rows, predictions, updates = [], [], []
     head = set(order[: settings.sync_exact_top].tolist())
@@ -323,10 +336,15 @@ def _sync(
     # one call per task: a few in flight (see WRITERS)
     summary.written += _each(updates, lambda u: ls.update_prediction(*u), "updating", progress)
     # the queue's order: the head's ranks, one call per task whose rank changed (see query/writeback.py)
-    why = np.select([audit, probes, heldout], ["audit sample", "drift probe", "held-out check"],
-                    "most informative" if classifier is not None else "coverage (cold start)")
-    ranked = [(ids[i], {**data[i], RANK_FIELD: round(float(ranks[i]), 9), REASON_FIELD: str(why[i])})
-              for i in np.flatnonzero(rank_now)]  # fmt: skip
+    # ...and why each task of the head is there, in words the labeling page shows (query/reasons.py)
+    kinds = np.select([audit, probes, heldout, unexplored], [Why.AUDIT, Why.DRIFT, Why.HELDOUT, Why.UNEXPLORED],
+                      Why.UNSURE) if classifier is not None else np.full(len(ids), Why.COLD_START)  # fmt: skip
+    said = [reason(Why(kinds[i]), None if classifier is None else float(confidence[i]), threshold,
+                   settings.audit_share) if i in head or rank_now[i] else None for i in range(len(ids))]  # fmt: skip
+    rewrite = rank_now | np.array([said[i] is not None and data[i].get(REASON_FIELD) != said[i]
+                                   for i in range(len(ids))])  # fmt: skip
+    ranked = [(ids[i], {**data[i], RANK_FIELD: round(float(ranks[i]), 9), REASON_FIELD: said[i]})
+              for i in np.flatnonzero(rewrite)]  # fmt: skip
     summary.ranked += _each(ranked, lambda r: ls.update_task_data(*r), "ordering", progress)
     state.put(project_id, [tuple(row) for row in rows])
     if classifier is not None:  # does a new version still change its answers on the reference tasks?

@@ -300,11 +300,12 @@ def plot(rows: list[dict], strategies: list[str], path: Path, title: str, column
         mean, std = values.mean(axis=0), values.std(axis=0)
         ax.plot(labels, mean, label=f"{name} ({len(seeds)} seeds)", linestyle="--" if name == "random" else "-")
         ax.fill_between(labels, mean - std, mean + std, alpha=0.15)
-        stops = [int(r["labels"]) for r in rows if r["strategy"] == name and int(r.get("stop") or 0)]
-        if stops and column == "accuracy":  # the median stop point, where the criteria said stop
-            at = float(np.median(stops))
+        stop = stop_point(rows, name) if column == "accuracy" and "stop" in rows[0] else None
+        if stop and stop["seeds_stopped"]:  # where the stopping criteria told the admin to stop (median)
+            at = float(stop["labels_at_stop"])
             ax.axvline(at, color=ax.lines[-1].get_color(), linestyle=":", alpha=0.8)
-            ax.annotate(f"stop {at:.0f}", (at, float(np.min(mean))), rotation=90, fontsize=8, va="bottom",
+            text = f"stop at {at:.0f} ({stop['seeds_stopped']} of {stop['seeds']} seeds)"
+            ax.annotate(text, (at, float(np.min(mean))), rotation=90, fontsize=8, va="bottom", ha="right",
                         color=ax.lines[-1].get_color())  # fmt: skip
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)

@@ -1,0 +1,57 @@
+"""Why a task is in front of a human, in a sentence the annotator reads on the labeling page.
+
+The sync writes it to the task's data (``hitl_reason``) with the task's rank; a labeling config
+shows it with ``<Header value="$hitl_reason"/>`` (a tag without ``name``, so Label Studio does not
+require the field at import and shows nothing where it is missing). Confidences are rounded to
+5 points, so a retrain that moves a confidence a little does not rewrite the task.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Why(StrEnum):
+    AUDIT = "audit sample"
+    DRIFT = "drift probe"
+    HELDOUT = "held-out check"
+    UNEXPLORED = "unexplored region"
+    UNSURE = "most informative"
+    COLD_START = "coverage (cold start)"
+
+
+def _about(confidence: float) -> str:
+    return f"about {5 * round(20 * confidence):.0f}%"
+
+
+def reason(why: Why, confidence: float | None, threshold: float | None, audit_share: float = 0.05) -> str:
+    """The sentence for one task, starting with its kind (``Why``). ``threshold``: the version's
+    auto-accept threshold (None: off)."""
+    return f"{why.value[0].upper()}{why.value[1:]}: {_detail(why, confidence, threshold, audit_share)}"
+
+
+def kind(text: str) -> Why | None:
+    """The kind a reason sentence starts with."""
+    head = text.split(":", 1)[0].lower()
+    return next((why for why in Why if why.value == head), None)
+
+
+def _detail(why: Why, confidence: float | None, threshold: float | None, audit_share: float) -> str:
+    if why == Why.COLD_START or confidence is None:
+        return "no model yet; chosen to cover the variety of the data before the first training."
+    conf = _about(confidence)
+    if why == Why.AUDIT:
+        return (f"the model is confident ({conf}) and would skip review, so a random {audit_share:.0%} of such tasks "
+                "is checked by a person to measure how often it is really right.")  # fmt: skip
+    if why == Why.DRIFT:
+        return (f"it came in a batch unlike the data the model learned from (confidence {conf}); your label shows "
+                "whether the model still holds.")  # fmt: skip
+    if why == Why.HELDOUT:
+        return f"a random task, never trained on, that measures the model's accuracy (confidence {conf})."
+    if why == Why.UNEXPLORED:
+        return f"no annotated task is like this one yet (confidence {conf})."
+    if threshold is None:
+        return f"the model is unsure (confidence {conf}; auto-accept is off for this version)."
+    if confidence < threshold:
+        return f"the model is unsure (confidence {conf}, below the {threshold:.0%} it needs to skip review)."
+    return f"it teaches the model about a part of the data it is still learning (confidence {conf})."

@@ -1,0 +1,24 @@
+"""Why a task is in front of a human: the sentence the labeling page shows (issue 16, item 1)."""
+
+from backend.query.reasons import Why, kind, reason
+
+
+def test_each_kind_says_why_with_the_calibrated_confidence():
+    unsure = reason(Why.UNSURE, 0.54, 0.92)
+    assert unsure == ("Most informative: the model is unsure (confidence about 55%, below the 92% it needs to skip "
+                      "review).")
+    assert "auto-accept is off" in reason(Why.UNSURE, 0.54, None)
+    audit = reason(Why.AUDIT, 0.97, 0.92, audit_share=0.05)
+    assert audit.startswith("Audit sample: the model is confident (about 95%)") and "random 5% of such" in audit
+    assert "unlike the data the model learned from" in reason(Why.DRIFT, 0.6, 0.9)
+    assert "never trained on" in reason(Why.HELDOUT, 0.6, 0.9)
+    assert "no annotated task is like this one yet" in reason(Why.UNEXPLORED, 0.6, 0.9)
+    assert "no model yet" in reason(Why.COLD_START, None, None)
+    for why in Why:  # the tab's column and the tests read the kind back from the sentence
+        assert kind(reason(why, 0.5, 0.9)) == why
+    assert kind("") is None and kind("something else: x") is None
+
+
+def test_a_small_move_in_confidence_does_not_change_the_sentence():
+    assert reason(Why.UNSURE, 0.541, 0.92) == reason(Why.UNSURE, 0.559, 0.92)  # no rewrite of the task
+    assert reason(Why.UNSURE, 0.54, 0.92) != reason(Why.UNSURE, 0.61, 0.92)
