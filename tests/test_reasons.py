@@ -7,7 +7,9 @@ def test_each_kind_says_why_with_the_calibrated_confidence():
     unsure = reason(Why.UNSURE, 0.54, 0.92)
     assert unsure == ("Most informative: the model is unsure (confidence about 55%, below the 92% it needs to skip "
                       "review).")
-    assert "auto-accept is off" in reason(Why.UNSURE, 0.54, None)
+    assert reason(Why.UNSURE, 0.54, None) == ("Most informative: the least certain task left in its part of the data "
+                                              "(confidence about 55%; no prediction of this version skips review yet).")
+    assert "the least certain task left in its part" in reason(Why.UNSURE, 0.97, 0.92)  # diversity, not doubt
     audit = reason(Why.AUDIT, 0.97, 0.92, audit_share=0.05)
     assert audit.startswith("Audit sample: the model is confident (about 95%)") and "random 5% of such" in audit
     assert "unlike the data the model learned from" in reason(Why.DRIFT, 0.6, 0.9)

@@ -50,8 +50,8 @@ def _detail(why: Why, confidence: float | None, threshold: float | None, audit_s
         return f"a random task, never trained on, that measures the model's accuracy (confidence {conf})."
     if why == Why.UNEXPLORED:
         return f"no annotated task is like this one yet (confidence {conf})."
-    if threshold is None:
-        return f"the model is unsure (confidence {conf}; auto-accept is off for this version)."
-    if confidence < threshold:
+    if threshold is not None and confidence < threshold:
         return f"the model is unsure (confidence {conf}, below the {threshold:.0%} it needs to skip review)."
-    return f"it teaches the model about a part of the data it is still learning (confidence {conf})."
+    # the queue spreads its head over the clusters of the pool: the least certain task of each part
+    tail = "" if threshold is not None else "; no prediction of this version skips review yet"
+    return f"the least certain task left in its part of the data (confidence {conf}{tail})."

@@ -84,8 +84,8 @@ class StoppingStatus:
             recent = self.kappas[-WINDOW:]
             parts.append(f"predictions changed on up to {max(self.changed[-WINDOW:] or [0.0]):.1%} of "
                          f"{recent[-1][2]:,} reference tasks over the last {len(recent)} versions (kappa "
-                         f"{', '.join(f'{k:.3f}' for _, k, _ in recent)}; stable at >= {THRESHOLD} "
-                         f"{WINDOW} times)")  # fmt: skip
+                         f"{', '.join(f'{k:.3f}' for _, k, _ in recent)}; stable once {WINDOW} in a row are "
+                         f">= {THRESHOLD})")  # fmt: skip
         if self.uncertainty is not None:
             parts.append(f"mean uncertainty on them {self.uncertainty:.3f} (little left to learn below "
                          f"{UNCERTAINTY_THRESHOLD})")  # fmt: skip

@@ -88,7 +88,9 @@ def _row(project: int, registry: Registry, audit: AuditStore, settings: Settings
     routing = f'<span class=alarm>off for {html.escape(", ".join(off))}</span>' if off else "on"
     current = next((r for r in data.routing if r.model_version == data.current_served), None)
     confidences = data.pool_confidence.get(data.current_served) or []
-    if current is not None and confidences:
+    if current is None and not off:
+        routing = "no threshold yet: every task is reviewed"
+    elif current is not None and confidences:
         routing += f" ({sum(c >= current.threshold for c in confidences) / len(confidences):.0%} of the pool)"
     drift = ("not checked" if not data.drift_checks
              else '<span class=alarm>DRIFT</span>' if data.drift_checks[-1]["alarm"] else "none")  # fmt: skip
