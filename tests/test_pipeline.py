@@ -13,13 +13,14 @@ from pydantic import SecretStr
 from backend.ids import JobKind
 from backend.jobs.context import WorkerContext
 from backend.jobs.retrain import retrain
-from backend.jobs.sync_job import sync_and_record
+from backend.jobs.sync_job import INPUTS_MARK, sync_and_record
 from backend.labeling import parse_label_config
 from backend.learning.dataset import is_heldout
 from backend.learning.routing_audit import audit_routing
 from backend.query.reasons import Why, kind
 from backend.query.sync import VIEW_TITLE, sync_project
 from backend.query.writeback import RANK_FIELD, REASON_FIELD
+from backend.server.app import create_app
 from backend.settings import Settings
 from backend.stores.labelstudio import LabelStudioClient
 from tests.support.data import load_jsonl
@@ -319,3 +320,16 @@ def test_imported_tasks_that_drift_raise_an_alarm_and_become_probes(label_studio
     assert reasons.count(Why.DRIFT) >= 3  # a tenth of the queue's head: humans label the new data first
     checks = ctx.audit.drift_checks(project_id)
     assert [bool(c["alarm"]) for c in checks] == [False, True]
+
+    # what /predict is asked is checked too: a window of news, then a window of questions
+    client = create_app(ctx.settings, load_in_background=False).test_client()
+    for rows in (load_jsonl("ag_news", "train", 1100)[900:], load_jsonl("trec", "train", 260)[60:]):
+        tasks = [{"id": 10_000 + i, "data": {"text": r["text"]}} for i, r in enumerate(rows)]
+        body = {"project": f"{project_id}.1", "label_config": AG_CONFIG, "tasks": tasks}
+        assert client.post("/predict", json=body).status_code == 200
+        asked = sync_and_record(ctx, ls, project_id, progress=False)
+        assert asked.input_drift is not None and asked.input_drift["size"] == 200, asked.input_drift
+    assert not ctx.audit.drift_checks(project_id)[-2]["alarm"]  # the news: no drift
+    last = ctx.audit.drift_checks(project_id)[-1]
+    assert last["alarm"] and last["model_version"].endswith(INPUTS_MARK)  # the questions: drift, audited
+    assert sync_and_record(ctx, ls, project_id, progress=False).input_drift is None  # taken: nothing waits

@@ -7,12 +7,15 @@ import logging
 from typing import Any
 
 from backend.jobs.context import WorkerContext, context
+from backend.jobs.inputs import PredictInputs
 from backend.jobs.queue import RetrainQueue
 from backend.labeling import UnsupportedConfig
 from backend.query.sync import SyncSummary, sync_project
 from backend.stores.labelstudio import LabelStudioClient, unavailable_as_one_line
 
 log = logging.getLogger(__name__)
+
+INPUTS_MARK = "(/predict inputs)"  # how a drift check of /predict's inputs is told apart in the audit store
 
 
 def sync_job(project_id: int, kind: str = "sync", reason: str = "") -> dict[str, Any]:
@@ -29,12 +32,20 @@ def sync_job(project_id: int, kind: str = "sync", reason: str = "") -> dict[str,
 def sync_and_record(
     ctx: WorkerContext, ls: LabelStudioClient, project_id: int, strategy: str | None = None, progress: bool = True
 ) -> SyncSummary:
-    """Order the project's queue; a drift check it ran goes to the audit store (and an alarm to the log)."""
-    summary = sync_project(ctx.settings, ls, ctx.cache_for, ctx.registry, project_id, strategy, progress=progress)
-    if summary.drift is not None:
-        ctx.audit.record_drift_check(project_id, summary.model_version, summary.drift["size"],
-                                     summary.drift["p_outputs"], summary.drift["p_embeddings"],
-                                     summary.drift["alarm"])  # fmt: skip
-        if summary.drift["alarm"]:
-            log.warning("project %s: %s", project_id, summary.drift["line"])
+    """Order the project's queue; the drift checks it ran (of newly imported tasks, and of what
+    ``/predict`` was asked, when Redis keeps those) go to the audit store, alarms to the log."""
+    inputs = None
+    if ctx.settings.redis_url and ctx.settings.drift_window > 0:
+        waiting = PredictInputs(RetrainQueue(ctx.settings).connection)
+        inputs = lambda: waiting.take(project_id, ctx.settings.drift_window)  # noqa: E731
+    summary = sync_project(ctx.settings, ls, ctx.cache_for, ctx.registry, project_id, strategy, progress=progress,
+                           predict_inputs=inputs)  # fmt: skip
+    for check, version in ((summary.drift, summary.model_version),
+                           (summary.input_drift, f"{summary.model_version} {INPUTS_MARK}")):  # fmt: skip
+        if check is None:
+            continue
+        ctx.audit.record_drift_check(project_id, version, check["size"], check["p_outputs"], check["p_embeddings"],
+                                     check["alarm"])  # fmt: skip
+        if check["alarm"]:
+            log.warning("project %s (%s): %s", project_id, version, check["line"])
     return summary

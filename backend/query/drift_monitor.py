@@ -63,11 +63,32 @@ class DriftMonitor:
         if len(fresh) < window:
             return None
         fresh = fresh[np.argsort(task_ids[fresh])][-window:]  # the latest arrivals
-        reference_texts = list(self.state["reference_texts"])
-        detector = DriftDetector(probabilities(reference_texts), embed(reference_texts), alpha=alpha, seed=self.project)
-        result = detector.test(probs[fresh], embeddings[fresh])
+        result = self._detector(embed, probabilities, alpha).test(probs[fresh], embeddings[fresh])
         self.state["checked_up_to"] = int(task_ids.max())
         self.state["probes"] = task_ids[fresh].tolist() if result.alarm else []
         self._save()
         return result
+
+    def check_inputs(
+        self, texts: list[str], embed: Callable[[list[str]], np.ndarray],
+        probabilities: Callable[[list[str]], np.ndarray], alpha: float,
+    ) -> DriftResult | None:  # fmt: skip
+        """Test a window of ``/predict`` inputs (``jobs/inputs.py``) against the reference (None
+        before the reference is taken)."""
+        if not self.state or not texts:
+            return None
+        result = self._detector(embed, probabilities, alpha).test(probabilities(texts), embed(texts))
+        self.state["inputs_alarm"] = bool(result.alarm)
+        self._save()
+        return result
+
+    @property
+    def alarmed(self) -> bool:
+        """The last check of imported tasks or of ``/predict`` inputs found drift."""
+        return bool(self.probes) or bool(self.state.get("inputs_alarm"))
+
+    def _detector(self, embed: Callable[[list[str]], np.ndarray], probabilities: Callable[[list[str]], np.ndarray],
+                  alpha: float) -> DriftDetector:  # fmt: skip
+        reference_texts = list(self.state["reference_texts"])
+        return DriftDetector(probabilities(reference_texts), embed(reference_texts), alpha=alpha, seed=self.project)
 

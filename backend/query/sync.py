@@ -85,6 +85,7 @@ class SyncSummary:
     audit_samples: int = 0  # auto_accept tasks sent to humans anyway
     drift_probes: int = 0  # tasks of a drifted window interleaved into the queue
     drift: dict[str, Any] | None = None  # the check of newly arrived tasks, when one ran (query/drift_monitor.py)
+    input_drift: dict[str, Any] | None = None  # the check of /predict's inputs, when one ran
     skipped: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
     top_task_id: int | None = None
@@ -102,7 +103,9 @@ class SyncSummary:
             f"project {self.project_id}: {self.pool} unlabeled tasks, {self.scored} scored, {self.written} written, "
             f"{self.up_to_date} up to date, {self.ranked} ranks written, skipped: {skipped}; version "
             f"{self.model_version}, strategy {self.strategy}; {self.seconds:.1f}s; next task: {self.top_task_id}"
-        ) + (f"\n{self.stopping}" if self.stopping else "") + (f"\ndrift: {self.drift['line']}" if self.drift else "")
+        ) + "".join(f"\n{extra}" for extra in (
+            self.stopping, self.drift and f"drift: {self.drift['line']}",
+            self.input_drift and f"drift of /predict inputs: {self.input_drift['line']}") if extra)  # fmt: skip
 
 
 class SyncState:
@@ -192,12 +195,15 @@ def sync_project(
     strategy_name: str | None = None,
     progress: bool = True,
     chunk: int = 1000,
+    predict_inputs: Callable[[], list[str]] | None = None,
 ) -> SyncSummary:
+    """``predict_inputs``: takes the latest window of texts ``/predict`` was asked about
+    (``jobs/inputs.py``), tested for drift beside the newly imported tasks."""
     lock_path = settings.data_dir / "locks" / f"sync-{project_id}.lock"
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one sync per project at a time (CLI and worker alike)
-        return _sync(settings, ls, cache, registry, project_id, strategy_name, progress, chunk)
+        return _sync(settings, ls, cache, registry, project_id, strategy_name, progress, chunk, predict_inputs)
 
 
 def _sync(
@@ -209,6 +215,7 @@ def _sync(
     strategy_name: str | None,
     progress: bool,
     chunk: int,
+    predict_inputs: Callable[[], list[str]] | None = None,
 ) -> SyncSummary:
     started = time.perf_counter()
     spec = parse_label_config(ls.label_config(project_id))
@@ -259,6 +266,7 @@ def _sync(
     else:
         probs = None
     probes = np.zeros(len(ids), dtype=bool)
+    drifting = False  # the last drift check (imports or /predict inputs) alarmed: humans review more
     if isinstance(classifier, TextClassifier) and spec.modality == "text" and settings.drift_window > 0:
         monitor = DriftMonitor(settings.data_dir / "drift", project_id, cache.encoder.identity)
         drift = monitor.check(ids, texts, embeddings, probs, cache.embed,
@@ -266,7 +274,14 @@ def _sync(
                               settings.drift_window, settings.drift_alpha)  # fmt: skip
         if drift is not None:
             summary.drift = {**dataclasses.asdict(drift), "alarm": drift.alarm, "line": drift.line()}
+        if predict_inputs is not None and monitor.state:
+            asked = monitor.check_inputs(predict_inputs(), cache.embed,
+                                         lambda batch: class_probabilities(classifier, batch, own),
+                                         settings.drift_alpha)  # fmt: skip
+            if asked is not None:
+                summary.input_drift = {**dataclasses.asdict(asked), "alarm": asked.alarm, "line": asked.line()}
         probes = np.isin(task_ids, sorted(monitor.probes))
+        drifting = monitor.alarmed
     clusters = _clusters(settings, project_id, cache, embeddings, len(spec.labels))
     strategy_scores = scores = strategy.scores(probs, embeddings, task_ids)
     confidence = _confidence(spec, classifier, probs, tagged, len(ids))
@@ -281,10 +296,10 @@ def _sync(
                                     annotated=len(done), annotated_heldout=done_heldout)  # fmt: skip
         # a share of what the router would let through goes to humans anyway (learning/routing_audit.py)
         threshold = None if registry.routing_suspended(project_id, label) else serving.accept_threshold
-        if threshold is not None and settings.audit_share > 0:
-            audit = (confidence >= threshold) & ~heldout & np.array([is_audit_sample(t, settings.audit_share)
-                                                                     for t in ids])  # fmt: skip
-            scores = interleave_audit(scores, audit, settings.audit_share, seed=project_id)
+        share = min(0.5, settings.audit_share * (2 if drifting else 1))  # drift: twice the audit samples
+        if threshold is not None and share > 0:
+            audit = (confidence >= threshold) & ~heldout & np.array([is_audit_sample(t, share) for t in ids])
+            scores = interleave_audit(scores, audit, share, seed=project_id)
             summary.audit_samples = int(audit.sum())
         probes &= ~heldout & ~audit  # new data that drifted: humans label some of it first
         if probes.any():

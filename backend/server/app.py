@@ -7,6 +7,7 @@ encoder loads in the background.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import Any
@@ -16,6 +17,9 @@ from redis import RedisError
 from werkzeug.exceptions import HTTPException, ServiceUnavailable, Unauthorized
 
 from backend import __version__, logs
+from backend.ids import ProjectId
+from backend.jobs.inputs import PredictInputs
+from backend.labeling import TaskError, TaskSpec, task_text
 from backend.server import protocol
 from backend.server.auth import is_authorized
 from backend.server.dashboard import dashboard_routes
@@ -41,6 +45,8 @@ def create_app(
     sink = events or _default_sink(settings)
     metrics = ServerMetrics(getattr(sink, "audit", None), getattr(sink, "queue", None), settings.max_metric_series)
 
+    queue = getattr(sink, "queue", None)  # what /predict is asked is kept for the drift check (jobs/inputs.py)
+    inputs = PredictInputs(queue.connection) if queue is not None and settings.drift_window > 0 else None
     app = Flask("hitl-backend", static_folder=None)  # no implicit /static route: nothing here is a file
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.extensions["hitl"] = {"settings": settings, "predictor": predictor, "events": sink}
@@ -154,6 +160,8 @@ def create_app(
         except NotReady as exc:
             raise ServiceUnavailable(str(exc)) from None
         metrics.observe_predictions(project, results)
+        if inputs is not None and spec.modality == "text" and not spec.is_ner:
+            _keep_inputs(inputs, project, spec, tasks, settings.max_text_chars)
         return jsonify({"results": results, "model_version": results[0]["model_version"] if results else None})
 
     @app.get("/versions")
@@ -164,6 +172,18 @@ def create_app(
         return jsonify({"versions": predictor.registry.versions(protocol.project_of({"project": project}))})
 
     return app
+
+
+def _keep_inputs(inputs: PredictInputs, project: ProjectId, spec: TaskSpec, tasks: list[Any], max_chars: int) -> None:
+    """Record the readable texts for the drift check; Redis being away never fails a prediction."""
+    texts = []
+    for task in tasks:
+        with contextlib.suppress(TaskError):
+            texts.append(task_text(task, spec, max_chars))
+    try:
+        inputs.record(project, texts)
+    except RedisError as exc:
+        log.warning("project %s: /predict inputs not kept for the drift check (%s)", project, type(exc).__name__)
 
 
 def _default_sink(settings: Settings) -> EventSink:
