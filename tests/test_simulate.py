@@ -66,3 +66,24 @@ def test_the_stop_point_against_the_labels_needed_for_99_percent_of_the_final_ac
     assert found["labels_at_stop"] == 400 and found["seeds_stopped"] == 2  # 400, 300, 500 (never: the budget)
     assert found["labels_to_99pct_of_final"] == 400  # 400 (0.89 < 0.891), 500 (0.9 < 0.9009), 300
     assert found["accuracy_given_up"] == 0.0  # 0.0, 0.06, 0.0
+
+
+def test_the_replay_fine_tunes_when_the_products_schedule_would(tmp_path, tiny_encoder_dir):
+    from backend.settings import Settings
+    from backend.tools.simulate import FineTunes
+
+    encoder = load_encoder(str(tiny_encoder_dir))
+    out = tmp_path / "o"
+    args = dict(dataset=data_dir() / "trec", strategy="margin", budget=155, step=35, seeds=1, out=out,
+                cache_dir=tmp_path / "cache", encoder=encoder, start=50, pool_size=400, test_size=100,
+                progress=False)  # fmt: skip
+    simulate(**args)  # head-only first, in the same folder: its rows must not be reused below
+    settings = Settings(finetune_min_labels=60, finetune_growth=0.3, finetune_epochs=1)
+    summary = simulate(**args, fine_tunes=FineTunes(encoder, settings))
+    with open(out / "curve.csv") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["strategy"] == "margin"]
+    # 50 < 60: the head; 85: the first fine-tune; 120 >= 85 * 1.3: another; 155 < 120 * 1.3: a head on its encoder
+    assert [(int(r["labels"]), r["served"]) for r in rows] == [
+        (50, "head"), (85, "fine-tuned"), (120, "fine-tuned"), (155, "head on fine-tuned encoder")]
+    assert all(0 <= float(r["accuracy"]) <= 1 for r in rows)
+    assert summary["replay"]["replay"] == "fine-tunes" and "fine-tunes replay" in (out / "summary.md").read_text()

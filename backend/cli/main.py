@@ -102,10 +102,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             test_size=args.test_size,
         )  # fmt: skip
     else:
+        from backend.tools.simulate import FineTunes
+
+        fine_tunes = None if args.head_only else FineTunes(encoder, settings)
         summary = simulate(
             Path(args.dataset), args.strategy, args.budget, args.step, args.seeds, Path(args.out),
             settings.data_dir / "cache", encoder, start=args.start, pool_size=args.pool_size,
-            test_size=args.test_size, target_precision=args.target_precision,
+            test_size=args.test_size, target_precision=args.target_precision, fine_tunes=fine_tunes,
         )  # fmt: skip
     print((Path(args.out) / "summary.md").read_text())
     print(f"curves: {Path(args.out) / 'curve.csv'}  plot: {Path(args.out) / 'learning_curves.png'}  "
@@ -289,7 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
         "simulate",
         help="replay active learning on a labeled dataset with a simulated annotator; curves, plot, summary",
         description="Replays the loop with the product's own encoder, head, held-out split, strategies and "
-        "calibration. The annotator answers from the gold labels. Runs the chosen strategy and the random baseline "
+        "calibration, and, unless --head-only, its fine-tune schedule. The annotator answers from the gold labels. "
+        "Runs the chosen strategy and the random baseline "
         "from a cold-start set, writes curve.csv, learning_curves.png, summary.json and summary.md. Finished "
         "(strategy, seed) runs in OUT are reused, so a rerun only does what is missing. Embeddings are cached in "
         "HITL_DATA_DIR/cache.",
@@ -310,6 +314,11 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--precision", choices=["float", "int8"], default="float",
                      help="inference precision of the replayed encoder: float (HITL_PRECISION's float) or int8, as "
                      "an int8 version serves (use another --out per precision)")  # fmt: skip
+    sim.add_argument("--head-only", action="store_true",
+                     help="replay head retrains only (fast, minutes): no fine-tunes. By default the replay also "
+                     "fine-tunes the encoder when the product's schedule would (HITL_FINETUNE_MIN_LABELS, "
+                     "HITL_FINETUNE_GROWTH, HITL_FINETUNE_EVERY; recipe HITL_FINETUNE_EPOCHS, HITL_FINETUNE_LR) and "
+                     "re-embeds the pool and test set after each; text classification only")  # fmt: skip
     sim.set_defaults(func=cmd_simulate)
 
     scheduler = sub.add_parser("scheduler", help="enqueue scheduled retrains (RQ cron; see HITL_SCHEDULE_FILE)")

@@ -42,7 +42,7 @@ def finetune_due(
     once ``finetune_cost_factor`` times that fine-tune's measured duration (``meta.json`` →
     ``training.train_s``) has passed since it was published; so small projects fine-tune often and
     cheaply, and large ones no more than their cost allows."""
-    if settings.finetune_every <= 0 or examples < settings.finetune_min_labels:
+    if not finetune_grown(examples, None, settings):
         return False
     last: dict | None = None
     for version in registry.versions(project):
@@ -53,8 +53,16 @@ def finetune_due(
                     "published": float(meta.get("created_at") or 0)}  # fmt: skip
     if last is None:
         return True
-    grown = examples >= last["examples"] * (1 + settings.finetune_growth) or (
-        examples - last["examples"] >= settings.finetune_every
-    )
     waited = (time.time() if now is None else now) - last["published"]
-    return grown and waited >= settings.finetune_cost_factor * last["cost_s"]
+    paid = waited >= settings.finetune_cost_factor * last["cost_s"]
+    return paid and finetune_grown(examples, last["examples"], settings)
+
+
+def finetune_grown(examples: int, last: int | None, settings: Settings) -> bool:
+    """The labels part of ``finetune_due`` (``last``: annotations at the last fine-tune, None if
+    none yet); ``hitl simulate`` replays it."""
+    if settings.finetune_every <= 0 or examples < settings.finetune_min_labels:
+        return False
+    if last is None:
+        return True
+    return examples >= last * (1 + settings.finetune_growth) or examples - last >= settings.finetune_every

@@ -10,6 +10,7 @@ temperature scaling (``calibration``). So a curve here is what a project would s
 from __future__ import annotations
 
 import csv
+import html
 import json
 import statistics
 import time
@@ -21,6 +22,8 @@ import numpy as np
 from sklearn.metrics import cohen_kappa_score
 from tqdm import tqdm
 
+from backend.jobs.scheduled import finetune_grown
+from backend.labeling import parse_label_config
 from backend.labeling.examples import Example
 from backend.learning.calibration import (
     coverage_at,
@@ -32,14 +35,45 @@ from backend.learning.calibration import (
 from backend.learning.dataset import is_heldout, split
 from backend.learning.head_selection import fit_selected_head
 from backend.models.embedding_cache import EmbeddingCache
+from backend.models.encoder import TextEncoder
+from backend.models.finetune import finetune
 from backend.query.clusters import assign, default_k, kmeans
 from backend.query.stopping import STOP_SET, THRESHOLD, WINDOW, StoppingStatus, estimate_gain
 from backend.query.strategies import ColdStartStrategy, diversify_top, make_strategy
+from backend.settings import Settings
 
-COLUMNS = ["strategy", "seed", "labels", "accuracy", "macro_f1", "ece", "ece_calibrated", "ece_pool_calibrated",
-           "temperature", "l2", "heldout_accuracy", "stop_kappa", "stop_uncertainty", "stop"]  # fmt: skip
+COLUMNS = ["strategy", "seed", "labels", "served", "accuracy", "macro_f1", "ece", "ece_calibrated",
+           "ece_pool_calibrated", "temperature", "l2", "heldout_accuracy", "stop_kappa", "stop_uncertainty",
+           "stop"]  # fmt: skip
 DEFAULT_STRATEGY = "margin-diverse"
 SIM_STRATEGIES = ("margin-diverse", "margin", "entropy", "least_confidence", "random")
+
+
+def choices_config(labels: list[str]) -> str:
+    """A single-choice labeling config over ``$text`` with ``labels`` (the replays' and benches')."""
+    choices = "".join(f'<Choice value="{html.escape(label, quote=True)}"/>' for label in labels)
+    return f'<View><Text name="text" value="$text"/><Choices name="label" toName="text">{choices}</Choices></View>'
+
+
+@dataclass
+class FineTunes:
+    """The product's slow path, replayed: whenever its schedule's labels rule says a fine-tune is
+    due (``jobs.scheduled.finetune_grown``; the wall-clock wait for the last one's cost is left
+    out), the base encoder is fine-tuned on the train side of the split with the product's recipe
+    (``models.finetune``, HITL_FINETUNE_EPOCHS / _LR), and the pool and test set are re-embedded
+    by it; every retrain after it fits the head on those embeddings, as head retrains after a
+    fine-tune do. Clusters and the cold start stay on the base encoder, as in the sync."""
+
+    encoder: TextEncoder
+    settings: Settings
+
+    def due(self, labels: int, last: int | None) -> bool:
+        return finetune_grown(labels, last, self.settings)
+
+    def tune(self, pool: Pool, examples: list[Example]) -> TextEncoder:
+        spec = parse_label_config(choices_config(pool.names))
+        return finetune(self.encoder, spec, examples, epochs=self.settings.finetune_epochs,
+                        lr=self.settings.finetune_lr, seed=0)  # fmt: skip
 
 
 @dataclass
@@ -83,7 +117,8 @@ def macro_f1(pred: np.ndarray, y: np.ndarray, k: int) -> float:
 
 
 def run_seed(pool: Pool, test: Pool, strategy_name: str, seed: int, budget: int, step: int, start: int,
-             clusters: np.ndarray, holdout: float, target_precision: float) -> tuple[list[dict], dict]:  # fmt: skip
+             clusters: np.ndarray, holdout: float, target_precision: float,
+             fine_tunes: FineTunes | None = None) -> tuple[list[dict], dict]:  # fmt: skip
     rng = np.random.default_rng(seed)
     n, k = len(pool.texts), len(pool.names)
     if strategy_name == "random":
@@ -99,28 +134,35 @@ def run_seed(pool: Pool, test: Pool, strategy_name: str, seed: int, budget: int,
     changed: list[float] = []
     curve: list[tuple[int, float]] = []
     stopped = False
+    x_pool, x_test = pool.embeddings, test.embeddings  # what the head reads: the base encoder's, until a fine-tune
+    last_tune: int | None = None
     rows, final = [], {}
     while True:
-        examples = [Example("", (pool.names[pool.labels[i]],), int(i)) for i in labeled]
+        examples = [Example(pool.texts[i], (pool.names[pool.labels[i]],), int(i)) for i in labeled]
         train, held = split(examples, holdout)
         tr = np.array([e.task_id for e in train])
         ho = np.array([e.task_id for e in held], dtype=np.int64)
-        choice = fit_selected_head(pool.embeddings[tr], pool.labels[tr], pool.embeddings[ho], pool.labels[ho], k,
+        served = "head" if last_tune is None else "head on fine-tuned encoder"
+        if fine_tunes is not None and fine_tunes.due(len(labeled), last_tune):
+            encoder = fine_tunes.tune(pool, train)
+            x_pool, x_test = encoder.embed(pool.texts), encoder.embed(test.texts)
+            last_tune, served = len(labeled), "fine-tuned"
+        choice = fit_selected_head(x_pool[tr], pool.labels[tr], x_pool[ho], pool.labels[ho], k,
                                    multi_label=False)  # fmt: skip
         head = choice.head
-        test_logits = head.logits(test.embeddings)
+        test_logits = head.logits(x_test)
         probs = softmax(test_logits)
-        temperature = cross_fit_temperature(pool.embeddings[tr], pool.labels[tr], k, head.logits(pool.embeddings[ho]),
+        temperature = cross_fit_temperature(x_pool[tr], pool.labels[tr], k, head.logits(x_pool[ho]),
                                             pool.labels[ho], seed=seed, l2=choice.l2)  # fmt: skip
         head.temperature = temperature  # the sync ranks on served (calibrated) probabilities
         calibrated = softmax(test_logits, temperature)
         # The tasks the model will pre-annotate next: the unlabeled rest of the pool (gold known here).
         rest = np.setdiff1d(np.arange(n), np.array(labeled))
-        pool_calibrated = softmax(head.logits(pool.embeddings[rest]), temperature)
+        pool_calibrated = softmax(head.logits(x_pool[rest]), temperature)
         pred = probs.argmax(axis=1)
         # the product's stopping criteria, as the sync computes them after each version
         open_stop = np.setdiff1d(stop_set, np.array(labeled))
-        stop_probs = softmax(head.logits(pool.embeddings[open_stop]), temperature)
+        stop_probs = softmax(head.logits(x_pool[open_stop]), temperature)
         answers = dict(zip(open_stop.tolist(), stop_probs.argmax(axis=1).tolist(), strict=True))
         common = sorted(set(previous) & set(answers))
         if len(common) >= 2:
@@ -129,7 +171,7 @@ def run_seed(pool: Pool, test: Pool, strategy_name: str, seed: int, budget: int,
             kappas.append((str(len(labeled)), 0.0 if np.isnan(kappa) else kappa, len(common)))
             changed.append(float(np.mean(np.array(a) != np.array(b))))
         previous = answers
-        heldout_accuracy = float((head.proba(pool.embeddings[ho]).argmax(axis=1) == pool.labels[ho]).mean()) \
+        heldout_accuracy = float((head.proba(x_pool[ho]).argmax(axis=1) == pool.labels[ho]).mean()) \
             if len(ho) else None  # fmt: skip
         if heldout_accuracy is not None and len(ho) >= 20:
             curve.append((len(train), heldout_accuracy))
@@ -139,7 +181,7 @@ def run_seed(pool: Pool, test: Pool, strategy_name: str, seed: int, budget: int,
         stop_here = status.stop and not stopped
         stopped = stopped or status.stop
         rows.append({
-            "strategy": strategy_name, "seed": seed, "labels": len(labeled),
+            "strategy": strategy_name, "seed": seed, "labels": len(labeled), "served": served,
             "accuracy": round(float((pred == test.labels).mean()), 5),
             "macro_f1": round(macro_f1(pred, test.labels, k), 5),
             "ece": round(expected_calibration_error(probs, test.labels), 5),
@@ -151,7 +193,7 @@ def run_seed(pool: Pool, test: Pool, strategy_name: str, seed: int, budget: int,
             "stop_uncertainty": round(status.uncertainty or 0.0, 5), "stop": int(stop_here),
         })  # fmt: skip
         if len(labeled) >= budget:
-            held_probs = softmax(head.logits(pool.embeddings[ho]), temperature)
+            held_probs = softmax(head.logits(x_pool[ho]), temperature)
             route = routing_threshold(held_probs, pool.labels[ho], target_precision)
             coverage, precision = coverage_at(calibrated, test.labels, route.threshold)
             final = {"threshold": route.threshold, "test_coverage": coverage, "test_precision": precision}
@@ -163,7 +205,7 @@ def run_seed(pool: Pool, test: Pool, strategy_name: str, seed: int, budget: int,
             explore = min(round(holdout * take), int(held_mask.sum()))
             labeled.extend(int(i) for i in rng.choice(unlabeled[held_mask], size=explore, replace=False))
             unlabeled, take = unlabeled[~held_mask], take - explore
-        pool_probs = head.proba(pool.embeddings[unlabeled])
+        pool_probs = head.proba(x_pool[unlabeled])
         scores = base.scores(pool_probs, pool.embeddings[unlabeled], unlabeled)
         if strategy_name.endswith("-diverse"):
             scores = diversify_top(scores, clusters[unlabeled], take)
@@ -174,7 +216,9 @@ def run_seed(pool: Pool, test: Pool, strategy_name: str, seed: int, budget: int,
 def simulate(dataset: Path, strategy: str, budget: int, step: int, seeds: int, out: Path, cache_dir: Path,
              encoder: Any, start: int = 50, pool_size: int | None = None, test_size: int | None = None,
              holdout: float = 0.15, target_precision: float = 0.98,
-             progress: bool = True) -> dict[str, Any]:  # fmt: skip
+             progress: bool = True, fine_tunes: FineTunes | None = None) -> dict[str, Any]:  # fmt: skip
+    """``fine_tunes``: replay the product's fine-tunes too (the default of ``hitl simulate``);
+    None: the head-only replay (``--head-only``), fast."""
     if strategy not in SIM_STRATEGIES:
         raise SystemExit(f"unknown strategy {strategy!r}; choose one of {', '.join(SIM_STRATEGIES)}")
     started = time.perf_counter()
@@ -191,7 +235,14 @@ def simulate(dataset: Path, strategy: str, budget: int, step: int, seeds: int, o
 
     curve_path = out / "curve.csv"
     done: dict[tuple[str, int], list[dict]] = {}
-    if curve_path.exists():  # resumable: keep finished (strategy, seed) runs of the same budget
+    tuned = fine_tunes.settings if fine_tunes is not None else None
+    replay = {"replay": "head-only"} if tuned is None else {
+        "replay": "fine-tunes", "epochs": tuned.finetune_epochs, "lr": tuned.finetune_lr,
+        "min_labels": tuned.finetune_min_labels, "growth": tuned.finetune_growth}  # fmt: skip
+    replay_path = out / "replay.json"
+    same_replay = replay_path.exists() and json.loads(replay_path.read_text()) == replay
+    replay_path.write_text(json.dumps(replay))
+    if curve_path.exists() and same_replay:  # resumable: keep finished (strategy, seed) runs of the same budget
         with open(curve_path) as handle:
             for row in csv.DictReader(handle):
                 done.setdefault((row["strategy"], int(row["seed"])), []).append(row)
@@ -207,8 +258,10 @@ def simulate(dataset: Path, strategy: str, budget: int, step: int, seeds: int, o
             if (name, seed) in done and f"{name}:{seed}" in finals:
                 rows.extend(done[(name, seed)])
                 continue
+            seed_started = time.perf_counter()
             seed_rows, final = run_seed(pool, test, name, seed, budget, step, start, clusters, holdout,
-                                        target_precision)  # fmt: skip
+                                        target_precision, fine_tunes)  # fmt: skip
+            final["seconds"] = round(time.perf_counter() - seed_started, 1)
             rows.extend(seed_rows)
             finals[f"{name}:{seed}"] = final
     finals_path.write_text(json.dumps(finals, indent=2))
@@ -221,8 +274,11 @@ def simulate(dataset: Path, strategy: str, budget: int, step: int, seeds: int, o
         writer.writerows(rows)
     summary = summarize(rows, strategies, routing, dataset.name, target_precision)
     summary["seconds"] = round(time.perf_counter() - started, 1)
+    summary["replay"] = replay
+    summary["seed_seconds"] = {key: final.get("seconds") for key, final in finals.items()}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    title = f"Active learning on {dataset.name}: MiniLM embeddings + linear head"
+    title = (f"Active learning on {dataset.name}: MiniLM embeddings + linear head" if fine_tunes is None else
+             f"Active learning on {dataset.name}: MiniLM fine-tuned as the product schedules it")  # fmt: skip
     plot(rows, strategies, out / "learning_curves.png", title)
     (out / "summary.md").write_text(markdown(summary))
     return summary
@@ -317,7 +373,8 @@ def plot(rows: list[dict], strategies: list[str], path: Path, title: str, column
 
 
 def markdown(summary: dict[str, Any]) -> str:
-    lines = [f"# {summary['dataset']}: random reaches {summary['random_final_accuracy']:.4f} at the full budget", "",
+    lines = [f"# {summary['dataset']}: random reaches {summary['random_final_accuracy']:.4f} at the full budget "
+             f"({summary.get('replay', {}).get('replay', 'head-only')} replay)", "",
              "| strategy | final accuracy | labels to reach random's final | AULC | ECE | ECE calibrated | "
              "ECE calibrated, unlabeled pool | coverage at target precision | labels at stop | labels to 99 % "
              "of final | accuracy given up at stop |",

@@ -31,8 +31,7 @@ from backend.models.embedding_cache import EmbeddingCache
 from backend.models.encoder import encoder_from_settings
 from backend.settings import Settings
 from backend.tools.bench.common import data_dir
-from backend.tools.bench.finetune import choices_config
-from backend.tools.simulate import embed_all, load_split
+from backend.tools.simulate import choices_config, embed_all, load_split
 
 
 def bench_drift(args: argparse.Namespace, settings: Settings) -> int:

@@ -21,12 +21,7 @@ from backend.models.embedding_cache import EmbeddingCache
 from backend.models.encoder import encoder_from_settings
 from backend.settings import Settings
 from backend.tools.bench.common import data_dir
-from backend.tools.simulate import load_split
-
-
-def choices_config(labels: list[str]) -> str:
-    choices = "".join(f'<Choice value="{label}"/>' for label in labels)
-    return f'<View><Text name="text" value="$text"/><Choices name="label" toName="text">{choices}</Choices></View>'
+from backend.tools.simulate import choices_config, load_split
 
 
 def bench_finetune(args: argparse.Namespace, settings: Settings) -> int:
