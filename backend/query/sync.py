@@ -287,6 +287,7 @@ def _sync(
     confidence = _confidence(spec, classifier, probs, tagged, len(ids))
     heldout = audit = np.zeros(len(ids), dtype=bool)
     threshold: float | None = None  # auto-accept's, while it is on
+    share = settings.audit_share
     if classifier is not None:
         scores = diversify_top(scores, clusters, settings.sync_diverse_top)
         heldout = np.array([is_heldout(t, settings.holdout_fraction) for t in ids])
@@ -296,7 +297,7 @@ def _sync(
                                     annotated=len(done), annotated_heldout=done_heldout)  # fmt: skip
         # a share of what the router would let through goes to humans anyway (learning/routing_audit.py)
         threshold = None if registry.routing_suspended(project_id, label) else serving.accept_threshold
-        share = min(0.5, settings.audit_share * (2 if drifting else 1))  # drift: twice the audit samples
+        share = min(0.5, share * (2 if drifting else 1))  # drift: twice the audit samples
         if threshold is not None and share > 0:
             audit = (confidence >= threshold) & ~heldout & np.array([is_audit_sample(t, share) for t in ids])
             scores = interleave_audit(scores, audit, share, seed=project_id)
@@ -355,7 +356,7 @@ def _sync(
     kinds = np.select([audit, probes, heldout, unexplored], [Why.AUDIT, Why.DRIFT, Why.HELDOUT, Why.UNEXPLORED],
                       Why.UNSURE) if classifier is not None else np.full(len(ids), Why.COLD_START)  # fmt: skip
     said = [reason(Why(kinds[i]), None if classifier is None else float(confidence[i]), threshold,
-                   settings.audit_share) if i in head or rank_now[i] else None for i in range(len(ids))]  # fmt: skip
+                   share) if i in head or rank_now[i] else None for i in range(len(ids))]  # fmt: skip
     rewrite = rank_now | np.array([said[i] is not None and data[i].get(REASON_FIELD) != said[i]
                                    for i in range(len(ids))])  # fmt: skip
     ranked = [(ids[i], {**data[i], RANK_FIELD: round(float(ranks[i]), 9), REASON_FIELD: said[i]})
