@@ -40,8 +40,8 @@ def test_a_candidate_gated_against_a_replaced_version_is_regated_not_published_b
     baselines: list[str | None] = []
     real_decide = retrain_module.decide
 
-    def decide_then_let_b_publish(candidate, serving, serving_version, margin, min_eval):
-        decision = real_decide(candidate, serving, serving_version, margin, min_eval)
+    def decide_then_let_b_publish(candidate, serving, serving_version, margin, min_eval, *slices):
+        decision = real_decide(candidate, serving, serving_version, margin, min_eval, *slices)
         baselines.append(serving_version)
         if len(baselines) == 1:  # A has gated against cold start; B now retrains and publishes first
             assert retrain(worker_b, project, "head")["published"]
