@@ -9,12 +9,17 @@ from backend.tools.simulate import simulate
 from tests.support.data import data_dir
 
 
+def _args(tmp_path, tiny_encoder_dir, **changes):
+    """A small replay on TREC-6 with the tiny encoder."""
+    args = dict(dataset=data_dir() / "trec", strategy="margin-diverse", budget=120, step=35, seeds=2,
+                out=tmp_path / "out", cache_dir=tmp_path / "cache", encoder=load_encoder(str(tiny_encoder_dir)),
+                start=50, pool_size=600, test_size=200, progress=False)  # fmt: skip
+    return {**args, **changes}
+
+
 def test_simulate_writes_curves_plot_and_summary_and_resumes(tmp_path, tiny_encoder_dir):
-    encoder = load_encoder(str(tiny_encoder_dir))
-    out = tmp_path / "out"
-    args = dict(dataset=data_dir() / "trec", strategy="margin-diverse", budget=120, step=35, seeds=2, out=out,
-                cache_dir=tmp_path / "cache", encoder=encoder, start=50, pool_size=600, test_size=200,
-                progress=False)  # fmt: skip
+    args = _args(tmp_path, tiny_encoder_dir)
+    out = args["out"]
     summary = simulate(**args)
     with open(out / "curve.csv") as handle:
         rows = list(csv.DictReader(handle))
@@ -72,14 +77,11 @@ def test_the_replay_fine_tunes_when_the_products_schedule_would(tmp_path, tiny_e
     from backend.settings import Settings
     from backend.tools.simulate import FineTunes
 
-    encoder = load_encoder(str(tiny_encoder_dir))
-    out = tmp_path / "o"
-    args = dict(dataset=data_dir() / "trec", strategy="margin", budget=155, step=35, seeds=1, out=out,
-                cache_dir=tmp_path / "cache", encoder=encoder, start=50, pool_size=400, test_size=100,
-                progress=False)  # fmt: skip
+    args = _args(tmp_path, tiny_encoder_dir, strategy="margin", budget=155, seeds=1, pool_size=400, test_size=100)
+    out = args["out"]
     simulate(**args)  # head-only first, in the same folder: its rows must not be reused below
     settings = Settings(finetune_min_labels=60, finetune_growth=0.3, finetune_epochs=1)
-    summary = simulate(**args, fine_tunes=FineTunes(encoder, settings))
+    summary = simulate(**args, fine_tunes=FineTunes(args["encoder"], settings))
     with open(out / "curve.csv") as handle:
         rows = [r for r in csv.DictReader(handle) if r["strategy"] == "margin"]
     # 50 < 60: the head; 85: the first fine-tune; 120 >= 85 * 1.3: another; 155 < 120 * 1.3: a head on its encoder
