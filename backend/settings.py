@@ -103,7 +103,9 @@ class Settings(BaseSettings):
         "", description="Task-data fields (comma-separated, e.g. source,language) whose values are slices: each "
         "version's held-out accuracy is reported per value, and the gate guards them as it guards each class.",
     )
-    slice_min_eval: int = Field(30, ge=1, description="A slice is guarded once it has this many held-out tasks.")
+    slice_min_eval: int = Field(
+        30, ge=0, description="A slice is guarded once it has this many held-out tasks; 0 = slices are not guarded.",
+    )
     slice_margin: float = Field(
         0.05, ge=0, description="A candidate worse than the serving version on a guarded slice by more than this "
         "(and significantly, see HITL_SLICE_ALPHA) is refused, whatever its overall score.",

@@ -36,7 +36,7 @@ def populated(settings, predictor, redis_server):
     head = fit_head(encoder, spec, examples)
     v1 = publish_head(predictor.registry, "7", spec, encoder, head, examples,
                       extra={"metrics": {"primary": 0.7}, "routing": {"threshold": 0.0}})  # fmt: skip
-    slices = {"label: Sports": {"n": 60, "accuracy": 0.95}, "label: World": {"n": 40, "accuracy": 0.62}}
+    slices = {"class: Sports": {"n": 60, "accuracy": 0.95}, "class: World": {"n": 40, "accuracy": 0.62}}
     v2 = publish_head(predictor.registry, "7", spec, encoder, head, examples,
                       extra={"metrics": {"primary": 0.8, "slices": slices}, "routing": {"threshold": 0.9}})  # fmt: skip
     SyncState(settings.data_dir / "sync-state.sqlite3").put(
@@ -65,7 +65,7 @@ def test_the_dashboard_lists_projects_and_serves_each_report_behind_auth(populat
     assert 'href="/dashboard/7"' in overview and serving in overview and "DRIFT" in overview
     assert "off for" in overview and "33%" in overview  # auto_accept switched off; 3 of 9 changed
     assert "(30% of the pool)" in overview  # v2 auto-accepts 3 of the 10 pool tasks
-    assert "label: World: 0.62 of 40" in overview  # the serving version's worst slice
+    assert "class: World: 0.62 of 40" in overview  # the serving version's worst slice
     assert "full queued" in overview and "last: head published in 2.3 s" in overview
     page = client.get("/dashboard/7", headers=headers).get_data(as_text=True)
     assert 'http-equiv="refresh"' in page and 'href="/dashboard"' in page

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from backend.ids import JobKind
 from backend.jobs.context import WorkerContext
 from backend.jobs.retrain import retrain
-from backend.jobs.sync_job import INPUTS_MARK, sync_and_record
+from backend.jobs.sync_job import sync_and_record
 from backend.labeling import parse_label_config
 from backend.learning.dataset import is_heldout
 from backend.learning.routing_audit import audit_routing
@@ -22,6 +22,7 @@ from backend.query.sync import VIEW_TITLE, sync_project
 from backend.query.writeback import RANK_FIELD, REASON_FIELD
 from backend.server.app import create_app
 from backend.settings import Settings
+from backend.stores.audit import INPUTS_MARK
 from backend.stores.labelstudio import LabelStudioClient
 from tests.support.data import load_jsonl
 from tests.support.payloads import AG_CONFIG

@@ -5,10 +5,11 @@ from backend.query.reasons import Why, kind, reason
 
 def test_each_kind_says_why_with_the_calibrated_confidence():
     unsure = reason(Why.UNSURE, 0.54, 0.92)
-    assert unsure == ("Most informative: the model is unsure (confidence about 55%, below the 92% it needs to skip "
+    assert unsure == ("Most informative: the model is unsure (confidence about 50%, below the 92% it needs to skip "
                       "review).")
+    assert "about 90%, below the 94%" in reason(Why.UNSURE, 0.93, 0.94)  # rounded down: never above the threshold
     assert reason(Why.UNSURE, 0.54, None) == ("Most informative: the least certain task left in its part of the data "
-                                              "(confidence about 55%; no prediction of this version skips review yet).")
+                                              "(confidence about 50%; no prediction of this version skips review yet).")
     assert "the least certain task left in its part" in reason(Why.UNSURE, 0.97, 0.92)  # diversity, not doubt
     audit = reason(Why.AUDIT, 0.97, 0.92, audit_share=0.05)
     assert audit.startswith("Audit sample: the model is confident (about 95%)") and "random 5% of such" in audit
@@ -22,5 +23,5 @@ def test_each_kind_says_why_with_the_calibrated_confidence():
 
 
 def test_a_small_move_in_confidence_does_not_change_the_sentence():
-    assert reason(Why.UNSURE, 0.541, 0.92) == reason(Why.UNSURE, 0.559, 0.92)  # no rewrite of the task
+    assert reason(Why.UNSURE, 0.551, 0.92) == reason(Why.UNSURE, 0.599, 0.92)  # no rewrite of the task
     assert reason(Why.UNSURE, 0.54, 0.92) != reason(Why.UNSURE, 0.61, 0.92)

@@ -28,9 +28,9 @@ def test_field_values_reach_examples_and_scores_per_slice():
     examples = build_dataset(1, tasks, SPEC, 1000, ["source", "meta", "missing"]).examples
     assert [ex.slices for ex in examples] == [(("source", "forum"),), (("source", "news"),), (("source", "news"),)]
     scores = slice_scores(examples, wrong=[2])  # the third task (news, World) was missed
-    assert scores["source: news"] == {"n": 2, "accuracy": 0.5}
-    assert scores["label: World"] == {"n": 2, "accuracy": 0.5}
-    assert scores["source: forum"]["accuracy"] == scores["label: Sports"]["accuracy"] == 1.0
+    assert scores["source=news"] == {"n": 2, "accuracy": 0.5}
+    assert scores["class: World"] == {"n": 2, "accuracy": 0.5}
+    assert scores["source=forum"]["accuracy"] == scores["class: Sports"]["accuracy"] == 1.0
 
 
 def test_evaluate_reports_recall_and_precision_per_class():
@@ -38,8 +38,8 @@ def test_evaluate_reports_recall_and_precision_per_class():
     probs = np.array([[0.9, 0.1, 0, 0], [0.2, 0.8, 0, 0], [0.6, 0.4, 0, 0]])
     metrics = evaluate(probs, examples, SPEC)
     assert metrics["wrong"] == [2]
-    assert metrics["slices"]["label: Sports"] == {"n": 2, "accuracy": 0.5, "precision": 1.0}
-    assert metrics["slices"]["label: World"] == {"n": 1, "accuracy": 1.0, "precision": 0.5}
+    assert metrics["slices"]["class: Sports"] == {"n": 2, "accuracy": 0.5, "precision": 1.0}
+    assert metrics["slices"]["class: World"] == {"n": 1, "accuracy": 1.0, "precision": 0.5}
 
 
 def test_a_candidate_better_overall_but_worse_on_a_minority_is_refused():
@@ -50,8 +50,8 @@ def test_a_candidate_better_overall_but_worse_on_a_minority_is_refused():
     serving = {"n": len(held), "primary": 1 - 40 / 200, "wrong": serving_wrong}
     rule = SliceRule(min_eval=30, margin=0.05, alpha=0.05)
     refused = decide(candidate, serving, "v3", 0.01, 20, held, rule)
-    assert not refused.passed and "kept v3" in refused.reason and "label: World" in refused.reason
-    assert {r.name for r in refused.slices} == {"label: World", "source: forum"}
+    assert not refused.passed and "kept v3" in refused.reason and "class: World" in refused.reason
+    assert {r.name for r in refused.slices} == {"class: World", "source=forum"}
     assert refused.slices[0].candidate == 28 / 40 and refused.slices[0].serving == 1.0
     assert decide(candidate, serving, "v3", 0.01, 20).passed  # without the rule: the overall score wins
     assert decide(candidate, serving, "v3", 0.01, 20, held, SliceRule(min_eval=41)).passed  # too few to guard
@@ -65,17 +65,19 @@ def test_noise_within_the_margin_or_not_significant_passes():
     assert regressions(held, [0, 1, 2, 3], [4, 5], 30, 0.05, 0.05) == []
     # 7 lost, 4 gained: a 7.5 % drop, but 7 of 11 discordant tasks is no evidence (p = 0.27)
     assert regressions(held, list(range(7)), list(range(7, 11)), 30, 0.05, 0.05) == []
-    # 6 lost, none gained: a 15 % drop with p = 1/64, on the class and on the source (the same tasks)
-    found = regressions(held, list(range(6)), [], 40, 0.05, 0.05)
-    assert {r.name for r in found} == {"label: World", "source: forum"}
-    assert all(round(r.p_value, 4) == round(1 / 64, 4) and r.candidate == 34 / 40 for r in found)
+    # 6 lost, none gained: a 15 % drop with p = 1/64, but 4 slices are guarded: 1/64 >= 0.05 / 4 (Holm)
+    assert regressions(held, list(range(6)), [], 40, 0.05, 0.05) == []
+    # 8 lost: p = 1/256 on the class and on the source (the same tasks), below 0.05 / 4 and 0.05 / 3
+    found = regressions(held, list(range(8)), [], 40, 0.05, 0.05)
+    assert {r.name for r in found} == {"class: World", "source=forum"}
+    assert all(r.p_value == 1 / 256 and r.candidate == 32 / 40 for r in found)
 
 
 def test_the_report_lists_slices_worst_first_with_correction_rates():
-    slices_v1 = {"label: World": {"n": 40, "accuracy": 0.9}, "label: Sports": {"n": 160, "accuracy": 0.8}}
-    slices_v2 = {"label: World": {"n": 40, "accuracy": 0.7, "precision": 0.8},
-                 "label: Sports": {"n": 160, "accuracy": 0.85, "precision": 0.9},
-                 "source: forum": {"n": 40, "accuracy": 0.75}}  # fmt: skip
+    slices_v1 = {"class: World": {"n": 40, "accuracy": 0.9}, "class: Sports": {"n": 160, "accuracy": 0.8}}
+    slices_v2 = {"class: World": {"n": 40, "accuracy": 0.7, "precision": 0.8},
+                 "class: Sports": {"n": 160, "accuracy": 0.85, "precision": 0.9},
+                 "source=forum": {"n": 40, "accuracy": 0.75}}  # fmt: skip
     versions = [{"version": "v1", "metrics": {"primary": 0.8, "slices": slices_v1}},
                 {"version": "v2", "metrics": {"primary": 0.82, "slices": slices_v2}}]  # fmt: skip
     chosen = '[{"type": "choices", "value": {"choices": ["World"]}}]'
@@ -84,6 +86,17 @@ def test_the_report_lists_slices_worst_first_with_correction_rates():
     data = ProjectData(5, versions, [], corrections, {}, "v2", task_fields={0: [("source", "forum")]})
     page = render(data)
     table = page.split("<h2>Slices</h2>")[1].split("</table>")[0]
-    assert table.index("label: World") < table.index("source: forum") < table.index("label: Sports")
-    assert "<td>label: World</td><td>40</td><td>0.700</td><td>0.800</td><td>-0.200</td><td>50% of 4</td>" in table
-    assert "<td>source: forum</td><td>40</td><td>0.750</td><td></td><td></td><td>100% of 1</td>" in table
+    assert table.index("class: World") < table.index("source=forum") < table.index("class: Sports")
+    assert "<td>class: World</td><td>40</td><td>0.700</td><td>0.800</td><td>-0.200</td><td>50% of 4</td>" in table
+    assert "<td>source=forum</td><td>40</td><td>0.750</td><td></td><td></td><td>100% of 1</td>" in table
+
+
+def test_a_field_with_a_value_per_task_keeps_only_its_largest_slices():
+    from backend.learning.slices import MAX_VALUES, members
+
+    examples = [Example(f"t{i}", ("World",), i, slices=(("ticket", str(i)), ("source", "web"))) for i in range(120)]
+    examples += [Example("dup", ("World",), 500 + i, slices=(("ticket", "7"),)) for i in range(3)]
+    names = members(examples)
+    tickets = [name for name in names if name.startswith("ticket=")]
+    assert len(tickets) == MAX_VALUES and len(names["ticket=7"]) == 4  # the largest value first
+    assert len(names["source=web"]) == 120 and len(names["class: World"]) == 123

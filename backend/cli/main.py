@@ -92,7 +92,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from backend.tools.simulate_ner import is_ner_dataset, simulate_ner
 
     settings = get_settings()
-    encoder = encoder_from_settings(settings)
+    base = encoder = encoder_from_settings(settings)
     if args.precision == "int8":  # embeddings of the int8 encoder: its own cache, as in the product
         encoder = encoder.quantized()
     if is_ner_dataset(Path(args.dataset)):  # tokens/tags rows: the NER loop (margin on the weakest word)
@@ -104,7 +104,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     else:
         from backend.tools.simulate import FineTunes
 
-        fine_tunes = None if args.head_only else FineTunes(encoder, settings)
+        fine_tunes = None if args.head_only else FineTunes(base, settings, int8=args.precision == "int8")
         summary = simulate(
             Path(args.dataset), args.strategy, args.budget, args.step, args.seeds, Path(args.out),
             settings.data_dir / "cache", encoder, start=args.start, pool_size=args.pool_size,
@@ -198,7 +198,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 1
     out = Path(args.out or settings.data_dir / "reports" / f"project-{args.project}.html")
     write_report(args.project, audit, registry, settings.data_dir, out, settings.routing_target_precision,
-                 settings.holdout_fraction)
+                 settings.holdout_fraction, settings.gate_min_eval)
     print(f"report: {out.resolve()}")
     return 0
 

@@ -18,11 +18,17 @@ from backend.ids import ProjectId
 KEY = "hitl:predict-inputs:{project}"
 MAX_KEPT = 2000
 MAX_CHARS = 2000
+KEPT_S = 7 * 24 * 3600  # inputs nobody checked within a week are dropped
 
 
 class PredictInputs:
     def __init__(self, connection: redis.Redis) -> None:
         self.connection = connection
+
+    @classmethod
+    def for_server(cls, url: str) -> PredictInputs:
+        """A connection that gives up fast: a slow Redis must not slow ``/predict`` down."""
+        return cls(redis.Redis.from_url(url, socket_timeout=0.25, socket_connect_timeout=0.25))
 
     def record(self, project: ProjectId, texts: Sequence[str]) -> None:
         if not texts:
@@ -31,6 +37,7 @@ class PredictInputs:
         pipe = self.connection.pipeline()
         pipe.lpush(key, *[text[:MAX_CHARS] for text in texts])
         pipe.ltrim(key, 0, MAX_KEPT - 1)
+        pipe.expire(key, KEPT_S)
         pipe.execute()
 
     def take(self, project: ProjectId, window: int) -> list[str]:

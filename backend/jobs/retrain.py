@@ -22,7 +22,7 @@ from backend.labeling import UnsupportedConfig, parse_label_config
 from backend.labeling.examples import Example, fingerprint
 from backend.learning.candidates import calibrate, choose_precision, fit_candidate, publish_candidate
 from backend.learning.dataset import build_dataset, split
-from backend.learning.gate import SliceRule, decide, score
+from backend.learning.gate import SliceRule, decide, reported, score
 from backend.learning.routing_audit import check_routing
 from backend.models.classifier import TextClassifier
 from backend.serving.predictor import ServingVersion, load_serving, use_caches
@@ -96,7 +96,7 @@ def retrain(ctx: WorkerContext, project_id: ProjectId, kind: JobKind | str = Job
     candidate = fit_candidate(spec, kind, train, held, head_cache, settings, ctx.word_states() if spec.is_ner else None,
                               encoder_version=on_version)  # fmt: skip
     candidate, precision = choose_precision(candidate, spec, settings, ctx.cache_of)  # int8 where it is safe
-    summary.update(metrics=candidate.metrics, precision=precision)
+    summary.update(metrics=reported(candidate.metrics), precision=precision)
 
     # gate against the serving version, calibrate, publish; re-gated when another retrain published first
     calibration: dict[str, Any] | None = None
@@ -112,7 +112,7 @@ def retrain(ctx: WorkerContext, project_id: ProjectId, kind: JobKind | str = Job
         trained_s = time.perf_counter() - started
         if not gate.passed:
             ctx.audit.record_version(project_id, f"rejected-{int(time.time())}", kind.value, False,
-                                     len(data.examples), fp, candidate.metrics, gate.as_dict())  # fmt: skip
+                                     len(data.examples), fp, reported(candidate.metrics), gate.as_dict())  # fmt: skip
             log.info("project %s: candidate rejected: %s", project_id, gate.reason)
             queue.record_duration(project_id, kind, "rejected", time.perf_counter() - started)
             return {**summary, "published": False, "reason": gate.reason}
@@ -124,8 +124,8 @@ def retrain(ctx: WorkerContext, project_id: ProjectId, kind: JobKind | str = Job
         try:
             version = publish_candidate(
                 ctx.registry, project_id, spec, candidate, data.examples,
-                extra={"metrics": candidate.metrics, "gate": gate.as_dict(), "precision": precision, **calibration,
-                       **family},
+                extra={"metrics": reported(candidate.metrics), "gate": gate.as_dict(), "precision": precision,
+                       **calibration, **family},
                 training={
                     "train_examples": len(train),
                     "heldout_examples": len(held),
@@ -139,7 +139,7 @@ def retrain(ctx: WorkerContext, project_id: ProjectId, kind: JobKind | str = Job
         except BaselineChanged as exc:  # another retrain published meanwhile: judge against that one
             outcome = "re-gating" if attempt < PUBLISH_ATTEMPTS else "dropped"
             ctx.audit.record_version(project_id, f"superseded-{int(time.time() * 1000)}", kind.value, False,
-                                     len(data.examples), fp, candidate.metrics,
+                                     len(data.examples), fp, reported(candidate.metrics),
                                      {**gate.as_dict(), "passed": False, "reason": f"{exc}: {outcome}"})  # fmt: skip
             log.info("project %s: %s; %s", project_id, exc, outcome)
             serving = _serving(ctx, project_id, spec)
@@ -147,7 +147,7 @@ def retrain(ctx: WorkerContext, project_id: ProjectId, kind: JobKind | str = Job
         return {**summary, "published": False, "reason": "the serving version kept changing during the gate: dropped"}
 
     # audit, then let the queue and the slow path follow
-    ctx.audit.record_version(project_id, version, kind.value, True, len(data.examples), fp, candidate.metrics,
+    ctx.audit.record_version(project_id, version, kind.value, True, len(data.examples), fp, reported(candidate.metrics),
                              gate.as_dict())  # fmt: skip
     summary.update(published=True, version=version, seconds=round(time.perf_counter() - started, 3))
     log.info("project %s: published %s (%s)", project_id, version, gate.reason)

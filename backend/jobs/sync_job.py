@@ -6,16 +6,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from redis import RedisError
+
 from backend.jobs.context import WorkerContext, context
 from backend.jobs.inputs import PredictInputs
 from backend.jobs.queue import RetrainQueue
 from backend.labeling import UnsupportedConfig
 from backend.query.sync import SyncSummary, sync_project
+from backend.stores.audit import INPUTS_MARK
 from backend.stores.labelstudio import LabelStudioClient, unavailable_as_one_line
 
 log = logging.getLogger(__name__)
-
-INPUTS_MARK = "(/predict inputs)"  # how a drift check of /predict's inputs is told apart in the audit store
 
 
 def sync_job(project_id: int, kind: str = "sync", reason: str = "") -> dict[str, Any]:
@@ -37,15 +38,20 @@ def sync_and_record(
     inputs = None
     if ctx.settings.redis_url and ctx.settings.drift_window > 0:
         waiting = PredictInputs(RetrainQueue(ctx.settings).connection)
-        inputs = lambda: waiting.take(project_id, ctx.settings.drift_window)  # noqa: E731
+
+        def inputs() -> list[str]:  # Redis away: no inputs check this time, the sync goes on
+            try:
+                return waiting.take(project_id, ctx.settings.drift_window)
+            except RedisError as exc:
+                log.warning("project %s: /predict inputs not checked for drift (%s)", project_id, type(exc).__name__)
+                return []
     summary = sync_project(ctx.settings, ls, ctx.cache_for, ctx.registry, project_id, strategy, progress=progress,
                            predict_inputs=inputs)  # fmt: skip
-    for check, version in ((summary.drift, summary.model_version),
-                           (summary.input_drift, f"{summary.model_version} {INPUTS_MARK}")):  # fmt: skip
+    for check, inputs in ((summary.drift, False), (summary.input_drift, True)):
         if check is None:
             continue
-        ctx.audit.record_drift_check(project_id, version, check["size"], check["p_outputs"], check["p_embeddings"],
-                                     check["alarm"])  # fmt: skip
+        ctx.audit.record_drift_check(project_id, summary.model_version, check["size"], check["p_outputs"],
+                                     check["p_embeddings"], check["alarm"], inputs=inputs)  # fmt: skip
         if check["alarm"]:
-            log.warning("project %s (%s): %s", project_id, version, check["line"])
+            log.warning("project %s: %s%s", project_id, check["line"], f" {INPUTS_MARK}" if inputs else "")
     return summary

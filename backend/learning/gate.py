@@ -12,7 +12,7 @@ import numpy as np
 from backend.labeling import TaskSpec
 from backend.labeling.examples import Example, targets
 from backend.labeling.spans import Span
-from backend.learning.slices import SliceRegression, regressions, slice_scores
+from backend.learning.slices import SliceRegression, class_slice, regressions, slice_scores
 from backend.models.classifier import TextClassifier
 from backend.models.embedding_cache import EmbeddingCache
 from backend.models.tagger import SpanTagger
@@ -67,8 +67,8 @@ def evaluate(
             f1s.append(2 * tp / denom if denom else 0.0)
     by_slice = _by_slice(examples, pred == y)
     for k, label in enumerate(spec.labels):  # a class's slice holds its recall; add its precision
-        if f"label: {label}" in by_slice["slices"] and (pred == k).any():
-            by_slice["slices"][f"label: {label}"]["precision"] = round(float((y[pred == k] == k).mean()), 4)
+        if class_slice(label) in by_slice["slices"] and (pred == k).any():
+            by_slice["slices"][class_slice(label)]["precision"] = round(float((y[pred == k] == k).mean()), 4)
     return {"n": n, "accuracy": accuracy, "macro_f1": float(np.mean(f1s)) if f1s else 0.0, "primary": accuracy,
             **by_slice}  # fmt: skip
 
@@ -134,7 +134,15 @@ class GateDecision:
     slices: tuple[SliceRegression, ...] = ()  # the guarded slices the candidate made worse
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """What is stored and shown (metrics without the per-example ``wrong`` list)."""
+        out = asdict(self)
+        out["candidate"], out["serving"] = reported(self.candidate), self.serving and reported(self.serving)
+        return out
+
+
+def reported(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Held-out metrics as stored and shown: the per-example ``wrong`` list only serves the gate."""
+    return {key: value for key, value in metrics.items() if key != "wrong"}
 
 
 def decide(

@@ -32,6 +32,7 @@ from matplotlib.ticker import MaxNLocator
 from backend.jobs.proposals import PREFIX as PROPOSAL_PREFIX
 from backend.learning.dataset import is_heldout
 from backend.learning.routing_audit import RoutingAudit, audit_routing, thresholds, wilson
+from backend.learning.slices import class_slice, field_slice
 from backend.query.stopping import StoppingState, StoppingStatus, learning_curve
 from backend.query.sync import SyncState
 from backend.stores.audit import AuditStore
@@ -367,8 +368,8 @@ def _slice_corrections(data: ProjectData, version: str) -> dict[str, list[int]]:
         final = json.loads(c["final_result"]) if isinstance(c["final_result"], str) else c["final_result"] or []
         values = [r.get("value") or {} for r in final if isinstance(r, dict)]
         labels = {choice for value in values for choice in value.get("choices") or []}
-        names = [f"label: {label}" for label in sorted(labels)]
-        names += [f"{key}: {value}" for key, value in data.task_fields.get(int(c["task_id"]), [])]
+        names = [class_slice(label) for label in sorted(labels)]
+        names += [field_slice(key, value) for key, value in data.task_fields.get(int(c["task_id"]), [])]
         for name in names:
             counts = out.setdefault(name, [0, 0])
             counts[0] += 1
@@ -492,9 +493,9 @@ def _proposals(data: ProjectData) -> str:
 
 def write_report(
     project_id: int, audit: AuditStore, registry: Registry, data_dir: Path, out: Path, target: float = 0.98,
-    holdout_fraction: float = 0.15,
+    holdout_fraction: float = 0.15, min_eval: int = 20,
 ) -> Path:  # fmt: skip
-    data = collect(project_id, audit, registry, data_dir / "sync-state.sqlite3", target, holdout_fraction)
+    data = collect(project_id, audit, registry, data_dir / "sync-state.sqlite3", target, holdout_fraction, min_eval)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(data), encoding="utf-8")
     return out

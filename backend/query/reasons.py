@@ -2,12 +2,14 @@
 
 The sync writes it to the task's data (``hitl_reason``) with the task's rank; a labeling config
 shows it with ``<Header value="$hitl_reason"/>`` (a tag without ``name``, so Label Studio does not
-require the field at import and shows nothing where it is missing). Confidences are rounded to
-5 points, so a retrain that moves a confidence a little does not rewrite the task.
+require the field at import and shows nothing where it is missing). Confidences are rounded down
+to 5 points (so "below the threshold" stays true in the words), and a retrain that moves a
+confidence a little does not rewrite the task.
 """
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 
 
@@ -21,7 +23,7 @@ class Why(StrEnum):
 
 
 def _about(confidence: float) -> str:
-    return f"about {5 * round(20 * confidence):.0f}%"
+    return f"about {5 * math.floor(20 * confidence + 1e-9):.0f}%"
 
 
 def reason(why: Why, confidence: float | None, threshold: float | None, audit_share: float = 0.05) -> str:

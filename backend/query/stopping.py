@@ -52,12 +52,13 @@ class Gain:
     labels: int
     more: int
     gain: float
-    stderr: float
+    stderr: float | None  # None: the fit's uncertainty is unknown
     points: int
 
     @property
     def small(self) -> bool:
-        return self.gain + self.stderr < SMALL_GAIN
+        """Not worth ``more`` labels: small even one standard error up (never when that is unknown)."""
+        return self.stderr is not None and self.gain + self.stderr < SMALL_GAIN
 
 
 @dataclass(frozen=True)
@@ -90,9 +91,9 @@ class StoppingStatus:
             parts.append(f"mean uncertainty on them {self.uncertainty:.3f} (little left to learn below "
                          f"{UNCERTAINTY_THRESHOLD})")  # fmt: skip
         if self.gain is not None:
-            parts.append(f"estimated gain from {self.gain.more} more labels: {100 * self.gain.gain:+.1f} ± "
-                         f"{100 * self.gain.stderr:.1f} points (learning curve of {self.gain.points} versions' "
-                         "held-out scores)")  # fmt: skip
+            spread = "(uncertainty unknown)" if self.gain.stderr is None else f"± {100 * self.gain.stderr:.1f}"
+            parts.append(f"estimated gain from {self.gain.more} more labels: {100 * self.gain.gain:+.1f} {spread} "
+                         f"points (learning curve of {self.gain.points} versions' held-out scores)")  # fmt: skip
         if not self.kappas:
             verdict = "not enough versions yet to tell whether predictions are stabilising"
         elif self.stop:
@@ -129,14 +130,23 @@ def estimate_gain(points: Iterable[tuple[int, float]], more: int = MORE, seed: i
         return None
     now, ahead = n.max(), n.max() + more
     gain = float(_power_law(np.array([ahead]), *params)[0] - _power_law(np.array([now]), *params)[0])
-    stderr = 0.0
-    if np.all(np.isfinite(cov)):  # propagate the fit's uncertainty by sampling its parameters
+    return Gain(int(now), more, gain, _stderr(params, cov, now, ahead, seed), len(n))
+
+
+def _stderr(params: np.ndarray, cov: np.ndarray, now: float, ahead: float, seed: int) -> float | None:
+    """The gain's standard error, by sampling the fit's parameters (None when the fit gives none)."""
+    if not np.all(np.isfinite(cov)):
+        return None
+    try:
         draws = np.random.default_rng(seed).multivariate_normal(params, cov, size=500, check_valid="ignore")
-        draws = draws[(draws[:, 1] >= 0) & (draws[:, 2] > 0)]
-        if len(draws):
-            gains = _power_law(ahead, draws[:, 0], draws[:, 1], draws[:, 2]) - _power_law(now, *draws.T)
-            stderr = float(np.std(gains))
-    return Gain(int(now), more, gain, stderr, len(n))
+    except (np.linalg.LinAlgError, ValueError):
+        return None
+    draws = draws[(draws[:, 1] >= 0) & (draws[:, 2] > 0)]
+    if not len(draws):
+        return None
+    gains = _power_law(ahead, draws[:, 0], draws[:, 1], draws[:, 2]) - _power_law(now, *draws.T)
+    value = float(np.std(gains))
+    return value if np.isfinite(value) else None
 
 
 def registry_curve(registry: Registry, project: int, min_eval: int = 20) -> list[tuple[int, float]]:

@@ -315,7 +315,9 @@ def _sync(
 
     state = SyncState(settings.data_dir / "sync-state.sqlite3")
     state.prune(project_id, set(ids), cache.encoder.identity)
-    unexplored = ~np.isin(clusters, sorted(state.explored(project_id, cache.encoder.identity)))
+    explored = state.explored(project_id, cache.encoder.identity)
+    # no record of where annotations came from (a state from before this table): claim no region unexplored
+    unexplored = ~np.isin(clusters, sorted(explored)) if explored or classifier is None else np.zeros(len(ids), bool)
     previous = state.get(project_id)
     rows, predictions, updates = [], [], []
     head = set(order[: settings.sync_exact_top].tolist())
@@ -355,8 +357,8 @@ def _sync(
     # ...and why each task of the head is there, in words the labeling page shows (query/reasons.py)
     kinds = np.select([audit, probes, heldout, unexplored], [Why.AUDIT, Why.DRIFT, Why.HELDOUT, Why.UNEXPLORED],
                       Why.UNSURE) if classifier is not None else np.full(len(ids), Why.COLD_START)  # fmt: skip
-    said = [reason(Why(kinds[i]), None if classifier is None else float(confidence[i]), threshold,
-                   share) if i in head or rank_now[i] else None for i in range(len(ids))]  # fmt: skip
+    said = [reason(Why(kinds[i]), None if classifier is None else float(confidence[i]), threshold, share)
+            if (i in head or rank_now[i]) and np.isfinite(ranks[i]) else None for i in range(len(ids))]  # fmt: skip
     rewrite = rank_now | np.array([said[i] is not None and data[i].get(REASON_FIELD) != said[i]
                                    for i in range(len(ids))])  # fmt: skip
     ranked = [(ids[i], {**data[i], RANK_FIELD: round(float(ranks[i]), 9), REASON_FIELD: said[i]})

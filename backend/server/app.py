@@ -28,6 +28,7 @@ from backend.server.metrics import ServerMetrics
 from backend.server.openapi import openapi
 from backend.serving.predictor import NotReady, Predictor
 from backend.settings import Settings, get_settings
+from backend.stores.registry import COLD_START
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,9 @@ def create_app(
     sink = events or _default_sink(settings)
     metrics = ServerMetrics(getattr(sink, "audit", None), getattr(sink, "queue", None), settings.max_metric_series)
 
-    queue = getattr(sink, "queue", None)  # what /predict is asked is kept for the drift check (jobs/inputs.py)
-    inputs = PredictInputs(queue.connection) if queue is not None and settings.drift_window > 0 else None
+    # what /predict is asked is kept for the drift check (jobs/inputs.py)
+    keeps = getattr(sink, "queue", None) is not None and settings.redis_url and settings.drift_window > 0
+    inputs = PredictInputs.for_server(settings.redis_url) if keeps and settings.redis_url else None
     app = Flask("hitl-backend", static_folder=None)  # no implicit /static route: nothing here is a file
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.extensions["hitl"] = {"settings": settings, "predictor": predictor, "events": sink}
@@ -160,7 +162,8 @@ def create_app(
         except NotReady as exc:
             raise ServiceUnavailable(str(exc)) from None
         metrics.observe_predictions(project, results)
-        if inputs is not None and spec.modality == "text" and not spec.is_ner:
+        trained = bool(results) and results[0].get("model_version") not in (None, COLD_START)
+        if inputs is not None and trained and spec.modality == "text" and not spec.is_ner:
             _keep_inputs(inputs, project, spec, tasks, settings.max_text_chars)
         return jsonify({"results": results, "model_version": results[0]["model_version"] if results else None})
 

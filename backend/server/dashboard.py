@@ -5,6 +5,7 @@ no scripts or CDN; behind the same authentication as every route but ``/health``
 from __future__ import annotations
 
 import html
+import logging
 import time
 from typing import Any
 
@@ -14,8 +15,10 @@ from backend.ids import JobKind
 from backend.jobs.queue import RetrainQueue
 from backend.oversight.report import collect, render, serving_slices
 from backend.settings import Settings
-from backend.stores.audit import AuditStore
+from backend.stores.audit import AuditStore, is_inputs_check
 from backend.stores.registry import Registry
+
+log = logging.getLogger(__name__)
 
 REFRESH_S = 60
 
@@ -34,7 +37,7 @@ def dashboard_routes(
     def overview() -> Any:
         known = projects()
         jobs = _jobs(queue, known)
-        rows = "".join(_row(project, registry, store, settings, jobs[project]) for project in known)
+        rows = "".join(_row_or_error(project, registry, store, settings, jobs[project]) for project in known)
         body = ("<table><tr><th>project</th><th>serving</th><th>versions</th><th>annotations</th>"
                 "<th>pre-annotations changed</th><th>auto_accept (pool coverage)</th><th>drift</th>"
                 "<th>worst slice (held-out)</th><th>retrains</th></tr>"
@@ -53,7 +56,8 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;te
         if project not in projects():
             abort(404, description=f"no project {project} here: /dashboard lists the projects this backend knows")
         data = collect(project, store, registry, settings.data_dir / "sync-state.sqlite3",
-                       settings.routing_target_precision, settings.holdout_fraction)  # fmt: skip
+                       settings.routing_target_precision, settings.holdout_fraction,
+                       settings.gate_min_eval)  # fmt: skip
         return Response(render(data, refresh_s=REFRESH_S), mimetype="text/html")
 
     return routes
@@ -79,9 +83,20 @@ def _jobs(queue: RetrainQueue | None, projects: list[int]) -> dict[int, str]:
     return out
 
 
+def _row_or_error(project: int, registry: Registry, audit: AuditStore, settings: Settings, jobs: str) -> str:
+    """One project's row; a project whose stores cannot be read says so without hiding the others."""
+    try:
+        return _row(project, registry, audit, settings, jobs)
+    except Exception as exc:
+        log.warning("dashboard: project %s could not be read (%s: %s)", project, type(exc).__name__, exc)
+        return (f'<tr><td><a href="/dashboard/{project}">project {project}</a></td>'
+                f"<td colspan=8 class=alarm>could not be read ({html.escape(type(exc).__name__)}); "
+                "see the log</td></tr>")
+
+
 def _row(project: int, registry: Registry, audit: AuditStore, settings: Settings, jobs: str) -> str:
     data = collect(project, audit, registry, settings.data_dir / "sync-state.sqlite3",
-                   settings.routing_target_precision, settings.holdout_fraction)  # fmt: skip
+                   settings.routing_target_precision, settings.holdout_fraction, settings.gate_min_eval)  # fmt: skip
     shown = [c for c in data.corrections if c.get("changed") is not None]
     rate = f"{sum(bool(c['changed']) for c in shown) / len(shown):.0%}" if shown else "–"
     off = [d["model_version"] for d in audit.routing_decisions(project)]
@@ -90,10 +105,12 @@ def _row(project: int, registry: Registry, audit: AuditStore, settings: Settings
     confidences = data.pool_confidence.get(data.current_served) or []
     if current is None and not off:
         routing = "no threshold yet: every task is reviewed"
-    elif current is not None and confidences:
+    elif current is not None and confidences and not current.suspended:
         routing += f" ({sum(c >= current.threshold for c in confidences) / len(confidences):.0%} of the pool)"
-    drift = ("not checked" if not data.drift_checks
-             else '<span class=alarm>DRIFT</span>' if data.drift_checks[-1]["alarm"] else "none")  # fmt: skip
+    latest = {is_inputs_check(c): c for c in data.drift_checks}  # the last check of each kind
+    alarms = [("/predict inputs" if inputs else "imports") for inputs, c in sorted(latest.items()) if c["alarm"]]
+    drift = ("not checked" if not latest else "none" if not alarms
+             else f'<span class=alarm>DRIFT ({", ".join(alarms)})</span>')  # fmt: skip
     worst = next((f"{html.escape(name)}: {scores['accuracy']:.2f} of {int(scores['n'])}"
                   for name, scores, _ in serving_slices(data)), "–")  # fmt: skip
     return (f'<tr><td><a href="/dashboard/{project}">project {project}</a></td>'

@@ -110,9 +110,12 @@ class _StoreCollector(Collector):
                                 float(row["n"]))  # fmt: skip
         yield versions
         drift = GaugeMetricFamily(
-            "hitl_drift_alarm", "1 when the project's latest check of newly imported tasks found drift, else 0.",
-            labels=["project"],
+            "hitl_drift_alarm", "1 when the project's latest check of newly imported tasks or of /predict's inputs "
+            "found drift, else 0.", labels=["project"],
         )  # fmt: skip
+        alarms: dict[int, bool] = {}
         for row in self.audit.latest_drift_checks():
-            drift.add_metric([str(row["project_id"])], float(bool(row["alarm"])))
+            alarms[int(row["project_id"])] = alarms.get(int(row["project_id"]), False) or bool(row["alarm"])
+        for project, alarm in sorted(alarms.items()):
+            drift.add_metric([str(project)], float(alarm))
         yield drift

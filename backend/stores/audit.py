@@ -148,6 +148,13 @@ SCHEMA = [
 ]
 
 
+INPUTS_MARK = "(/predict inputs)"  # marks a drift check of /predict's inputs in drift_checks.model_version
+
+
+def is_inputs_check(row: dict[str, Any]) -> bool:
+    return str(row.get("model_version") or "").endswith(INPUTS_MARK)
+
+
 @dataclass(frozen=True)
 class Correction:
     project_id: int
@@ -359,10 +366,13 @@ class AuditStore:
         self._run(lambda conn: conn.execute(statement, row))
 
     def record_drift_check(
-        self, project_id: int, model_version: str, size: int, p_outputs: float, p_embeddings: float, alarm: bool
-    ) -> None:
-        """One drift check of newly arrived tasks (``query/drift_monitor.py``)."""
-        row = (project_id, model_version, time.time(), size, p_outputs, p_embeddings, alarm)
+        self, project_id: int, model_version: str, size: int, p_outputs: float, p_embeddings: float, alarm: bool,
+        inputs: bool = False,
+    ) -> None:  # fmt: skip
+        """One drift check (``query/drift_monitor.py``) of newly imported tasks, or with ``inputs`` of
+        what ``/predict`` was asked (the version is then marked ``INPUTS_MARK``)."""
+        version = f"{model_version} {INPUTS_MARK}" if inputs else model_version
+        row = (project_id, version, time.time(), size, p_outputs, p_embeddings, alarm)
         self._run(lambda conn: conn.execute(self._sql("INSERT INTO drift_checks VALUES (?,?,?,?,?,?,?)"), row))
 
     def record_task_fields(self, project_id: int, values: dict[int, Sequence[tuple[str, str]]]) -> None:
@@ -408,11 +418,11 @@ class AuditStore:
         )
 
     def latest_drift_checks(self) -> list[dict[str, Any]]:
-        """Each project's most recent drift check."""
-        return self._select(
-            "SELECT d.* FROM drift_checks d JOIN (SELECT project_id, MAX(recorded_at) AS at FROM drift_checks "
-            "GROUP BY project_id) m ON d.project_id = m.project_id AND d.recorded_at = m.at"
-        )
+        """Each project's most recent drift check of each kind (imported tasks, ``/predict`` inputs)."""
+        latest: dict[tuple[int, bool], dict[str, Any]] = {}
+        for row in self._select("SELECT * FROM drift_checks ORDER BY recorded_at"):
+            latest[(int(row["project_id"]), is_inputs_check(row))] = row
+        return list(latest.values())
 
     def version_counts(self) -> list[dict[str, Any]]:
         return self._select(

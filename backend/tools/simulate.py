@@ -64,16 +64,24 @@ class FineTunes:
     by it; every retrain after it fits the head on those embeddings, as head retrains after a
     fine-tune do. Clusters and the cold start stay on the base encoder, as in the sync."""
 
-    encoder: TextEncoder
+    encoder: TextEncoder  # the float base encoder (fine-tunes train in float)
     settings: Settings
+    int8: bool = False  # serve each fine-tuned encoder quantized, as ``--precision int8`` replays
 
     def due(self, labels: int, last: int | None) -> bool:
         return finetune_grown(labels, last, self.settings)
 
     def tune(self, pool: Pool, examples: list[Example]) -> TextEncoder:
         spec = parse_label_config(choices_config(pool.names))
-        return finetune(self.encoder, spec, examples, epochs=self.settings.finetune_epochs,
-                        lr=self.settings.finetune_lr, seed=0)  # fmt: skip
+        tuned = finetune(self.encoder, spec, examples, epochs=self.settings.finetune_epochs,
+                         lr=self.settings.finetune_lr, seed=0)  # fmt: skip
+        return tuned.quantized() if self.int8 else tuned
+
+    def describe(self) -> dict[str, Any]:
+        """What makes two replays comparable (a rerun reuses finished runs only when this is equal)."""
+        s = self.settings
+        return {"replay": "fine-tunes", "epochs": s.finetune_epochs, "lr": s.finetune_lr, "int8": self.int8,
+                "min_labels": s.finetune_min_labels, "growth": s.finetune_growth, "every": s.finetune_every}
 
 
 @dataclass
@@ -235,10 +243,8 @@ def simulate(dataset: Path, strategy: str, budget: int, step: int, seeds: int, o
 
     curve_path = out / "curve.csv"
     done: dict[tuple[str, int], list[dict]] = {}
-    tuned = fine_tunes.settings if fine_tunes is not None else None
-    replay = {"replay": "head-only"} if tuned is None else {
-        "replay": "fine-tunes", "epochs": tuned.finetune_epochs, "lr": tuned.finetune_lr,
-        "min_labels": tuned.finetune_min_labels, "growth": tuned.finetune_growth}  # fmt: skip
+    replay = {"replay": "head-only", "encoder": encoder.identity} if fine_tunes is None else {
+        **fine_tunes.describe(), "encoder": encoder.identity}  # fmt: skip
     replay_path = out / "replay.json"
     same_replay = replay_path.exists() and json.loads(replay_path.read_text()) == replay
     replay_path.write_text(json.dumps(replay))
