@@ -12,8 +12,9 @@ import requests
 from rq import Queue
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 
+from backend.query.reasons import kind
 from backend.query.sync import VIEW_TITLE
-from backend.query.writeback import RANK_FIELD
+from backend.query.writeback import RANK_FIELD, REASON_FIELD
 from tests.support.browser import label_studio_page
 from tests.support.payloads import AG_CONFIG, predict_body
 from tests.support.services import ROOT, hitl, wait_until
@@ -58,9 +59,12 @@ def predictions_of(stack, project: int, version: str) -> dict[int, dict]:
     return found
 
 
+WITH_REASON = AG_CONFIG.replace("<View>", '<View><Header value="$hitl_reason" size="6"/>', 1)  # as shipped
+
+
 @pytest.fixture(scope="module")
 def trained_project(stack, ag_rows):
-    project = stack.new_project("Queue sync", ag_rows[:300])
+    project = stack.new_project("Queue sync", ag_rows[:300], WITH_REASON)
     stack.ls.import_tasks(project, [{"text": ""}, {"text": 12345}])  # bad data: skipped, counted
     tasks = [t for t in stack.tasks(project) if t["data"].get("gold")][:40]
     for task in tasks:
@@ -149,8 +153,9 @@ def test_label_studio_fetches_predictions_from_the_backend(stack, trained_projec
 def test_the_labeling_page_shows_the_confidence_and_opens_our_next_task(stack, trained_project, label_studio,
                                                                          tmp_path):  # fmt: skip
     """Seen in a browser, as an annotator sees it: the pre-annotation's tab reads "v… · 87.50%"
-    with the calibrated confidence, and "Label Tasks As Displayed" in the queue tab opens the task
-    our sync put first."""
+    with the calibrated confidence, the sentence saying why the task is there sits above the text
+    (the shipped configs' nameless Header), and "Label Tasks As Displayed" in the queue tab opens
+    the task our sync put first."""
     project = trained_project
     tab = stack.ls.ensure_view(project, VIEW_TITLE, f"tasks:data.{RANK_FIELD}")
     top = stack.ls.next_task(project, tab)
@@ -164,6 +169,9 @@ def test_the_labeling_page_shows_the_confidence_and_opens_our_next_task(stack, t
         page.screenshot(path=str(tmp_path / "labeling-page.png"))
         tab_text = header.evaluate("e => e.parentElement.parentElement.innerText")  # "v12-2026…\n… · 87.50%"
         assert tab_text.startswith(version[:8]), tab_text
+        why = top["data"][REASON_FIELD]
+        assert kind(why) is not None and page.get_by_text(why).first.is_visible(), why
+        assert "$hitl_reason" not in page.inner_text("body")  # no template text on the page
         assert (tmp_path / "labeling-page.png").stat().st_size > 20_000
         page.goto(f"{label_studio.url}/projects/{project}/data?tab={tab}")
         page.get_by_label("Toggle open").first.click()
