@@ -36,11 +36,6 @@ def field_slice(key: str, value: str) -> str:
     return f"{key}={value}"
 
 
-def slice_names(example: Example) -> list[str]:
-    """The slices an annotated task belongs to: its classes, then its named fields' values."""
-    return [class_slice(label) for label in example.labels] + [field_slice(k, v) for k, v in example.slices]
-
-
 def field_values(data: dict[str, Any], fields: Sequence[str]) -> tuple[tuple[str, str], ...]:
     """A task's values for the slice fields it has (scalars only, cut to ``MAX_VALUE_CHARS``)."""
     out = []
