@@ -4,7 +4,13 @@ Every annotated task is scored out of sample: the tasks are split into folds and
 class probabilities come from a head fitted on the other folds, so no task is judged by a model
 that learned its own label. cleanlab's ``find_label_issues`` flags the tasks whose given label
 the model confidently contradicts and ``get_label_quality_scores`` ranks them (lower = more
-suspicious). What cleanlab does not give a reviewer, added here: the suggested label and, as
+suspicious). A flag is kept only where the given label's probability is below ``MAX_GIVEN_PROB``
+once the out-of-sample logits are calibrated (one temperature fitted on all of them): active
+learning sends people the hardest tasks, on which cross-validated heads are weak, and cleanlab's
+per-class thresholds (relative to the model's own confidence) then flag about a third of right
+labels; the absolute bound keeps a reviewer's list short and mostly wrong labels (README,
+"Probable label errors", has the measurement). What cleanlab does not give a reviewer, added
+here: the suggested label and, as
 evidence, the nearest annotated tasks that carry it; tasks a reviewer already confirmed with the
 same label are not flagged again. Where tasks carry several annotators' answers, cleanlab's
 multi-annotator module (CROWDLAB) gives each task's agreement and each annotator's quality; tasks
@@ -23,9 +29,11 @@ from cleanlab.rank import get_label_quality_scores
 
 from backend.labeling import TaskSpec
 from backend.labeling.examples import Example, targets
+from backend.learning.calibration import fit_temperature, softmax
 from backend.models.head import LinearHead
 
 FOLDS = 5
+MAX_GIVEN_PROB = 0.1  # flag only labels the calibrated out-of-sample model gives less than this chance
 
 
 class LabelErrorsUnsupported(ValueError):
@@ -60,17 +68,23 @@ class LabelCheck:
 
 def out_of_sample_probs(x: np.ndarray, y: np.ndarray, num_labels: int, folds: int = FOLDS, seed: int = 0) -> np.ndarray:
     """Class probabilities of every row from a head that never saw it (stratified folds)."""
+    return softmax(out_of_sample_logits(x, y, num_labels, folds, seed))
+
+
+def out_of_sample_logits(
+    x: np.ndarray, y: np.ndarray, num_labels: int, folds: int = FOLDS, seed: int = 0
+) -> np.ndarray:
     rng = np.random.default_rng(seed)
     fold_of = np.empty(len(y), dtype=np.int64)
     for label in np.unique(y):  # stratified: each class spread over the folds
         rows = rng.permutation(np.flatnonzero(y == label))
         fold_of[rows] = np.arange(len(rows)) % folds
-    probs = np.zeros((len(y), num_labels), dtype=np.float64)
+    logits = np.zeros((len(y), num_labels), dtype=np.float64)
     for fold in range(folds):
         test, train = fold_of == fold, fold_of != fold
         if test.any():
-            probs[test] = LinearHead.fit(x[train], y[train], num_labels, multi_label=False).proba(x[test])
-    return probs
+            logits[test] = LinearHead.fit(x[train], y[train], num_labels, multi_label=False).logits(x[test])
+    return logits
 
 
 def check(spec: TaskSpec, examples: Sequence[Example]) -> None:
@@ -114,10 +128,13 @@ def check_labels(
     present = np.unique(y)
     index = {label: i for i, label in enumerate(present)}  # cleanlab wants labels 0..k-1, every one present
     y_local = np.array([index[v] for v in y])
-    probs = out_of_sample_probs(x, y_local, len(present))
+    logits = out_of_sample_logits(x, y_local, len(present))
+    probs = softmax(logits)
+    calibrated = softmax(logits, fit_temperature(logits, y_local))
     # n_jobs=1: cleanlab's default forks a process pool, which can hang in a worker that has run torch
     flagged = find_label_issues(labels=y_local, pred_probs=probs, return_indices_ranked_by="self_confidence", n_jobs=1)
     quality = get_label_quality_scores(y_local, probs)
+    flagged = flagged[calibrated[flagged, y_local[flagged]] < MAX_GIVEN_PROB]
     unit = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     confirmed = confirmed or {}
 
