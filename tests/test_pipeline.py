@@ -173,9 +173,10 @@ def test_label_errors_of_a_real_project_reach_reviewers_and_their_verdicts_are_a
     report = check_project(ctx, project_id)
     assert report.annotated == 300 and report.left_out == 0
     found = [s for s in report.suspects if s.task_id in wrong]
-    assert len(found) >= 8, (len(found), len(report.suspects))  # most of the 12
+    # more than half of the 12 (the model itself gives four of the wrong labels 30 % or more: not detectable)
+    assert len(found) >= 7, (len(found), len(report.suspects))
     assert sum(s.suggested == wrong[s.task_id] for s in found) >= 0.75 * len(found)
-    assert len(report.suspects) <= 40  # a short list for a reviewer, not a third of the project
+    assert len(report.suspects) <= 30  # a short list for a reviewer, not a third of the project
     assert report.lines()[0].startswith(f"project {project_id}: {len(report.suspects)} probable label errors")
     outcome = review(ctx, project_id, report)
     assert outcome["marked"] == len(report.suspects) and outcome["verdicts"] == 0
