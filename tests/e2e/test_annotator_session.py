@@ -132,6 +132,7 @@ def test_an_annotators_session_through_label_studios_next(label_studio, tmp_path
         # the worker checked the annotations for label errors after publishing (gold labels: few suspects)
         check = wait_until(lambda: [c for c in audit.label_checks(project) if c["annotated"] >= 100], 120,
                            "a label check of 100+ annotations")[-1]  # fmt: skip
+        print(f"session: label check flagged {len(check['suspects'])} of {check['annotated']} right labels")
         assert len(check["suspects"]) <= check["annotated"] // 4, check["suspects"][:5]
     finally:
         os.killpg(main_job.pid, signal.SIGTERM)

@@ -91,6 +91,10 @@ def _add_finetune(bsub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     errors.add_argument("--noise-kind", choices=["uniform", "pair"], default="uniform",
                         help="uniform: to any other class; pair: class c to class c+1 (class-conditional)")
     errors.add_argument("--seeds", type=int, default=3, help="random draws; medians are reported (3)")
+    errors.add_argument("--chosen-by", choices=["random", "margin"], default="random",
+                        help="how the annotated tasks are drawn: at random, or as the queue would (50 at random, then "
+                        "25 at a time in margin order): the hard tasks active learning sends people")
+    errors.add_argument("--pool", type=int, default=8000, help="with --chosen-by margin: texts drawn from (8000)")
     errors.add_argument("--fine-tuned", action="store_true", help="check on a fine-tuned encoder's embeddings "
                         "(fine-tuned on the noisy annotations first) instead of the base encoder's")
     drift = bsub.add_parser("drift", help="drift alarms: delay after a mixture or class-prior shift, false alarms")
