@@ -8,7 +8,7 @@ import importlib
 from backend.settings import Settings
 
 BENCHES = ("predict", "retrain", "sync", "ner", "head", "load", "finetune", "precision", "label-errors", "drift",
-           "batch-correction")
+           "batch-correction", "encoders")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -62,6 +62,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     load.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (2)")
     _add_finetune(bsub)
     _add_batch_correction(bsub)
+    _add_encoders(bsub)
 
 
 def _add_finetune(bsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -114,6 +115,19 @@ def _data_args(parser: argparse.ArgumentParser) -> None:
     """--data and --dataset, as every offline benchmark of one dataset takes them."""
     parser.add_argument("--data", help="datasets folder (default: ../shared/data or HITL_SHARED_DATA)")
     parser.add_argument("--dataset", default="ag_news", help="the labeled dataset under --data (ag_news)")
+
+
+def _add_encoders(bsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    encoders = bsub.add_parser("encoders", help="another encoder vs the shipped one: the product's head on each, "
+                               "validation and test accuracy, texts per second")  # fmt: skip
+    _data_args(encoders)
+    encoders.add_argument("--alternative", required=True,
+                          help="a local transformers model folder, or 'wordllama' (pip install wordllama)")
+    encoders.add_argument("--labels", type=int, default=500, help="random annotations per draw (500)")
+    encoders.add_argument("--pool", type=int, default=20000, help="train texts read (20000)")
+    encoders.add_argument("--validation", type=int, default=1000, help="validation texts carved from train (1000)")
+    encoders.add_argument("--test-size", type=int, default=2000, help="test texts (2000)")
+    encoders.add_argument("--seeds", type=int, default=3, help="random draws; medians are reported (3)")
 
 
 def _add_batch_correction(bsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
