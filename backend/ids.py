@@ -22,10 +22,12 @@ def parse_project_id(value: object) -> ProjectId:
 
 
 class JobKind(StrEnum):
-    """What a queued job does: a head retrain, a fine-tune, a queue sync, a label check, or proposals."""
+    """What a queued job does: a head retrain, a fine-tune, a queue sync, a label check, proposals, or the
+    embedding of a project's pool by a new encoder before its sync."""
 
     HEAD = "head"
     FULL = "full"
     SYNC = "sync"
     LABEL_ERRORS = "label-errors"
     PROPOSALS = "proposals"
+    EMBED = "embed"

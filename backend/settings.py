@@ -173,6 +173,10 @@ class Settings(BaseSettings):
         "meanwhile went missing from Label Studio's annotated tasks in end-to-end runs).",
     )
     sync_after_publish: bool = Field(True, description="Re-rank the project's queue after every new version.")
+    sync_embed_limit: int = Field(
+        2000, ge=0, description="After the encoder changed (a fine-tune), pool texts a queued sync embeds itself "
+        "(seconds on the fast worker); with more, the slow worker embeds the pool first and then requests the sync.",
+    )
     sync_diverse_top: int = Field(50, ge=0, description="Tasks at the top of the queue that alternate clusters.")
     sync_strategy: str = Field(
         "margin", description="Query strategy of the sync: margin, entropy, least_confidence, random, cold-start."

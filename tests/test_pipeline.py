@@ -148,6 +148,38 @@ def test_head_retrains_after_a_fine_tune_build_on_its_encoder(project, ctx):
     assert summary.model_version == ctx.registry.served(project_id) and summary.scored == 39
 
 
+def test_after_a_fine_tune_the_slow_worker_embeds_the_pool_before_the_queue_follows(project, ctx):
+    """A fine-tune changes every embedding: its publish asks the slow queue to embed the pool, not the
+    fast queue to sync. A sync that finds more than HITL_SYNC_EMBED_LIMIT texts unembedded hands them
+    to the slow worker and writes nothing; once they are embedded, the sync scores the whole pool."""
+    from backend.jobs.pool_embedding import embed_pool
+    from backend.jobs.queue import RetrainQueue
+    from backend.jobs.sync_job import embed_first
+
+    ls, project_id = project
+    annotate_first(ls, project_id, 50)
+    ctx.settings = ctx.settings.model_copy(update={"sync_embed_limit": 10})
+    full = retrain(ctx, project_id, JobKind.FULL)
+    assert full["published"] and full["embed_requested"] == "queued" and "sync_requested" not in full, full
+    queue = RetrainQueue(ctx.settings)
+    slow = [job.func_name for job in queue.slow_queue.get_jobs() if job.kwargs["project_id"] == project_id]
+    fast = [job.func_name for job in queue.queue.get_jobs() if job.kwargs["project_id"] == project_id]
+    assert "backend.jobs.pool_embedding.embed_pool_job" in slow and "backend.jobs.sync_job.sync_job" not in fast
+
+    queue.take(project_id, JobKind.EMBED)  # as the job does when it starts: a later request queues anew
+    summary = sync_and_record(ctx, ls, project_id, progress=False,
+                              defer_embedding=lambda missing, pool: embed_first(ctx, project_id, missing, pool))
+    assert summary.deferred.startswith("40 of 40 pool texts not yet embedded") and "queued" in summary.deferred
+    assert summary.scored == summary.written == 0 and "the queue keeps its order" in summary.line()
+
+    embedded = embed_pool(ctx, project_id)
+    assert embedded["version"] == full["version"] and (embedded["pool"], embedded["embedded"]) == (40, 40)
+    assert embed_pool(ctx, project_id)["embedded"] == 0  # cached on disk: a second run has nothing to do
+    summary = sync_and_record(ctx, ls, project_id, progress=False,
+                              defer_embedding=lambda missing, pool: embed_first(ctx, project_id, missing, pool))
+    assert not summary.deferred and summary.scored == 40 and summary.model_version == ctx.registry.served(project_id)
+
+
 def test_label_errors_of_a_real_project_reach_reviewers_and_their_verdicts_are_audited(label_studio, tmp_path):
     """Deliberately wrong annotations among right ones, through Label Studio and the real MiniLM:
     the detector lists most of them, each with the right label suggested, and they head the Data

@@ -22,8 +22,11 @@ PENDING = "hitl:retrain:pending:{project}"
 JOBS = {JobKind.HEAD: "backend.jobs.retrain.retrain_job", JobKind.FULL: "backend.jobs.retrain.retrain_job",
         JobKind.SYNC: "backend.jobs.sync_job.sync_job",
         JobKind.LABEL_ERRORS: "backend.jobs.label_errors.label_errors_job",
-        JobKind.PROPOSALS: "backend.jobs.proposals.proposals_job"}  # fmt: skip
-JOB_NAMES = {JobKind.SYNC: "sync", JobKind.LABEL_ERRORS: "label check", JobKind.PROPOSALS: "proposals"}
+        JobKind.PROPOSALS: "backend.jobs.proposals.proposals_job",
+        JobKind.EMBED: "backend.jobs.pool_embedding.embed_pool_job"}  # fmt: skip
+JOB_NAMES = {JobKind.SYNC: "sync", JobKind.LABEL_ERRORS: "label check", JobKind.PROPOSALS: "proposals",
+             JobKind.EMBED: "pool embedding"}  # fmt: skip
+SLOW_KINDS = (JobKind.FULL, JobKind.LABEL_ERRORS, JobKind.EMBED)  # minutes long: never ahead of a correction
 LAST_EVENT = "hitl:retrain:last-event:{project}"  # when the project's last training event arrived
 ALIVE = "hitl:alive:{name}"  # a worker's liveness record, refreshed by jobs/worker.py
 DURATIONS = "hitl:retrain:last-seconds"  # hash "<project>:<kind>:<outcome>" → seconds, read by /metrics
@@ -62,8 +65,8 @@ class RetrainQueue:
         ttl = int(self.settings.job_timeout_s * 2 + self.settings.retrain_debounce_s + 60)
         if not self.connection.set(key, time.time(), nx=True, ex=ttl):
             return RetrainRequest("coalesced", project_id, None)
-        # fine-tunes and label checks never hold up a correction's seconds-long head retrain
-        queue = self.slow_queue if kind in (JobKind.FULL, JobKind.LABEL_ERRORS) else self.queue
+        # fine-tunes, label checks and pool embeddings never hold up a correction's seconds-long head retrain
+        queue = self.slow_queue if kind in SLOW_KINDS else self.queue
         job = queue.enqueue_call(
             JOBS[kind],
             kwargs={"project_id": project_id, "kind": kind.value, "reason": reason},

@@ -5,7 +5,7 @@ coalesced job; ``retrain`` below pulls Label Studio's annotations (``learning/da
 a candidate (``learning/candidates.py``), scores it and the serving version on the same held-out
 annotations (``learning/gate.py``, the serving version loaded by ``serving/version.py``), and
 publishes it with a compare-and-swap (``stores/registry.py``); the server serves it on its next
-request, and a queue sync is requested.
+request, and a queue sync is requested (after a fine-tune, through ``jobs/pool_embedding.py``).
 """
 
 from __future__ import annotations
@@ -152,7 +152,10 @@ def retrain(ctx: WorkerContext, project_id: ProjectId, kind: JobKind | str = Job
     summary.update(published=True, version=version, seconds=round(time.perf_counter() - started, 3))
     log.info("project %s: published %s (%s)", project_id, version, gate.reason)
     queue.record_duration(project_id, kind, "published", summary["seconds"])
-    if settings.sync_after_publish:
+    if settings.sync_after_publish and kind == JobKind.FULL and isinstance(candidate.model, TextClassifier):
+        # a new encoder: the slow worker embeds the pool, then requests the sync (jobs/pool_embedding.py)
+        summary["embed_requested"] = queue.request(project_id, JobKind.EMBED, reason=f"published {version}").status
+    elif settings.sync_after_publish:
         summary["sync_requested"] = queue.request(project_id, JobKind.SYNC, reason=f"published {version}").status
     if settings.proposals_after_publish and not spec.is_ner and not spec.multi_label and spec.modality == "text":
         summary["proposals_requested"] = queue.request(project_id, JobKind.PROPOSALS, reason=version).status

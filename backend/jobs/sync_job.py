@@ -4,10 +4,12 @@ entry point the CLI shares with it: the sync, then what it found recorded in the
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from redis import RedisError
 
+from backend.ids import JobKind
 from backend.jobs.context import WorkerContext, context
 from backend.jobs.inputs import PredictInputs
 from backend.jobs.queue import RetrainQueue
@@ -24,17 +26,32 @@ def sync_job(project_id: int, kind: str = "sync", reason: str = "") -> dict[str,
     RetrainQueue(ctx.settings).take(project_id, kind)
     try:
         with unavailable_as_one_line(ctx.settings.label_studio_url or "?"):
-            summary = sync_and_record(ctx, ctx.label_studio(), project_id, progress=False)
+            summary = sync_and_record(ctx, ctx.label_studio(), project_id, progress=False,
+                                      defer_embedding=lambda missing, pool: embed_first(ctx, project_id, missing,
+                                                                                         pool))  # fmt: skip
     except UnsupportedConfig as exc:  # retrying cannot help
         return {"project_id": project_id, "synced": False, "reason": f"unsupported config: {exc}"}
     return summary.as_dict()
 
 
+def embed_first(ctx: WorkerContext, project_id: int, missing: int, pool: int) -> str:
+    """The sync's answer to a pool its new encoder has not embedded: the slow worker's job."""
+    status = RetrainQueue(ctx.settings).request(project_id, JobKind.EMBED, reason="sync found the pool unembedded")
+    return (f"{missing} of {pool} pool texts not yet embedded by its encoder: the slow worker embeds them, then "
+            f"syncs (pool embedding {status.status}); the queue keeps its order meanwhile")  # fmt: skip
+
+
 def sync_and_record(
-    ctx: WorkerContext, ls: LabelStudioClient, project_id: int, strategy: str | None = None, progress: bool = True
+    ctx: WorkerContext,
+    ls: LabelStudioClient,
+    project_id: int,
+    strategy: str | None = None,
+    progress: bool = True,
+    defer_embedding: Callable[[int, int], str] | None = None,
 ) -> SyncSummary:
     """Order the project's queue; the drift checks it ran (of newly imported tasks, and of what
-    ``/predict`` was asked, when Redis keeps those) go to the audit store, alarms to the log."""
+    ``/predict`` was asked, when Redis keeps those) go to the audit store, alarms to the log.
+    ``defer_embedding``: see ``query.sync.sync_project`` (the job passes one; the CLI embeds itself)."""
     inputs = None
     if ctx.settings.redis_url and ctx.settings.drift_window > 0:
         waiting = PredictInputs(RetrainQueue(ctx.settings).connection)
@@ -46,7 +63,7 @@ def sync_and_record(
                 log.warning("project %s: /predict inputs not checked for drift (%s)", project_id, type(exc).__name__)
                 return []
     summary = sync_project(ctx.settings, ls, ctx.cache_for, ctx.registry, project_id, strategy, progress=progress,
-                           predict_inputs=inputs)  # fmt: skip
+                           predict_inputs=inputs, defer_embedding=defer_embedding)  # fmt: skip
     for check, inputs in ((summary.drift, False), (summary.input_drift, True)):
         if check is None:
             continue

@@ -61,6 +61,13 @@ class EmbeddingCache:
             return np.zeros((0, self.encoder.dim), dtype=np.float32)
         return np.stack([self._memory[k] for k in keys])
 
+    def missing(self, texts: Sequence[str]) -> int:
+        """How many distinct ``texts`` have no embedding here yet (what a call to ``embed`` would encode)."""
+        keys = {text_key(t) for t in texts}
+        with self._lock:
+            self._load(sorted(k for k in keys if k not in self._memory))
+            return sum(1 for k in keys if k not in self._memory)
+
     def embed_readable(
         self, texts: Sequence[str], progress: bool = False, step: int = 512
     ) -> tuple[np.ndarray, np.ndarray]:

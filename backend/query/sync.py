@@ -91,6 +91,7 @@ class SyncSummary:
     top_task_id: int | None = None
     top: list[tuple[int, int, float]] = field(default_factory=list)  # (task, cluster, score) of the first ten
     stopping: str = ""  # the stabilising-predictions criterion, in words (query/stopping.py)
+    deferred: str = ""  # why nothing was scored: the pool waits for the new encoder's embeddings (what was done)
 
     def as_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -98,6 +99,8 @@ class SyncSummary:
         return data
 
     def line(self) -> str:
+        if self.deferred:
+            return f"project {self.project_id}: {self.pool} unlabeled tasks; {self.model_version}: {self.deferred}"
         skipped = ", ".join(f"{n} {why}" for why, n in self.skipped.items()) or "none"
         return (
             f"project {self.project_id}: {self.pool} unlabeled tasks, {self.scored} scored, {self.written} written, "
@@ -196,14 +199,19 @@ def sync_project(
     progress: bool = True,
     chunk: int = 1000,
     predict_inputs: Callable[[], list[str]] | None = None,
+    defer_embedding: Callable[[int, int], str] | None = None,
 ) -> SyncSummary:
     """``predict_inputs``: takes the latest window of texts ``/predict`` was asked about
-    (``jobs/inputs.py``), tested for drift beside the newly imported tasks."""
+    (``jobs/inputs.py``), tested for drift beside the newly imported tasks. ``defer_embedding``
+    (missing, pool) → what was done instead: called, and nothing scored or written, when the
+    serving version's own (fine-tuned) encoder has not embedded more than ``HITL_SYNC_EMBED_LIMIT``
+    of the pool's texts; without it the sync embeds them itself."""
     lock_path = settings.data_dir / "locks" / f"sync-{project_id}.lock"
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one sync per project at a time (CLI and worker alike)
-        return _sync(settings, ls, cache, registry, project_id, strategy_name, progress, chunk, predict_inputs)
+        return _sync(settings, ls, cache, registry, project_id, strategy_name, progress, chunk, predict_inputs,
+                     defer_embedding)  # fmt: skip
 
 
 def _sync(
@@ -216,6 +224,7 @@ def _sync(
     progress: bool,
     chunk: int,
     predict_inputs: Callable[[], list[str]] | None = None,
+    defer_embedding: Callable[[int, int], str] | None = None,
 ) -> SyncSummary:
     started = time.perf_counter()
     spec = parse_label_config(ls.label_config(project_id))
@@ -262,6 +271,13 @@ def _sync(
         probs = weakest_words(tagged, getattr(strategy, "measure", settings.uncertainty), len(spec.tags))
     elif isinstance(classifier, TextClassifier):  # a fine-tuned encoder's embeddings have a cache of their own
         own = own_cache(classifier, cache)
+        if own is not cache and defer_embedding is not None:  # a new encoder: minutes for a large pool
+            missing = own.missing(texts)
+            if missing > settings.sync_embed_limit:
+                summary.deferred = defer_embedding(missing, len(texts))
+                summary.seconds = time.perf_counter() - started
+                log.info(summary.line())
+                return summary
         probs = class_probabilities(classifier, texts, own, embeddings if own is cache else None)
     else:
         probs = None
