@@ -155,6 +155,7 @@ def test_after_a_fine_tune_the_slow_worker_embeds_the_pool_before_the_queue_foll
     from backend.jobs.pool_embedding import embed_pool
     from backend.jobs.queue import RetrainQueue
     from backend.jobs.sync_job import embed_first
+    from backend.serving.predictor import load_serving
 
     ls, project_id = project
     annotate_first(ls, project_id, 50)
@@ -174,6 +175,9 @@ def test_after_a_fine_tune_the_slow_worker_embeds_the_pool_before_the_queue_foll
 
     embedded = embed_pool(ctx, project_id)
     assert embedded["version"] == full["version"] and (embedded["pool"], embedded["embedded"]) == (40, 40)
+    served = load_serving(ctx.registry, project_id, parse_label_config(AG_CONFIG), ctx.encoder).model
+    annotated = [t["data"]["text"] for t in ls.annotated_tasks(project_id)]
+    assert ctx.cache_of(served.encoder.float_weights).missing(annotated) == 0  # a correction's head finds them
     assert embed_pool(ctx, project_id)["embedded"] == 0  # cached on disk: a second run has nothing to do
     summary = sync_and_record(ctx, ls, project_id, progress=False,
                               defer_embedding=lambda missing, pool: embed_first(ctx, project_id, missing, pool))

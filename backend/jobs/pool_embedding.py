@@ -5,10 +5,11 @@ A fine-tune changes every embedding: re-ranking the pool then needs a forward pa
 pass would sit on the fast queue ahead of every correction's head retrain. So a published
 fine-tune requests this job instead of a sync; it fills the serving version's own embedding cache
 (``models/embedding_cache.py``, on disk, shared by the workers) and then requests the sync, which
-finds the pool cached. Meanwhile ``/predict`` already serves the fine-tune and the queue keeps the
-previous version's order. A sync that finds more than ``HITL_SYNC_EMBED_LIMIT`` texts missing
-(say a head retrain on the new encoder published first) requests this job and stops
-(``query/sync.py``).
+finds the pool cached. It embeds the annotated tasks too, with the float weights head retrains
+train on, so the first correction after a fine-tune is as quick as the next. Meanwhile
+``/predict`` already serves the fine-tune and the queue keeps the previous version's order. A sync
+that finds more than ``HITL_SYNC_EMBED_LIMIT`` texts missing (say a head retrain on the new
+encoder published first) requests this job and stops (``query/sync.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from backend.ids import JobKind, ProjectId
 from backend.jobs.context import WorkerContext, context
 from backend.jobs.queue import RetrainQueue
 from backend.labeling import TaskError, parse_label_config, task_text
+from backend.learning.dataset import build_dataset
 from backend.models.classifier import TextClassifier
 from backend.serving.predictor import load_serving
 from backend.stores.labelstudio import unavailable_as_one_line
@@ -50,6 +52,8 @@ def embed_pool(ctx: WorkerContext, project_id: ProjectId) -> dict[str, Any]:
     summary: dict[str, Any] = {"project_id": project_id, "version": serving.version, "pool": 0, "embedded": 0}
     if not isinstance(serving.model, TextClassifier) or spec.modality != "text":
         return {**summary, "reason": "only a text classifier's encoder embeds the pool"}
+    annotated = build_dataset(project_id, ls.annotated_tasks(project_id), spec, ctx.settings.max_text_chars)
+    ctx.cache_of(serving.model.encoder.float_weights).embed_readable([ex.text for ex in annotated.examples])
     texts = []
     for task in ls.unlabeled_tasks(project_id):
         try:
@@ -58,7 +62,7 @@ def embed_pool(ctx: WorkerContext, project_id: ProjectId) -> dict[str, Any]:
             continue
     own = ctx.cache_of(serving.model.encoder)
     missing = own.missing(texts)
-    summary.update(pool=len(texts), embedded=missing)
+    summary.update(pool=len(texts), embedded=missing, annotated=len(annotated.examples))
     for start in range(0, len(texts), CHUNK):
         own.embed(texts[start : start + CHUNK])
         if missing > CHUNK:
