@@ -235,7 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     worker.add_argument(
         "--queues", choices=["both", "fast", "slow"], default="both",
-        help="fast: head retrains and syncs; slow: full fine-tunes; both (default): fast first",
+        help="fast: head retrains, syncs, proposals; slow: fine-tunes, label checks, pool embeddings; "
+        "both (default): fast first",
     )  # fmt: skip
     worker.set_defaults(func=cmd_worker)
 

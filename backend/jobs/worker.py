@@ -37,7 +37,8 @@ RECOVERY_LOCK = "hitl:recovery-lock:{queue}"
 
 
 def queue_names(settings: Settings, which: str) -> list[str]:
-    """``fast``: head retrains and syncs; ``slow``: full fine-tunes; ``both``: fast first."""
+    """``fast``: head retrains, syncs, proposals; ``slow``: fine-tunes, label checks, pool embeddings;
+    ``both``: fast first."""
     names = {"fast": [settings.queue_name], "slow": [settings.slow_queue_name]}
     return names.get(which, [settings.queue_name, settings.slow_queue_name])
 

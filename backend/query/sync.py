@@ -278,6 +278,8 @@ def _sync(
                 summary.seconds = time.perf_counter() - started
                 log.info(summary.line())
                 return summary
+        if own is not cache:  # the new encoder's pass, through its cache (a progress bar on the CLI)
+            own.embed_readable(texts, progress)
         probs = class_probabilities(classifier, texts, own, embeddings if own is cache else None)
     else:
         probs = None
