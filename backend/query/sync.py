@@ -4,7 +4,8 @@
 
 1. stream the project's unlabeled tasks page by page;
 2. embed them through the embedding cache (after a head-only retrain this is a lookup, and the
-   rescoring a matrix product) and score them with the serving version and the chosen strategy;
+   rescoring a matrix product; after a fine-tune ``jobs/pool_embedding.py`` has embedded them on
+   the slow worker) and score them with the serving version and the chosen strategy;
 3. assign each task a stable diversity cluster (k-means centroids kept per encoder) and let the
    top of the queue alternate between clusters (``strategies.diversify_top``);
 4. write each task's pre-annotation with its calibrated confidence as ``score`` (what annotators
