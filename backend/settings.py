@@ -120,6 +120,10 @@ class Settings(BaseSettings):
     label_errors_after_publish: bool = Field(
         True, description="Check single-choice projects' annotations for probable label errors after each publish.",
     )
+    label_errors_max_prob: float = Field(
+        0.1, gt=0, le=1, description="Flag a label only where the calibrated out-of-sample model gives it less than "
+        "this chance (higher: more wrong labels found, more right ones listed too).",
+    )
     proposals_after_publish: bool = Field(
         True, description="After each publish, propose each new correction's label for similar unlabeled tasks "
         "the model still labels the same wrong way (single-choice projects; a reviewer accepts them in Label Studio).",

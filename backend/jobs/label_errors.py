@@ -106,7 +106,8 @@ def check_project(ctx: WorkerContext, project_id: ProjectId) -> LabelErrorReport
     examples = [ex for ex, ok in zip(data.examples, readable, strict=True) if ok]
     confirmed = {int(v["task_id"]): str(v["final"]) for v in ctx.audit.label_verdicts(project_id)
                  if v["verdict"] == "kept"}  # fmt: skip
-    result = check_labels(spec, examples, x[readable], answers=_answers(spec, tasks), confirmed=confirmed)
+    result = check_labels(spec, examples, x[readable], answers=_answers(spec, tasks), confirmed=confirmed,
+                          max_given_prob=ctx.settings.label_errors_max_prob)  # fmt: skip
     report = LabelErrorReport(project_id, len(examples), result.suspects, int((~readable).sum()), result.annotators,
                               result.multi_annotated, result.mean_agreement)  # fmt: skip
     for task in tasks:

@@ -33,7 +33,7 @@ from backend.learning.calibration import fit_temperature, softmax
 from backend.models.head import LinearHead
 
 FOLDS = 5
-MAX_GIVEN_PROB = 0.1  # flag only labels the calibrated out-of-sample model gives less than this chance
+MAX_GIVEN_PROB = 0.1  # flag only labels the calibrated out-of-sample model gives less than this chance (a setting)
 
 
 class LabelErrorsUnsupported(ValueError):
@@ -105,10 +105,12 @@ def find_suspects(
     x: np.ndarray,
     confirmed: Mapping[int, str] | None = None,
     neighbours: int = 3,
+    max_given_prob: float = MAX_GIVEN_PROB,
 ) -> list[Suspect]:
     """The probable label errors, most suspicious first. ``x``: the examples' embeddings;
     ``confirmed``: task id → the label a reviewer kept (not flagged again while it is unchanged)."""
-    return check_labels(spec, examples, x, confirmed=confirmed, neighbours=neighbours).suspects
+    return check_labels(spec, examples, x, confirmed=confirmed, neighbours=neighbours,
+                        max_given_prob=max_given_prob).suspects  # fmt: skip
 
 
 def check_labels(
@@ -119,9 +121,11 @@ def check_labels(
     confirmed: Mapping[int, str] | None = None,
     neighbours: int = 3,
     min_agreement: float = 0.5,
+    max_given_prob: float = MAX_GIVEN_PROB,
 ) -> LabelCheck:
-    """Confident learning over the examples' (winning) labels, plus, where ``answers`` (task id →
-    annotator → label) holds several annotators for a task, their agreement: tasks where at most
+    """Confident learning over the examples' (winning) labels, kept where the calibrated probability
+    of the given label is below ``max_given_prob``, plus, where ``answers`` (task id → annotator →
+    label) holds several annotators for a task, their agreement: tasks where at most
     ``min_agreement`` of the annotators agree with the consensus are flagged as well."""
     check(spec, examples)
     y = targets(examples, spec)
@@ -134,7 +138,7 @@ def check_labels(
     # n_jobs=1: cleanlab's default forks a process pool, which can hang in a worker that has run torch
     flagged = find_label_issues(labels=y_local, pred_probs=probs, return_indices_ranked_by="self_confidence", n_jobs=1)
     quality = get_label_quality_scores(y_local, probs)
-    flagged = flagged[calibrated[flagged, y_local[flagged]] < MAX_GIVEN_PROB]
+    flagged = flagged[calibrated[flagged, y_local[flagged]] < max_given_prob]
     unit = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     confirmed = confirmed or {}
 

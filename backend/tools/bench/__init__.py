@@ -95,6 +95,9 @@ def _add_finetune(bsub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     errors.add_argument("--chosen-by", choices=["random", "margin"], default="random",
                         help="how the annotated tasks are drawn: at random, or as the queue would (50 at random, then "
                         "25 at a time in margin order): the hard tasks active learning sends people")
+    errors.add_argument("--max-prob", type=float, default=0.1,
+                        help="flag only labels the calibrated model gives less than this chance (0.1, as "
+                        "HITL_LABEL_ERRORS_MAX_PROB)")
     errors.add_argument("--pool", type=int, default=8000, help="with --chosen-by margin: texts drawn from (8000)")
     errors.add_argument("--fine-tuned", action="store_true", help="check on a fine-tuned encoder's embeddings "
                         "(fine-tuned on the noisy annotations first) instead of the base encoder's")

@@ -107,7 +107,7 @@ def bench_label_errors(args: argparse.Namespace, settings: Settings) -> int:
         x = embed_all(features, [ex.text for ex in examples], f"{args.dataset} sample", progress=False)
         truth = np.zeros(len(examples), dtype=bool)
         truth[flipped] = True
-        flagged = {s.task_id for s in find_suspects(spec, examples, x)}
+        flagged = {s.task_id for s in find_suspects(spec, examples, x, max_given_prob=args.max_prob)}
         rows["flagged_share"].append(len(flagged) / len(examples))
         alone = cleanlab_alone(spec, examples, x)  # the baseline: without the product's calibrated bound
         rows["alone_share"].append(len(alone) / len(examples))
