@@ -14,8 +14,9 @@
    the old version's;
 5. write the queue's order as a rank in the task data field ``hitl_rank``, for the head of the
    queue only and only where it changed (``writeback.plan_ranks``);
-6. only then switch the project to this version, keep the tab "Most informative first (hitl)"
-   sorted by that rank as the project's first tab, and retire older versions' predictions.
+6. switch the project to this version as soon as every task holds its prediction (before the ranks
+   and reasons of step 5 are written), keep the tab "Most informative first (hitl)" sorted by that
+   rank as the project's first tab, and retire older versions' predictions.
 
 Annotators who label from that tab ("Label Tasks As Displayed") get our order: the most
 informative task, not ten near-duplicates in a row, with held-out tasks interleaved. "Label All
@@ -372,6 +373,10 @@ def _sync(
         summary.written += len(part)
     # one call per task: a few in flight (see WRITERS)
     summary.written += _each(updates, lambda u: ls.update_prediction(*u), "updating", progress)
+    # every task now holds this version's prediction: switch before the ranks and reasons, so a task
+    # whose reason already speaks of this version is never shown with the old version's pre-annotation
+    replaced = ls.project(project_id).get("model_version")
+    ls.use_uncertainty_sampling(project_id, label)
     # the queue's order: the head's ranks, one call per task whose rank changed (see query/writeback.py)
     # ...and why each task of the head is there, in words the labeling page shows (query/reasons.py)
     kinds = np.select([audit, probes, heldout, unexplored], [Why.AUDIT, Why.DRIFT, Why.HELDOUT, Why.UNEXPLORED],
@@ -393,11 +398,9 @@ def _sync(
         curve = registry_curve(registry, project_id, settings.gate_min_eval)
         summary.stopping = stopping.status(project_id, curve).message
 
-    previous = ls.project(project_id).get("model_version")
-    ls.use_uncertainty_sampling(project_id, label)
     ls.ensure_view(project_id, VIEW_TITLE, order_by=f"tasks:data.{RANK_FIELD}")
     if settings.sync_retire_versions:
-        _retire_old_versions(ls, project_id, keep={label, previous})
+        _retire_old_versions(ls, project_id, keep={label, replaced})
     summary.seconds = time.perf_counter() - started
     log.log(logging.DEBUG if progress else logging.INFO, summary.line())  # the CLI prints it; workers log it
     return summary
