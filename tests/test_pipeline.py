@@ -184,6 +184,26 @@ def test_after_a_fine_tune_the_slow_worker_embeds_the_pool_before_the_queue_foll
     assert not summary.deferred and summary.scored == 40 and summary.model_version == ctx.registry.served(project_id)
 
 
+def test_head_retrains_during_a_fine_tune_do_not_ask_for_another(project, ctx):
+    """A fine-tune is due by the labels rule, but one is running: the head retrains meanwhile ask for
+    none (they used to queue a second, on nearly the same labels, behind it). Once it is done, the
+    next due one is asked for."""
+    from backend.jobs.queue import RetrainQueue
+
+    ls, project_id = project
+    tasks = annotate_first(ls, project_id, 50)
+    ctx.settings = ctx.settings.model_copy(update={"finetune_every": 500, "finetune_min_labels": 10,
+                                                   "finetune_growth": 0.01, "finetune_cost_factor": 0})  # fmt: skip
+    queue = RetrainQueue(ctx.settings)
+    queue.mark_running(project_id, JobKind.FULL)
+    during = retrain(ctx, project_id, JobKind.HEAD)
+    assert during["published"] and "finetune_requested" not in during, during
+    queue.mark_running(project_id, JobKind.FULL, running=False)
+    ls.create_annotation(tasks[50]["id"], choice(tasks[50]["data"]["gold"]))
+    after = retrain(ctx, project_id, JobKind.HEAD)
+    assert after["published"] and after["finetune_requested"] == "queued", after
+
+
 def test_label_errors_of_a_real_project_reach_reviewers_and_their_verdicts_are_audited(label_studio, tmp_path):
     """Deliberately wrong annotations among right ones, through Label Studio and the real MiniLM:
     the detector lists most of them, each with the right label suggested, and they head the Data

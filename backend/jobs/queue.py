@@ -29,6 +29,7 @@ JOB_NAMES = {JobKind.SYNC: "sync", JobKind.LABEL_ERRORS: "label check", JobKind.
 SLOW_KINDS = (JobKind.FULL, JobKind.LABEL_ERRORS, JobKind.EMBED)  # minutes long: never ahead of a correction
 LAST_EVENT = "hitl:retrain:last-event:{project}"  # when the project's last training event arrived
 ALIVE = "hitl:alive:{name}"  # a worker's liveness record, refreshed by jobs/worker.py
+RUNNING = "hitl:retrain:running:{project}"  # a job of this project and kind is running (fine-tunes)
 DURATIONS = "hitl:retrain:last-seconds"  # hash "<project>:<kind>:<outcome>" → seconds, read by /metrics
 
 
@@ -69,6 +70,7 @@ class RetrainQueue:
         queue = self.slow_queue if kind in SLOW_KINDS else self.queue
         job = queue.enqueue_call(
             JOBS[kind],
+            at_front=kind == JobKind.EMBED,  # the queue's catch-up with a fine-tune goes before other slow work
             kwargs={"project_id": project_id, "kind": kind.value, "reason": reason},
             timeout=self.settings.job_timeout_s,
             retry=Retry(max=self.settings.job_retries, interval=self.settings.job_retry_intervals_s),
@@ -109,6 +111,18 @@ class RetrainQueue:
     def live_workers(self) -> int:
         """Workers whose liveness record is fresh (``jobs/worker.py`` refreshes it every few seconds)."""
         return sum(1 for _ in self.connection.scan_iter(match=ALIVE.format(name="*"), count=100))
+
+    def running(self, project_id: ProjectId, kind: JobKind | str) -> bool:
+        """Whether a job of ``kind`` for the project is running now (see ``mark_running``)."""
+        return bool(self.connection.exists(RUNNING.format(project=f"{project_id}:{kind}")))
+
+    def mark_running(self, project_id: ProjectId, kind: JobKind | str, running: bool = True) -> None:
+        """Set while a job runs (it expires with the job's timeout, should its worker die)."""
+        key = RUNNING.format(project=f"{project_id}:{kind}")
+        if running:
+            self.connection.set(key, time.time(), ex=int(self.settings.job_timeout_s) + 60)
+        else:
+            self.connection.delete(key)
 
     def take(self, project_id: ProjectId, kind: JobKind | str) -> None:
         """Called by the job as it starts reading Label Studio: later events need a new job."""

@@ -45,8 +45,12 @@ def retrain_job(project_id: ProjectId, kind: str = JobKind.HEAD, reason: str = "
             time.sleep(delay)
     queue.take(project_id, kind)
     pulled_at, last_event = time.time(), queue.last_event(project_id)
-    with unavailable_as_one_line(ctx.settings.label_studio_url or "?"):
-        summary = retrain(ctx, project_id, kind)
+    queue.mark_running(project_id, kind)  # head retrains meanwhile do not ask for another fine-tune
+    try:
+        with unavailable_as_one_line(ctx.settings.label_studio_url or "?"):
+            summary = retrain(ctx, project_id, kind)
+    finally:
+        queue.mark_running(project_id, kind, running=False)
     if reason != "catch-up" and last_event is not None and pulled_at - last_event < ctx.settings.catch_up_s:
         summary["catch_up_job"] = queue.catch_up(project_id, ctx.settings.catch_up_s)
     return summary
@@ -161,7 +165,8 @@ def retrain(ctx: WorkerContext, project_id: ProjectId, kind: JobKind | str = Job
         summary["proposals_requested"] = queue.request(project_id, JobKind.PROPOSALS, reason=version).status
     if settings.label_errors_after_publish and not spec.is_ner and not spec.multi_label:
         summary["label_errors_requested"] = queue.request(project_id, JobKind.LABEL_ERRORS, reason=version).status
-    if kind == JobKind.HEAD and finetune_due(ctx.registry, project_id, len(data.examples), settings):
+    if (kind == JobKind.HEAD and not queue.running(project_id, JobKind.FULL)
+            and finetune_due(ctx.registry, project_id, len(data.examples), settings)):  # fmt: skip
         summary["finetune_requested"] = queue.request(project_id, JobKind.FULL, reason="new labels").status
     return summary
 
