@@ -117,6 +117,10 @@ class Settings(BaseSettings):
         500, ge=0, description="A full fine-tune is due at the latest when this many annotations arrived since the "
         "last; 0 = no fine-tunes requested after retrains.",
     )
+    finetune_warm_start: bool = Field(
+        False, description="Fine-tune from the serving version's fine-tuned encoder (when there is one) instead of "
+        "from the base encoder.",
+    )
     label_errors_after_publish: bool = Field(
         True, description="Check single-choice projects' annotations for probable label errors after each publish.",
     )

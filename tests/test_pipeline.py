@@ -204,6 +204,28 @@ def test_head_retrains_during_a_fine_tune_do_not_ask_for_another(project, ctx):
     assert after["published"] and after["finetune_requested"] == "queued", after
 
 
+def test_a_warm_started_fine_tune_starts_from_the_serving_fine_tuned_encoder(project, ctx):
+    """Under HITL_FINETUNE_WARM_START the next fine-tune continues from the encoder the last one
+    left (recorded in its meta.json), not from the base; its encoder is new, and it serves."""
+    from backend.serving.predictor import load_serving
+
+    ls, project_id = project
+    tasks = annotate_first(ls, project_id, 50)
+    first = retrain(ctx, project_id, JobKind.FULL)
+    assert first["published"] and "warm_start_from" not in ctx.registry.meta(project_id, first["version"])["training"]
+    for task in tasks[50:56]:
+        ls.create_annotation(task["id"], choice(task["data"]["gold"]))
+    ctx.settings = ctx.settings.model_copy(update={"finetune_warm_start": True, "gate_min_eval": 1000})
+    second = retrain(ctx, project_id, JobKind.FULL)
+    assert second["published"], second
+    meta = ctx.registry.meta(project_id, second["version"])
+    assert meta["training"]["warm_start_from"] == first["version"] and meta["training"]["examples"] == 56
+    spec = parse_label_config(AG_CONFIG)
+    before = load_serving(ctx.registry, project_id, spec, ctx.encoder, first["version"]).model.encoder
+    after = load_serving(ctx.registry, project_id, spec, ctx.encoder).model.encoder
+    assert len({before.identity, after.identity, ctx.encoder.identity}) == 3
+
+
 def test_label_errors_of_a_real_project_reach_reviewers_and_their_verdicts_are_audited(label_studio, tmp_path):
     """Deliberately wrong annotations among right ones, through Label Studio and the real MiniLM:
     the detector lists most of them, each with the right label suggested, and they head the Data

@@ -4,6 +4,8 @@ import csv
 import json
 import time
 
+import numpy as np
+
 from backend.models.encoder import load_encoder
 from backend.tools.simulate import simulate
 from tests.support.data import data_dir
@@ -89,3 +91,23 @@ def test_the_replay_fine_tunes_when_the_products_schedule_would(tmp_path, tiny_e
         (50, "head"), (85, "fine-tuned"), (120, "fine-tuned"), (155, "head on fine-tuned encoder")]
     assert all(0 <= float(r["accuracy"]) <= 1 for r in rows)
     assert summary["replay"]["replay"] == "fine-tunes" and "fine-tunes replay" in (out / "summary.md").read_text()
+
+
+def test_a_warm_started_replay_fine_tunes_from_the_last_fine_tuned_encoder(tiny_encoder_dir):
+    """Under HITL_FINETUNE_WARM_START the replay's second fine-tune starts where the first ended, as
+    the product's does; without it, from the base encoder (same labels, same seed: the same weights)."""
+    from backend.labeling.examples import Example
+    from backend.settings import Settings
+    from backend.tools.simulate import FineTunes, Pool
+
+    base = load_encoder(str(tiny_encoder_dir), precision="float32")
+    names = ["a", "b"]
+    texts = [f"{'alpha' if i % 2 else 'beta'} text number {i}" for i in range(40)]
+    pool = Pool(texts, np.array([i % 2 for i in range(40)]), names, base.embed(texts))
+    examples = [Example(t, (names[i % 2],), i) for i, t in enumerate(texts)]
+    cold = FineTunes(base, Settings(finetune_epochs=1))
+    warm = FineTunes(base, Settings(finetune_epochs=1, finetune_warm_start=True))
+    first = cold.tune(pool, examples[:20])
+    assert cold.tune(pool, examples, first).identity == cold.tune(pool, examples).identity  # from the base
+    assert warm.tune(pool, examples, first).identity != cold.tune(pool, examples).identity  # from ``first``
+    assert warm.describe()["warm_start"] and not cold.describe()["warm_start"]

@@ -95,10 +95,12 @@ def retrain(ctx: WorkerContext, project_id: ProjectId, kind: JobKind | str = Job
         train, held = list(data.examples), []
 
     # candidate, scored on the held-out annotations; after a fine-tune, head retrains build on its encoder
+    # (and so does the next fine-tune, under HITL_FINETUNE_WARM_START)
     on_version = _fine_tuned_encoder(serving) if kind == JobKind.HEAD else None
-    head_cache = ctx.cache_of(serving.model.encoder.float_weights) if on_version else cache
-    candidate = fit_candidate(spec, kind, train, held, head_cache, settings, ctx.word_states() if spec.is_ner else None,
-                              encoder_version=on_version)  # fmt: skip
+    warm_from = _fine_tuned_encoder(serving) if kind == JobKind.FULL and settings.finetune_warm_start else None
+    start_cache = ctx.cache_of(serving.model.encoder.float_weights) if on_version or warm_from else cache
+    candidate = fit_candidate(spec, kind, train, held, start_cache, settings,
+                              ctx.word_states() if spec.is_ner else None, encoder_version=on_version)  # fmt: skip
     candidate, precision = choose_precision(candidate, spec, settings, ctx.cache_of)  # int8 where it is safe
     summary.update(metrics=reported(candidate.metrics), precision=precision)
 
@@ -136,6 +138,7 @@ def retrain(ctx: WorkerContext, project_id: ProjectId, kind: JobKind | str = Job
                     "heldout_task_ids": sorted(ex.task_id for ex in held if ex.task_id is not None),
                     "pull_s": round(pulled_s, 3),
                     "train_s": round(trained_s - pulled_s, 3),
+                    **({"warm_start_from": warm_from} if warm_from else {}),
                 },
                 expected_current=baseline,
             )  # fmt: skip

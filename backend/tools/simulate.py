@@ -59,8 +59,9 @@ def choices_config(labels: list[str]) -> str:
 class FineTunes:
     """The product's slow path, replayed: whenever its schedule's labels rule says a fine-tune is
     due (``jobs.scheduled.finetune_grown``; the wall-clock wait for the last one's cost is left
-    out), the base encoder is fine-tuned on the train side of the split with the product's recipe
-    (``models.finetune``, HITL_FINETUNE_EPOCHS / _LR), and the pool and test set are re-embedded
+    out), the encoder is fine-tuned on the train side of the split with the product's recipe
+    (``models.finetune``, HITL_FINETUNE_EPOCHS / _LR; from the previous fine-tune's encoder under
+    HITL_FINETUNE_WARM_START, else from the base), and the pool and test set are re-embedded
     by it; every retrain after it fits the head on those embeddings, as head retrains after a
     fine-tune do. Clusters and the cold start stay on the base encoder, as in the sync."""
 
@@ -71,16 +72,19 @@ class FineTunes:
     def due(self, labels: int, last: int | None) -> bool:
         return finetune_grown(labels, last, self.settings)
 
-    def tune(self, pool: Pool, examples: list[Example]) -> TextEncoder:
+    def tune(self, pool: Pool, examples: list[Example], previous: TextEncoder | None = None) -> TextEncoder:
+        """``previous``: the last fine-tune's (float) encoder, where warm starts are on."""
         spec = parse_label_config(choices_config(pool.names))
-        tuned = finetune(self.encoder, spec, examples, epochs=self.settings.finetune_epochs,
-                         lr=self.settings.finetune_lr, seed=0)  # fmt: skip
+        start = previous if previous is not None and self.settings.finetune_warm_start else self.encoder
+        tuned = finetune(start, spec, examples, epochs=self.settings.finetune_epochs, lr=self.settings.finetune_lr,
+                         seed=0)  # fmt: skip
         return tuned.quantized() if self.int8 else tuned
 
     def describe(self) -> dict[str, Any]:
         """What makes two replays comparable (a rerun reuses finished runs only when this is equal)."""
         s = self.settings
         return {"replay": "fine-tunes", "epochs": s.finetune_epochs, "lr": s.finetune_lr, "int8": self.int8,
+                "warm_start": s.finetune_warm_start,
                 "min_labels": s.finetune_min_labels, "growth": s.finetune_growth, "every": s.finetune_every}
 
 
@@ -144,6 +148,7 @@ def run_seed(pool: Pool, test: Pool, strategy_name: str, seed: int, budget: int,
     stopped = False
     x_pool, x_test = pool.embeddings, test.embeddings  # what the head reads: the base encoder's, until a fine-tune
     last_tune: int | None = None
+    tuned: TextEncoder | None = None  # the last fine-tune's encoder (a warm start's starting point)
     rows, final = [], {}
     while True:
         examples = [Example(pool.texts[i], (pool.names[pool.labels[i]],), int(i)) for i in labeled]
@@ -152,7 +157,8 @@ def run_seed(pool: Pool, test: Pool, strategy_name: str, seed: int, budget: int,
         ho = np.array([e.task_id for e in held], dtype=np.int64)
         served = "head" if last_tune is None else "head on fine-tuned encoder"
         if fine_tunes is not None and fine_tunes.due(len(labeled), last_tune):
-            encoder = fine_tunes.tune(pool, train)
+            encoder = fine_tunes.tune(pool, train, None if tuned is None else getattr(tuned, "float_weights", tuned))
+            tuned = encoder
             x_pool, x_test = encoder.embed(pool.texts), encoder.embed(test.texts)
             last_tune, served = len(labeled), "fine-tuned"
         choice = fit_selected_head(x_pool[tr], pool.labels[tr], x_pool[ho], pool.labels[ho], k,

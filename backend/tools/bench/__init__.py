@@ -77,6 +77,9 @@ def _add_finetune(bsub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     finetune.add_argument("--lr", type=float, help="encoder learning rate (default HITL_FINETUNE_LR)")
     finetune.add_argument("--validation", type=int, default=1000, help="validation texts carved from train, "
                           "never labeled: recipes are chosen on these, not on the test set (1000)")  # fmt: skip
+    finetune.add_argument("--warm-start", action="store_true", help="also fine-tune from an encoder already "
+                          "fine-tuned on the first half of the labels (the project's previous fine-tune), and compare "
+                          "with the product's fine-tune from the base encoder")  # fmt: skip
     precision = bsub.add_parser(
         "precision", help="float32, bfloat16 and int8 inference: speed, accuracy, calibration, agreement, queue order"
     )

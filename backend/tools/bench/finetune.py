@@ -1,7 +1,9 @@
 """``hitl bench finetune``: what a fine-tune buys over the head, on the same labels, with the
 product's own code (``learning.candidates.fit_candidate``: the head path and the ``full`` path,
 the held-out split by task id) and its defaults. Medians over seeds; the last line holds the
-fine-tune's seconds and its test-accuracy gain over the head."""
+fine-tune's seconds and its test-accuracy gain over the head. ``--warm-start`` also fine-tunes
+from the encoder of a fine-tune on the first half of the same labels (what the project's previous
+fine-tune left) and prints, last, its validation gain over the fine-tune from the base."""
 
 from __future__ import annotations
 
@@ -37,7 +39,8 @@ def bench_finetune(args: argparse.Namespace, settings: Settings) -> int:
     validation = [pool[i] for i in rest[: args.validation]]
     outside = {ex.task_id for ex in validation}
     cache = EmbeddingCache(settings.data_dir / "cache", encoder_from_settings(settings))
-    rows: dict[str, list[float]] = {"head": [], "full": [], "seconds": [], "val_head": [], "val_full": []}
+    rows: dict[str, list[float]] = {"head": [], "full": [], "seconds": [], "val_head": [], "val_full": [],
+                                    "val_warm": [], "warm": []}  # fmt: skip
     print(f"{args.dataset}: {args.labels} random labels of {len(pool) - len(validation)}, validation "
           f"{len(validation)}, test {len(test_examples)}, {settings.finetune_epochs} epochs, "
           f"lr {settings.finetune_lr:g}, seeds {args.seeds}")  # fmt: skip
@@ -59,9 +62,23 @@ def bench_finetune(args: argparse.Namespace, settings: Settings) -> int:
         print(f"seed {seed}: head {acc_head:.4f}  fine-tuned {acc_full:.4f}  ({seconds:.1f}s, "
               f"{len(train_part)} train + {len(held)} held out); validation: head {val_head:.4f} "
               f"fine-tuned {val_full:.4f}")  # fmt: skip
-    med = {key: statistics.median(values) for key, values in rows.items()}
+        if args.warm_start:  # the previous fine-tune: on the first half of these labels, split the same way
+            earlier = chosen[: len(chosen) // 2]
+            earlier_train, earlier_held = split(earlier, settings.holdout_fraction)
+            previous = fit_candidate(spec, JobKind.FULL, earlier_train, earlier_held, cache, settings).model.encoder
+            warm = fit_candidate(spec, JobKind.FULL, train_part, held, EmbeddingCache(cache.folder, previous), settings)
+            rows["warm"].append(score(warm.model, test_examples, spec)["accuracy"])
+            rows["val_warm"].append(score(warm.model, validation, spec)["accuracy"])
+            print(f"  warm start from a fine-tune on {len(earlier)} of them: test {rows['warm'][-1]:.4f}, "
+                  f"validation {rows['val_warm'][-1]:.4f}")  # fmt: skip
+    med = {key: statistics.median(values) for key, values in rows.items() if values}
     gain = statistics.median(f - h for f, h in zip(rows["full"], rows["head"], strict=True))
     print(f"median: test head {med['head']:.4f}, fine-tuned {med['full']:.4f}; validation head "
           f"{med['val_head']:.4f}, fine-tuned {med['val_full']:.4f}")  # fmt: skip
     print(f"finetune_{args.labels}_s={med['seconds']:.1f} accuracy_gain_{args.labels}={gain:.4f}")
+    if args.warm_start:
+        warm_gain = statistics.median(w - f for w, f in zip(rows["val_warm"], rows["val_full"], strict=True))
+        print(f"warm start: test {med['warm']:.4f}, validation {med['val_warm']:.4f} (from the base: "
+              f"{med['full']:.4f}, {med['val_full']:.4f})")  # fmt: skip
+        print(f"warm_start_validation_gain={warm_gain:.4f}")
     return 0
