@@ -184,6 +184,21 @@ def test_after_a_fine_tune_the_slow_worker_embeds_the_pool_before_the_queue_foll
     assert not summary.deferred and summary.scored == 40 and summary.model_version == ctx.registry.served(project_id)
 
 
+def test_an_int8_head_on_the_base_encoder_never_waits_for_a_pool_embedding(project, ctx):
+    """An int8 version of a head retrain has an encoder identity of its own (``<base>-int8``), but no
+    fine-tune changed the encoder: its sync scores the pool itself, whatever HITL_SYNC_EMBED_LIMIT says."""
+    from backend.jobs.sync_job import embed_first
+
+    ls, project_id = project
+    annotate_first(ls, project_id, 50)
+    ctx.settings = ctx.settings.model_copy(update={"gate_min_eval": 1, "int8_margin": 1.0, "sync_embed_limit": 0})
+    head = retrain(ctx, project_id, JobKind.HEAD)
+    assert head["published"] and head["precision"]["serving"] == "int8", head
+    summary = sync_and_record(ctx, ls, project_id, progress=False,
+                              defer_embedding=lambda missing, pool: embed_first(ctx, project_id, missing, pool))
+    assert not summary.deferred and summary.scored == 40
+
+
 def test_head_retrains_during_a_fine_tune_do_not_ask_for_another(project, ctx):
     """A fine-tune is due by the labels rule, but one is running: the head retrains meanwhile ask for
     none (they used to queue a second, on nearly the same labels, behind it). Once it is done, the
@@ -204,11 +219,15 @@ def test_head_retrains_during_a_fine_tune_do_not_ask_for_another(project, ctx):
     assert after["published"] and after["finetune_requested"] == "queued", after
 
 
-def test_a_warm_started_fine_tune_starts_from_the_serving_fine_tuned_encoder(project, ctx):
+def test_a_warm_started_fine_tune_starts_from_the_serving_fine_tuned_encoder(project, ctx, monkeypatch):
     """Under HITL_FINETUNE_WARM_START the next fine-tune continues from the encoder the last one
     left (recorded in its meta.json), not from the base; its encoder is new, and it serves."""
+    from backend.learning import candidates
     from backend.serving.predictor import load_serving
 
+    started_from, real = [], candidates.finetune
+    monkeypatch.setattr(candidates, "finetune", lambda base, *a, **k: started_from.append(base.identity) or real(
+        base, *a, **k))  # fmt: skip
     ls, project_id = project
     tasks = annotate_first(ls, project_id, 50)
     first = retrain(ctx, project_id, JobKind.FULL)
@@ -224,6 +243,7 @@ def test_a_warm_started_fine_tune_starts_from_the_serving_fine_tuned_encoder(pro
     before = load_serving(ctx.registry, project_id, spec, ctx.encoder, first["version"]).model.encoder
     after = load_serving(ctx.registry, project_id, spec, ctx.encoder).model.encoder
     assert len({before.identity, after.identity, ctx.encoder.identity}) == 3
+    assert started_from == [ctx.encoder.identity, before.identity]  # the base, then the first fine-tune's encoder
 
 
 def test_label_errors_of_a_real_project_reach_reviewers_and_their_verdicts_are_audited(label_studio, tmp_path):

@@ -6,7 +6,8 @@ pass would sit on the fast queue ahead of every correction's head retrain. So a 
 fine-tune requests this job instead of a sync; it fills the serving version's own embedding cache
 (``models/embedding_cache.py``, on disk, shared by the workers) and then requests the sync, which
 finds the pool cached. It embeds the annotated tasks too, with the float weights head retrains
-train on, so the first correction after a fine-tune is as quick as the next. Meanwhile
+train on (and their int8 twin, which ``choose_precision`` compares), so the first correction after
+a fine-tune is as quick as the next. Meanwhile
 ``/predict`` already serves the fine-tune and the queue keeps the previous version's order. A sync
 that finds more than ``HITL_SYNC_EMBED_LIMIT`` texts missing (say a head retrain on the new
 encoder published first) requests this job and stops (``query/sync.py``).
@@ -24,12 +25,13 @@ from backend.jobs.queue import RetrainQueue
 from backend.labeling import TaskError, parse_label_config, task_text
 from backend.learning.dataset import build_dataset
 from backend.models.classifier import TextClassifier
+from backend.models.encoder import int8_allowed
 from backend.serving.predictor import load_serving
 from backend.stores.labelstudio import unavailable_as_one_line
 
 log = logging.getLogger(__name__)
 
-CHUNK = 2048  # texts per step: the log shows progress, and memory stays bounded per step
+CHUNK = 2048  # texts per step, so the log shows progress
 
 
 def embed_pool_job(project_id: ProjectId, kind: str = JobKind.EMBED, reason: str = "") -> dict[str, Any]:
@@ -53,7 +55,9 @@ def embed_pool(ctx: WorkerContext, project_id: ProjectId) -> dict[str, Any]:
     if not isinstance(serving.model, TextClassifier) or spec.modality != "text":
         return {**summary, "reason": "only a text classifier's encoder embeds the pool"}
     annotated = build_dataset(project_id, ls.annotated_tasks(project_id), spec, ctx.settings.max_text_chars)
-    ctx.cache_of(serving.model.encoder.float_weights).embed_readable([ex.text for ex in annotated.examples])
+    tuned = serving.model.encoder.float_weights  # what head retrains fit on, and their int8 twins (choose_precision)
+    for encoder in (tuned, tuned.quantized()) if int8_allowed(ctx.settings.precision) else (tuned,):
+        ctx.cache_of(encoder).embed_readable([ex.text for ex in annotated.examples])
     texts = []
     for task in ls.unlabeled_tasks(project_id):
         try:

@@ -43,9 +43,9 @@ def retrain_job(project_id: ProjectId, kind: str = JobKind.HEAD, reason: str = "
         delay = since + ctx.settings.retrain_debounce_s - time.time()
         if delay > 0:
             time.sleep(delay)
-    queue.take(project_id, kind)
-    pulled_at, last_event = time.time(), queue.last_event(project_id)
     queue.mark_running(project_id, kind)  # head retrains meanwhile do not ask for another fine-tune
+    queue.take(project_id, kind)  # (marked first: no moment when neither the flag nor the mark is set)
+    pulled_at, last_event = time.time(), queue.last_event(project_id)
     try:
         with unavailable_as_one_line(ctx.settings.label_studio_url or "?"):
             summary = retrain(ctx, project_id, kind)
@@ -159,7 +159,7 @@ def retrain(ctx: WorkerContext, project_id: ProjectId, kind: JobKind | str = Job
     summary.update(published=True, version=version, seconds=round(time.perf_counter() - started, 3))
     log.info("project %s: published %s (%s)", project_id, version, gate.reason)
     queue.record_duration(project_id, kind, "published", summary["seconds"])
-    if settings.sync_after_publish and kind == JobKind.FULL and isinstance(candidate.model, TextClassifier):
+    if settings.sync_after_publish and candidate.fine_tuned and isinstance(candidate.model, TextClassifier):
         # a new encoder: the slow worker embeds the pool, then requests the sync (jobs/pool_embedding.py)
         summary["embed_requested"] = queue.request(project_id, JobKind.EMBED, reason=f"published {version}").status
     elif settings.sync_after_publish:

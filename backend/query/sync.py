@@ -273,7 +273,8 @@ def _sync(
         probs = weakest_words(tagged, getattr(strategy, "measure", settings.uncertainty), len(spec.tags))
     elif isinstance(classifier, TextClassifier):  # a fine-tuned encoder's embeddings have a cache of their own
         own = own_cache(classifier, cache)
-        if own is not cache and defer_embedding is not None:  # a new encoder: minutes for a large pool
+        fine_tuned = classifier.encoder.float_weights.identity != cache.encoder.identity  # (not int8 of the base)
+        if fine_tuned and defer_embedding is not None:  # a new encoder: minutes for a large pool
             missing = own.missing(texts)
             if missing > settings.sync_embed_limit:
                 summary.deferred = defer_embedding(missing, len(texts))
