@@ -273,7 +273,8 @@ def _sync(
         probs = weakest_words(tagged, getattr(strategy, "measure", settings.uncertainty), len(spec.tags))
     elif isinstance(classifier, TextClassifier):  # a fine-tuned encoder's embeddings have a cache of their own
         own = own_cache(classifier, cache)
-        fine_tuned = classifier.encoder.float_weights.identity != cache.encoder.identity  # (not int8 of the base)
+        weights = getattr(classifier.encoder, "float_weights", classifier.encoder)  # an image encoder has no int8
+        fine_tuned = weights.identity != cache.encoder.identity  # a new encoder, not the base's int8 twin
         if fine_tuned and defer_embedding is not None:  # a new encoder: minutes for a large pool
             missing = own.missing(texts)
             if missing > settings.sync_embed_limit:
