@@ -92,8 +92,7 @@ def fit_candidate(
             tagger = fit_tagger(cache.encoder, spec, texts, spans, cache=word_states)
         return Candidate(kind, tagger, train, held, score(tagger, held, spec), fine_tuned)
     if fine_tuned:
-        encoder: Any = finetune(cache.encoder, spec, train, epochs=settings.finetune_epochs, lr=settings.finetune_lr,
-                                seed=0)  # fmt: skip
+        encoder: Any = tune_encoder(cache.encoder, spec, train, settings)
         x_train, x_held = encoder.embed([ex.text for ex in train]), encoder.embed([ex.text for ex in held])
     else:
         encoder = cache.encoder
@@ -105,6 +104,12 @@ def fit_candidate(
     metrics = score(model, held, spec, settings.multilabel_threshold, embeddings=x_held)
     return Candidate(kind, model, train, held, metrics, fine_tuned, x_train, x_held, choice,
                      None if fine_tuned else encoder_version)  # fmt: skip
+
+
+def tune_encoder(start: TextEncoder, spec: TaskSpec, train: list[Example], settings: Settings) -> TextEncoder:
+    """The product's fine-tune recipe (HITL_FINETUNE_EPOCHS, _LR, _MIN_STEPS), for retrains and their replay."""
+    return finetune(start, spec, train, epochs=settings.finetune_epochs, lr=settings.finetune_lr,
+                    min_steps=settings.finetune_min_steps, seed=0)  # fmt: skip
 
 
 def _readable(cache: EmbeddingCache, examples: list[Example]) -> tuple[list[Example], np.ndarray]:

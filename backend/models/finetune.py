@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import random
 from collections.abc import Callable, Sequence
 
@@ -24,8 +25,11 @@ def finetune(
     batch_size: int = 16,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    min_steps: int = 0,
 ) -> TextEncoder:
-    """A new encoder tuned on ``examples``; the caller fits the final head on its embeddings."""
+    """A new encoder tuned on ``examples``; the caller fits the final head on its embeddings.
+    ``min_steps``: a small label set gets more epochs, up to this many optimiser steps (two epochs
+    of 100 labels are a dozen steps, too few to move the encoder)."""
     torch.manual_seed(seed)
     rng = random.Random(seed)
     device = training_device()
@@ -40,7 +44,9 @@ def finetune(
     y_all = torch.from_numpy(targets(examples, spec))
     ids = base.tokenize([e.text for e in examples])
     order = list(range(len(examples)))
-    steps = epochs * ((len(order) + batch_size - 1) // batch_size)
+    batches = (len(order) + batch_size - 1) // batch_size
+    epochs = max(epochs, math.ceil(min_steps / max(batches, 1)))
+    steps = epochs * batches
     done = 0
     model.train()
     for _ in range(epochs):

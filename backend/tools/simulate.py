@@ -32,11 +32,11 @@ from backend.learning.calibration import (
     routing_threshold,
     softmax,
 )
+from backend.learning.candidates import tune_encoder
 from backend.learning.dataset import is_heldout, split
 from backend.learning.head_selection import fit_selected_head
 from backend.models.embedding_cache import EmbeddingCache
 from backend.models.encoder import TextEncoder
-from backend.models.finetune import finetune
 from backend.query.clusters import assign, default_k, kmeans
 from backend.query.stopping import STOP_SET, THRESHOLD, WINDOW, StoppingStatus, estimate_gain
 from backend.query.strategies import ColdStartStrategy, diversify_top, make_strategy
@@ -60,7 +60,7 @@ class FineTunes:
     """The product's slow path, replayed: whenever its schedule's labels rule says a fine-tune is
     due (``jobs.scheduled.finetune_grown``; the wall-clock wait for the last one's cost is left
     out), the encoder is fine-tuned on the train side of the split with the product's recipe
-    (``models.finetune``, HITL_FINETUNE_EPOCHS / _LR; from the previous fine-tune's encoder under
+    (``learning.candidates.tune_encoder``; from the previous fine-tune's encoder under
     HITL_FINETUNE_WARM_START, else from the base), and the pool and test set are re-embedded
     by it; every retrain after it fits the head on those embeddings, as head retrains after a
     fine-tune do. Clusters and the cold start stay on the base encoder, as in the sync."""
@@ -76,14 +76,14 @@ class FineTunes:
         """``previous``: the last fine-tune's (float) encoder, where warm starts are on."""
         spec = parse_label_config(choices_config(pool.names))
         start = previous if previous is not None and self.settings.finetune_warm_start else self.encoder
-        tuned = finetune(start, spec, examples, epochs=self.settings.finetune_epochs, lr=self.settings.finetune_lr,
-                         seed=0)  # fmt: skip
+        tuned = tune_encoder(start, spec, examples, self.settings)
         return tuned.quantized() if self.int8 else tuned
 
     def describe(self) -> dict[str, Any]:
         """What makes two replays comparable (a rerun reuses finished runs only when this is equal)."""
         s = self.settings
-        return {"replay": "fine-tunes", "epochs": s.finetune_epochs, "lr": s.finetune_lr, "int8": self.int8,
+        return {"replay": "fine-tunes", "epochs": s.finetune_epochs, "lr": s.finetune_lr,
+                "min_steps": s.finetune_min_steps, "int8": self.int8,
                 "warm_start": s.finetune_warm_start,
                 "min_labels": s.finetune_min_labels, "growth": s.finetune_growth, "every": s.finetune_every}
 

@@ -80,6 +80,9 @@ def _add_finetune(bsub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     finetune.add_argument("--warm-start", action="store_true", help="also fine-tune from an encoder already "
                           "fine-tuned on the first half of the labels (the project's previous fine-tune), and compare "
                           "with the product's fine-tune from the base encoder")  # fmt: skip
+    finetune.add_argument("--contrastive", type=int, default=0, metavar="PAIRS", help="also try a SetFit-style "
+                          "contrastive stage on PAIRS label pairs before the head (SetFit) and before the product's "
+                          "fine-tune; both are compared with the product's fine-tune on validation")  # fmt: skip
     precision = bsub.add_parser(
         "precision", help="float32, bfloat16 and int8 inference: speed, accuracy, calibration, agreement, queue order"
     )

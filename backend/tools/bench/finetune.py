@@ -3,7 +3,10 @@ product's own code (``learning.candidates.fit_candidate``: the head path and the
 the held-out split by task id) and its defaults. Medians over seeds; the last line holds the
 fine-tune's seconds and its test-accuracy gain over the head. ``--warm-start`` also fine-tunes
 from the encoder of a fine-tune on the first half of the same labels (what the project's previous
-fine-tune left) and prints, last, its validation gain over the fine-tune from the base."""
+fine-tune left) and prints, last, its validation gain over the fine-tune from the base.
+``--contrastive PAIRS`` tries a SetFit-style contrastive stage first (``contrastive.py``): the
+head on its encoder (SetFit) and the product's fine-tune from it, each against the product's
+fine-tune, on the validation split."""
 
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from backend.models.embedding_cache import EmbeddingCache
 from backend.models.encoder import encoder_from_settings
 from backend.settings import Settings
 from backend.tools.bench.common import data_dir
+from backend.tools.bench.contrastive import contrastive_stage
 from backend.tools.simulate import choices_config, load_split
 
 
@@ -40,7 +44,8 @@ def bench_finetune(args: argparse.Namespace, settings: Settings) -> int:
     outside = {ex.task_id for ex in validation}
     cache = EmbeddingCache(settings.data_dir / "cache", encoder_from_settings(settings))
     rows: dict[str, list[float]] = {"head": [], "full": [], "seconds": [], "val_head": [], "val_full": [],
-                                    "val_warm": [], "warm": []}  # fmt: skip
+                                    "val_warm": [], "warm": [], "setfit": [], "val_setfit": [], "cft": [],
+                                    "val_cft": [], "contrastive_s": []}  # fmt: skip
     print(f"{args.dataset}: {args.labels} random labels of {len(pool) - len(validation)}, validation "
           f"{len(validation)}, test {len(test_examples)}, {settings.finetune_epochs} epochs, "
           f"lr {settings.finetune_lr:g}, seeds {args.seeds}")  # fmt: skip
@@ -71,6 +76,18 @@ def bench_finetune(args: argparse.Namespace, settings: Settings) -> int:
             rows["val_warm"].append(score(warm.model, validation, spec)["accuracy"])
             print(f"  warm start from a fine-tune on {len(earlier)} of them: test {rows['warm'][-1]:.4f}, "
                   f"validation {rows['val_warm'][-1]:.4f}")  # fmt: skip
+        if args.contrastive:
+            started = time.perf_counter()
+            tuned = EmbeddingCache(cache.folder, contrastive_stage(cache.encoder, train_part, args.contrastive))
+            rows["contrastive_s"].append(time.perf_counter() - started)
+            setfit = fit_candidate(spec, JobKind.HEAD, train_part, held, tuned, settings).model
+            both = fit_candidate(spec, JobKind.FULL, train_part, held, tuned, settings).model
+            for key, model in (("setfit", setfit), ("cft", both)):
+                rows[key].append(score(model, test_examples, spec)["accuracy"])
+                rows[f"val_{key}"].append(score(model, validation, spec)["accuracy"])
+            print(f"  contrastive stage ({args.contrastive} pairs, {rows['contrastive_s'][-1]:.1f}s), then the head: "
+                  f"test {rows['setfit'][-1]:.4f}, validation {rows['val_setfit'][-1]:.4f}; then the fine-tune: "
+                  f"test {rows['cft'][-1]:.4f}, validation {rows['val_cft'][-1]:.4f}")  # fmt: skip
     med = {key: statistics.median(values) for key, values in rows.items() if values}
     gain = statistics.median(f - h for f, h in zip(rows["full"], rows["head"], strict=True))
     print(f"median: test head {med['head']:.4f}, fine-tuned {med['full']:.4f}; validation head "
@@ -81,4 +98,11 @@ def bench_finetune(args: argparse.Namespace, settings: Settings) -> int:
         print(f"warm start: test {med['warm']:.4f}, validation {med['val_warm']:.4f} (from the base: "
               f"{med['full']:.4f}, {med['val_full']:.4f})")  # fmt: skip
         print(f"warm_start_validation_gain={warm_gain:.4f}")
+    if args.contrastive:
+        gains = {key: statistics.median(c - f for c, f in zip(rows[f"val_{key}"], rows["val_full"], strict=True))
+                 for key in ("setfit", "cft")}  # fmt: skip
+        print(f"contrastive ({med['contrastive_s']:.1f}s): then the head: test {med['setfit']:.4f}, validation "
+              f"{med['val_setfit']:.4f}; then the fine-tune: test {med['cft']:.4f}, validation {med['val_cft']:.4f} "
+              f"(the product's fine-tune: {med['full']:.4f}, {med['val_full']:.4f})")  # fmt: skip
+        print(f"setfit_validation_gain={gains['setfit']:.4f} contrastive_finetune_validation_gain={gains['cft']:.4f}")
     return 0
