@@ -65,7 +65,7 @@ def test_contrastive_stage_changes_the_encoder(settings):
 
 def test_bench_finetune_contrastive_compares_with_the_products_fine_tune(settings, capsys):
     args = argparse.Namespace(data=str(data_dir()), dataset="trec", labels=80, seeds=1, epochs=None, lr=None,
-                              validation=100, warm_start=False, contrastive=64)  # fmt: skip
+                              validation=100, warm_start=False, contrastive=64, min_steps=None)  # fmt: skip
     assert bench_finetune(args, settings.model_copy(update={"finetune_epochs": 1})) == 0
     out = capsys.readouterr().out.strip().splitlines()
     base = re.search(r"validation: head \S+ fine-tuned (\S+)", out[1])

@@ -75,6 +75,7 @@ def _add_finetune(bsub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     finetune.add_argument("--seeds", type=int, default=3, help="random draws; medians are reported (3)")
     finetune.add_argument("--epochs", type=int, help="fine-tune epochs (default HITL_FINETUNE_EPOCHS)")
     finetune.add_argument("--lr", type=float, help="encoder learning rate (default HITL_FINETUNE_LR)")
+    finetune.add_argument("--min-steps", type=int, help="fewest optimiser steps (default HITL_FINETUNE_MIN_STEPS)")
     finetune.add_argument("--validation", type=int, default=1000, help="validation texts carved from train, "
                           "never labeled: recipes are chosen on these, not on the test set (1000)")  # fmt: skip
     finetune.add_argument("--warm-start", action="store_true", help="also fine-tune from an encoder already "

@@ -36,8 +36,10 @@ def bench_finetune(args: argparse.Namespace, settings: Settings) -> int:
     spec = parse_label_config(choices_config(sorted(set(train_labels))))
     pool = [Example(text, (label,), i) for i, (text, label) in enumerate(zip(train, train_labels, strict=True))]
     test_examples = [Example(t, (lab,)) for t, lab in zip(test, test_labels, strict=True) if lab in spec.labels]
+    min_steps = settings.finetune_min_steps if args.min_steps is None else args.min_steps
     settings = settings.model_copy(update={"finetune_epochs": args.epochs or settings.finetune_epochs,
-                                           "finetune_lr": args.lr or settings.finetune_lr})  # fmt: skip
+                                           "finetune_lr": args.lr or settings.finetune_lr,
+                                           "finetune_min_steps": min_steps})  # fmt: skip
     # Recipes are chosen on a validation split carved from train (never on the test set).
     rest = np.random.default_rng(10_000).permutation(len(pool))
     validation = [pool[i] for i in rest[: args.validation]]
@@ -47,7 +49,8 @@ def bench_finetune(args: argparse.Namespace, settings: Settings) -> int:
                                     "val_warm": [], "warm": [], "setfit": [], "val_setfit": [], "cft": [],
                                     "val_cft": [], "contrastive_s": []}  # fmt: skip
     print(f"{args.dataset}: {args.labels} random labels of {len(pool) - len(validation)}, validation "
-          f"{len(validation)}, test {len(test_examples)}, {settings.finetune_epochs} epochs, "
+          f"{len(validation)}, test {len(test_examples)}, {settings.finetune_epochs} epochs (at least "
+          f"{settings.finetune_min_steps} steps), "
           f"lr {settings.finetune_lr:g}, seeds {args.seeds}")  # fmt: skip
     for seed in range(args.seeds):
         candidates = [i for i in np.random.default_rng(seed).permutation(len(pool)) if i not in outside]
