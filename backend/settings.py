@@ -114,8 +114,8 @@ class Settings(BaseSettings):
     finetune_epochs: int = Field(2, ge=1, description="Epochs of a full encoder fine-tune.")
     finetune_lr: float = Field(3e-5, gt=0, le=1e-2, description="Encoder learning rate of a full fine-tune.")
     finetune_min_steps: int = Field(
-        50, ge=0, description="A fine-tune takes at least this many optimiser steps (batches of 16): few annotations "
-        "get more epochs than HITL_FINETUNE_EPOCHS.",
+        50, ge=0, description="A text classifier's fine-tune takes at least this many optimiser steps (batches of 16): "
+        "few annotations get more epochs than HITL_FINETUNE_EPOCHS.",
     )
     finetune_every: int = Field(
         500, ge=0, description="A full fine-tune is due at the latest when this many annotations arrived since the "

@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 import re
 
+import numpy as np
+
 from backend.ids import JobKind
 from backend.labeling import parse_label_config
 from backend.labeling.examples import Example
@@ -16,7 +18,7 @@ from backend.models.encoder import encoder_from_settings
 from backend.models.finetune import finetune
 from backend.tools.bench.contrastive import contrastive_stage, label_pairs
 from backend.tools.bench.finetune import bench_finetune
-from backend.tools.simulate import choices_config
+from backend.tools.simulate import FineTunes, Pool, choices_config
 from tests.support.data import data_dir, load_jsonl
 
 
@@ -37,13 +39,20 @@ def test_a_small_label_set_gets_at_least_min_steps(settings):
 
 def test_retrains_fine_tune_with_the_settings_recipe(settings, monkeypatch):
     examples, spec = _examples(40)
-    calls: list[dict] = []
+    calls: list[tuple[tuple, dict]] = []
     real = candidates.finetune
-    monkeypatch.setattr(candidates, "finetune", lambda *a, **k: calls.append(k) or real(*a, **k))
+    monkeypatch.setattr(candidates, "finetune", lambda *a, **k: calls.append((a, k)) or real(*a, **k))
     tuned = settings.model_copy(update={"finetune_min_steps": 7, "finetune_epochs": 1, "finetune_lr": 1e-4})
     cache = EmbeddingCache(settings.data_dir / "cache", encoder_from_settings(settings))
     candidate = candidates.fit_candidate(spec, JobKind.FULL, examples[:30], examples[30:], cache, tuned)
-    assert candidate.fine_tuned and calls == [{"epochs": 1, "lr": 1e-4, "min_steps": 7, "seed": 0}]
+    recipe = {"epochs": 1, "lr": 1e-4, "min_steps": 7, "seed": 0}
+    assert candidate.fine_tuned and [k for _, k in calls] == [recipe] and calls[0][0][2] == examples[:30]
+    # the replay fine-tunes with the same recipe, on the examples it is given
+    names = sorted(spec.labels)
+    pool = Pool([e.text for e in examples], np.array([names.index(e.labels[0]) for e in examples]), names,
+                np.zeros((len(examples), cache.encoder.dim)))
+    FineTunes(cache.encoder, tuned).tune(pool, examples[:20])
+    assert [k for _, k in calls[1:]] == [recipe] and calls[1][0][2] == examples[:20]
 
 
 def test_label_pairs_are_half_same_label_half_different():
@@ -53,6 +62,12 @@ def test_label_pairs_are_half_same_label_half_different():
     for a, b, target in pairs:
         assert a != b and target == float(examples[a].labels == examples[b].labels)
     assert sum(t for _, _, t in pairs) == 100
+    # an odd count, and a label with one example (it has no same-label partner): never more pairs than asked
+    lonely = [*examples, Example("t30", ("d",), 30)]
+    pairs = label_pairs(lonely, 201, seed=2)
+    assert len(pairs) == 201 and all(t == 0.0 for a, _, t in pairs if a == 30)
+    assert all(t == float(lonely[a].labels == lonely[b].labels) for a, b, t in pairs)
+    assert label_pairs([Example("x", ("a",), 0), Example("y", ("a",), 1)], 10) == []  # one label: no pairs
 
 
 def test_contrastive_stage_changes_the_encoder(settings):
@@ -66,7 +81,7 @@ def test_contrastive_stage_changes_the_encoder(settings):
 def test_bench_finetune_contrastive_compares_with_the_products_fine_tune(settings, capsys):
     args = argparse.Namespace(data=str(data_dir()), dataset="trec", labels=80, seeds=1, epochs=None, lr=None,
                               validation=100, warm_start=False, contrastive=64, min_steps=None)  # fmt: skip
-    assert bench_finetune(args, settings.model_copy(update={"finetune_epochs": 1})) == 0
+    assert bench_finetune(args, settings.model_copy(update={"finetune_epochs": 1, "finetune_min_steps": 0})) == 0
     out = capsys.readouterr().out.strip().splitlines()
     base = re.search(r"validation: head \S+ fine-tuned (\S+)", out[1])
     stage = re.match(r"  contrastive stage \(64 pairs, \S+s\), then the head: test \S+, validation (\S+); then the "

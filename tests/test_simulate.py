@@ -82,7 +82,7 @@ def test_the_replay_fine_tunes_when_the_products_schedule_would(tmp_path, tiny_e
     args = _args(tmp_path, tiny_encoder_dir, strategy="margin", budget=155, seeds=1, pool_size=400, test_size=100)
     out = args["out"]
     simulate(**args)  # head-only first, in the same folder: its rows must not be reused below
-    settings = Settings(finetune_min_labels=60, finetune_growth=0.3, finetune_epochs=1)
+    settings = Settings(finetune_min_labels=60, finetune_growth=0.3, finetune_epochs=1, finetune_min_steps=0)
     summary = simulate(**args, fine_tunes=FineTunes(args["encoder"], settings))
     with open(out / "curve.csv") as handle:
         rows = [r for r in csv.DictReader(handle) if r["strategy"] == "margin"]
@@ -105,8 +105,8 @@ def test_a_warm_started_replay_fine_tunes_from_the_last_fine_tuned_encoder(tiny_
     texts = [f"{'alpha' if i % 2 else 'beta'} text number {i}" for i in range(40)]
     pool = Pool(texts, np.array([i % 2 for i in range(40)]), names, base.embed(texts))
     examples = [Example(t, (names[i % 2],), i) for i, t in enumerate(texts)]
-    cold = FineTunes(base, Settings(finetune_epochs=1))
-    warm = FineTunes(base, Settings(finetune_epochs=1, finetune_warm_start=True))
+    cold = FineTunes(base, Settings(finetune_epochs=1, finetune_min_steps=0))
+    warm = FineTunes(base, Settings(finetune_epochs=1, finetune_min_steps=0, finetune_warm_start=True))
     first = cold.tune(pool, examples[:20])
     assert cold.tune(pool, examples, first).identity == cold.tune(pool, examples).identity  # from the base
     assert warm.tune(pool, examples, first).identity != cold.tune(pool, examples).identity  # from ``first``

@@ -318,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--head-only", action="store_true",
                      help="replay head retrains only (fast, minutes): no fine-tunes. By default the replay also "
                      "fine-tunes the encoder when the product's schedule would (HITL_FINETUNE_MIN_LABELS, "
-                     "HITL_FINETUNE_GROWTH, HITL_FINETUNE_EVERY; recipe HITL_FINETUNE_EPOCHS, HITL_FINETUNE_LR) and "
+                     "HITL_FINETUNE_GROWTH, HITL_FINETUNE_EVERY; recipe HITL_FINETUNE_EPOCHS, _LR, _MIN_STEPS) and "
                      "re-embeds the pool and test set after each; text classification only")  # fmt: skip
     sim.set_defaults(func=cmd_simulate)
 

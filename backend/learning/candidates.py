@@ -107,7 +107,8 @@ def fit_candidate(
 
 
 def tune_encoder(start: TextEncoder, spec: TaskSpec, train: list[Example], settings: Settings) -> TextEncoder:
-    """The product's fine-tune recipe (HITL_FINETUNE_EPOCHS, _LR, _MIN_STEPS), for retrains and their replay."""
+    """A text classifier's fine-tune recipe (HITL_FINETUNE_EPOCHS, _LR, _MIN_STEPS), for retrains and their
+    replay (NER's is ``models.tagger.finetune_tagger``)."""
     return finetune(start, spec, train, epochs=settings.finetune_epochs, lr=settings.finetune_lr,
                     min_steps=settings.finetune_min_steps, seed=0)  # fmt: skip
 

@@ -28,8 +28,8 @@ def finetune(
     min_steps: int = 0,
 ) -> TextEncoder:
     """A new encoder tuned on ``examples``; the caller fits the final head on its embeddings.
-    ``min_steps``: a small label set gets more epochs, up to this many optimiser steps (two epochs
-    of 100 labels are a dozen steps, too few to move the encoder)."""
+    ``min_steps``: at least this many optimiser steps, in whole epochs: a small label set gets
+    more epochs (two epochs of 100 labels are a dozen steps, too few to move the encoder)."""
     torch.manual_seed(seed)
     rng = random.Random(seed)
     device = training_device()

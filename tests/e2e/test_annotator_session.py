@@ -71,23 +71,25 @@ def test_an_annotators_session_through_label_studios_next(label_studio, tmp_path
 
         ls = LabelStudioClient(label_studio.url, label_studio.token)
         registry = Registry(tmp_path / "var" / "registry")
-        served: list[tuple[str, bool]] = []  # (project's version when served, pre-annotation of that version)
+        served: list[tuple[str, bool]] = []  # (project's version before the serve, pre-annotation shown)
         annotated: list[int] = []
         confidence: list[tuple[float, bool]] = []  # (score shown, pre-annotation right)
         tab = ls.ensure_view(project, VIEW_TITLE, f"tasks:data.{RANK_FIELD}")  # made by the import's sync
         misses: list[tuple[int, str, str, list[str]]] = []
         for _ in range(ANNOTATIONS):
-            # the project's version is read on both sides of the serve: a sync may switch it in between,
-            # and the page shows the version in effect when it loaded (the sync writes a family's
-            # predictions before switching to it, so either side's version must be on the task)
+            # the project's version is read on both sides of the serve: a sync may switch it in between.
+            # Label Studio serves only the predictions of the version in effect as it answers
+            # (Task.get_predictions_for_prelabeling), so the task holds one side's or none: none means
+            # the sync switched before writing that version's predictions
             before = ls.project(project)["model_version"]
             task = ls.next_task(project, tab)
             version = ls.project(project)["model_version"]
             shown = [p for p in task.get("predictions") or []
                      if p.get("model_version") in (before, version) and p["result"]]  # fmt: skip
-            served.append((version, bool(shown)))
+            served.append((before, bool(shown)))  # the first trained version counts from the serve after it
             if not shown:
-                misses.append((task["id"], before, version, [p.get("model_version") for p in task["predictions"]]))
+                held = [p.get("model_version") for p in task.get("predictions") or []]
+                misses.append((task["id"], before, version, held))
             if shown:
                 right = shown[0]["result"][0]["value"]["choices"] == [task["data"]["gold"]]
                 confidence.append((float(shown[0]["score"]), right))

@@ -18,8 +18,9 @@ from backend.models.tuning import step, training_device, tuned_encoder
 
 
 def label_pairs(examples: Sequence[Example], pairs: int, seed: int = 0) -> list[tuple[int, int, float]]:
-    """``pairs`` index pairs, half of one label (target 1) and half of two labels (target 0), each
-    anchored on the examples in turn as SetFit samples them. Single-label examples only."""
+    """``pairs`` index pairs, each anchored on the examples in turn as SetFit samples them: for each
+    anchor one pair of the same label (target 1; none for a label's only example) and one of two
+    labels (target 0), so about half and half. Single-label examples only."""
     rng = random.Random(seed)
     by_label: dict[str, list[int]] = defaultdict(list)
     for i, ex in enumerate(examples):
@@ -37,7 +38,7 @@ def label_pairs(examples: Sequence[Example], pairs: int, seed: int = 0) -> list[
             out.append((i, rng.choice(by_label[other]), 0.0))
             if len(out) >= pairs:
                 break
-    return out
+    return out[:pairs]
 
 
 def contrastive_stage(

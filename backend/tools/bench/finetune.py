@@ -3,7 +3,7 @@ product's own code (``learning.candidates.fit_candidate``: the head path and the
 the held-out split by task id) and its defaults. Medians over seeds; the last line holds the
 fine-tune's seconds and its test-accuracy gain over the head. ``--warm-start`` also fine-tunes
 from the encoder of a fine-tune on the first half of the same labels (what the project's previous
-fine-tune left) and prints, last, its validation gain over the fine-tune from the base.
+fine-tune left) and prints its validation gain over the fine-tune from the base.
 ``--contrastive PAIRS`` tries a SetFit-style contrastive stage first (``contrastive.py``): the
 head on its encoder (SetFit) and the product's fine-tune from it, each against the product's
 fine-tune, on the validation split."""
