@@ -85,6 +85,8 @@ def test_redis_flushed_between_events_loses_no_annotation(stack, project):
 
 def test_bad_secret_is_refused_and_enqueues_nothing(stack, project):
     queue = Queue(Settings().queue_name, connection=stack.redis)
+    # the earlier tests' jobs drain first: a worker taking one would lower the count while we watch
+    wait_until(lambda: queue.count == 0 and StartedJobRegistry(queue=queue).count == 0, 300, "an idle queue")
     before = queue.count
     event = {"action": "ANNOTATION_CREATED", "project": {"id": project}, "annotation": {"id": 1}}
     wrong = requests.post(stack.backend_url + "/webhook", json=event, headers={"X-Hitl-Webhook-Secret": "nope"})
