@@ -17,10 +17,10 @@ from backend.jobs.sync_job import sync_and_record
 from backend.labeling import parse_label_config
 from backend.learning.dataset import is_heldout
 from backend.learning.routing_audit import audit_routing
-from backend.query.reasons import Why, kind
 from backend.query.sync import VIEW_TITLE, sync_project
 from backend.query.writeback import RANK_FIELD, REASON_FIELD
 from backend.server.app import create_app
+from backend.serving.reasons import Why, kind
 from backend.settings import Settings
 from backend.stores.audit import INPUTS_MARK
 from backend.stores.labelstudio import LabelStudioClient
@@ -182,6 +182,39 @@ def test_after_a_fine_tune_the_slow_worker_embeds_the_pool_before_the_queue_foll
     summary = sync_and_record(ctx, ls, project_id, progress=False,
                               defer_embedding=lambda missing, pool: embed_first(ctx, project_id, missing, pool))
     assert not summary.deferred and summary.scored == 40 and summary.model_version == ctx.registry.served(project_id)
+
+
+def test_after_a_fine_tune_the_queue_says_where_it_and_the_base_encoders_head_disagree(project, ctx):
+    """Issue 16 item 1: once a fine-tuned encoder serves, the last head on the base encoder gives a
+    second opinion; a task of the queue's head where the two answer differently says so, naming both
+    answers (and a task that is an audit sample, probe or held-out check keeps that reason)."""
+    from backend.serving.predictor import load_serving
+
+    ls, project_id = project
+    annotate_first(ls, project_id, 50)
+    base = retrain(ctx, project_id, JobKind.HEAD)
+    full = retrain(ctx, project_id, JobKind.FULL)
+    assert base["published"] and full["published"], (base, full)
+    spec = parse_label_config(AG_CONFIG)
+    pool = list(ls.unlabeled_tasks(project_id))
+    texts = [t["data"]["text"] for t in pool]
+    served = load_serving(ctx.registry, project_id, spec, ctx.encoder).model
+    head_on_base = load_serving(ctx.registry, project_id, spec, ctx.encoder, base["version"]).model
+    ours = served.predict_proba(texts).argmax(axis=1)
+    theirs = head_on_base.head.proba(ctx.cache_for(spec).embed(texts)).argmax(axis=1)
+    differ = {t["id"]: (spec.labels[a], spec.labels[b]) for t, a, b in zip(pool, ours, theirs, strict=True) if a != b}
+    assert differ, "the tiny fine-tuned encoder and the base head agree on every task: nothing to check"
+
+    summary = sync_project(ctx.settings, ls, ctx.cache_for, ctx.registry, project_id, progress=False)
+    assert summary.disagreements == len(differ) and "disagree" in summary.line()
+    said = {t["id"]: t["data"].get(REASON_FIELD) for t in ls.unlabeled_tasks(project_id)}
+    flagged = {task for task, text in said.items() if text and kind(text) == Why.DISAGREE}
+    assert flagged and flagged <= set(differ)
+    for task in flagged:
+        assert f"the fine-tuned model says {differ[task][0]}" in said[task]
+        assert f"the model on the base encoder says {differ[task][1]}" in said[task]
+    others = {task for task in set(differ) - flagged if said[task]}  # in the head for a weightier reason
+    assert all(kind(said[task]) in (Why.AUDIT, Why.DRIFT, Why.HELDOUT) for task in others)
 
 
 def test_an_int8_head_on_the_base_encoder_never_waits_for_a_pool_embedding(project, ctx):

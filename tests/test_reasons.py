@@ -1,6 +1,6 @@
 """Why a task is in front of a human: the sentence the labeling page shows (issue 16, item 1)."""
 
-from backend.query.reasons import Why, kind, reason
+from backend.serving.reasons import Why, kind, reason
 
 
 def test_each_kind_says_why_with_the_calibrated_confidence():
@@ -17,8 +17,18 @@ def test_each_kind_says_why_with_the_calibrated_confidence():
     assert "never trained on" in reason(Why.HELDOUT, 0.6, 0.9)
     assert "no annotated task is like this one yet" in reason(Why.UNEXPLORED, 0.6, 0.9)
     assert "no model yet" in reason(Why.COLD_START, None, None)
+    assert reason(Why.CONFIDENT, 0.9649, 0.96) == (
+        "Confident: the model is confident (96%, at or above the 96% that lets a prediction skip review); a random 5% "
+        "of such tasks is still checked by a person.")
+    assert reason(Why.REVIEW, 0.41, None) == ("Needs review: no prediction of this version skips review yet "
+                                             "(confidence about 40%).")
+    assert reason(Why.REVIEW, 0.41, 0.9).startswith("Needs review: the model is unsure (confidence about 40%, below")
+    assert reason(Why.DISAGREE, 0.72, 0.9, second_opinion=("World", "Business")) == (
+        "Models disagree: the fine-tuned model says World (confidence about 70%) but the model on the base encoder "
+        "says Business; your label settles it.")
     for why in Why:  # the tab's column and the tests read the kind back from the sentence
-        assert kind(reason(why, 0.5, 0.9)) == why
+        assert kind(reason(why, 0.5, 0.9, second_opinion=("a", "b"))) == why
+    assert kind("Suspected label error: labeled World; ...") == Why.SUSPECT  # the label check's sentence
     assert kind("") is None and kind("something else: x") is None
 
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from backend.learning.routing_audit import audit_routing, check_routing, wilson
-from backend.query.strategies import interleave_audit, is_audit_sample
+from backend.query.strategies import interleave_audit
+from backend.serving.routing import is_audit_sample
 from backend.stores.audit import AuditStore, Correction
 from backend.stores.registry import Registry
 

@@ -14,6 +14,8 @@ from backend.labeling.spec import spec_to_dict
 from backend.learning.candidates import fit_head, publish_head
 from backend.server import create_app
 from backend.serving.predictor import Predictor
+from backend.serving.reasons import Why, kind
+from backend.serving.routing import is_audit_sample
 from backend.stores.registry import COLD_START
 from tests.support.payloads import (
     AG_CONFIG,
@@ -259,13 +261,41 @@ def _head(predictor):
 
 def test_auto_accept_follows_the_versions_routing_threshold(client, predictor):
     spec, examples, encoder, head, body = _head(predictor)
+    body = predict_body([ls_task(i, {"text": TEXTS[i % len(TEXTS)]}) for i in range(40)])
+    audit = {i for i in range(40) if is_audit_sample(i, predictor.settings.audit_share)}
+    assert audit  # ids 2, 11, 28, 32, 35 and 38 are drawn at 5 %
     for threshold, expected in [(0.0, True), (1.01, False)]:
         publish_head(
             predictor.registry, "7", spec, encoder, head, examples, extra={"routing": {"threshold": threshold}}
         )
-        assert {r["auto_accept"] for r in client.post("/predict", json=body).json["results"]} == {expected}
+        answers = client.post("/predict", json=body).json["results"]
+        assert [r["auto_accept"] for r in answers] == [expected and i not in audit for i in range(40)]
+        kinds = [kind(r["hitl_reason"]) for r in answers]
+        assert kinds == ([Why.AUDIT if i in audit else Why.CONFIDENT for i in range(40)] if expected
+                         else [Why.REVIEW] * 40)  # fmt: skip
     publish_head(predictor.registry, "7", spec, encoder, head, examples)  # no routing: no flag
-    assert all("auto_accept" not in r for r in client.post("/predict", json=body).json["results"])
+    answers = client.post("/predict", json=body).json["results"]
+    assert all("auto_accept" not in r for r in answers)
+    assert all("no prediction of this version skips review yet" in r["hitl_reason"] for r in answers)
+
+
+def test_each_prediction_says_why_a_person_should_or_need_not_look(client, predictor):
+    spec, examples, encoder, head, _ = _head(predictor)
+    publish_head(predictor.registry, "7", spec, encoder, head, examples, extra={"routing": {"threshold": 0.5}})
+    body = predict_body([ls_task(i, {"text": TEXTS[i % len(TEXTS)]}) for i in range(40)] + [{"data": {"text": "x"}}])
+    answers = client.post("/predict", json=body).json["results"]
+    for i, r in enumerate(answers):
+        confident = r["score"] >= 0.5
+        sampled = i < 40 and is_audit_sample(i, predictor.settings.audit_share)
+        assert r["auto_accept"] == (confident and not sampled)
+        said = r["hitl_reason"]
+        if not confident:
+            assert said.startswith("Needs review: the model is unsure") and "below the 50%" in said
+        elif sampled:
+            assert said.startswith("Audit sample: the model is confident")
+        else:  # the words stay true: the confidence shown is at or above the threshold shown
+            assert said.startswith(f"Confident: the model is confident ({int(100 * r['score'])}%, at or above the 50%")
+    assert answers[-1]["auto_accept"] == (answers[-1]["score"] >= 0.5)  # a task without an id: never sampled
 
 
 def test_a_version_whose_files_cannot_be_read_is_skipped_and_the_previous_keeps_serving(client, predictor):
@@ -299,7 +329,7 @@ def test_a_suspended_routing_switches_auto_accept_off_without_a_restart(client, 
     version = publish_head(predictor.registry, "7", spec, encoder, head, examples,
                            extra={"routing": {"threshold": 0.0}})  # fmt: skip
     answers = client.post("/predict", json=body).json["results"]
-    assert {r["auto_accept"] for r in answers} == {True}
+    assert [r["auto_accept"] for r in answers] == [True, True, False, True]  # task 2 is an audit sample
     predictor.registry.suspend_routing("7", answers[0]["model_version"], "humans changed 8 of 40")
     assert all("auto_accept" not in r for r in client.post("/predict", json=body).json["results"])
     assert predictor.registry.current("7") == version  # the version still serves; only routing is off

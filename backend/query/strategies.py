@@ -14,7 +14,6 @@ would do this too, but its bulk prediction import drops ``cluster`` in 1.23.)
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
@@ -172,13 +171,6 @@ def interleave_heldout(
     rank = np.empty(n)
     rank[np.argsort(position, kind="stable")] = np.arange(n)
     return rank / max(n - 1, 1)
-
-
-def is_audit_sample(task_id: int, share: float) -> bool:
-    """Whether a task whose prediction is auto_accept goes to a human anyway: a fixed random
-    ``share`` of tasks (by id, independent of the held-out split)."""
-    bucket = int(hashlib.sha256(f"audit:{task_id}".encode()).hexdigest()[:8], 16) % 10_000
-    return bucket < share * 10_000
 
 
 def interleave_audit(scores: np.ndarray, audit: np.ndarray, share: float, seed: int = 0) -> np.ndarray:

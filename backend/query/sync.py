@@ -51,19 +51,20 @@ from backend.models.embedding_cache import EmbeddingCache
 from backend.models.tagger import SpanTagger, Tagged, answer_confidence, weakest_words
 from backend.query.clusters import ClusterModel, assign, default_k
 from backend.query.drift_monitor import DriftMonitor
-from backend.query.reasons import Why, reason
+from backend.query.second_opinion import base_head_opinion, disagreements
 from backend.query.stopping import StoppingState, answer_key, registry_curve
 from backend.query.strategies import (
     ColdStartStrategy,
     diversify_top,
     interleave_audit,
     interleave_heldout,
-    is_audit_sample,
     make_strategy,
 )
 from backend.query.writeback import RANK_FIELD, REASON_FIELD, held_ranks, plan_ranks
 from backend.serving.items import results
 from backend.serving.predictor import class_probabilities, load_serving, own_cache, use_caches
+from backend.serving.reasons import Why, reason
+from backend.serving.routing import is_audit_sample
 from backend.settings import Settings
 from backend.stores.labelstudio import LabelStudioClient
 from backend.stores.registry import Registry, RegistryError
@@ -86,6 +87,7 @@ class SyncSummary:
     ranked: int = 0  # queue ranks (task data) written
     audit_samples: int = 0  # auto_accept tasks sent to humans anyway
     drift_probes: int = 0  # tasks of a drifted window interleaved into the queue
+    disagreements: int = 0  # tasks where the fine-tuned model and the base encoder's head differ (second_opinion.py)
     drift: dict[str, Any] | None = None  # the check of newly arrived tasks, when one ran (query/drift_monitor.py)
     input_drift: dict[str, Any] | None = None  # the check of /predict's inputs, when one ran
     skipped: Counter[str] = field(default_factory=Counter)
@@ -110,6 +112,8 @@ class SyncSummary:
             f"{self.model_version}, strategy {self.strategy}; {self.seconds:.1f}s; next task: {self.top_task_id}"
         ) + "".join(f"\n{extra}" for extra in (
             self.stopping, self.drift and f"drift: {self.drift['line']}",
+            self.disagreements and f"{self.disagreements} tasks where the fine-tuned model and the base encoder's "
+                                   "head disagree",
             self.input_drift and f"drift of /predict inputs: {self.input_drift['line']}") if extra)  # fmt: skip
 
 
@@ -269,6 +273,7 @@ def _sync(
     if classifier is not None:
         use_caches(classifier, cache)  # after a head retrain: lookups and a matrix product
     tagged = classifier.tag(texts) if isinstance(classifier, SpanTagger) else None
+    fine_tuned = False
     if tagged is not None:  # NER: a task is as uncertain as its weakest word (see models/tagger.py)
         probs = weakest_words(tagged, getattr(strategy, "measure", settings.uncertainty), len(spec.tags))
     elif isinstance(classifier, TextClassifier):  # a fine-tuned encoder's embeddings have a cache of their own
@@ -305,6 +310,9 @@ def _sync(
         probes = np.isin(task_ids, sorted(monitor.probes))
         drifting = monitor.alarmed
     clusters = _clusters(settings, project_id, cache, embeddings, len(spec.labels))
+    opinion = base_head_opinion(registry, project_id, spec, cache.encoder, embeddings) if fine_tuned else None
+    disagree = disagreements(probs, opinion) if opinion is not None and probs is not None else np.zeros(len(ids), bool)
+    summary.disagreements = int(disagree.sum())
     strategy_scores = scores = strategy.scores(probs, embeddings, task_ids)
     confidence = _confidence(spec, classifier, probs, tagged, len(ids))
     heldout = audit = np.zeros(len(ids), dtype=bool)
@@ -380,10 +388,17 @@ def _sync(
     replaced = ls.project(project_id).get("model_version")
     ls.use_uncertainty_sampling(project_id, label)
     # the queue's order: the head's ranks, one call per task whose rank changed (see query/writeback.py)
-    # ...and why each task of the head is there, in words the labeling page shows (query/reasons.py)
-    kinds = np.select([audit, probes, heldout, unexplored], [Why.AUDIT, Why.DRIFT, Why.HELDOUT, Why.UNEXPLORED],
+    # ...and why each task of the head is there, in words the labeling page shows (serving/reasons.py)
+    kinds = np.select([audit, probes, heldout, disagree, unexplored],
+                      [Why.AUDIT, Why.DRIFT, Why.HELDOUT, Why.DISAGREE, Why.UNEXPLORED],
                       Why.UNSURE) if classifier is not None else np.full(len(ids), Why.COLD_START)  # fmt: skip
-    said = [reason(Why(kinds[i]), None if classifier is None else float(confidence[i]), threshold, share)
+
+    def second(i: int) -> tuple[str, str] | None:  # what each model answers, for a disagreement's sentence
+        if not disagree[i] or opinion is None or probs is None:
+            return None
+        return spec.labels[int(probs[i].argmax())], spec.labels[int(opinion.labels[i])]
+
+    said = [reason(Why(kinds[i]), None if classifier is None else float(confidence[i]), threshold, share, second(i))
             if (i in head or rank_now[i]) and np.isfinite(ranks[i]) else None for i in range(len(ids))]  # fmt: skip
     rewrite = rank_now | np.array([said[i] is not None and data[i].get(REASON_FIELD) != said[i]
                                    for i in range(len(ids))])  # fmt: skip

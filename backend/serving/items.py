@@ -13,6 +13,7 @@ from backend.labeling.spans import spans_result
 from backend.models import uncertainty
 from backend.models.classifier import TextClassifier
 from backend.models.tagger import SpanTagger, Tagged, answer_confidence, weakest_words
+from backend.serving.routing import route
 
 
 def results(
@@ -37,23 +38,30 @@ def classification_items(
     probs: np.ndarray,
     threshold: float,
     accept_threshold: float | None,
+    task_ids: Sequence[int | None] | None = None,
+    audit_share: float = 0.0,
 ) -> list[dict[str, Any]]:
     """``/predict`` items: the choices, their calibrated confidence as ``score``, every uncertainty
-    measure, and ``auto_accept`` when the version has a routing threshold (single-label only)."""
+    measure, why a person should (or need not) look (``hitl_reason``), and ``auto_accept`` when the
+    version has a routing threshold (single-label only; false for the tasks drawn as audit samples)."""
     scores = uncertainty.confidence(probs, model.multi_label)
     measures = uncertainty.all_measures(probs, model.multi_label)
     answers = results(spec, model, [""] * len(probs), probs=probs, threshold=threshold)
-    items = []
-    for row, result in enumerate(answers):
-        item = _item(result, scores[row], label, measures, row)
-        if accept_threshold is not None and not model.multi_label:
-            item["auto_accept"] = bool(probs[row].max() >= accept_threshold)
-        items.append(item)
-    return items
+    accept = None if model.multi_label else accept_threshold
+    ids = task_ids if task_ids is not None else [None] * len(probs)
+    return [_routed(_item(result, scores[row], label, measures, row), float(scores[row]), accept, ids[row],
+                    audit_share) for row, result in enumerate(answers)]  # fmt: skip
 
 
 def span_items(
-    spec: TaskSpec, tagger: SpanTagger, label: str, texts: Sequence[str], measure: str, accept_threshold: float | None
+    spec: TaskSpec,
+    tagger: SpanTagger,
+    label: str,
+    texts: Sequence[str],
+    measure: str,
+    accept_threshold: float | None,
+    task_ids: Sequence[int | None] | None = None,
+    audit_share: float = 0.0,
 ) -> list[dict[str, Any]]:
     """NER ``/predict`` items: one region per entity with its own score; the task's score is the
     confidence that the whole answer is right (its least sure word's); ``auto_accept`` when that is
@@ -62,13 +70,20 @@ def span_items(
     weakest = weakest_words(tagged, measure, len(tagger.tags))
     measures = uncertainty.all_measures(weakest)
     scores = confidence = answer_confidence(tagged)
-    items = []
-    for row, result in enumerate(results(spec, tagger, texts, tagged=tagged)):
-        item = _item(result, scores[row], label, measures, row)
-        if accept_threshold is not None:
-            item["auto_accept"] = bool(confidence[row] >= accept_threshold)
-        items.append(item)
-    return items
+    ids = task_ids if task_ids is not None else [None] * len(texts)
+    return [_routed(_item(result, scores[row], label, measures, row), float(confidence[row]), accept_threshold,
+                    ids[row], audit_share)
+            for row, result in enumerate(results(spec, tagger, texts, tagged=tagged))]  # fmt: skip
+
+
+def _routed(
+    item: dict[str, Any], confidence: float, accept_threshold: float | None, task_id: int | None, audit_share: float
+) -> dict[str, Any]:
+    routed = route(confidence, accept_threshold, task_id, audit_share)
+    item["hitl_reason"] = routed.reason
+    if accept_threshold is not None:
+        item["auto_accept"] = routed.auto_accept
+    return item
 
 
 def _item(

@@ -253,12 +253,13 @@ class Predictor:
             # the routing audit may have switched auto_accept off for this version (one small file read)
             threshold = None if self.registry.routing_suspended(project, serving.label) else \
                 serving.loaded.accept_threshold  # fmt: skip
+            ids = [_task_id(task) for task in tasks]  # which tasks are audit samples (serving/routing.py)
             if isinstance(serving.classifier, SpanTagger):
-                self._fill_spans(items, positions, texts, serving, spec, threshold)
+                self._fill_spans(items, positions, texts, serving, spec, threshold, ids)
             elif spec.modality == "image":
-                self._fill_images(items, positions, texts, serving, spec, tasks, threshold)
+                self._fill_images(items, positions, texts, serving, spec, tasks, threshold, ids)
             else:
-                self._fill(items, positions, serving.classifier.predict_proba(texts), serving, spec, threshold)
+                self._fill(items, positions, serving.classifier.predict_proba(texts), serving, spec, threshold, ids)
             log.info(
                 "project %s: predicted %d tasks with %s in %.3fs",
                 project,
@@ -270,16 +271,16 @@ class Predictor:
 
     def _fill(
         self, items: list, positions: list[int], probs: np.ndarray, serving: _Serving, spec: TaskSpec,
-        threshold: float | None,
+        threshold: float | None, ids: list[int | None],
     ) -> None:  # fmt: skip
         made = classification_items(spec, serving.classifier, serving.label, probs, self.settings.multilabel_threshold,
-                                    threshold)  # fmt: skip
+                                    threshold, [ids[i] for i in positions], self.settings.audit_share)  # fmt: skip
         for i, item in zip(positions, made, strict=True):
             items[i] = item
 
     def _fill_images(
         self, items: list, positions: list[int], refs: list[str], serving: _Serving, spec: TaskSpec, tasks: list,
-        threshold: float | None,
+        threshold: float | None, ids: list[int | None],
     ) -> None:  # fmt: skip
         """Images are fetched one by one, so an image that cannot be read fails its task alone, and
         decoded one batch at a time, so a large request never holds all its images in memory."""
@@ -295,12 +296,19 @@ class Predictor:
                     items[i] = {"error": f"task {tasks[i].get('id')}: {exc}", "model_version": serving.label}
             if readable:
                 probs = serving.classifier.head.proba(encoder.embed_images(images))
-                self._fill(items, readable, probs, serving, spec, threshold)
+                self._fill(items, readable, probs, serving, spec, threshold, ids)
 
     def _fill_spans(
         self, items: list, positions: list[int], texts: list[str], serving: _Serving, spec: TaskSpec,
-        threshold: float | None,
+        threshold: float | None, ids: list[int | None],
     ) -> None:  # fmt: skip
-        made = span_items(spec, serving.classifier, serving.label, texts, self.settings.uncertainty, threshold)
+        made = span_items(spec, serving.classifier, serving.label, texts, self.settings.uncertainty, threshold,
+                          [ids[i] for i in positions], self.settings.audit_share)  # fmt: skip
         for i, item in zip(positions, made, strict=True):
             items[i] = item
+
+
+def _task_id(task: Any) -> int | None:
+    """A task's Label Studio id, when it has a usable one."""
+    value = task.get("id") if isinstance(task, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -12,9 +12,9 @@ import requests
 from rq import Queue
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 
-from backend.query.reasons import kind
 from backend.query.sync import VIEW_TITLE
 from backend.query.writeback import RANK_FIELD, REASON_FIELD
+from backend.serving.reasons import kind
 from tests.support.browser import label_studio_page
 from tests.support.payloads import AG_CONFIG, predict_body
 from tests.support.services import ROOT, hitl, wait_until
