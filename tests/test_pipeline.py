@@ -426,6 +426,14 @@ def test_audit_samples_reach_the_queue_and_a_disagreement_switches_auto_accept_o
     assert ctx.registry.routing_suspended(project_id, summary.model_version)
     (decision,) = ctx.audit.routing_decisions(project_id)
     assert decision["model_version"] == summary.model_version and decision["reviewed"] == measured.reviewed
+    # ...and the dashboard shows it: switched off in the overview, the measured precision on the project page
+    client = create_app(ctx.settings, load_in_background=False).test_client()
+    overview = client.get("/dashboard").get_data(as_text=True)
+    assert f"off for {summary.model_version}" in overview
+    page = client.get(f"/dashboard/{project_id}").get_data(as_text=True)
+    section = page.split("<h2>Auto-accept in production</h2>", 1)[1].split("<h2>", 1)[0]
+    row = f"<td>{measured.reviewed}</td><td>{measured.confirmed}</td><td>{measured.precision:.1%}</td>"
+    assert row in section and "off: " in section and measured.precision < 1.0
 
 
 def test_imported_tasks_that_drift_raise_an_alarm_and_become_probes(label_studio, ctx):
@@ -465,4 +473,7 @@ def test_imported_tasks_that_drift_raise_an_alarm_and_become_probes(label_studio
     assert not ctx.audit.drift_checks(project_id)[-2]["alarm"]  # the news: no drift
     last = ctx.audit.drift_checks(project_id)[-1]
     assert last["alarm"] and last["model_version"].endswith(INPUTS_MARK)  # the questions: drift, audited
+    # shown where people look: /metrics and the dashboard's overview
+    assert f'hitl_drift_alarm{{project="{project_id}"}} 1.0' in client.get("/metrics").get_data(as_text=True)
+    assert "DRIFT (" in client.get("/dashboard").get_data(as_text=True)
     assert sync_and_record(ctx, ls, project_id, progress=False).input_drift is None  # taken: nothing waits
