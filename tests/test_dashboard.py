@@ -15,6 +15,7 @@ from backend.jobs.queue import RetrainQueue
 from backend.labeling import parse_label_config
 from backend.labeling.examples import Example
 from backend.learning.candidates import fit_head, publish_head
+from backend.query.stopping import StoppingState
 from backend.query.sync import SyncState
 from backend.server.app import create_app
 from backend.stores.audit import AuditStore
@@ -23,6 +24,11 @@ from tests.support.payloads import AG_CONFIG
 from tests.test_audit import _correction
 
 AUTH = ("admin", "dash-secret")
+# every section a populated project page shows, in the browser too
+SECTIONS = ("When to stop", "Retrain queue", "Quality per model version", "Calibration", "Queue", "Retrain history",
+            "Slices", "Auto-accept in production", "Drift", "Probable label errors", "Batch corrections", "Candidates")
+OVERVIEW = ("project", "serving", "versions", "annotations", "pre-annotations changed", "auto_accept (pool coverage)",
+            "drift", "worst slice (held-out)", "when to stop", "label checks", "retrains")
 
 
 @pytest.fixture
@@ -48,6 +54,14 @@ def populated(settings, predictor, redis_server):
     audit.record_version(7, v2, "head", True, 20, "b", {"primary": 0.8}, {"reason": "better"})
     audit.record_drift_check(7, v2, 200, 0.0004, 0.002, True)
     audit.record_routing_decision(7, v1, 0.0, 9, 6, 0.35, 0.88, "auto_accept off: 6/9 kept")
+    suspect = {"task_id": 4, "given": "Sports", "suggested": "Business", "quality": 0.02, "neighbours": [5],
+               "reason": "model disagrees"}  # fmt: skip
+    audit.record_label_check(7, v2, 9, [suspect, {**suspect, "task_id": 6}])
+    audit.record_proposal(7, 71, v2, 3, "Sports", "Business", 0.8, [8, 9])
+    stopping = StoppingState(settings.data_dir / "sync-state.sqlite3")
+    stopping.stop_set(7, list(range(10)))
+    for version in (v1, v2):
+        stopping.record(7, version, {i: "Sports" for i in range(10)}, 0.3)
     guarded = settings.model_copy(update={"basic_auth_user": AUTH[0], "basic_auth_password": SecretStr(AUTH[1]),
                                           "redis_url": redis_server.url, "queue_name": "dashboard-test"})  # fmt: skip
     queue = RetrainQueue(guarded)
@@ -67,10 +81,14 @@ def test_the_dashboard_lists_projects_and_serves_each_report_behind_auth(populat
     assert "(30% of the pool)" in overview  # v2 auto-accepts 3 of the 10 pool tasks
     assert "class: World: 0.62 of 40" in overview  # the serving version's worst slice
     assert "full queued" in overview and "last: head published in 2.3 s" in overview
+    assert "<td>still learning</td>" in overview  # one kappa so far: not yet stable
+    assert "<td>2 suspected label errors; 1 proposals</td>" in overview
     page = client.get("/dashboard/7", headers=headers).get_data(as_text=True)
     assert 'http-equiv="refresh"' in page and 'href="/dashboard"' in page
-    for section in ("Quality per model version", "Auto-accept in production", "Slices", "Drift", "Candidates"):
+    for section in SECTIONS:
         assert f"<h2>{section}</h2>" in page
+    retrains = page.split("<h2>Retrain queue</h2>", 1)[1].split("</p>", 1)[0]
+    assert "full queued" in retrains and "head published in 2.3 s" in retrains  # the same line as the overview's
     missing = client.get("/dashboard/99", headers=headers)
     assert missing.status_code == 404 and "/dashboard lists" in missing.json["error"]
 
@@ -95,10 +113,11 @@ def test_the_dashboard_in_a_browser(populated, tmp_path):
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(f"http://127.0.0.1:{port}/dashboard")
             page.screenshot(path=str(tmp_path / "dashboard.png"))
+            assert tuple(page.locator("th").all_inner_texts()) == OVERVIEW
             page.click('a[href="/dashboard/7"]')
             page.wait_for_load_state("load")
             sections = page.locator("h2").all_inner_texts()
-            assert {"Quality per model version", "Calibration", "Auto-accept in production", "Drift"} <= set(sections)
+            assert set(SECTIONS) <= set(sections), set(SECTIONS) - set(sections)
             drawn = page.eval_on_selector_all("img", "imgs => imgs.map(i => i.naturalWidth)")
             assert drawn and all(width > 0 for width in drawn)  # every plot decoded and drawn
             page.screenshot(path=str(tmp_path / "dashboard-project.png"), full_page=True)

@@ -185,7 +185,9 @@ def cmd_label_errors(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from backend.jobs.queue import RetrainQueue
     from backend.oversight.report import write_report
+    from backend.oversight.retrains import retrain_lines
     from backend.stores.audit import AuditStore
     from backend.stores.registry import Registry
 
@@ -197,8 +199,9 @@ def cmd_report(args: argparse.Namespace) -> int:
               "and that HITL_DATA_DIR / HITL_REGISTRY_DIR are the ones the backend uses", file=sys.stderr)  # fmt: skip
         return 1
     out = Path(args.out or settings.data_dir / "reports" / f"project-{args.project}.html")
+    queue = RetrainQueue(settings) if settings.redis_url else None  # the same retrain line as the dashboard's
     write_report(args.project, audit, registry, settings.data_dir, out, settings.routing_target_precision,
-                 settings.holdout_fraction, settings.gate_min_eval)
+                 settings.holdout_fraction, settings.gate_min_eval, retrain_lines(queue, [args.project])[args.project])
     print(f"report: {out.resolve()}")
     return 0
 

@@ -263,8 +263,9 @@ def _table(data: ProjectData) -> str:
             f"{len(candidates) - published} not.</p><table>{head}{''.join(rows)}</table>")  # fmt: skip
 
 
-def render(data: ProjectData, refresh_s: int | None = None) -> str:
-    """The page; with ``refresh_s`` (the live dashboard) it reloads itself and links back to the list."""
+def render(data: ProjectData, refresh_s: int | None = None, retrains: str | None = None) -> str:
+    """The page; with ``refresh_s`` (the live dashboard) it reloads itself and links back to the list.
+    ``retrains``: the project's retrain jobs waiting and last durations (``oversight/retrains.py``)."""
     changed = [c for c in data.corrections if c.get("changed") is not None]
     rate = sum(bool(c["changed"]) for c in changed) / len(changed) if changed else None
     sections = [
@@ -294,6 +295,7 @@ table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;pad
 .cap{{color:#555;font-size:13px}}img{{max-width:100%}}</style></head><body>
 {nav}<h1>Project {data.project_id}</h1><p>{summary}. Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.</p>
 <h2>When to stop</h2><p>{html.escape(data.stopping.message if data.stopping else "No sync yet.")}</p>
+<h2>Retrain queue</h2><p>{html.escape(retrains or "not read: no queue configured (HITL_REDIS_URL)")}</p>
 {''.join(parts)}{_accuracy(data)}{_slices(data)}{_routing(data)}{_drift(data)}{_label_errors(data)}{_annotators(data)}{_proposals(data)}<h2>Candidates</h2>{_table(data)}</body></html>"""
 
 
@@ -493,9 +495,9 @@ def _proposals(data: ProjectData) -> str:
 
 def write_report(
     project_id: int, audit: AuditStore, registry: Registry, data_dir: Path, out: Path, target: float = 0.98,
-    holdout_fraction: float = 0.15, min_eval: int = 20,
+    holdout_fraction: float = 0.15, min_eval: int = 20, retrains: str | None = None,
 ) -> Path:  # fmt: skip
     data = collect(project_id, audit, registry, data_dir / "sync-state.sqlite3", target, holdout_fraction, min_eval)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(data), encoding="utf-8")
+    out.write_text(render(data, retrains=retrains), encoding="utf-8")
     return out

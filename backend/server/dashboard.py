@@ -11,9 +11,9 @@ from typing import Any
 
 from flask import Blueprint, Response, abort
 
-from backend.ids import JobKind
 from backend.jobs.queue import RetrainQueue
-from backend.oversight.report import collect, render, serving_slices
+from backend.oversight.report import ProjectData, collect, render, serving_slices
+from backend.oversight.retrains import retrain_lines
 from backend.settings import Settings
 from backend.stores.audit import AuditStore, is_inputs_check
 from backend.stores.registry import Registry
@@ -36,11 +36,11 @@ def dashboard_routes(
     @routes.get("/dashboard")
     def overview() -> Any:
         known = projects()
-        jobs = _jobs(queue, known)
+        jobs = {p: html.escape(line) for p, line in retrain_lines(queue, known).items()}
         rows = "".join(_row_or_error(project, registry, store, settings, jobs[project]) for project in known)
         body = ("<table><tr><th>project</th><th>serving</th><th>versions</th><th>annotations</th>"
                 "<th>pre-annotations changed</th><th>auto_accept (pool coverage)</th><th>drift</th>"
-                "<th>worst slice (held-out)</th><th>retrains</th></tr>"
+                "<th>worst slice (held-out)</th><th>when to stop</th><th>label checks</th><th>retrains</th></tr>"
                 f"{rows}</table>") if rows else "<p>No project has been trained yet.</p>"  # fmt: skip
         now = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
         head = f'<meta charset="utf-8"><link rel="icon" href="data:,"><meta http-equiv="refresh" content="{REFRESH_S}">'
@@ -58,29 +58,10 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;te
         data = collect(project, store, registry, settings.data_dir / "sync-state.sqlite3",
                        settings.routing_target_precision, settings.holdout_fraction,
                        settings.gate_min_eval)  # fmt: skip
-        return Response(render(data, refresh_s=REFRESH_S), mimetype="text/html")
+        retrains = retrain_lines(queue, [project])[project]
+        return Response(render(data, refresh_s=REFRESH_S, retrains=retrains), mimetype="text/html")
 
     return routes
-
-
-def _jobs(queue: RetrainQueue | None, projects: list[int]) -> dict[int, str]:
-    """Per project: the job kinds waiting (with how long) and the last durations, from Redis."""
-    if queue is None:
-        return dict.fromkeys(projects, "no queue configured")
-    try:
-        durations = queue.durations()
-        pending = {(p, kind): queue.pending_since(p, kind) for p in projects for kind in JobKind}
-    except Exception as exc:  # the dashboard still shows the stores when Redis is away
-        return dict.fromkeys(projects, f"queue unavailable ({type(exc).__name__})")
-    now, out = time.time(), {}
-    for project in projects:
-        waiting = [f"{kind} queued {now - since:.0f} s ago" for (p, kind), since in pending.items()
-                   if p == project and since is not None]  # fmt: skip
-        last = [f"{kind} {outcome} in {seconds:.1f} s" for (p, kind, outcome), seconds in sorted(durations.items())
-                if p == str(project)]  # fmt: skip
-        summary = "; ".join(waiting or ["none queued"]) + (" · last: " + ", ".join(last) if last else "")
-        out[project] = html.escape(summary)
-    return out
 
 
 def _row_or_error(project: int, registry: Registry, audit: AuditStore, settings: Settings, jobs: str) -> str:
@@ -90,7 +71,7 @@ def _row_or_error(project: int, registry: Registry, audit: AuditStore, settings:
     except Exception as exc:
         log.warning("dashboard: project %s could not be read (%s: %s)", project, type(exc).__name__, exc)
         return (f'<tr><td><a href="/dashboard/{project}">project {project}</a></td>'
-                f"<td colspan=8 class=alarm>could not be read ({html.escape(type(exc).__name__)}); "
+                f"<td colspan=10 class=alarm>could not be read ({html.escape(type(exc).__name__)}); "
                 "see the log</td></tr>")
 
 
@@ -116,4 +97,21 @@ def _row(project: int, registry: Registry, audit: AuditStore, settings: Settings
     return (f'<tr><td><a href="/dashboard/{project}">project {project}</a></td>'
             f"<td>{html.escape(data.current or 'cold-start')}</td><td>{len(data.versions)}</td>"
             f"<td>{len(data.corrections)}</td><td>{rate}</td><td>{routing}</td><td>{drift}</td><td>{worst}</td>"
-            f"<td>{jobs}</td></tr>")  # fmt: skip
+            f"<td>{_stopping(data)}</td><td>{_checks(data)}</td><td>{jobs}</td></tr>")  # fmt: skip
+
+
+def _stopping(data: ProjectData) -> str:
+    """The stopping criteria's verdict in two words; the project page has the sentence."""
+    if data.stopping is None:
+        return "no sync yet"
+    if data.stopping.stop:
+        return "<b>stop: more labels have stopped paying</b>"
+    return "predictions stable" if data.stopping.stable else "still learning"
+
+
+def _checks(data: ProjectData) -> str:
+    """Suspected label errors in the latest check, and batch-correction proposals made."""
+    checks = data.label_checks
+    suspects = f"{len(checks[-1]['suspects'])} suspected label errors" if checks else "no label check yet"
+    proposed = sum(bool(p["task_ids"]) for p in data.proposals)
+    return f"{suspects}; {proposed} proposals"
