@@ -66,3 +66,25 @@ def test_audit_samples_come_one_in_twenty_in_the_queue():
     assert 40 <= audit[head].sum() <= 60  # one in twenty of what annotators are served
     rest = head[~audit[head]]
     assert list(rest) == sorted(rest)  # the others keep the strategy's order
+
+
+@pytest.mark.parametrize("truth", [0.9, 0.97])
+def test_the_sampler_and_the_estimate_together_cover_the_models_true_precision(truth):
+    """The whole routing audit against simulated reviewers: each draw is a fresh pool of auto_accept
+    tasks (new ids) whose predictions are right with probability ``truth``; the audit sampler picks
+    5 %, reviewers keep exactly the right ones, and the version's interval is computed from those
+    corrections as the retrain does. The interval must cover ``truth`` at about its 95 % rate."""
+    rng = np.random.default_rng(11)
+    covered, sampled = [], []
+    for draw in range(300):
+        ids = np.arange(draw * 2_000, (draw + 1) * 2_000)  # a pool of 2,000 auto_accept tasks
+        right = rng.random(len(ids)) < truth
+        picked = [i for i, task in enumerate(ids) if is_audit_sample(int(task), 0.05)]
+        sampled.append(len(picked) / len(ids))
+        rows = [{"prediction_model_version": "v1", "prediction_score": 0.96, "changed": not right[i]}
+                for i in picked]  # fmt: skip
+        (measured,) = audit_routing(rows, {"v1": 0.95}, target=0.98)
+        assert measured.reviewed == len(picked)
+        covered.append(measured.low <= truth <= measured.high)
+    assert 0.045 < np.mean(sampled) < 0.055  # the share drawn is the configured one
+    assert 0.92 <= np.mean(covered) <= 0.98, np.mean(covered)
