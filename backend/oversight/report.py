@@ -35,7 +35,7 @@ from backend.learning.routing_audit import RoutingAudit, audit_routing, threshol
 from backend.learning.slices import class_slice, field_slice
 from backend.query.stopping import StoppingState, StoppingStatus, learning_curve
 from backend.query.sync import SyncState
-from backend.stores.audit import AuditStore
+from backend.stores.audit import AuditStore, is_inputs_check
 from backend.stores.registry import Registry, RegistryError, served_name
 
 
@@ -414,7 +414,12 @@ def _drift(data: ProjectData) -> str:
                "on predicted probabilities and on embeddings (an alarm below half the false-alarm rate); drifted "
                "tasks are put in front of annotators as drift probes.")  # fmt: skip
     headers = ["checked (UTC)", "version", "tasks", "p (probabilities)", "p (embeddings)", "found"]
-    return _section("Drift", caption, headers, rows)
+    latest = {is_inputs_check(c): c for c in data.drift_checks}  # the last check of each kind, as the sync reads them
+    standing = [("/predict inputs" if inputs else "imports") for inputs, c in sorted(latest.items()) if c["alarm"]]
+    raised = (f"<p><b>Drift alarm standing ({', '.join(standing)})</b>: until a check passes again, the sync sends "
+              "twice the usual share (HITL_AUDIT_SHARE) of auto_accept tasks to people as audit samples and keeps "
+              "drift probes in the queue.</p>") if standing else ""  # fmt: skip
+    return _section("Drift", caption, headers, rows) + raised
 
 
 def _section(title: str, caption: str, headers: list[str], rows: list[list[Any]]) -> str:
