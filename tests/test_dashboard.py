@@ -26,7 +26,8 @@ from tests.test_audit import _correction
 AUTH = ("admin", "dash-secret")
 # every section a populated project page shows, in the browser too
 SECTIONS = ("When to stop", "Retrain queue", "Quality per model version", "Calibration", "Queue", "Retrain history",
-            "Slices", "Auto-accept in production", "Drift", "Probable label errors", "Batch corrections", "Candidates")
+            "Slices", "Slices across versions", "Auto-accept in production", "Drift", "Probable label errors",
+            "Batch corrections", "Candidates")
 OVERVIEW = ("project", "serving", "versions", "annotations", "pre-annotations changed", "auto_accept (pool coverage)",
             "drift", "worst slice (held-out)", "when to stop", "label checks", "retrains")
 
@@ -41,7 +42,8 @@ def populated(settings, predictor, redis_server):
                                                                    * 5)]  # fmt: skip
     head = fit_head(encoder, spec, examples)
     v1 = publish_head(predictor.registry, "7", spec, encoder, head, examples,
-                      extra={"metrics": {"primary": 0.7}, "routing": {"threshold": 0.0}})  # fmt: skip
+                      extra={"metrics": {"primary": 0.7, "slices": {"class: World": {"n": 30, "accuracy": 0.7}}},
+                             "routing": {"threshold": 0.0}})  # fmt: skip
     slices = {"class: Sports": {"n": 60, "accuracy": 0.95}, "class: World": {"n": 40, "accuracy": 0.62}}
     v2 = publish_head(predictor.registry, "7", spec, encoder, head, examples,
                       extra={"metrics": {"primary": 0.8, "slices": slices}, "routing": {"threshold": 0.9}})  # fmt: skip
@@ -87,6 +89,11 @@ def test_the_dashboard_lists_projects_and_serves_each_report_behind_auth(populat
     assert 'http-equiv="refresh"' in page and 'href="/dashboard"' in page
     for section in SECTIONS:
         assert f"<h2>{section}</h2>" in page
+    history = page.split("<h2>Slices across versions</h2>", 1)[1].split("</table>", 1)[0]
+    world = history.split("<td>class: World</td>", 1)[1].split("</tr>", 1)[0]
+    assert world == "<td>0.70 of 30</td><td>0.62 of 40</td>"
+    # v1 had no Sports slice at publish; annotators changed 3 of its 9 pre-annotations on tasks they labeled Sports
+    assert "<td>class: Sports</td><td>–; 33% changed</td><td>0.95 of 60</td>" in history
     retrains = page.split("<h2>Retrain queue</h2>", 1)[1].split("</p>", 1)[0]
     assert "full queued" in retrains and "head published in 2.3 s" in retrains  # the same line as the overview's
     missing = client.get("/dashboard/99", headers=headers)

@@ -400,7 +400,30 @@ def _slices(data: ProjectData) -> str:
                "the values of the task fields named in HITL_SLICE_FIELDS; the gate refuses a candidate that makes "
                "one with enough held-out tasks significantly worse (see Candidates).")  # fmt: skip
     return _section("Slices", caption, ["slice", "held-out", "accuracy / recall", "precision", "vs previous",
-                                        "pre-annotations changed"], rows)  # fmt: skip
+                                        "pre-annotations changed"], rows) + _slice_history(data, rows_in)  # fmt: skip
+
+
+def _slice_history(data: ProjectData, rows_in: list[tuple[str, dict[str, float], Any]], last: int = 6) -> str:
+    """The same slices (worst first) across the latest versions: accuracy / recall on each version's
+    held-out set, and the share of its pre-annotations annotators changed there."""
+    versions = [m for m in data.versions if (m.get("metrics") or {}).get("slices")][-last:]
+    if len(versions) < 2:
+        return ""
+    served = {m["version"]: served_name(m) for m in versions}
+    corrected = {name: _slice_corrections(data, name) for name in set(served.values())}
+    rows = []
+    for name, _, _ in rows_in[:MAX_TABLE_ROWS]:
+        cells = [html.escape(name)]
+        for m in versions:
+            scores = m["metrics"]["slices"].get(name)
+            seen, changed = corrected[served[m["version"]]].get(name, (0, 0))
+            cells.append(("–" if scores is None else f"{scores['accuracy']:.2f} of {int(scores['n'])}")
+                         + (f"; {changed / seen:.0%} changed" if seen else ""))  # fmt: skip
+        rows.append(cells)
+    return _section("Slices across versions", "Each slice's held-out accuracy / recall per version (of how many "
+                    "held-out tasks), and the share of the pre-annotations shown under the version's name that "
+                    "annotators changed in the slice; the serving version's worst slices first.",
+                    ["slice", *(html.escape(m["version"]) for m in versions)], rows)  # fmt: skip
 
 
 def _drift(data: ProjectData) -> str:
