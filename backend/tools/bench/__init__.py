@@ -10,6 +10,8 @@ from backend.settings import Settings
 BENCHES = ("predict", "retrain", "sync", "ner", "head", "load", "finetune", "precision", "label-errors", "drift",
            "batch-correction", "encoders")
 
+DATASET_HELP = "a folder with train.jsonl and test.jsonl, or its name under --data ({})"
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     bench = sub.add_parser("bench", help="benchmarks (print medians; the last line holds the ratios)")
@@ -48,7 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "head", help="the head's L2 penalty chosen on held-out annotations vs the fixed default, per project size"
     )
     head.add_argument("--data", help="datasets folder (default: ../shared/data or HITL_SHARED_DATA)")
-    head.add_argument("--dataset", default="trec", help="classification dataset under --data (trec)")
+    head.add_argument("--dataset", default="trec", help=DATASET_HELP.format("trec"))
     head.add_argument("--sizes", default="500,1000,2000,all", help="annotations per project (500,1000,2000,all)")
     head.add_argument("--seeds", type=int, default=3, help="random draws per size; medians are reported (3)")
     load = bsub.add_parser(
@@ -70,7 +72,7 @@ def _add_finetune(bsub: argparse._SubParsersAction) -> None:  # type: ignore[typ
         "finetune", help="a fine-tune vs the head on the same random labels (product code and defaults)"
     )
     finetune.add_argument("--data", help="datasets folder (default: ../shared/data or HITL_SHARED_DATA)")
-    finetune.add_argument("--dataset", default="trec", help="classification dataset under --data (trec)")
+    finetune.add_argument("--dataset", default="trec", help=DATASET_HELP.format("trec"))
     finetune.add_argument("--labels", type=int, default=500, help="random annotations per draw (500)")
     finetune.add_argument("--seeds", type=int, default=3, help="random draws; medians are reported (3)")
     finetune.add_argument("--epochs", type=int, help="fine-tune epochs (default HITL_FINETUNE_EPOCHS)")
@@ -110,7 +112,8 @@ def _add_finetune(bsub: argparse._SubParsersAction) -> None:  # type: ignore[typ
                         "(fine-tuned on the noisy annotations first) instead of the base encoder's")
     drift = bsub.add_parser("drift", help="drift alarms: delay after a mixture or class-prior shift, false alarms")
     _data_args(drift)
-    drift.add_argument("--shift-dataset", default="trec", help="texts mixed in after the shift (trec)")
+    drift.add_argument("--shift-dataset", default="trec",
+                       help="texts mixed in after the shift: " + DATASET_HELP.format("trec"))
     drift.add_argument("--pool", type=int, default=8000, help="texts read from --dataset's train split (8000)")
     drift.add_argument("--labels", type=int, default=500, help="annotations the served head is fitted on (500)")
     drift.add_argument("--window", type=int, default=500, help="tasks per window (500)")
@@ -124,7 +127,7 @@ def _add_finetune(bsub: argparse._SubParsersAction) -> None:  # type: ignore[typ
 def _data_args(parser: argparse.ArgumentParser) -> None:
     """--data and --dataset, as every offline benchmark of one dataset takes them."""
     parser.add_argument("--data", help="datasets folder (default: ../shared/data or HITL_SHARED_DATA)")
-    parser.add_argument("--dataset", default="ag_news", help="the labeled dataset under --data (ag_news)")
+    parser.add_argument("--dataset", default="ag_news", help=DATASET_HELP.format("ag_news"))
 
 
 def _add_encoders(bsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -27,7 +27,7 @@ from backend.models.embedding_cache import EmbeddingCache
 from backend.models.encoder import encoder_from_settings
 from backend.models.head import LinearHead
 from backend.settings import Settings
-from backend.tools.bench.common import data_dir
+from backend.tools.bench.common import dataset_dir
 from backend.tools.simulate import embed_all, load_split
 
 # (same-label share the threshold is calibrated for, or a fixed cosine similarity; nearest-annotation rule)
@@ -36,7 +36,7 @@ VARIANTS = [("share", 0.90, True), ("share", 0.95, True), ("share", 0.95, False)
 
 
 def bench_batch_correction(args: argparse.Namespace, settings: Settings) -> int:
-    texts, gold = load_split(data_dir(args.data) / args.dataset, "train", args.pool)
+    texts, gold = load_split(dataset_dir(args.data, args.dataset), "train", args.pool)
     names = sorted(set(gold))
     y = np.array([names.index(g) for g in gold])
     cache = EmbeddingCache(settings.data_dir / "cache", encoder_from_settings(settings))

@@ -17,6 +17,15 @@ from typing import Any
 import requests
 
 
+def dataset_dir(data: str | None, dataset: str) -> Path:
+    """``dataset``: a folder (``../shared/data/trec``, as ``hitl simulate`` takes it) or a name under
+    the datasets folder (``trec``)."""
+    given = Path(dataset)
+    if (given / "train.jsonl").exists():
+        return given.resolve()
+    return data_dir(data) / dataset
+
+
 def data_dir(explicit: str | None = None) -> Path:
     candidates = [Path(explicit)] if explicit else []
     if os.environ.get("HITL_SHARED_DATA"):

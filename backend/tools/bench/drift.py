@@ -30,14 +30,13 @@ from backend.learning.drift import DriftDetector
 from backend.models.embedding_cache import EmbeddingCache
 from backend.models.encoder import encoder_from_settings
 from backend.settings import Settings
-from backend.tools.bench.common import data_dir
+from backend.tools.bench.common import dataset_dir
 from backend.tools.simulate import choices_config, embed_all, load_split
 
 
 def bench_drift(args: argparse.Namespace, settings: Settings) -> int:
-    folder = data_dir(args.data)
-    texts, gold = load_split(folder / args.dataset, "train", args.pool)
-    other, _ = load_split(folder / args.shift_dataset, "train", args.pool // 2)
+    texts, gold = load_split(dataset_dir(args.data, args.dataset), "train", args.pool)
+    other, _ = load_split(dataset_dir(args.data, args.shift_dataset), "train", args.pool // 2)
     names = sorted(set(gold))
     spec = parse_label_config(choices_config(names))
     cache = EmbeddingCache(settings.data_dir / "cache", encoder_from_settings(settings))

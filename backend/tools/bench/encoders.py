@@ -26,7 +26,7 @@ from backend.learning.head_selection import fit_selected_head
 from backend.models.embedding_cache import EmbeddingCache
 from backend.models.encoder import encoder_from_settings, load_encoder
 from backend.settings import Settings
-from backend.tools.bench.common import data_dir
+from backend.tools.bench.common import dataset_dir
 from backend.tools.simulate import load_split
 
 Embed = Callable[[list[str]], np.ndarray]
@@ -83,7 +83,7 @@ def head_accuracy(x: np.ndarray, y: np.ndarray, labeled: list[int], rows: list[E
 
 
 def bench_encoders(args: argparse.Namespace, settings: Settings) -> int:
-    folder = data_dir(args.data) / args.dataset
+    folder = dataset_dir(args.data, args.dataset)
     train, train_labels = load_split(folder, "train", args.pool)
     test, test_labels = load_split(folder, "test", None)
     names = sorted(set(train_labels))

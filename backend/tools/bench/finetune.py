@@ -25,13 +25,13 @@ from backend.learning.gate import score
 from backend.models.embedding_cache import EmbeddingCache
 from backend.models.encoder import encoder_from_settings
 from backend.settings import Settings
-from backend.tools.bench.common import data_dir
+from backend.tools.bench.common import dataset_dir
 from backend.tools.bench.contrastive import contrastive_stage
 from backend.tools.simulate import choices_config, load_split
 
 
 def bench_finetune(args: argparse.Namespace, settings: Settings) -> int:
-    folder = data_dir(args.data) / args.dataset
+    folder = dataset_dir(args.data, args.dataset)
     (train, train_labels), (test, test_labels) = load_split(folder, "train", None), load_split(folder, "test", None)
     spec = parse_label_config(choices_config(sorted(set(train_labels))))
     pool = [Example(text, (label,), i) for i, (text, label) in enumerate(zip(train, train_labels, strict=True))]

@@ -21,7 +21,7 @@ from backend.models.embedding_cache import EmbeddingCache
 from backend.models.encoder import encoder_from_settings
 from backend.models.head import DEFAULT_L2, LinearHead
 from backend.settings import Settings
-from backend.tools.bench.common import data_dir
+from backend.tools.bench.common import dataset_dir
 from backend.tools.simulate import embed_all, load_split
 
 
@@ -32,7 +32,7 @@ def _score(head: LinearHead, x_held: np.ndarray, y_held: np.ndarray, x_test: np.
 
 
 def bench_head(args: argparse.Namespace, settings: Settings) -> int:
-    folder = data_dir(args.data) / args.dataset
+    folder = dataset_dir(args.data, args.dataset)
     (train, train_labels), (test, test_labels) = load_split(folder, "train", None), load_split(folder, "test", None)
     names = sorted(set(train_labels))
     index = {name: i for i, name in enumerate(names)}

@@ -35,7 +35,7 @@ from backend.models.encoder import encoder_from_settings
 from backend.models.head import LinearHead
 from backend.query.strategies import make_strategy, rank
 from backend.settings import Settings
-from backend.tools.bench.common import data_dir
+from backend.tools.bench.common import dataset_dir
 from backend.tools.simulate import choices_config, embed_all, load_split
 
 
@@ -75,7 +75,7 @@ def chosen_by_margin(x: np.ndarray, gold: np.ndarray, labels: int, rng: np.rando
 
 
 def bench_label_errors(args: argparse.Namespace, settings: Settings) -> int:
-    folder = data_dir(args.data) / args.dataset
+    folder = dataset_dir(args.data, args.dataset)
     texts, gold = load_split(folder, "train", None)
     names = sorted(set(gold))
     spec = parse_label_config(choices_config(names))
