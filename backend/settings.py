@@ -191,7 +191,9 @@ class Settings(BaseSettings):
     )
     sync_diverse_top: int = Field(50, ge=0, description="Tasks at the top of the queue that alternate clusters.")
     sync_strategy: str = Field(
-        "margin", description="Query strategy of the sync: margin, entropy, least_confidence, random, cold-start."
+        "margin",
+        description="Query strategy of the sync: margin, entropy, least_confidence, badge (single-label), random, "
+        "cold-start.",
     )
     schedule_file: str = Field(
         str(Path(__file__).parent / "jobs" / "schedule.py"), description="RQ cron config of scheduled retrains."

@@ -110,6 +110,10 @@ def test_retrain_publishes_once_per_new_annotation_and_the_sync_orders_the_rest(
     rerun = sync_project(ctx.settings, ls, ctx.cache_for, ctx.registry, project_id, progress=False)
     assert rerun.written == rerun.ranked == 0 and rerun.up_to_date == 39  # converged: nothing to rewrite
 
+    badge = sync_project(ctx.settings, ls, ctx.cache_for, ctx.registry, project_id, "badge", progress=False)
+    assert badge.strategy == "badge" and badge.scored == 39 and badge.written == 0  # same version: same predictions
+    assert badge.top_task_id == ls.next_task(project_id, tab)["id"]  # the queue follows the BADGE-like order
+
 
 def test_retrain_of_an_unsupported_config_stops_with_the_reason(label_studio, ctx):
     ls = LabelStudioClient(label_studio.url, label_studio.token)

@@ -114,3 +114,44 @@ def test_heldout_share_of_annotations_tracks_the_fraction_when_the_queue_is_rera
         assert abs(share - 0.15) <= 0.05, (done, share)
     # and they come spread out, not in a block: never more than two held-out tasks in a row
     assert max(len(run) for run in "".join("h" if h else "." for h in taken_heldout).split(".")) <= 2
+
+
+def test_badge_picks_a_batch_that_is_uncertain_and_spread_out():
+    from backend.query.strategies import TOP_BAND
+
+    x, blob = _pool(seed=3, n=400, k=4)
+    rng = np.random.default_rng(3)
+    margin = rng.uniform(0.05, 0.2, size=len(x))  # every task fairly uncertain...
+    margin[blob == 0] = rng.uniform(0.0, 0.02, size=(blob == 0).sum())  # ...the first blob most of all
+    probs = np.stack([np.full(len(x), 0.45), 0.45 - margin, 0.1 + margin], axis=1)
+    ids = np.arange(len(x))
+    margin_first = rank(make_strategy("margin"), probs, x, ids)[:8]
+    assert set(blob[margin_first]) == {0}  # plain margin spends the batch on one region
+    badge = make_strategy("badge", batch=8, seed=1)
+    scores = badge.scores(probs, x, ids)
+    batch = np.argsort(scores)[:8]
+    assert (scores[batch] < TOP_BAND).all() and (np.delete(scores, batch) >= TOP_BAND).all()
+    assert len(set(blob[batch])) >= 3  # BADGE's batch spans the regions
+    rest = np.delete(ids, batch)  # after the batch, the least-margin first
+    assert (np.diff(scores[rest][np.argsort(scores[rest])]) >= 0).all()
+    assert badge.diverse and not make_strategy("margin").diverse
+    with pytest.raises(ValueError, match="single-label"):
+        make_strategy("badge", multi_label=True)
+
+
+def test_badge_distances_factor_without_building_the_gradients():
+    from backend.query.strategies import kmeans_pp_gradients
+
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(4), size=30)
+    x = rng.normal(size=(30, 6))
+    r = probs.copy()
+    r[np.arange(30), r.argmax(axis=1)] -= 1
+    g = np.einsum("ik,id->ikd", r, x).reshape(30, -1)  # the gradient embeddings, built out
+    picks = kmeans_pp_gradients(probs, x, 1)
+    assert picks[0] == int(np.argmax((g * g).sum(axis=1)))  # the longest gradient comes first
+    d2 = ((g - g[picks[0]]) ** 2).sum(axis=1)
+    norms = (r * r).sum(1) * (x * x).sum(1)
+    factored = norms + norms[picks[0]] - 2 * (r @ r[picks[0]]) * (x @ x[picks[0]])
+    assert np.allclose(d2, factored)
+    assert len(set(kmeans_pp_gradients(probs, x, 10, seed=2).tolist())) == 10  # never the same task twice

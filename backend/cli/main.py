@@ -252,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Safe to rerun: unchanged tasks are skipped.",
     )
     sync.add_argument("--project", type=int, required=True, help="Label Studio project id")
-    sync.add_argument("--strategy", help="margin, entropy, least_confidence, random or cold-start "
+    sync.add_argument("--strategy", help="margin, entropy, least_confidence, badge, random or cold-start "
                       "(default: HITL_SYNC_STRATEGY)")  # fmt: skip
     sync.add_argument("--quiet", action="store_true", help="no progress bars")
     sync.add_argument("--json", action="store_true", help="print the summary as JSON")

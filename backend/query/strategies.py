@@ -21,10 +21,13 @@ import numpy as np
 
 from backend.models import uncertainty
 
+TOP_BAND = 0.01  # the scores a spread-out head of the queue gets, below every other task's
+
 
 class Strategy(Protocol):
     name: str
     needs_model: bool
+    diverse: bool  # its own order already spreads the head (the sync then leaves it as it is)
 
     def scores(self, probs: np.ndarray | None, embeddings: np.ndarray, task_ids: np.ndarray) -> np.ndarray: ...
 
@@ -40,6 +43,7 @@ class UncertaintyStrategy:
     measure: str = "margin"
     multi_label: bool = False
     needs_model: ClassVar[bool] = True
+    diverse: ClassVar[bool] = False
 
     @property
     def name(self) -> str:
@@ -58,6 +62,7 @@ class RandomStrategy:
     seed: int = 0
     name: ClassVar[str] = "random"
     needs_model: ClassVar[bool] = False
+    diverse: ClassVar[bool] = False
 
     def scores(self, probs: np.ndarray | None, embeddings: np.ndarray, task_ids: np.ndarray) -> np.ndarray:
         with np.errstate(over="ignore"):  # uint64 arithmetic wraps on purpose
@@ -76,6 +81,7 @@ class ColdStartStrategy:
 
     name: ClassVar[str] = "cold-start"
     needs_model: ClassVar[bool] = False
+    diverse: ClassVar[bool] = True
     representatives: int = 50
     seed: int = 0
 
@@ -102,6 +108,60 @@ class ColdStartStrategy:
         return scores
 
 
+@dataclass
+class BadgeStrategy:
+    """BADGE-like batches (Ash et al. 2020): each task's loss gradient for the last layer, were the
+    model's own answer its label, is ``(p - onehot(argmax p)) ⊗ x``: long for uncertain tasks,
+    pointing apart for tasks unlike each other. k-means++ seeding in that space picks a batch that is
+    both uncertain and diverse. Inner products of such outer products factor
+    (``<g_i, g_j> = <r_i, r_j> <x_i, x_j>``), so the gradients are never built. Only the
+    ``candidates × batch`` least-margin tasks are considered, which bounds the cost on a large
+    pool; the batch comes first, in picking order, the rest follow by margin. Single-label only."""
+
+    batch: int = 50
+    seed: int = 0
+    candidates: int = 20
+    name: ClassVar[str] = "badge"
+    needs_model: ClassVar[bool] = True
+    diverse: ClassVar[bool] = True
+
+    def scores(self, probs: np.ndarray | None, embeddings: np.ndarray, task_ids: np.ndarray) -> np.ndarray:
+        if probs is None:
+            raise ValueError("strategy 'badge' needs a trained model")
+        margin = uncertainty.queue_key(probs, "margin")
+        n = len(margin)
+        out = TOP_BAND + (1.0 - TOP_BAND) * np.clip(margin, 0.0, 1.0)
+        if n == 0 or self.batch <= 0:
+            return out
+        pool = np.lexsort((task_ids, margin))[: self.candidates * self.batch]
+        picked = pool[kmeans_pp_gradients(probs[pool], embeddings[pool], min(self.batch, len(pool)), self.seed)]
+        out[picked] = TOP_BAND * np.arange(len(picked)) / len(picked)
+        return out
+
+
+def kmeans_pp_gradients(probs: np.ndarray, x: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+    """k-means++ seeding over the last-layer gradient embeddings ``(p - onehot) ⊗ x`` (indices in
+    picking order): the longest gradient first, then each next with probability ∝ its squared
+    distance to the nearest already picked."""
+    r = probs.astype(np.float64).copy()
+    r[np.arange(len(r)), r.argmax(axis=1)] -= 1.0
+    x = x.astype(np.float64)
+    norms = (r * r).sum(axis=1) * (x * x).sum(axis=1)  # ||g||²
+    rng = np.random.default_rng(seed)
+    chosen = [int(np.argmax(norms))]
+    distance = norms + norms[chosen[0]] - 2.0 * (r @ r[chosen[0]]) * (x @ x[chosen[0]])
+    for _ in range(1, k):
+        distance = np.maximum(distance, 0.0)
+        distance[chosen] = 0.0
+        total = distance.sum()
+        if total <= 0:
+            break
+        nxt = int(rng.choice(len(distance), p=distance / total))
+        chosen.append(nxt)
+        distance = np.minimum(distance, norms + norms[nxt] - 2.0 * (r @ r[nxt]) * (x @ x[nxt]))
+    return np.array(chosen, dtype=np.int64)
+
+
 def k_center_order(embeddings: np.ndarray, k: int, start: int | None = None) -> np.ndarray:
     """Greedy farthest-first traversal (cosine distance on normalised embeddings)."""
     x = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
@@ -117,8 +177,6 @@ def k_center_order(embeddings: np.ndarray, k: int, start: int | None = None) -> 
         distance = np.minimum(distance, 1.0 - x @ x[nxt])
     return np.array(chosen, dtype=np.int64)
 
-
-TOP_BAND = 0.01
 
 
 def diversify_top(scores: np.ndarray, clusters: np.ndarray, n: int, candidates: int = 5) -> np.ndarray:
@@ -189,12 +247,18 @@ def interleave_audit(scores: np.ndarray, audit: np.ndarray, share: float, seed: 
     return rank / max(n - 1, 1)
 
 
-STRATEGIES = ("margin", "entropy", "least_confidence", "random", "cold-start")
+STRATEGIES = ("margin", "entropy", "least_confidence", "badge", "random", "cold-start")
 
 
-def make_strategy(name: str, multi_label: bool = False, seed: int = 0) -> Strategy:
+def make_strategy(name: str, multi_label: bool = False, seed: int = 0, batch: int = 50) -> Strategy:
+    """``batch``: the tasks a BADGE-like batch spans (the sync: the head it spreads,
+    ``HITL_SYNC_DIVERSE_TOP``)."""
     if name in uncertainty.MEASURES:
         return UncertaintyStrategy(name, multi_label)
+    if name == "badge":
+        if multi_label:
+            raise ValueError("strategy 'badge' is for single-label projects; use margin for multi-label")
+        return BadgeStrategy(batch=batch, seed=seed)
     if name == "random":
         return RandomStrategy(seed)
     if name == "cold-start":

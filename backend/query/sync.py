@@ -238,7 +238,7 @@ def _sync(
     serving = load_serving(registry, project_id, spec, cache.encoder)
     version, classifier, label = serving.version, serving.model, serving.label
     strategy = ColdStartStrategy() if classifier is None else make_strategy(
-        strategy_name or settings.sync_strategy, spec.multi_label
+        strategy_name or settings.sync_strategy, spec.multi_label, batch=settings.sync_diverse_top
     )  # fmt: skip
     summary = SyncSummary(project_id, label, strategy.name)
 
@@ -319,7 +319,8 @@ def _sync(
     threshold: float | None = None  # auto-accept's, while it is on
     share = settings.audit_share
     if classifier is not None:
-        scores = diversify_top(scores, clusters, settings.sync_diverse_top)
+        if not strategy.diverse:  # a BADGE-like batch is spread out by its own picking
+            scores = diversify_top(scores, clusters, settings.sync_diverse_top)
         heldout = np.array([is_heldout(t, settings.holdout_fraction) for t in ids])
         done = _annotated_task_ids(registry, project_id, version)
         done_heldout = sum(is_heldout(t, settings.holdout_fraction) for t in done)

@@ -46,7 +46,7 @@ COLUMNS = ["strategy", "seed", "labels", "served", "accuracy", "macro_f1", "ece"
            "ece_pool_calibrated", "temperature", "l2", "heldout_accuracy", "stop_kappa", "stop_uncertainty",
            "stop"]  # fmt: skip
 DEFAULT_STRATEGY = "margin-diverse"
-SIM_STRATEGIES = ("margin-diverse", "margin", "entropy", "least_confidence", "random")
+SIM_STRATEGIES = ("margin-diverse", "margin", "entropy", "least_confidence", "badge", "random")
 
 
 def choices_config(labels: list[str]) -> str:
@@ -138,7 +138,8 @@ def run_seed(pool: Pool, test: Pool, strategy_name: str, seed: int, budget: int,
     else:  # cold start: cover the pool, from a seed-dependent first task
         cold = ColdStartStrategy(representatives=start, seed=seed)
         labeled = list(np.argsort(cold.scores(None, pool.embeddings, np.arange(n)), kind="stable")[:start])
-    base = make_strategy("random" if strategy_name == "random" else strategy_name.removesuffix("-diverse"), seed=seed)
+    base = make_strategy("random" if strategy_name == "random" else strategy_name.removesuffix("-diverse"), seed=seed,
+                         batch=step)  # fmt: skip
     heldout_bucket = np.array([is_heldout(i, holdout) for i in range(n)])
     stop_set = np.random.default_rng(10_000 + seed).permutation(n)[:STOP_SET]  # as the sync draws it, once
     previous: dict[int, int] = {}
