@@ -111,3 +111,32 @@ def test_a_warm_started_replay_fine_tunes_from_the_last_fine_tuned_encoder(tiny_
     assert cold.tune(pool, examples, first).identity == cold.tune(pool, examples).identity  # from the base
     assert warm.tune(pool, examples, first).identity != cold.tune(pool, examples).identity  # from ``first``
     assert warm.describe()["warm_start"] and not cold.describe()["warm_start"]
+
+
+def test_an_interrupted_replay_keeps_its_finished_seeds_and_resumes_from_them(tmp_path, tiny_encoder_dir, monkeypatch):
+    import pytest
+
+    from backend.tools import simulate as module
+
+    real, calls = module.run_seed, []
+
+    def interrupted_at_the_third(*args, **kwargs):
+        calls.append(args[2:4])  # (strategy, seed)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # Ctrl-C during the third seed
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "run_seed", interrupted_at_the_third)
+    args = _args(tmp_path, tiny_encoder_dir)
+    with pytest.raises(KeyboardInterrupt):
+        simulate(**args)
+    with open(args["out"] / "curve.csv") as handle:
+        kept = {(r["strategy"], int(r["seed"])) for r in csv.DictReader(handle)}
+    assert kept == {("margin-diverse", 0), ("margin-diverse", 1)}
+    assert json.loads((args["out"] / "finals.json").read_text()).keys() == {"margin-diverse:0", "margin-diverse:1"}
+
+    calls.clear()
+    monkeypatch.setattr(module, "run_seed", lambda *a, **k: (calls.append(a[2:4]), real(*a, **k))[1])
+    summary = simulate(**args)
+    assert calls == [("random", 0), ("random", 1)]  # only what the interruption left
+    assert summary["strategies"].keys() == {"margin-diverse", "random"}

@@ -266,8 +266,10 @@ def simulate(dataset: Path, strategy: str, budget: int, step: int, seeds: int, o
     finals = json.loads(finals_path.read_text()) if finals_path.exists() and done else {}
     strategies = [strategy] if strategy == "random" else [strategy, "random"]
     rows: list[dict] = []
+    included: set[tuple[str, int]] = set()
     for name in strategies:
         for seed in tqdm(range(seeds), desc=name, disable=not progress):
+            included.add((name, seed))
             if (name, seed) in done and f"{name}:{seed}" in finals:
                 rows.extend(done[(name, seed)])
                 continue
@@ -277,14 +279,13 @@ def simulate(dataset: Path, strategy: str, budget: int, step: int, seeds: int, o
             final["seconds"] = round(time.perf_counter() - seed_started, 1)
             rows.extend(seed_rows)
             finals[f"{name}:{seed}"] = final
-    finals_path.write_text(json.dumps(finals, indent=2))
+            # after every seed: an interrupted replay (a fine-tuned one runs for many minutes) resumes here
+            later = [row for key, kept in done.items() if key not in included for row in kept]
+            _save(curve_path, rows + later, finals_path, finals)
+    _save(curve_path, rows, finals_path, finals)
     routing: dict[str, list[dict]] = {}
     for key, final in finals.items():
         routing.setdefault(key.rsplit(":", 1)[0], []).append(final)
-    with open(curve_path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
     summary = summarize(rows, strategies, routing, dataset.name, target_precision)
     summary["seconds"] = round(time.perf_counter() - started, 1)
     summary["replay"] = replay
@@ -295,6 +296,19 @@ def simulate(dataset: Path, strategy: str, budget: int, step: int, seeds: int, o
     plot(rows, strategies, out / "learning_curves.png", title)
     (out / "summary.md").write_text(markdown(summary))
     return summary
+
+
+def _save(curve_path: Path, rows: list[dict], finals_path: Path, finals: dict[str, Any]) -> None:
+    """curve.csv and finals.json as they stand, each replaced whole (never half written)."""
+    partial = curve_path.with_suffix(".tmp")
+    with open(partial, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    partial.replace(curve_path)
+    finals_partial = finals_path.with_suffix(".tmp")
+    finals_partial.write_text(json.dumps(finals, indent=2))
+    finals_partial.replace(finals_path)
 
 
 def mean_curve(rows: list[dict], strategy: str, column: str = "accuracy") -> dict[int, float]:
