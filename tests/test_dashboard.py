@@ -84,7 +84,7 @@ def test_the_dashboard_lists_projects_and_serves_each_report_behind_auth(populat
     assert "class: World: 0.62 of 40" in overview  # the serving version's worst slice
     assert "full queued" in overview and "last: head published in 2.3 s" in overview
     assert "<td>still learning</td>" in overview  # one kappa so far: not yet stable
-    assert "<td>2 suspected label errors; 1 proposals</td>" in overview
+    assert "<td>2 suspected label errors; 1 batch-correction proposal</td>" in overview
     page = client.get("/dashboard/7", headers=headers).get_data(as_text=True)
     assert 'http-equiv="refresh"' in page and 'href="/dashboard"' in page
     for section in SECTIONS:

@@ -152,8 +152,9 @@ def test_calibrated_tagger_routes_sure_answers_past_review(settings, predictor):
     tasks = [ls_task(i, {"text": e.text}) for i, e in enumerate(examples[:4])]
     results = client.post("/predict", json=predict_body(tasks, NER_CONFIG)).json["results"]
     assert all(r["model_version"] == version for r in results)
-    assert [r["auto_accept"] for r in results] == [True, True, False, True]  # task 2 is an audit sample
-    assert [r["hitl_reason"].split(":")[0] for r in results] == ["Confident", "Confident", "Audit sample", "Confident"]
+    assert [r["auto_accept"] for r in results] == [True, True, False, True]  # task 2 is held out: people see it
+    assert [r["hitl_reason"].split(":")[0] for r in results] == ["Confident", "Confident", "Held-out check",
+                                                                  "Confident"]  # fmt: skip
     assert calibrate_tagger(tagger, SPEC, examples[:5], settings) == {}  # too few held-out answers to judge
 
 

@@ -15,12 +15,12 @@ from backend.jobs.context import WorkerContext
 from backend.jobs.retrain import retrain
 from backend.jobs.sync_job import sync_and_record
 from backend.labeling import parse_label_config
-from backend.learning.dataset import is_heldout
 from backend.learning.routing_audit import audit_routing
 from backend.query.sync import VIEW_TITLE, sync_project
 from backend.query.writeback import RANK_FIELD, REASON_FIELD
 from backend.server.app import create_app
 from backend.serving.reasons import Why, kind
+from backend.serving.routing import is_audit_sample, is_heldout
 from backend.settings import Settings
 from backend.stores.audit import INPUTS_MARK
 from backend.stores.labelstudio import LabelStudioClient
@@ -400,7 +400,9 @@ def test_audit_samples_reach_the_queue_and_a_disagreement_switches_auto_accept_o
     meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "routing": {"threshold": 0.0}}))
 
     summary = sync_project(ctx.settings, ls, ctx.cache_for, ctx.registry, project_id, progress=False)
-    assert 0.03 * summary.scored <= summary.audit_samples <= 0.08 * summary.scored
+    pool = [t["id"] for t in ls.unlabeled_tasks(project_id)]  # every one confident enough at threshold 0
+    drawn = [t for t in pool if not is_heldout(t, ctx.settings.holdout_fraction) and is_audit_sample(t, 0.05)]
+    assert summary.audit_samples == len(drawn) and 0.01 * len(pool) <= len(drawn) <= 0.09 * len(pool)
     head = sorted((t["data"][RANK_FIELD], t) for t in ls.unlabeled_tasks(project_id) if RANK_FIELD in t["data"])
     reasons = [kind(t["data"][REASON_FIELD]) for _, t in head[: ctx.settings.sync_exact_top]]
     assert 2 <= reasons.count(Why.AUDIT) <= 3  # one in twenty of the head, marked for whoever looks
@@ -461,6 +463,7 @@ def test_imported_tasks_that_drift_raise_an_alarm_and_become_probes(label_studio
     drifted = sync_and_record(ctx, ls, project_id, progress=False)
     assert drifted.drift and drifted.drift["alarm"], drifted.drift
     assert 150 <= drifted.drift_probes <= 200  # the batch's tasks, but for its held-out ones
+    assert ctx.registry.audit_share(project_id) == 2 * ctx.settings.audit_share  # /predict audits as much as the sync
     reasons = [kind(t["data"].get(REASON_FIELD) or "") for t in ls.unlabeled_tasks(project_id)]
     assert reasons.count(Why.DRIFT) >= 3  # a tenth of the queue's head: humans label the new data first
     checks = ctx.audit.drift_checks(project_id)

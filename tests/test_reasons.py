@@ -23,6 +23,12 @@ def test_each_kind_says_why_with_the_calibrated_confidence():
     assert reason(Why.REVIEW, 0.41, None) == ("Needs review: no prediction of this version skips review yet "
                                              "(confidence about 40%).")
     assert reason(Why.REVIEW, 0.41, 0.9).startswith("Needs review: the model is unsure (confidence about 40%, below")
+    assert reason(Why.REVIEW, 0.41, None, note="a multi-label answer always goes to a person") == (
+        "Needs review: a multi-label answer always goes to a person (confidence about 40%).")
+    assert reason(Why.REVIEW, None, None) == ("Needs review: no model has been trained yet, so every task goes to "
+                                              "a person.")
+    assert "still checked" not in reason(Why.CONFIDENT, 0.97, 0.9, audit_share=0.0)  # no audit: no such claim
+    assert "a random 0.5% of such" in reason(Why.AUDIT, 0.97, 0.9, audit_share=0.005)
     assert reason(Why.DISAGREE, 0.72, 0.9, second_opinion=("World", "Business")) == (
         "Models disagree: the fine-tuned model says World (confidence about 70%) but the model on the base encoder "
         "says Business; your label settles it.")

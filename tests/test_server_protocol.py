@@ -15,7 +15,7 @@ from backend.learning.candidates import fit_head, publish_head
 from backend.server import create_app
 from backend.serving.predictor import Predictor
 from backend.serving.reasons import Why, kind
-from backend.serving.routing import is_audit_sample
+from backend.serving.routing import is_audit_sample, is_heldout
 from backend.stores.registry import COLD_START
 from tests.support.payloads import (
     AG_CONFIG,
@@ -63,7 +63,9 @@ def test_cold_start_returns_no_pre_annotation(client):
     assert response.status_code == 200
     results = response.json["results"]
     assert len(results) == len(tasks)
-    assert all(r == {"result": [], "score": 0.0, "model_version": COLD_START} for r in results)
+    assert all(r == {"result": [], "score": 0.0, "model_version": COLD_START,
+                     "hitl_reason": "Needs review: no model has been trained yet, so every task goes to a person."}
+               for r in results)  # fmt: skip
 
 
 def test_trained_version_serves_valid_predictions_with_scores(client, predictor):
@@ -262,21 +264,24 @@ def _head(predictor):
 def test_auto_accept_follows_the_versions_routing_threshold(client, predictor):
     spec, examples, encoder, head, body = _head(predictor)
     body = predict_body([ls_task(i, {"text": TEXTS[i % len(TEXTS)]}) for i in range(40)])
-    audit = {i for i in range(40) if is_audit_sample(i, predictor.settings.audit_share)}
-    assert audit  # ids 2, 11, 28, 32, 35 and 38 are drawn at 5 %
+    settings = predictor.settings
+    held = {i for i in range(40) if is_heldout(i, settings.holdout_fraction)}
+    audit = {i for i in range(40) if is_audit_sample(i, settings.audit_share)} - held
+    assert held and audit  # ids 2, 4, 7, 15, 20, 25, 29 are held out; 11, 28, 32, 35, 38 audit samples at 5 %
     for threshold, expected in [(0.0, True), (1.01, False)]:
         publish_head(
             predictor.registry, "7", spec, encoder, head, examples, extra={"routing": {"threshold": threshold}}
         )
         answers = client.post("/predict", json=body).json["results"]
-        assert [r["auto_accept"] for r in answers] == [expected and i not in audit for i in range(40)]
+        assert [r["auto_accept"] for r in answers] == [expected and i not in held | audit for i in range(40)]
         kinds = [kind(r["hitl_reason"]) for r in answers]
-        assert kinds == ([Why.AUDIT if i in audit else Why.CONFIDENT for i in range(40)] if expected
-                         else [Why.REVIEW] * 40)  # fmt: skip
+        assert kinds == [Why.HELDOUT if i in held else (Why.AUDIT if i in audit else Why.CONFIDENT) if expected
+                         else Why.REVIEW for i in range(40)]  # fmt: skip
     publish_head(predictor.registry, "7", spec, encoder, head, examples)  # no routing: no flag
     answers = client.post("/predict", json=body).json["results"]
     assert all("auto_accept" not in r for r in answers)
-    assert all("no prediction of this version skips review yet" in r["hitl_reason"] for r in answers)
+    assert all("no prediction of this version skips review yet" in r["hitl_reason"] for i, r in enumerate(answers)
+               if i not in held)  # fmt: skip
 
 
 def test_each_prediction_says_why_a_person_should_or_need_not_look(client, predictor):
@@ -284,20 +289,50 @@ def test_each_prediction_says_why_a_person_should_or_need_not_look(client, predi
     publish_head(predictor.registry, "7", spec, encoder, head, examples, extra={"routing": {"threshold": 0.5}})
     body = predict_body([ls_task(i, {"text": TEXTS[i % len(TEXTS)]}) for i in range(40)] + [{"data": {"text": "x"}}])
     answers = client.post("/predict", json=body).json["results"]
+    settings, seen = predictor.settings, set()
     for i, r in enumerate(answers):
         confident = r["score"] >= 0.5
-        sampled = i < 40 and is_audit_sample(i, predictor.settings.audit_share)
-        assert r["auto_accept"] == (confident and not sampled)
+        held = i < 40 and is_heldout(i, settings.holdout_fraction)
+        sampled = i < 40 and not held and is_audit_sample(i, settings.audit_share)
+        assert r["auto_accept"] == (confident and not held and not sampled)
         said = r["hitl_reason"]
-        if not confident:
+        if held:
+            seen.add("held out")
+            assert said.startswith("Held-out check: a random task, never trained on")
+        elif not confident:
+            seen.add("unsure")
             assert said.startswith("Needs review: the model is unsure") and "below the 50%" in said
         elif sampled:
+            seen.add("audit")
             assert said.startswith("Audit sample: the model is confident")
         else:  # the words stay true: the confidence shown is at or above the threshold shown
+            seen.add("confident")
             assert said.startswith(f"Confident: the model is confident ({int(100 * r['score'])}%, at or above the 50%")
+    assert seen == {"held out", "unsure", "audit", "confident"}, seen  # every branch was exercised
     assert answers[-1]["auto_accept"] == (answers[-1]["score"] >= 0.5)  # a task without an id: never sampled
 
 
+def test_predict_routes_with_the_audit_share_the_sync_set_and_says_when_auto_accept_is_off(client, predictor):
+    spec, examples, encoder, head, _ = _head(predictor)
+    version = publish_head(predictor.registry, "7", spec, encoder, head, examples,
+                           extra={"routing": {"threshold": 0.0}})  # fmt: skip
+    body = predict_body([ls_task(i, {"text": TEXTS[i % len(TEXTS)]}) for i in range(40)])
+    held = {i for i in range(40) if is_heldout(i, predictor.settings.holdout_fraction)}
+
+    def sampled() -> set[int]:
+        answers = client.post("/predict", json=body).json["results"]
+        return {i for i, r in enumerate(answers) if kind(r["hitl_reason"]) == Why.AUDIT}
+
+    assert sampled() == {i for i in range(40) if is_audit_sample(i, 0.05)} - held
+    predictor.registry.set_audit_share("7", 0.10, "drift alarm: twice HITL_AUDIT_SHARE")  # as the sync does
+    doubled = sampled()
+    assert doubled == {i for i in range(40) if is_audit_sample(i, 0.10)} - held and len(doubled) > 5
+    served = client.post("/predict", json=body).json["results"][0]["model_version"]
+    predictor.registry.suspend_routing("7", served, "humans changed 8 of 40")
+    answers = client.post("/predict", json=body).json["results"]
+    assert all("auto-accept is switched off for this version" in r["hitl_reason"] for i, r in enumerate(answers)
+               if i not in held)  # fmt: skip
+    assert predictor.registry.current("7") == version
 def test_a_version_whose_files_cannot_be_read_is_skipped_and_the_previous_keeps_serving(client, predictor):
     first = _train(predictor)
     body = predict_body([ls_task(1, {"text": TEXTS[0]})])

@@ -148,10 +148,13 @@ def test_badge_distances_factor_without_building_the_gradients():
     r = probs.copy()
     r[np.arange(30), r.argmax(axis=1)] -= 1
     g = np.einsum("ik,id->ikd", r, x).reshape(30, -1)  # the gradient embeddings, built out
-    picks = kmeans_pp_gradients(probs, x, 1)
-    assert picks[0] == int(np.argmax((g * g).sum(axis=1)))  # the longest gradient comes first
-    d2 = ((g - g[picks[0]]) ** 2).sum(axis=1)
-    norms = (r * r).sum(1) * (x * x).sum(1)
-    factored = norms + norms[picks[0]] - 2 * (r @ r[picks[0]]) * (x @ x[picks[0]])
-    assert np.allclose(d2, factored)
-    assert len(set(kmeans_pp_gradients(probs, x, 10, seed=2).tolist())) == 10  # never the same task twice
+    # k-means++ seeding done the long way, on the gradients themselves, with the same random draws
+    draws = np.random.default_rng(2)
+    expected = [int(np.argmax((g * g).sum(axis=1)))]  # the longest gradient first
+    distance = ((g - g[expected[0]]) ** 2).sum(axis=1)
+    for _ in range(9):
+        distance[expected] = 0.0
+        expected.append(int(draws.choice(len(g), p=distance / distance.sum())))
+        distance = np.minimum(distance, ((g - g[expected[-1]]) ** 2).sum(axis=1))
+    picks = kmeans_pp_gradients(probs, x, 10, seed=2).tolist()
+    assert picks == expected and len(set(picks)) == 10  # the same batch, never the same task twice

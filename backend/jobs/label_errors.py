@@ -33,7 +33,7 @@ SUSPECT_FIELD = "hitl_suspect"  # 1 = the most suspicious; the tab sorts by it
 SUGGESTED_FIELD = "hitl_suggested"  # the label the model (or the annotators' consensus) suggests
 EVIDENCE_FIELD = "hitl_evidence"  # why, in words, with the nearest tasks that carry the suggested label
 MARKS = (SUSPECT_FIELD, SUGGESTED_FIELD, EVIDENCE_FIELD)
-SUSPECT_REASON = Why.SUSPECT.value.capitalize()  # how the labeling page's reason (hitl_reason) starts for a suspect
+SUSPECT_REASON = Why.SUSPECT.title  # how the labeling page's reason (hitl_reason) starts for a suspect
 SUSPECTS_TAB = "Suspected label errors (hitl)"
 # Label Studio's default columns a reviewer of suspects does not need, so the suggested label and the
 # evidence are in view next to the task's own data and its annotation

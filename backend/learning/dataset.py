@@ -12,7 +12,6 @@ Policy (one place, documented in the README):
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from backend.labeling import TaskError, TaskSpec, labels_from_result, task_text
 from backend.labeling.examples import Example
 from backend.labeling.spans import spans_from_result
 from backend.learning.slices import field_values
+from backend.serving.routing import is_heldout
 from backend.stores.audit import Correction
 
 
@@ -85,14 +85,6 @@ def split(examples: Sequence[Example], holdout_fraction: float) -> tuple[list[Ex
     for ex in examples:
         (held if is_heldout(ex.task_id, holdout_fraction) else train).append(ex)
     return train, held
-
-
-def is_heldout(task_id: int | None, holdout_fraction: float) -> bool:
-    """Whether a task belongs to the held-out side, known before anyone annotates it. The sync
-    serves held-out tasks in random order, so the held-out annotations are an unbiased sample of
-    the pool (what the gate and calibration need), not the model's hardest cases."""
-    bucket = int(hashlib.sha256(str(task_id).encode()).hexdigest()[:8], 16) % 10_000
-    return bucket < holdout_fraction * 10_000
 
 
 def _correction(project_id: int, task: dict[str, Any], annotation: dict[str, Any], spec: TaskSpec) -> Correction:

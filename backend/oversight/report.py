@@ -30,11 +30,12 @@ from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global sta
 from matplotlib.ticker import MaxNLocator
 
 from backend.jobs.proposals import PREFIX as PROPOSAL_PREFIX
-from backend.learning.dataset import is_heldout
 from backend.learning.routing_audit import RoutingAudit, audit_routing, thresholds, wilson
 from backend.learning.slices import class_slice, field_slice
+from backend.oversight.retrains import NO_QUEUE
 from backend.query.stopping import StoppingState, StoppingStatus, learning_curve
 from backend.query.sync import SyncState
+from backend.serving.routing import is_heldout
 from backend.stores.audit import AuditStore, is_inputs_check
 from backend.stores.registry import Registry, RegistryError, served_name
 
@@ -295,7 +296,7 @@ table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;pad
 .cap{{color:#555;font-size:13px}}img{{max-width:100%}}</style></head><body>
 {nav}<h1>Project {data.project_id}</h1><p>{summary}. Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.</p>
 <h2>When to stop</h2><p>{html.escape(data.stopping.message if data.stopping else "No sync yet.")}</p>
-<h2>Retrain queue</h2><p>{html.escape(retrains or "not read: no queue configured (HITL_REDIS_URL)")}</p>
+<h2>Retrain queue</h2><p>{html.escape(retrains or NO_QUEUE)}</p>
 {''.join(parts)}{_accuracy(data)}{_slices(data)}{_routing(data)}{_drift(data)}{_label_errors(data)}{_annotators(data)}{_proposals(data)}<h2>Candidates</h2>{_table(data)}</body></html>"""
 
 
@@ -439,9 +440,10 @@ def _drift(data: ProjectData) -> str:
     headers = ["checked (UTC)", "version", "tasks", "p (probabilities)", "p (embeddings)", "found"]
     latest = {is_inputs_check(c): c for c in data.drift_checks}  # the last check of each kind, as the sync reads them
     standing = [("/predict inputs" if inputs else "imports") for inputs, c in sorted(latest.items()) if c["alarm"]]
-    raised = (f"<p><b>Drift alarm standing ({', '.join(standing)})</b>: until a check passes again, the sync sends "
-              "twice the usual share (HITL_AUDIT_SHARE) of auto_accept tasks to people as audit samples and keeps "
-              "drift probes in the queue.</p>") if standing else ""  # fmt: skip
+    raised = (f"<p><b>Drift alarm standing ({', '.join(standing)})</b>: until a check of that kind passes again, "
+              "the sync sends twice the usual share (HITL_AUDIT_SHARE) of auto_accept tasks to people as audit "
+              "samples, when auto_accept is on; after an alarm on imports, the drifted tasks stay in the queue as "
+              "drift probes.</p>") if standing else ""  # fmt: skip
     return _section("Drift", caption, headers, rows) + raised
 
 

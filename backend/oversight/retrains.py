@@ -8,12 +8,14 @@ import time
 from backend.ids import JobKind
 from backend.jobs.queue import RetrainQueue
 
+NO_QUEUE = "not read: no queue configured (HITL_REDIS_URL)"
+
 
 def retrain_lines(queue: RetrainQueue | None, projects: list[int]) -> dict[int, str]:
     """Per project, in words (plain text: the caller escapes it). A Redis that cannot be read is
     said, not raised: the stores still have everything else to show."""
     if queue is None:
-        return dict.fromkeys(projects, "not read: no queue configured (HITL_REDIS_URL)")
+        return dict.fromkeys(projects, NO_QUEUE)
     try:
         durations = queue.durations()
         pending = {(p, kind): queue.pending_since(p, kind) for p in projects for kind in JobKind}

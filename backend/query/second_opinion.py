@@ -19,7 +19,7 @@ from backend.ids import ProjectId
 from backend.labeling import TaskSpec
 from backend.models.classifier import TextClassifier
 from backend.serving.predictor import load_serving
-from backend.stores.registry import Registry
+from backend.stores.registry import Registry, RegistryError
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,10 @@ def base_head_opinion(
     if spec.multi_label or spec.is_ner or spec.modality != "text":
         return None
     for version in reversed(registry.versions(project_id)):
-        encoder = registry.meta(project_id, version).get("encoder") or {}
+        try:
+            encoder = registry.meta(project_id, version).get("encoder") or {}
+        except (RegistryError, OSError, ValueError):  # an unreadable version is skipped, never fatal to a sync
+            continue
         if encoder.get("source") != "base":
             continue
         loaded = load_serving(registry, project_id, spec, base_encoder, version)

@@ -113,7 +113,9 @@ class BadgeStrategy:
     """BADGE-like batches (Ash et al. 2020): each task's loss gradient for the last layer, were the
     model's own answer its label, is ``(p - onehot(argmax p)) ⊗ x``: long for uncertain tasks,
     pointing apart for tasks unlike each other. k-means++ seeding in that space picks a batch that is
-    both uncertain and diverse. Inner products of such outer products factor
+    both uncertain and diverse. ``x`` is the embedding the strategy is given: the base encoder's,
+    as for the clusters, which stands in for the head's own input once a fine-tuned encoder serves.
+    Inner products of such outer products factor
     (``<g_i, g_j> = <r_i, r_j> <x_i, x_j>``), so the gradients are never built. Only the
     ``candidates × batch`` least-margin tasks are considered, which bounds the cost on a large
     pool; the batch comes first, in picking order, the rest follow by margin. Single-label only."""

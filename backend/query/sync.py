@@ -44,7 +44,6 @@ import numpy as np
 from tqdm import tqdm
 
 from backend.labeling import TaskError, TaskSpec, parse_label_config, task_text
-from backend.learning.dataset import is_heldout
 from backend.models import uncertainty
 from backend.models.classifier import TextClassifier
 from backend.models.embedding_cache import EmbeddingCache
@@ -64,7 +63,7 @@ from backend.query.writeback import RANK_FIELD, REASON_FIELD, held_ranks, plan_r
 from backend.serving.items import results
 from backend.serving.predictor import class_probabilities, load_serving, own_cache, use_caches
 from backend.serving.reasons import Why, reason
-from backend.serving.routing import is_audit_sample
+from backend.serving.routing import RoutingPolicy, is_heldout, review_masks
 from backend.settings import Settings
 from backend.stores.labelstudio import LabelStudioClient
 from backend.stores.registry import Registry, RegistryError
@@ -237,8 +236,12 @@ def _sync(
     cache = cache(spec) if callable(cache) else cache  # the text or the image encoder's cache
     serving = load_serving(registry, project_id, spec, cache.encoder)
     version, classifier, label = serving.version, serving.model, serving.label
+    name = strategy_name or settings.sync_strategy
+    if name == "badge" and (spec.multi_label or spec.is_ner):  # the setting is global; BADGE is single-label
+        log.warning("project %s: strategy badge is for single-label projects; margin ranks this one", project_id)
+        name = "margin"
     strategy = ColdStartStrategy() if classifier is None else make_strategy(
-        strategy_name or settings.sync_strategy, spec.multi_label, batch=settings.sync_diverse_top
+        name, spec.multi_label, batch=settings.sync_diverse_top
     )  # fmt: skip
     summary = SyncSummary(project_id, label, strategy.name)
 
@@ -321,16 +324,19 @@ def _sync(
     if classifier is not None:
         if not strategy.diverse:  # a BADGE-like batch is spread out by its own picking
             scores = diversify_top(scores, clusters, settings.sync_diverse_top)
-        heldout = np.array([is_heldout(t, settings.holdout_fraction) for t in ids])
+        # a share of what the router would let through goes to humans anyway (learning/routing_audit.py);
+        # /predict routes by the same rule and reads the share in force from the registry
+        threshold = None if registry.routing_suspended(project_id, label) else serving.accept_threshold
+        share = min(0.5, share * (2 if drifting else 1))  # drift: twice the audit samples
+        registry.set_audit_share(project_id, share, "drift alarm: twice HITL_AUDIT_SHARE" if drifting else
+                                 "HITL_AUDIT_SHARE")  # fmt: skip
+        policy = RoutingPolicy(threshold, share, settings.holdout_fraction)
+        heldout, audit = review_masks(ids, confidence, policy)
         done = _annotated_task_ids(registry, project_id, version)
         done_heldout = sum(is_heldout(t, settings.holdout_fraction) for t in done)
         scores = interleave_heldout(scores, heldout, settings.holdout_fraction, seed=project_id,
                                     annotated=len(done), annotated_heldout=done_heldout)  # fmt: skip
-        # a share of what the router would let through goes to humans anyway (learning/routing_audit.py)
-        threshold = None if registry.routing_suspended(project_id, label) else serving.accept_threshold
-        share = min(0.5, share * (2 if drifting else 1))  # drift: twice the audit samples
-        if threshold is not None and share > 0:
-            audit = (confidence >= threshold) & ~heldout & np.array([is_audit_sample(t, share) for t in ids])
+        if audit.any():
             scores = interleave_audit(scores, audit, share, seed=project_id)
             summary.audit_samples = int(audit.sum())
         probes &= ~heldout & ~audit  # new data that drifted: humans label some of it first

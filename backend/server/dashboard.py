@@ -114,4 +114,4 @@ def _checks(data: ProjectData) -> str:
     checks = data.label_checks
     suspects = f"{len(checks[-1]['suspects'])} suspected label errors" if checks else "no label check yet"
     proposed = sum(bool(p["task_ids"]) for p in data.proposals)
-    return f"{suspects}; {proposed} proposals"
+    return f"{suspects}; {proposed} batch-correction proposal{'' if proposed == 1 else 's'}"

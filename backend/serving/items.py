@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,7 +14,7 @@ from backend.labeling.spans import spans_result
 from backend.models import uncertainty
 from backend.models.classifier import TextClassifier
 from backend.models.tagger import SpanTagger, Tagged, answer_confidence, weakest_words
-from backend.serving.routing import route
+from backend.serving.routing import RoutingPolicy, route
 
 
 def results(
@@ -37,20 +38,22 @@ def classification_items(
     label: str,
     probs: np.ndarray,
     threshold: float,
-    accept_threshold: float | None,
+    policy: RoutingPolicy,
     task_ids: Sequence[int | None] | None = None,
-    audit_share: float = 0.0,
 ) -> list[dict[str, Any]]:
     """``/predict`` items: the choices, their calibrated confidence as ``score``, every uncertainty
     measure, why a person should (or need not) look (``hitl_reason``), and ``auto_accept`` when the
-    version has a routing threshold (single-label only; false for the tasks drawn as audit samples)."""
+    version has a routing threshold (single-label only; false for held-out tasks and audit samples,
+    ``serving/routing.py``)."""
     scores = uncertainty.confidence(probs, model.multi_label)
     measures = uncertainty.all_measures(probs, model.multi_label)
     answers = results(spec, model, [""] * len(probs), probs=probs, threshold=threshold)
-    accept = None if model.multi_label else accept_threshold
+    if model.multi_label:  # a multi-label answer is never routed past review
+        policy = dataclasses.replace(policy, threshold=None,
+                                     no_threshold="a multi-label answer always goes to a person")  # fmt: skip
     ids = task_ids if task_ids is not None else [None] * len(probs)
-    return [_routed(_item(result, scores[row], label, measures, row), float(scores[row]), accept, ids[row],
-                    audit_share) for row, result in enumerate(answers)]  # fmt: skip
+    return [_routed(_item(result, scores[row], label, measures, row), float(scores[row]), ids[row], policy)
+            for row, result in enumerate(answers)]  # fmt: skip
 
 
 def span_items(
@@ -59,29 +62,25 @@ def span_items(
     label: str,
     texts: Sequence[str],
     measure: str,
-    accept_threshold: float | None,
+    policy: RoutingPolicy,
     task_ids: Sequence[int | None] | None = None,
-    audit_share: float = 0.0,
 ) -> list[dict[str, Any]]:
     """NER ``/predict`` items: one region per entity with its own score; the task's score is the
-    confidence that the whole answer is right (its least sure word's); ``auto_accept`` when that is
-    above the routing threshold."""
+    confidence that the whole answer is right (its least sure word's); ``hitl_reason`` and
+    ``auto_accept`` as for classification."""
     tagged = tagger.tag(list(texts))
     weakest = weakest_words(tagged, measure, len(tagger.tags))
     measures = uncertainty.all_measures(weakest)
     scores = confidence = answer_confidence(tagged)
     ids = task_ids if task_ids is not None else [None] * len(texts)
-    return [_routed(_item(result, scores[row], label, measures, row), float(confidence[row]), accept_threshold,
-                    ids[row], audit_share)
+    return [_routed(_item(result, scores[row], label, measures, row), float(confidence[row]), ids[row], policy)
             for row, result in enumerate(results(spec, tagger, texts, tagged=tagged))]  # fmt: skip
 
 
-def _routed(
-    item: dict[str, Any], confidence: float, accept_threshold: float | None, task_id: int | None, audit_share: float
-) -> dict[str, Any]:
-    routed = route(confidence, accept_threshold, task_id, audit_share)
+def _routed(item: dict[str, Any], confidence: float, task_id: int | None, policy: RoutingPolicy) -> dict[str, Any]:
+    routed = route(confidence, task_id, policy)
     item["hitl_reason"] = routed.reason
-    if accept_threshold is not None:
+    if policy.threshold is not None:
         item["auto_accept"] = routed.auto_accept
     return item
 

@@ -13,6 +13,7 @@ the version they started with.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -34,6 +35,8 @@ from backend.models.persist import Model, load_version
 from backend.models.tagger import SpanTagger
 from backend.models.word_state_cache import WordStateCache
 from backend.serving.items import classification_items, span_items
+from backend.serving.reasons import Why, reason
+from backend.serving.routing import RoutingPolicy
 from backend.settings import Settings
 from backend.stores.registry import COLD_START, Registry, RegistryError, served_name
 
@@ -247,19 +250,18 @@ class Predictor:
 
         if serving.classifier is None:
             for i in positions:
-                items[i] = {"result": [], "score": 0.0, "model_version": COLD_START}
+                items[i] = {"result": [], "score": 0.0, "model_version": COLD_START,
+                            "hitl_reason": reason(Why.REVIEW, None, None)}  # fmt: skip
         elif positions:
             started = time.perf_counter()
-            # the routing audit may have switched auto_accept off for this version (one small file read)
-            threshold = None if self.registry.routing_suspended(project, serving.label) else \
-                serving.loaded.accept_threshold  # fmt: skip
-            ids = [_task_id(task) for task in tasks]  # which tasks are audit samples (serving/routing.py)
+            policy = self._policy(project, serving)
+            ids = [_task_id(task) for task in tasks]  # held-out tasks and audit samples go to people
             if isinstance(serving.classifier, SpanTagger):
-                self._fill_spans(items, positions, texts, serving, spec, threshold, ids)
+                self._fill_spans(items, positions, texts, serving, spec, policy, ids)
             elif spec.modality == "image":
-                self._fill_images(items, positions, texts, serving, spec, tasks, threshold, ids)
+                self._fill_images(items, positions, texts, serving, spec, tasks, policy, ids)
             else:
-                self._fill(items, positions, serving.classifier.predict_proba(texts), serving, spec, threshold, ids)
+                self._fill(items, positions, serving.classifier.predict_proba(texts), serving, spec, policy, ids)
             log.info(
                 "project %s: predicted %d tasks with %s in %.3fs",
                 project,
@@ -269,18 +271,29 @@ class Predictor:
             )
         return [item if item is not None else {"error": "not predicted"} for item in items]
 
+    def _policy(self, project: ProjectId, serving: _Serving) -> RoutingPolicy:
+        """How this version's predictions are routed now: the routing audit may have switched
+        auto_accept off, and the sync may have raised the audit share (two small file reads)."""
+        share = self.registry.audit_share(project)
+        policy = RoutingPolicy(serving.loaded.accept_threshold, self.settings.audit_share if share is None else share,
+                               self.settings.holdout_fraction)  # fmt: skip
+        if self.registry.routing_suspended(project, serving.label):
+            return dataclasses.replace(policy, threshold=None, no_threshold="auto-accept is switched off for this "
+                                       "version: people changed too many of its confident predictions")  # fmt: skip
+        return policy
+
     def _fill(
         self, items: list, positions: list[int], probs: np.ndarray, serving: _Serving, spec: TaskSpec,
-        threshold: float | None, ids: list[int | None],
+        policy: RoutingPolicy, ids: list[int | None],
     ) -> None:  # fmt: skip
         made = classification_items(spec, serving.classifier, serving.label, probs, self.settings.multilabel_threshold,
-                                    threshold, [ids[i] for i in positions], self.settings.audit_share)  # fmt: skip
+                                    policy, [ids[i] for i in positions])  # fmt: skip
         for i, item in zip(positions, made, strict=True):
             items[i] = item
 
     def _fill_images(
         self, items: list, positions: list[int], refs: list[str], serving: _Serving, spec: TaskSpec, tasks: list,
-        threshold: float | None, ids: list[int | None],
+        policy: RoutingPolicy, ids: list[int | None],
     ) -> None:  # fmt: skip
         """Images are fetched one by one, so an image that cannot be read fails its task alone, and
         decoded one batch at a time, so a large request never holds all its images in memory."""
@@ -296,14 +309,14 @@ class Predictor:
                     items[i] = {"error": f"task {tasks[i].get('id')}: {exc}", "model_version": serving.label}
             if readable:
                 probs = serving.classifier.head.proba(encoder.embed_images(images))
-                self._fill(items, readable, probs, serving, spec, threshold, ids)
+                self._fill(items, readable, probs, serving, spec, policy, ids)
 
     def _fill_spans(
         self, items: list, positions: list[int], texts: list[str], serving: _Serving, spec: TaskSpec,
-        threshold: float | None, ids: list[int | None],
+        policy: RoutingPolicy, ids: list[int | None],
     ) -> None:  # fmt: skip
-        made = span_items(spec, serving.classifier, serving.label, texts, self.settings.uncertainty, threshold,
-                          [ids[i] for i in positions], self.settings.audit_share)  # fmt: skip
+        made = span_items(spec, serving.classifier, serving.label, texts, self.settings.uncertainty, policy,
+                          [ids[i] for i in positions])  # fmt: skip
         for i, item in zip(positions, made, strict=True):
             items[i] = item
 

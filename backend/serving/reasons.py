@@ -27,9 +27,18 @@ class Why(StrEnum):
     REVIEW = "needs review"  # /predict: below the auto-accept threshold, or none yet
     CONFIDENT = "confident"  # /predict: auto_accept, the prediction may skip review
 
+    @property
+    def title(self) -> str:
+        """How a sentence of this kind starts."""
+        return self.value[0].upper() + self.value[1:]
+
 
 def _about(confidence: float) -> str:
     return f"about {5 * math.floor(20 * confidence + 1e-9):.0f}%"
+
+
+def _share(share: float) -> str:
+    return f"{share:.0%}" if share >= 0.01 else f"{share:.1%}"
 
 
 def _percent(value: float) -> str:
@@ -42,12 +51,13 @@ def reason(
     threshold: float | None,
     audit_share: float = 0.05,
     second_opinion: tuple[str, str] | None = None,
+    note: str | None = None,
 ) -> str:
     """The sentence for one task, starting with its kind (``Why``). ``threshold``: the version's
     auto-accept threshold (None: off); ``second_opinion`` (``DISAGREE``): what the serving model
-    and the head on the base encoder answer."""
-    detail = _detail(why, confidence, threshold, audit_share, second_opinion)
-    return f"{why.value[0].upper()}{why.value[1:]}: {detail}"
+    and the head on the base encoder answer; ``note`` (``REVIEW`` without a threshold): why none."""
+    detail = _detail(why, confidence, threshold, audit_share, second_opinion, note)
+    return f"{why.title}: {detail}"
 
 
 def kind(text: str) -> Why | None:
@@ -58,21 +68,25 @@ def kind(text: str) -> Why | None:
 
 def _detail(
     why: Why, confidence: float | None, threshold: float | None, audit_share: float,
-    second_opinion: tuple[str, str] | None,
+    second_opinion: tuple[str, str] | None, note: str | None,
 ) -> str:  # fmt: skip
+    if why == Why.REVIEW and confidence is None:
+        return "no model has been trained yet, so every task goes to a person."
     if why == Why.COLD_START or confidence is None:
         return "no model yet; chosen to cover the variety of the data before the first training."
     conf = _about(confidence)
     if why == Why.CONFIDENT and threshold is not None:  # floors on both sides: the words stay true
+        checked = (f"; a random {_share(audit_share)} of such tasks is still checked by a person" if audit_share > 0
+                   else "")  # fmt: skip
         return (f"the model is confident ({_percent(confidence)}, at or above the {_percent(threshold)} that lets a "
-                f"prediction skip review); a random {audit_share:.0%} of such tasks is still checked by a person.")
+                f"prediction skip review){checked}.")  # fmt: skip
     if why == Why.DISAGREE and second_opinion is not None:
         ours, theirs = second_opinion
         return (f"the fine-tuned model says {ours} (confidence {conf}) but the model on the base encoder says "
                 f"{theirs}; your label settles it.")  # fmt: skip
     if why == Why.AUDIT:
-        return (f"the model is confident ({conf}) and would skip review, so a random {audit_share:.0%} of such tasks "
-                "is checked by a person to measure how often it is really right.")  # fmt: skip
+        return (f"the model is confident ({conf}) and would skip review, so a random {_share(audit_share)} of such "
+                "tasks is checked by a person to measure how often it is really right.")  # fmt: skip
     if why == Why.DRIFT:
         return (f"it came in a batch unlike the data the model learned from (confidence {conf}); your label shows "
                 "whether the model still holds.")  # fmt: skip
@@ -81,7 +95,7 @@ def _detail(
     if why == Why.UNEXPLORED:
         return f"no annotated task is like this one yet (confidence {conf})."
     if why == Why.REVIEW and threshold is None:
-        return f"no prediction of this version skips review yet (confidence {conf})."
+        return f"{note or 'no prediction of this version skips review yet'} (confidence {conf})."
     if threshold is not None and confidence < threshold:
         return f"the model is unsure (confidence {conf}, below the {threshold:.0%} it needs to skip review)."
     # the queue spreads its head over the clusters of the pool: the least certain task of each part

@@ -1,24 +1,48 @@
-"""Whether a prediction may skip human review (``auto_accept``), decided the same way by ``/predict``
-and the queue sync.
+"""Which predictions may skip human review (``auto_accept``), and which tasks go to people whatever
+the model's confidence; ``/predict`` and the queue sync decide it here, the same way.
 
-A prediction skips review when the version has a routing threshold (not switched off by the
-routing audit, ``learning/routing_audit.py``) and its calibrated confidence reaches it, unless the
-task is one of the fixed random audit samples: those go to a person anyway, so that production
-precision is measured on tasks the router would have let through.
+People always see the held-out tasks (a fixed random share by task id: their annotations judge
+every version, so none may be skipped) and the audit samples (a fixed random share of the tasks
+the router would let through, by task id, so production precision is measured on them,
+``learning/routing_audit.py``). Any other prediction skips review when the version has a routing
+threshold, not switched off by the routing audit, and its calibrated confidence reaches it.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from backend.serving.reasons import Why, reason
 
 
+def is_heldout(task_id: int | None, holdout_fraction: float) -> bool:
+    """Whether a task belongs to the held-out side, known before anyone annotates it. The sync
+    serves held-out tasks in random order, so the held-out annotations are an unbiased sample of
+    the pool (what the gate and calibration need), not the model's hardest cases."""
+    bucket = int(hashlib.sha256(str(task_id).encode()).hexdigest()[:8], 16) % 10_000
+    return bucket < holdout_fraction * 10_000
+
+
 def is_audit_sample(task_id: int, share: float) -> bool:
-    """A fixed random ``share`` of tasks, by id (independent of the held-out split)."""
+    """A fixed random ``share`` of tasks, by id (independent of the held-out split). The samples
+    of a share are among those of any larger share, so doubling it only adds tasks."""
     bucket = int(hashlib.sha256(f"audit:{task_id}".encode()).hexdigest()[:8], 16) % 10_000
     return bucket < share * 10_000
+
+
+@dataclass(frozen=True)
+class RoutingPolicy:
+    """What routing one version's predictions needs. ``threshold`` None: nothing skips review,
+    for the reason in ``no_threshold``."""
+
+    threshold: float | None
+    audit_share: float
+    holdout_fraction: float
+    no_threshold: str = "no prediction of this version skips review yet"
 
 
 @dataclass(frozen=True)
@@ -28,12 +52,26 @@ class Route:
     reason: str  # the sentence an API client or a reviewer reads
 
 
-def route(confidence: float, threshold: float | None, task_id: int | None, audit_share: float) -> Route:
-    """One prediction's routing. ``threshold``: the version's auto-accept threshold in force (None:
-    every prediction is reviewed); ``task_id`` None (a task Label Studio sent without an id) is
-    never an audit sample."""
+def route(confidence: float, task_id: int | None, policy: RoutingPolicy) -> Route:
+    """One prediction's routing; ``task_id`` None (a task sent without an id) is neither held out
+    nor an audit sample."""
+    threshold, share = policy.threshold, policy.audit_share
+    if task_id is not None and is_heldout(task_id, policy.holdout_fraction):
+        return Route(False, Why.HELDOUT, reason(Why.HELDOUT, confidence, threshold, share))
     if threshold is None or confidence < threshold:
-        return Route(False, Why.REVIEW, reason(Why.REVIEW, confidence, threshold, audit_share))
-    if task_id is not None and audit_share > 0 and is_audit_sample(task_id, audit_share):
-        return Route(False, Why.AUDIT, reason(Why.AUDIT, confidence, threshold, audit_share))
-    return Route(True, Why.CONFIDENT, reason(Why.CONFIDENT, confidence, threshold, audit_share))
+        return Route(False, Why.REVIEW, reason(Why.REVIEW, confidence, threshold, share, note=policy.no_threshold))
+    if task_id is not None and share > 0 and is_audit_sample(task_id, share):
+        return Route(False, Why.AUDIT, reason(Why.AUDIT, confidence, threshold, share))
+    return Route(True, Why.CONFIDENT, reason(Why.CONFIDENT, confidence, threshold, share))
+
+
+def review_masks(
+    task_ids: Sequence[int], confidence: np.ndarray, policy: RoutingPolicy
+) -> tuple[np.ndarray, np.ndarray]:
+    """For a whole pool (the sync), by the rule of ``route``: which tasks are held out, and which
+    are audit samples (confident enough to skip review, not held out, drawn by id)."""
+    heldout = np.array([is_heldout(t, policy.holdout_fraction) for t in task_ids], dtype=bool)
+    if policy.threshold is None or policy.audit_share <= 0:
+        return heldout, np.zeros(len(heldout), dtype=bool)
+    drawn = np.array([is_audit_sample(t, policy.audit_share) for t in task_ids], dtype=bool)
+    return heldout, (np.asarray(confidence) >= policy.threshold) & ~heldout & drawn

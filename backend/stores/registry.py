@@ -198,6 +198,25 @@ class Registry:
             tmp.write_text(json.dumps(switches, indent=1))
             os.replace(tmp, path)
 
+    def audit_share(self, project: ProjectId | str) -> float | None:
+        """The share of auto_accept tasks sent to people as audit samples, as the last sync set it
+        (raised while drift alarms); None before any sync set one."""
+        try:
+            return float(json.loads((self.project_dir(project) / "review.json").read_text())["audit_share"])
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return None
+
+    def set_audit_share(self, project: ProjectId | str, share: float, why: str) -> None:
+        """Record the audit share in force for ``/predict`` (written atomically, only on a change)."""
+        if self.audit_share(project) == share:
+            return
+        with self._lock(project):
+            path = self.project_dir(project) / "review.json"
+            tmp = path.with_name(f".review.{socket.gethostname()}.{os.getpid()}")
+            tmp.write_text(json.dumps({"audit_share": share, "why": why,
+                                       "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}))  # fmt: skip
+            os.replace(tmp, path)
+
     # internals -------------------------------------------------------------------------------
     def _next_version(self, project: ProjectId | str) -> str:
         existing = self.versions(project)

@@ -33,13 +33,14 @@ from backend.learning.calibration import (
     softmax,
 )
 from backend.learning.candidates import tune_encoder
-from backend.learning.dataset import is_heldout, split
+from backend.learning.dataset import split
 from backend.learning.head_selection import fit_selected_head
 from backend.models.embedding_cache import EmbeddingCache
 from backend.models.encoder import TextEncoder
 from backend.query.clusters import assign, default_k, kmeans
 from backend.query.stopping import STOP_SET, THRESHOLD, WINDOW, StoppingStatus, estimate_gain
 from backend.query.strategies import ColdStartStrategy, diversify_top, make_strategy
+from backend.serving.routing import is_heldout
 from backend.settings import Settings
 
 COLUMNS = ["strategy", "seed", "labels", "served", "accuracy", "macro_f1", "ece", "ece_calibrated",

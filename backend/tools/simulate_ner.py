@@ -21,12 +21,12 @@ from tqdm import tqdm
 
 from backend.labeling.spans import Span, from_tokens
 from backend.labeling.spec import TaskKind, TaskSpec
-from backend.learning.dataset import is_heldout
 from backend.learning.gate import evaluate_spans
 from backend.models import uncertainty
 from backend.models.encoder import TextEncoder
 from backend.models.tagger import fit_tagger, weakest_words
 from backend.models.word_state_cache import WordStateCache
+from backend.serving.routing import is_heldout
 from backend.tools.simulate import plot
 
 COLUMNS = ["strategy", "seed", "labels", "f1", "precision", "recall"]

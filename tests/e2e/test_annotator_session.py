@@ -25,9 +25,9 @@ import pytest
 import requests
 from sklearn.metrics import roc_auc_score
 
-from backend.learning.dataset import is_heldout
 from backend.query.sync import VIEW_TITLE
 from backend.query.writeback import RANK_FIELD
+from backend.serving.routing import is_heldout
 from backend.stores.audit import AuditStore
 from backend.stores.labelstudio import LabelStudioClient
 from backend.stores.registry import Registry

@@ -15,11 +15,11 @@ import statistics
 import numpy as np
 
 from backend.learning.calibration import expected_calibration_error, fit_temperature, softmax
-from backend.learning.dataset import is_heldout
 from backend.learning.head_selection import fit_selected_head
 from backend.models.embedding_cache import EmbeddingCache
 from backend.models.encoder import encoder_from_settings
 from backend.models.head import DEFAULT_L2, LinearHead
+from backend.serving.routing import is_heldout
 from backend.settings import Settings
 from backend.tools.bench.common import dataset_dir
 from backend.tools.simulate import embed_all, load_split

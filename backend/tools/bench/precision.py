@@ -13,10 +13,10 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from backend.learning.calibration import expected_calibration_error, fit_temperature, softmax
-from backend.learning.dataset import is_heldout
 from backend.learning.head_selection import fit_selected_head
 from backend.models import uncertainty
 from backend.models.encoder import TextEncoder, cpu_has_bf16, encoder_from_settings
+from backend.serving.routing import is_heldout
 from backend.settings import Settings
 from backend.tools.bench.common import data_dir
 from backend.tools.simulate import load_split
