@@ -188,6 +188,25 @@ def test_after_a_fine_tune_the_slow_worker_embeds_the_pool_before_the_queue_foll
     assert not summary.deferred and summary.scored == 40 and summary.model_version == ctx.registry.served(project_id)
 
 
+def test_a_task_that_leaves_the_head_of_the_queue_loses_its_reason(project, ctx):
+    """Found in a live run: after the first model ranked them out of the head, tasks still said
+    "no model yet". A reason only speaks of where a task stands now."""
+    ls, project_id = project
+    ctx.settings = ctx.settings.model_copy(update={"sync_exact_top": 10, "sync_diverse_top": 10})
+    cold = sync_project(ctx.settings, ls, ctx.cache_for, ctx.registry, project_id, progress=False)
+    assert cold.model_version == "cold-start"
+    said = {t["id"]: t["data"].get(REASON_FIELD) for t in ls.unlabeled_tasks(project_id)}
+    assert sum(kind(text or "") == Why.COLD_START for text in said.values()) >= 10
+    annotate_first(ls, project_id, 50)
+    assert retrain(ctx, project_id, JobKind.HEAD)["published"]
+    sync_project(ctx.settings, ls, ctx.cache_for, ctx.registry, project_id, progress=False)
+    tasks = sorted(ls.unlabeled_tasks(project_id), key=lambda t: t["data"].get(RANK_FIELD, float("inf")))
+    with_reason = [t["id"] for t in tasks if t["data"].get(REASON_FIELD)]
+    assert with_reason == [t["id"] for t in tasks[:10]]  # the head, and only the head, says why
+    assert not any(kind(t["data"].get(REASON_FIELD) or "") == Why.COLD_START for t in tasks)
+    assert all(t["data"]["gold"] and t["data"]["text"] for t in tasks)  # the rest of the task data is kept
+
+
 def test_after_a_fine_tune_the_queue_says_where_it_and_the_base_encoders_head_disagree(project, ctx):
     """Issue 16 item 1: once a fine-tuned encoder serves, the last head on the base encoder gives a
     second opinion; a task of the queue's head where the two answer differently says so, naming both

@@ -406,11 +406,12 @@ def _sync(
         return spec.labels[int(probs[i].argmax())], spec.labels[int(opinion.labels[i])]
 
     said = [reason(Why(kinds[i]), None if classifier is None else float(confidence[i]), threshold, share, second(i))
-            if (i in head or rank_now[i]) and np.isfinite(ranks[i]) else None for i in range(len(ids))]  # fmt: skip
-    rewrite = rank_now | np.array([said[i] is not None and data[i].get(REASON_FIELD) != said[i]
-                                   for i in range(len(ids))])  # fmt: skip
-    ranked = [(ids[i], {**data[i], RANK_FIELD: round(float(ranks[i]), 9), REASON_FIELD: said[i]})
-              for i in np.flatnonzero(rewrite)]  # fmt: skip
+            if i in head and np.isfinite(ranks[i]) else None for i in range(len(ids))]  # fmt: skip
+    # a task that left the head loses its sentence: a reason only ever speaks of where the task stands now
+    stale = np.array([said[i] is None and bool(data[i].get(REASON_FIELD)) for i in range(len(ids))], dtype=bool)
+    rewrite = rank_now | stale | np.array([said[i] is not None and data[i].get(REASON_FIELD) != said[i]
+                                           for i in range(len(ids))], dtype=bool)  # fmt: skip
+    ranked = [(ids[i], _task_data(data[i], ranks[i], said[i])) for i in np.flatnonzero(rewrite)]
     summary.ranked += _each(ranked, lambda r: ls.update_task_data(*r), "ordering", progress)
     state.put(project_id, [tuple(row) for row in rows])
     if classifier is not None:  # does a new version still change its answers on the reference tasks?
@@ -428,6 +429,17 @@ def _sync(
     summary.seconds = time.perf_counter() - started
     log.log(logging.DEBUG if progress else logging.INFO, summary.line())  # the CLI prints it; workers log it
     return summary
+
+
+def _task_data(data: dict[str, Any], rank: float, said: str | None) -> dict[str, Any]:
+    """A task's data with its queue rank (kept as it is where there is none to write) and its
+    reason (removed where there is none: the labeling page then shows nothing)."""
+    out = {key: value for key, value in data.items() if key != REASON_FIELD}
+    if np.isfinite(rank):
+        out[RANK_FIELD] = round(float(rank), 9)
+    if said is not None:
+        out[REASON_FIELD] = said
+    return out
 
 
 def _each(items: list[Any], write: Callable[[Any], None], what: str, progress: bool) -> int:
