@@ -45,7 +45,7 @@ def dashboard_routes(
         now = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
         head = f'<meta charset="utf-8"><link rel="icon" href="data:,"><meta http-equiv="refresh" content="{REFRESH_S}">'
         page = f"""<!doctype html><html><head>{head}
-<title>hitl dashboard</title><style>body{{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222}}
+<title>hitl dashboard</title><style>body{{font-family:system-ui,sans-serif;max-width:1300px;margin:2em auto;color:#222}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}
 .alarm{{color:#b00020;font-weight:bold}}</style></head><body><h1>hitl dashboard</h1>
 <p>Updated {now}; refreshes every {REFRESH_S} s.</p>{body}</body></html>"""
