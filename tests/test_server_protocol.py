@@ -310,7 +310,7 @@ def test_each_prediction_says_why_a_person_should_or_need_not_look(client, predi
             assert said.startswith("Needs review: the model is unsure") and "below the 50%" in said
         elif sampled:
             seen.add("audit")
-            assert said.startswith("Audit sample: a random ") and item["result"] == []  # blind
+            assert said.startswith("Audit sample: a random ") and r["result"] == []  # blind
         else:  # the words stay true: the confidence shown is at or above the threshold shown
             seen.add("confident")
             assert said.startswith(f"Confident: the model is confident ({int(100 * r['score'])}%, at or above the 50%")
