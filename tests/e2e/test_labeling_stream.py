@@ -1,0 +1,150 @@
+"""An annotator's session in the real labeling stream, by clicking (issue 26): the README's main job
+(`hitl run`), `hitl configs load`, AG News tasks through `hitl import`, then 80 tasks labeled in
+Label Studio's web page in headless Chromium, through the queue tab's *Label Tasks As Displayed*.
+
+What the page showed (the pre-selected choice, the header) is compared with what the prediction
+stored and what the audit store recorded. Printed: share of served tasks with a pre-selected
+choice and their accuracy; held-out and audit tasks with nothing pre-selected; header confidence
+equal to the stored score; audit "shown" equal to the page; distinct ranks in the queue's head;
+sync duration after a publish (p50/p90); prediction tabs per task.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import requests
+
+from backend.query.sync import VIEW_TITLE
+from backend.query.writeback import RANK_FIELD
+from backend.serving.routing import is_heldout
+from backend.stores.audit import AuditStore
+from backend.stores.labelstudio import LabelStudioClient
+from backend.tools.bench.common import free_port
+from tests.support.browser import label_studio_page
+from tests.support.data import load_jsonl
+from tests.support.services import ROOT, hitl, wait_until
+
+pytestmark = pytest.mark.e2e
+
+LABELED = 80
+POOL = 300
+HOLDOUT = 0.15
+
+
+def _choices(prediction: dict) -> list[str]:
+    return sorted(c for r in prediction.get("result") or [] for c in (r.get("value") or {}).get("choices") or [])
+
+
+def test_an_annotator_labels_80_tasks_in_the_stream_and_the_audit_records_what_the_page_showed(
+    label_studio, tmp_path
+):
+    port = free_port()
+    env = {
+        **os.environ, "HITL_PORT": str(port), "HITL_DATA_DIR": str(tmp_path / "var"),
+        "HITL_REGISTRY_DIR": str(tmp_path / "var" / "registry"), "HITL_LABEL_STUDIO_URL": label_studio.url,
+        "HITL_LABEL_STUDIO_API_KEY": label_studio.token, "HITL_WEBHOOK_SECRET": "stream-secret",
+        "HITL_HOLDOUT_FRACTION": str(HOLDOUT), "HITL_FINETUNE_EVERY": "0",
+    }  # fmt: skip
+    env.pop("HITL_REDIS_URL", None)
+    log = open(tmp_path / "run.log", "wb")  # noqa: SIM115 - closed below
+    main_job = subprocess.Popen([sys.executable, "-m", "backend", "run"], env=env, cwd=ROOT, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: requests.get(url + "/health", timeout=2).json()["encoder_ready"], 180, "the main job")
+        loaded = subprocess.run(hitl("configs", "load", "labeling_configs/text_classification.xml", "--project",
+                                     "Stream", "--backend-url", url), env=env, cwd=ROOT, capture_output=True,
+                                text=True, timeout=120)  # fmt: skip
+        assert loaded.returncode == 0, loaded.stderr
+        project = json.loads(loaded.stdout)["project_id"]
+        rows = load_jsonl("ag_news", "train", POOL)
+        tasks_file = tmp_path / "tasks.jsonl"
+        tasks_file.write_text("".join(json.dumps({"text": r["text"], "gold": r["label"]}) + "\n" for r in rows))
+        imported = subprocess.run(hitl("import", str(tasks_file), "--project", str(project), "--quiet"), env=env,
+                                  cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert imported.returncode == 0, imported.stderr
+        ls = LabelStudioClient(label_studio.url, label_studio.token)
+        tab = ls.ensure_view(project, VIEW_TITLE, f"tasks:data.{RANK_FIELD}")
+
+        seen: list[dict] = []  # what the page showed, task by task
+        with label_studio_page(label_studio) as page:
+            served: list[dict] = []
+            page.on("response", lambda r: served.append(r.json()) if re.search(r"/api/projects/\d+/next", r.url)
+                    and r.ok else None)  # fmt: skip
+            page.goto(f"{label_studio.url}/projects/{project}/data?tab={tab}")
+            page.wait_for_load_state("networkidle")
+            page.locator("button:has-text('Label All Tasks') + button").click()
+            page.get_by_text("Label Tasks As Displayed").click()
+            for _ in range(LABELED):
+                wait_until(lambda: served and page.locator("input[type=radio]").count() > 0, 30, "a task")
+                time.sleep(0.8)  # the page pre-fills the prediction after the task renders
+                task = served[-1]
+                checked = [re.sub(r"\[\d+\]$", "", t).strip()
+                           for t in page.locator("label:has(input[type=radio]:checked)").all_inner_texts()]
+                header = " ".join(page.locator(".lsf-main-view h1, .lsf-main-view h2, .lsf-main-view h3, "
+                                               ".lsf-main-view h4, .lsf-main-view h5, .lsf-main-view h6")
+                                  .all_inner_texts())  # fmt: skip
+                version = ls.project(project)["model_version"]
+                shown = [p for p in task.get("predictions") or [] if p.get("model_version") == version]
+                seen.append({"task": task["id"], "gold": task["data"]["gold"], "checked": checked, "header": header,
+                             "prediction": shown[0] if shown else None})  # fmt: skip
+                served.clear()
+                page.locator("label:has(input[type=radio])").filter(has_text=task["data"]["gold"]).first.click()
+                page.get_by_test_id("bottombar-submit-button").click()
+        # the last annotations become a version; the audit records every annotation
+        audit = AuditStore(str(tmp_path / "var" / "audit.sqlite3"))
+        corrections = wait_until(lambda: (lambda c: c if len(c) >= LABELED else None)(audit.corrections(project)),
+                                 240, "every annotation in the audit store")  # fmt: skip
+        by_task = {c["task_id"]: c for c in corrections}
+
+        preselected = [s for s in seen if s["checked"]]
+        right = [s["checked"] == [s["gold"]] for s in preselected]
+        blind = [s for s in seen if is_heldout(s["task"], HOLDOUT) or s["header"].startswith("Blind check")]
+        with_percent = [s for s in seen if s["prediction"] and re.search(r"(\d+)%", s["header"])]
+        header_matches = [int(re.search(r"(\d+)%", s["header"])[1]) == round(100 * s["prediction"]["score"])
+                          for s in with_percent]  # fmt: skip
+        mismatches = []
+        for s in seen:
+            recorded = by_task[s["task"]]
+            shown = json.loads(recorded["prediction_result"]) if recorded["prediction_result"] else []
+            page_choice = s["checked"]
+            recorded_choice = sorted(c for r in shown for c in (r.get("value") or {}).get("choices") or [])
+            if recorded_choice != page_choice:
+                mismatches.append((s["task"], page_choice, recorded_choice))
+        heads = sorted((t["data"][RANK_FIELD], t["id"]) for t in ls.unlabeled_tasks(project)
+                        if isinstance(t["data"].get(RANK_FIELD), int | float))[:50]  # fmt: skip
+        tabs = [len(t.get("predictions") or []) for t in ls.unlabeled_tasks(project)]
+        syncs = [float(m[1]) for m in re.finditer(r"ranks written, skipped: [^;]*; version \S+, strategy \S+; "
+                                                  r"([\d.]+)s", (tmp_path / "run.log").read_text(errors="replace"))]
+        print(f"stream: {len(seen)} tasks labeled by clicking; pre-selected {len(preselected)}/{len(seen)} "
+              f"({len(preselected) / len(seen):.1%}), right {sum(right)}/{len(right)}")
+        print(f"stream: held-out/blind tasks with nothing pre-selected {sum(not s['checked'] for s in blind)}/"
+              f"{len(blind)}; header confidence = stored score {sum(header_matches)}/{len(header_matches)}; "
+              f"audit shown = page: {len(seen) - len(mismatches)}/{len(seen)} ({len(mismatches)} mismatches)")
+        p50, p90 = np.percentile(syncs, [50, 90]) if syncs else (0.0, 0.0)
+        print(f"stream: queue head {len(heads)} ranks, {len({r for r, _ in heads})} distinct; syncs {len(syncs)}, "
+              f"p50 {p50:.1f}s p90 {p90:.1f}s; prediction tabs per task max {max(tabs)} mean {np.mean(tabs):.2f}")
+        assert not mismatches, mismatches[:5]
+        assert all(not s["checked"] for s in blind), "a held-out or audit task was shown pre-filled"
+        assert all(header_matches), [(s["task"], s["header"], s["prediction"]["score"]) for s, ok in
+                                     zip(with_percent, header_matches, strict=True) if not ok][:5]  # fmt: skip
+        assert len(with_percent) >= LABELED // 2, "the stream showed no confidence on most tasks"
+        assert len({r for r, _ in heads}) == len(heads), "ties in the queue's head"
+        if right:  # an answer is pre-selected only where held-out evidence says it is right >= 90 % of the time
+            assert np.mean(right) >= 0.8, f"pre-selected answers right only {np.mean(right):.1%}"
+    finally:
+        os.killpg(main_job.pid, signal.SIGTERM)
+        try:
+            main_job.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(main_job.pid, signal.SIGKILL)
+        log.close()
