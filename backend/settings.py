@@ -117,10 +117,8 @@ class Settings(BaseSettings):
         "retrain with no new annotations publishes nothing.",
     )
     job_timeout_s: int = Field(3600, ge=10, description="A retrain running longer than this is failed.")
-    job_retries: int = Field(3, ge=0, description="Retries of a failed retrain (e.g. Label Studio down).")
-    job_retry_intervals_s: list[int] = Field(
-        [10, 30, 90], description="Back-off between retries, in seconds (a JSON list)."
-    )
+    job_retries: int = Field(3, ge=0, description="Retries of a failed retrain (e.g. Label Studio down); 0 = none.")
+    job_retry_intervals_s: list[int] = Field([10, 30, 90], description="Back-off between retries.")
     min_train_examples: int = Field(
         8, ge=2, description="No version is trained on fewer annotations (or on fewer than 2 labels)."
     )
