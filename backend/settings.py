@@ -192,6 +192,15 @@ class Settings(BaseSettings):
         0.98, ge=0, lt=1, description="Held-out precision the routing threshold must meet; predictions at or above "
         "it carry `auto_accept: true`; 0 = off.",
     )
+    preselect_precision: float = Field(
+        0.9, ge=0, le=1, description="A pre-annotation is pre-selected on the labeling page only at or above the "
+        "version's confidence level at which this share of held-out pre-annotations were right; below it nothing is "
+        "pre-selected and the page says which way the model leans (docs/annotator.md); 0 = always pre-select.",
+    )
+    preselect_min_support: int = Field(
+        10, ge=1, description="Held-out annotations at or above the pre-select level needed to set it (fewer: "
+        "nothing is pre-selected yet).",
+    )
     audit_share: float = Field(
         0.05, ge=0, lt=1, description="Share of the tasks whose prediction is auto_accept that the queue sends to "
         "humans anyway, at random (their outcomes measure auto_accept's production precision); 0 = none. Doubled "
@@ -223,14 +232,17 @@ class Settings(BaseSettings):
         "changes) in exactly our order; the tasks below it follow in Label Studio's order.",
     )
     sync_confidence_tolerance: float = Field(
-        0.05, ge=0, le=1, description="Within a version family, a prediction past the queue's head is rewritten "
-        "when its label changes or its confidence moved by this much (the head's is kept to the percent).",
+        0.05, ge=0, le=1, description="Not used any more: the sync never changes a prediction once written (a "
+        "person may have seen it). Kept so that environments that set it still start.",
     )
     sync_retire_versions: bool = Field(
-        False, description="Delete older versions' predictions (`DELETE /api/projects/{id}/model-versions/`) after "
-        "the project switches to a new one. Off: in end-to-end runs with it on, an annotation created while the "
-        "deletion ran went missing from Label Studio's annotated tasks (cause not found). Old predictions are "
-        "invisible to annotators and to the queue, but they accumulate.",
+        True, description="Delete the predictions of versions older than the one Label Studio showed before the "
+        "current one, once they were replaced HITL_SYNC_RETIRE_GRACE_S ago (a task carries the current and the "
+        "previous version's).",
+    )
+    sync_retire_grace_s: float = Field(
+        900, ge=0, description="A version's predictions stay this long after it was replaced: Label Studio refuses "
+        "an annotation whose pre-annotation was deleted while the task was open (docs/annotator.md).",
     )
     sync_after_publish: bool = Field(True, description="Re-rank the project's queue after every new version.")
     sync_embed_limit: int = Field(

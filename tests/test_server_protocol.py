@@ -79,8 +79,14 @@ def test_trained_version_serves_valid_predictions_with_scores(client, predictor)
         assert 0.0 <= item["score"] <= 1.0
         assert set(item["uncertainty"]) == {"least_confidence", "margin", "entropy"}
         # the score is the calibrated probability of the label shown (least confidence is 1 - max p, rescaled)
+        # (a whole percent: what the labeling page's header reads out, serving/presentation.py)
         assert item["score"] == pytest.approx(1 - item["uncertainty"]["least_confidence"] * 3 / 4, abs=1e-5)
-        assert len(item["result"]) == 1
+        if item["hitl_presentation"] == "blind":  # a held-out task: its label measures the model
+            assert item["result"] == [] and item["hitl_header"].startswith("Blind check: ")
+            continue
+        assert len(item["result"]) == 1 and item["hitl_presentation"] == "pre-selected"  # (HITL_PRESELECT_PRECISION=0)
+        assert item["hitl_header"].startswith("Pre-filled: ") and f"{round(item['score'] * 100)}%" in \
+            item["hitl_header"]
         assert interface.validate_prediction({"result": item["result"]}, return_errors=True) == []
 
 
@@ -304,7 +310,7 @@ def test_each_prediction_says_why_a_person_should_or_need_not_look(client, predi
             assert said.startswith("Needs review: the model is unsure") and "below the 50%" in said
         elif sampled:
             seen.add("audit")
-            assert said.startswith("Audit sample: the model is confident")
+            assert said.startswith("Audit sample: a random ") and r["result"] == []  # blind
         else:  # the words stay true: the confidence shown is at or above the threshold shown
             seen.add("confident")
             assert said.startswith(f"Confident: the model is confident ({int(100 * r['score'])}%, at or above the 50%")

@@ -5,7 +5,7 @@ Tasks without a rank (NaN) sort after every rank, as Label Studio's Data Manager
 import numpy as np
 import pytest
 
-from backend.query.writeback import plan_ranks
+from backend.query.writeback import SPACING, plan_ranks
 
 
 def _served_first(final: np.ndarray, head: int) -> list[int]:
@@ -24,12 +24,33 @@ def test_annotating_the_top_task_writes_nothing():
 
 def test_a_task_that_jumps_to_the_top_is_all_that_is_written():
     n = 300
-    held = np.arange(n) / (n - 1)
+    held = SPACING * np.arange(1, n + 1, dtype=float)  # whole-number ranks, as the sync writes them
     ours = held.copy()
     ours[250] = -1.0  # the model changed its mind about task 250: most informative now
     final, write = plan_ranks(ours, held, head=40)
-    assert set(np.flatnonzero(write)) <= {0, 250}  # (the old top held 0: no room is left below it)
+    assert set(np.flatnonzero(write)) == {250}
     assert _served_first(final, 40) == list(np.argsort(ours, kind="stable")[:40])
+
+
+def test_ranks_are_whole_numbers_and_never_tie_however_often_the_head_is_reordered():
+    """Issue 26: ranks placed between kept ones were rounded to 9 decimals, and after 17 syncs the
+    50-task head held 3 distinct values (Label Studio breaks ties by task id). Whole numbers, and
+    the head renumbered when no whole number is free between two neighbours."""
+    rng = np.random.default_rng(5)
+    n, head = 400, 50
+    held = np.full(n, np.nan)
+    renumbered = 0
+    for _ in range(200):  # a task keeps jumping in front of the same neighbour: the gap halves each time
+        ours = np.arange(n, dtype=float)
+        ours[rng.integers(1, n, 3)] = rng.random(3) * 2  # a few tasks move near the top
+        final, write = plan_ranks(ours, held, head)
+        expected = list(np.argsort(ours, kind="stable")[:head])
+        assert _served_first(final, head) == expected
+        assert len(set(final[expected])) == head  # no ties in the head
+        assert all(float(r).is_integer() for r in final[write])
+        renumbered += write.sum() >= head
+        held = final
+    assert renumbered >= 1  # gaps ran out at least once and the head was renumbered
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -56,10 +77,10 @@ def test_labels_studio_serves_our_head_in_our_order_whatever_it_held(seed):
 def test_a_100k_pool_writes_in_proportion_to_what_changed():
     rng = np.random.default_rng(1)
     n, head = 100_000, 100
-    held = np.arange(n) / (n - 1)
+    held = SPACING * np.arange(1, n + 1, dtype=float)  # whole-number ranks, as the sync writes them
     _, shifted = plan_ranks(np.arange(n - 1) / (n - 2), held[1:], head)  # the top task was annotated
     assert shifted.sum() == 0
-    refreshed = held + rng.normal(0, 0.02, n)  # a head refresh nudges every score
+    refreshed = held + rng.normal(0, 0.02 * SPACING * n, n)  # a head refresh nudges every score
     final, write = plan_ranks(refreshed, held, head)
     assert write.sum() < 0.005 * n
     assert _served_first(final, head) == list(np.argsort(refreshed, kind="stable")[:head])

@@ -231,6 +231,7 @@ def calibrate_tagger(tagger: SpanTagger, spec: TaskSpec, held: list[Example], se
                                                                                               strict=True)])
         route = precision_threshold(answer_confidence(tagged), exact, settings.routing_target_precision)
         result["routing"] = dataclasses.asdict(route)
+        result["preselect"] = preselect_level(answer_confidence(tagged), exact, settings)
     return result
 
 
@@ -262,7 +263,18 @@ def calibrate_head(
         )
         route = routing_threshold(after, y_held, settings.routing_target_precision)
         result["routing"] = dataclasses.asdict(route)
+    if held_logits is not None:
+        after = softmax(held_logits, t)
+        result["preselect"] = preselect_level(after.max(axis=1), after.argmax(axis=1) == y_held, settings)
     return result
+
+
+def preselect_level(confidence: np.ndarray, correct: np.ndarray, settings: Settings) -> dict[str, Any]:
+    """The lowest calibrated confidence at or above which this version's held-out pre-annotations
+    were right at least ``HITL_PRESELECT_PRECISION`` of the time (``serving/presentation.py``)."""
+    level = precision_threshold(confidence, correct, settings.preselect_precision, settings.preselect_min_support)
+    return {"level": level.threshold, "target_precision": level.target_precision,
+            "heldout_precision": level.heldout_precision, "heldout_coverage": level.heldout_coverage}  # fmt: skip
 
 
 def fit_head(

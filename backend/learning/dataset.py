@@ -120,15 +120,14 @@ def _answer(spec: TaskSpec, result: list[Any], task: dict[str, Any]) -> list[Any
 
 
 def _prediction_shown(task: dict[str, Any], annotation: dict[str, Any]) -> dict[str, Any] | None:
-    """The prediction the annotator started from: Label Studio records it as ``parent_prediction``;
-    otherwise the newest prediction created before the annotation."""
-    predictions = [p for p in task.get("predictions") or [] if isinstance(p, dict)]
+    """The prediction the annotator was shown: the one Label Studio records as the annotation's
+    ``parent_prediction`` (its labeling page sets it whenever it opens a task with a prediction,
+    pre-selected or not, checked by clicking in Label Studio 1.23.2). None: nothing was shown. The
+    sync never changes a prediction once written, so what the parent holds now is what was shown."""
     parent = annotation.get("parent_prediction")
-    for p in predictions:
-        if parent is not None and p.get("id") == parent:
-            return p
-    before = [p for p in predictions if str(p.get("created_at") or "") <= str(annotation.get("created_at") or "~")]
-    return max(before, key=lambda p: str(p.get("created_at") or ""), default=None)
+    if parent is None:
+        return None
+    return next((p for p in task.get("predictions") or [] if isinstance(p, dict) and p.get("id") == parent), None)
 
 
 def _rationale(result: list[Any], spec: TaskSpec) -> str | None:

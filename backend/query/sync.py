@@ -29,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import hashlib
-import json
 import logging
 import sqlite3
 import time
@@ -60,8 +59,9 @@ from backend.query.strategies import (
     make_strategy,
 )
 from backend.query.writeback import RANK_FIELD, REASON_FIELD, held_ranks, plan_ranks
-from backend.serving.items import results
+from backend.serving.items import leaning, results
 from backend.serving.predictor import class_probabilities, load_serving, own_cache, use_caches
+from backend.serving.presentation import Presentation, header, level_in_force, present, shown_score
 from backend.serving.reasons import Why, reason
 from backend.serving.routing import RoutingPolicy, is_heldout, review_masks
 from backend.settings import Settings
@@ -132,23 +132,38 @@ class SyncState:
         self.db.execute("CREATE TABLE IF NOT EXISTS explored (project INTEGER, identity TEXT, cluster INTEGER, "
                         "PRIMARY KEY (project, identity, cluster))")  # fmt: skip
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(written)")}
-        for column in ("strategy_score", "confidence"):  # added after the first release
+        for column, kind in (("strategy_score", "REAL"), ("confidence", "REAL"), ("presentation", "TEXT"),
+                             ("leaning", "TEXT")):  # added after the first release  # fmt: skip
             if column not in columns:
-                self.db.execute(f"ALTER TABLE written ADD COLUMN {column} REAL")
+                self.db.execute(f"ALTER TABLE written ADD COLUMN {column} {kind}")
+        self.db.execute("CREATE TABLE IF NOT EXISTS labels (project INTEGER, label TEXT, replaced_at REAL, "
+                        "PRIMARY KEY (project, label))")  # fmt: skip
 
-    def get(self, project: int) -> dict[int, tuple[str, str, int, float | None, float | None]]:
+    def get(self, project: int) -> dict[int, tuple[str, str, int, float | None, float | None, str | None, str | None]]:
+        """Per task: (version, hash, cluster, rank, confidence shown, presentation, leaning)."""
         rows = self.db.execute(
-            "SELECT task, version, text_hash, cluster, score, confidence FROM written WHERE project = ?", (project,)
-        )
+            "SELECT task, version, text_hash, cluster, score, confidence, presentation, leaning FROM written "
+            "WHERE project = ?", (project,)
+        )  # fmt: skip
         return {task: tuple(rest) for task, *rest in rows}  # type: ignore[misc]
 
-    def put(self, project: int, rows: list[tuple[int, str, str, int, float | None, float, float | None]]) -> None:
-        """Rows of (task, version, content hash, cluster, rank, strategy score, confidence shown)."""
+    def put(self, project: int, rows: list[tuple[Any, ...]]) -> None:
+        """Rows of (task, version, content hash, cluster, rank, strategy score, confidence shown[,
+        presentation, leaning]): what the task's prediction of ``version`` carries."""
         self.db.executemany(
             "INSERT OR REPLACE INTO written (project, task, version, text_hash, cluster, score, strategy_score, "
-            "confidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(project, *row) for row in rows],
+            "confidence, presentation, leaning) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(project, *row, *([None] * (9 - len(row)))) for row in rows],
         )
+
+    def replaced(self, project: int, label: str, at: float) -> None:
+        """Label Studio stopped showing ``label`` at ``at`` (its predictions may still be open)."""
+        self.db.execute("INSERT OR REPLACE INTO labels VALUES (?, ?, ?)", (project, label, at))
+
+    def replaced_at(self, project: int) -> dict[str, float]:
+        """When each label this backend wrote stopped being the project's version."""
+        rows = self.db.execute("SELECT label, replaced_at FROM labels WHERE project = ?", (project,))
+        return {str(label): float(at) for label, at in rows}
 
     def prune(self, project: int, pool: set[int], identity: str = "") -> int:
         """Forget tasks that left the pool (annotated or deleted): the report plots the queue as it is.
@@ -255,7 +270,7 @@ def _sync(
             continue
         ids.append(int(task["id"]))
         data.append(dict(task.get("data") or {}))
-        existing[int(task["id"])] = {p.get("model_version"): p.get("id") for p in task.get("predictions") or []}
+        existing[int(task["id"])] = {p.get("model_version"): p for p in task.get("predictions") or []}
     if not ids:
         summary.seconds = time.perf_counter() - started
         return summary
@@ -320,6 +335,7 @@ def _sync(
     confidence = _confidence(spec, classifier, probs, tagged, len(ids))
     heldout = audit = np.zeros(len(ids), dtype=bool)
     threshold: float | None = None  # auto-accept's, while it is on
+    preselect = level_in_force(serving.preselect_level, settings.preselect_precision)
     share = settings.audit_share
     if classifier is not None:
         if not strategy.diverse:  # a BADGE-like batch is spread out by its own picking
@@ -330,7 +346,7 @@ def _sync(
         share = min(0.5, share * (2 if drifting else 1))  # drift: twice the audit samples
         registry.set_audit_share(project_id, share, "drift alarm: twice HITL_AUDIT_SHARE" if drifting else
                                  "HITL_AUDIT_SHARE")  # fmt: skip
-        policy = RoutingPolicy(threshold, share, settings.holdout_fraction)
+        policy = RoutingPolicy(threshold, share, settings.holdout_fraction, preselect_level=preselect)
         heldout, audit = review_masks(ids, confidence, policy)
         done = _annotated_task_ids(registry, project_id, version)
         done_heldout = sum(is_heldout(t, settings.holdout_fraction) for t in done)
@@ -356,46 +372,49 @@ def _sync(
     # no record of where annotations came from (a state from before this table): claim no region unexplored
     unexplored = ~np.isin(clusters, sorted(explored)) if explored or classifier is None else np.zeros(len(ids), bool)
     previous = state.get(project_id)
-    rows, predictions, updates = [], [], []
     head = set(order[: settings.sync_exact_top].tolist())
+    # A prediction a person may have seen is never changed: a task that holds one of this version keeps
+    # it (and its header speaks of it); the others get theirs, shown as the presentation policy says
+    # (serving/presentation.py): pre-selected, leaning only, or blind for held-out checks and audit samples
+    carried = [_carried(existing[t].get(label), previous.get(t), label) for t in ids]
+    kept_audit = np.array([c is None or c[1] == Presentation.BLIND for c in carried], dtype=bool)
+    audit &= kept_audit  # an audit sample already shown with the answer cannot measure the model blind
+    rows, predictions = [], []
+    shown: list[tuple[Presentation, str | None, float]] = []
     for i, task_id in enumerate(ids):
-        content = _hash(texts[i] + json.dumps(answers[i], sort_keys=True))
-        shown = round(float(confidence[i]), 6)
-        before = previous.get(task_id)  # what Label Studio holds, if it is still this family's, for this content
-        # the head of the queue shows the current confidence to the percent; deeper tasks are rewritten
-        # within a family when their confidence moved by HITL_SYNC_CONFIDENCE_TOLERANCE
-        tolerance = 0.01 if i in head else settings.sync_confidence_tolerance
-        if (before and before[:2] == (label, content) and label in existing[task_id] and before[4] is not None
-                and abs(before[4] - shown) < tolerance):  # fmt: skip
+        lean = leaning(spec, answers[i]) if classifier is not None else None
+        if carried[i] is not None:
             summary.up_to_date += 1
-            shown = before[4]
-        elif existing[task_id].get(label) is not None:  # this family's prediction: updated in place
-            updates.append((existing[task_id][label], answers[i], shown))
-        else:  # no cluster: Label Studio 1.23's bulk import drops it (diversity is in the ranks instead)
-            predictions.append({"task": task_id, "result": answers[i], "score": shown, "model_version": label})
-        rows.append([task_id, label, content, int(clusters[i]), None, round(float(strategy_scores[i]), 6), shown])
+            score, presentation, lean = carried[i][0], carried[i][1], carried[i][2] or lean
+        else:
+            score = shown_score(confidence[i])
+            presentation = present(confidence[i], bool(heldout[i] or audit[i]), preselect)
+            predictions.append({"task": task_id, "score": score, "model_version": label,
+                                "result": answers[i] if presentation == Presentation.PRESELECT else []})  # fmt: skip
+        shown.append((presentation, lean, score))
+        rows.append([task_id, label, _hash(texts[i]), int(clusters[i]), None, round(float(strategy_scores[i]), 6),
+                     score, presentation.value, lean])  # fmt: skip
     ranks, rank_now = plan_ranks(np.asarray(scores, dtype=float), held_ranks(data), settings.sync_exact_top)
     for i, row in enumerate(rows):
-        row[4] = None if np.isnan(ranks[i]) else round(float(ranks[i]), 9)
+        row[4] = None if np.isnan(ranks[i]) else int(ranks[i])
 
-    # Annotators must never find the queue without predictions of the project's version: a new family's
+    # Annotators must never find the queue without predictions of the project's version: a new version's
     # predictions are imported in bulk beside the old ones (most informative first), then the project
-    # switches to it, and only then are old versions retired. Within a family, the few predictions
-    # that changed are updated in place, one call each: a task is never without its pre-annotation.
+    # switches to it, and only then are old versions retired.
     order_of = {task_id: k for k, task_id in enumerate(task_ids[order])}
     predictions.sort(key=lambda p: order_of[p["task"]])
     for start in tqdm(range(0, len(predictions), chunk), desc="writing", unit="chunk", disable=not progress):
         part = predictions[start : start + chunk]
         ls.import_predictions(project_id, part)
         summary.written += len(part)
-    # one call per task: a few in flight (see WRITERS)
-    summary.written += _each(updates, lambda u: ls.update_prediction(*u), "updating", progress)
-    # every task now holds this version's prediction: switch before the ranks and reasons, so a task
-    # whose reason already speaks of this version is never shown with the old version's pre-annotation
+    # every task now holds this version's prediction: switch before the ranks and headers, so a task
+    # whose header already speaks of this version is never shown with the old version's pre-annotation
     replaced = ls.project(project_id).get("model_version")
     ls.use_uncertainty_sampling(project_id, label)
+    if replaced and replaced != label:
+        state.replaced(project_id, str(replaced), time.time())
     # the queue's order: the head's ranks, one call per task whose rank changed (see query/writeback.py)
-    # ...and why each task of the head is there, in words the labeling page shows (serving/reasons.py)
+    # ...and on top of each task of the head, what is pre-selected and why the task is there, in words
     kinds = np.select([audit, probes, heldout, disagree, unexplored],
                       [Why.AUDIT, Why.DRIFT, Why.HELDOUT, Why.DISAGREE, Why.UNEXPLORED],
                       Why.UNSURE) if classifier is not None else np.full(len(ids), Why.COLD_START)  # fmt: skip
@@ -405,9 +424,15 @@ def _sync(
             return None
         return spec.labels[int(probs[i].argmax())], spec.labels[int(opinion.labels[i])]
 
-    said = [reason(Why(kinds[i]), None if classifier is None else float(confidence[i]), threshold, share, second(i))
-            if i in head and np.isfinite(ranks[i]) else None for i in range(len(ids))]  # fmt: skip
-    # a task that left the head loses its sentence: a reason only ever speaks of where the task stands now
+    def said_for(i: int) -> str:
+        presentation, lean, score = shown[i]
+        why = reason(Why(kinds[i]), None if classifier is None else float(confidence[i]), threshold, share, second(i))
+        if presentation == Presentation.BLIND or classifier is None:
+            return header(presentation, None, score, why)
+        return header(presentation, lean, score, why)
+
+    said = [said_for(i) if i in head and np.isfinite(ranks[i]) else None for i in range(len(ids))]
+    # a task that left the head loses its sentence: a header only ever speaks of where the task stands now
     stale = np.array([said[i] is None and bool(data[i].get(REASON_FIELD)) for i in range(len(ids))], dtype=bool)
     rewrite = rank_now | stale | np.array([said[i] is not None and data[i].get(REASON_FIELD) != said[i]
                                            for i in range(len(ids))], dtype=bool)  # fmt: skip
@@ -425,7 +450,7 @@ def _sync(
 
     ls.ensure_view(project_id, VIEW_TITLE, order_by=f"tasks:data.{RANK_FIELD}")
     if settings.sync_retire_versions:
-        _retire_old_versions(ls, project_id, keep={label, replaced})
+        _retire_old_versions(ls, state, project_id, label, settings.sync_retire_grace_s)
     summary.seconds = time.perf_counter() - started
     log.log(logging.DEBUG if progress else logging.INFO, summary.line())  # the CLI prints it; workers log it
     return summary
@@ -436,7 +461,7 @@ def _task_data(data: dict[str, Any], rank: float, said: str | None) -> dict[str,
     reason (removed where there is none: the labeling page then shows nothing)."""
     out = {key: value for key, value in data.items() if key != REASON_FIELD}
     if np.isfinite(rank):
-        out[RANK_FIELD] = round(float(rank), 9)
+        out[RANK_FIELD] = int(rank)
     if said is not None:
         out[REASON_FIELD] = said
     return out
@@ -463,13 +488,32 @@ def _confidence(
     return uncertainty.confidence(probs, spec.multi_label)
 
 
-def _retire_old_versions(ls: LabelStudioClient, project_id: int, keep: set[str | None]) -> None:
-    """Delete the predictions of versions older than the one just replaced. The replaced one stays
-    one sync longer: an annotation started under it is pulled by the next retrain with the
-    prediction its annotator saw (the audit trail's "prediction shown")."""
+def _retire_old_versions(ls: LabelStudioClient, state: SyncState, project_id: int, label: str, grace_s: float) -> None:
+    """Delete the predictions of versions older than the one Label Studio showed before ``label``,
+    once they were replaced ``grace_s`` ago. A task opened meanwhile keeps its pre-annotation: Label
+    Studio refuses to save an annotation whose parent prediction was deleted while the task was
+    open. Only versions this backend wrote and switched away from are ever deleted."""
+    replaced = state.replaced_at(project_id)
+    latest = max(replaced, key=lambda name: replaced[name], default=None)
+    now = time.time()
     for old in ls.model_versions(project_id):
-        if old not in keep:
-            ls.delete_model_version(project_id, old)
+        if old in (label, latest) or old not in replaced or now - replaced[old] < grace_s:
+            continue
+        ls.delete_model_version(project_id, old)
+
+
+def _carried(
+    prediction: dict[str, Any] | None, written: tuple[Any, ...] | None, label: str
+) -> tuple[float, Presentation, str | None] | None:
+    """What a task's prediction of ``label`` shows (score, presentation, leaning), None where it has
+    none. Our record says how it was written; without one (written before this record existed) its
+    result says whether the answer is pre-selected."""
+    if prediction is None:
+        return None
+    score = float(prediction.get("score") or 0.0)
+    if written is not None and written[0] == label and written[5]:
+        return score, Presentation(written[5]), written[6]
+    return score, Presentation.PRESELECT if prediction.get("result") else Presentation.LEAN, None
 
 
 def _annotated_task_ids(registry: Registry, project: int, version: str) -> list[int]:

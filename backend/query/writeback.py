@@ -9,7 +9,6 @@ unchanged. ``plan_ranks`` keeps what Label Studio already holds wherever it is s
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 
 RANK_FIELD = "hitl_rank"
+SPACING = 1024  # between the whole-number ranks of a renumbered head: room for later insertions
 REASON_FIELD = "hitl_reason"  # why the task is in the queue's head, written with its rank
 
 
@@ -35,7 +35,9 @@ def plan_ranks(ours: np.ndarray, held: np.ndarray, head: int) -> tuple[np.ndarra
     serves the first ``head`` tasks in our order (``ours``, lower first) before any other, writing
     as few tasks as possible.
 
-    Ranks stay >= 0. ``held`` is the rank Label Studio holds for a task, NaN where it holds none
+    Written ranks are whole numbers, so no two tasks of the head ever tie (Label Studio would break
+    the tie by task id); where no whole number is free between two kept neighbours, the head is
+    renumbered. Ranks stay >= 0. ``held`` is the rank Label Studio holds for a task, NaN where it holds none
     (sorted after every rank). Along our order, a longest increasing run of held ranks in the head
     stays and the rest of the head gets ranks between its kept neighbours; a task past the head
     stays if it holds no rank or one that sorts after the whole head (it is written once it moves
@@ -58,31 +60,45 @@ def plan_ranks(ours: np.ndarray, held: np.ndarray, head: int) -> tuple[np.ndarra
             best = (cost, run)
     kept = set(best[1])
     final, write = np.array(held, dtype=float), np.zeros(n, dtype=bool)
-    if not kept:  # nothing Label Studio holds can stay in place: our keys as they are
-        write[order[:head]] = True
-        final[order[:head]] = ours[order[:head]]
-    marks = sorted(kept)
-    for p in range(head) if kept else ():
-        if p in kept:
-            continue
-        k = bisect.bisect(marks, p)
+    if not kept or not _fill_gaps(final, write, held, order, head, sorted(kept), tail_held):
+        final, write = np.array(held, dtype=float), np.zeros(n, dtype=bool)  # no room: renumber the head
+        final[order[:head]] = SPACING * np.arange(1, head + 1)
+        write[order[:head]] = final[order[:head]] != held[order[:head]]
+    top = float(final[order[:head]].max()) if head else 0.0
+    moved = [t for t in tail if not np.isnan(held[t]) and not held[t] > top]
+    after = math.floor(max(top, float(np.nanmax(held[tail], initial=top)))) + 1
+    for rank, task in enumerate(moved):  # after the head and every rank held past it
+        final[task] = after + rank
+        write[task] = True
+    return final, write
+
+
+def _fill_gaps(
+    final: np.ndarray, write: np.ndarray, held: np.ndarray, order: np.ndarray, head: int, marks: list[int],
+    tail_held: np.ndarray,
+) -> bool:  # fmt: skip
+    """Whole ranks for the head's tasks between the kept ones (``marks``, positions in our order),
+    spread over each gap; False where a gap has fewer free whole numbers than tasks to place."""
+    for k in range(len(marks) + 1):
         below, above = (marks[k - 1] if k else None), (marks[k] if k < len(marks) else None)
+        first = below + 1 if below is not None else 0
+        last = above - 1 if above is not None else head - 1
+        if last < first:
+            continue
+        low = held[order[below]] if below is not None else 0.0
         if above is not None:
             high = held[order[above]]
         else:  # after the last kept task: below the first task past the head that stays where it is
-            later = tail_held[tail_held > held[order[below]]]
-            high = later[0] if len(later) else held[order[below]] + 1e-3
-        low = held[order[below]] if below is not None else 0.0
-        first = below + 1 if below is not None else 0
-        last = above - 1 if above is not None else head - 1
-        final[order[p]] = low + (high - low) * (p - first + 1) / (last - first + 2)
-        write[order[p]] = True
-    top = float(final[order[:head]].max()) if head else 0.0
-    moved = [t for t in tail if not np.isnan(held[t]) and not held[t] > top]
-    for rank, task in enumerate(moved, 1):  # after the head, in our order
-        final[task] = top + (max(1.0, top + 1e-3) - top) * rank / (len(moved) + 1)
-        write[task] = True
-    return final, write
+            later = tail_held[tail_held > low]
+            high = later[0] if len(later) else low + SPACING * (last - first + 2)
+        free = range(math.floor(low) + 1, math.ceil(high))  # whole numbers strictly between low and high
+        count = last - first + 1
+        if len(free) < count:
+            return False
+        for j, p in enumerate(range(first, last + 1)):
+            final[order[p]] = free[(j + 1) * len(free) // (count + 1)]
+            write[order[p]] = True
+    return True
 
 
 def increasing_run(values: list[float], positions: list[int]) -> list[int]:

@@ -9,11 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from backend.labeling import TaskSpec, choices_result
+from backend.labeling import TaskSpec, choices_result, labels_from_result
 from backend.labeling.spans import spans_result
 from backend.models import uncertainty
 from backend.models.classifier import TextClassifier
 from backend.models.tagger import SpanTagger, Tagged, answer_confidence, weakest_words
+from backend.serving.presentation import Presentation, header, present, shown_score
 from backend.serving.routing import RoutingPolicy, route
 
 
@@ -52,7 +53,7 @@ def classification_items(
         policy = dataclasses.replace(policy, threshold=None,
                                      no_threshold="a multi-label answer always goes to a person")  # fmt: skip
     ids = task_ids if task_ids is not None else [None] * len(probs)
-    return [_routed(_item(result, scores[row], label, measures, row), float(scores[row]), ids[row], policy)
+    return [_routed(spec, _item(result, scores[row], label, measures, row), float(scores[row]), ids[row], policy)
             for row, result in enumerate(answers)]  # fmt: skip
 
 
@@ -73,16 +74,34 @@ def span_items(
     measures = uncertainty.all_measures(weakest)
     scores = confidence = answer_confidence(tagged)
     ids = task_ids if task_ids is not None else [None] * len(texts)
-    return [_routed(_item(result, scores[row], label, measures, row), float(confidence[row]), ids[row], policy)
+    return [_routed(spec, _item(result, scores[row], label, measures, row), float(confidence[row]), ids[row], policy)
             for row, result in enumerate(results(spec, tagger, texts, tagged=tagged))]  # fmt: skip
 
 
-def _routed(item: dict[str, Any], confidence: float, task_id: int | None, policy: RoutingPolicy) -> dict[str, Any]:
+def _routed(
+    spec: TaskSpec, item: dict[str, Any], confidence: float, task_id: int | None, policy: RoutingPolicy
+) -> dict[str, Any]:
+    """Route the item, and show it as the presentation policy says: the answer stays in the result
+    only where it is pre-selected; the header names the leaning where it is not (none when blind)."""
     routed = route(confidence, task_id, policy)
+    shown = present(confidence, routed.blind, policy.preselect_level)
+    lean = leaning(spec, item["result"])
+    if shown != Presentation.PRESELECT:
+        item["result"] = []
+    item["hitl_presentation"] = shown.value
     item["hitl_reason"] = routed.reason
+    item["hitl_header"] = header(shown, None if shown == Presentation.BLIND else lean, item["score"], routed.reason)
     if policy.threshold is not None:
         item["auto_accept"] = routed.auto_accept
     return item
+
+
+def leaning(spec: TaskSpec, result: list[dict[str, Any]]) -> str | None:
+    """The model's answer in words: its choices, or how many entities it marks."""
+    if spec.is_ner:
+        return f"{len(result)} entit{'y' if len(result) == 1 else 'ies'} marked" if result else "no entity"
+    labels = labels_from_result(spec, result)
+    return ", ".join(labels) if labels else None
 
 
 def _item(
@@ -90,7 +109,7 @@ def _item(
 ) -> dict[str, Any]:
     return {
         "result": result,
-        "score": round(float(score), 6),
+        "score": shown_score(score),  # what the header reads out (serving/presentation.py)
         "model_version": label,
         "uncertainty": {name: round(float(v[row]), 6) for name, v in measures.items()},
     }

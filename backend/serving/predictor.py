@@ -35,6 +35,7 @@ from backend.models.persist import Model, load_version
 from backend.models.tagger import SpanTagger
 from backend.models.word_state_cache import WordStateCache
 from backend.serving.items import classification_items, span_items
+from backend.serving.presentation import level_in_force
 from backend.serving.reasons import Why, reason
 from backend.serving.routing import RoutingPolicy
 from backend.settings import Settings
@@ -61,6 +62,11 @@ class ServingVersion:
     def accept_threshold(self) -> float | None:
         """Calibrated confidence at or above which review may be skipped (None: never)."""
         return (self.meta.get("routing") or {}).get("threshold")
+
+    @property
+    def preselect_level(self) -> float | None:
+        """Calibrated confidence at or above which the answer is pre-selected (None: never yet)."""
+        return (self.meta.get("preselect") or {}).get("level")
 
 
 def load_serving(
@@ -275,8 +281,10 @@ class Predictor:
         """How this version's predictions are routed now: the routing audit may have switched
         auto_accept off, and the sync may have raised the audit share (two small file reads)."""
         share = self.registry.audit_share(project)
-        policy = RoutingPolicy(serving.loaded.accept_threshold, self.settings.audit_share if share is None else share,
-                               self.settings.holdout_fraction)  # fmt: skip
+        loaded = serving.loaded
+        level = level_in_force(loaded.preselect_level, self.settings.preselect_precision)
+        policy = RoutingPolicy(loaded.accept_threshold, self.settings.audit_share if share is None else share,
+                               self.settings.holdout_fraction, preselect_level=level)  # fmt: skip
         if self.registry.routing_suspended(project, serving.label):
             return dataclasses.replace(policy, threshold=None, no_threshold="auto-accept is switched off for this "
                                        "version: people changed too many of its confident predictions")  # fmt: skip

@@ -2,17 +2,19 @@
 labeling page.
 
 ``/predict`` returns it with every prediction (``serving/routing.py``); the queue sync writes it
-to the task's data (``hitl_reason``) with the task's rank for the head of the queue; a labeling config
-shows it with ``<Header value="$hitl_reason"/>`` (a tag without ``name``, so Label Studio does not
-require the field at import and shows nothing where it is missing). Confidences are rounded down
-to 5 points (so "below the threshold" stays true in the words), and a retrain that moves a
-confidence a little does not rewrite the task.
+to the task's data (``hitl_reason``, after what is pre-selected: ``serving/presentation.py``) with the
+task's rank for the head of the queue; a labeling config shows it with ``<Header value="$hitl_reason"/>``
+(a tag without ``name``, so Label Studio does not require the field at import and shows nothing where
+it is missing). A confidence reads as the prediction's stored score does, a whole percent; held-out
+checks and audit samples say nothing of the model's answer or confidence (they are blind).
 """
 
 from __future__ import annotations
 
 import math
 from enum import StrEnum
+
+from backend.serving.presentation import percent, shown_score
 
 
 class Why(StrEnum):
@@ -34,7 +36,8 @@ class Why(StrEnum):
 
 
 def _about(confidence: float) -> str:
-    return f"about {5 * math.floor(20 * confidence + 1e-9):.0f}%"
+    """The confidence as the header and the stored score show it (``serving/presentation.py``)."""
+    return percent(shown_score(confidence))
 
 
 def _share(share: float) -> str:
@@ -61,9 +64,11 @@ def reason(
 
 
 def kind(text: str) -> Why | None:
-    """The kind a reason sentence starts with."""
-    head = text.split(":", 1)[0].lower()
-    return next((why for why in Why if why.value == head), None)
+    """The kind a reason sentence starts with, also behind the header's first sentence of what is
+    pre-selected (``serving/presentation.py``)."""
+    found = [(text.find(f"{why.title}: "), why) for why in Why]
+    starts = [(at, why) for at, why in found if at == 0 or (at > 0 and text[at - 1] == " ")]
+    return min(starts)[1] if starts else None
 
 
 def _detail(
@@ -84,14 +89,14 @@ def _detail(
         ours, theirs = second_opinion
         return (f"the fine-tuned model says {ours} (confidence {conf}) but the model on the base encoder says "
                 f"{theirs}; your label settles it.")  # fmt: skip
-    if why == Why.AUDIT:
-        return (f"the model is confident ({conf}) and would skip review, so a random {_share(audit_share)} of such "
-                "tasks is checked by a person to measure how often it is really right.")  # fmt: skip
+    if why == Why.AUDIT:  # shown blind: neither the answer nor its confidence
+        return (f"a random {_share(audit_share)} of the tasks that would skip review is checked by a person, to "
+                "measure how often the model is really right there.")  # fmt: skip
     if why == Why.DRIFT:
         return (f"it came in a batch unlike the data the model learned from (confidence {conf}); your label shows "
                 "whether the model still holds.")  # fmt: skip
     if why == Why.HELDOUT:
-        return f"a random task, never trained on, that measures the model's accuracy (confidence {conf})."
+        return "a random task, never trained on, whose label measures the model's accuracy."
     if why == Why.UNEXPLORED:
         return f"no annotated task is like this one yet (confidence {conf})."
     if why == Why.REVIEW and threshold is None:

@@ -43,6 +43,7 @@ class RoutingPolicy:
     audit_share: float
     holdout_fraction: float
     no_threshold: str = "no prediction of this version skips review yet"
+    preselect_level: float | None = None  # at or above it the answer is pre-selected (serving/presentation.py)
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,11 @@ class Route:
     auto_accept: bool
     why: Why
     reason: str  # the sentence an API client or a reviewer reads
+
+    @property
+    def blind(self) -> bool:
+        """Held-out checks and audit samples measure the model: shown without its answer."""
+        return self.why in (Why.HELDOUT, Why.AUDIT)
 
 
 def route(confidence: float, task_id: int | None, policy: RoutingPolicy) -> Route:
