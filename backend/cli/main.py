@@ -216,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hitl",
         description="Human-in-the-loop active-learning backend for Label Studio. "
-        "Settings come from HITL_* environment variables (see README).",
+        "Settings come from HITL_* environment variables (see docs/reference/settings.md).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
