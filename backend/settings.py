@@ -128,7 +128,15 @@ class Settings(BaseSettings):
     gate_margin: float = Field(
         0.01, ge=0, description="A candidate may be this much worse than the serving version and still ship."
     )
-    gate_min_eval: int = Field(20, ge=0, description="Below this many held-out tasks the gate lets more data win.")
+    gate_min_eval: int = Field(
+        20, ge=0, description="From this many held-out tasks the gate compares overall scores (HITL_GATE_MARGIN); "
+        "below, it judges task by task (HITL_GATE_MIN_PAIRED) or lets more data win.",
+    )
+    gate_min_paired: int = Field(
+        6, ge=1, description="From this many held-out annotations (below HITL_GATE_MIN_EVAL) a candidate is judged "
+        "task by task against the serving version on the same tasks (paired exact test at HITL_SLICE_ALPHA) and "
+        "refused only when significantly worse.",
+    )
     slice_fields: str = Field(
         "", description="Task-data fields (comma-separated, e.g. `source,language`) whose values are slices beside "
         "the classes: held-out accuracy per value in every version's metrics, the report and the dashboard, guarded "

@@ -32,3 +32,23 @@ def test_gate_decisions():
     assert not rejected.passed and "kept v1" in rejected.reason
     assert decide({"n": 50, "primary": 0.795}, good, "v1", 0.01, 20).passed  # within the margin
     assert decide({"n": 5, "primary": 0.1}, good, "v1", 0.01, 20).passed  # too little evidence: more labels win
+
+
+def test_with_few_held_out_tasks_the_gate_judges_task_by_task():
+    """Issue 26: the gate judged nothing in 90 labels (it starts at 20 held-out tasks, about 140
+    labels at 15 %). From 6 held-out tasks it compares the two versions on the same tasks and refuses
+    a candidate only when it is significantly worse (McNemar's exact test)."""
+    from backend.learning.gate import SliceRule
+
+    rule = SliceRule()
+    serving = {"n": 10, "primary": 0.9, "wrong": [9]}
+    worse = {"n": 10, "primary": 0.3, "wrong": [0, 1, 2, 3, 4, 5, 9]}  # lost 6, gained 0: p = 1/64
+    refused = decide(worse, serving, "v1", 0.01, 20, rule=rule)
+    assert not refused.passed and "paired exact test p=0.016" in refused.reason and "kept v1" in refused.reason
+    noisy = {"n": 10, "primary": 0.7, "wrong": [0, 1, 2]}  # lost 3, gained 1: could be chance
+    kept = decide(noisy, serving, "v1", 0.01, 20, rule=rule)
+    assert kept.passed and "judged on 10 held-out tasks" in kept.reason and "3 lost, 1 gained" in kept.reason
+    better = {"n": 10, "primary": 1.0, "wrong": []}
+    assert decide(better, serving, "v1", 0.01, 20, rule=rule).passed
+    too_few = {"n": 5, "primary": 0.0, "wrong": [0, 1, 2, 3, 4]}
+    assert "more labels win" in decide(too_few, {"n": 5, "primary": 1.0, "wrong": []}, "v1", 0.01, 20, rule=rule).reason

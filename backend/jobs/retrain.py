@@ -113,7 +113,8 @@ def retrain(ctx: WorkerContext, project_id: ProjectId, kind: JobKind | str = Job
             serving_metrics = score(serving.model, candidate.held, spec, settings.multilabel_threshold,
                                     ctx.cache_of(serving.model.encoder))  # fmt: skip
         gate = decide(candidate.metrics, serving_metrics, baseline, settings.gate_margin, settings.gate_min_eval,
-                      candidate.held, SliceRule(settings.slice_min_eval, settings.slice_margin, settings.slice_alpha))
+                      candidate.held, SliceRule(settings.slice_min_eval, settings.slice_margin, settings.slice_alpha,
+                                                settings.gate_min_paired))  # fmt: skip
         summary["gate"] = gate.as_dict()
         trained_s = time.perf_counter() - started
         if not gate.passed:

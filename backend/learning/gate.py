@@ -12,7 +12,7 @@ import numpy as np
 from backend.labeling import TaskSpec
 from backend.labeling.examples import Example, targets
 from backend.labeling.spans import Span
-from backend.learning.slices import SliceRegression, class_slice, regressions, slice_scores
+from backend.learning.slices import SliceRegression, class_slice, paired_loss_p, regressions, slice_scores
 from backend.models.classifier import TextClassifier
 from backend.models.embedding_cache import EmbeddingCache
 from backend.models.tagger import SpanTagger
@@ -121,6 +121,7 @@ class SliceRule:
     min_eval: int = 30
     margin: float = 0.05
     alpha: float = 0.05
+    min_paired: int = 6  # held-out tasks from which a candidate is judged task by task (below the gate's min_eval)
 
 
 @dataclass(frozen=True)
@@ -162,8 +163,21 @@ def decide(
 
     if serving is None:
         return make(True, "no compatible version is serving: the first trained version replaces cold start")
-    if candidate.get("n", 0) < min_eval:
-        return make(True, f"only {candidate.get('n', 0)} held-out annotations (< {min_eval}): more labels win")
+    n = candidate.get("n", 0)
+    if n < min_eval and rule is not None and n >= rule.min_paired and "wrong" in candidate and "wrong" in serving:
+        # few held-out tasks: judged task by task (both scored on the same ones), refused only when
+        # significantly worse; a margin on so few would refuse on noise or let anything through
+        lost = len(set(candidate["wrong"]) - set(serving["wrong"]))  # type: ignore[arg-type]
+        gained = len(set(serving["wrong"]) - set(candidate["wrong"]))  # type: ignore[arg-type]
+        p = paired_loss_p(lost, gained)
+        if p < rule.alpha:
+            return make(False, f"candidate wrong on {lost} of {n} held-out tasks the serving version got right, right "
+                        f"on {gained} it got wrong (paired exact test p={p:.3f} < {rule.alpha}): kept "
+                        f"{serving_version}")  # fmt: skip
+        return make(True, f"judged on {n} held-out tasks (< {min_eval}) task by task: {lost} lost, {gained} gained, "
+                    f"no significant loss (paired exact test p={p:.3f})")  # fmt: skip
+    if n < min_eval:
+        return make(True, f"only {n} held-out annotations (< {min_eval}): more labels win")
     c, s = candidate["primary"], serving["primary"]
     if c < s - margin:
         return make(False, f"candidate {c:.4f} < serving {s:.4f} - margin {margin}: kept {serving_version}")

@@ -84,6 +84,12 @@ class SliceRegression:
                 f"{self.serving:.3f} (paired p={self.p_value:.3g})")  # fmt: skip
 
 
+def paired_loss_p(lost: int, gained: int) -> float:
+    """McNemar's exact test, one-sided: the chance of ``lost`` or more losses among the tasks where
+    two versions disagree on being right, if neither were better (``lost`` + ``gained`` of them)."""
+    return float(binomtest(lost, lost + gained, 0.5, alternative="greater").pvalue) if lost + gained else 1.0
+
+
 def regressions(
     examples: Sequence[Example],
     candidate_wrong: Collection[int],
@@ -104,7 +110,7 @@ def regressions(
         if (lost - gained) / len(idx) <= margin:
             continue
         n = len(idx)
-        p = float(binomtest(lost, lost + gained, 0.5, alternative="greater").pvalue)
+        p = paired_loss_p(lost, gained)
         tested.append(SliceRegression(name, n, 1 - sum(i in cand for i in idx) / n,
                                       1 - sum(i in serv for i in idx) / n, p))  # fmt: skip
     found = []
