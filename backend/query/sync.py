@@ -58,19 +58,20 @@ from backend.query.strategies import (
     interleave_heldout,
     make_strategy,
 )
-from backend.query.writeback import RANK_FIELD, REASON_FIELD, held_ranks, plan_ranks
+from backend.query.writeback import RANK_FIELD, REASON_FIELD, REVIEW_FIELD, held_ranks, plan_ranks
 from backend.serving.items import leaning, results
 from backend.serving.predictor import class_probabilities, load_serving, own_cache, use_caches
 from backend.serving.presentation import Presentation, header, level_in_force, present, shown_score
 from backend.serving.reasons import Why, reason
 from backend.serving.routing import RoutingPolicy, is_heldout, review_masks
 from backend.settings import Settings
-from backend.stores.labelstudio import LabelStudioClient
+from backend.stores.labelstudio import LabelStudioClient, annotations_filter, data_filter
 from backend.stores.registry import Registry, RegistryError
 
 log = logging.getLogger(__name__)
 
 VIEW_TITLE = "Most informative first (hitl)"
+REVIEW_TITLE = "Confident: quick review (hitl)"  # pre-filled answers, not auto-accepted, least confident first
 WRITERS = 2  # per-task writes in flight: Label Studio (one process) gained little from more (README)
 
 
@@ -397,6 +398,12 @@ def _sync(
     ranks, rank_now = plan_ranks(np.asarray(scores, dtype=float), held_ranks(data), settings.sync_exact_top)
     for i, row in enumerate(rows):
         row[4] = None if np.isnan(ranks[i]) else int(ranks[i])
+    # the review queue: answers pre-filled and not auto-accepted, least confident first (likeliest to need a fix)
+    reviewable = np.array([p == Presentation.PRESELECT and (threshold is None or score < threshold)
+                           for p, _, score in shown], dtype=bool)  # fmt: skip
+    review, review_now = _review_ranks(reviewable, np.array([score for *_, score in shown]), held_ranks(
+        data, REVIEW_FIELD), settings.sync_exact_top)  # fmt: skip
+    review_head = set(np.flatnonzero(np.isfinite(review) & reviewable).tolist())
 
     # Annotators must never find the queue without predictions of the project's version: a new version's
     # predictions are imported in bulk beside the old ones (most informative first), then the project
@@ -431,12 +438,17 @@ def _sync(
             return header(presentation, None, score, why)
         return header(presentation, lean, score, why)
 
-    said = [said_for(i) if i in head and np.isfinite(ranks[i]) else None for i in range(len(ids))]
+    def said_for_review(i: int) -> str:
+        presentation, lean, score = shown[i]
+        return header(presentation, lean, score, reason(Why.REVIEW, float(confidence[i]), threshold, share))
+
+    said = [said_for(i) if i in head and np.isfinite(ranks[i]) else said_for_review(i) if i in review_head else None
+            for i in range(len(ids))]  # fmt: skip
     # a task that left the head loses its sentence: a header only ever speaks of where the task stands now
     stale = np.array([said[i] is None and bool(data[i].get(REASON_FIELD)) for i in range(len(ids))], dtype=bool)
-    rewrite = rank_now | stale | np.array([said[i] is not None and data[i].get(REASON_FIELD) != said[i]
-                                           for i in range(len(ids))], dtype=bool)  # fmt: skip
-    ranked = [(ids[i], _task_data(data[i], ranks[i], said[i])) for i in np.flatnonzero(rewrite)]
+    rewrite = rank_now | review_now | stale | np.array([said[i] is not None and data[i].get(REASON_FIELD) != said[i]
+                                                        for i in range(len(ids))], dtype=bool)  # fmt: skip
+    ranked = [(ids[i], _task_data(data[i], ranks[i], review[i], said[i])) for i in np.flatnonzero(rewrite)]
     summary.ranked += _each(ranked, lambda r: ls.update_task_data(*r), "ordering", progress)
     state.put(project_id, [tuple(row) for row in rows])
     if classifier is not None:  # does a new version still change its answers on the reference tasks?
@@ -449,6 +461,9 @@ def _sync(
         summary.stopping = stopping.status(project_id, curve).message
 
     ls.ensure_view(project_id, VIEW_TITLE, order_by=f"tasks:data.{RANK_FIELD}")
+    if classifier is not None:
+        ls.ensure_view(project_id, REVIEW_TITLE, order_by=f"tasks:data.{REVIEW_FIELD}", first=False, filters=[
+            annotations_filter("equal"), data_filter(REVIEW_FIELD, "greater", 0)])  # fmt: skip
     if settings.sync_retire_versions:
         _retire_old_versions(ls, state, project_id, label, settings.sync_retire_grace_s)
     summary.seconds = time.perf_counter() - started
@@ -456,12 +471,15 @@ def _sync(
     return summary
 
 
-def _task_data(data: dict[str, Any], rank: float, said: str | None) -> dict[str, Any]:
-    """A task's data with its queue rank (kept as it is where there is none to write) and its
-    reason (removed where there is none: the labeling page then shows nothing)."""
-    out = {key: value for key, value in data.items() if key != REASON_FIELD}
+def _task_data(data: dict[str, Any], rank: float, review: float, said: str | None) -> dict[str, Any]:
+    """A task's data with its queue rank (kept as it is where there is none to write), its review
+    rank (removed where it has none: the review tab lists only tasks that hold one) and its header
+    (removed where there is none: the labeling page then shows nothing)."""
+    out = {key: value for key, value in data.items() if key not in (REASON_FIELD, REVIEW_FIELD)}
     if np.isfinite(rank):
         out[RANK_FIELD] = int(rank)
+    if np.isfinite(review):
+        out[REVIEW_FIELD] = int(review)
     if said is not None:
         out[REASON_FIELD] = said
     return out
@@ -500,6 +518,21 @@ def _retire_old_versions(ls: LabelStudioClient, state: SyncState, project_id: in
         if old in (label, latest) or old not in replaced or now - replaced[old] < grace_s:
             continue
         ls.delete_model_version(project_id, old)
+
+
+def _review_ranks(
+    eligible: np.ndarray, score: np.ndarray, held: np.ndarray, head: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Review-queue ranks (NaN: not in it) and which tasks to write: the eligible tasks, least
+    confident first, ranked as few writes as the queue tab takes (``writeback.plan_ranks``); a task
+    no longer eligible loses its rank."""
+    final, write = np.full(len(score), np.nan), np.zeros(len(score), dtype=bool)
+    rows = np.flatnonzero(eligible)
+    if len(rows):
+        final[rows], write[rows] = plan_ranks(score[rows], held[rows], head)
+    gone = ~eligible & ~np.isnan(held)
+    write |= gone
+    return final, write
 
 
 def _carried(

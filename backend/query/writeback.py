@@ -18,13 +18,14 @@ import numpy as np
 RANK_FIELD = "hitl_rank"
 SPACING = 1024  # between the whole-number ranks of a renumbered head: room for later insertions
 REASON_FIELD = "hitl_reason"  # why the task is in the queue's head, written with its rank
+REVIEW_FIELD = "hitl_review"  # rank in the review queue of confident pre-filled answers (its tab sorts on it)
 
 
-def held_ranks(data: Sequence[dict[str, Any]]) -> np.ndarray:
+def held_ranks(data: Sequence[dict[str, Any]], field: str = RANK_FIELD) -> np.ndarray:
     """The rank each task's data holds now (NaN: none, or not a number someone else put there)."""
     out = np.full(len(data), np.nan)
     for i, fields in enumerate(data):
-        value = fields.get(RANK_FIELD)
+        value = fields.get(field)
         if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0:
             out[i] = float(value)
     return out

@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 import requests
 
-from backend.query.sync import VIEW_TITLE
-from backend.query.writeback import RANK_FIELD
+from backend.query.sync import REVIEW_TITLE, VIEW_TITLE
+from backend.query.writeback import RANK_FIELD, REASON_FIELD
 from backend.serving.routing import is_heldout
 from backend.stores.audit import AuditStore
 from backend.stores.labelstudio import LabelStudioClient
@@ -122,7 +122,16 @@ def test_an_annotator_labels_80_tasks_in_the_stream_and_the_audit_records_what_t
                 mismatches.append((s["task"], page_choice, recorded_choice))
         heads = sorted((t["data"][RANK_FIELD], t["id"]) for t in ls.unlabeled_tasks(project)
                         if isinstance(t["data"].get(RANK_FIELD), int | float))[:50]  # fmt: skip
-        tabs = [len(t.get("predictions") or []) for t in ls.unlabeled_tasks(project)]
+        pool = {t["id"]: t for t in ls.unlabeled_tasks(project)}
+        tabs = [len(t.get("predictions") or []) for t in pool.values()]
+        # the second way to work: the review tab lists pre-filled answers, least confident first, each with its header
+        version = ls.project(project)["model_version"]
+        review_tab = next((v["id"] for v in ls.views(project) if v["data"].get("title") == REVIEW_TITLE), None)
+        review = ls.view_task_ids(project, review_tab) if review_tab else []
+        for task_id in review:
+            mine = [p for p in pool[task_id]["predictions"] if p["model_version"] == version]
+            assert mine and mine[0]["result"], f"task {task_id} in the review tab without a pre-filled answer"
+            assert pool[task_id]["data"][REASON_FIELD].startswith("Pre-filled: ")
         syncs = [float(m[1]) for m in re.finditer(r"ranks written, skipped: [^;]*; version \S+, strategy \S+; "
                                                   r"([\d.]+)s", (tmp_path / "run.log").read_text(errors="replace"))]
         print(f"stream: {len(seen)} tasks labeled by clicking; pre-selected {len(preselected)}/{len(seen)} "
@@ -132,7 +141,8 @@ def test_an_annotator_labels_80_tasks_in_the_stream_and_the_audit_records_what_t
               f"audit shown = page: {len(seen) - len(mismatches)}/{len(seen)} ({len(mismatches)} mismatches)")
         p50, p90 = np.percentile(syncs, [50, 90]) if syncs else (0.0, 0.0)
         print(f"stream: queue head {len(heads)} ranks, {len({r for r, _ in heads})} distinct; syncs {len(syncs)}, "
-              f"p50 {p50:.1f}s p90 {p90:.1f}s; prediction tabs per task max {max(tabs)} mean {np.mean(tabs):.2f}")
+              f"p50 {p50:.1f}s p90 {p90:.1f}s; prediction tabs per task max {max(tabs)} mean {np.mean(tabs):.2f}; "
+              f"review tab {len(review)} tasks")
         assert not mismatches, mismatches[:5]
         assert all(not s["checked"] for s in blind), "a held-out or audit task was shown pre-filled"
         assert all(header_matches), [(s["task"], s["header"], s["prediction"]["score"]) for s, ok in
