@@ -433,14 +433,15 @@ def _sync(
 
     def said_for(i: int) -> str:
         presentation, lean, score = shown[i]
-        why = reason(Why(kinds[i]), None if classifier is None else float(confidence[i]), threshold, share, second(i))
+        # one number on the page: the confidence the task's prediction carries (its stored score)
+        why = reason(Why(kinds[i]), None if classifier is None else score, threshold, share, second(i))
         if presentation == Presentation.BLIND or classifier is None:
             return header(presentation, None, score, why)
         return header(presentation, lean, score, why)
 
     def said_for_review(i: int) -> str:
         presentation, lean, score = shown[i]
-        return header(presentation, lean, score, reason(Why.REVIEW, float(confidence[i]), threshold, share))
+        return header(presentation, lean, score, reason(Why.REVIEW, score, threshold, share))
 
     said = [said_for(i) if i in head and np.isfinite(ranks[i]) else said_for_review(i) if i in review_head else None
             for i in range(len(ids))]  # fmt: skip
