@@ -32,6 +32,7 @@ from backend.learning.dataset import build_dataset, latest_annotation
 from backend.models.classifier import TextClassifier
 from backend.models.embedding_cache import EmbeddingCache
 from backend.serving.predictor import class_probabilities, load_serving, own_cache
+from backend.stores.audit import Correction
 from backend.stores.labelstudio import LabelStudioClient, annotations_filter, unavailable_as_one_line
 
 log = logging.getLogger(__name__)
@@ -74,8 +75,15 @@ def run(ctx: WorkerContext, project_id: ProjectId) -> dict[str, Any]:
     earlier = ctx.audit.proposals(project_id)  # read after settle(), which records outcomes
     done = {int(p["proposal_id"]) for p in earlier}
     winning = {ex.annotation_id for ex in data.examples}
-    fresh = [c for c in data.corrections if c.changed and c.annotation_id in winning and c.annotation_id not in done
-             and not str(c.prediction_model_version or "").startswith(PREFIX)]  # fmt: skip
+    recorded = ctx.audit.shown(project_id)
+
+    def model_said(c: Correction) -> list[str]:  # pre-selected, or (leaning only, blind) as the sync recorded it
+        shown = labels_from_result(spec, c.prediction_result or [])
+        return shown or list((recorded.get((c.task_id, str(c.prediction_model_version))) or {}).get("answer") or [])
+
+    fresh = [c for c in data.corrections if c.annotation_id in winning and c.annotation_id not in done
+             and not str(c.prediction_model_version or "").startswith(PREFIX)
+             and model_said(c) and model_said(c)[:1] != labels_from_result(spec, c.final_result)[:1]]  # fmt: skip
     fresh = sorted(fresh, key=lambda c: c.annotated_at, reverse=True)[:NEW_PER_RUN]
     summary: dict[str, Any] = {"project_id": project_id, "settled": settled, "proposed": 0, "proposals": []}
     if not fresh:
@@ -89,7 +97,7 @@ def run(ctx: WorkerContext, project_id: ProjectId) -> dict[str, Any]:
     pool_ids, pool_x, pool_probs = _pool(ctx, ls, project_id, spec, own, serving.model, busy)
     index = {ex.annotation_id: i for i, ex in enumerate(examples)}
     for correction in fresh:
-        shown = labels_from_result(spec, correction.prediction_result or [])
+        shown = model_said(correction)
         right = labels_from_result(spec, correction.final_result)
         if not shown or not right:
             continue

@@ -63,7 +63,7 @@ def sync_and_record(
                 log.warning("project %s: /predict inputs not checked for drift (%s)", project_id, type(exc).__name__)
                 return []
     summary = sync_project(ctx.settings, ls, ctx.cache_for, ctx.registry, project_id, strategy, progress=progress,
-                           predict_inputs=inputs, defer_embedding=defer_embedding)  # fmt: skip
+                           predict_inputs=inputs, defer_embedding=defer_embedding, audit_store=ctx.audit)  # fmt: skip
     for check, inputs in ((summary.drift, False), (summary.input_drift, True)):
         if check is None:
             continue

@@ -10,6 +10,7 @@ set the threshold is an estimate on a few hundred annotations; this is the check
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -73,17 +74,26 @@ def thresholds(registry: Registry, project: int) -> dict[str, float]:
 
 
 def audit_routing(
-    corrections: Iterable[dict[str, Any]], limits: dict[str, float], target: float, confidence: float = 0.95
+    corrections: Iterable[dict[str, Any]], limits: dict[str, float], target: float, confidence: float = 0.95,
+    shown: dict[tuple[int, str], dict[str, Any]] | None = None,
 ) -> list[RoutingAudit]:
     """Production precision of auto_accept per version, from the corrections (a prediction's score
-    is the calibrated confidence annotators were shown)."""
+    is its calibrated confidence). An audit sample is shown blind, so nothing was there to change:
+    its outcome is the annotator's label against the model's answer recorded in ``shown``
+    (``AuditStore.shown``)."""
     counts = {name: [0, 0] for name in limits}
     for row in corrections:
         name, score = row.get("prediction_model_version"), row.get("prediction_score")
-        if name not in limits or score is None or row.get("changed") is None or score < limits[name]:
+        if name not in limits or score is None or score < limits[name]:
+            continue
+        right = None if row.get("changed") is None else not row["changed"]
+        record = (shown or {}).get((int(row["task_id"]), str(name)))
+        if right is None and record is not None and record["answer"]:
+            right = sorted(_choices(row.get("final_result"))) == sorted(record["answer"])
+        if right is None:
             continue
         counts[name][0] += 1
-        counts[name][1] += 0 if row["changed"] else 1
+        counts[name][1] += int(right)
     return [RoutingAudit(name, limits[name], n, k, *wilson(k, n, confidence), target)
             for name, (n, k) in counts.items()]  # fmt: skip
 
@@ -93,7 +103,8 @@ def check_routing(
 ) -> list[RoutingAudit]:
     """Audit every version's auto_accept and switch it off where humans showed it falls short."""
     results = []
-    for result in audit_routing(audit.corrections(project), thresholds(registry, project), target, confidence):
+    for result in audit_routing(audit.corrections(project), thresholds(registry, project), target, confidence,
+                                audit.shown(project)):  # fmt: skip
         suspended = registry.routing_suspended(project, result.model_version)
         if suspended is None and result.reviewed and result.high < target:
             suspended = (f"production precision {result.precision:.1%} ({result.confirmed}/{result.reviewed}), "
@@ -104,3 +115,9 @@ def check_routing(
             log.warning("project %s: %s: auto_accept switched off: %s", project, result.model_version, suspended)
         results.append(dataclasses.replace(result, suspended=suspended))
     return results
+
+
+def _choices(result: Any) -> list[str]:
+    """The choices a stored annotation result sets (routing is single-choice classification)."""
+    regions = json.loads(result) if isinstance(result, str) else result or []
+    return [c for r in regions if isinstance(r, dict) for c in (r.get("value") or {}).get("choices") or []]

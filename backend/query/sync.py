@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from backend.labeling import TaskError, TaskSpec, parse_label_config, task_text
+from backend.labeling import TaskError, TaskSpec, labels_from_result, parse_label_config, task_text
 from backend.models import uncertainty
 from backend.models.classifier import TextClassifier
 from backend.models.embedding_cache import EmbeddingCache
@@ -65,6 +65,7 @@ from backend.serving.presentation import Presentation, header, level_in_force, p
 from backend.serving.reasons import Why, reason
 from backend.serving.routing import RoutingPolicy, is_heldout, review_masks
 from backend.settings import Settings
+from backend.stores.audit import AuditStore
 from backend.stores.labelstudio import LabelStudioClient, annotations_filter, data_filter
 from backend.stores.registry import Registry, RegistryError
 
@@ -221,8 +222,10 @@ def sync_project(
     chunk: int = 1000,
     predict_inputs: Callable[[], list[str]] | None = None,
     defer_embedding: Callable[[int, int], str] | None = None,
+    audit_store: AuditStore | None = None,
 ) -> SyncSummary:
-    """``predict_inputs``: takes the latest window of texts ``/predict`` was asked about
+    """``audit_store``: where what each new prediction shows is recorded (default: the settings').
+    ``predict_inputs``: takes the latest window of texts ``/predict`` was asked about
     (``jobs/inputs.py``), tested for drift beside the newly imported tasks. ``defer_embedding``
     (missing, pool) → what was done instead: called, and nothing scored or written, when the
     serving version's own (fine-tuned) encoder has not embedded more than ``HITL_SYNC_EMBED_LIMIT``
@@ -232,7 +235,7 @@ def sync_project(
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one sync per project at a time (CLI and worker alike)
         return _sync(settings, ls, cache, registry, project_id, strategy_name, progress, chunk, predict_inputs,
-                     defer_embedding)  # fmt: skip
+                     defer_embedding, audit_store or AuditStore.from_settings(settings))  # fmt: skip
 
 
 def _sync(
@@ -246,6 +249,7 @@ def _sync(
     chunk: int,
     predict_inputs: Callable[[], list[str]] | None = None,
     defer_embedding: Callable[[int, int], str] | None = None,
+    audit_store: AuditStore | None = None,
 ) -> SyncSummary:
     started = time.perf_counter()
     spec = parse_label_config(ls.label_config(project_id))
@@ -410,8 +414,13 @@ def _sync(
     # switches to it, and only then are old versions retired.
     order_of = {task_id: k for k, task_id in enumerate(task_ids[order])}
     predictions.sort(key=lambda p: order_of[p["task"]])
+    index = {task_id: i for i, task_id in enumerate(ids)}
     for start in tqdm(range(0, len(predictions), chunk), desc="writing", unit="chunk", disable=not progress):
         part = predictions[start : start + chunk]
+        if audit_store is not None:  # recorded first: a prediction never exists without its record
+            audit_store.record_shown(project_id, [
+                (p["task"], label, shown[index[p["task"]]][0].value, _answer(spec, answers[index[p["task"]]]),
+                 p["score"]) for p in part])  # fmt: skip
         ls.import_predictions(project_id, part)
         summary.written += len(part)
     # every task now holds this version's prediction: switch before the ranks and headers, so a task
@@ -534,6 +543,14 @@ def _review_ranks(
     gone = ~eligible & ~np.isnan(held)
     write |= gone
     return final, write
+
+
+def _answer(spec: TaskSpec, result: list[dict[str, Any]]) -> list[str]:
+    """The model's answer in a result, as the audit keeps it: its choices, or its spans' keys (NER)."""
+    if spec.is_ner:
+        return sorted(f"{r['value']['start']}:{r['value']['end']}:{r['value']['labels'][0]}" for r in result
+                      if (r.get("value") or {}).get("labels"))  # fmt: skip
+    return sorted(labels_from_result(spec, result) or [])
 
 
 def _carried(

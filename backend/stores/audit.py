@@ -145,6 +145,18 @@ SCHEMA = [
         value TEXT NOT NULL,
         PRIMARY KEY (project_id, task_id, field)
     )""",
+    # what each prediction the sync wrote showed (pre-selected, leaning only, blind) and the model's answer,
+    # shown or not: a blind audit sample's outcome is the annotator's label against that answer
+    """CREATE TABLE IF NOT EXISTS shown_predictions (
+        project_id INTEGER NOT NULL,
+        task_id INTEGER NOT NULL,
+        model_version TEXT NOT NULL,
+        presentation TEXT NOT NULL,
+        answer TEXT NOT NULL,
+        score DOUBLE PRECISION,
+        recorded_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (project_id, task_id, model_version)
+    )""",
 ]
 
 
@@ -258,6 +270,21 @@ class AuditStore:
             return self._count(conn, "corrections") - before
 
         return self._run(insert)
+
+    def record_shown(self, project_id: int, rows: Iterable[tuple[int, str, str, list[str], float]]) -> None:
+        """Rows of (task, model version, presentation, the model's answer, score) for predictions just
+        written; a prediction is written once, so the first record stands."""
+        now = time.time()
+        data = [(project_id, task, version, presentation, json.dumps(answer), score, now)
+                for task, version, presentation, answer, score in rows]  # fmt: skip
+        if data:
+            statement = self._sql("INSERT INTO shown_predictions VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING")
+            self._run(lambda conn: conn.cursor().executemany(statement, data))
+
+    def shown(self, project_id: int) -> dict[tuple[int, str], dict[str, Any]]:
+        """(task, model version) → how its prediction was shown and the model's answer in it."""
+        rows = self._select("SELECT * FROM shown_predictions WHERE project_id = ?", project_id)
+        return {(int(r["task_id"]), str(r["model_version"])): {**r, "answer": json.loads(r["answer"])} for r in rows}
 
     def record_event(self, action: str, project_id: int | None, annotation_ids: Sequence[int], outcome: str) -> None:
         row = (time.time(), action, project_id, json.dumps(list(annotation_ids)), outcome)
