@@ -59,6 +59,7 @@ def ctx(label_studio, redis_server, tiny_encoder_dir, tmp_path):
         label_studio_api_key=SecretStr(label_studio.token), redis_url=redis_server.url,
         registry_dir=tmp_path / "registry", data_dir=tmp_path / "data", finetune_every=0,
         queue_name="hitl-pipeline-test", gate_min_eval=1000,
+        preselect_precision=0,  # answers pre-filled (but blind checks): annotators here accept or fix them
     )  # fmt: skip
     return WorkerContext.create(settings)
 
@@ -386,7 +387,7 @@ def test_a_correction_proposes_its_label_for_duplicates_and_the_accepted_ones_tr
     sync_and_record(ctx, ls, project_id, None, progress=False)  # the pool gets the version's predictions
     copies = [t for t in ls.tasks(project_id) if t["data"]["text"] == text]
     corrected, *others = copies
-    annotation = ls.create_annotation(corrected["id"], choice(right))
+    annotation = ls.create_annotation(corrected["id"], choice(right), parent_prediction=shown_id(ls, corrected["id"]))
 
     summary = run(ctx, project_id)
     assert summary["proposals"] == [{"id": annotation, "label": right, "tasks": 3}], summary
@@ -433,26 +434,30 @@ def test_audit_samples_reach_the_queue_and_a_disagreement_switches_auto_accept_o
     assert 2 <= reasons.count(Why.AUDIT) <= 3  # one in twenty of the head, marked for whoever looks
     assert Why.HELDOUT in reasons and (Why.UNSURE in reasons or Why.UNEXPLORED in reasons)
     said = next(t["data"][REASON_FIELD] for _, t in head if kind(t["data"][REASON_FIELD]) == Why.AUDIT)
-    assert "the model is confident (about" in said and "a random 5% of such tasks" in said
+    assert said.startswith("Blind check: ") and "Audit sample: a random 5% of the tasks" in said
 
     # annotators label from the tab and keep the predictions, except on the first audit sample
     tab = ls.ensure_view(project_id, VIEW_TITLE, f"tasks:data.{RANK_FIELD}")
     sample = next(t for _, t in head if kind(t["data"][REASON_FIELD]) == Why.AUDIT)
+    answers = ctx.audit.shown(project_id)  # what the model answered, also where it was not shown (blind)
     for _ in range(20):
         task = ls.next_task(project_id, tab)
         shown = next(p for p in task["predictions"] if p["model_version"] == summary.model_version)
-        label = shown["result"][0]["value"]["choices"][0]
+        label = answers[(task["id"], summary.model_version)]["answer"][0]
+        assert bool(shown["result"]) != (task["id"] in drawn or is_heldout(task["id"], ctx.settings.holdout_fraction))
         if task["id"] == sample["id"]:
-            ls.create_annotation(task["id"], choice(next(lb for lb in ("World", "Sports") if lb != label)))
+            ls.create_annotation(task["id"], choice(next(lb for lb in ("World", "Sports") if lb != label)),
+                                 parent_prediction=shown["id"])  # fmt: skip
             break
-        ls.create_annotation(task["id"], choice(label))
+        ls.create_annotation(task["id"], choice(label), parent_prediction=shown["id"])
     else:
         pytest.fail("the audit sample never came up in 20 tasks from the tab")
     # the retrain's pull measures it: one disagreement in about ten reviews, an interval that ends
     # below a 99.5 % target, and auto_accept goes off for the version, audited
     ctx.settings = ctx.settings.model_copy(update={"routing_target_precision": 0.995})
     retrain(ctx, project_id, JobKind.HEAD)
-    (measured,) = [r for r in audit_routing(ctx.audit.corrections(project_id), {summary.model_version: 0.0}, 0.995)]
+    (measured,) = [r for r in audit_routing(ctx.audit.corrections(project_id), {summary.model_version: 0.0}, 0.995,
+                                            shown=ctx.audit.shown(project_id))]  # fmt: skip
     assert measured.reviewed - measured.confirmed == 1 and measured.high < 0.995
     assert ctx.registry.routing_suspended(project_id, summary.model_version)
     (decision,) = ctx.audit.routing_decisions(project_id)
@@ -509,3 +514,11 @@ def test_imported_tasks_that_drift_raise_an_alarm_and_become_probes(label_studio
     assert f'hitl_drift_alarm{{project="{project_id}"}} 1.0' in client.get("/metrics").get_data(as_text=True)
     assert "DRIFT (" in client.get("/dashboard").get_data(as_text=True)
     assert sync_and_record(ctx, ls, project_id, progress=False).input_drift is None  # taken: nothing waits
+
+
+def shown_id(ls: LabelStudioClient, task_id: int) -> int:
+    """The prediction Label Studio's labeling page opens a task with (the project's version): what it
+    records as an annotation's ``parent_prediction``."""
+    task = ls._raw(f"api/tasks/{task_id}", "GET").json()
+    version = ls.project(task["project"])["model_version"]
+    return next(int(p["id"]) for p in task["predictions"] if p["model_version"] == version)
