@@ -381,7 +381,8 @@ def _sync(
     # A prediction a person may have seen is never changed: a task that holds one of this version keeps
     # it (and its header speaks of it); the others get theirs, shown as the presentation policy says
     # (serving/presentation.py): pre-selected, leaning only, or blind for held-out checks and audit samples
-    carried = [_carried(existing[t].get(label), previous.get(t), label) for t in ids]
+    carried = [_carried(existing[t].get(label), previous.get(t), label, bool(heldout[i] or audit[i]))
+               for i, t in enumerate(ids)]  # fmt: skip
     kept_audit = np.array([c is None or c[1] == Presentation.BLIND for c in carried], dtype=bool)
     audit &= kept_audit  # an audit sample already shown with the answer cannot measure the model blind
     rows, predictions = [], []
@@ -554,17 +555,20 @@ def _answer(spec: TaskSpec, result: list[dict[str, Any]]) -> list[str]:
 
 
 def _carried(
-    prediction: dict[str, Any] | None, written: tuple[Any, ...] | None, label: str
+    prediction: dict[str, Any] | None, written: tuple[Any, ...] | None, label: str, blind: bool
 ) -> tuple[float, Presentation, str | None] | None:
     """What a task's prediction of ``label`` shows (score, presentation, leaning), None where it has
-    none. Our record says how it was written; without one (written before this record existed) its
-    result says whether the answer is pre-selected."""
+    none. Our record says how it was written; without one (``/predict`` wrote it, or it predates the
+    record) its result says whether the answer is pre-selected, and an empty one on a task that is
+    ``blind`` now (held out, audit sample) says nothing of the model either."""
     if prediction is None:
         return None
     score = float(prediction.get("score") or 0.0)
     if written is not None and written[0] == label and written[5]:
         return score, Presentation(written[5]), written[6]
-    return score, Presentation.PRESELECT if prediction.get("result") else Presentation.LEAN, None
+    if prediction.get("result"):
+        return score, Presentation.PRESELECT, None
+    return score, Presentation.BLIND if blind else Presentation.LEAN, None
 
 
 def _annotated_task_ids(registry: Registry, project: int, version: str) -> list[int]:
