@@ -1,6 +1,8 @@
 """The routing audit: humans' verdicts on predictions auto_accept would skip measure its production
 precision, and switch it off when the interval falls below the target (issue 16, item 2)."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -88,3 +90,18 @@ def test_the_sampler_and_the_estimate_together_cover_the_models_true_precision(t
         covered.append(measured.low <= truth <= measured.high)
     assert 0.045 < np.mean(sampled) < 0.055  # the share drawn is the configured one
     assert 0.92 <= np.mean(covered) <= 0.98, np.mean(covered)
+
+
+def test_a_blind_audit_sample_counts_by_the_model_answer_the_sync_recorded():
+    """Issue 26: audit samples are shown blind (nothing pre-selected), so no annotation "changes" them;
+    the outcome is the annotator's label against the answer recorded when the prediction was written."""
+    def row(task, final):
+        return {"task_id": task, "prediction_model_version": "v1", "prediction_score": 0.99, "changed": None,
+                "final_result": json.dumps([{"value": {"choices": [final]}}])}
+
+    shown = {(1, "v1"): {"answer": ["World"]}, (2, "v1"): {"answer": ["World"]}, (3, "v1"): {"answer": ["Sports"]}}
+    (audited,) = audit_routing([row(1, "World"), row(2, "Business"), row(3, "Sports"), row(4, "World")],
+                               {"v1": 0.9}, 0.95, shown=shown)  # fmt: skip
+    assert (audited.reviewed, audited.confirmed) == (3, 2)  # task 4 has no record: not counted
+    (without,) = audit_routing([row(1, "World")], {"v1": 0.9}, 0.95)
+    assert without.reviewed == 0

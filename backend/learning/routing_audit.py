@@ -87,7 +87,7 @@ def audit_routing(
         if name not in limits or score is None or score < limits[name]:
             continue
         right = None if row.get("changed") is None else not row["changed"]
-        record = (shown or {}).get((int(row["task_id"]), str(name)))
+        record = (shown or {}).get((int(row.get("task_id") or 0), str(name)))
         if right is None and record is not None and record["answer"]:
             right = sorted(_choices(row.get("final_result"))) == sorted(record["answer"])
         if right is None:
