@@ -239,10 +239,6 @@ class Settings(BaseSettings):
         50, ge=1, description="Head of the queue that holds ranks (`hitl_rank`, one call per task whose rank "
         "changes) in exactly our order; the tasks below it follow in Label Studio's order.",
     )
-    sync_confidence_tolerance: float = Field(
-        0.05, ge=0, le=1, description="Not used any more: the sync never changes a prediction once written (a "
-        "person may have seen it). Kept so that environments that set it still start.",
-    )
     sync_retire_versions: bool = Field(
         True, description="Delete the predictions of versions older than the one Label Studio showed before the "
         "current one, once they were replaced HITL_SYNC_RETIRE_GRACE_S ago (a task carries the current and the "
