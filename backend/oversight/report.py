@@ -90,7 +90,7 @@ def collect(
     corrections = [c for c in audit.corrections(project_id)
                    if not str(c.get("prediction_model_version") or "").startswith(PROPOSAL_PREFIX)]  # fmt: skip
     routing = [dataclasses.replace(r, suspended=registry.routing_suspended(key, r.model_version))
-               for r in audit_routing(corrections, thresholds(registry, key), target)]  # fmt: skip
+               for r in audit_routing(corrections, thresholds(registry, key), target, shown=audit.shown(project_id))]  # fmt: skip
     return ProjectData(project_id, versions, audit.versions(project_id), corrections, scores,
                        registry.current(key), stopping, audit.label_checks(project_id), routing,
                        audit.drift_checks(project_id), estimated, holdout_fraction, audit.label_verdicts(project_id),
