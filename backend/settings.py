@@ -93,7 +93,7 @@ class Settings(BaseSettings):
         "this long after (a webhook can come before its annotation is committed).",
     )
     job_timeout_s: int = Field(3600, ge=10, description="A retrain running longer than this is failed.")
-    job_retries: int = Field(3, ge=0, description="Retries of a failed retrain (e.g. Label Studio down).")
+    job_retries: int = Field(3, ge=0, description="Retries of a failed retrain (e.g. Label Studio down); 0 = none.")
     job_retry_intervals_s: list[int] = Field([10, 30, 90], description="Back-off between retries.")
     min_train_examples: int = Field(8, ge=2, description="No version is trained on fewer annotations.")
     holdout_fraction: float = Field(0.15, ge=0, lt=1, description="Share of annotated tasks never trained on (gate).")
