@@ -4,6 +4,10 @@ hand them to a sink, which turns training events into coalesced retrains (``jobs
 Payload shapes (label_studio/webhooks/models.py, 1.23): ``{"action": ..., "project": {...},
 "annotation": {...}, "task": {...}}``; ANNOTATIONS_DELETED carries ``"annotations": [{"id"}]``;
 Label Studio's own training trigger is ``{"action": "START_TRAINING", "project": {...}}``.
+
+Everything an event leaves behind (audit row, log line, answer) is bounded: the action must be one
+Label Studio sends, at most ``MAX_ANNOTATION_IDS`` annotation ids are kept, and a refused value is
+quoted shortened and escaped.
 """
 
 from __future__ import annotations
@@ -29,6 +33,25 @@ TRAINING_ACTIONS = frozenset(
         "START_TRAINING",
     }
 )
+# WebhookAction in label_studio/webhooks/models.py (1.23; REVIEW_* are Enterprise's): anything else is
+# not Label Studio, and is refused before it reaches the log or the audit store.
+KNOWN_ACTIONS = TRAINING_ACTIONS | frozenset(
+    {
+        "PROJECT_CREATED",
+        "PROJECT_UPDATED",
+        "PROJECT_DELETED",
+        "TASKS_CREATED",
+        "TASKS_DELETED",
+        "LABEL_LINK_CREATED",
+        "LABEL_LINK_UPDATED",
+        "LABEL_LINK_DELETED",
+        "REVIEW_CREATED",
+        "REVIEW_UPDATED",
+        "REVIEWS_DELETED",
+    }
+)
+MAX_ANNOTATION_IDS = 1000  # kept per event (a bulk delete names more: the retrain pulls everything anyway)
+MAX_ID = 2**63 - 1  # what the audit store's integer columns and Label Studio's ids hold
 
 
 @dataclass(frozen=True)
@@ -46,6 +69,8 @@ def parse_event(body: dict[str, Any]) -> Event:
     action = body.get("action")
     if not isinstance(action, str) or not action:
         raise BadRequest("webhook body needs an 'action' string, e.g. ANNOTATION_CREATED")
+    if action not in KNOWN_ACTIONS:
+        raise BadRequest(f"unknown action {shown(action)}: not one Label Studio sends")
     project = body.get("project")
     project_id = _project_id(project)
     if action in TRAINING_ACTIONS and project_id is None:
@@ -64,7 +89,7 @@ def _project_id(project: Any) -> ProjectId | None:
     try:
         return parse_project_id(value)
     except ValueError:
-        raise BadRequest(f"'project.id' must be an integer, got {value!r}") from None
+        raise BadRequest(f"'project.id' must be an integer, got {shown(value)}") from None
 
 
 def _ids(one: Any, many: Any) -> tuple[int, ...]:
@@ -74,9 +99,21 @@ def _ids(one: Any, many: Any) -> tuple[int, ...]:
     ids = []
     for item in items:
         value = item.get("id") if isinstance(item, dict) else None
-        if isinstance(value, int) and not isinstance(value, bool):
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_ID:
             ids.append(value)
+            if len(ids) == MAX_ANNOTATION_IDS:
+                break
     return tuple(ids)
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """A value as it may appear in an error or a log line: repr-escaped (no newlines, no control
+    characters) and shortened, whatever its size."""
+    try:
+        text = repr(value[: limit + 1] if isinstance(value, str) else value)
+    except ValueError:  # an integer too long to print
+        return f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 class EventSink(Protocol):
