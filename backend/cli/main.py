@@ -74,7 +74,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         return 1
     print(summary.line())
     if summary.imported == 0:
-        return 1
+        return 0 if summary.already and not summary.rejected else 1  # a rerun with nothing new is no failure
     if not args.no_sync:  # order the queue now, not after the first annotation
         from backend.jobs.context import WorkerContext
         from backend.jobs.sync_job import sync_and_record
@@ -261,10 +261,12 @@ def build_parser() -> argparse.ArgumentParser:
     imp = sub.add_parser(
         "import",
         help="import tasks (JSON, JSONL or CSV) into a project in bulk, then order its queue",
-        description="Reads tasks from FILE: a .json list, .jsonl (one task per line) or .csv with a header. A row "
-        "is the task's data, or a task with a 'data' object. Rows without the field the labeling config reads "
-        "are reported by line and left out. Tasks go to Label Studio in chunks of 1,000; then the queue is "
-        "ordered at once (hitl sync; a cold start orders for diverse coverage).",
+        description="Reads tasks from FILE: a .json list, .jsonl (one task per line) or .csv with a header (UTF-8, "
+        "a BOM is fine). A row is the task's data, or a task with a 'data' object. The whole file is checked "
+        "before anything is sent: rows without the field the labeling config reads, with NaN, nested more than "
+        "32 levels or over 1 MiB are reported by line, one line each, and left out. Rows already in the project "
+        "(same data) are skipped, so a rerun imports only what is new. Tasks go to Label Studio in chunks of "
+        "1,000; then the queue is ordered at once (hitl sync; a cold start orders for diverse coverage).",
     )
     imp.add_argument("file", metavar="FILE", help="tasks: .json, .jsonl or .csv")
     imp.add_argument("--project", type=int, required=True, help="Label Studio project id")

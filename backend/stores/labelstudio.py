@@ -146,13 +146,20 @@ class LabelStudioClient:
         """Tasks nobody has annotated yet (the pool), with their predictions, page by page."""
         yield from self._pages(project_id, UNLABELED_QUERY, page_size)
 
-    def _pages(self, project_id: int, query: str, page_size: int) -> Iterator[dict[str, Any]]:
+    def task_data(self, project_id: int, page_size: int = 1000) -> Iterator[dict[str, Any]]:
+        """Every task's data (nothing else), page by page: what ``hitl import`` compares rows with."""
+        for task in self._pages(project_id, None, page_size, fields="task_only"):
+            yield task.get("data") or {}
+
+    def _pages(
+        self, project_id: int, query: str | None, page_size: int, fields: str = "all"
+    ) -> Iterator[dict[str, Any]]:
         """Page by page, stopping at a short page: the SDK's pager asks for one page past the end,
         which Label Studio answers 404 and logs as a traceback on every pull."""
         page = 1
         while True:
             try:
-                items = self.sdk.tasks.list(project=project_id, fields="all", query=query, page=page,
+                items = self.sdk.tasks.list(project=project_id, fields=fields, query=query, page=page,
                                             page_size=page_size).items or []  # fmt: skip
             except ApiError as exc:
                 if exc.status_code == 404 and page > 1:  # the previous page was exactly full and the last
