@@ -14,14 +14,14 @@ from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
 from redis import RedisError
-from werkzeug.exceptions import HTTPException, ServiceUnavailable, Unauthorized
+from werkzeug.exceptions import BadRequest, HTTPException, ServiceUnavailable, Unauthorized
 
 from backend import __version__, logs
 from backend.ids import ProjectId
 from backend.jobs.inputs import PredictInputs
 from backend.labeling import TaskError, TaskSpec, task_text
 from backend.server import protocol
-from backend.server.auth import is_authorized
+from backend.server.auth import host_allowed, is_authorized
 from backend.server.dashboard import dashboard_routes
 from backend.server.events import EventSink, LoggingSink, QueueSink, webhook_routes
 from backend.server.metrics import ServerMetrics
@@ -60,6 +60,9 @@ def create_app(
     def _auth() -> None:
         g.started = time.perf_counter()
         g.request_id_token = logs.request_id.set(logs.new_request_id(request.headers.get("X-Request-Id")))
+        if not host_allowed(request.host, settings):
+            raise BadRequest("this server does not answer to that Host name: add it to HITL_ALLOWED_HOSTS if it is "
+                             "the name Label Studio or a proxy uses to reach the backend")  # fmt: skip
         if not is_authorized(request, settings):
             raise Unauthorized("valid credentials are required: HTTP basic auth, or the webhook secret header")
 

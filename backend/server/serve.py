@@ -53,7 +53,8 @@ def serve(settings: Settings, host: str | None, port: int | None, workers: int =
     host = host or settings.host
     port = port or settings.port
     check_open(settings, host, port)
-    settings = settings.model_copy(update={"torch_threads": threads_per_worker(settings, workers)})
+    # the bound host is a name the server answers to (server/auth.py)
+    settings = settings.model_copy(update={"torch_threads": threads_per_worker(settings, workers), "host": host})
     if dev:
         from backend.server.app import create_app
 
