@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from backend.settings import get_settings
@@ -368,8 +369,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+PRIVATE_UMASK = 0o077  # the audit DB, Redis's data, reports, models: the owner's only (files 0600, folders 0700)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    os.umask(PRIVATE_UMASK)  # before anything is written; children (Redis, workers, gunicorn) inherit it
     from backend import logs
 
     settings = get_settings()

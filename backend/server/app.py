@@ -32,6 +32,17 @@ from backend.stores.registry import COLD_START
 
 log = logging.getLogger(__name__)
 
+# Every answer: no scripts, no outside resources, never framed, never content-sniffed. The dashboard
+# needs only its inline style and its plots as data: images.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+ENCODER_FAILED = "the encoder could not be loaded: /ready (behind authentication) and the server log say why"
+
 
 def create_app(
     settings: Settings | None = None,
@@ -72,6 +83,7 @@ def create_app(
         seconds = time.perf_counter() - g.get("started", time.perf_counter())
         metrics.latency.labels(endpoint, str(response.status_code)).observe(seconds)
         response.headers["X-Request-Id"] = logs.request_id.get()
+        response.headers.update(SECURITY_HEADERS)
         if endpoint != "/health":  # Label Studio probes /health every few seconds
             fields = {"method": request.method, "path": endpoint, "status": response.status_code,
                       "ms": round(seconds * 1000, 1), "tasks": g.get("tasks")}  # fmt: skip
@@ -115,7 +127,8 @@ def create_app(
                 "model_class": "HitlTextClassifier",
                 "version": __version__,
                 "encoder_ready": predictor.ready,
-                "encoder_error": predictor.load_error,
+                # /health is open to anyone: no paths, no error text (they are in /ready)
+                "encoder_error": ENCODER_FAILED if predictor.load_error else None,
             }
         )
 
