@@ -38,6 +38,9 @@ LAST_EVENT = "hitl:retrain:last-event:{project}"  # when the project's last trai
 ALIVE = "hitl:alive:{name}"  # a worker's liveness record, refreshed by jobs/worker.py
 RUNNING = "hitl:retrain:running:{project}"  # a job of this project and kind is running (fine-tunes)
 DURATIONS = "hitl:retrain:last-seconds"  # hash "<project>:<kind>:<outcome>" → seconds, read by /metrics
+KEPT = "hitl:webhook:unconfirmed"  # zset project id → last event time: training events Label Studio could not confirm
+MAX_KEPT = 1000  # the newest kept; a flood of made-up ids during an outage cannot grow it further
+KEPT_TTL_S = 7 * 24 * 3600
 ENQUEUE_GRACE_S = 30  # a flag whose job does not exist yet is an enqueue under way this long, then a lost one
 WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED, JobStatus.STARTED}  # a job that will run
 # Compare-and-set: replace (or drop) the flag only where it still holds what the caller read (ARGV[1]).
@@ -166,6 +169,21 @@ class RetrainQueue:
             self.connection.set(key, time.time(), ex=int(self.settings.job_timeout_s) + 60)
         else:
             self.connection.delete(key)
+
+    def keep_unconfirmed(self, project_id: ProjectId) -> None:
+        """A training event of a project Label Studio could not confirm (unreachable, token refused):
+        kept, so the scheduler asks again and requests the retrain once it can (``jobs/scheduled.py``)."""
+        pipe = self.connection.pipeline()
+        pipe.zadd(KEPT, {str(project_id): time.time()})
+        pipe.zremrangebyrank(KEPT, 0, -MAX_KEPT - 1)
+        pipe.expire(KEPT, KEPT_TTL_S)
+        pipe.execute()
+
+    def kept(self) -> list[ProjectId]:
+        return [int(member) for member in self.connection.zrange(KEPT, 0, -1)]
+
+    def forget_kept(self, project_id: ProjectId) -> None:
+        self.connection.zrem(KEPT, str(project_id))
 
     def take(self, project_id: ProjectId, kind: JobKind | str) -> None:
         """Called by the job as it starts reading Label Studio: later events need a new job."""

@@ -132,6 +132,8 @@ def create_app(
             }
         )
 
+    label_studio_check = _label_studio_check(settings)
+
     @app.get("/ready")
     def ready() -> Any:
         """Whether corrections can turn into versions now: encoder loaded, Redis answering, a worker
@@ -148,6 +150,7 @@ def create_app(
                 checks["workers"] = workers if workers else "none alive: start `hitl worker` (or use `hitl run`)"
             except RedisError as exc:
                 checks["queue"] = f"Redis unavailable ({type(exc).__name__})"
+        checks["label_studio"] = label_studio_check()
         ok = all(v == "ok" or isinstance(v, int) for v in checks.values())
         response = jsonify({"status": "ready" if ok else "not ready", **checks})
         response.status_code = 200 if ok else 503
@@ -203,6 +206,28 @@ def _keep_inputs(inputs: PredictInputs, project: ProjectId, spec: TaskSpec, task
         inputs.record(project, texts)
     except RedisError as exc:
         log.warning("project %s: /predict inputs not kept for the drift check (%s)", project, type(exc).__name__)
+
+
+LABEL_STUDIO_CHECK_S = 30.0  # /ready asks Label Studio at most this often
+
+
+def _label_studio_check(settings: Settings) -> Any:
+    """"ok", or why Label Studio cannot be used (not configured, token refused, unreachable): a wrong
+    token otherwise looks ready while every annotation is kept unconfirmed. Cached for a while."""
+    from backend.stores.labelstudio import LabelStudioClient, LabelStudioNotConfigured
+
+    cached: dict[str, Any] = {"at": -LABEL_STUDIO_CHECK_S, "answer": ""}
+
+    def check() -> str:
+        if time.monotonic() - cached["at"] >= LABEL_STUDIO_CHECK_S:
+            try:
+                problem = LabelStudioClient.from_settings(settings, 5).token_problem()
+            except LabelStudioNotConfigured:
+                problem = "not configured (HITL_LABEL_STUDIO_URL, HITL_LABEL_STUDIO_API_KEY): nothing retrains"
+            cached.update(at=time.monotonic(), answer=problem or "ok")
+        return str(cached["answer"])
+
+    return check
 
 
 def _default_sink(settings: Settings) -> EventSink:

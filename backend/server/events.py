@@ -13,6 +13,7 @@ quoted shortened and escaped.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -50,6 +51,7 @@ KNOWN_ACTIONS = TRAINING_ACTIONS | frozenset(
         "REVIEWS_DELETED",
     }
 )
+KEPT_WARN_S = 10.0  # at most one warning this often about events kept unconfirmed
 MAX_ANNOTATION_IDS = 1000  # kept per event (a bulk delete names more: the retrain pulls everything anyway)
 MAX_ID = 2**63 - 1  # what the audit store's integer columns and Label Studio's ids hold
 
@@ -131,13 +133,17 @@ class LoggingSink:
 class QueueSink:
     """Turns training events of projects Label Studio confirms into coalesced retrains, and records
     them in the audit store. Events naming other project ids are answered 2xx (Label Studio does not
-    retry) and dropped: nothing is queued, scheduled or stored for them."""
+    retry) and dropped: nothing is queued, scheduled or stored for them. A training event Label
+    Studio cannot confirm now (unreachable, token refused) is kept (``RetrainQueue.keep_unconfirmed``)
+    and logged: the scheduler asks again and requests its retrain once Label Studio confirms."""
 
     def __init__(self, queue: Any, audit: Any | None = None, projects: Any | None = None) -> None:
         self.queue = queue
         self.audit = audit
         self.projects = projects  # a ServedProjects; None = every project id is served (tests, tools)
         self.dropped = 0
+        self._warned_at = 0.0
+        self._unwarned = 0
 
     def accept(self, event: Event) -> dict[str, Any]:
         from redis import RedisError
@@ -146,6 +152,12 @@ class QueueSink:
         answer: dict[str, Any] = {"action": event.action, "project": event.project_id}
         try:
             verdict = self._served(event)
+            if verdict is not None and getattr(verdict, "unconfirmed", False):
+                self.queue.keep_unconfirmed(event.project_id)
+                self._warn_kept(event, verdict.reason)
+                answer.update(status="kept", reason=verdict.reason)
+                self._record(event, "kept")
+                return answer
             if verdict is not None and not verdict.served:
                 self.dropped += 1
                 log.debug("webhook %s for project %s dropped: %s", event.action, event.project_id, verdict.reason)
@@ -160,6 +172,17 @@ class QueueSink:
             raise ServiceUnavailable(f"the job queue is unavailable ({type(exc).__name__}); retry later") from None
         self._record(event, answer["status"])
         return answer
+
+    def _warn_kept(self, event: Event, reason: str) -> None:
+        """One warning per KEPT_WARN_S at most (a flood of events must not flood the log), with a count."""
+        now = time.monotonic()
+        if now - self._warned_at < KEPT_WARN_S:
+            self._unwarned += 1
+            return
+        more = f" (and {self._unwarned} more kept since the last warning)" if self._unwarned else ""
+        log.warning("webhook %s for project %s kept, not queued yet: %s%s", event.action, event.project_id,
+                    reason, more)  # fmt: skip
+        self._warned_at, self._unwarned = now, 0
 
     def _served(self, event: Event) -> Any:
         if self.projects is None or event.project_id is None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import redis
 
-from backend.stores.labelstudio import LabelStudioNotConfigured
+from backend.stores.labelstudio import LabelStudioNotConfigured, LabelStudioTokenRefused
 from backend.stores.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,7 @@ LOOKUPS = "hitl:project-lookups:{minute}"  # look-ups of uncached ids in this mi
 class Verdict:
     served: bool
     reason: str
+    unconfirmed: bool = False  # Label Studio could not answer: keep the event, ask again later
 
 
 class ServedProjects:
@@ -51,14 +52,16 @@ class ServedProjects:
         if not self._may_look_up():
             return Verdict(False, "too many unknown project ids this minute (HITL_PROJECT_LOOKUPS_PER_MINUTE)")
         try:
-            answer = self.label_studio().serves(project_id)
+            answer, why = self.label_studio().serves(project_id), "Label Studio unreachable"
         except LabelStudioNotConfigured:
             return Verdict(False, "Label Studio is not configured: set HITL_LABEL_STUDIO_URL and "
                                   "HITL_LABEL_STUDIO_API_KEY so annotations can be pulled")  # fmt: skip
-        if answer is None:  # Label Studio is down: a project we already have versions of keeps learning
-            known = project_id in Registry.from_settings(self.settings).projects()
-            return Verdict(known, "Label Studio unreachable; " + ("a project with versions here" if known else
-                                                                   "unknown project, not queued"))  # fmt: skip
+        except LabelStudioTokenRefused as exc:
+            answer, why = None, str(exc)
+        if answer is None:  # Label Studio cannot answer: a project we already have versions of keeps learning
+            if project_id in Registry.from_settings(self.settings).projects():
+                return Verdict(True, f"{why}; a project with versions here")
+            return Verdict(False, f"{why}; kept until Label Studio confirms the project", unconfirmed=True)
         ttl = self.settings.project_confirm_ttl_s if answer else self.settings.project_reject_ttl_s
         self.connection.set(KNOWN.format(project=project_id), b"1" if answer else b"0", ex=ttl)
         if answer:

@@ -63,6 +63,10 @@ class LabelStudioNotConfigured(RuntimeError):
     pass
 
 
+class LabelStudioTokenRefused(RuntimeError):
+    """Label Studio answered 401: HITL_LABEL_STUDIO_API_KEY is wrong, expired or revoked."""
+
+
 class LabelStudioUnavailable(RuntimeError):
     """Label Studio could not be reached or answered 5xx after retries: the job will be retried.
     Raised without the HTTP library's chain, so a worker logs a few lines per retry, not ninety."""
@@ -123,16 +127,35 @@ class LabelStudioClient:
 
     def serves(self, project_id: int) -> bool | None:
         """Whether the project exists and has an ML backend connected; None when Label Studio could
-        not answer (down, 5xx), so the caller can tell "no" from "don't know"."""
+        not answer (down, 5xx), so the caller can tell "no" from "don't know". A refused token raises
+        LabelStudioTokenRefused: nothing can be confirmed until it is fixed."""
         try:
             self.sdk.projects.get(id=project_id)
             return bool(self.ml_backends(project_id))
         except ApiError as exc:
+            if exc.status_code == 401:
+                raise LabelStudioTokenRefused(self._refused(401)) from None
             if exc.status_code in (403, 404):
                 return False
             return None
         except httpx.HTTPError:
             return None
+
+    def token_problem(self) -> str | None:
+        """None when Label Studio accepts the token; else what is wrong, in one sentence."""
+        try:
+            self._raw("api/current-user/whoami", "GET")
+        except ApiError as exc:
+            if exc.status_code in (401, 403):
+                return self._refused(exc.status_code)
+            return f"Label Studio at {self.url} answered HTTP {exc.status_code}"
+        except httpx.HTTPError as exc:
+            return f"Label Studio at {self.url} is unreachable ({type(exc).__name__})"
+        return None
+
+    def _refused(self, status: int) -> str:
+        return (f"Label Studio refused the token (HTTP {status} from {self.url}): set HITL_LABEL_STUDIO_API_KEY "
+                "to a valid one (Account & Settings → Access Token)")  # fmt: skip
 
     def label_config(self, project_id: int) -> str:
         return str(self.project(project_id)["label_config"])
