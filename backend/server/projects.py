@@ -4,6 +4,8 @@ A webhook names a project id; before it may enqueue work, Label Studio must conf
 project exists and has an ML backend connected. The answer is cached in Redis (keys expire), and
 look-ups of ids not seen before are rate-limited, so a flood of webhooks over random ids costs a
 bounded number of Label Studio calls and leaves no job, no schedule entry and no lasting key.
+A project Label Studio has confirmed is remembered (until it says no), so a flood that spends the
+look-up budget never drops a real project's webhook when its cached confirmation expires.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ log = logging.getLogger(__name__)
 
 KNOWN = "hitl:project:{project}:served"  # "1" or "0", with a TTL
 LOOKUPS = "hitl:project-lookups:{minute}"  # look-ups of uncached ids in this minute
+CONFIRMED = "hitl:projects:confirmed"  # hash: project id → when Label Studio last confirmed it (real projects only)
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,8 @@ class ServedProjects:
             served = cached == b"1"
             return Verdict(served, "confirmed by Label Studio" if served else "not a project served here (cached)")
         if not self._may_look_up():
+            if self.connection.hexists(CONFIRMED, str(project_id)):  # a flood must not drop a real project
+                return Verdict(True, "confirmed by Label Studio before (look-ups this minute spent)")
             return Verdict(False, "too many unknown project ids this minute (HITL_PROJECT_LOOKUPS_PER_MINUTE)")
         try:
             answer, why = self.label_studio().serves(project_id), "Label Studio unreachable"
@@ -65,7 +70,9 @@ class ServedProjects:
         ttl = self.settings.project_confirm_ttl_s if answer else self.settings.project_reject_ttl_s
         self.connection.set(KNOWN.format(project=project_id), b"1" if answer else b"0", ex=ttl)
         if answer:
+            self.connection.hset(CONFIRMED, str(project_id), time.time())
             return Verdict(True, "confirmed by Label Studio")
+        self.connection.hdel(CONFIRMED, str(project_id))  # deleted, or its ML backend disconnected
         return Verdict(False, "Label Studio has no such project with an ML backend connected")
 
     def _may_look_up(self) -> bool:
