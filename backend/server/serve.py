@@ -91,6 +91,11 @@ def serve(settings: Settings, host: str | None, port: int | None, workers: int =
                 "accesslog": None,
                 "loglevel": settings.log_level.lower(),
             }
+            # gunicorn 25.1+ opens a control socket at one path per user ($XDG_RUNTIME_DIR/gunicorn.ctl or
+            # ~/.gunicorn/gunicorn.ctl): a second instance on the machine replaced the first one's. Nothing
+            # here uses gunicornc, so there is none.
+            if "control_socket_disable" in self.cfg.settings:
+                options["control_socket_disable"] = True
             for key, value in options.items():
                 self.cfg.set(key, value)
 
