@@ -121,3 +121,31 @@ def test_an_embedded_redis_never_starts_over_a_live_ones_socket(tmp_path):
         assert redis.Redis.from_url(live.url).ping()  # its socket is still there, still the live one
     again = EmbeddedRedis(tmp_path / "redis").start()  # a dead server's socket file is no obstacle
     again.stop()
+
+
+def test_ctrl_c_stops_the_pieces_in_order_redis_last(tmp_path, tiny_encoder_dir):
+    """Ctrl-C signals the terminal's process group: only the supervisor may get it (Redis must not die
+    first), and it stops the server, the workers, the scheduler, then Redis, one line each."""
+    port = free_port()
+    env = {**os.environ, "HITL_PORT": str(port), "HITL_DATA_DIR": str(tmp_path / "data"),
+           "HITL_MODEL_NAME": str(tiny_encoder_dir), "HITL_REGISTRY_DIR": str(tmp_path / "registry")}  # fmt: skip
+    env.pop("HITL_REDIS_URL", None)
+    url, log = f"http://127.0.0.1:{port}", tmp_path / "run.log"
+    run = _run(env, log)
+    children: set[int] = set()
+    try:
+        _up(url, run, log)
+        children = _descendants(run.pid)
+        os.killpg(run.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+        assert run.wait(timeout=90) == 0, log.read_text(errors="replace")[-3000:]
+    finally:
+        if run.poll() is None:
+            os.kill(run.pid, signal.SIGKILL)
+        for pid in children:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    output = log.read_text(errors="replace")
+    stops = [line.split("stopped ", 1)[1].split(" ", 1)[0] for line in output.splitlines() if " stopped " in line]
+    assert stops == ["server", "worker-0", "worker-slow", "scheduler", "embedded"], output[-3000:]
+    assert "Traceback" not in output and "lost Redis" not in output and "waiting for Redis" not in output
+    assert not [p for p in children if _alive(p)]

@@ -107,6 +107,29 @@ def warn_unconfigured(settings: Settings) -> None:
                     "(./scripts/label-studio.sh start prints both)")  # fmt: skip
 
 
+STOP_TIMEOUT_S = 30.0  # per piece: a worker finishes its job's step, gunicorn its requests
+
+
+def stop_in_order(children: dict[str, subprocess.Popen[bytes]], timeout_s: float = STOP_TIMEOUT_S) -> None:
+    """The server first (no new webhooks or predictions), then the workers together, then the scheduler;
+    the caller stops Redis last, once nothing uses it. One log line per piece."""
+    order = [["server"], [n for n in children if n.startswith("worker")], ["scheduler"]]
+    for names in ([n for n in group if n in children] for group in order):
+        for name in names:
+            if children[name].poll() is None:
+                children[name].send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        for name in names:
+            try:
+                children[name].wait(timeout=max(0.1, timeout_s - (time.monotonic() - started)))
+                how = f"exit {children[name].returncode}"
+            except subprocess.TimeoutExpired:
+                children[name].kill()
+                children[name].wait()
+                how = f"killed after {timeout_s:.0f} s"
+            log.info("stopped %s (%s) in %.1f s", name, how, time.monotonic() - started)
+
+
 def run_all(settings: Settings, workers: int = 1, serve_workers: int = 1) -> int:
     lock = hold_run_lock(settings.data_dir)  # released when this process exits
     warn_unconfigured(settings)
@@ -152,13 +175,8 @@ def run_all(settings: Settings, workers: int = 1, serve_workers: int = 1) -> int
             time.sleep(0.5)
         return 0
     finally:
-        for child in children.values():
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in children.values():
-            try:
-                child.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        stop_in_order(children)
         if embedded:
+            started = time.monotonic()
             embedded.stop()
+            log.info("stopped embedded Redis in %.1f s", time.monotonic() - started)
