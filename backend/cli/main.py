@@ -408,15 +408,47 @@ def user_error(exc: Exception, settings: object) -> str | None:
             return (f"Label Studio at {url} refused the API key (HTTP {status}): set HITL_LABEL_STUDIO_API_KEY to a "
                     "valid token (Account & Settings → Access Token; legacy tokens need "
                     "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN=true on Label Studio)")  # fmt: skip
-        if status == 404:
+        if status == 404 and isinstance(exc.body, dict) and "detail" in exc.body:  # Label Studio's API said it
             return f"Label Studio at {url} has no such object (HTTP 404): check the project id"
+        if status == 404:  # a page that is not Label Studio's API: the URL's path is wrong
+            return (f"{url} answered HTTP 404 with a page that is not Label Studio's API: check the path in "
+                    "HITL_LABEL_STUDIO_URL (Label Studio's address, e.g. http://127.0.0.1:8080, without /api or "
+                    "/projects)")  # fmt: skip
         return f"Label Studio at {url} answered HTTP {status}; its log says why"
+    audit = audit_store_error(exc, settings)
+    if audit is not None:
+        return audit
     if isinstance(exc, httpx.TransportError):
         return (f"cannot reach Label Studio at {url} ({type(exc).__name__}): is it running, and is "
                 "HITL_LABEL_STUDIO_URL right? (./scripts/label-studio.sh start runs one)")  # fmt: skip
     if isinstance(exc, LabelStudioNotConfigured | UnsupportedConfig | RegistryError):
         return str(exc)
     return None
+
+
+def audit_store_error(exc: Exception, settings: object) -> str | None:
+    """One line for an audit store that cannot be opened or reached (SQLite or PostgreSQL), its
+    password hidden; None for anything else."""
+    import sqlite3
+
+    from backend.stores.audit import AuditStore
+
+    postgres_errors: tuple[type[Exception], ...] = ()
+    try:
+        import psycopg
+
+        postgres_errors = (psycopg.OperationalError,)
+    except ImportError:  # PostgreSQL support is an extra
+        pass
+    if not isinstance(exc, (sqlite3.OperationalError, *postgres_errors)):
+        return None
+    configured = getattr(settings, "audit_db_url", None)
+    where = AuditStore.describe(configured) if configured else f"{getattr(settings, 'data_dir', 'var')}/audit.sqlite3"
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if configured:
+        first = first.replace(configured, AuditStore.describe(configured))
+    return (f"the audit store {where} cannot be used ({first}): check HITL_AUDIT_DB_URL (PostgreSQL running, "
+            "reachable, credentials right) or HITL_DATA_DIR (a writable folder)")
 
 
 if __name__ == "__main__":

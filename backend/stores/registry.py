@@ -36,6 +36,10 @@ class RegistryError(RuntimeError):
     pass
 
 
+class CorruptMeta(RegistryError, ValueError):
+    """A version's meta.json cannot be read as JSON (a ValueError too, as json's own error was)."""
+
+
 class BaselineChanged(RegistryError):
     """Another version became current after the candidate was gated against ``expected``."""
 
@@ -114,7 +118,12 @@ class Registry:
         return path
 
     def meta(self, project: ProjectId | str, version: str) -> dict[str, Any]:
-        return json.loads((self.version_dir(project, version) / "meta.json").read_text())
+        path = self.version_dir(project, version) / "meta.json"
+        try:
+            return json.loads(path.read_text())
+        except ValueError as exc:  # JSON, or bytes that are not UTF-8
+            raise CorruptMeta(f"{path} is not valid JSON ({exc}): restore it from a backup, or move the version "
+                              "folder away if it is not serving") from None  # fmt: skip
 
     def served(self, project: ProjectId | str, version: str | None = None) -> str | None:
         """The name Label Studio sees for ``version`` (default: the current one); None in cold start."""
