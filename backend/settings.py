@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     # Server
     host: str = Field("127.0.0.1", description="Address `hitl serve` binds to.")
     port: int = Field(9090, ge=1, le=65535, description="Port `hitl serve` binds to.")
+    allowed_hosts: str = Field(
+        "", description="Host names (comma-separated; any port; '*' = any) the server answers to besides loopback "
+        "names, IP addresses and HITL_HOST, e.g. the name Label Studio or a proxy uses to reach it. Checked while "
+        "basic auth is off (a DNS-rebinding page could otherwise reach it from a browser), or whenever set.",
+    )
     basic_auth_user: str | None = Field(
         None, description="When set with the password, every endpoint but `/health` needs HTTP basic auth. Empty "
         "counts as unset.",

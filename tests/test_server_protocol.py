@@ -186,7 +186,8 @@ def test_predict_waits_then_answers_503_when_the_encoder_is_missing(tmp_path, se
     predictor.start(background=False)
     client = create_app(broken, predictor=predictor).test_client()
     assert client.get("/health").json["encoder_ready"] is False
-    assert "no-such-model" in client.get("/health").json["encoder_error"]
+    assert "no-such-model" not in client.get("/health").json["encoder_error"]  # open to anyone: no paths
+    assert "no-such-model" in client.get("/ready").json["encoder"]
     # cold start needs no encoder, so it still serves
     assert client.post("/predict", json=predict_body([ls_task(1, {"text": "a"})])).status_code == 200
     spec = spec_to_dict(parse_label_config(AG_CONFIG))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from backend.settings import get_settings
@@ -74,7 +75,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         return 1
     print(summary.line())
     if summary.imported == 0:
-        return 1
+        return 0 if summary.already and not summary.rejected else 1  # a rerun with nothing new is no failure
     if not args.no_sync:  # order the queue now, not after the first annotation
         from backend.jobs.context import WorkerContext
         from backend.jobs.sync_job import sync_and_record
@@ -261,10 +262,12 @@ def build_parser() -> argparse.ArgumentParser:
     imp = sub.add_parser(
         "import",
         help="import tasks (JSON, JSONL or CSV) into a project in bulk, then order its queue",
-        description="Reads tasks from FILE: a .json list, .jsonl (one task per line) or .csv with a header. A row "
-        "is the task's data, or a task with a 'data' object. Rows without the field the labeling config reads "
-        "are reported by line and left out. Tasks go to Label Studio in chunks of 1,000; then the queue is "
-        "ordered at once (hitl sync; a cold start orders for diverse coverage).",
+        description="Reads tasks from FILE: a .json list, .jsonl (one task per line) or .csv with a header (UTF-8, "
+        "a BOM is fine). A row is the task's data, or a task with a 'data' object. The whole file is checked "
+        "before anything is sent: rows without the field the labeling config reads, with NaN, nested more than "
+        "32 levels or over 1 MiB are reported by line, one line each, and left out. Rows already in the project "
+        "(same data) are skipped, so a rerun imports only what is new. Tasks go to Label Studio in chunks of "
+        "1,000; then the queue is ordered at once (hitl sync; a cold start orders for diverse coverage).",
     )
     imp.add_argument("file", metavar="FILE", help="tasks: .json, .jsonl or .csv")
     imp.add_argument("--project", type=int, required=True, help="Label Studio project id")
@@ -366,8 +369,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+PRIVATE_UMASK = 0o077  # the audit DB, Redis's data, reports, models: the owner's only (files 0600, folders 0700)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    os.umask(PRIVATE_UMASK)  # before anything is written; children (Redis, workers, gunicorn) inherit it
     from backend import logs
 
     settings = get_settings()
@@ -401,15 +408,47 @@ def user_error(exc: Exception, settings: object) -> str | None:
             return (f"Label Studio at {url} refused the API key (HTTP {status}): set HITL_LABEL_STUDIO_API_KEY to a "
                     "valid token (Account & Settings → Access Token; legacy tokens need "
                     "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN=true on Label Studio)")  # fmt: skip
-        if status == 404:
+        if status == 404 and isinstance(exc.body, dict) and "detail" in exc.body:  # Label Studio's API said it
             return f"Label Studio at {url} has no such object (HTTP 404): check the project id"
+        if status == 404:  # a page that is not Label Studio's API: the URL's path is wrong
+            return (f"{url} answered HTTP 404 with a page that is not Label Studio's API: check the path in "
+                    "HITL_LABEL_STUDIO_URL (Label Studio's address, e.g. http://127.0.0.1:8080, without /api or "
+                    "/projects)")  # fmt: skip
         return f"Label Studio at {url} answered HTTP {status}; its log says why"
+    audit = audit_store_error(exc, settings)
+    if audit is not None:
+        return audit
     if isinstance(exc, httpx.TransportError):
         return (f"cannot reach Label Studio at {url} ({type(exc).__name__}): is it running, and is "
                 "HITL_LABEL_STUDIO_URL right? (./scripts/label-studio.sh start runs one)")  # fmt: skip
     if isinstance(exc, LabelStudioNotConfigured | UnsupportedConfig | RegistryError):
         return str(exc)
     return None
+
+
+def audit_store_error(exc: Exception, settings: object) -> str | None:
+    """One line for an audit store that cannot be opened or reached (SQLite or PostgreSQL), its
+    password hidden; None for anything else."""
+    import sqlite3
+
+    from backend.stores.audit import AuditStore
+
+    postgres_errors: tuple[type[Exception], ...] = ()
+    try:
+        import psycopg
+
+        postgres_errors = (psycopg.OperationalError,)
+    except ImportError:  # PostgreSQL support is an extra
+        pass
+    if not isinstance(exc, (sqlite3.OperationalError, *postgres_errors)):
+        return None
+    configured = getattr(settings, "audit_db_url", None)
+    where = AuditStore.describe(configured) if configured else f"{getattr(settings, 'data_dir', 'var')}/audit.sqlite3"
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if configured:
+        first = first.replace(configured, AuditStore.describe(configured))
+    return (f"the audit store {where} cannot be used ({first}): check HITL_AUDIT_DB_URL (PostgreSQL running, "
+            "reachable, credentials right) or HITL_DATA_DIR (a writable folder)")
 
 
 if __name__ == "__main__":

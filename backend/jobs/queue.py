@@ -4,16 +4,23 @@ At most one retrain per project waits in the queue: the first event of a burst e
 and sets a pending flag; later events only bump a counter. The job clears the flag when it starts
 pulling annotations, so an event that arrives while it trains enqueues the next job and no
 correction is ever left out.
+
+The flag names the job it stands for (``"<since> <job id>"``): a request that finds a flag whose job
+is gone (the enqueue failed, its enqueuer died, the job failed before it took the flag) takes the
+flag over and enqueues, so a lost job never coalesces later events into nothing.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
 import redis
 from rq import Queue, Retry
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
 
 from backend.ids import JobKind, ProjectId
 from backend.settings import Settings
@@ -31,6 +38,14 @@ LAST_EVENT = "hitl:retrain:last-event:{project}"  # when the project's last trai
 ALIVE = "hitl:alive:{name}"  # a worker's liveness record, refreshed by jobs/worker.py
 RUNNING = "hitl:retrain:running:{project}"  # a job of this project and kind is running (fine-tunes)
 DURATIONS = "hitl:retrain:last-seconds"  # hash "<project>:<kind>:<outcome>" → seconds, read by /metrics
+KEPT = "hitl:webhook:unconfirmed"  # zset project id → last event time: training events Label Studio could not confirm
+MAX_KEPT = 1000  # the newest kept; a flood of made-up ids during an outage cannot grow it further
+KEPT_TTL_S = 7 * 24 * 3600
+ENQUEUE_GRACE_S = 30  # a flag whose job does not exist yet is an enqueue under way this long, then a lost one
+WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED, JobStatus.STARTED}  # a job that will run
+# Compare-and-set: replace (or drop) the flag only where it still holds what the caller read (ARGV[1]).
+_SWAP = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) end"
+_DROP = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
 
 @dataclass(frozen=True)
@@ -62,23 +77,54 @@ class RetrainQueue:
         key = PENDING.format(project=f"{project_id}:{kind}")
         if kind in (JobKind.HEAD, JobKind.FULL):  # annotations arrived (catch-up retrains look at this)
             self.connection.set(LAST_EVENT.format(project=project_id), time.time(), ex=3600)
-        # The flag expires on its own so a job lost with its worker cannot block retrains forever.
+        # The flag also expires on its own: a job whose worker died mid-run cannot block retrains for good.
         ttl = int(self.settings.job_timeout_s * 2 + self.settings.retrain_debounce_s + 60)
-        if not self.connection.set(key, time.time(), nx=True, ex=ttl):
-            return RetrainRequest("coalesced", project_id, None)
+        job_id = uuid.uuid4().hex  # named on the flag before it is enqueued: no moment when the flag names nothing
+        mine = f"{time.time()} {job_id}"
+        if not self.connection.set(key, mine, nx=True, ex=ttl):
+            held = self.connection.get(key)
+            if held is not None and self._stands_for_a_job(held):
+                return RetrainRequest("coalesced", project_id, None)
+            # the flagged job is gone: take the flag over, unless another request just did
+            taken = (self.connection.eval(_SWAP, 1, key, held, mine, ttl) if held is not None
+                     else self.connection.set(key, mine, nx=True, ex=ttl))  # fmt: skip
+            if not taken:
+                return RetrainRequest("coalesced", project_id, None)
+        try:
+            self._enqueue(kind, project_id, reason, job_id)
+        except BaseException:
+            self.connection.eval(_DROP, 1, key, mine)  # the next event must enqueue, not coalesce into nothing
+            raise
+        return RetrainRequest("queued", project_id, job_id)
+
+    def _enqueue(self, kind: JobKind, project_id: ProjectId, reason: str, job_id: str) -> Job:
         # fine-tunes, label checks and pool embeddings never hold up a correction's seconds-long head retrain
         queue = self.slow_queue if kind in SLOW_KINDS else self.queue
-        job = queue.enqueue_call(
+        retries = self.settings.job_retries
+        return queue.enqueue_call(
             JOBS[kind],
+            job_id=job_id,
             at_front=kind == JobKind.EMBED,  # the queue's catch-up with a fine-tune goes before other slow work
             kwargs={"project_id": project_id, "kind": kind.value, "reason": reason},
             timeout=self.settings.job_timeout_s,
-            retry=Retry(max=self.settings.job_retries, interval=self.settings.job_retry_intervals_s),
+            # RQ refuses Retry(max=0): no retries is no Retry
+            retry=Retry(max=retries, interval=self.settings.job_retry_intervals_s) if retries > 0 else None,
             failure_ttl=7 * 24 * 3600,
             result_ttl=24 * 3600,
             description=f"{JOB_NAMES.get(kind, 'retrain')} project {project_id} ({kind})",
         )
-        return RetrainRequest("queued", project_id, job.id)
+
+    def _stands_for_a_job(self, flag: bytes) -> bool:
+        """Whether a pending flag still stands for a job that will run (or one being enqueued now)."""
+        since, job_id = _parse_flag(flag)
+        being_enqueued = since is not None and time.time() - since < ENQUEUE_GRACE_S
+        if not job_id:  # a flag written before flags named their job
+            return being_enqueued
+        try:
+            status = Job.fetch(job_id, connection=self.connection).get_status(refresh=False)
+        except NoSuchJobError:
+            return being_enqueued
+        return status in WAITING
 
     def last_event(self, project_id: ProjectId) -> float | None:
         value = self.connection.get(LAST_EVENT.format(project=project_id))
@@ -106,7 +152,7 @@ class RetrainQueue:
 
     def pending_since(self, project_id: ProjectId, kind: JobKind | str) -> float | None:
         value = self.connection.get(PENDING.format(project=f"{project_id}:{kind}"))
-        return float(value) if value else None
+        return _parse_flag(value)[0] if value else None
 
     def live_workers(self) -> int:
         """Workers whose liveness record is fresh (``jobs/worker.py`` refreshes it every few seconds)."""
@@ -124,6 +170,30 @@ class RetrainQueue:
         else:
             self.connection.delete(key)
 
+    def keep_unconfirmed(self, project_id: ProjectId) -> None:
+        """A training event of a project Label Studio could not confirm (unreachable, token refused):
+        kept, so the scheduler asks again and requests the retrain once it can (``jobs/scheduled.py``)."""
+        pipe = self.connection.pipeline()
+        pipe.zadd(KEPT, {str(project_id): time.time()})
+        pipe.zremrangebyrank(KEPT, 0, -MAX_KEPT - 1)
+        pipe.expire(KEPT, KEPT_TTL_S)
+        pipe.execute()
+
+    def kept(self) -> list[ProjectId]:
+        return [int(member) for member in self.connection.zrange(KEPT, 0, -1)]
+
+    def forget_kept(self, project_id: ProjectId) -> None:
+        self.connection.zrem(KEPT, str(project_id))
+
     def take(self, project_id: ProjectId, kind: JobKind | str) -> None:
         """Called by the job as it starts reading Label Studio: later events need a new job."""
         self.connection.delete(PENDING.format(project=f"{project_id}:{kind}"))
+
+
+def _parse_flag(flag: bytes) -> tuple[float | None, str]:
+    """(since, job id) of a pending flag; an older flag holds only the time."""
+    since, _, job_id = flag.decode(errors="replace").partition(" ")
+    try:
+        return float(since), job_id.strip()
+    except ValueError:
+        return None, ""

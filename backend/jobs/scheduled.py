@@ -10,6 +10,7 @@ from backend.ids import JobKind, ProjectId
 from backend.jobs.queue import RetrainQueue
 from backend.settings import Settings, get_settings
 from backend.stores.audit import AuditStore
+from backend.stores.labelstudio import LabelStudioClient, LabelStudioNotConfigured, LabelStudioTokenRefused
 from backend.stores.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,39 @@ def retrain_all_projects(kind: str = JobKind.HEAD) -> dict[str, Any]:
     queue = RetrainQueue(settings)
     requested = {str(p): queue.request(p, kind=kind, reason="schedule").status for p in known_projects(settings)}
     log.info("scheduled %s retrain requested for %d project(s)", kind, len(requested))
-    return requested
+    confirmed = confirm_kept(settings, queue)
+    return {**requested, **{str(p): status for p, status in confirmed.items() if str(p) not in requested}}
+
+
+def confirm_kept(settings: Settings, queue: RetrainQueue) -> dict[ProjectId, str]:
+    """Ask Label Studio again about the projects whose training events it could not confirm
+    (``RetrainQueue.keep_unconfirmed``): a confirmed one gets its retrain, an unknown one is
+    forgotten, and all stay kept while Label Studio still cannot answer."""
+    kept = queue.kept()
+    if not kept:
+        return {}
+    try:
+        ls = LabelStudioClient.from_settings(settings, 10)
+    except LabelStudioNotConfigured as exc:
+        log.warning("%d project(s) with kept webhooks wait for Label Studio: %s", len(kept), exc)
+        return {}
+    outcome: dict[ProjectId, str] = {}
+    for project in kept:
+        try:
+            answer = ls.serves(project)
+        except LabelStudioTokenRefused as exc:
+            answer = None
+            log.warning("%d project(s) with kept webhooks wait for Label Studio: %s", len(kept), exc)
+        if answer is None:
+            break  # still cannot answer: ask again at the next schedule
+        queue.forget_kept(project)
+        if answer:
+            outcome[project] = queue.request(project, kind=JobKind.HEAD, reason="kept webhook").status
+        else:
+            outcome[project] = "not a project served here"
+    if outcome:
+        log.info("kept webhooks confirmed: %s", ", ".join(f"project {p}: {s}" for p, s in outcome.items()))
+    return outcome
 
 
 def finetune_due(

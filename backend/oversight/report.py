@@ -289,7 +289,10 @@ def render(data: ProjectData, refresh_s: int | None = None, retrains: str | None
     nav = ('<p><a href="/dashboard">All projects</a> · refreshes every '
            f"{refresh_s} s</p>" if refresh_s else "")  # fmt: skip
     title = f"hitl report: project {data.project_id}"
-    head = f'<meta charset="utf-8"><link rel="icon" href="data:,">{live}<title>{title}</title>'
+    # the same policy as the server's header (server/app.py), for the file `hitl report` writes
+    csp = ("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
+           "style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'\">")  # fmt: skip
+    head = f'<meta charset="utf-8">{csp}<link rel="icon" href="data:,">{live}<title>{title}</title>'
     return f"""<!doctype html><html><head>{head}
 <style>body{{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222}}
 table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left}}

@@ -14,14 +14,14 @@ from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
 from redis import RedisError
-from werkzeug.exceptions import HTTPException, ServiceUnavailable, Unauthorized
+from werkzeug.exceptions import BadRequest, HTTPException, ServiceUnavailable, Unauthorized
 
 from backend import __version__, logs
 from backend.ids import ProjectId
 from backend.jobs.inputs import PredictInputs
 from backend.labeling import TaskError, TaskSpec, task_text
 from backend.server import protocol
-from backend.server.auth import is_authorized
+from backend.server.auth import host_allowed, is_authorized
 from backend.server.dashboard import dashboard_routes
 from backend.server.events import EventSink, LoggingSink, QueueSink, webhook_routes
 from backend.server.metrics import ServerMetrics
@@ -31,6 +31,17 @@ from backend.settings import Settings, get_settings
 from backend.stores.registry import COLD_START
 
 log = logging.getLogger(__name__)
+
+# Every answer: no scripts, no outside resources, never framed, never content-sniffed. The dashboard
+# needs only its inline style and its plots as data: images.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+ENCODER_FAILED = "the encoder could not be loaded: /ready (behind authentication) and the server log say why"
 
 
 def create_app(
@@ -60,6 +71,9 @@ def create_app(
     def _auth() -> None:
         g.started = time.perf_counter()
         g.request_id_token = logs.request_id.set(logs.new_request_id(request.headers.get("X-Request-Id")))
+        if not host_allowed(request.host, settings):
+            raise BadRequest("this server does not answer to that Host name: add it to HITL_ALLOWED_HOSTS if it is "
+                             "the name Label Studio or a proxy uses to reach the backend")  # fmt: skip
         if not is_authorized(request, settings):
             raise Unauthorized("valid credentials are required: HTTP basic auth, or the webhook secret header")
 
@@ -69,6 +83,7 @@ def create_app(
         seconds = time.perf_counter() - g.get("started", time.perf_counter())
         metrics.latency.labels(endpoint, str(response.status_code)).observe(seconds)
         response.headers["X-Request-Id"] = logs.request_id.get()
+        response.headers.update(SECURITY_HEADERS)
         if endpoint != "/health":  # Label Studio probes /health every few seconds
             fields = {"method": request.method, "path": endpoint, "status": response.status_code,
                       "ms": round(seconds * 1000, 1), "tasks": g.get("tasks")}  # fmt: skip
@@ -112,9 +127,12 @@ def create_app(
                 "model_class": "HitlTextClassifier",
                 "version": __version__,
                 "encoder_ready": predictor.ready,
-                "encoder_error": predictor.load_error,
+                # /health is open to anyone: no paths, no error text (they are in /ready)
+                "encoder_error": ENCODER_FAILED if predictor.load_error else None,
             }
         )
+
+    label_studio_check = _label_studio_check(settings)
 
     @app.get("/ready")
     def ready() -> Any:
@@ -132,6 +150,7 @@ def create_app(
                 checks["workers"] = workers if workers else "none alive: start `hitl worker` (or use `hitl run`)"
             except RedisError as exc:
                 checks["queue"] = f"Redis unavailable ({type(exc).__name__})"
+        checks["label_studio"] = label_studio_check()
         ok = all(v == "ok" or isinstance(v, int) for v in checks.values())
         response = jsonify({"status": "ready" if ok else "not ready", **checks})
         response.status_code = 200 if ok else 503
@@ -187,6 +206,28 @@ def _keep_inputs(inputs: PredictInputs, project: ProjectId, spec: TaskSpec, task
         inputs.record(project, texts)
     except RedisError as exc:
         log.warning("project %s: /predict inputs not kept for the drift check (%s)", project, type(exc).__name__)
+
+
+LABEL_STUDIO_CHECK_S = 30.0  # /ready asks Label Studio at most this often
+
+
+def _label_studio_check(settings: Settings) -> Any:
+    """"ok", or why Label Studio cannot be used (not configured, token refused, unreachable): a wrong
+    token otherwise looks ready while every annotation is kept unconfirmed. Cached for a while."""
+    from backend.stores.labelstudio import LabelStudioClient, LabelStudioNotConfigured
+
+    cached: dict[str, Any] = {"at": -LABEL_STUDIO_CHECK_S, "answer": ""}
+
+    def check() -> str:
+        if time.monotonic() - cached["at"] >= LABEL_STUDIO_CHECK_S:
+            try:
+                problem = LabelStudioClient.from_settings(settings, 5).token_problem()
+            except LabelStudioNotConfigured:
+                problem = "not configured (HITL_LABEL_STUDIO_URL, HITL_LABEL_STUDIO_API_KEY): nothing retrains"
+            cached.update(at=time.monotonic(), answer=problem or "ok")
+        return str(cached["answer"])
+
+    return check
 
 
 def _default_sink(settings: Settings) -> EventSink:

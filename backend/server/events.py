@@ -4,11 +4,16 @@ hand them to a sink, which turns training events into coalesced retrains (``jobs
 Payload shapes (label_studio/webhooks/models.py, 1.23): ``{"action": ..., "project": {...},
 "annotation": {...}, "task": {...}}``; ANNOTATIONS_DELETED carries ``"annotations": [{"id"}]``;
 Label Studio's own training trigger is ``{"action": "START_TRAINING", "project": {...}}``.
+
+Everything an event leaves behind (audit row, log line, answer) is bounded: the action must be one
+Label Studio sends, at most ``MAX_ANNOTATION_IDS`` annotation ids are kept, and a refused value is
+quoted shortened and escaped.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -29,6 +34,26 @@ TRAINING_ACTIONS = frozenset(
         "START_TRAINING",
     }
 )
+# WebhookAction in label_studio/webhooks/models.py (1.23; REVIEW_* are Enterprise's): anything else is
+# not Label Studio, and is refused before it reaches the log or the audit store.
+KNOWN_ACTIONS = TRAINING_ACTIONS | frozenset(
+    {
+        "PROJECT_CREATED",
+        "PROJECT_UPDATED",
+        "PROJECT_DELETED",
+        "TASKS_CREATED",
+        "TASKS_DELETED",
+        "LABEL_LINK_CREATED",
+        "LABEL_LINK_UPDATED",
+        "LABEL_LINK_DELETED",
+        "REVIEW_CREATED",
+        "REVIEW_UPDATED",
+        "REVIEWS_DELETED",
+    }
+)
+KEPT_WARN_S = 10.0  # at most one warning this often about events kept unconfirmed
+MAX_ANNOTATION_IDS = 1000  # kept per event (a bulk delete names more: the retrain pulls everything anyway)
+MAX_ID = 2**63 - 1  # what the audit store's integer columns and Label Studio's ids hold
 
 
 @dataclass(frozen=True)
@@ -46,6 +71,8 @@ def parse_event(body: dict[str, Any]) -> Event:
     action = body.get("action")
     if not isinstance(action, str) or not action:
         raise BadRequest("webhook body needs an 'action' string, e.g. ANNOTATION_CREATED")
+    if action not in KNOWN_ACTIONS:
+        raise BadRequest(f"unknown action {shown(action)}: not one Label Studio sends")
     project = body.get("project")
     project_id = _project_id(project)
     if action in TRAINING_ACTIONS and project_id is None:
@@ -64,7 +91,7 @@ def _project_id(project: Any) -> ProjectId | None:
     try:
         return parse_project_id(value)
     except ValueError:
-        raise BadRequest(f"'project.id' must be an integer, got {value!r}") from None
+        raise BadRequest(f"'project.id' must be an integer, got {shown(value)}") from None
 
 
 def _ids(one: Any, many: Any) -> tuple[int, ...]:
@@ -74,9 +101,21 @@ def _ids(one: Any, many: Any) -> tuple[int, ...]:
     ids = []
     for item in items:
         value = item.get("id") if isinstance(item, dict) else None
-        if isinstance(value, int) and not isinstance(value, bool):
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_ID:
             ids.append(value)
+            if len(ids) == MAX_ANNOTATION_IDS:
+                break
     return tuple(ids)
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """A value as it may appear in an error or a log line: repr-escaped (no newlines, no control
+    characters) and shortened, whatever its size."""
+    try:
+        text = repr(value[: limit + 1] if isinstance(value, str) else value)
+    except ValueError:  # an integer too long to print
+        return f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 class EventSink(Protocol):
@@ -94,13 +133,17 @@ class LoggingSink:
 class QueueSink:
     """Turns training events of projects Label Studio confirms into coalesced retrains, and records
     them in the audit store. Events naming other project ids are answered 2xx (Label Studio does not
-    retry) and dropped: nothing is queued, scheduled or stored for them."""
+    retry) and dropped: nothing is queued, scheduled or stored for them. A training event Label
+    Studio cannot confirm now (unreachable, token refused) is kept (``RetrainQueue.keep_unconfirmed``)
+    and logged: the scheduler asks again and requests its retrain once Label Studio confirms."""
 
     def __init__(self, queue: Any, audit: Any | None = None, projects: Any | None = None) -> None:
         self.queue = queue
         self.audit = audit
         self.projects = projects  # a ServedProjects; None = every project id is served (tests, tools)
         self.dropped = 0
+        self._warned_at = 0.0
+        self._unwarned = 0
 
     def accept(self, event: Event) -> dict[str, Any]:
         from redis import RedisError
@@ -109,6 +152,12 @@ class QueueSink:
         answer: dict[str, Any] = {"action": event.action, "project": event.project_id}
         try:
             verdict = self._served(event)
+            if verdict is not None and getattr(verdict, "unconfirmed", False):
+                self.queue.keep_unconfirmed(event.project_id)
+                self._warn_kept(event, verdict.reason)
+                answer.update(status="kept", reason=verdict.reason)
+                self._record(event, "kept")
+                return answer
             if verdict is not None and not verdict.served:
                 self.dropped += 1
                 log.debug("webhook %s for project %s dropped: %s", event.action, event.project_id, verdict.reason)
@@ -123,6 +172,17 @@ class QueueSink:
             raise ServiceUnavailable(f"the job queue is unavailable ({type(exc).__name__}); retry later") from None
         self._record(event, answer["status"])
         return answer
+
+    def _warn_kept(self, event: Event, reason: str) -> None:
+        """One warning per KEPT_WARN_S at most (a flood of events must not flood the log), with a count."""
+        now = time.monotonic()
+        if now - self._warned_at < KEPT_WARN_S:
+            self._unwarned += 1
+            return
+        more = f" (and {self._unwarned} more kept since the last warning)" if self._unwarned else ""
+        log.warning("webhook %s for project %s kept, not queued yet: %s%s", event.action, event.project_id,
+                    reason, more)  # fmt: skip
+        self._warned_at, self._unwarned = now, 0
 
     def _served(self, event: Event) -> Any:
         if self.projects is None or event.project_id is None:

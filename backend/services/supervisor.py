@@ -1,12 +1,15 @@
 """``hitl run``: Redis (embedded unless configured), RQ worker(s), the scheduler and the server, as one job.
 
 Children are stopped together: Ctrl-C or SIGTERM stops all of them, and if one dies the others
-are stopped and the exit code says which failed.
+are stopped and the exit code says which failed. They also die with the supervisor itself, even
+when it is killed with ``kill -9`` (``services/children.py``), and the run lock records them, so a
+later run never starts a second Redis on their files while they still run.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import signal
@@ -16,7 +19,8 @@ import time
 from pathlib import Path
 from typing import IO
 
-from backend.services.embedded_redis import EmbeddedRedis
+from backend.services.children import start_time, tied_to_this_process, wait_gone
+from backend.services.embedded_redis import EmbeddedRedis, RedisUnavailable
 from backend.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -26,26 +30,74 @@ class AlreadyRunning(SystemExit):
     """Another ``hitl run`` holds this data folder."""
 
 
-def hold_run_lock(data_dir: Path) -> IO[str]:
+LEFTOVER_WAIT_S = 30.0  # a dead run's processes got SIGTERM with its death: time to finish stopping
+
+
+class RunLock:
     """One ``hitl run`` per data folder: a second one would share (and on exit remove) the first's
-    embedded Redis socket. The lock dies with the process, so a crash never leaves it behind."""
+    embedded Redis socket. The flock dies with the process; the file keeps the pid and start time of
+    each child, so a run that finds the lock free still waits for a dead owner's processes to be gone."""
+
+    def __init__(self, data_dir: Path, handle: IO[str]) -> None:
+        self.data_dir = data_dir
+        self.handle = handle
+        self.processes: dict[str, list[int | str | None]] = {}
+
+    def record(self, name: str, pid: int) -> None:
+        self.processes[name] = [pid, start_time(pid)]
+        self._write()
+
+    def _write(self) -> None:
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.handle.write(json.dumps({"pid": os.getpid(), "processes": self.processes}))
+        self.handle.flush()
+
+
+def hold_run_lock(data_dir: Path, wait_s: float = LEFTOVER_WAIT_S) -> RunLock:
     data_dir.mkdir(parents=True, exist_ok=True)
     handle = open(data_dir / "run.lock", "a+")  # noqa: SIM115 - held for the life of the process
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.seek(0)
-        owner = handle.read().strip() or "?"
+        owner = _recorded(handle.read())[0] or "?"
         handle.close()
         raise AlreadyRunning(
             f"another `hitl run` (pid {owner}) is already using {data_dir}: stop it first (Ctrl-C in its terminal, "
             f"or kill {owner}), or give this one its own HITL_DATA_DIR and HITL_PORT"
         ) from None
     handle.seek(0)
-    handle.truncate()
-    handle.write(str(os.getpid()))
-    handle.flush()
-    return handle
+    owner, leftovers = _recorded(handle.read())
+    if leftovers:
+        names = {pid: name for name, (pid, _) in leftovers.items()}
+        left = wait_gone(list(leftovers.values()), wait_s)
+        if left:
+            handle.close()
+            listed = ", ".join(f"{names[pid]} (pid {pid})" for pid in left)
+            raise AlreadyRunning(
+                f"a `hitl run` (pid {owner}) that ended without stopping its processes left {listed} running on "
+                f"{data_dir}: stop them (kill {' '.join(map(str, left))}) and start again"
+            )
+        log.info("the processes of an earlier `hitl run` (pid %s) on %s are gone", owner, data_dir)
+    lock = RunLock(data_dir, handle)
+    lock._write()
+    return lock
+
+
+def _recorded(text: str) -> tuple[str, dict[str, tuple[int, str]]]:
+    """(owner pid, {child name: (pid, start time)}) from a run lock's text; an older lock holds only the pid."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text.strip(), {}
+    if not isinstance(data, dict):
+        return str(data), {}
+    processes = {}
+    for name, value in (data.get("processes") or {}).items():
+        if isinstance(value, list) and len(value) == 2 and isinstance(value[0], int) and isinstance(value[1], str):
+            processes[str(name)] = (value[0], value[1])
+    return str(data.get("pid", "?")), processes
 
 
 def warn_unconfigured(settings: Settings) -> None:
@@ -55,13 +107,41 @@ def warn_unconfigured(settings: Settings) -> None:
                     "(./scripts/label-studio.sh start prints both)")  # fmt: skip
 
 
+STOP_TIMEOUT_S = 30.0  # per piece: a worker finishes its job's step, gunicorn its requests
+
+
+def stop_in_order(children: dict[str, subprocess.Popen[bytes]], timeout_s: float = STOP_TIMEOUT_S) -> None:
+    """The server first (no new webhooks or predictions), then the workers together, then the scheduler;
+    the caller stops Redis last, once nothing uses it. One log line per piece."""
+    order = [["server"], [n for n in children if n.startswith("worker")], ["scheduler"]]
+    for names in ([n for n in group if n in children] for group in order):
+        for name in names:
+            if children[name].poll() is None:
+                children[name].send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        for name in names:
+            try:
+                children[name].wait(timeout=max(0.1, timeout_s - (time.monotonic() - started)))
+                how = f"exit {children[name].returncode}"
+            except subprocess.TimeoutExpired:
+                children[name].kill()
+                children[name].wait()
+                how = f"killed after {timeout_s:.0f} s"
+            log.info("stopped %s (%s) in %.1f s", name, how, time.monotonic() - started)
+
+
 def run_all(settings: Settings, workers: int = 1, serve_workers: int = 1) -> int:
-    lock = hold_run_lock(settings.data_dir)  # noqa: F841 - released when this process exits
+    lock = hold_run_lock(settings.data_dir)  # released when this process exits
     warn_unconfigured(settings)
     embedded: EmbeddedRedis | None = None
     env = dict(os.environ)
     if not settings.redis_url:
-        embedded = EmbeddedRedis(settings.data_dir / "redis").start()
+        try:
+            embedded = EmbeddedRedis(settings.data_dir / "redis").start()
+        except RedisUnavailable as exc:
+            raise SystemExit(f"error: embedded Redis: {exc}") from None
+        assert embedded.process is not None
+        lock.record("redis", embedded.process.pid)
         env["HITL_REDIS_URL"] = embedded.url
         log.info("embedded Redis at %s (data in %s)", embedded.url, embedded.folder)
     hitl = [sys.executable, "-m", "backend"]
@@ -72,15 +152,20 @@ def run_all(settings: Settings, workers: int = 1, serve_workers: int = 1) -> int
         nonlocal stopping
         stopping = True
 
+    def _start(name: str, *args: str) -> None:
+        # dies with this process, even by kill -9; not in the terminal's group: Ctrl-C reaches us only
+        children[name] = subprocess.Popen([*hitl, *args], env=env, preexec_fn=tied_to_this_process())
+        lock.record(name, children[name].pid)
+
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     try:
         for i in range(workers):
-            children[f"worker-{i}"] = subprocess.Popen([*hitl, "worker", "--queues", "fast"], env=env)
+            _start(f"worker-{i}", "worker", "--queues", "fast")
         # fine-tunes run beside, never in front of, the seconds-long head retrains
-        children["worker-slow"] = subprocess.Popen([*hitl, "worker", "--queues", "slow"], env=env)
-        children["scheduler"] = subprocess.Popen([*hitl, "scheduler"], env=env)
-        children["server"] = subprocess.Popen([*hitl, "serve", "--workers", str(serve_workers)], env=env)
+        _start("worker-slow", "worker", "--queues", "slow")
+        _start("scheduler", "scheduler")
+        _start("server", "serve", "--workers", str(serve_workers))
         log.info("running: %s (Ctrl-C stops all)", ", ".join(children))
         while not stopping:
             for name, child in children.items():
@@ -90,13 +175,8 @@ def run_all(settings: Settings, workers: int = 1, serve_workers: int = 1) -> int
             time.sleep(0.5)
         return 0
     finally:
-        for child in children.values():
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in children.values():
-            try:
-                child.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        stop_in_order(children)
         if embedded:
+            started = time.monotonic()
             embedded.stop()
+            log.info("stopped embedded Redis in %.1f s", time.monotonic() - started)

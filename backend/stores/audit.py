@@ -189,6 +189,16 @@ class AuditStore:
         self._local = threading.local()
         self._run(lambda conn: [conn.execute(statement) for statement in SCHEMA])
 
+    @staticmethod
+    def describe(url: str) -> str:
+        """The store's URL or path as it may be shown: a password never is."""
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
+
     @classmethod
     def from_settings(cls, settings: Any) -> AuditStore:
         if settings.audit_db_url:

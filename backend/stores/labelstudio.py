@@ -63,6 +63,10 @@ class LabelStudioNotConfigured(RuntimeError):
     pass
 
 
+class LabelStudioTokenRefused(RuntimeError):
+    """Label Studio answered 401: HITL_LABEL_STUDIO_API_KEY is wrong, expired or revoked."""
+
+
 class LabelStudioUnavailable(RuntimeError):
     """Label Studio could not be reached or answered 5xx after retries: the job will be retried.
     Raised without the HTTP library's chain, so a worker logs a few lines per retry, not ninety."""
@@ -123,16 +127,35 @@ class LabelStudioClient:
 
     def serves(self, project_id: int) -> bool | None:
         """Whether the project exists and has an ML backend connected; None when Label Studio could
-        not answer (down, 5xx), so the caller can tell "no" from "don't know"."""
+        not answer (down, 5xx), so the caller can tell "no" from "don't know". A refused token raises
+        LabelStudioTokenRefused: nothing can be confirmed until it is fixed."""
         try:
             self.sdk.projects.get(id=project_id)
             return bool(self.ml_backends(project_id))
         except ApiError as exc:
+            if exc.status_code == 401:
+                raise LabelStudioTokenRefused(self._refused(401)) from None
             if exc.status_code in (403, 404):
                 return False
             return None
         except httpx.HTTPError:
             return None
+
+    def token_problem(self) -> str | None:
+        """None when Label Studio accepts the token; else what is wrong, in one sentence."""
+        try:
+            self._raw("api/current-user/whoami", "GET")
+        except ApiError as exc:
+            if exc.status_code in (401, 403):
+                return self._refused(exc.status_code)
+            return f"Label Studio at {self.url} answered HTTP {exc.status_code}"
+        except httpx.HTTPError as exc:
+            return f"Label Studio at {self.url} is unreachable ({type(exc).__name__})"
+        return None
+
+    def _refused(self, status: int) -> str:
+        return (f"Label Studio refused the token (HTTP {status} from {self.url}): set HITL_LABEL_STUDIO_API_KEY "
+                "to a valid one (Account & Settings → Access Token)")  # fmt: skip
 
     def label_config(self, project_id: int) -> str:
         return str(self.project(project_id)["label_config"])
@@ -146,13 +169,20 @@ class LabelStudioClient:
         """Tasks nobody has annotated yet (the pool), with their predictions, page by page."""
         yield from self._pages(project_id, UNLABELED_QUERY, page_size)
 
-    def _pages(self, project_id: int, query: str, page_size: int) -> Iterator[dict[str, Any]]:
+    def task_data(self, project_id: int, page_size: int = 1000) -> Iterator[dict[str, Any]]:
+        """Every task's data (nothing else), page by page: what ``hitl import`` compares rows with."""
+        for task in self._pages(project_id, None, page_size, fields="task_only"):
+            yield task.get("data") or {}
+
+    def _pages(
+        self, project_id: int, query: str | None, page_size: int, fields: str = "all"
+    ) -> Iterator[dict[str, Any]]:
         """Page by page, stopping at a short page: the SDK's pager asks for one page past the end,
         which Label Studio answers 404 and logs as a traceback on every pull."""
         page = 1
         while True:
             try:
-                items = self.sdk.tasks.list(project=project_id, fields="all", query=query, page=page,
+                items = self.sdk.tasks.list(project=project_id, fields=fields, query=query, page=page,
                                             page_size=page_size).items or []  # fmt: skip
             except ApiError as exc:
                 if exc.status_code == 404 and page > 1:  # the previous page was exactly full and the last

@@ -36,6 +36,10 @@ class RegistryError(RuntimeError):
     pass
 
 
+class CorruptMeta(RegistryError, ValueError):
+    """A version's meta.json cannot be read as JSON (a ValueError too, as json's own error was)."""
+
+
 class BaselineChanged(RegistryError):
     """Another version became current after the candidate was gated against ``expected``."""
 
@@ -49,6 +53,8 @@ class BaselineChanged(RegistryError):
 ANY_BASELINE = object()  # publish() without a compare-and-swap (the CLI's and the tools' publishes)
 _VERSION_NAME_RE = re.compile(r"^v[0-9]{1,9}-[0-9A-Za-z]{1,32}$")
 STAGING_MAX_AGE_S = 6 * 3600
+ROUTING = "routing.json"  # per project: the routing audit's switches, {name: {"reason", "at"}}
+ALL_VERSIONS = "*"  # a switch for every version (written when the routing state was found unreadable)
 
 
 def version_name(version: str) -> str:
@@ -112,7 +118,12 @@ class Registry:
         return path
 
     def meta(self, project: ProjectId | str, version: str) -> dict[str, Any]:
-        return json.loads((self.version_dir(project, version) / "meta.json").read_text())
+        path = self.version_dir(project, version) / "meta.json"
+        try:
+            return json.loads(path.read_text())
+        except ValueError as exc:  # JSON, or bytes that are not UTF-8
+            raise CorruptMeta(f"{path} is not valid JSON ({exc}): restore it from a backup, or move the version "
+                              "folder away if it is not serving") from None  # fmt: skip
 
     def served(self, project: ProjectId | str, version: str | None = None) -> str | None:
         """The name Label Studio sees for ``version`` (default: the current one); None in cold start."""
@@ -177,26 +188,41 @@ class Registry:
 
     # routing switches ------------------------------------------------------------------------
     def routing_suspended(self, project: ProjectId | str, name: str) -> str | None:
-        """Why auto_accept is off for the version (family) Label Studio knows as ``name``, or None."""
+        """Why auto_accept is off for the version (family) Label Studio knows as ``name``, or None.
+        Fails closed: a routing state that cannot be read (truncated, edited by hand) switches
+        auto_accept off for every version, since it may have held this one's switch."""
         try:
-            switches = json.loads((self.project_dir(project) / "routing.json").read_text())
-        except (FileNotFoundError, ValueError):
+            switches = json.loads((self.project_dir(project) / ROUTING).read_text())
+        except FileNotFoundError:
             return None
-        return (switches.get(name) or {}).get("reason")
+        except (OSError, ValueError) as exc:
+            return f"the routing state ({ROUTING}) cannot be read ({type(exc).__name__}): auto_accept is off"
+        if not isinstance(switches, dict) or not all(isinstance(v, dict) for v in switches.values()):
+            return f"the routing state ({ROUTING}) is not a map of switches: auto_accept is off"
+        entry = switches.get(name) or switches.get(ALL_VERSIONS) or {}
+        return str(entry.get("reason") or "auto_accept switched off") if entry else None
 
     def suspend_routing(self, project: ProjectId | str, name: str, reason: str) -> None:
         """Switch auto_accept off for ``name`` (the routing audit's decision); servers see it on their
-        next request. Written atomically, like ``CURRENT``."""
+        next request. Written atomically and durably, like ``CURRENT``. A routing state that cannot be
+        read is kept aside and replaced by one that switches every version off (its switches are
+        unknown): delete its ``"*"`` entry to let the routing audit decide again."""
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         with self._lock(project):
-            path = self.project_dir(project) / "routing.json"
+            path = self.project_dir(project) / ROUTING
             try:
                 switches = json.loads(path.read_text())
-            except (FileNotFoundError, ValueError):
+                if not isinstance(switches, dict) or not all(isinstance(v, dict) for v in switches.values()):
+                    raise ValueError("not a map of switches")
+            except FileNotFoundError:
                 switches = {}
-            switches[name] = {"reason": reason, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-            tmp = path.with_name(f".routing.{socket.gethostname()}.{os.getpid()}")
-            tmp.write_text(json.dumps(switches, indent=1))
-            os.replace(tmp, path)
+            except (OSError, ValueError) as exc:
+                aside = path.with_name(f"{ROUTING}.unreadable-{now}")
+                os.replace(path, aside)
+                switches = {ALL_VERSIONS: {"reason": f"{ROUTING} was unreadable ({exc}; kept as {aside.name}): "
+                                                     "auto_accept is off for every version", "at": now}}  # fmt: skip
+            switches[name] = {"reason": reason, "at": now}
+            _write_durably(path, json.dumps(switches, indent=1))
 
     def audit_share(self, project: ProjectId | str) -> float | None:
         """The share of auto_accept tasks sent to people as audit samples, as the last sync set it
@@ -212,10 +238,8 @@ class Registry:
             return
         with self._lock(project):
             path = self.project_dir(project) / "review.json"
-            tmp = path.with_name(f".review.{socket.gethostname()}.{os.getpid()}")
-            tmp.write_text(json.dumps({"audit_share": share, "why": why,
-                                       "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}))  # fmt: skip
-            os.replace(tmp, path)
+            _write_durably(path, json.dumps({"audit_share": share, "why": why,
+                                             "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}))  # fmt: skip
 
     # internals -------------------------------------------------------------------------------
     def _next_version(self, project: ProjectId | str) -> str:
@@ -224,14 +248,7 @@ class Registry:
         return f"v{number}-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}"
 
     def _set_current(self, project: ProjectId | str, version: str) -> None:
-        pdir = self.project_dir(project)
-        tmp = pdir / f".CURRENT.{socket.gethostname()}.{os.getpid()}"
-        with open(tmp, "w") as handle:
-            handle.write(version + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, pdir / "CURRENT")
-        _fsync_dir(pdir)
+        _write_durably(self.project_dir(project) / "CURRENT", version + "\n")
 
     @contextlib.contextmanager
     def _lock(self, project: ProjectId | str) -> Iterator[None]:
@@ -285,6 +302,18 @@ def _fsync_tree(folder: Path) -> None:
         elif path.is_dir():
             _fsync_dir(path)
     _fsync_dir(folder)
+
+
+def _write_durably(path: Path, text: str) -> None:
+    """Replace ``path`` atomically, on disk before it is visible: a crash leaves the old or the new
+    file, never a truncated one (readers of routing state fail closed on one anyway)."""
+    tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}")
+    with open(tmp, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
 
 
 def _fsync_dir(folder: Path) -> None:
