@@ -89,8 +89,8 @@ def collect(
     # annotations made from a batch-correction proposal are accounted for under "Batch corrections"
     corrections = [c for c in audit.corrections(project_id)
                    if not str(c.get("prediction_model_version") or "").startswith(PROPOSAL_PREFIX)]  # fmt: skip
-    routing = [dataclasses.replace(r, suspended=registry.routing_suspended(key, r.model_version))
-               for r in audit_routing(corrections, thresholds(registry, key), target, shown=audit.shown(project_id))]  # fmt: skip
+    audited = audit_routing(corrections, thresholds(registry, key), target, shown=audit.shown(project_id))
+    routing = [dataclasses.replace(r, suspended=registry.routing_suspended(key, r.model_version)) for r in audited]
     return ProjectData(project_id, versions, audit.versions(project_id), corrections, scores,
                        registry.current(key), stopping, audit.label_checks(project_id), routing,
                        audit.drift_checks(project_id), estimated, holdout_fraction, audit.label_verdicts(project_id),
