@@ -58,6 +58,6 @@ def test_a_5_mib_action_or_field_leaves_nothing_unbounded(settings, caplog):
 
 
 def test_the_webhook_secret_and_its_rotation_are_documented():
-    text = (Path(__file__).resolve().parents[1] / "docs" / "security.md").read_text()
+    text = (Path(__file__).resolve().parents[1] / "docs" / "operations" / "hardening.md").read_text()
     assert "GET /api/webhooks" in text and "hitl configs load" in text and "HITL_WEBHOOK_SECRET" in text
-    assert os.path.exists(Path(__file__).resolve().parents[1] / "docs" / "security.md")
+    assert os.path.exists(Path(__file__).resolve().parents[1] / "docs" / "operations" / "hardening.md")
