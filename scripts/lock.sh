@@ -16,7 +16,9 @@ trap 'rm -rf "$tmp"' EXIT
 pip() { "$tmp/venv/bin/pip" "$@" 2>&1 | { grep -v '^WARNING: Location' || true; }; }
 pip install -q --upgrade pip
 pip install -q "$TORCH_SPEC" ${HITL_TORCH_INDEX:+--extra-index-url "$HITL_TORCH_INDEX"}
-pip install -q '.[dev,postgres]'
+# from a copy of what the wheel is built from: no build/ or *.egg-info left in this folder
+mkdir "$tmp/src" && cp -r pyproject.toml README.md LICENSE backend "$tmp/src/"
+pip install -q "$tmp/src[dev,postgres]"
 (cd "$tmp" && "$tmp/venv/bin/hitl" --version)  # the installed package, not this folder's sources
 mkdir -p "$(dirname "$OUT")"
 {
