@@ -9,6 +9,8 @@ from backend.labeling.examples import Example
 from backend.settings import Settings
 from backend.tools.bench.encoders import alternative_embed, head_accuracy
 
+pytestmark = pytest.mark.tools  # a replay or benchmark: ./scripts/test.sh --quick leaves it out
+
 
 def test_better_separated_embeddings_score_higher():
     rng = np.random.default_rng(0)

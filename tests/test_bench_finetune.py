@@ -6,8 +6,12 @@ from __future__ import annotations
 import argparse
 import re
 
+import pytest
+
 from backend.tools.bench.finetune import bench_finetune
 from tests.support.data import data_dir
+
+pytestmark = pytest.mark.tools  # a replay or benchmark: ./scripts/test.sh --quick leaves it out
 
 
 def test_bench_finetune_compares_both_paths_on_the_same_labels(settings, capsys):

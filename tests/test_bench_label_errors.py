@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from backend.models.head import LinearHead
 from backend.tools.bench.label_errors import chosen_by_margin
+
+pytestmark = pytest.mark.tools  # a replay or benchmark: ./scripts/test.sh --quick leaves it out
 
 
 def test_tasks_chosen_by_margin_are_the_hard_ones():

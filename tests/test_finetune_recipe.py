@@ -8,6 +8,7 @@ import argparse
 import re
 
 import numpy as np
+import pytest
 
 from backend.ids import JobKind
 from backend.labeling import parse_label_config
@@ -55,6 +56,7 @@ def test_retrains_fine_tune_with_the_settings_recipe(settings, monkeypatch):
     assert [k for _, k in calls[1:]] == [recipe] and calls[1][0][2] == examples[:20]
 
 
+@pytest.mark.tools  # the benchmark's contrastive stage (backend/tools/bench)
 def test_label_pairs_are_half_same_label_half_different():
     examples = [Example(f"t{i}", (("a", "b", "c")[i % 3],), i) for i in range(30)]
     pairs = label_pairs(examples, 200, seed=1)
@@ -70,6 +72,7 @@ def test_label_pairs_are_half_same_label_half_different():
     assert label_pairs([Example("x", ("a",), 0), Example("y", ("a",), 1)], 10) == []  # one label: no pairs
 
 
+@pytest.mark.tools  # the benchmark's contrastive stage (backend/tools/bench)
 def test_contrastive_stage_changes_the_encoder(settings):
     examples, _ = _examples(40)
     base = encoder_from_settings(settings)
@@ -78,6 +81,7 @@ def test_contrastive_stage_changes_the_encoder(settings):
     assert abs(tuned.embed(["what is a fjord ?"]) - base.embed(["what is a fjord ?"])).max() > 1e-4
 
 
+@pytest.mark.tools  # the benchmark's contrastive stage (backend/tools/bench)
 def test_bench_finetune_contrastive_compares_with_the_products_fine_tune(settings, capsys):
     args = argparse.Namespace(data=str(data_dir()), dataset="trec", labels=80, seeds=1, epochs=None, lr=None,
                               validation=100, warm_start=False, contrastive=64, min_steps=None)  # fmt: skip

@@ -5,10 +5,13 @@ import json
 import time
 
 import numpy as np
+import pytest
 
 from backend.models.encoder import load_encoder
 from backend.tools.simulate import simulate
 from tests.support.data import data_dir
+
+pytestmark = pytest.mark.tools  # a replay or benchmark: ./scripts/test.sh --quick leaves it out
 
 
 def _args(tmp_path, tiny_encoder_dir, **changes):
@@ -114,8 +117,6 @@ def test_a_warm_started_replay_fine_tunes_from_the_last_fine_tuned_encoder(tiny_
 
 
 def test_an_interrupted_replay_keeps_its_finished_seeds_and_resumes_from_them(tmp_path, tiny_encoder_dir, monkeypatch):
-    import pytest
-
     from backend.tools import simulate as module
 
     real, calls = module.run_seed, []

@@ -3,9 +3,13 @@
 import csv
 import json
 
+import pytest
+
 from backend.cli.main import main
 from backend.settings import get_settings
 from tests.support.data import data_dir
+
+pytestmark = pytest.mark.tools  # a replay or benchmark: ./scripts/test.sh --quick leaves it out
 
 
 def test_simulate_detects_ner_data_and_replays_the_loop(tmp_path, tiny_encoder_dir, monkeypatch):

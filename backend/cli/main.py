@@ -89,16 +89,18 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from backend.models.encoder import encoder_from_settings
+    from backend.tools.bench.common import dataset_dir
     from backend.tools.simulate import simulate
     from backend.tools.simulate_ner import is_ner_dataset, simulate_ner
 
+    dataset = dataset_dir(None, args.dataset)  # before the encoder loads: say at once what is missing
     settings = get_settings()
     base = encoder = encoder_from_settings(settings)
     if args.precision == "int8":  # embeddings of the int8 encoder: its own cache, as in the product
         encoder = encoder.quantized()
-    if is_ner_dataset(Path(args.dataset)):  # tokens/tags rows: the NER loop (margin on the weakest word)
+    if is_ner_dataset(dataset):  # tokens/tags rows: the NER loop (margin on the weakest word)
         summary = simulate_ner(
-            Path(args.dataset), args.strategy.removesuffix("-diverse"), args.budget, args.step, args.seeds,
+            dataset, args.strategy.removesuffix("-diverse"), args.budget, args.step, args.seeds,
             Path(args.out), settings.data_dir / "cache", encoder, start=args.start, pool_size=args.pool_size,
             test_size=args.test_size,
         )  # fmt: skip
@@ -107,7 +109,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
         fine_tunes = None if args.head_only else FineTunes(base, settings, int8=args.precision == "int8")
         summary = simulate(
-            Path(args.dataset), args.strategy, args.budget, args.step, args.seeds, Path(args.out),
+            dataset, args.strategy, args.budget, args.step, args.seeds, Path(args.out),
             settings.data_dir / "cache", encoder, start=args.start, pool_size=args.pool_size,
             test_size=args.test_size, target_precision=args.target_precision, fine_tunes=fine_tunes,
         )  # fmt: skip
@@ -213,12 +215,26 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return run_bench(args, get_settings())
 
 
+def version() -> str:
+    """The installed distribution's version (backend.__version__ when run from a source tree)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    import backend
+
+    try:
+        return installed("hitl-backend")
+    except PackageNotFoundError:
+        return backend.__version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hitl",
         description="Human-in-the-loop active-learning backend for Label Studio. "
         "Settings come from HITL_* environment variables (see docs/reference/settings.md).",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="serve the ML backend protocol to Label Studio (gunicorn)")
@@ -305,8 +321,10 @@ def build_parser() -> argparse.ArgumentParser:
         "(strategy, seed) runs in OUT are reused, so a rerun only does what is missing. Embeddings are cached in "
         "HITL_DATA_DIR/cache.",
     )
-    sim.add_argument("--dataset", required=True, help="folder with train.jsonl (the pool) and test.jsonl: rows "
-                     "{text, label} for classification, or {tokens, tags} (BIO) for NER, e.g. wnut17")  # fmt: skip
+    sim.add_argument("--dataset", required=True, metavar="FOLDER",
+                     help="folder with train.jsonl (the pool) and test.jsonl: rows {text, label} for classification, "
+                     "or {tokens, tags} (BIO) for NER, e.g. ../shared/data/wnut17; or a dataset's name under "
+                     "HITL_SHARED_DATA (the full datasets are not in this repository)")  # fmt: skip
     sim.add_argument("--strategy", default=DEFAULT_STRATEGY, choices=SIM_STRATEGIES,
                      help=f"query strategy (default {DEFAULT_STRATEGY}: margin with a cluster-diverse batch, as the "
                      "sync serves it)")  # fmt: skip

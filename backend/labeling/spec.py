@@ -12,7 +12,7 @@ import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from label_studio_sdk.label_interface import LabelInterface
 
@@ -30,7 +30,7 @@ class UnsupportedConfig(ValueError):
     """The labeling config cannot be served; the message names the tag and what would work."""
 
 
-class TaskKind(str, Enum):
+class TaskKind(StrEnum):
     CLASSIFICATION = "classification"
     MULTILABEL = "multilabel"
     NER = "ner"

@@ -10,7 +10,9 @@ from backend.settings import Settings
 BENCHES = ("predict", "retrain", "sync", "ner", "head", "load", "finetune", "precision", "label-errors", "drift",
            "batch-correction", "encoders")
 
-DATASET_HELP = "a folder with train.jsonl and test.jsonl, or its name under --data ({})"
+DATASET_HELP = "a folder with train.jsonl and test.jsonl, or its name under --data (default: {})"
+DATA_HELP = ("folder holding the datasets by name (default: HITL_SHARED_DATA, else ../shared/data); the full datasets "
+             "are not in this repository")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -19,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     predict = bsub.add_parser(
         "predict", help="/predict throughput over real HTTP vs the raw forward pass and a one-task-at-a-time loop"
     )
-    predict.add_argument("--data", help="datasets folder (default: ../shared/data or HITL_SHARED_DATA)")
+    _data_args(predict, "ag_news")
     predict.add_argument("--batches", type=int, default=8, help="batches of --batch-size texts per round (8)")
     predict.add_argument("--batch-size", type=int, default=64, help="tasks per /predict request (64)")
     predict.add_argument("--rounds", type=int, default=5, help="repetitions; medians are reported (5)")
@@ -27,11 +29,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     retrain = bsub.add_parser(
         "retrain", help="annotation webhook → new version served (fast path), and a full fine-tune, end to end"
     )
-    retrain.add_argument("--data", help="datasets folder (default: ../shared/data or HITL_SHARED_DATA)")
+    _data_args(retrain, "ag_news")
     retrain.add_argument("--annotations", type=int, default=1000, help="AG News annotations in the project (1000)")
     retrain.add_argument("--runs", type=int, default=5, help="timed corrections; the median is reported (5)")
     sync = bsub.add_parser("sync", help="pool rescoring from cached embeddings, and bulk vs single prediction writes")
-    sync.add_argument("--data", help="datasets folder (default: ../shared/data or HITL_SHARED_DATA)")
+    _data_args(sync, "ag_news")
     sync.add_argument("--pool", type=int, default=100_000, help="synthetic pool size (100000)")
     sync.add_argument("--sample", type=int, default=2000, help="tasks given a real forward pass (2000)")
     sync.add_argument("--predictions", type=int, default=1000, help="predictions written each way (1000)")
@@ -39,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     ner = bsub.add_parser(
         "ner", help="entity-level F1 on WNUT-17 through the retrain and /predict paths, vs a capitalised-words baseline"
     )
-    ner.add_argument("--data", help="datasets folder (default: ../shared/data or HITL_SHARED_DATA)")
+    _data_args(ner, "wnut17")
     ner.add_argument("--train", type=int, default=1000, help="training sentences, from the start of train.jsonl (1000)")
     ner.add_argument("--test", type=int, help="test sentences (default: all 1,287)")
     ner.add_argument("--dev", type=int, default=500, help="dev sentences used as held-out annotations (500)")
@@ -49,14 +51,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     head = bsub.add_parser(
         "head", help="the head's L2 penalty chosen on held-out annotations vs the fixed default, per project size"
     )
-    head.add_argument("--data", help="datasets folder (default: ../shared/data or HITL_SHARED_DATA)")
-    head.add_argument("--dataset", default="trec", help=DATASET_HELP.format("trec"))
+    _data_args(head, "trec")
     head.add_argument("--sizes", default="500,1000,2000,all", help="annotations per project (500,1000,2000,all)")
     head.add_argument("--seeds", type=int, default=3, help="random draws per size; medians are reported (3)")
     load = bsub.add_parser(
         "load", help="concurrent /predict clients against gunicorn with a version published mid-run (no errors)"
     )
-    load.add_argument("--data", help="datasets folder (default: ../shared/data or HITL_SHARED_DATA)")
+    _data_args(load, "ag_news")
     load.add_argument("--clients", type=int, default=50, help="concurrent clients (50)")
     load.add_argument("--seconds", type=float, default=60, help="length of the loaded run (60)")
     load.add_argument("--baseline-seconds", type=float, default=10, help="length of the one-client run (10)")
@@ -71,8 +72,7 @@ def _add_finetune(bsub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     finetune = bsub.add_parser(
         "finetune", help="a fine-tune vs the head on the same random labels (product code and defaults)"
     )
-    finetune.add_argument("--data", help="datasets folder (default: ../shared/data or HITL_SHARED_DATA)")
-    finetune.add_argument("--dataset", default="trec", help=DATASET_HELP.format("trec"))
+    _data_args(finetune, "trec")
     finetune.add_argument("--labels", type=int, default=500, help="random annotations per draw (500)")
     finetune.add_argument("--seeds", type=int, default=3, help="random draws; medians are reported (3)")
     finetune.add_argument("--epochs", type=int, help="fine-tune epochs (default HITL_FINETUNE_EPOCHS)")
@@ -89,13 +89,15 @@ def _add_finetune(bsub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     precision = bsub.add_parser(
         "precision", help="float32, bfloat16 and int8 inference: speed, accuracy, calibration, agreement, queue order"
     )
-    precision.add_argument("--data", help="datasets folder (default: ../shared/data or HITL_SHARED_DATA)")
-    precision.add_argument("--datasets", default="ag_news,trec", help="comma-separated (ag_news,trec)")
+    precision.add_argument("--data", help=DATA_HELP)
+    precision.add_argument("--dataset", "--datasets", dest="datasets", default="ag_news,trec",
+                           metavar="FOLDER[,FOLDER]",
+                           help="dataset folders, or names under --data, comma-separated (default: ag_news,trec)")
     precision.add_argument("--labels", type=int, default=1000, help="random annotations the heads learn from (1000)")
     precision.add_argument("--pool", type=int, default=2000, help="pool sample whose queue order is compared (2000)")
     precision.add_argument("--test-size", type=int, default=2000, help="test texts per dataset (2000)")
     errors = bsub.add_parser("label-errors", help="flip a share of labels and measure how well the detector finds them")
-    _data_args(errors)
+    _data_args(errors, "ag_news")
     errors.add_argument("--labels", type=int, default=2000, help="annotations in the simulated project (2000)")
     errors.add_argument("--noise", type=float, default=0.1, help="share of labels flipped (0.1)")
     errors.add_argument("--noise-kind", choices=["uniform", "pair"], default="uniform",
@@ -111,7 +113,7 @@ def _add_finetune(bsub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     errors.add_argument("--fine-tuned", action="store_true", help="check on a fine-tuned encoder's embeddings "
                         "(fine-tuned on the noisy annotations first) instead of the base encoder's")
     drift = bsub.add_parser("drift", help="drift alarms: delay after a mixture or class-prior shift, false alarms")
-    _data_args(drift)
+    _data_args(drift, "ag_news")
     drift.add_argument("--shift-dataset", default="trec",
                        help="texts mixed in after the shift: " + DATASET_HELP.format("trec"))
     drift.add_argument("--pool", type=int, default=8000, help="texts read from --dataset's train split (8000)")
@@ -124,16 +126,16 @@ def _add_finetune(bsub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     drift.add_argument("--seeds", type=int, default=3, help="random draws; medians are reported (3)")
 
 
-def _data_args(parser: argparse.ArgumentParser) -> None:
-    """--data and --dataset, as every offline benchmark of one dataset takes them."""
-    parser.add_argument("--data", help="datasets folder (default: ../shared/data or HITL_SHARED_DATA)")
-    parser.add_argument("--dataset", default="ag_news", help=DATASET_HELP.format("ag_news"))
+def _data_args(parser: argparse.ArgumentParser, default: str = "ag_news") -> None:
+    """--data and --dataset, as every benchmark takes them (the full datasets are not in this repository)."""
+    parser.add_argument("--data", help=DATA_HELP)
+    parser.add_argument("--dataset", default=default, metavar="FOLDER", help=DATASET_HELP.format(default))
 
 
 def _add_encoders(bsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     encoders = bsub.add_parser("encoders", help="another encoder vs the shipped one: the product's head on each, "
                                "validation and test accuracy, texts per second")  # fmt: skip
-    _data_args(encoders)
+    _data_args(encoders, "ag_news")
     encoders.add_argument("--alternative", required=True,
                           help="a local transformers model folder, or 'wordllama' (pip install wordllama)")
     encoders.add_argument("--labels", type=int, default=500, help="random annotations per draw (500)")
@@ -145,7 +147,7 @@ def _add_encoders(bsub: argparse._SubParsersAction) -> None:  # type: ignore[typ
 
 def _add_batch_correction(bsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     batch = bsub.add_parser("batch-correction", help="precision and reach of the proposals one correction makes")
-    _data_args(batch)
+    _data_args(batch, "ag_news")
     batch.add_argument("--pool", type=int, default=6000, help="texts read from the train split (6000)")
     batch.add_argument("--labels", type=int, default=200, help="random annotations before the replay (200)")
     batch.add_argument("--steps", type=int, default=150, help="annotations served in queue order (150)")

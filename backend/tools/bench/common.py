@@ -16,25 +16,43 @@ from typing import Any
 
 import requests
 
-
-def dataset_dir(data: str | None, dataset: str) -> Path:
-    """``dataset``: a folder (``../shared/data/trec``, as ``hitl simulate`` takes it) or a name under
-    the datasets folder (``trec``)."""
-    given = Path(dataset)
-    if (given / "train.jsonl").exists():
-        return given.resolve()
-    return data_dir(data) / dataset
+FULL_DATA_HINT = (
+    "The full datasets are not part of this repository (tests/fixtures/data holds small samples for the tests, "
+    "too small for benchmark figures): pass --dataset FOLDER (a folder with train.jsonl and test.jsonl, e.g. "
+    "../shared/data/trec), --data DIR (a folder holding the datasets by name) or set HITL_SHARED_DATA."
+)
 
 
-def data_dir(explicit: str | None = None) -> Path:
-    candidates = [Path(explicit)] if explicit else []
+def data_roots(data: str | None = None) -> list[Path]:
+    """Where a dataset given by name is looked for: --data if given, else HITL_SHARED_DATA if set, else
+    ``../shared/data`` and ``./shared/data`` (from the current folder)."""
+    if data:
+        return [Path(data).expanduser()]
     if os.environ.get("HITL_SHARED_DATA"):
-        candidates.append(Path(os.environ["HITL_SHARED_DATA"]))
-    candidates += [Path.cwd() / "../shared/data", Path.cwd() / "shared/data"]
-    for candidate in candidates:
-        if (candidate / "ag_news" / "test.jsonl").exists():
-            return candidate.resolve()
-    raise SystemExit("datasets not found: pass --data DIR or set HITL_SHARED_DATA (a folder with ag_news/, trec/)")
+        return [Path(os.environ["HITL_SHARED_DATA"]).expanduser()]
+    return [Path.cwd() / "../shared/data", Path.cwd() / "shared/data"]
+
+
+def dataset_dir(data: str | None, dataset: str, splits: tuple[str, ...] = ("train", "test")) -> Path:
+    """``dataset``: a folder (``../shared/data/trec``, as ``hitl simulate`` takes it) or a name under
+    the datasets folder (``trec``: see data_roots). Exits with what is missing, and where it was looked
+    for, when the folder or one of its ``splits`` is not there."""
+    given = Path(dataset).expanduser()
+    if given.is_dir() or len(given.parts) > 1 or dataset.startswith("."):  # a folder was meant
+        folder = given
+    else:
+        roots = data_roots(data)
+        found = [root / dataset for root in roots if (root / dataset).is_dir()]
+        if not found:
+            looked = ", ".join(str(root.resolve()) for root in roots)
+            raise SystemExit(f"dataset {dataset!r} not found: it is not a folder here, and there is no {dataset}/ "
+                             f"in {looked}. {FULL_DATA_HINT}")  # fmt: skip
+        folder = found[0]
+    missing = [f"{split}.jsonl" for split in splits if not (folder / f"{split}.jsonl").is_file()]
+    if missing:
+        raise SystemExit(f"dataset folder {folder.resolve()} has no {', '.join(missing)} (this needs "
+                         f"{', '.join(s + '.jsonl' for s in splits)}). {FULL_DATA_HINT}")  # fmt: skip
+    return folder.resolve()
 
 
 def read_jsonl(path: Path, limit: int | None = None) -> list[dict[str, Any]]:

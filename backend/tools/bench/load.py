@@ -28,7 +28,7 @@ from backend.learning.candidates import fit_head, publish_head
 from backend.models.encoder import encoder_from_settings
 from backend.settings import Settings
 from backend.stores.registry import Registry
-from backend.tools.bench.common import backend_server, data_dir, free_port, read_jsonl
+from backend.tools.bench.common import backend_server, dataset_dir, free_port, read_jsonl
 from backend.tools.bench.predict import AG_CONFIG
 
 
@@ -108,9 +108,9 @@ def predict_bodies(texts: list[str], batch_size: int, config: str = AG_CONFIG) -
 
 
 def bench_load(args: argparse.Namespace, settings: Settings) -> int:
-    data = data_dir(args.data)
-    train = read_jsonl(data / "ag_news" / "train.jsonl", 400)
-    texts = [r["text"] for r in read_jsonl(data / "ag_news" / "test.jsonl", 2000)]
+    folder = dataset_dir(args.data, args.dataset)
+    train = read_jsonl(folder / "train.jsonl", 400)
+    texts = [r["text"] for r in read_jsonl(folder / "test.jsonl", 2000)]
     spec = parse_label_config(AG_CONFIG)
     encoder = encoder_from_settings(settings)
     model_name = encoder.name_or_path

@@ -30,9 +30,9 @@ from backend.models.tagger import finetune_tagger, fit_tagger
 from backend.models.word_state_cache import WordStateCache
 from backend.serving.predictor import Predictor
 from backend.settings import Settings
-from backend.tools.bench.common import data_dir, read_jsonl
+from backend.tools.bench.common import dataset_dir, read_jsonl
 
-CONFIG = Path(__file__).resolve().parents[2] / "labeling_configs" / "named_entity_recognition.xml"
+CONFIG = Path(__file__).resolve().parents[3] / "labeling_configs" / "named_entity_recognition.xml"  # the repository's
 
 
 def label_studio_tasks(rows: list[dict[str, Any]], spec: TaskSpec, first_id: int = 1) -> list[dict[str, Any]]:
@@ -88,8 +88,8 @@ def served_f1(
 
 
 def bench_ner(args: argparse.Namespace, settings: Settings) -> int:
+    folder = dataset_dir(args.data, args.dataset, splits=("train", "test", "dev"))
     spec = parse_label_config(CONFIG.read_text())
-    folder = data_dir(args.data) / "wnut17"
     rows_train = read_jsonl(folder / "train.jsonl", args.train)
     rows_test = read_jsonl(folder / "test.jsonl", args.test)
     train = build_dataset(1, label_studio_tasks(rows_train, spec), spec, settings.max_text_chars).examples

@@ -18,7 +18,7 @@ from backend.models import uncertainty
 from backend.models.encoder import TextEncoder, cpu_has_bf16, encoder_from_settings
 from backend.serving.routing import is_heldout
 from backend.settings import Settings
-from backend.tools.bench.common import data_dir
+from backend.tools.bench.common import dataset_dir
 from backend.tools.simulate import load_split
 
 
@@ -38,8 +38,9 @@ def variants(base: TextEncoder) -> dict[str, TextEncoder]:
 def bench_precision(args: argparse.Namespace, settings: Settings) -> int:
     encoders = variants(encoder_from_settings(settings))
     last = []
-    for dataset in args.datasets.split(","):
-        folder = data_dir(args.data) / dataset
+    for given in args.datasets.split(","):
+        folder = dataset_dir(args.data, given)
+        dataset = folder.name
         (train, train_labels), (test, test_labels) = load_split(folder, "train", None), load_split(folder, "test",
                                                                                                    args.test_size)
         names = sorted(set(train_labels))

@@ -15,7 +15,7 @@ from backend.learning.candidates import fit_head, publish_head
 from backend.models.encoder import TextEncoder, encoder_from_settings, int8_allowed
 from backend.settings import Settings
 from backend.stores.registry import Registry
-from backend.tools.bench.common import backend_server, data_dir, free_port, median_time, read_jsonl
+from backend.tools.bench.common import backend_server, dataset_dir, free_port, median_time, read_jsonl
 
 AG_CONFIG = (
     '<View><Text name="text" value="$text"/><Choices name="topic" toName="text">'
@@ -25,10 +25,10 @@ AG_CONFIG = (
 
 
 def bench_predict(args: argparse.Namespace, settings: Settings) -> int:
-    data = data_dir(args.data)
-    train = read_jsonl(data / "ag_news" / "train.jsonl", 300)
+    folder = dataset_dir(args.data, args.dataset)
+    train = read_jsonl(folder / "train.jsonl", 300)
     n = args.batches * args.batch_size
-    texts = [r["text"] for r in read_jsonl(data / "ag_news" / "test.jsonl", n)]
+    texts = [r["text"] for r in read_jsonl(folder / "test.jsonl", n)]
     spec = parse_label_config(AG_CONFIG)
     encoder = encoder_from_settings(settings)
     model_name = encoder.name_or_path

@@ -24,7 +24,7 @@ from backend.services.embedded_redis import EmbeddedRedis
 from backend.settings import Settings
 from backend.stores.labelstudio import LabelStudioClient
 from backend.stores.registry import Registry
-from backend.tools.bench.common import backend_server, data_dir, free_port, read_jsonl
+from backend.tools.bench.common import backend_server, dataset_dir, free_port, read_jsonl
 from backend.tools.bench.predict import AG_CONFIG
 from backend.tools.labelstudio_server import LocalLabelStudio
 
@@ -51,8 +51,8 @@ def _wait_version(url: str, registry: Registry, project: int, old: str | None, t
 
 
 def bench_retrain(args: argparse.Namespace, settings: Settings) -> int:
-    data = data_dir(args.data)
-    rows = read_jsonl(data / "ag_news" / "train.jsonl", args.annotations + 2 * args.runs + 1)
+    folder = dataset_dir(args.data, args.dataset, splits=("train",))
+    rows = read_jsonl(folder / "train.jsonl", args.annotations + 2 * args.runs + 1)
     labelled, fresh = rows[: args.annotations], rows[args.annotations :]
     print(f"starting Label Studio, Redis, backend and worker (annotations: {args.annotations}) ...", flush=True)
     with tempfile.TemporaryDirectory() as tmp:

@@ -27,14 +27,14 @@ from backend.models.encoder import encoder_from_settings
 from backend.query.strategies import make_strategy, rank
 from backend.settings import Settings
 from backend.stores.labelstudio import LabelStudioClient
-from backend.tools.bench.common import data_dir, read_jsonl
+from backend.tools.bench.common import dataset_dir, read_jsonl
 from backend.tools.bench.predict import AG_CONFIG
 from backend.tools.labelstudio_server import LocalLabelStudio
 
 
 def bench_sync(args: argparse.Namespace, settings: Settings) -> int:
-    data = data_dir(args.data)
-    rows = read_jsonl(data / "ag_news" / "train.jsonl", args.sample + 500)
+    folder = dataset_dir(args.data, args.dataset, splits=("train",))
+    rows = read_jsonl(folder / "train.jsonl", args.sample + 500)
     spec = parse_label_config(AG_CONFIG)
     encoder = encoder_from_settings(settings)
     labelled = [Example(r["text"], (r["label"],), i) for i, r in enumerate(rows[:500])]
