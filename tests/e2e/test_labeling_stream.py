@@ -77,9 +77,8 @@ def test_an_annotator_labels_80_tasks_in_the_stream_and_the_audit_records_what_t
 
         seen: list[dict] = []  # what the page showed, task by task
         with label_studio_page(label_studio) as page:
-            served: list[dict] = []
-            page.on("response", lambda r: served.append(r.json()) if re.search(r"/api/projects/\d+/next", r.url)
-                    and r.ok else None)  # fmt: skip
+            served: list = []  # the page's /next answers (read outside the event handler: Playwright's sync API)
+            page.on("response", lambda r: served.append(r) if re.search(r"/api/projects/\d+/next", r.url) else None)
             page.goto(f"{label_studio.url}/projects/{project}/data?tab={tab}")
             page.wait_for_load_state("networkidle")
             page.locator("button:has-text('Label All Tasks') + button").click()
@@ -87,7 +86,7 @@ def test_an_annotator_labels_80_tasks_in_the_stream_and_the_audit_records_what_t
             for _ in range(LABELED):
                 wait_until(lambda: served and page.locator("input[type=radio]").count() > 0, 30, "a task")
                 time.sleep(0.8)  # the page pre-fills the prediction after the task renders
-                task = served[-1]
+                task = served[-1].json()
                 checked = [re.sub(r"\[\d+\]$", "", t).strip()
                            for t in page.locator("label:has(input[type=radio]:checked)").all_inner_texts()]
                 header = " ".join(page.locator(".lsf-main-view h1, .lsf-main-view h2, .lsf-main-view h3, "
