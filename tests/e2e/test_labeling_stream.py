@@ -85,8 +85,11 @@ def test_an_annotator_labels_80_tasks_in_the_stream_and_the_audit_records_what_t
             page.get_by_text("Label Tasks As Displayed").click()
             for _ in range(LABELED):
                 wait_until(lambda: served and page.locator("input[type=radio]").count() > 0, 30, "a task")
-                time.sleep(0.8)  # the page pre-fills the prediction after the task renders
                 task = served[-1].json()
+                start = " ".join(task["data"]["text"].split())[:30]
+                wait_until(lambda start=start: start in " ".join(page.locator(".lsf-main-view").inner_text().split()),
+                           30, f"task {task['id']} on the page")  # fmt: skip
+                time.sleep(0.5)  # the page pre-fills the prediction as the task renders
                 checked = [re.sub(r"\[\d+\]$", "", t).strip()
                            for t in page.locator("label:has(input[type=radio]:checked)").all_inner_texts()]
                 header = " ".join(page.locator(".lsf-main-view h1, .lsf-main-view h2, .lsf-main-view h3, "
