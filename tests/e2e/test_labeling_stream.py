@@ -17,7 +17,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -78,18 +77,21 @@ def test_an_annotator_labels_80_tasks_in_the_stream_and_the_audit_records_what_t
         seen: list[dict] = []  # what the page showed, task by task
         with label_studio_page(label_studio) as page:
             served: list = []  # the page's /next answers (read outside the event handler: Playwright's sync API)
-            page.on("response", lambda r: served.append(r) if re.search(r"/api/projects/\d+/next", r.url) else None)
+            # the stream asks for its next task with the Data Manager action next_task (checked by clicking)
+            page.on("response", lambda r: served.append(r) if re.search(r"/api/dm/actions\?id=next_task|/api/projects/"
+                                                                        r"\d+/next", r.url) else None)  # fmt: skip
             page.goto(f"{label_studio.url}/projects/{project}/data?tab={tab}")
             page.wait_for_load_state("networkidle")
             page.locator("button:has-text('Label All Tasks') + button").click()
             page.get_by_text("Label Tasks As Displayed").click()
             for _ in range(LABELED):
-                wait_until(lambda: served and page.locator("input[type=radio]").count() > 0, 30, "a task")
+                # (Playwright's sync API hands over page events only during its own calls: ask the page first)
+                wait_until(lambda: page.locator("input[type=radio]").count() > 0 and served, 30, "a task")
                 task = served[-1].json()
                 start = " ".join(task["data"]["text"].split())[:30]
                 wait_until(lambda start=start: start in " ".join(page.locator(".lsf-main-view").inner_text().split()),
                            30, f"task {task['id']} on the page")  # fmt: skip
-                time.sleep(0.5)  # the page pre-fills the prediction as the task renders
+                page.wait_for_timeout(500)  # the page pre-fills the prediction as the task renders
                 checked = [re.sub(r"\[\d+\]$", "", t).strip()
                            for t in page.locator("label:has(input[type=radio]:checked)").all_inner_texts()]
                 header = " ".join(page.locator(".lsf-main-view h1, .lsf-main-view h2, .lsf-main-view h3, "
