@@ -240,6 +240,11 @@ class Settings(BaseSettings):
         0.25, ge=0, description="…or until the labels grew by more than this share since the family began "
         "(0 = no such limit).",
     )
+    version_family_min_s: float = Field(
+        120, ge=0, description="…but a family lasts at least this long: each is a version name whose predictions "
+        "Label Studio keeps until they can be retired (HITL_SYNC_RETIRE_GRACE_S), so fewer names, fewer prediction "
+        "tabs per task. The queue's order follows every publish all the same.",
+    )
     sync_exact_top: int = Field(
         50, ge=1, description="Head of the queue that holds ranks (`hitl_rank`, one call per task whose rank "
         "changes) in exactly our order; the tasks below it follow in Label Studio's order.",
@@ -250,7 +255,7 @@ class Settings(BaseSettings):
         "previous version's).",
     )
     sync_retire_grace_s: float = Field(
-        900, ge=0, description="A version's predictions stay this long after it was replaced: Label Studio refuses "
+        300, ge=0, description="A version's predictions stay this long after it was replaced: Label Studio refuses "
         "an annotation whose pre-annotation was deleted while the task was open (docs/annotator.md).",
     )
     sync_after_publish: bool = Field(True, description="Re-rank the project's queue after every new version.")

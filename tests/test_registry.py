@@ -141,3 +141,18 @@ def test_a_new_family_is_named_after_its_first_version(tmp_path):
     assert registry.meta("3", first)["family"] == first
     assert registry.served("3") == first and registry.current("3") == second
     assert registry.served("9") is None
+
+
+def test_a_family_lasts_at_least_its_minimum_age():
+    """Issue 26: prediction tabs piled up (1 to 9 per task in 90 labels); a family is a version name Label
+    Studio keeps, so one begins at most every HITL_VERSION_FAMILY_MIN_S."""
+    from backend.stores.registry import next_family
+
+    head = {"version": "v3-x", "family": "v1-x", "family_examples": 40, "family_started": 1000.0,
+            "training": {"kind": "head", "examples": 90}, "spec": {"fingerprint": "f"}}  # fmt: skip
+    young = next_family(head, "head", "f", 140, 100, min_age_s=120, now=1100.0)
+    assert young == {"family": "v1-x", "family_examples": 40, "family_started": 1000.0}
+    assert next_family(head, "head", "f", 140, 100, min_age_s=120, now=1121.0) == {"family_examples": 140,
+                                                                                   "family_started": 1121.0}
+    fine_tune = next_family(head, "full", "f", 140, 100, min_age_s=120, now=1100.0)
+    assert fine_tune["family_started"] == 1100.0  # a fine-tune starts one whatever its age

@@ -125,7 +125,8 @@ def retrain(ctx: WorkerContext, project_id: ProjectId, kind: JobKind | str = Job
             return {**summary, "published": False, "reason": gate.reason}
         calibration = calibration if calibration is not None else calibrate(candidate, spec, settings)
         family = next_family(serving.meta or None, kind, spec.fingerprint(), len(data.examples),
-                             settings.version_family_labels, settings.version_family_growth)  # fmt: skip
+                             settings.version_family_labels, settings.version_family_growth,
+                             settings.version_family_min_s, time.time())  # fmt: skip
         # The shipped head is the candidate the gate judged: trained on the train side of the split only,
         # so the next retrain compares like with like on tasks no version has ever trained on.
         try:

@@ -71,24 +71,33 @@ def served_name(meta: dict[str, Any]) -> str:
 
 
 def next_family(
-    serving: dict[str, Any] | None, kind: str, fingerprint: str, examples: int, every: int, growth: float = 0.0
+    serving: dict[str, Any] | None, kind: str, fingerprint: str, examples: int, every: int, growth: float = 0.0,
+    min_age_s: float = 0.0, now: float | None = None,
 ) -> dict[str, Any]:
     """The family a new version joins. Head refreshes continue the serving version's family (Label
-    Studio keeps seeing one version, and the sync rewrites only what changed) until ``every`` more
+    Studio keeps seeing one version, whose predictions are never rewritten) until ``every`` more
     annotations arrived since the family began, or more than ``growth`` times as many as it began
-    with (early on, each label changes the model a lot: a new family is written in bulk, cheaper
-    than rewriting most of the pool in place); a fine-tune, another kind of serving version or
-    another label space starts a new family, named after its first version."""
-    fresh = {"family_examples": examples}
+    with (early on, each label changes the model a lot), but never sooner than ``min_age_s`` after
+    it began (each family is a version name Label Studio keeps until it can be retired: see
+    ``query/sync.py``); a fine-tune, another kind of serving version or another label space starts
+    a new family, named after its first version. ``now`` (seconds): stamps when a family begins."""
+    fresh: dict[str, Any] = {"family_examples": examples}
+    if now is not None:
+        fresh["family_started"] = now
     if serving is None or kind != "head" or every <= 0:
         return fresh
     same_kind = (serving.get("training") or {}).get("kind") == "head"
     if not same_kind or serving.get("spec", {}).get("fingerprint") != fingerprint:
         return fresh
     started = int(serving.get("family_examples", (serving.get("training") or {}).get("examples", 0)))
-    if examples - started >= every or (growth > 0 and examples - started > growth * started):
+    began = serving.get("family_started")
+    young = now is not None and began is not None and now - float(began) < min_age_s
+    if not young and (examples - started >= every or (growth > 0 and examples - started > growth * started)):
         return fresh
-    return {"family": served_name(serving), "family_examples": started}
+    kept: dict[str, Any] = {"family": served_name(serving), "family_examples": started}
+    if began is not None:
+        kept["family_started"] = began
+    return kept
 
 
 class Registry:

@@ -92,11 +92,12 @@ def test_an_annotator_labels_80_tasks_in_the_stream_and_the_audit_records_what_t
                 wait_until(lambda start=start: start in " ".join(page.locator(".lsf-main-view").inner_text().split()),
                            30, f"task {task['id']} on the page")  # fmt: skip
                 page.wait_for_timeout(500)  # the page pre-fills the prediction as the task renders
+                headings = page.locator(".lsf-main-view h1, .lsf-main-view h2, .lsf-main-view h3, .lsf-main-view h4, "
+                                        ".lsf-main-view h5, .lsf-main-view h6")  # fmt: skip
+                wait_until(lambda headings=headings: headings.count() <= 1, 10, "the last task's header to go")
                 checked = [re.sub(r"\[\d+\]$", "", t).strip()
                            for t in page.locator("label:has(input[type=radio]:checked)").all_inner_texts()]
-                header = " ".join(page.locator(".lsf-main-view h1, .lsf-main-view h2, .lsf-main-view h3, "
-                                               ".lsf-main-view h4, .lsf-main-view h5, .lsf-main-view h6")
-                                  .all_inner_texts())  # fmt: skip
+                header = " ".join(headings.all_inner_texts())
                 version = ls.project(project)["model_version"]
                 shown = [p for p in task.get("predictions") or [] if p.get("model_version") == version]
                 seen.append({"task": task["id"], "gold": task["data"]["gold"], "checked": checked, "header": header,
