@@ -17,6 +17,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -34,8 +35,10 @@ from tests.support.services import ROOT, hitl, wait_until
 
 pytestmark = pytest.mark.e2e
 
-LABELED = 80
-POOL = 300
+EARLIER = 120  # labels of an earlier session, made through the API
+LABELED = 80  # by clicking, from the queue tab
+REVIEWED = 20  # by clicking, from the review tab
+POOL = 400
 HOLDOUT = 0.15
 
 
@@ -74,51 +77,42 @@ def test_an_annotator_labels_80_tasks_in_the_stream_and_the_audit_records_what_t
         ls = LabelStudioClient(label_studio.url, label_studio.token)
         tab = ls.ensure_view(project, VIEW_TITLE, f"tasks:data.{RANK_FIELD}")
 
-        seen: list[dict] = []  # what the page showed, task by task
+        # an earlier session's labels, through the API as the labeling page makes them (with their parent
+        # prediction), so that the model has held-out evidence for a pre-select level
+        for _ in range(EARLIER):
+            task = ls.next_task(project, tab)
+            version = ls.project(project)["model_version"]
+            parent = next((p["id"] for p in task.get("predictions") or [] if p["model_version"] == version), None)
+            ls.create_annotation(task["id"], [{"from_name": "label", "to_name": "text", "type": "choices",
+                                               "value": {"choices": [task["data"]["gold"]]}}],
+                                 parent_prediction=parent)  # fmt: skip
+        wait_until(lambda: len(AuditStore(str(tmp_path / "var" / "audit.sqlite3")).corrections(project)) >= EARLIER
+                   and ls.project(project)["model_version"] not in ("cold-start", "hitl-backend"), 240,
+                   "a version trained on the earlier labels")  # fmt: skip
+        time.sleep(20)  # its sync
         with label_studio_page(label_studio) as page:
-            served: list = []  # the page's /next answers (read outside the event handler: Playwright's sync API)
-            # the stream asks for its next task with the Data Manager action next_task (checked by clicking)
-            page.on("response", lambda r: served.append(r) if re.search(r"/api/dm/actions\?id=next_task|/api/projects/"
-                                                                        r"\d+/next", r.url) else None)  # fmt: skip
-            page.goto(f"{label_studio.url}/projects/{project}/data?tab={tab}")
-            page.wait_for_load_state("networkidle")
-            page.locator("button:has-text('Label All Tasks') + button").click()
-            page.get_by_text("Label Tasks As Displayed").click()
-            for _ in range(LABELED):
-                # (Playwright's sync API hands over page events only during its own calls: ask the page first)
-                wait_until(lambda: page.locator("input[type=radio]").count() > 0 and served, 30, "a task")
-                task = served[-1].json()
-                start = " ".join(task["data"]["text"].split())[:30]
-                wait_until(lambda start=start: start in " ".join(page.locator(".lsf-main-view").inner_text().split()),
-                           30, f"task {task['id']} on the page")  # fmt: skip
-                page.wait_for_timeout(500)  # the page pre-fills the prediction as the task renders
-                headings = page.locator(".lsf-main-view h1, .lsf-main-view h2, .lsf-main-view h3, .lsf-main-view h4, "
-                                        ".lsf-main-view h5, .lsf-main-view h6")  # fmt: skip
-                wait_until(lambda headings=headings: headings.count() <= 1, 10, "the last task's header to go")
-                checked = [re.sub(r"\[\d+\]$", "", t).strip()
-                           for t in page.locator("label:has(input[type=radio]:checked)").all_inner_texts()]
-                header = " ".join(headings.all_inner_texts())
-                version = ls.project(project)["model_version"]
-                shown = [p for p in task.get("predictions") or [] if p.get("model_version") == version]
-                seen.append({"task": task["id"], "gold": task["data"]["gold"], "checked": checked, "header": header,
-                             "prediction": shown[0] if shown else None})  # fmt: skip
-                served.clear()
-                page.locator("label:has(input[type=radio])").filter(has_text=task["data"]["gold"]).first.click()
-                page.get_by_test_id("bottombar-submit-button").click()
+            seen = _label_by_clicking(page, ls, label_studio.url, project, tab, LABELED)
+            review_tab = next(v["id"] for v in ls.views(project) if v["data"].get("title") == REVIEW_TITLE)
+            reviewed, review_s = [], 0.0
+            if ls.view_task_ids(project, review_tab):  # the second way to work: quick accept-or-fix
+                started = time.monotonic()
+                reviewed = _label_by_clicking(page, ls, label_studio.url, project, review_tab, REVIEWED)
+                review_s = time.monotonic() - started
         # the last annotations become a version; the audit records every annotation
         audit = AuditStore(str(tmp_path / "var" / "audit.sqlite3"))
-        corrections = wait_until(lambda: (lambda c: c if len(c) >= LABELED else None)(audit.corrections(project)),
+        total = EARLIER + LABELED + len(reviewed)
+        corrections = wait_until(lambda: (lambda c: c if len(c) >= total else None)(audit.corrections(project)),
                                  240, "every annotation in the audit store")  # fmt: skip
         by_task = {c["task_id"]: c for c in corrections}
 
-        preselected = [s for s in seen if s["checked"]]
+        preselected = [s for s in seen + reviewed if s["checked"]]
         right = [s["checked"] == [s["gold"]] for s in preselected]
         blind = [s for s in seen if is_heldout(s["task"], HOLDOUT) or s["header"].startswith("Blind check")]
-        with_percent = [s for s in seen if s["prediction"] and re.search(r"(\d+)%", s["header"])]
+        with_percent = [s for s in seen + reviewed if s["prediction"] and re.search(r"(\d+)%", s["header"])]
         header_matches = [int(re.search(r"(\d+)%", s["header"])[1]) == round(100 * s["prediction"]["score"])
                           for s in with_percent]  # fmt: skip
         mismatches = []
-        for s in seen:
+        for s in seen + reviewed:
             recorded = by_task[s["task"]]
             shown = json.loads(recorded["prediction_result"]) if recorded["prediction_result"] else []
             page_choice = s["checked"]
@@ -139,16 +133,24 @@ def test_an_annotator_labels_80_tasks_in_the_stream_and_the_audit_records_what_t
             assert pool[task_id]["data"][REASON_FIELD].startswith("Pre-filled: ")
         syncs = [float(m[1]) for m in re.finditer(r"ranks written, skipped: [^;]*; version \S+, strategy \S+; "
                                                   r"([\d.]+)s", (tmp_path / "run.log").read_text(errors="replace"))]
-        print(f"stream: {len(seen)} tasks labeled by clicking; pre-selected {len(preselected)}/{len(seen)} "
-              f"({len(preselected) / len(seen):.1%}), right {sum(right)}/{len(right)}")
+        print(f"stream: {len(seen)} tasks labeled by clicking from the queue tab after {EARLIER} earlier labels: "
+              f"pre-selected {sum(bool(s['checked']) for s in seen)}/{len(seen)}; with the review tab's "
+              f"{len(reviewed)}, pre-selected answers right {sum(right)}/{len(right)}")
         print(f"stream: held-out/blind tasks with nothing pre-selected {sum(not s['checked'] for s in blind)}/"
               f"{len(blind)}; header confidence = stored score {sum(header_matches)}/{len(header_matches)}; "
-              f"audit shown = page: {len(seen) - len(mismatches)}/{len(seen)} ({len(mismatches)} mismatches)")
+              f"audit shown = page: {len(seen) + len(reviewed) - len(mismatches)}/{len(seen) + len(reviewed)} "
+              f"({len(mismatches)} mismatches)")
         p50, p90 = np.percentile(syncs, [50, 90]) if syncs else (0.0, 0.0)
         print(f"stream: queue head {len(heads)} ranks, {len({r for r, _ in heads})} distinct; syncs {len(syncs)}, "
               f"p50 {p50:.1f}s p90 {p90:.1f}s; prediction tabs per task max {max(tabs)} mean {np.mean(tabs):.2f}; "
               f"review tab {len(review)} tasks")
+        fixed = sum(r["checked"] != [r["gold"]] for r in reviewed)
+        print(f"stream: review tab: {len(reviewed)} tasks in {review_s:.0f}s, "
+              f"{sum(bool(r['checked']) for r in reviewed)} pre-filled, {fixed} fixed "
+              f"({60 * fixed / review_s if review_s else 0:.1f} corrections/min, "
+              f"{60 * len(reviewed) / review_s if review_s else 0:.1f} tasks/min)")
         assert not mismatches, mismatches[:5]
+        assert all(r["checked"] for r in reviewed), "a task of the review tab came without a pre-filled answer"
         assert all(not s["checked"] for s in blind), "a held-out or audit task was shown pre-filled"
         assert all(header_matches), [(s["task"], s["header"], s["prediction"]["score"]) for s, ok in
                                      zip(with_percent, header_matches, strict=True) if not ok][:5]  # fmt: skip
@@ -163,3 +165,38 @@ def test_an_annotator_labels_80_tasks_in_the_stream_and_the_audit_records_what_t
         except subprocess.TimeoutExpired:
             os.killpg(main_job.pid, signal.SIGKILL)
         log.close()
+
+
+def _label_by_clicking(page, ls: LabelStudioClient, base_url: str, project: int, tab: int, n: int) -> list[dict]:
+    """Label ``n`` tasks of a Data Manager tab through *Label Tasks As Displayed*, choosing each task's
+    gold label; what the page showed for each: the pre-selected choice and the header."""
+    served: list = []  # the page's next-task answers (read during Playwright calls: its sync API)
+    # the stream asks for its next task with the Data Manager action next_task (checked by clicking)
+    page.on("response", lambda r: served.append(r) if re.search(r"/api/dm/actions\?id=next_task|/api/projects/"
+                                                                r"\d+/next", r.url) else None)  # fmt: skip
+    page.goto(f"{base_url}/projects/{project}/data?tab={tab}")
+    page.wait_for_load_state("networkidle")
+    page.locator("button:has-text('Label All Tasks') + button").click()
+    page.get_by_text("Label Tasks As Displayed").click()
+    seen = []
+    for _ in range(n):
+        # (Playwright's sync API hands over page events only during its own calls: ask the page first)
+        wait_until(lambda: page.locator("input[type=radio]").count() > 0 and served, 30, "a task")
+        task = served[-1].json()
+        start = " ".join(task["data"]["text"].split())[:30]
+        wait_until(lambda start=start: start in " ".join(page.locator(".lsf-main-view").inner_text().split()),
+                   30, f"task {task['id']} on the page")  # fmt: skip
+        page.wait_for_timeout(500)  # the page pre-fills the prediction as the task renders
+        headings = page.locator(".lsf-main-view h1, .lsf-main-view h2, .lsf-main-view h3, .lsf-main-view h4, "
+                                ".lsf-main-view h5, .lsf-main-view h6")  # fmt: skip
+        wait_until(lambda headings=headings: headings.count() <= 1, 10, "the last task's header to go")
+        checked = [re.sub(r"\[\d+\]$", "", t).strip()
+                   for t in page.locator("label:has(input[type=radio]:checked)").all_inner_texts()]
+        version = ls.project(project)["model_version"]
+        shown = [p for p in task.get("predictions") or [] if p.get("model_version") == version]
+        seen.append({"task": task["id"], "gold": task["data"]["gold"], "checked": checked,
+                     "header": " ".join(headings.all_inner_texts()), "prediction": shown[0] if shown else None})
+        served.clear()
+        page.locator("label:has(input[type=radio])").filter(has_text=task["data"]["gold"]).first.click()
+        page.get_by_test_id("bottombar-submit-button").click()
+    return seen
