@@ -99,9 +99,11 @@ def test_a_blind_audit_sample_counts_by_the_model_answer_the_sync_recorded():
         return {"task_id": task, "prediction_model_version": "v1", "prediction_score": 0.99, "changed": None,
                 "final_result": json.dumps([{"value": {"choices": [final]}}])}
 
-    shown = {(1, "v1"): {"answer": ["World"]}, (2, "v1"): {"answer": ["World"]}, (3, "v1"): {"answer": ["Sports"]}}
-    (audited,) = audit_routing([row(1, "World"), row(2, "Business"), row(3, "Sports"), row(4, "World")],
-                               {"v1": 0.9}, 0.95, shown=shown)  # fmt: skip
+    shown = {(task, "v1"): {"answer": [answer], "presentation": "blind"}
+             for task, answer in ((1, "World"), (2, "World"), (3, "Sports"))}
+    shown[(5, "v1")] = {"answer": ["World"], "presentation": "leaning only"}  # not blind: not an audit sample
+    rows = [row(1, "World"), row(2, "Business"), row(3, "Sports"), row(4, "World"), row(5, "World")]
+    (audited,) = audit_routing(rows, {"v1": 0.9}, 0.95, shown=shown)
     assert (audited.reviewed, audited.confirmed) == (3, 2)  # task 4 has no record: not counted
     (without,) = audit_routing([row(1, "World")], {"v1": 0.9}, 0.95)
     assert without.reviewed == 0

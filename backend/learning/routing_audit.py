@@ -88,8 +88,10 @@ def audit_routing(
             continue
         right = None if row.get("changed") is None else not row["changed"]
         record = (shown or {}).get((int(row.get("task_id") or 0), str(name)))
-        if right is None and record is not None and record["answer"]:
-            right = sorted(_choices(row.get("final_result"))) == sorted(record["answer"])
+        final = _choices(row.get("final_result"))  # (a NER answer has none: judged by its pre-annotation only)
+        if right is None and record is not None and record.get("presentation") == "blind" and record["answer"] \
+                and final:  # fmt: skip
+            right = sorted(final) == sorted(record["answer"])
         if right is None:
             continue
         counts[name][0] += 1

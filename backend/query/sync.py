@@ -339,6 +339,9 @@ def _sync(
     strategy_scores = scores = strategy.scores(probs, embeddings, task_ids)
     confidence = _confidence(spec, classifier, probs, tagged, len(ids))
     heldout = audit = np.zeros(len(ids), dtype=bool)
+    state = SyncState(settings.data_dir / "sync-state.sqlite3")
+    previous = state.get(project_id)
+    carried = _all_carried(spec, ids, existing, previous, label, heldout)
     threshold: float | None = None  # auto-accept's, while it is on
     preselect = level_in_force(serving.preselect_level, settings.preselect_precision)
     share = settings.audit_share
@@ -353,6 +356,10 @@ def _sync(
                                  "HITL_AUDIT_SHARE")  # fmt: skip
         policy = RoutingPolicy(threshold, share, settings.holdout_fraction, preselect_level=preselect)
         heldout, audit = review_masks(ids, confidence, policy)
+        # A prediction a person may have seen is never changed: a task that holds one of this version keeps
+        # it; an audit sample already shown with its answer cannot measure the model blind, so it is none
+        carried = _all_carried(spec, ids, existing, previous, label, heldout | audit)
+        audit &= np.array([c is None or c[1] == Presentation.BLIND for c in carried], dtype=bool)
         done = _annotated_task_ids(registry, project_id, version)
         done_heldout = sum(is_heldout(t, settings.holdout_fraction) for t in done)
         scores = interleave_heldout(scores, heldout, settings.holdout_fraction, seed=project_id,
@@ -371,20 +378,13 @@ def _sync(
     summary.top_task_id = int(task_ids[order[0]])
     summary.top = [(int(task_ids[i]), int(clusters[i]), round(float(scores[i]), 6)) for i in order[:10]]
 
-    state = SyncState(settings.data_dir / "sync-state.sqlite3")
     state.prune(project_id, set(ids), cache.encoder.identity)
     explored = state.explored(project_id, cache.encoder.identity)
     # no record of where annotations came from (a state from before this table): claim no region unexplored
     unexplored = ~np.isin(clusters, sorted(explored)) if explored or classifier is None else np.zeros(len(ids), bool)
-    previous = state.get(project_id)
     head = set(order[: settings.sync_exact_top].tolist())
-    # A prediction a person may have seen is never changed: a task that holds one of this version keeps
-    # it (and its header speaks of it); the others get theirs, shown as the presentation policy says
+    # tasks without a prediction of this version get one, shown as the presentation policy says
     # (serving/presentation.py): pre-selected, leaning only, or blind for held-out checks and audit samples
-    carried = [_carried(existing[t].get(label), previous.get(t), label, bool(heldout[i] or audit[i]))
-               for i, t in enumerate(ids)]  # fmt: skip
-    kept_audit = np.array([c is None or c[1] == Presentation.BLIND for c in carried], dtype=bool)
-    audit &= kept_audit  # an audit sample already shown with the answer cannot measure the model blind
     rows, predictions = [], []
     shown: list[tuple[Presentation, str | None, float]] = []
     for i, task_id in enumerate(ids):
@@ -404,8 +404,8 @@ def _sync(
     for i, row in enumerate(rows):
         row[4] = None if np.isnan(ranks[i]) else int(ranks[i])
     # the review queue: answers pre-filled and not auto-accepted, least confident first (likeliest to need a fix)
-    reviewable = np.array([p == Presentation.PRESELECT and (threshold is None or score < threshold)
-                           for p, _, score in shown], dtype=bool)  # fmt: skip
+    reviewable = np.array([classifier is not None and p == Presentation.PRESELECT and (threshold is None or
+                           score < threshold) for p, _, score in shown], dtype=bool)  # fmt: skip
     review, review_now = _review_ranks(reviewable, np.array([score for *_, score in shown]), held_ranks(
         data, REVIEW_FIELD), settings.sync_exact_top)  # fmt: skip
     review_head = set(np.flatnonzero(np.isfinite(review) & reviewable).tolist())
@@ -443,11 +443,12 @@ def _sync(
 
     def said_for(i: int) -> str:
         presentation, lean, score = shown[i]
+        if presentation == Presentation.BLIND:  # written blind, it stays blind: nothing of the model's answer
+            blind_why = Why.HELDOUT if heldout[i] else Why.AUDIT
+            return header(presentation, None, score, reason(blind_why, score, threshold, share))
         # one number on the page: the confidence the task's prediction carries (its stored score)
         why = reason(Why(kinds[i]), None if classifier is None else score, threshold, share, second(i))
-        if presentation == Presentation.BLIND or classifier is None:
-            return header(presentation, None, score, why)
-        return header(presentation, lean, score, why)
+        return header(presentation, None if classifier is None else lean, score, why)
 
     def said_for_review(i: int) -> str:
         presentation, lean, score = shown[i]
@@ -487,8 +488,8 @@ def _task_data(data: dict[str, Any], rank: float, review: float, said: str | Non
     rank (removed where it has none: the review tab lists only tasks that hold one) and its header
     (removed where there is none: the labeling page then shows nothing)."""
     out = {key: value for key, value in data.items() if key not in (REASON_FIELD, REVIEW_FIELD)}
-    if np.isfinite(rank):
-        out[RANK_FIELD] = int(rank)
+    if np.isfinite(rank):  # whole numbers as written; a rank kept from an older release as it was
+        out[RANK_FIELD] = int(rank) if float(rank).is_integer() else float(rank)
     if np.isfinite(review):
         out[REVIEW_FIELD] = int(review)
     if said is not None:
@@ -554,8 +555,16 @@ def _answer(spec: TaskSpec, result: list[dict[str, Any]]) -> list[str]:
     return sorted(labels_from_result(spec, result) or [])
 
 
+def _all_carried(
+    spec: TaskSpec, ids: list[int], existing: dict[int, dict[Any, Any]], previous: dict[int, tuple[Any, ...]],
+    label: str, blind: np.ndarray,
+) -> list[tuple[float, Presentation, str | None] | None]:
+    """``_carried`` for each task of the pool."""
+    return [_carried(spec, existing[t].get(label), previous.get(t), label, bool(blind[i])) for i, t in enumerate(ids)]
+
+
 def _carried(
-    prediction: dict[str, Any] | None, written: tuple[Any, ...] | None, label: str, blind: bool
+    spec: TaskSpec, prediction: dict[str, Any] | None, written: tuple[Any, ...] | None, label: str, blind: bool
 ) -> tuple[float, Presentation, str | None] | None:
     """What a task's prediction of ``label`` shows (score, presentation, leaning), None where it has
     none. Our record says how it was written; without one (``/predict`` wrote it, or it predates the
@@ -567,7 +576,7 @@ def _carried(
     if written is not None and written[0] == label and written[5]:
         return score, Presentation(written[5]), written[6]
     if prediction.get("result"):
-        return score, Presentation.PRESELECT, None
+        return score, Presentation.PRESELECT, leaning(spec, prediction["result"])
     return score, Presentation.BLIND if blind else Presentation.LEAN, None
 
 

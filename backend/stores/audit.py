@@ -282,13 +282,18 @@ class AuditStore:
         return self._run(insert)
 
     def record_shown(self, project_id: int, rows: Iterable[tuple[int, str, str, list[str], float]]) -> None:
-        """Rows of (task, model version, presentation, the model's answer, score) for predictions just
-        written; a prediction is written once, so the first record stands."""
+        """Rows of (task, model version, presentation, the model's answer, score) for predictions about
+        to be written; the sync writes one only where Label Studio holds none of that version, so the
+        latest record is what is shown (an import that failed is written again, perhaps otherwise)."""
         now = time.time()
         data = [(project_id, task, version, presentation, json.dumps(answer), score, now)
                 for task, version, presentation, answer, score in rows]  # fmt: skip
         if data:
-            statement = self._sql("INSERT INTO shown_predictions VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING")
+            statement = self._sql(
+                "INSERT INTO shown_predictions VALUES (?,?,?,?,?,?,?) ON CONFLICT (project_id, task_id, model_version) "
+                "DO UPDATE SET presentation = excluded.presentation, answer = excluded.answer, score = excluded.score, "
+                "recorded_at = excluded.recorded_at"
+            )
             self._run(lambda conn: conn.cursor().executemany(statement, data))
 
     def shown(self, project_id: int) -> dict[tuple[int, str], dict[str, Any]]:
