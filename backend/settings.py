@@ -206,9 +206,10 @@ class Settings(BaseSettings):
         "it carry `auto_accept: true`; 0 = off.",
     )
     preselect_precision: float = Field(
-        0.9, ge=0, le=1, description="A pre-annotation is pre-selected on the labeling page only at or above the "
-        "version's confidence level at which this share of held-out pre-annotations were right; below it nothing is "
-        "pre-selected and the page says which way the model leans (docs/annotator.md); 0 = always pre-select.",
+        0.9, ge=0, le=1, description="A pre-annotation is pre-selected on the labeling page only where its calibrated "
+        "confidence is at least this and the version's held-out pre-annotations at or above its level were right at "
+        "least this share of the time; below it nothing is pre-selected and the page says which way the model leans "
+        "(docs/annotator.md); 0 = always pre-select.",
     )
     preselect_min_support: int = Field(
         10, ge=1, description="Held-out annotations at or above the pre-select level needed to set it (fewer: "
@@ -241,7 +242,7 @@ class Settings(BaseSettings):
         "(0 = no such limit).",
     )
     version_family_min_s: float = Field(
-        120, ge=0, description="…but a family lasts at least this long: each is a version name whose predictions "
+        180, ge=0, description="…but a family lasts at least this long: each is a version name whose predictions "
         "Label Studio keeps until they can be retired (HITL_SYNC_RETIRE_GRACE_S), so fewer names, fewer prediction "
         "tabs per task. The queue's order follows every publish all the same.",
     )
@@ -255,7 +256,7 @@ class Settings(BaseSettings):
         "previous version's).",
     )
     sync_retire_grace_s: float = Field(
-        300, ge=0, description="A version's predictions stay this long after it was replaced: Label Studio refuses "
+        180, ge=0, description="A version's predictions stay this long after it was replaced: Label Studio refuses "
         "an annotation whose pre-annotation was deleted while the task was open (docs/annotator.md).",
     )
     sync_after_publish: bool = Field(True, description="Re-rank the project's queue after every new version.")

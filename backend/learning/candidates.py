@@ -270,11 +270,18 @@ def calibrate_head(
 
 
 def preselect_level(confidence: np.ndarray, correct: np.ndarray, settings: Settings) -> dict[str, Any]:
-    """The lowest calibrated confidence at or above which this version's held-out pre-annotations
-    were right at least ``HITL_PRESELECT_PRECISION`` of the time (``serving/presentation.py``)."""
-    level = precision_threshold(confidence, correct, settings.preselect_precision, settings.preselect_min_support)
-    return {"level": level.threshold, "target_precision": level.target_precision,
-            "heldout_precision": level.heldout_precision, "heldout_coverage": level.heldout_coverage}  # fmt: skip
+    """The calibrated confidence at or above which this version's answers are pre-selected
+    (``serving/presentation.py``): where its held-out pre-annotations at or above it were right at
+    least ``HITL_PRESELECT_PRECISION`` of the time, and never below that precision itself. The queues
+    serve the tasks nearest the level (the least sure first), so what counts is how often an answer
+    *at* the level is right, which a calibrated confidence states; the held-out share above it is an
+    average over surer ones too (a replay measured 75 % right at a level set by the average alone)."""
+    found = precision_threshold(confidence, correct, settings.preselect_precision, settings.preselect_min_support)
+    level = None if found.threshold is None else max(found.threshold, settings.preselect_precision)
+    above = confidence >= level if level is not None else np.zeros(len(confidence), dtype=bool)
+    return {"level": level, "target_precision": settings.preselect_precision,
+            "heldout_precision": float(correct[above].mean()) if above.any() else None,
+            "heldout_coverage": float(above.mean()) if len(above) else 0.0}  # fmt: skip
 
 
 def fit_head(

@@ -159,7 +159,7 @@ def test_an_annotator_labels_80_tasks_in_the_stream_and_the_audit_records_what_t
         assert len(with_percent) >= LABELED // 2, "the stream showed no confidence on most tasks"
         assert len({r for r, _ in heads}) == len(heads), "ties in the queue's head"
         if right:  # an answer is pre-selected only where held-out evidence says it is right >= 90 % of the time
-            assert np.mean(right) >= 0.8, f"pre-selected answers right only {np.mean(right):.1%}"
+            assert np.mean(right) >= 0.85, f"pre-selected answers right only {np.mean(right):.1%}"
     finally:
         os.killpg(main_job.pid, signal.SIGTERM)
         try:
