@@ -141,8 +141,13 @@ def licence_of(dist: metadata.Distribution) -> Licence:
         return Licence(name, version, licence, "classifier: " + "; ".join(classifiers), category(licence))
     text = field or _licence_file(dist)
     if text and _spdx(text[:400]):
-        return Licence(name, version, _spdx(text[:400]), "licence file" if not field else "License text",
-                       category(_spdx(text[:400])))  # fmt: skip
+        return Licence(
+            name,
+            version,
+            _spdx(text[:400]),
+            "licence file" if not field else "License text",
+            category(_spdx(text[:400])),
+        )
     if name in REVIEWED:
         licence, where = REVIEWED[name]
         return Licence(name, version, licence, f"reviewed: {where}", category(licence))
@@ -162,8 +167,9 @@ def _licence_file(dist: metadata.Distribution) -> str:
 def _spdx(text: str) -> str:
     """An SPDX identifier for a licence name, classifier or the start of a licence text ('' if none)."""
     cleaned = text.strip()
-    if " " not in cleaned and (_PERMISSIVE_IDS.match(cleaned) or _WEAK_IDS.match(cleaned)
-                               or _COPYLEFT_IDS.search(cleaned)):  # fmt: skip
+    if " " not in cleaned and (
+        _PERMISSIVE_IDS.match(cleaned) or _WEAK_IDS.match(cleaned) or _COPYLEFT_IDS.search(cleaned)
+    ):
         return cleaned
     for pattern, spdx in _ALIASES:
         if pattern.search(cleaned):
@@ -208,7 +214,7 @@ def document(found: list[Licence]) -> str:
     lines = [
         "# Licences",
         "",
-        "hitl-backend is licensed under the Apache License 2.0 (`LICENSE`; `license = \"Apache-2.0\"` in",
+        'hitl-backend is licensed under the Apache License 2.0 (`LICENSE`; `license = "Apache-2.0"` in',
         "pyproject.toml). The test data in `tests/fixtures/data` keeps its datasets' own terms (AG News:",
         "research and non-commercial use; TREC-6: no licence statement, research use; WNUT-17: CC BY 4.0):",
         "see `tests/fixtures/data/README.md`. It is not part of the installed package.",
@@ -250,8 +256,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"refused: {lic.name} {lic.version}: {lic.licence} ({lic.category}; {lic.source})", file=sys.stderr)
         status = 1
     if args.check and (not DOC.exists() or DOC.read_text(encoding="utf-8") != document(found)):
-        print(f"{DOC.relative_to(ROOT)} differs from the installed metadata: run scripts/licences.py --write",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"{DOC.relative_to(ROOT)} differs from the installed metadata: run scripts/licences.py --write",
+            file=sys.stderr,
+        )
         status = 1
     return status
 

@@ -31,6 +31,7 @@ if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null;
   fi
 fi
 .venv/bin/ruff check backend tests scripts
+.venv/bin/ruff format --check backend tests scripts  # the formatter owns the layout: run `ruff format` to apply it
 start=$(date +%s)
 status=0
 if [ "$quick" = 1 ]; then

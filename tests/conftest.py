@@ -18,8 +18,9 @@ def tiny_encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def settings(tiny_encoder_dir: Path, tmp_path: Path) -> Settings:
     # preselect_precision 0: answers are always pre-selected, so the tests of routing, formats and versions read
     # them from the result; tests/test_presentation.py checks the policy itself
-    return Settings(model_name=str(tiny_encoder_dir), registry_dir=tmp_path / "registry", data_dir=tmp_path,
-                    preselect_precision=0)
+    return Settings(
+        model_name=str(tiny_encoder_dir), registry_dir=tmp_path / "registry", data_dir=tmp_path, preselect_precision=0
+    )
 
 
 @pytest.fixture

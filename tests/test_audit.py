@@ -1,4 +1,3 @@
-
 import pytest
 
 from backend.stores.audit import AuditStore, Correction
@@ -7,8 +6,9 @@ from tests.support.services import postgres_database
 
 def _correction(annotation_id, annotated_at="2026-11-24T10:00:00Z", changed=True):
     shown, final = [{"value": {"choices": ["World"]}}], [{"value": {"choices": ["Sports"]}}]
-    return Correction(7, 100 + annotation_id, annotation_id, "3", annotated_at, "v2-x", 0.42, shown, final, changed,
-                      "why")  # fmt: skip
+    return Correction(
+        7, 100 + annotation_id, annotation_id, "3", annotated_at, "v2-x", 0.42, shown, final, changed, "why"
+    )
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -49,8 +49,9 @@ def test_postgresql_connections_lost_between_writes_are_replaced(tmp_path):
         store = AuditStore(url)
         assert store.record_corrections([_correction(1)]) == 1
         for round_ in range(3):
-            killed = admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                                   (name,)).fetchall()  # fmt: skip
+            killed = admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
+            ).fetchall()
             assert killed and all(row[0] for row in killed)
             assert store.record_corrections([_correction(2 + round_), _correction(1)]) == 1
             store.record_version(7, f"v{round_}-x", "head", True, 40, "abc", {}, {"passed": True})

@@ -41,11 +41,15 @@ def test_proposals_are_near_predicted_wrong_hesitant_and_nearest_to_the_correcti
     x, y = clusters()
     corrected, right, wrong = x[0], 0, 1
     pool = np.stack([x[1], x[2], x[3], x[50], x[4] * -1])  # three near, one in another cluster, one far
-    probs = np.array([[0.3, 0.6, 0.1],  # near, says wrong, hesitates with right → proposed
-                      [0.1, 0.6, 0.3],  # near, says wrong, but its second choice is not right
-                      [0.7, 0.2, 0.1],  # near, already right
-                      [0.3, 0.6, 0.1],  # far away (another cluster)
-                      [0.3, 0.6, 0.1]])  # fmt: skip
+    probs = np.array(
+        [
+            [0.3, 0.6, 0.1],  # near, says wrong, hesitates with right → proposed
+            [0.1, 0.6, 0.3],  # near, says wrong, but its second choice is not right
+            [0.7, 0.2, 0.1],  # near, already right
+            [0.3, 0.6, 0.1],  # far away (another cluster)
+            [0.3, 0.6, 0.1],
+        ]
+    )
     threshold = similarity_threshold(x, y).similarity
     rows = propose(corrected, right, wrong, pool, probs, x[:1], y[:1], threshold)
     assert rows.tolist() == [0]
@@ -60,8 +64,9 @@ def test_proposals_and_their_outcomes_are_audited_once(tmp_path):
     assert audit.record_proposal(3, 71, "v2-x", 10, "Sports", "World", 0.8, [11, 12, 13])
     assert not audit.record_proposal(3, 71, "v2-x", 10, "Sports", "World", 0.8, [11])  # one per correction
     audit.record_proposal_outcomes(3, 71, [{"task_id": 11, "outcome": "accepted", "reviewer": "1"}])
-    audit.record_proposal_outcomes(3, 71, [{"task_id": 11, "outcome": "rejected"},
-                                           {"task_id": 12, "outcome": "expired"}])  # fmt: skip
+    audit.record_proposal_outcomes(
+        3, 71, [{"task_id": 11, "outcome": "rejected"}, {"task_id": 12, "outcome": "expired"}]
+    )
     (proposal,) = audit.proposals(3)
     assert proposal["task_ids"] == [11, 12, 13] and proposal["label"] == "World"
     assert {t: o["outcome"] for t, o in proposal["outcomes"].items()} == {11: "accepted", 12: "expired"}

@@ -44,8 +44,15 @@ def test_a_folder_without_the_splits_a_benchmark_reads_is_refused_by_name(tmp_pa
         dataset_dir(None, str(folder), splits=("train", "test", "dev"))
 
 
-@pytest.mark.parametrize("argv", [["bench", "predict"], ["bench", "finetune", "--dataset", "trec"],
-                                  ["bench", "ner"], ["simulate", "--dataset", "trec", "--out", "out"]])  # fmt: skip
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["bench", "predict"],
+        ["bench", "finetune", "--dataset", "trec"],
+        ["bench", "ner"],
+        ["simulate", "--dataset", "trec", "--out", "out"],
+    ],
+)
 def test_with_no_data_anywhere_each_command_says_what_is_missing(argv, tmp_path, monkeypatch, capsys):
     """Nothing given, no HITL_SHARED_DATA, no shared/ folder: one clear message, before any model loads."""
     monkeypatch.delenv("HITL_SHARED_DATA", raising=False)

@@ -15,12 +15,25 @@ pytestmark = pytest.mark.tools  # a replay or benchmark: ./scripts/test.sh --qui
 
 
 def test_bench_finetune_compares_both_paths_on_the_same_labels(settings, capsys):
-    args = argparse.Namespace(data=str(data_dir()), dataset="trec", labels=80, seeds=1, epochs=None, lr=None,
-                              validation=100, warm_start=False, contrastive=0, min_steps=None)
+    args = argparse.Namespace(
+        data=str(data_dir()),
+        dataset="trec",
+        labels=80,
+        seeds=1,
+        epochs=None,
+        lr=None,
+        validation=100,
+        warm_start=False,
+        contrastive=0,
+        min_steps=None,
+    )
     assert bench_finetune(args, settings.model_copy(update={"finetune_epochs": 1, "finetune_min_steps": 0})) == 0
     out = capsys.readouterr().out.strip().splitlines()
-    seed = re.match(r"seed 0: head (\S+)  fine-tuned (\S+)  \((\S+)s, (\d+) train \+ (\d+) held out\); validation: "
-                    r"head (\S+) fine-tuned (\S+)", out[1])
+    seed = re.match(
+        r"seed 0: head (\S+)  fine-tuned (\S+)  \((\S+)s, (\d+) train \+ (\d+) held out\); validation: "
+        r"head (\S+) fine-tuned (\S+)",
+        out[1],
+    )
     assert seed and int(seed[4]) + int(seed[5]) == 80
     head, full = float(seed[1]), float(seed[2])
     assert 0 <= head <= 1 and 0 <= full <= 1
@@ -29,8 +42,18 @@ def test_bench_finetune_compares_both_paths_on_the_same_labels(settings, capsys)
 
 
 def test_bench_finetune_warm_start_compares_with_the_fine_tune_from_the_base(settings, capsys):
-    args = argparse.Namespace(data=str(data_dir()), dataset="trec", labels=80, seeds=1, epochs=None, lr=None,
-                              validation=100, warm_start=True, contrastive=0, min_steps=None)
+    args = argparse.Namespace(
+        data=str(data_dir()),
+        dataset="trec",
+        labels=80,
+        seeds=1,
+        epochs=None,
+        lr=None,
+        validation=100,
+        warm_start=True,
+        contrastive=0,
+        min_steps=None,
+    )
     assert bench_finetune(args, settings.model_copy(update={"finetune_epochs": 1, "finetune_min_steps": 0})) == 0
     out = capsys.readouterr().out.strip().splitlines()
     warm = re.match(r"  warm start from a fine-tune on 40 of them: test (\S+), validation (\S+)", out[2])

@@ -16,8 +16,14 @@ from tests.support.services import ROOT
 
 
 def _hitl(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "backend", *args], env={**os.environ, **env}, cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "backend", *args],
+        env={**os.environ, **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _one_line_error(done: subprocess.CompletedProcess[str]) -> str:
@@ -81,8 +87,9 @@ def not_label_studio():
 
 def test_a_wrong_url_path_is_not_called_a_wrong_project_id(tmp_path, not_label_studio):
     env = {"HITL_DATA_DIR": str(tmp_path), "HITL_LABEL_STUDIO_API_KEY": "token"}
-    wrong = _one_line_error(_hitl({**env, "HITL_LABEL_STUDIO_URL": not_label_studio + "/label-studio"},
-                                  "sync", "--project", "3"))  # fmt: skip
+    wrong = _one_line_error(
+        _hitl({**env, "HITL_LABEL_STUDIO_URL": not_label_studio + "/label-studio"}, "sync", "--project", "3")
+    )
     assert "check the path in HITL_LABEL_STUDIO_URL" in wrong and "project id" not in wrong
     missing = _one_line_error(_hitl({**env, "HITL_LABEL_STUDIO_URL": not_label_studio}, "sync", "--project", "3"))
     assert "check the project id" in missing

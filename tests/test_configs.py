@@ -30,9 +30,7 @@ def test_validate_command_exit_codes_and_messages(tmp_path, capsys):
     assert main(["configs", "validate", *map(str, CONFIGS)]) == 0
     assert capsys.readouterr().out.count("ok ") == len(CONFIGS)
     bad = tmp_path / "rating.xml"
-    bad.write_text(
-        '<View><Text name="t" value="$t"/><Rating name="stars" toName="t"/></View>'
-    )
+    bad.write_text('<View><Text name="t" value="$t"/><Rating name="stars" toName="t"/></View>')
     assert main(["configs", "validate", str(bad), str(tmp_path / "missing.xml")]) == 1
     out = capsys.readouterr().out
     assert '<Rating name="stars"> is not supported' in out and "cannot read it" in out

@@ -25,11 +25,34 @@ from tests.test_audit import _correction
 
 AUTH = ("admin", "dash-secret")
 # every section a populated project page shows, in the browser too
-SECTIONS = ("When to stop", "Retrain queue", "Quality per model version", "Calibration", "Queue", "Retrain history",
-            "Slices", "Slices across versions", "Auto-accept in production", "Drift", "Probable label errors",
-            "Batch corrections", "Candidates")
-OVERVIEW = ("project", "serving", "versions", "annotations", "pre-annotations changed", "auto_accept (pool coverage)",
-            "drift", "worst slice (held-out)", "when to stop", "label checks", "retrains")
+SECTIONS = (
+    "When to stop",
+    "Retrain queue",
+    "Quality per model version",
+    "Calibration",
+    "Queue",
+    "Retrain history",
+    "Slices",
+    "Slices across versions",
+    "Auto-accept in production",
+    "Drift",
+    "Probable label errors",
+    "Batch corrections",
+    "Candidates",
+)
+OVERVIEW = (
+    "project",
+    "serving",
+    "versions",
+    "annotations",
+    "pre-annotations changed",
+    "auto_accept (pool coverage)",
+    "drift",
+    "worst slice (held-out)",
+    "when to stop",
+    "label checks",
+    "retrains",
+)
 
 
 @pytest.fixture
@@ -38,17 +61,35 @@ def populated(settings, predictor, redis_server):
     v1 and on for v2 (over part of the pool), slices, and retrain jobs waiting and done."""
     spec = parse_label_config(AG_CONFIG)
     encoder = predictor.encoder()
-    examples = [Example(t, (lb,), i) for i, (t, lb) in enumerate([("goal scored", "Sports"), ("stocks", "Business")]
-                                                                   * 5)]  # fmt: skip
+    examples = [
+        Example(t, (lb,), i) for i, (t, lb) in enumerate([("goal scored", "Sports"), ("stocks", "Business")] * 5)
+    ]
     head = fit_head(encoder, spec, examples)
-    v1 = publish_head(predictor.registry, "7", spec, encoder, head, examples,
-                      extra={"metrics": {"primary": 0.7, "slices": {"class: World": {"n": 30, "accuracy": 0.7}}},
-                             "routing": {"threshold": 0.0}})  # fmt: skip
+    v1 = publish_head(
+        predictor.registry,
+        "7",
+        spec,
+        encoder,
+        head,
+        examples,
+        extra={
+            "metrics": {"primary": 0.7, "slices": {"class: World": {"n": 30, "accuracy": 0.7}}},
+            "routing": {"threshold": 0.0},
+        },
+    )
     slices = {"class: Sports": {"n": 60, "accuracy": 0.95}, "class: World": {"n": 40, "accuracy": 0.62}}
-    v2 = publish_head(predictor.registry, "7", spec, encoder, head, examples,
-                      extra={"metrics": {"primary": 0.8, "slices": slices}, "routing": {"threshold": 0.9}})  # fmt: skip
+    v2 = publish_head(
+        predictor.registry,
+        "7",
+        spec,
+        encoder,
+        head,
+        examples,
+        extra={"metrics": {"primary": 0.8, "slices": slices}, "routing": {"threshold": 0.9}},
+    )
     SyncState(settings.data_dir / "sync-state.sqlite3").put(
-        7, [(i, v2, "h", 0, None, 0.5, 0.95 if i < 3 else 0.6) for i in range(10)])  # 3 of 10 above 0.9
+        7, [(i, v2, "h", 0, None, 0.5, 0.95 if i < 3 else 0.6) for i in range(10)]
+    )  # 3 of 10 above 0.9
     audit = AuditStore(str(settings.data_dir / "audit.sqlite3"))
     corrections = [_correction(i, changed=i % 3 == 0) for i in range(1, 10)]
     audit.record_corrections([c.__class__(**{**c.__dict__, "prediction_model_version": v1}) for c in corrections])
@@ -56,16 +97,28 @@ def populated(settings, predictor, redis_server):
     audit.record_version(7, v2, "head", True, 20, "b", {"primary": 0.8}, {"reason": "better"})
     audit.record_drift_check(7, v2, 200, 0.0004, 0.002, True)
     audit.record_routing_decision(7, v1, 0.0, 9, 6, 0.35, 0.88, "auto_accept off: 6/9 kept")
-    suspect = {"task_id": 4, "given": "Sports", "suggested": "Business", "quality": 0.02, "neighbours": [5],
-               "reason": "model disagrees"}  # fmt: skip
+    suspect = {
+        "task_id": 4,
+        "given": "Sports",
+        "suggested": "Business",
+        "quality": 0.02,
+        "neighbours": [5],
+        "reason": "model disagrees",
+    }
     audit.record_label_check(7, v2, 9, [suspect, {**suspect, "task_id": 6}])
     audit.record_proposal(7, 71, v2, 3, "Sports", "Business", 0.8, [8, 9])
     stopping = StoppingState(settings.data_dir / "sync-state.sqlite3")
     stopping.stop_set(7, list(range(10)))
     for version in (v1, v2):
         stopping.record(7, version, {i: "Sports" for i in range(10)}, 0.3)
-    guarded = settings.model_copy(update={"basic_auth_user": AUTH[0], "basic_auth_password": SecretStr(AUTH[1]),
-                                          "redis_url": redis_server.url, "queue_name": "dashboard-test"})  # fmt: skip
+    guarded = settings.model_copy(
+        update={
+            "basic_auth_user": AUTH[0],
+            "basic_auth_password": SecretStr(AUTH[1]),
+            "redis_url": redis_server.url,
+            "queue_name": "dashboard-test",
+        }
+    )
     queue = RetrainQueue(guarded)
     queue.request(7, JobKind.FULL, reason="new labels")
     queue.record_duration(7, JobKind.HEAD, "published", 2.345)
@@ -112,8 +165,9 @@ def test_the_dashboard_in_a_browser(populated, tmp_path):
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=browser_path, args=["--no-sandbox"])
-            context = browser.new_context(http_credentials={"username": AUTH[0], "password": AUTH[1]},
-                                          viewport={"width": 1200, "height": 900})  # fmt: skip
+            context = browser.new_context(
+                http_credentials={"username": AUTH[0], "password": AUTH[1]}, viewport={"width": 1200, "height": 900}
+            )
             page = context.new_page()
             errors: list[str] = []
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)

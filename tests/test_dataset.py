@@ -19,28 +19,48 @@ def task(task_id, annotations, predictions=(), text="some text"):
 
 
 def ann(ann_id, result, updated, cancelled=False, user=1, parent_prediction=None, created=None):
-    return {"id": ann_id, "result": result, "updated_at": updated, "created_at": created or updated,
-            "was_cancelled": cancelled, "completed_by": user, "parent_prediction": parent_prediction}  # fmt: skip
+    return {
+        "id": ann_id,
+        "result": result,
+        "updated_at": updated,
+        "created_at": created or updated,
+        "was_cancelled": cancelled,
+        "completed_by": user,
+        "parent_prediction": parent_prediction,
+    }
 
 
 def test_latest_non_cancelled_annotation_wins_and_all_are_audited():
-    prediction = {"id": 50, "result": [region("World")], "score": 0.4, "model_version": "v3-x",
-                  "created_at": "2026-11-01T00:00:00Z"}  # fmt: skip
+    prediction = {
+        "id": 50,
+        "result": [region("World")],
+        "score": 0.4,
+        "model_version": "v3-x",
+        "created_at": "2026-11-01T00:00:00Z",
+    }
     tasks = [
-        task(1, [
-            ann(10, [region("Sports")], "2026-11-02T10:00:00Z", user=1, parent_prediction=50),
-            ann(11, [region("Business"), rationale("it is about markets")], "2026-11-03T10:00:00Z", user=2),
-            ann(12, [region("World")], "2026-11-04T10:00:00Z", cancelled=True, user=3),
-        ], [prediction]),
+        task(
+            1,
+            [
+                ann(10, [region("Sports")], "2026-11-02T10:00:00Z", user=1, parent_prediction=50),
+                ann(11, [region("Business"), rationale("it is about markets")], "2026-11-03T10:00:00Z", user=2),
+                ann(12, [region("World")], "2026-11-04T10:00:00Z", cancelled=True, user=3),
+            ],
+            [prediction],
+        ),
         task(2, [ann(20, [], "2026-11-02T10:00:00Z", cancelled=True)]),
         task(3, []),
         task(4, [ann(40, [rationale("no idea")], "2026-11-02T10:00:00Z")]),
         task(5, [ann(50, [region("Sports")], "2026-11-02T10:00:00Z")], text="   "),
-    ]  # fmt: skip
+    ]
     data = build_dataset(9, tasks, SPEC, max_chars=1000)
     assert data.examples == [Example("some text", ("Business",), 1, 11)]
-    assert data.skipped == {"only cancelled annotations": 1, "no annotation": 1, "annotation sets no choice": 1,
-                            "unreadable task data": 1}  # fmt: skip
+    assert data.skipped == {
+        "only cancelled annotations": 1,
+        "no annotation": 1,
+        "annotation sets no choice": 1,
+        "unreadable task data": 1,
+    }
     by_id = {c.annotation_id: c for c in data.corrections}
     assert set(by_id) == {10, 11, 40, 50}  # cancelled ones are not corrections
     assert by_id[10].prediction_model_version == "v3-x" and by_id[10].changed is True
@@ -51,10 +71,16 @@ def test_latest_non_cancelled_annotation_wins_and_all_are_audited():
 
 
 def test_unchanged_prediction_is_recorded_as_accepted():
-    prediction = {"id": 7, "result": [region("World")], "score": 0.9, "model_version": "v1-x",
-                  "created_at": "2026-11-01T00:00:00Z"}  # fmt: skip
-    data = build_dataset(9, [task(1, [ann(1, [region("World")], "2026-11-02T00:00:00Z", parent_prediction=7)],
-                                  [prediction])], SPEC, 1000)  # fmt: skip
+    prediction = {
+        "id": 7,
+        "result": [region("World")],
+        "score": 0.9,
+        "model_version": "v1-x",
+        "created_at": "2026-11-01T00:00:00Z",
+    }
+    data = build_dataset(
+        9, [task(1, [ann(1, [region("World")], "2026-11-02T00:00:00Z", parent_prediction=7)], [prediction])], SPEC, 1000
+    )
     assert data.corrections[0].changed is False
 
 

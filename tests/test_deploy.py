@@ -34,8 +34,13 @@ def compose(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     else:
         pytest.fail("Docker Compose is needed to validate docker-compose.yml: apt-get install docker-compose")
     clean = {k: v for k, v in os.environ.items() if k not in SECRETS}
-    return subprocess.run([*command, "-f", str(ROOT / "docker-compose.yml"), *args], env={**clean, **env},
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    return subprocess.run(
+        [*command, "-f", str(ROOT / "docker-compose.yml"), *args],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +58,16 @@ def test_compose_validates_and_every_secret_is_required(config):
 
 def test_compose_runs_the_whole_stack(config):
     services = config["services"]
-    assert set(services) >= {"label-studio", "postgres", "redis", "backend", "worker", "worker-slow", "scheduler",
-                             "rq-dashboard"}  # fmt: skip
+    assert set(services) >= {
+        "label-studio",
+        "postgres",
+        "redis",
+        "backend",
+        "worker",
+        "worker-slow",
+        "scheduler",
+        "rq-dashboard",
+    }
     assert services["label-studio"]["image"].startswith("heartexlabs/label-studio:1.23")
     assert services["backend"]["deploy"]["replicas"] >= 2
     assert "--appendonly" in services["redis"]["command"]

@@ -16,8 +16,15 @@ PAGES = sorted(DOCS.rglob("*.md"))
 
 # HITL_* variables that are not settings: read by scripts/bootstrap.sh, docker-compose.yml and the test tools
 # (listed in docs/operations/configuration.md).
-NOT_SETTINGS = {"HITL_TORCH_SPEC", "HITL_TORCH_INDEX", "HITL_VENV", "HITL_TORCH_GPU_INDEX", "HITL_AUDIT_DB_PASSWORD",
-                "HITL_SHARED_DATA", "HITL_LS_VENV"}  # fmt: skip
+NOT_SETTINGS = {
+    "HITL_TORCH_SPEC",
+    "HITL_TORCH_INDEX",
+    "HITL_VENV",
+    "HITL_TORCH_GPU_INDEX",
+    "HITL_AUDIT_DB_PASSWORD",
+    "HITL_SHARED_DATA",
+    "HITL_LS_VENV",
+}
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +78,12 @@ def test_docs_site_builds_strict(tmp_path):
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
-        cwd=ROOT, capture_output=True, text=True, env=env, timeout=300,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert result.returncode == 0, f"mkdocs build --strict failed:\n{result.stdout}\n{result.stderr}"
     assert (tmp_path / "site" / "reference" / "settings" / "index.html").exists()
 

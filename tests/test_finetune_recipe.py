@@ -50,8 +50,12 @@ def test_retrains_fine_tune_with_the_settings_recipe(settings, monkeypatch):
     assert candidate.fine_tuned and [k for _, k in calls] == [recipe] and calls[0][0][2] == examples[:30]
     # the replay fine-tunes with the same recipe, on the examples it is given
     names = sorted(spec.labels)
-    pool = Pool([e.text for e in examples], np.array([names.index(e.labels[0]) for e in examples]), names,
-                np.zeros((len(examples), cache.encoder.dim)))
+    pool = Pool(
+        [e.text for e in examples],
+        np.array([names.index(e.labels[0]) for e in examples]),
+        names,
+        np.zeros((len(examples), cache.encoder.dim)),
+    )
     FineTunes(cache.encoder, tuned).tune(pool, examples[:20])
     assert [k for _, k in calls[1:]] == [recipe] and calls[1][0][2] == examples[:20]
 
@@ -83,13 +87,26 @@ def test_contrastive_stage_changes_the_encoder(settings):
 
 @pytest.mark.tools  # the benchmark's contrastive stage (backend/tools/bench)
 def test_bench_finetune_contrastive_compares_with_the_products_fine_tune(settings, capsys):
-    args = argparse.Namespace(data=str(data_dir()), dataset="trec", labels=80, seeds=1, epochs=None, lr=None,
-                              validation=100, warm_start=False, contrastive=64, min_steps=None)  # fmt: skip
+    args = argparse.Namespace(
+        data=str(data_dir()),
+        dataset="trec",
+        labels=80,
+        seeds=1,
+        epochs=None,
+        lr=None,
+        validation=100,
+        warm_start=False,
+        contrastive=64,
+        min_steps=None,
+    )
     assert bench_finetune(args, settings.model_copy(update={"finetune_epochs": 1, "finetune_min_steps": 0})) == 0
     out = capsys.readouterr().out.strip().splitlines()
     base = re.search(r"validation: head \S+ fine-tuned (\S+)", out[1])
-    stage = re.match(r"  contrastive stage \(64 pairs, \S+s\), then the head: test \S+, validation (\S+); then the "
-                     r"fine-tune: test \S+, validation (\S+)", out[2])  # fmt: skip
+    stage = re.match(
+        r"  contrastive stage \(64 pairs, \S+s\), then the head: test \S+, validation (\S+); then the "
+        r"fine-tune: test \S+, validation (\S+)",
+        out[2],
+    )
     last = re.fullmatch(r"setfit_validation_gain=(\S+) contrastive_finetune_validation_gain=(\S+)", out[-1])
     assert base and stage and last
     assert abs(float(last[1]) - (float(stage[1]) - float(base[1]))) < 1e-3

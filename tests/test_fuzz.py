@@ -30,11 +30,15 @@ JSON = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
     max_leaves=12,
 )
-CONFIGS = st.sampled_from([AG_CONFIG, MULTI_CONFIG, NER_CONFIG]) | st.text(max_size=80) | st.builds(
-    lambda tag, attr: f'<View><Text name="t" value="$t"/><{tag} name="x" toName="t" {attr}/></View>',
-    st.sampled_from(["Choices", "Labels", "Rating", "TextArea", "Image", "Choice"]),
-    st.sampled_from(["", 'choice="multiple"', 'toName="nope"', "value=''"]),
-)  # fmt: skip
+CONFIGS = (
+    st.sampled_from([AG_CONFIG, MULTI_CONFIG, NER_CONFIG])
+    | st.text(max_size=80)
+    | st.builds(
+        lambda tag, attr: f'<View><Text name="t" value="$t"/><{tag} name="x" toName="t" {attr}/></View>',
+        st.sampled_from(["Choices", "Labels", "Rating", "TextArea", "Image", "Choice"]),
+        st.sampled_from(["", 'choice="multiple"', 'toName="nope"', "value=''"]),
+    )
+)
 TEXTS = st.text(max_size=200) | st.sampled_from(["", " ", "😀" * 50, "a\x00b", "x" * 3000])
 
 
@@ -44,8 +48,13 @@ def client(tiny_encoder_dir, tmp_path_factory):
     from backend.settings import Settings
 
     root = tmp_path_factory.mktemp("fuzz")
-    s = Settings(model_name=str(tiny_encoder_dir), registry_dir=root / "registry", data_dir=root,
-                 max_tasks_per_request=50, max_request_bytes=200_000)  # fmt: skip
+    s = Settings(
+        model_name=str(tiny_encoder_dir),
+        registry_dir=root / "registry",
+        data_dir=root,
+        max_tasks_per_request=50,
+        max_request_bytes=200_000,
+    )
     predictor = Predictor(s)
     predictor.start(background=False)
     _train(predictor, AG_CONFIG, "7")  # trained versions, so predictions run for real
@@ -66,12 +75,19 @@ def _bodies(path: str) -> st.SearchStrategy:
     mutated = st.builds(mutate, valid, st.sampled_from(fields), JSON)
     shaped = st.fixed_dictionaries(
         {"project": st.sampled_from(["7.1700000000", "8.1", "7", "x.y", "../7", "", "9" * 40]) | JSON},
-        optional={"tasks": st.lists(st.fixed_dictionaries({"id": st.integers() | JSON,
-                                                           "data": st.fixed_dictionaries({"text": TEXTS}) | JSON}),
-                                    max_size=8),
-                  "label_config": CONFIGS, "schema": CONFIGS, "config": CONFIGS,
-                  "action": st.sampled_from(["ANNOTATION_CREATED", "START_TRAINING", "PROJECT_UPDATED"]) | JSON},
-    )  # fmt: skip
+        optional={
+            "tasks": st.lists(
+                st.fixed_dictionaries(
+                    {"id": st.integers() | JSON, "data": st.fixed_dictionaries({"text": TEXTS}) | JSON}
+                ),
+                max_size=8,
+            ),
+            "label_config": CONFIGS,
+            "schema": CONFIGS,
+            "config": CONFIGS,
+            "action": st.sampled_from(["ANNOTATION_CREATED", "START_TRAINING", "PROJECT_UPDATED"]) | JSON,
+        },
+    )
     return valid | mutated | shaped | JSON
 
 
@@ -92,9 +108,12 @@ def test_post_endpoints_never_answer_5xx(client, path):
 
 
 @settings(max_examples=CASES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
-@given(path=st.sampled_from(sorted(REQUEST_SCHEMAS)), raw=st.binary(max_size=300),
-       content_type=st.sampled_from(["application/json", "text/plain", "application/x-www-form-urlencoded", ""]))
-def test_raw_bodies_never_answer_5xx(client, path, raw, content_type):  # fmt: skip
+@given(
+    path=st.sampled_from(sorted(REQUEST_SCHEMAS)),
+    raw=st.binary(max_size=300),
+    content_type=st.sampled_from(["application/json", "text/plain", "application/x-www-form-urlencoded", ""]),
+)
+def test_raw_bodies_never_answer_5xx(client, path, raw, content_type):
     _check(client.post(path, data=raw, content_type=content_type))
 
 
@@ -107,13 +126,22 @@ def test_get_endpoints_never_answer_5xx(client, project):
 
 
 def test_every_route_but_health_needs_credentials(settings, predictor):
-    guarded = settings.model_copy(update={"basic_auth_user": "ls", "basic_auth_password": SecretStr("s3cret"),
-                                          "webhook_secret": SecretStr("hook")})  # fmt: skip
+    guarded = settings.model_copy(
+        update={
+            "basic_auth_user": "ls",
+            "basic_auth_password": SecretStr("s3cret"),
+            "webhook_secret": SecretStr("hook"),
+        }
+    )
     app = create_app(guarded, predictor=predictor)
     client = app.test_client()
     good = {"Authorization": "Basic " + base64.b64encode(b"ls:s3cret").decode()}
-    routes = [(rule.rule, method) for rule in app.url_map.iter_rules() if rule.endpoint != "static"
-              for method in rule.methods - {"HEAD", "OPTIONS"}]  # fmt: skip
+    routes = [
+        (rule.rule, method)
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint != "static"
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    ]
     described = {re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", path) for path, _ in routes}  # Flask's <int:x> is {x}
     assert described == set(openapi()["paths"])  # the description lists every route
     for path, method in routes:
@@ -121,8 +149,11 @@ def test_every_route_but_health_needs_credentials(settings, predictor):
         if path == "/health":
             assert call(path).status_code == 200
             continue
-        for headers in ({}, {"Authorization": "Basic " + base64.b64encode(b"ls:nope").decode()},
-                        {"X-Hitl-Webhook-Secret": "wrong"}):  # fmt: skip
+        for headers in (
+            {},
+            {"Authorization": "Basic " + base64.b64encode(b"ls:nope").decode()},
+            {"X-Hitl-Webhook-Secret": "wrong"},
+        ):
             assert call(path, json={}, headers=headers).status_code == 401, (method, path, headers)
         assert call(path, json={}, headers=good).status_code != 401, (method, path)
     assert client.post("/webhook", json={}, headers={"X-Hitl-Webhook-Secret": "hook"}).status_code == 400

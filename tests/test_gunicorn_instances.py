@@ -13,8 +13,11 @@ from tests.support.services import start_backend
 def test_two_instances_open_no_shared_control_socket(tmp_path, tiny_encoder_dir):
     home = tmp_path / "home"
     home.mkdir()
-    env = {"HOME": str(home), "XDG_RUNTIME_DIR": str(tmp_path / "no-such-runtime-dir"),
-           "HITL_MODEL_NAME": str(tiny_encoder_dir)}  # fmt: skip
+    env = {
+        "HOME": str(home),
+        "XDG_RUNTIME_DIR": str(tmp_path / "no-such-runtime-dir"),
+        "HITL_MODEL_NAME": str(tiny_encoder_dir),
+    }
     first, first_url = start_backend({**env, "HITL_DATA_DIR": str(tmp_path / "a")}, tmp_path)
     try:
         second, _ = start_backend({**env, "HITL_DATA_DIR": str(tmp_path / "b")}, tmp_path)

@@ -37,8 +37,14 @@ def test_no_server_without_auth_on_a_public_address_unless_allowed():
 
 def test_hitl_serve_refuses_to_start_open_on_all_interfaces(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "HITL_DATA_DIR": str(tmp_path), "HITL_BASIC_AUTH_PASSWORD": ""}
-    done = subprocess.run([sys.executable, "-m", "backend", "serve", "--host", "0.0.0.0", "--port", "9"], env=env,
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "backend", "serve", "--host", "0.0.0.0", "--port", "9"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode != 0
     assert "refusing to serve on 0.0.0.0:9 without authentication" in done.stderr + done.stdout
     assert "Traceback" not in done.stderr
@@ -71,8 +77,10 @@ def test_deeply_nested_json_is_a_400_and_static_is_gone(settings, predictor):
 
 
 def test_xml_declarations_are_refused_before_parsing():
-    laughs = ('<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>'
-              + AG_CONFIG.replace("World", "&lol2;"))  # fmt: skip
+    laughs = (
+        '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>'
+        + AG_CONFIG.replace("World", "&lol2;")
+    )
     for config in [laughs, '<!ENTITY x SYSTEM "file:///etc/passwd">' + AG_CONFIG, "<! doctype x>" + AG_CONFIG]:
         with pytest.raises(UnsupportedConfig, match="DOCTYPE"):
             parse_label_config(config)

@@ -12,8 +12,9 @@ def _embeddings(seed: int, n: int, signal: float, flip: float = 0.0, k: int = 4,
     rng = np.random.default_rng(seed)
     centers = rng.normal(size=(k, 8))
     y = rng.integers(0, k, size=n)
-    x = np.concatenate([signal * (centers[y] + 0.7 * rng.normal(size=(n, 8))),
-                        rng.normal(size=(n, dim - 8)) / np.sqrt(dim)], axis=1)  # fmt: skip
+    x = np.concatenate(
+        [signal * (centers[y] + 0.7 * rng.normal(size=(n, 8))), rng.normal(size=(n, dim - 8)) / np.sqrt(dim)], axis=1
+    )
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     y = np.where(rng.random(n) < flip, rng.integers(0, k, size=n), y)
     return x.astype(np.float32), y
@@ -21,8 +22,9 @@ def _embeddings(seed: int, n: int, signal: float, flip: float = 0.0, k: int = 4,
 
 def test_too_few_heldout_annotations_keep_the_default_penalty():
     x, y = _embeddings(0, 300, signal=0.1)
-    choice = fit_selected_head(x[:250], y[:250], x[250 : 250 + MIN_HELDOUT - 1], y[250 : 250 + MIN_HELDOUT - 1], 4,
-                               multi_label=False)  # fmt: skip
+    choice = fit_selected_head(
+        x[:250], y[:250], x[250 : 250 + MIN_HELDOUT - 1], y[250 : 250 + MIN_HELDOUT - 1], 4, multi_label=False
+    )
     assert choice.l2 == DEFAULT_L2 and choice.heldout_log_loss == {}
     assert choice.as_dict() == {"l2": DEFAULT_L2, "heldout_log_loss": {}}
 

@@ -15,10 +15,15 @@ FORGED = ["evil.example", "evil.example:9090", "127.0.0.1.evil.example", "localh
 LOCAL = ["localhost", "localhost:9090", "127.0.0.1:41234", "[::1]:9090", "127.0.0.9", "LOCALHOST.", "10.0.0.7:9090"]
 
 
-@pytest.mark.parametrize("path, method, body", [
-    ("/dashboard", "get", None), ("/predict", "post", predict_body([])), ("/webhook", "post", annotation_event()),
-    ("/health", "get", None),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "path, method, body",
+    [
+        ("/dashboard", "get", None),
+        ("/predict", "post", predict_body([])),
+        ("/webhook", "post", annotation_event()),
+        ("/health", "get", None),
+    ],
+)
 def test_a_forged_host_is_refused_with_auth_off(settings, path, method, body):
     client = create_app(settings, predictor=None).test_client()
     for host in FORGED:

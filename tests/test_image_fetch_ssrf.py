@@ -32,6 +32,7 @@ def _png(size: int = 16) -> bytes:
 
 def bomb_png(width: int = 30_000, height: int = 30_000) -> bytes:
     """A valid PNG of a few hundred bytes whose header declares ``width`` x ``height`` pixels."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -61,8 +62,12 @@ def _server(files: dict[str, bytes]) -> ThreadingHTTPServer:
 
 @pytest.fixture(scope="module")
 def servers():
-    files = {"/data/upload/1/red.png": _png(), "/data/upload/1/red.png?x=1": _png(),
-             "/data/upload/1/bomb.png": bomb_png(), "/x.png": _png()}  # fmt: skip
+    files = {
+        "/data/upload/1/red.png": _png(),
+        "/data/upload/1/red.png?x=1": _png(),
+        "/data/upload/1/bomb.png": bomb_png(),
+        "/x.png": _png(),
+    }
     label_studio, attacker = _server(files), _server(files)
     yield label_studio, attacker
     label_studio.shutdown()
@@ -145,8 +150,9 @@ def test_file_path_keeps_the_configured_prefix_and_default_ports():
 
 def test_a_decompression_bomb_fails_its_task_before_decoding(servers):
     label_studio, _ = servers
-    fetcher = ImageFetcher(LabelStudioClient(f"http://127.0.0.1:{label_studio.server_port}", TOKEN), 100_000,
-                           max_pixels=40_000_000)  # fmt: skip
+    fetcher = ImageFetcher(
+        LabelStudioClient(f"http://127.0.0.1:{label_studio.server_port}", TOKEN), 100_000, max_pixels=40_000_000
+    )
     data = bomb_png()
     assert len(data) < 1000
     with pytest.raises(ImageError, match="more than 40000000 pixels"):

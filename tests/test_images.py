@@ -23,8 +23,10 @@ from backend.tools.bench.common import free_port
 from tests.support.payloads import ls_task, predict_body, setup_body
 from tests.support.tiny import build_tiny_vit
 
-CONFIG = ('<View><Image name="img" value="$image"/><Choices name="colour" toName="img">'
-          '<Choice value="red"/><Choice value="blue"/></Choices></View>')  # fmt: skip
+CONFIG = (
+    '<View><Image name="img" value="$image"/><Choices name="colour" toName="img">'
+    '<Choice value="red"/><Choice value="blue"/></Choices></View>'
+)
 SPEC = parse_label_config(CONFIG)
 TOKEN = "0123456789abcdef0123456789abcdef01234567"
 
@@ -84,8 +86,9 @@ def test_image_configs_parse_and_ner_over_images_does_not():
     text = parse_label_config(CONFIG.replace("Image", "Text"))
     assert text.modality == "text" and text.fingerprint() != SPEC.fingerprint()
     with pytest.raises(UnsupportedConfig, match='<Labels name="l"> labels <Image name="img">'):
-        parse_label_config('<View><Image name="img" value="$image"/><Labels name="l" toName="img">'
-                           '<Label value="x"/></Labels></View>')  # fmt: skip
+        parse_label_config(
+            '<View><Image name="img" value="$image"/><Labels name="l" toName="img"><Label value="x"/></Labels></View>'
+        )
 
 
 def test_fetcher_reads_label_studio_and_data_uris_only(label_studio_files):
@@ -113,8 +116,13 @@ def test_fetcher_reads_label_studio_and_data_uris_only(label_studio_files):
 
 
 def test_image_versions_serve_predictions_and_a_bad_image_fails_alone(settings, vit_dir, label_studio_files):
-    settings = settings.model_copy(update={"image_model_name": str(vit_dir), "label_studio_url": label_studio_files,
-                                           "label_studio_api_key": SecretStr(TOKEN)})  # fmt: skip
+    settings = settings.model_copy(
+        update={
+            "image_model_name": str(vit_dir),
+            "label_studio_url": label_studio_files,
+            "label_studio_api_key": SecretStr(TOKEN),
+        }
+    )
     from backend.serving.predictor import Predictor
 
     predictor = Predictor(settings)

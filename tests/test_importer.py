@@ -33,8 +33,12 @@ def test_unreadable_files_say_why(tmp_path):
     (tmp_path / "t.txt").write_text("x")
     (tmp_path / "bad.json").write_text("{not json")
     (tmp_path / "scalar.json").write_text("3")
-    for name, message in [("t.txt", "use a .json, .jsonl or .csv"), ("bad.json", "cannot read it as tasks"),
-                          ("scalar.json", "must hold a list"), ("missing.csv", "cannot read it")]:  # fmt: skip
+    for name, message in [
+        ("t.txt", "use a .json, .jsonl or .csv"),
+        ("bad.json", "cannot read it as tasks"),
+        ("scalar.json", "must hold a list"),
+        ("missing.csv", "cannot read it"),
+    ]:
         with pytest.raises(ImportFileError, match=message):
             list(read_rows(tmp_path / name))
 
@@ -56,8 +60,10 @@ class FakeLabelStudio:
 def _file(tmp_path, suffix: str, bad: bytes, rows: int = 1500, bad_line: int = 1001):  # type: ignore[no-untyped-def]
     """``rows`` good rows, the one at line ``bad_line`` replaced by ``bad``."""
     header = [b"text,source"] if suffix == ".csv" else []
-    lines = [f"text {i},web".encode() if suffix == ".csv" else json.dumps({"text": f"text {i}"}).encode()
-             for i in range(rows)]  # fmt: skip
+    lines = [
+        f"text {i},web".encode() if suffix == ".csv" else json.dumps({"text": f"text {i}"}).encode()
+        for i in range(rows)
+    ]
     lines = header + lines
     lines[bad_line - 1] = bad
     path = tmp_path / f"tasks{suffix}"
@@ -105,7 +111,7 @@ def test_a_file_that_is_not_utf8_is_refused_by_line_before_anything_is_sent(tmp_
 
 def test_excels_bom_and_repeated_rows(tmp_path):
     path = tmp_path / "excel.csv"
-    path.write_bytes("\ufefftext,source\r\nhello,web\r\n\"two\r\nlines\",web\r\nhello,web\r\nbad,web,extra\r\n".encode())
+    path.write_bytes('\ufefftext,source\r\nhello,web\r\n"two\r\nlines",web\r\nhello,web\r\nbad,web,extra\r\n'.encode())
     ls = FakeLabelStudio()
     summary = import_file(ls, 3, SPEC, path, progress=False)
     assert [t["data"]["text"] for t in ls.tasks] == ["hello", "two\r\nlines"]  # not "\ufefftext": every row

@@ -51,8 +51,7 @@ def _candidate(encoder, examples, tmp_path, settings):
     return fit_candidate(SPEC, JobKind.HEAD, train, held, EmbeddingCache(tmp_path / "cache", encoder), settings)
 
 
-def test_int8_serves_only_where_the_held_out_annotations_support_it(encoder, examples, settings, tmp_path,
-                                                                    monkeypatch):  # fmt: skip
+def test_int8_serves_only_where_the_held_out_annotations_support_it(encoder, examples, settings, tmp_path, monkeypatch):
     settings = settings.model_copy(update={"gate_min_eval": 20})
     candidate = _candidate(encoder, examples, tmp_path, settings)
     assert len(candidate.held) >= 20

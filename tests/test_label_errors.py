@@ -13,8 +13,10 @@ from backend.labeling.examples import Example
 from backend.learning.label_errors import LabelErrorsUnsupported, find_suspects, out_of_sample_probs
 from tests.support.payloads import AG_CONFIG, MULTI_CONFIG
 
-NER_CONFIG = ('<View><Labels name="label" toName="text"><Label value="PER"/><Label value="LOC"/></Labels>'
-              '<Text name="text" value="$text"/></View>')
+NER_CONFIG = (
+    '<View><Labels name="label" toName="text"><Label value="PER"/><Label value="LOC"/></Labels>'
+    '<Text name="text" value="$text"/></View>'
+)
 
 SPEC = parse_label_config(AG_CONFIG)
 LABELS = list(SPEC.labels)
@@ -127,13 +129,19 @@ def test_tasks_whose_annotators_disagree_are_flagged_with_their_consensus_and_an
     answers: dict[int, dict[str, str]] = {}
     for row in range(0, 240, 4):  # every fourth task has three answers
         task = 1000 + row
-        answers[task] = {"careful-1": LABELS[truth[row]], "careful-2": LABELS[truth[row]],
-                         "random": LABELS[int(rng.integers(4))]}  # fmt: skip
+        answers[task] = {
+            "careful-1": LABELS[truth[row]],
+            "careful-2": LABELS[truth[row]],
+            "random": LABELS[int(rng.integers(4))],
+        }
     split = [1000 + r for r in range(0, 240, 4)][:3]
     for task in split:  # the careful two disagree, and the random one sides with neither
         row = task - 1000
-        answers[task] = {"careful-1": LABELS[truth[row]], "careful-2": LABELS[(truth[row] + 1) % 4],
-                         "random": LABELS[(truth[row] + 2) % 4]}  # fmt: skip
+        answers[task] = {
+            "careful-1": LABELS[truth[row]],
+            "careful-2": LABELS[(truth[row] + 1) % 4],
+            "random": LABELS[(truth[row] + 2) % 4],
+        }
     result = check_labels(SPEC, examples, x, answers=answers)
     quality = {a.annotator: a.quality for a in result.annotators}
     assert quality["random"] < min(quality["careful-1"], quality["careful-2"])
@@ -160,21 +168,45 @@ def test_verdicts_annotators_and_batch_corrections_are_reported(tmp_path):
     flag = {"task_id": 5, "annotated_at": "t1", "given": "Sports", "suggested": "World", "quality": 0.02}
     audit.record_label_flags(7, "v3-x", [flag, {**flag, "task_id": 6}])
     assert {f["task_id"] for f in audit.open_label_flags(7)} == {5, 6}
-    audit.record_label_verdicts(7, [{**flag, "version": "v3-x", "verdict": "changed", "final": "World",
-                                     "reviewer": "2", "decided_at": "t2"}])  # fmt: skip
+    audit.record_label_verdicts(
+        7, [{**flag, "version": "v3-x", "verdict": "changed", "final": "World", "reviewer": "2", "decided_at": "t2"}]
+    )
     assert [f["task_id"] for f in audit.open_label_flags(7)] == [6]  # a decided flag is closed
-    crowd = {"multi_annotated": 12, "mean_agreement": 0.83,
-             "annotators": [{"annotator": "4", "quality": 0.91, "agreement": 0.9, "labeled": 40},
-                            {"annotator": "9", "quality": 0.42, "agreement": 0.5, "labeled": 12}]}  # fmt: skip
+    crowd = {
+        "multi_annotated": 12,
+        "mean_agreement": 0.83,
+        "annotators": [
+            {"annotator": "4", "quality": 0.91, "agreement": 0.9, "labeled": 40},
+            {"annotator": "9", "quality": 0.42, "agreement": 0.5, "labeled": 12},
+        ],
+    }
     audit.record_label_check(7, "v3-x", 100, [{**flag, "neighbours": [1, 2, 3], "reason": "model disagrees"}], crowd)
     audit.record_proposal(7, 501, "v3-x", 40, "Sports", "World", 0.9, [41, 42, 43])
     audit.record_proposal(7, 502, "v3-x", 44, "Sports", "Business", 0.9, [])  # a correction with no similar task
-    audit.record_proposal_outcomes(7, 501, [{"task_id": 41, "outcome": "accepted"},
-                                            {"task_id": 42, "outcome": "accepted"},
-                                            {"task_id": 43, "outcome": "rejected"}])  # fmt: skip
-    page = render(ProjectData(7, [], [], [], {}, "v3-x", None, audit.label_checks(7),
-                              label_verdicts=audit.label_verdicts(7), annotator_checks=audit.annotator_checks(7),
-                              proposals=audit.proposals(7)))  # fmt: skip
+    audit.record_proposal_outcomes(
+        7,
+        501,
+        [
+            {"task_id": 41, "outcome": "accepted"},
+            {"task_id": 42, "outcome": "accepted"},
+            {"task_id": 43, "outcome": "rejected"},
+        ],
+    )
+    page = render(
+        ProjectData(
+            7,
+            [],
+            [],
+            [],
+            {},
+            "v3-x",
+            None,
+            audit.label_checks(7),
+            label_verdicts=audit.label_verdicts(7),
+            annotator_checks=audit.annotator_checks(7),
+            proposals=audit.proposals(7),
+        )
+    )
     assert "<h2>Reviewers' verdicts on flags</h2>" in page and "<td>v3-x</td><td>1</td><td>1</td><td>0</td>" in page
     assert "<h2>Annotators</h2>" in page and "12 tasks with several annotators' answers" in page
     assert page.index("<td>9</td>") < page.index("<td>4</td>")  # the weakest annotator first

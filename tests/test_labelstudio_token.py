@@ -60,8 +60,14 @@ def label_studio():
 
 
 def test_a_wrong_token_is_loud_and_no_webhook_is_dropped(label_studio, redis_server, settings, caplog):
-    wrong = settings.model_copy(update={"label_studio_url": label_studio, "label_studio_api_key": SecretStr("wrong"),
-                                        "redis_url": redis_server.url, "queue_name": "token-test"})  # fmt: skip
+    wrong = settings.model_copy(
+        update={
+            "label_studio_url": label_studio,
+            "label_studio_api_key": SecretStr("wrong"),
+            "redis_url": redis_server.url,
+            "queue_name": "token-test",
+        }
+    )
     connection = redis.Redis.from_url(redis_server.url)
     connection.delete(KEPT)
     queue = RetrainQueue(wrong, connection)
@@ -87,8 +93,9 @@ def test_a_wrong_token_is_loud_and_no_webhook_is_dropped(label_studio, redis_ser
 
 
 def test_the_kept_events_are_bounded(redis_server, settings):
-    queue = RetrainQueue(settings.model_copy(update={"redis_url": redis_server.url}),
-                         redis.Redis.from_url(redis_server.url))  # fmt: skip
+    queue = RetrainQueue(
+        settings.model_copy(update={"redis_url": redis_server.url}), redis.Redis.from_url(redis_server.url)
+    )
     queue.connection.delete(KEPT)
     for project in range(1200):
         queue.keep_unconfirmed(10**7 + project)

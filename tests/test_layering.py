@@ -60,9 +60,13 @@ def imports(path: Path) -> list[str]:
             base = node.module or ""
             if node.level:
                 base = ".".join(package[: len(package) - node.level + 1] + ([base] if base else []))
-            found += [f"{base}.{a.name}" if (ROOT.parent / f"{base}.{a.name}".replace(".", "/")).exists()
-                      or (ROOT.parent / (f"{base}.{a.name}".replace(".", "/") + ".py")).exists() else base
-                      for a in node.names]  # fmt: skip
+            found += [
+                f"{base}.{a.name}"
+                if (ROOT.parent / f"{base}.{a.name}".replace(".", "/")).exists()
+                or (ROOT.parent / (f"{base}.{a.name}".replace(".", "/") + ".py")).exists()
+                else base
+                for a in node.names
+            ]
     return [m for m in found if m == "backend" or m.startswith("backend.")]
 
 

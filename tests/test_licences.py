@@ -70,14 +70,23 @@ def _plant(site: Path, name: str, *fields: str, requires: tuple[str, ...] = ()) 
 def test_a_planted_copyleft_dependency_fails_the_check(tmp_path, fields, shown):
     """A hitl-backend whose Requires-Dist pulls in 'plantedlib' (first on the path, as an installed
     distribution would be): the check run as documented exits 1 and names it."""
-    _plant(tmp_path, "hitl-backend", "License-Expression: Apache-2.0", requires=("flask>=3", "plantedlib",
-                                                                                 "psycopg; extra == 'postgres'"))
+    _plant(
+        tmp_path,
+        "hitl-backend",
+        "License-Expression: Apache-2.0",
+        requires=("flask>=3", "plantedlib", "psycopg; extra == 'postgres'"),
+    )
     _plant(tmp_path, "plantedlib", *fields)
     found = licences.licences(path=[str(tmp_path), *sys.path])
     assert [f.name for f in licences.refused(found)] == ["plantedlib"]
     assert "flask" in {f.name for f in found} and "psycopg" not in {f.name for f in found}  # extras are not walked
-    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "licences.py")], capture_output=True, text=True,
-                         env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}, cwd=tmp_path)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "licences.py")],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
+    )
     assert run.returncode == 1 and f"refused: plantedlib 1.0: {shown}" in run.stderr, run.stderr
 
 

@@ -24,12 +24,20 @@ def test_no_request_fails_while_a_new_version_is_published(tiny_encoder_dir, tmp
     first = publish_head(registry, "1", spec, encoder, fit_head(encoder, spec, examples[:100]), examples[:100])
     second_head = fit_head(encoder, spec, examples)
     published = []
-    env = {"HITL_REGISTRY_DIR": str(registry.root), "HITL_MODEL_NAME": str(tiny_encoder_dir),
-           "HITL_DATA_DIR": str(tmp_path), "HITL_LOG_LEVEL": "WARNING"}  # fmt: skip
+    env = {
+        "HITL_REGISTRY_DIR": str(registry.root),
+        "HITL_MODEL_NAME": str(tiny_encoder_dir),
+        "HITL_DATA_DIR": str(tmp_path),
+        "HITL_LOG_LEVEL": "WARNING",
+    }
     with backend_server(env, free_port(), workers=2) as url:
-        result = run_clients(url, predict_bodies([r["text"] for r in rows], 8), clients=16, seconds=8,
-                             at_half=lambda: published.append(publish_head(registry, "1", spec, encoder, second_head,
-                                                                           examples)))  # fmt: skip
+        result = run_clients(
+            url,
+            predict_bodies([r["text"] for r in rows], 8),
+            clients=16,
+            seconds=8,
+            at_half=lambda: published.append(publish_head(registry, "1", spec, encoder, second_head, examples)),
+        )
     assert not result.errors, result.line("load")
     assert result.requests > 50
     assert result.versions[first] > 0 and result.versions[published[0]] > 0  # served before, and after the switch

@@ -24,8 +24,14 @@ def test_hitl_run_serves_queues_and_stops_cleanly(tmp_path, tiny_encoder_dir):
         "HITL_REGISTRY_DIR": str(tmp_path / "registry"),
     }
     env.pop("HITL_REDIS_URL", None)
-    process = subprocess.Popen([sys.executable, "-m", "backend", "run"], env=env, cwd=ROOT, start_new_session=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "backend", "run"],
+        env=env,
+        cwd=ROOT,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(url + "/health", 90, process)
@@ -37,6 +43,7 @@ def test_hitl_run_serves_queues_and_stops_cleanly(tmp_path, tiny_encoder_dir):
         assert (tmp_path / "redis" / "redis.sock").exists()
         connection = redis.Redis(unix_socket_path=str(tmp_path / "redis" / "redis.sock"))
         wait_until(lambda: Worker.all(connection=connection), 60, "an RQ worker registered in the embedded Redis")
+
         def workers() -> int:
             alive = requests.get(url + "/ready", timeout=5).json().get("workers")
             return alive if isinstance(alive, int) else 0  # "none alive: ..." until the first registers
@@ -44,8 +51,9 @@ def test_hitl_run_serves_queues_and_stops_cleanly(tmp_path, tiny_encoder_dir):
         assert wait_until(lambda: workers() >= 2, 60, "/ready counting the fast and the slow worker")
         assert (tmp_path / "redis" / "appendonlydir").exists()  # accepted jobs survive a restart
         # a second `hitl run` on the same folder is refused and leaves the first one working
-        second = subprocess.run([sys.executable, "-m", "backend", "run"], env=env, cwd=ROOT, capture_output=True,
-                                text=True, timeout=120)  # fmt: skip
+        second = subprocess.run(
+            [sys.executable, "-m", "backend", "run"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
         assert second.returncode == 1 and "another `hitl run`" in second.stderr and "Traceback" not in second.stderr
         assert (tmp_path / "redis" / "redis.sock").exists() and connection.ping()
         assert requests.get(url + "/health", timeout=2).json()["status"] == "UP"

@@ -38,8 +38,12 @@ def test_rollback_asks_a_worker_to_reorder_the_queue(tmp_path, monkeypatch, caps
 
     from backend.settings import get_settings
 
-    for key, value in {"HITL_REGISTRY_DIR": str(tmp_path), "HITL_REDIS_URL": redis_server.url,
-                       "HITL_QUEUE_NAME": "rollback-test", "HITL_DATA_DIR": str(tmp_path)}.items():  # fmt: skip
+    for key, value in {
+        "HITL_REGISTRY_DIR": str(tmp_path),
+        "HITL_REDIS_URL": redis_server.url,
+        "HITL_QUEUE_NAME": "rollback-test",
+        "HITL_DATA_DIR": str(tmp_path),
+    }.items():
         monkeypatch.setenv(key, value)
     get_settings.cache_clear()
     registry = Registry(tmp_path)

@@ -36,17 +36,40 @@ def _examples(rows=None):
 
 def test_dataset_reads_spans_keeps_empty_answers_and_audits_changes():
     text = "🎉 anna in berlin"
-    prediction = {"id": 5, "result": [region(text, 2, 6, "LOC")], "model_version": "v1-x", "score": 0.3,
-                  "created_at": "2026-11-01T00:00:00Z"}  # fmt: skip
+    prediction = {
+        "id": 5,
+        "result": [region(text, 2, 6, "LOC")],
+        "model_version": "v1-x",
+        "score": 0.3,
+        "created_at": "2026-11-01T00:00:00Z",
+    }
     tasks = [
-        {"id": 1, "data": {"text": text}, "predictions": [prediction], "annotations": [
-            {"id": 11, "result": [region(text, 2, 6, "PER"), region(text, 10, 16, "LOC")], "was_cancelled": False,
-             "updated_at": "2026-11-02T00:00:00Z", "created_at": "2026-11-02T00:00:00Z", "parent_prediction": 5}]},
-        {"id": 2, "data": {"text": "nothing here"}, "annotations": [
-            {"id": 12, "result": [], "was_cancelled": False, "updated_at": "2026-11-02T00:00:00Z"}]},
-        {"id": 3, "data": {"text": "skipped"}, "annotations": [
-            {"id": 13, "result": [], "was_cancelled": True, "updated_at": "2026-11-02T00:00:00Z"}]},
-    ]  # fmt: skip
+        {
+            "id": 1,
+            "data": {"text": text},
+            "predictions": [prediction],
+            "annotations": [
+                {
+                    "id": 11,
+                    "result": [region(text, 2, 6, "PER"), region(text, 10, 16, "LOC")],
+                    "was_cancelled": False,
+                    "updated_at": "2026-11-02T00:00:00Z",
+                    "created_at": "2026-11-02T00:00:00Z",
+                    "parent_prediction": 5,
+                }
+            ],
+        },
+        {
+            "id": 2,
+            "data": {"text": "nothing here"},
+            "annotations": [{"id": 12, "result": [], "was_cancelled": False, "updated_at": "2026-11-02T00:00:00Z"}],
+        },
+        {
+            "id": 3,
+            "data": {"text": "skipped"},
+            "annotations": [{"id": 13, "result": [], "was_cancelled": True, "updated_at": "2026-11-02T00:00:00Z"}],
+        },
+    ]
     data = build_dataset(3, tasks, SPEC, max_chars=1000)
     assert [ex.task_id for ex in data.examples] == [1, 2]
     assert data.examples[0].spans == (Span(2, 6, "PER"), Span(10, 16, "LOC"))
@@ -68,8 +91,11 @@ def test_evaluate_spans_is_exact_match():
 
 def test_task_uncertainty_is_its_weakest_words():
     sure, unsure = [0.98, 0.01, 0.01], [0.4, 0.35, 0.25]
-    tagged = [Tagged(None, np.array([sure, sure]), []), Tagged(None, np.array([sure, unsure]), []),
-              Tagged(None, np.zeros((0, 3)), [])]  # fmt: skip
+    tagged = [
+        Tagged(None, np.array([sure, sure]), []),
+        Tagged(None, np.array([sure, unsure]), []),
+        Tagged(None, np.zeros((0, 3)), []),
+    ]
     rows = weakest_words(tagged, "margin", 3)
     assert rows[1].tolist() == pytest.approx(unsure)
     scores = uncertainty.queue_key(rows, "margin")
@@ -104,8 +130,9 @@ def test_full_path_fine_tunes_and_loads_from_its_version(predictor):
     tuned = finetune_tagger(base, SPEC, [e.text for e in examples], [e.spans for e in examples], epochs=1)
     assert tuned.encoder.identity != base.identity
     version = publish_head(predictor.registry, "8", SPEC, tuned.encoder, tuned.head, examples, fine_tuned=True)
-    loaded = load_version(predictor.registry.version_dir("8", version), predictor.registry.meta("8", version), SPEC,
-                          base)  # fmt: skip
+    loaded = load_version(
+        predictor.registry.version_dir("8", version), predictor.registry.meta("8", version), SPEC, base
+    )
     assert isinstance(loaded, SpanTagger) and loaded.encoder is not base  # the tuned encoder, from the version
     text = examples[0].text
     assert loaded.tag([text])[0].spans == tuned.tag([text])[0].spans
@@ -133,8 +160,9 @@ def test_word_state_cache_serves_repeat_passes_with_the_same_predictions(predict
     for tagger in (cold, warm):  # the same entities; scores within float16 rounding of the states
         got = [[(s.key, s.score) for s in t.spans] for t in tagger.tag(texts)]
         assert [[k for k, _ in row] for row in got] == [[k for k, _ in row] for row in expected]
-        assert all(abs(a[1] - b[1]) < 1e-3 for r1, r2 in zip(got, expected, strict=True)
-                   for a, b in zip(r1, r2, strict=True))  # fmt: skip
+        assert all(
+            abs(a[1] - b[1]) < 1e-3 for r1, r2 in zip(got, expected, strict=True) for a, b in zip(r1, r2, strict=True)
+        )
 
 
 def test_calibrated_tagger_routes_sure_answers_past_review(settings, predictor):
@@ -153,8 +181,12 @@ def test_calibrated_tagger_routes_sure_answers_past_review(settings, predictor):
     results = client.post("/predict", json=predict_body(tasks, NER_CONFIG)).json["results"]
     assert all(r["model_version"] == version for r in results)
     assert [r["auto_accept"] for r in results] == [True, True, False, True]  # task 2 is held out: people see it
-    assert [r["hitl_reason"].split(":")[0] for r in results] == ["Confident", "Confident", "Held-out check",
-                                                                  "Confident"]  # fmt: skip
+    assert [r["hitl_reason"].split(":")[0] for r in results] == [
+        "Confident",
+        "Confident",
+        "Held-out check",
+        "Confident",
+    ]
     assert calibrate_tagger(tagger, SPEC, examples[:5], settings) == {}  # too few held-out answers to judge
 
 

@@ -91,18 +91,29 @@ def test_a_non_editable_install_runs_hitl_version(tmp_path):
         shutil.copy2(ROOT / name, source / name)
     shutil.copytree(ROOT / "backend", source / "backend", ignore=shutil.ignore_patterns("__pycache__"))
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", str(tmp_path / "dist"),
-                    str(source)], check=True, capture_output=True, cwd=tmp_path)  # fmt: skip
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", str(tmp_path / "dist"), str(source)],
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
+    )
     (wheel,) = (tmp_path / "dist").glob("hitl_backend-*.whl")
     site = tmp_path / "site"
-    subprocess.run([*pip, "install", "--no-deps", "--no-index", "--target", str(site), str(wheel)], check=True,
-                   capture_output=True, cwd=tmp_path)  # fmt: skip
+    subprocess.run(
+        [*pip, "install", "--no-deps", "--no-index", "--target", str(site), str(wheel)],
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
+    )
     (info,) = site.glob("hitl_backend-*.dist-info")
     assert "hitl = backend.cli.main:main" in (info / "entry_points.txt").read_text()
     assert list(info.rglob("LICENSE"))
-    hitl = (f"import sys; sys.path.insert(0, {str(site)!r}); import backend; assert backend.__file__.startswith("
-            f"{str(site)!r}), backend.__file__; from backend.cli.main import main; sys.exit(main())")  # fmt: skip
+    hitl = (
+        f"import sys; sys.path.insert(0, {str(site)!r}); import backend; assert backend.__file__.startswith("
+        f"{str(site)!r}), backend.__file__; from backend.cli.main import main; sys.exit(main())"
+    )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    run = subprocess.run([sys.executable, "-c", hitl, "--version"], cwd=tmp_path, env=env, capture_output=True,
-                         text=True)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-c", hitl, "--version"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
     assert run.returncode == 0 and run.stdout == f"hitl {PYPROJECT['project']['version']}\n", run.stderr

@@ -55,12 +55,17 @@ def project(label_studio):
 @pytest.fixture
 def ctx(label_studio, redis_server, tiny_encoder_dir, tmp_path):
     settings = Settings(
-        model_name=str(tiny_encoder_dir), label_studio_url=label_studio.url,
-        label_studio_api_key=SecretStr(label_studio.token), redis_url=redis_server.url,
-        registry_dir=tmp_path / "registry", data_dir=tmp_path / "data", finetune_every=0,
-        queue_name="hitl-pipeline-test", gate_min_eval=1000,
+        model_name=str(tiny_encoder_dir),
+        label_studio_url=label_studio.url,
+        label_studio_api_key=SecretStr(label_studio.token),
+        redis_url=redis_server.url,
+        registry_dir=tmp_path / "registry",
+        data_dir=tmp_path / "data",
+        finetune_every=0,
+        queue_name="hitl-pipeline-test",
+        gate_min_eval=1000,
         preselect_precision=0,  # answers pre-filled (but blind checks): annotators here accept or fix them
-    )  # fmt: skip
+    )
     return WorkerContext.create(settings)
 
 
@@ -109,7 +114,8 @@ def test_retrain_publishes_once_per_new_annotation_and_the_sync_orders_the_rest(
         assert said is None or said.startswith("Blind check: " if blind else "Pre-filled: "), said
         if said and not blind:
             assert f"{round(100 * mine[0]['score'])}% confident" in said and re.search(
-                r"Pre-filled: (World|Sports|Business|Sci/Tech)", said)  # fmt: skip
+                r"Pre-filled: (World|Sports|Business|Sci/Tech)", said
+            )
         scores[task["id"]] = mine[0]["score"]
     assert all(0.25 <= s <= 1 for s in scores.values())  # the calibrated confidence of the label shown
     ranks = {t["id"]: t["data"][RANK_FIELD] for t in unlabeled if RANK_FIELD in t["data"]}
@@ -181,8 +187,13 @@ def test_after_a_fine_tune_the_slow_worker_embeds_the_pool_before_the_queue_foll
     assert "backend.jobs.pool_embedding.embed_pool_job" in slow and "backend.jobs.sync_job.sync_job" not in fast
 
     queue.take(project_id, JobKind.EMBED)  # as the job does when it starts: a later request queues anew
-    summary = sync_and_record(ctx, ls, project_id, progress=False,
-                              defer_embedding=lambda missing, pool: embed_first(ctx, project_id, missing, pool))
+    summary = sync_and_record(
+        ctx,
+        ls,
+        project_id,
+        progress=False,
+        defer_embedding=lambda missing, pool: embed_first(ctx, project_id, missing, pool),
+    )
     assert summary.deferred.startswith("40 of 40 pool texts not yet embedded") and "queued" in summary.deferred
     assert summary.scored == summary.written == 0 and "the queue keeps its order" in summary.line()
 
@@ -192,8 +203,13 @@ def test_after_a_fine_tune_the_slow_worker_embeds_the_pool_before_the_queue_foll
     annotated = [t["data"]["text"] for t in ls.annotated_tasks(project_id)]
     assert ctx.cache_of(served.encoder.float_weights).missing(annotated) == 0  # a correction's head finds them
     assert embed_pool(ctx, project_id)["embedded"] == 0  # cached on disk: a second run has nothing to do
-    summary = sync_and_record(ctx, ls, project_id, progress=False,
-                              defer_embedding=lambda missing, pool: embed_first(ctx, project_id, missing, pool))
+    summary = sync_and_record(
+        ctx,
+        ls,
+        project_id,
+        progress=False,
+        defer_embedding=lambda missing, pool: embed_first(ctx, project_id, missing, pool),
+    )
     assert not summary.deferred and summary.scored == 40 and summary.model_version == ctx.registry.served(project_id)
 
 
@@ -259,8 +275,13 @@ def test_an_int8_head_on_the_base_encoder_never_waits_for_a_pool_embedding(proje
     ctx.settings = ctx.settings.model_copy(update={"gate_min_eval": 1, "int8_margin": 1.0, "sync_embed_limit": 0})
     head = retrain(ctx, project_id, JobKind.HEAD)
     assert head["published"] and head["precision"]["serving"] == "int8", head
-    summary = sync_and_record(ctx, ls, project_id, progress=False,
-                              defer_embedding=lambda missing, pool: embed_first(ctx, project_id, missing, pool))
+    summary = sync_and_record(
+        ctx,
+        ls,
+        project_id,
+        progress=False,
+        defer_embedding=lambda missing, pool: embed_first(ctx, project_id, missing, pool),
+    )
     assert not summary.deferred and summary.scored == 40
 
 
@@ -272,8 +293,9 @@ def test_head_retrains_during_a_fine_tune_do_not_ask_for_another(project, ctx):
 
     ls, project_id = project
     tasks = annotate_first(ls, project_id, 50)
-    ctx.settings = ctx.settings.model_copy(update={"finetune_every": 500, "finetune_min_labels": 10,
-                                                   "finetune_growth": 0.01, "finetune_cost_factor": 0})  # fmt: skip
+    ctx.settings = ctx.settings.model_copy(
+        update={"finetune_every": 500, "finetune_min_labels": 10, "finetune_growth": 0.01, "finetune_cost_factor": 0}
+    )
     queue = RetrainQueue(ctx.settings)
     queue.mark_running(project_id, JobKind.FULL)
     during = retrain(ctx, project_id, JobKind.HEAD)
@@ -291,8 +313,9 @@ def test_a_warm_started_fine_tune_starts_from_the_serving_fine_tuned_encoder(pro
     from backend.serving.predictor import load_serving
 
     started_from, real = [], candidates.finetune
-    monkeypatch.setattr(candidates, "finetune", lambda base, *a, **k: started_from.append(base.identity) or real(
-        base, *a, **k))  # fmt: skip
+    monkeypatch.setattr(
+        candidates, "finetune", lambda base, *a, **k: started_from.append(base.identity) or real(base, *a, **k)
+    )
     ls, project_id = project
     tasks = annotate_first(ls, project_id, 50)
     first = retrain(ctx, project_id, JobKind.FULL)
@@ -330,8 +353,12 @@ def test_label_errors_of_a_real_project_reach_reviewers_and_their_verdicts_are_a
         if given != gold:
             wrong[task["id"]] = gold
         annotation_of[task["id"]] = ls.create_annotation(task["id"], choice(given))
-    settings = Settings(label_studio_url=label_studio.url, label_studio_api_key=SecretStr(label_studio.token),
-                        registry_dir=tmp_path / "registry", data_dir=tmp_path / "data")  # fmt: skip
+    settings = Settings(
+        label_studio_url=label_studio.url,
+        label_studio_api_key=SecretStr(label_studio.token),
+        registry_dir=tmp_path / "registry",
+        data_dir=tmp_path / "data",
+    )
     ctx = WorkerContext.create(settings)
     report = check_project(ctx, project_id)
     assert report.annotated == 300 and report.left_out == 0
@@ -400,16 +427,19 @@ def test_a_correction_proposes_its_label_for_duplicates_and_the_accepted_ones_tr
     assert ls.model_versions(project_id)[version] == 3
     ls.run_action(project_id, "predictions_to_annotations", [t["id"] for t in others[:2]], model_version=version)
     # the action's dialog lists the project's own version first: a reviewer who keeps it takes the model's label
-    ls.run_action(project_id, "predictions_to_annotations", [others[2]["id"]],
-                  model_version=ls.project(project_id)["model_version"])  # fmt: skip
+    ls.run_action(
+        project_id,
+        "predictions_to_annotations",
+        [others[2]["id"]],
+        model_version=ls.project(project_id)["model_version"],
+    )
 
     second = run(ctx, project_id)
     assert second["settled"] == 3 and second["proposed"] == 0
     (proposal,) = ctx.audit.proposals(project_id)
     assert proposal["wrong_label"] == wrong and proposal["source_task"] == corrected["id"]
     outcomes = {t: o["outcome"] for t, o in proposal["outcomes"].items()}
-    assert outcomes == {others[0]["id"]: "accepted", others[1]["id"]: "accepted",
-                        others[2]["id"]: "model label taken"}  # fmt: skip
+    assert outcomes == {others[0]["id"]: "accepted", others[1]["id"]: "accepted", others[2]["id"]: "model label taken"}
     assert not any(v["data"]["title"].startswith(f"Proposal {annotation}:") for v in ls.views(project_id))
     again = retrain(ctx, project_id, JobKind.HEAD)
     assert again["examples"] == 64, again  # 60, the correction and the three made by the action
@@ -448,8 +478,9 @@ def test_audit_samples_reach_the_queue_and_a_disagreement_switches_auto_accept_o
         label = answers[(task["id"], summary.model_version)]["answer"][0]
         assert bool(shown["result"]) != (task["id"] in drawn or is_heldout(task["id"], ctx.settings.holdout_fraction))
         if task["id"] == sample["id"]:
-            ls.create_annotation(task["id"], choice(next(lb for lb in ("World", "Sports") if lb != label)),
-                                 parent_prediction=shown["id"])  # fmt: skip
+            ls.create_annotation(
+                task["id"], choice(next(lb for lb in ("World", "Sports") if lb != label)), parent_prediction=shown["id"]
+            )
             break
         ls.create_annotation(task["id"], choice(label), parent_prediction=shown["id"])
     else:
@@ -458,8 +489,12 @@ def test_audit_samples_reach_the_queue_and_a_disagreement_switches_auto_accept_o
     # below a 99.5 % target, and auto_accept goes off for the version, audited
     ctx.settings = ctx.settings.model_copy(update={"routing_target_precision": 0.995})
     retrain(ctx, project_id, JobKind.HEAD)
-    (measured,) = [r for r in audit_routing(ctx.audit.corrections(project_id), {summary.model_version: 0.0}, 0.995,
-                                            shown=ctx.audit.shown(project_id))]  # fmt: skip
+    (measured,) = [
+        r
+        for r in audit_routing(
+            ctx.audit.corrections(project_id), {summary.model_version: 0.0}, 0.995, shown=ctx.audit.shown(project_id)
+        )
+    ]
     assert measured.reviewed - measured.confirmed == 1 and measured.high < 0.995
     assert ctx.registry.routing_suspended(project_id, summary.model_version)
     (decision,) = ctx.audit.routing_decisions(project_id)
@@ -490,7 +525,8 @@ def test_imported_tasks_that_drift_raise_an_alarm_and_become_probes(label_studio
 
     questions = load_jsonl("trec", "train", 60)  # 30 % of the next batch is another kind of text
     batch = [{"text": r["text"], "gold": "World"} for r in questions] + [
-        {"text": r["text"], "gold": r["label"]} for r in news[700:840]]  # fmt: skip
+        {"text": r["text"], "gold": r["label"]} for r in news[700:840]
+    ]
     ls.import_tasks(project_id, batch)
     drifted = sync_and_record(ctx, ls, project_id, progress=False)
     assert drifted.drift and drifted.drift["alarm"], drifted.drift

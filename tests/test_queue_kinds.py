@@ -19,7 +19,10 @@ def test_a_pool_embedding_goes_to_the_front_of_the_slow_queue_and_a_sync_to_the_
     queue.request(project, JobKind.EMBED)
     queue.request(project, JobKind.SYNC)
     assert [job.func_name.rsplit(".", 1)[1] for job in queue.slow_queue.get_jobs()] == [
-        "embed_pool_job", "label_errors_job", "retrain_job"]  # fmt: skip
+        "embed_pool_job",
+        "label_errors_job",
+        "retrain_job",
+    ]
     assert [job.func_name.rsplit(".", 1)[1] for job in queue.queue.get_jobs()] == ["sync_job"]
     assert queue.request(project, JobKind.EMBED).status == "coalesced"  # one waiting per project
 

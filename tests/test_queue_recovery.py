@@ -17,10 +17,12 @@ from tests.support.payloads import annotation_event
 
 
 def _queue(redis_server, name: str, **settings) -> RetrainQueue:  # type: ignore[no-untyped-def]
-    queue = RetrainQueue(Settings(redis_url=redis_server.url, queue_name=name, **settings),
-                         redis.Redis.from_url(redis_server.url))  # fmt: skip
-    queue.connection.delete(*[PENDING.format(project=f"{p}:{k}") for p in range(10**6 + 10, 10**6 + 20)
-                              for k in JobKind])  # fmt: skip
+    queue = RetrainQueue(
+        Settings(redis_url=redis_server.url, queue_name=name, **settings), redis.Redis.from_url(redis_server.url)
+    )
+    queue.connection.delete(
+        *[PENDING.format(project=f"{p}:{k}") for p in range(10**6 + 10, 10**6 + 20) for k in JobKind]
+    )
     return queue
 
 

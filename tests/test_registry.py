@@ -119,8 +119,13 @@ def test_stale_staging_is_removed_by_host_and_pid_or_by_age(tmp_path):
 def test_head_refreshes_continue_a_family_until_enough_new_labels():
     from backend.stores.registry import next_family, served_name
 
-    head = {"version": "v3-x", "family": "v1-x", "family_examples": 40, "training": {"kind": "head", "examples": 90},
-            "spec": {"fingerprint": "f"}}  # fmt: skip
+    head = {
+        "version": "v3-x",
+        "family": "v1-x",
+        "family_examples": 40,
+        "training": {"kind": "head", "examples": 90},
+        "spec": {"fingerprint": "f"},
+    }
     assert next_family(head, "head", "f", 120, 100) == {"family": "v1-x", "family_examples": 40}
     assert next_family(head, "head", "f", 140, 100) == {"family_examples": 140}  # 100 new labels: a new family
     assert next_family(head, "full", "f", 120, 100) == {"family_examples": 120}  # a fine-tune starts one
@@ -148,11 +153,19 @@ def test_a_family_lasts_at_least_its_minimum_age():
     Studio keeps, so one begins at most every HITL_VERSION_FAMILY_MIN_S."""
     from backend.stores.registry import next_family
 
-    head = {"version": "v3-x", "family": "v1-x", "family_examples": 40, "family_started": 1000.0,
-            "training": {"kind": "head", "examples": 90}, "spec": {"fingerprint": "f"}}  # fmt: skip
+    head = {
+        "version": "v3-x",
+        "family": "v1-x",
+        "family_examples": 40,
+        "family_started": 1000.0,
+        "training": {"kind": "head", "examples": 90},
+        "spec": {"fingerprint": "f"},
+    }
     young = next_family(head, "head", "f", 140, 100, min_age_s=120, now=1100.0)
     assert young == {"family": "v1-x", "family_examples": 40, "family_started": 1000.0}
-    assert next_family(head, "head", "f", 140, 100, min_age_s=120, now=1121.0) == {"family_examples": 140,
-                                                                                   "family_started": 1121.0}
+    assert next_family(head, "head", "f", 140, 100, min_age_s=120, now=1121.0) == {
+        "family_examples": 140,
+        "family_started": 1121.0,
+    }
     fine_tune = next_family(head, "full", "f", 140, 100, min_age_s=120, now=1100.0)
     assert fine_tune["family_started"] == 1100.0  # a fine-tune starts one whatever its age

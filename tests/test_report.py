@@ -24,10 +24,18 @@ def test_report_plots_quality_calibration_queue_and_history(tmp_path, monkeypatc
     head = fit_head(encoder, spec, examples)
     reliability = [[0.55, 0.5, 12], [0.9, 0.88, 30]]
     calibration = {"temperature": 1.3, "heldout_ece_after": 0.04, "reliability_after": reliability}
-    v1 = publish_head(registry, "7", spec, encoder, head, examples, extra={"metrics": {"primary": 0.71},
-                                                                          "routing": {"threshold": 0.0}})
-    v2 = publish_head(registry, "7", spec, encoder, head, examples,
-                      extra={"metrics": {"primary": 0.83}, "calibration": calibration})  # fmt: skip
+    v1 = publish_head(
+        registry,
+        "7",
+        spec,
+        encoder,
+        head,
+        examples,
+        extra={"metrics": {"primary": 0.71}, "routing": {"threshold": 0.0}},
+    )
+    v2 = publish_head(
+        registry, "7", spec, encoder, head, examples, extra={"metrics": {"primary": 0.83}, "calibration": calibration}
+    )
     audit.record_version(7, v1, "head", True, 10, "a", {"primary": 0.71}, {"reason": "first"})
     audit.record_version(7, "rejected-1", "head", False, 15, "b", {"primary": 0.6}, {"reason": "worse"})
     audit.record_version(7, v2, "full", True, 20, "c", {"primary": 0.83}, {"reason": "better <b>"})

@@ -33,8 +33,12 @@ def big_project(tmp_path_factory):
         (versions / name).mkdir(parents=True)
         n = 5 + i // 4
         metrics = {"primary": float(0.6 + 0.3 * i / VERSIONS), "n": n}
-        meta = {"version": name, "created_at": 1.8e9 + i, "metrics": metrics,
-                "training": {"kind": "full" if i % 100 == 99 else "head", "examples": 10 + 4 * i}}  # fmt: skip
+        meta = {
+            "version": name,
+            "created_at": 1.8e9 + i,
+            "metrics": metrics,
+            "training": {"kind": "full" if i % 100 == 99 else "head", "examples": 10 + 4 * i},
+        }
         if name == names[-1]:
             bins = [[c, min(1.0, c + rng.normal(0, 0.03)), int(n / 10)] for c in np.linspace(0.15, 0.95, 9)]
             meta["calibration"] = {"temperature": 1.2, "heldout_ece_after": 0.021, "reliability_after": bins}
@@ -42,14 +46,32 @@ def big_project(tmp_path_factory):
     (root / "registry" / "5" / "CURRENT").write_text(names[-1])
     audit = AuditStore(str(root / "audit.sqlite3"))
     for i, name in enumerate(names):
-        audit.record_version(5, name, "head", True, 10 + 4 * i, "fp", {"primary": 0.6 + 0.3 * i / VERSIONS,
-                                                                        "n": 5 + i // 4}, {"reason": "ok"})  # fmt: skip
+        audit.record_version(
+            5,
+            name,
+            "head",
+            True,
+            10 + 4 * i,
+            "fp",
+            {"primary": 0.6 + 0.3 * i / VERSIONS, "n": 5 + i // 4},
+            {"reason": "ok"},
+        )
         if i % 3 == 0:
-            audit.record_version(5, f"rejected-{i}", "head", False, 10 + 4 * i, "fp", {"primary": 0.5, "n": 5 + i // 4},
-                                 {"reason": "worse"})  # fmt: skip
+            audit.record_version(
+                5,
+                f"rejected-{i}",
+                "head",
+                False,
+                10 + 4 * i,
+                "fp",
+                {"primary": 0.5, "n": 5 + i // 4},
+                {"reason": "worse"},
+            )
     changed = rng.random(20_000) < 0.3
-    audit.record_corrections(Correction(5, k, k, "1", f"2026-11-25T{k:08d}", names[k % VERSIONS], 0.5, [], [],
-                                        bool(changed[k]), None) for k in range(20_000))
+    audit.record_corrections(
+        Correction(5, k, k, "1", f"2026-11-25T{k:08d}", names[k % VERSIONS], 0.5, [], [], bool(changed[k]), None)
+        for k in range(20_000)
+    )
     state = SyncState(root / "sync-state.sqlite3")
     scores = rng.beta(2, 5, POOL)
     state.put(5, [(t, names[-1], "h", t % 20, float(t) / POOL, float(scores[t]), 0.5) for t in range(POOL)])
@@ -97,9 +119,21 @@ def test_the_report_renders_in_a_real_browser(big_project, tmp_path):
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     assert browser, "headless Chromium is needed for this test: apt-get install chromium (test.sh does, as root)"
     shot = tmp_path / "report.png"
-    done = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                           f"--screenshot={shot}", "--window-size=1100,4000", page.as_uri()],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            f"--screenshot={shot}",
+            "--window-size=1100,4000",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert shot.exists(), done.stderr[-2000:]
     image = np.asarray(Image.open(shot).convert("RGB"))
     assert image.shape[:2] == (4000, 1100)

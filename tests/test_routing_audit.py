@@ -26,13 +26,18 @@ def test_the_interval_covers_simulated_annotators_precision_at_its_nominal_rate(
 
 
 def _rows(name: str, kept: int, changed: int, score: float) -> list[dict]:
-    return [{"prediction_model_version": name, "prediction_score": score, "changed": i >= kept}
-            for i in range(kept + changed)]  # fmt: skip
+    return [
+        {"prediction_model_version": name, "prediction_score": score, "changed": i >= kept}
+        for i in range(kept + changed)
+    ]
 
 
 def test_only_predictions_at_or_above_the_threshold_count():
-    rows = _rows("v1", 9, 1, 0.95) + _rows("v1", 0, 30, 0.5) + [
-        {"prediction_model_version": "v1", "prediction_score": 0.99, "changed": None}]  # fmt: skip
+    rows = (
+        _rows("v1", 9, 1, 0.95)
+        + _rows("v1", 0, 30, 0.5)
+        + [{"prediction_model_version": "v1", "prediction_score": 0.99, "changed": None}]
+    )
     (result,) = audit_routing(rows, {"v1": 0.9}, target=0.98)
     assert (result.reviewed, result.confirmed, result.precision) == (10, 9, 0.9)
     assert result.low < 0.9 < result.high
@@ -44,8 +49,10 @@ def test_auto_accept_is_switched_off_when_humans_show_it_falls_short(tmp_path):
     good = registry.publish("5", lambda folder: {"routing": {"threshold": 0.95}})
     corrections = [
         Correction(5, i, i, "ann", f"2026-11-25T10:{i:04d}", weak, 0.93, [], [], i % 5 == 0, None) for i in range(40)
-    ] + [Correction(5, 100 + i, 100 + i, "ann", f"2026-11-25T11:{i:04d}", good, 0.97, [], [], False, None)
-         for i in range(60)]  # fmt: skip
+    ] + [
+        Correction(5, 100 + i, 100 + i, "ann", f"2026-11-25T11:{i:04d}", good, 0.97, [], [], False, None)
+        for i in range(60)
+    ]
     audit.record_corrections(corrections)
     results = {r.model_version: r for r in check_routing(audit, registry, 5, target=0.98)}
     assert results[weak].suspended and "32/40" in results[weak].suspended  # 80 % kept, interval far below 98 %
@@ -83,8 +90,7 @@ def test_the_sampler_and_the_estimate_together_cover_the_models_true_precision(t
         right = rng.random(len(ids)) < truth
         picked = [i for i, task in enumerate(ids) if is_audit_sample(int(task), 0.05)]
         sampled.append(len(picked) / len(ids))
-        rows = [{"prediction_model_version": "v1", "prediction_score": 0.96, "changed": not right[i]}
-                for i in picked]  # fmt: skip
+        rows = [{"prediction_model_version": "v1", "prediction_score": 0.96, "changed": not right[i]} for i in picked]
         (measured,) = audit_routing(rows, {"v1": 0.95}, target=0.98)
         assert measured.reviewed == len(picked)
         covered.append(measured.low <= truth <= measured.high)
@@ -95,12 +101,20 @@ def test_the_sampler_and_the_estimate_together_cover_the_models_true_precision(t
 def test_a_blind_audit_sample_counts_by_the_model_answer_the_sync_recorded():
     """Issue 26: audit samples are shown blind (nothing pre-selected), so no annotation "changes" them;
     the outcome is the annotator's label against the answer recorded when the prediction was written."""
-    def row(task, final):
-        return {"task_id": task, "prediction_model_version": "v1", "prediction_score": 0.99, "changed": None,
-                "final_result": json.dumps([{"value": {"choices": [final]}}])}
 
-    shown = {(task, "v1"): {"answer": [answer], "presentation": "blind"}
-             for task, answer in ((1, "World"), (2, "World"), (3, "Sports"))}
+    def row(task, final):
+        return {
+            "task_id": task,
+            "prediction_model_version": "v1",
+            "prediction_score": 0.99,
+            "changed": None,
+            "final_result": json.dumps([{"value": {"choices": [final]}}]),
+        }
+
+    shown = {
+        (task, "v1"): {"answer": [answer], "presentation": "blind"}
+        for task, answer in ((1, "World"), (2, "World"), (3, "Sports"))
+    }
     shown[(5, "v1")] = {"answer": ["World"], "presentation": "leaning only"}  # not blind: not an audit sample
     rows = [row(1, "World"), row(2, "Business"), row(3, "Sports"), row(4, "World"), row(5, "World")]
     (audited,) = audit_routing(rows, {"v1": 0.9}, 0.95, shown=shown)

@@ -44,8 +44,14 @@ def _alive(pid: int) -> bool:
 
 
 def _run(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "backend", "run"], env=env, cwd=ROOT, start_new_session=True,
-                            stdout=log.open("ab"), stderr=subprocess.STDOUT)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "backend", "run"],
+        env=env,
+        cwd=ROOT,
+        start_new_session=True,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
 
 
 def _up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -62,8 +68,13 @@ def _up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
 
 def test_kill_9_of_hitl_run_leaves_nothing_running_and_the_next_run_comes_up_clean(tmp_path, tiny_encoder_dir):
     port = free_port()
-    env = {**os.environ, "HITL_PORT": str(port), "HITL_DATA_DIR": str(tmp_path / "data"),
-           "HITL_MODEL_NAME": str(tiny_encoder_dir), "HITL_REGISTRY_DIR": str(tmp_path / "registry")}  # fmt: skip
+    env = {
+        **os.environ,
+        "HITL_PORT": str(port),
+        "HITL_DATA_DIR": str(tmp_path / "data"),
+        "HITL_MODEL_NAME": str(tiny_encoder_dir),
+        "HITL_REGISTRY_DIR": str(tmp_path / "registry"),
+    }
     env.pop("HITL_REDIS_URL", None)
     url, log = f"http://127.0.0.1:{port}", tmp_path / "run.log"
     socket = tmp_path / "data" / "redis" / "redis.sock"
@@ -127,8 +138,13 @@ def test_ctrl_c_stops_the_pieces_in_order_redis_last(tmp_path, tiny_encoder_dir)
     """Ctrl-C signals the terminal's process group: only the supervisor may get it (Redis must not die
     first), and it stops the server, the workers, the scheduler, then Redis, one line each."""
     port = free_port()
-    env = {**os.environ, "HITL_PORT": str(port), "HITL_DATA_DIR": str(tmp_path / "data"),
-           "HITL_MODEL_NAME": str(tiny_encoder_dir), "HITL_REGISTRY_DIR": str(tmp_path / "registry")}  # fmt: skip
+    env = {
+        **os.environ,
+        "HITL_PORT": str(port),
+        "HITL_DATA_DIR": str(tmp_path / "data"),
+        "HITL_MODEL_NAME": str(tiny_encoder_dir),
+        "HITL_REGISTRY_DIR": str(tmp_path / "registry"),
+    }
     env.pop("HITL_REDIS_URL", None)
     url, log = f"http://127.0.0.1:{port}", tmp_path / "run.log"
     run = _run(env, log)

@@ -18,8 +18,12 @@ def test_schedule_file_registers_hourly_and_nightly_jobs(redis_server):
 
 def test_scheduled_retrain_requests_every_known_project_once(redis_server, tmp_path, monkeypatch):
     queue_name = "sched-test"
-    for key, value in {"HITL_REDIS_URL": redis_server.url, "HITL_REGISTRY_DIR": str(tmp_path / "reg"),
-                       "HITL_DATA_DIR": str(tmp_path), "HITL_QUEUE_NAME": queue_name}.items():  # fmt: skip
+    for key, value in {
+        "HITL_REDIS_URL": redis_server.url,
+        "HITL_REGISTRY_DIR": str(tmp_path / "reg"),
+        "HITL_DATA_DIR": str(tmp_path),
+        "HITL_QUEUE_NAME": queue_name,
+    }.items():
         monkeypatch.setenv(key, value)
     get_settings.cache_clear()
     Registry(tmp_path / "reg").publish("3", lambda folder: {"training": {"kind": "head"}})

@@ -44,8 +44,14 @@ def test_the_open_health_shows_no_path_or_error_text(tmp_path, settings):
 
 def test_files_the_backend_writes_are_the_owners_only(tmp_path):
     env = {**os.environ, "HITL_DATA_DIR": str(tmp_path / "data"), "HITL_REGISTRY_DIR": str(tmp_path / "registry")}
-    done = subprocess.run([sys.executable, "-m", "backend", "report", "--project", "1"], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "backend", "report", "--project", "1"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1 and "no versions" in done.stderr  # it created the audit store on its way
     assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700
     assert stat.S_IMODE((tmp_path / "data" / "audit.sqlite3").stat().st_mode) == 0o600

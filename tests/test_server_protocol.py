@@ -63,9 +63,16 @@ def test_cold_start_returns_no_pre_annotation(client):
     assert response.status_code == 200
     results = response.json["results"]
     assert len(results) == len(tasks)
-    assert all(r == {"result": [], "score": 0.0, "model_version": COLD_START,
-                     "hitl_reason": "Needs review: no model has been trained yet, so every task goes to a person."}
-               for r in results)  # fmt: skip
+    assert all(
+        r
+        == {
+            "result": [],
+            "score": 0.0,
+            "model_version": COLD_START,
+            "hitl_reason": "Needs review: no model has been trained yet, so every task goes to a person.",
+        }
+        for r in results
+    )
 
 
 def test_trained_version_serves_valid_predictions_with_scores(client, predictor):
@@ -85,8 +92,9 @@ def test_trained_version_serves_valid_predictions_with_scores(client, predictor)
             assert item["result"] == [] and item["hitl_header"].startswith("Blind check: ")
             continue
         assert len(item["result"]) == 1 and item["hitl_presentation"] == "pre-selected"  # (HITL_PRESELECT_PRECISION=0)
-        assert item["hitl_header"].startswith("Pre-filled: ") and f"{round(item['score'] * 100)}%" in \
-            item["hitl_header"]
+        assert (
+            item["hitl_header"].startswith("Pre-filled: ") and f"{round(item['score'] * 100)}%" in item["hitl_header"]
+        )
         assert interface.validate_prediction({"result": item["result"]}, return_errors=True) == []
 
 
@@ -282,13 +290,18 @@ def test_auto_accept_follows_the_versions_routing_threshold(client, predictor):
         answers = client.post("/predict", json=body).json["results"]
         assert [r["auto_accept"] for r in answers] == [expected and i not in held | audit for i in range(40)]
         kinds = [kind(r["hitl_reason"]) for r in answers]
-        assert kinds == [Why.HELDOUT if i in held else (Why.AUDIT if i in audit else Why.CONFIDENT) if expected
-                         else Why.REVIEW for i in range(40)]  # fmt: skip
+        assert kinds == [
+            Why.HELDOUT if i in held else (Why.AUDIT if i in audit else Why.CONFIDENT) if expected else Why.REVIEW
+            for i in range(40)
+        ]
     publish_head(predictor.registry, "7", spec, encoder, head, examples)  # no routing: no flag
     answers = client.post("/predict", json=body).json["results"]
     assert all("auto_accept" not in r for r in answers)
-    assert all("no prediction of this version skips review yet" in r["hitl_reason"] for i, r in enumerate(answers)
-               if i not in held)  # fmt: skip
+    assert all(
+        "no prediction of this version skips review yet" in r["hitl_reason"]
+        for i, r in enumerate(answers)
+        if i not in held
+    )
 
 
 def test_each_prediction_says_why_a_person_should_or_need_not_look(client, predictor):
@@ -321,8 +334,9 @@ def test_each_prediction_says_why_a_person_should_or_need_not_look(client, predi
 
 def test_predict_routes_with_the_audit_share_the_sync_set_and_says_when_auto_accept_is_off(client, predictor):
     spec, examples, encoder, head, _ = _head(predictor)
-    version = publish_head(predictor.registry, "7", spec, encoder, head, examples,
-                           extra={"routing": {"threshold": 0.0}})  # fmt: skip
+    version = publish_head(
+        predictor.registry, "7", spec, encoder, head, examples, extra={"routing": {"threshold": 0.0}}
+    )
     body = predict_body([ls_task(i, {"text": TEXTS[i % len(TEXTS)]}) for i in range(40)])
     held = {i for i in range(40) if is_heldout(i, predictor.settings.holdout_fraction)}
 
@@ -337,9 +351,14 @@ def test_predict_routes_with_the_audit_share_the_sync_set_and_says_when_auto_acc
     served = client.post("/predict", json=body).json["results"][0]["model_version"]
     predictor.registry.suspend_routing("7", served, "humans changed 8 of 40")
     answers = client.post("/predict", json=body).json["results"]
-    assert all("auto-accept is switched off for this version" in r["hitl_reason"] for i, r in enumerate(answers)
-               if i not in held)  # fmt: skip
+    assert all(
+        "auto-accept is switched off for this version" in r["hitl_reason"]
+        for i, r in enumerate(answers)
+        if i not in held
+    )
     assert predictor.registry.current("7") == version
+
+
 def test_a_version_whose_files_cannot_be_read_is_skipped_and_the_previous_keeps_serving(client, predictor):
     first = _train(predictor)
     body = predict_body([ls_task(1, {"text": TEXTS[0]})])
@@ -368,8 +387,9 @@ def test_serving_versions_kept_in_memory_are_bounded(settings, predictor):
 
 def test_a_suspended_routing_switches_auto_accept_off_without_a_restart(client, predictor):
     spec, examples, encoder, head, body = _head(predictor)
-    version = publish_head(predictor.registry, "7", spec, encoder, head, examples,
-                           extra={"routing": {"threshold": 0.0}})  # fmt: skip
+    version = publish_head(
+        predictor.registry, "7", spec, encoder, head, examples, extra={"routing": {"threshold": 0.0}}
+    )
     answers = client.post("/predict", json=body).json["results"]
     assert [r["auto_accept"] for r in answers] == [True, True, False, True]  # task 2 is an audit sample
     predictor.registry.suspend_routing("7", answers[0]["model_version"], "humans changed 8 of 40")

@@ -16,9 +16,20 @@ pytestmark = pytest.mark.tools  # a replay or benchmark: ./scripts/test.sh --qui
 
 def _args(tmp_path, tiny_encoder_dir, **changes):
     """A small replay on TREC-6 with the tiny encoder."""
-    args = dict(dataset=data_dir() / "trec", strategy="margin-diverse", budget=120, step=35, seeds=2,
-                out=tmp_path / "out", cache_dir=tmp_path / "cache", encoder=load_encoder(str(tiny_encoder_dir)),
-                start=50, pool_size=600, test_size=200, progress=False)  # fmt: skip
+    args = dict(
+        dataset=data_dir() / "trec",
+        strategy="margin-diverse",
+        budget=120,
+        step=35,
+        seeds=2,
+        out=tmp_path / "out",
+        cache_dir=tmp_path / "cache",
+        encoder=load_encoder(str(tiny_encoder_dir)),
+        start=50,
+        pool_size=600,
+        test_size=200,
+        progress=False,
+    )
     return {**args, **changes}
 
 
@@ -55,9 +66,20 @@ def test_simulate_writes_curves_plot_and_summary_and_resumes(tmp_path, tiny_enco
 
 def test_simulate_replays_the_int8_encoder_with_its_own_cache(tmp_path, tiny_encoder_dir):
     encoder = load_encoder(str(tiny_encoder_dir)).quantized()
-    summary = simulate(dataset=data_dir() / "trec", strategy="margin", budget=85, step=35, seeds=1, out=tmp_path / "o",
-                       cache_dir=tmp_path / "cache", encoder=encoder, start=50, pool_size=300, test_size=100,
-                       progress=False)  # fmt: skip
+    summary = simulate(
+        dataset=data_dir() / "trec",
+        strategy="margin",
+        budget=85,
+        step=35,
+        seeds=1,
+        out=tmp_path / "o",
+        cache_dir=tmp_path / "cache",
+        encoder=encoder,
+        start=50,
+        pool_size=300,
+        test_size=100,
+        progress=False,
+    )
     assert set(summary["strategies"]) == {"margin", "random"}
     caches = sorted(p.name for p in (tmp_path / "cache").glob("embeddings-*.sqlite3"))
     assert caches == [f"embeddings-{encoder.identity}.sqlite3"] and encoder.identity.endswith("-int8")
@@ -67,11 +89,16 @@ def test_the_stop_point_against_the_labels_needed_for_99_percent_of_the_final_ac
     from backend.tools.simulate import stop_point
 
     def run(seed, accuracies, stop_at):
-        return [{"strategy": "m", "seed": seed, "labels": 100 * (i + 1), "accuracy": a, "stop": int(i == stop_at)}
-                for i, a in enumerate(accuracies)]  # fmt: skip
+        return [
+            {"strategy": "m", "seed": seed, "labels": 100 * (i + 1), "accuracy": a, "stop": int(i == stop_at)}
+            for i, a in enumerate(accuracies)
+        ]
 
-    rows = (run(0, [0.5, 0.8, 0.89, 0.9, 0.9], stop_at=3) + run(1, [0.5, 0.7, 0.85, 0.9, 0.91], stop_at=2)
-            + run(2, [0.6, 0.8, 0.9, 0.9, 0.9], stop_at=-1))  # the third seed never stops  # fmt: skip
+    rows = (
+        run(0, [0.5, 0.8, 0.89, 0.9, 0.9], stop_at=3)
+        + run(1, [0.5, 0.7, 0.85, 0.9, 0.91], stop_at=2)
+        + run(2, [0.6, 0.8, 0.9, 0.9, 0.9], stop_at=-1)
+    )  # the third seed never stops
     found = stop_point(rows, "m")
     assert found["labels_at_stop"] == 400 and found["seeds_stopped"] == 2  # 400, 300, 500 (never: the budget)
     assert found["labels_to_99pct_of_final"] == 400  # 400 (0.89 < 0.891), 500 (0.9 < 0.9009), 300
@@ -91,7 +118,11 @@ def test_the_replay_fine_tunes_when_the_products_schedule_would(tmp_path, tiny_e
         rows = [r for r in csv.DictReader(handle) if r["strategy"] == "margin"]
     # 50 < 60: the head; 85: the first fine-tune; 120 >= 85 * 1.3: another; 155 < 120 * 1.3: a head on its encoder
     assert [(int(r["labels"]), r["served"]) for r in rows] == [
-        (50, "head"), (85, "fine-tuned"), (120, "fine-tuned"), (155, "head on fine-tuned encoder")]
+        (50, "head"),
+        (85, "fine-tuned"),
+        (120, "fine-tuned"),
+        (155, "head on fine-tuned encoder"),
+    ]
     assert all(0 <= float(r["accuracy"]) <= 1 for r in rows)
     assert summary["replay"]["replay"] == "fine-tunes" and "fine-tunes replay" in (out / "summary.md").read_text()
 

@@ -18,16 +18,38 @@ def test_simulate_detects_ner_data_and_replays_the_loop(tmp_path, tiny_encoder_d
     get_settings.cache_clear()
     out = tmp_path / "out"
     try:
-        code = main(["simulate", "--dataset", str(data_dir() / "wnut17"), "--budget", "90", "--step", "20",
-                     "--start", "30", "--seeds", "2", "--pool-size", "300", "--test-size", "100",
-                     "--out", str(out)])  # fmt: skip
+        code = main(
+            [
+                "simulate",
+                "--dataset",
+                str(data_dir() / "wnut17"),
+                "--budget",
+                "90",
+                "--step",
+                "20",
+                "--start",
+                "30",
+                "--seeds",
+                "2",
+                "--pool-size",
+                "300",
+                "--test-size",
+                "100",
+                "--out",
+                str(out),
+            ]
+        )
     finally:
         get_settings.cache_clear()
     assert code == 0
     with open(out / "curve.csv") as handle:
         rows = list(csv.DictReader(handle))
-    assert {(r["strategy"], r["seed"]) for r in rows} == {("margin", "0"), ("margin", "1"), ("random", "0"),
-                                                          ("random", "1")}  # fmt: skip
+    assert {(r["strategy"], r["seed"]) for r in rows} == {
+        ("margin", "0"),
+        ("margin", "1"),
+        ("random", "0"),
+        ("random", "1"),
+    }
     assert [int(r["labels"]) for r in rows if r["strategy"] == "margin" and r["seed"] == "0"] == [30, 50, 70, 90]
     assert all(0.0 <= float(r["f1"]) <= 1.0 for r in rows)
     summary = json.loads((out / "summary.json").read_text())

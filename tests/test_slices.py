@@ -21,10 +21,21 @@ def _held(n_minority: int = 40, n_majority: int = 160) -> list[Example]:
 
 
 def test_field_values_reach_examples_and_scores_per_slice():
-    tasks = [{"id": i, "data": {"text": f"t{i}", "source": src, "meta": {"x": 1}},
-              "annotations": [{"id": 100 + i, "result": [{"from_name": "topic", "to_name": "text", "type": "choices",
-                                                            "value": {"choices": [label]}}]}]}
-             for i, (src, label) in enumerate([("forum", "World"), ("news", "Sports"), ("news", "World")])]  # fmt: skip
+    tasks = [
+        {
+            "id": i,
+            "data": {"text": f"t{i}", "source": src, "meta": {"x": 1}},
+            "annotations": [
+                {
+                    "id": 100 + i,
+                    "result": [
+                        {"from_name": "topic", "to_name": "text", "type": "choices", "value": {"choices": [label]}}
+                    ],
+                }
+            ],
+        }
+        for i, (src, label) in enumerate([("forum", "World"), ("news", "Sports"), ("news", "World")])
+    ]
     examples = build_dataset(1, tasks, SPEC, 1000, ["source", "meta", "missing"]).examples
     assert [ex.slices for ex in examples] == [(("source", "forum"),), (("source", "news"),), (("source", "news"),)]
     scores = slice_scores(examples, wrong=[2])  # the third task (news, World) was missed
@@ -75,14 +86,27 @@ def test_noise_within_the_margin_or_not_significant_passes():
 
 def test_the_report_lists_slices_worst_first_with_correction_rates():
     slices_v1 = {"class: World": {"n": 40, "accuracy": 0.9}, "class: Sports": {"n": 160, "accuracy": 0.8}}
-    slices_v2 = {"class: World": {"n": 40, "accuracy": 0.7, "precision": 0.8},
-                 "class: Sports": {"n": 160, "accuracy": 0.85, "precision": 0.9},
-                 "source=forum": {"n": 40, "accuracy": 0.75}}  # fmt: skip
-    versions = [{"version": "v1", "metrics": {"primary": 0.8, "slices": slices_v1}},
-                {"version": "v2", "metrics": {"primary": 0.82, "slices": slices_v2}}]  # fmt: skip
+    slices_v2 = {
+        "class: World": {"n": 40, "accuracy": 0.7, "precision": 0.8},
+        "class: Sports": {"n": 160, "accuracy": 0.85, "precision": 0.9},
+        "source=forum": {"n": 40, "accuracy": 0.75},
+    }
+    versions = [
+        {"version": "v1", "metrics": {"primary": 0.8, "slices": slices_v1}},
+        {"version": "v2", "metrics": {"primary": 0.82, "slices": slices_v2}},
+    ]
     chosen = '[{"type": "choices", "value": {"choices": ["World"]}}]'
-    corrections = [{"task_id": i, "prediction_model_version": "v2", "changed": i % 2 == 0, "final_result": chosen,
-                    "annotated_at": "", "prediction_score": 0.5} for i in range(4)]  # fmt: skip
+    corrections = [
+        {
+            "task_id": i,
+            "prediction_model_version": "v2",
+            "changed": i % 2 == 0,
+            "final_result": chosen,
+            "annotated_at": "",
+            "prediction_score": 0.5,
+        }
+        for i in range(4)
+    ]
     data = ProjectData(5, versions, [], corrections, {}, "v2", task_fields={0: [("source", "forum")]})
     page = render(data)
     table = page.split("<h2>Slices</h2>")[1].split("</table>")[0]

@@ -124,8 +124,13 @@ _TOKEN = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Zs", "Cc", 
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(_TOKEN, st.sampled_from(["O", "PER", "LOC"]), st.sampled_from([" ", "  ", "\t", "\n"])),
-                min_size=1, max_size=12))  # fmt: skip
+@given(
+    st.lists(
+        st.tuples(_TOKEN, st.sampled_from(["O", "PER", "LOC"]), st.sampled_from([" ", "  ", "\t", "\n"])),
+        min_size=1,
+        max_size=12,
+    )
+)
 def test_round_trip_on_generated_texts(encoder, rows):
     """Any text whose entities cover whole words survives regions → tags → regions unchanged."""
     text, gold = "", []
@@ -136,8 +141,9 @@ def test_round_trip_on_generated_texts(encoder, rows):
             gold.append(Span(start, len(text), label))
         text += gap
     words = split_words(encoder, [text])[0]
-    aligned = [s for s in gold if any(ws == s.start for ws, _ in words.ranges)
-               and any(we == s.end for _, we in words.ranges)]  # fmt: skip
+    aligned = [
+        s for s in gold if any(ws == s.start for ws, _ in words.ranges) and any(we == s.end for _, we in words.ranges)
+    ]
     result = spans_result(SPEC, aligned, text)
     spans = spans_from_result(SPEC, result, text) or []
     assert spans == aligned

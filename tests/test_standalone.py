@@ -63,11 +63,22 @@ def test_a_copy_of_the_repository_alone_passes_the_tests_that_read_data(tmp_path
     above = [str(p / "shared") for p in clone.parents if (p / "shared").exists()]
     assert not above, f"this check needs a folder with no shared/ above it: {above}"
     env = {k: v for k, v in os.environ.items() if k not in ("HITL_SHARED_DATA", "PYTHONPATH")}
-    where = subprocess.run([sys.executable, "-c", "import backend, tests.support.data as d; "
-                            "print(backend.__file__); print(d.data_dir())"], cwd=clone, env=env,
-                           capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+    where = subprocess.run(
+        [sys.executable, "-c", "import backend, tests.support.data as d; print(backend.__file__); print(d.data_dir())"],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     assert where == [str(clone / "backend" / "__init__.py"), str(clone / "tests" / "fixtures" / "data")]
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *SUBSET], cwd=clone,
-                         env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *SUBSET],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert " passed" in run.stdout and "skipped" not in run.stdout, run.stdout[-1000:]

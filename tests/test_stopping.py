@@ -9,8 +9,9 @@ from backend.query.stopping import STOP_SET, THRESHOLD, WINDOW, StoppingState, a
 
 
 def answers(tasks, flip_every=0):
-    return {t: answer_key([{"value": {"choices": ["B" if flip_every and t % flip_every == 0 else "A"]}}])
-            for t in tasks}  # fmt: skip
+    return {
+        t: answer_key([{"value": {"choices": ["B" if flip_every and t % flip_every == 0 else "A"]}}]) for t in tasks
+    }
 
 
 def test_the_reference_set_is_drawn_once_and_stays(tmp_path):
@@ -63,9 +64,11 @@ def test_the_learning_curve_gain_is_estimated_from_versions_held_out_scores():
     flat = estimate_gain([(n, 0.9 + rng.normal(0, 0.001)) for n in (500, 1000, 1500, 2000, 2500)])
     assert flat is not None and flat.small
     assert estimate_gain(points[:3]) is None  # too few versions to fit a curve
-    metas = [{"metrics": {"primary": 0.8, "n": 40}, "training": {"train_examples": 200}},
-             {"metrics": {"primary": 0.9, "n": 5}, "training": {"train_examples": 300}},  # too few held out
-             {"metrics": {"primary": 0.7}}]  # fmt: skip
+    metas = [
+        {"metrics": {"primary": 0.8, "n": 40}, "training": {"train_examples": 200}},
+        {"metrics": {"primary": 0.9, "n": 5}, "training": {"train_examples": 300}},  # too few held out
+        {"metrics": {"primary": 0.7}},
+    ]
     assert learning_curve(metas) == [(200, 0.8)]
 
 

@@ -104,8 +104,9 @@ def test_heldout_share_of_annotations_tracks_the_fraction_when_the_queue_is_rera
     taken_heldout = []
     for step in range(150):
         ids = np.flatnonzero(pool)
-        ranks = interleave_heldout(strategy[ids], heldout[ids], 0.15, seed=7, annotated=step,
-                                   annotated_heldout=int(sum(taken_heldout)))  # fmt: skip
+        ranks = interleave_heldout(
+            strategy[ids], heldout[ids], 0.15, seed=7, annotated=step, annotated_heldout=int(sum(taken_heldout))
+        )
         head = ids[int(np.argmin(ranks))]
         taken_heldout.append(bool(heldout[head]))
         pool[head] = False

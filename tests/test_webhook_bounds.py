@@ -46,8 +46,12 @@ def test_a_5_mib_action_or_field_leaves_nothing_unbounded(settings, caplog):
     assert client.post("/webhook", json=unknown).status_code == 400
     # a real action with huge other fields: accepted, and only bounded fields are kept
     ids = [{"id": i} for i in range(100_000)] + [{"id": 2**70}, {"id": HUGE}]
-    event = {**annotation_event(project=7), "action": "ANNOTATIONS_DELETED", "annotations": ids,
-             "task": {"id": 1, "data": {"text": HUGE}}}  # fmt: skip
+    event = {
+        **annotation_event(project=7),
+        "action": "ANNOTATIONS_DELETED",
+        "annotations": ids,
+        "task": {"id": 1, "data": {"text": HUGE}},
+    }
     assert client.post("/webhook", json=event).json["status"] == "queued"
     rows = audit.events(7)
     assert [r["action"] for r in rows] == ["ANNOTATION_CREATED", "ANNOTATIONS_DELETED"]

@@ -60,10 +60,19 @@ def load(settings: Settings, ls: LabelStudioClient, path: Path, title: str, back
     headers = {SECRET_HEADER: settings.webhook_secret.get_secret_value()} if settings.webhook_secret else {}
     webhook_id = ls.ensure_webhook(project_id, backend_url + "/webhook", headers)
     ls.sdk.projects.update(id=project_id, sampling="Uncertainty sampling")
-    return LoadResult(project_id, created, updated, backend_id, webhook_id, {
-        "kind": spec.kind.value, "labels": list(spec.labels), "data_key": spec.data_key,
-        "rationale": spec.rationale_name,
-    })  # fmt: skip
+    return LoadResult(
+        project_id,
+        created,
+        updated,
+        backend_id,
+        webhook_id,
+        {
+            "kind": spec.kind.value,
+            "labels": list(spec.labels),
+            "data_key": spec.data_key,
+            "rationale": spec.rationale_name,
+        },
+    )
 
 
 def as_dict(result: LoadResult) -> dict[str, Any]:

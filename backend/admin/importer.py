@@ -172,8 +172,9 @@ def content_key(data: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(content, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-def check_file(path: Path, spec: TaskSpec, existing: Iterable[dict[str, Any]], project_id: int) -> tuple[
-        ImportSummary, list[dict[str, Any]]]:  # fmt: skip
+def check_file(
+    path: Path, spec: TaskSpec, existing: Iterable[dict[str, Any]], project_id: int
+) -> tuple[ImportSummary, list[dict[str, Any]]]:
     """Every row read and checked, nothing sent: (the summary so far, the tasks to send)."""
     summary = ImportSummary(project_id)
     seen = {content_key(data) for data in existing}
@@ -195,8 +196,9 @@ def check_file(path: Path, spec: TaskSpec, existing: Iterable[dict[str, Any]], p
     return summary, tasks
 
 
-def import_file(ls: Any, project_id: int, spec: TaskSpec, path: Path, chunk: int = 1000,
-                progress: bool = True) -> ImportSummary:  # fmt: skip
+def import_file(
+    ls: Any, project_id: int, spec: TaskSpec, path: Path, chunk: int = 1000, progress: bool = True
+) -> ImportSummary:
     summary, tasks = check_file(path, spec, ls.task_data(project_id), project_id)
     bar = tqdm(desc="importing", unit="task", total=len(tasks), disable=not progress)
     batch: list[dict[str, Any]] = []

@@ -100,22 +100,42 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         encoder = encoder.quantized()
     if is_ner_dataset(dataset):  # tokens/tags rows: the NER loop (margin on the weakest word)
         summary = simulate_ner(
-            dataset, args.strategy.removesuffix("-diverse"), args.budget, args.step, args.seeds,
-            Path(args.out), settings.data_dir / "cache", encoder, start=args.start, pool_size=args.pool_size,
+            dataset,
+            args.strategy.removesuffix("-diverse"),
+            args.budget,
+            args.step,
+            args.seeds,
+            Path(args.out),
+            settings.data_dir / "cache",
+            encoder,
+            start=args.start,
+            pool_size=args.pool_size,
             test_size=args.test_size,
-        )  # fmt: skip
+        )
     else:
         from backend.tools.simulate import FineTunes
 
         fine_tunes = None if args.head_only else FineTunes(base, settings, int8=args.precision == "int8")
         summary = simulate(
-            dataset, args.strategy, args.budget, args.step, args.seeds, Path(args.out),
-            settings.data_dir / "cache", encoder, start=args.start, pool_size=args.pool_size,
-            test_size=args.test_size, target_precision=args.target_precision, fine_tunes=fine_tunes,
-        )  # fmt: skip
+            dataset,
+            args.strategy,
+            args.budget,
+            args.step,
+            args.seeds,
+            Path(args.out),
+            settings.data_dir / "cache",
+            encoder,
+            start=args.start,
+            pool_size=args.pool_size,
+            test_size=args.test_size,
+            target_precision=args.target_precision,
+            fine_tunes=fine_tunes,
+        )
     print((Path(args.out) / "summary.md").read_text())
-    print(f"curves: {Path(args.out) / 'curve.csv'}  plot: {Path(args.out) / 'learning_curves.png'}  "
-          f"({summary['seconds']}s)")  # fmt: skip
+    print(
+        f"curves: {Path(args.out) / 'curve.csv'}  plot: {Path(args.out) / 'learning_curves.png'}  "
+        f"({summary['seconds']}s)"
+    )
     return 0
 
 
@@ -180,8 +200,10 @@ def cmd_label_errors(args: argparse.Namespace) -> int:
         return 0
     print("\n".join(report.lines(args.limit)))
     if outcome is not None:
-        print(f"reviewers' verdicts on earlier flags recorded: {outcome['verdicts']}; Label Studio tab "
-              f"'{SUSPECTS_TAB}': {outcome['marked']} tasks marked, {outcome['cleared']} unmarked")
+        print(
+            f"reviewers' verdicts on earlier flags recorded: {outcome['verdicts']}; Label Studio tab "
+            f"'{SUSPECTS_TAB}': {outcome['marked']} tasks marked, {outcome['cleared']} unmarked"
+        )
     return 0
 
 
@@ -197,14 +219,26 @@ def cmd_report(args: argparse.Namespace) -> int:
     settings = get_settings()
     audit, registry = AuditStore.from_settings(settings), Registry.from_settings(settings)
     if not registry.versions(args.project) and not audit.versions(args.project) and not audit.events(args.project):
-        print(f"error: project {args.project} has no versions, retrains or events here (registry "
-              f"{settings.registry_dir}, audit store of HITL_DATA_DIR={settings.data_dir}): check the project id "
-              "and that HITL_DATA_DIR / HITL_REGISTRY_DIR are the ones the backend uses", file=sys.stderr)  # fmt: skip
+        print(
+            f"error: project {args.project} has no versions, retrains or events here (registry "
+            f"{settings.registry_dir}, audit store of HITL_DATA_DIR={settings.data_dir}): check the project id "
+            "and that HITL_DATA_DIR / HITL_REGISTRY_DIR are the ones the backend uses",
+            file=sys.stderr,
+        )
         return 1
     out = Path(args.out or settings.data_dir / "reports" / f"project-{args.project}.html")
     queue = RetrainQueue(settings) if settings.redis_url else None  # the same retrain line as the dashboard's
-    write_report(args.project, audit, registry, settings.data_dir, out, settings.routing_target_precision,
-                 settings.holdout_fraction, settings.gate_min_eval, retrain_lines(queue, [args.project])[args.project])
+    write_report(
+        args.project,
+        audit,
+        registry,
+        settings.data_dir,
+        out,
+        settings.routing_target_precision,
+        settings.holdout_fraction,
+        settings.gate_min_eval,
+        retrain_lines(queue, [args.project])[args.project],
+    )
     print(f"report: {out.resolve()}")
     return 0
 
@@ -254,10 +288,12 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="run an RQ worker for retrain jobs (needs HITL_REDIS_URL)")
     worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     worker.add_argument(
-        "--queues", choices=["both", "fast", "slow"], default="both",
+        "--queues",
+        choices=["both", "fast", "slow"],
+        default="both",
         help="fast: head retrains, syncs, proposals; slow: fine-tunes, label checks, pool embeddings; "
         "both (default): fast first",
-    )  # fmt: skip
+    )
     worker.set_defaults(func=cmd_worker)
 
     sync = sub.add_parser(
@@ -269,8 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
         "Safe to rerun: unchanged tasks are skipped.",
     )
     sync.add_argument("--project", type=int, required=True, help="Label Studio project id")
-    sync.add_argument("--strategy", help="margin, entropy, least_confidence, badge, random or cold-start "
-                      "(default: HITL_SYNC_STRATEGY)")  # fmt: skip
+    sync.add_argument(
+        "--strategy",
+        help="margin, entropy, least_confidence, badge, random or cold-start (default: HITL_SYNC_STRATEGY)",
+    )
     sync.add_argument("--quiet", action="store_true", help="no progress bars")
     sync.add_argument("--json", action="store_true", help="print the summary as JSON")
     sync.set_defaults(func=cmd_sync)
@@ -305,8 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     load.add_argument("path", metavar="PATH", help="labeling config XML file")
     load.add_argument("--project", required=True, metavar="TITLE", help="project title (created if missing)")
-    load.add_argument("--backend-url", help="URL Label Studio uses to reach this backend "
-                      "(default http://HITL_HOST:HITL_PORT)")  # fmt: skip
+    load.add_argument(
+        "--backend-url", help="URL Label Studio uses to reach this backend (default http://HITL_HOST:HITL_PORT)"
+    )
     configs.set_defaults(func=cmd_configs)
 
     from backend.tools.simulate import DEFAULT_STRATEGY, SIM_STRATEGIES
@@ -321,13 +360,20 @@ def build_parser() -> argparse.ArgumentParser:
         "(strategy, seed) runs in OUT are reused, so a rerun only does what is missing. Embeddings are cached in "
         "HITL_DATA_DIR/cache.",
     )
-    sim.add_argument("--dataset", required=True, metavar="FOLDER",
-                     help="folder with train.jsonl (the pool) and test.jsonl: rows {text, label} for classification, "
-                     "or {tokens, tags} (BIO) for NER, e.g. ../shared/data/wnut17; or a dataset's name under "
-                     "HITL_SHARED_DATA (the full datasets are not in this repository)")  # fmt: skip
-    sim.add_argument("--strategy", default=DEFAULT_STRATEGY, choices=SIM_STRATEGIES,
-                     help=f"query strategy (default {DEFAULT_STRATEGY}: margin with a cluster-diverse batch, as the "
-                     "sync serves it)")  # fmt: skip
+    sim.add_argument(
+        "--dataset",
+        required=True,
+        metavar="FOLDER",
+        help="folder with train.jsonl (the pool) and test.jsonl: rows {text, label} for classification, "
+        "or {tokens, tags} (BIO) for NER, e.g. ../shared/data/wnut17; or a dataset's name under "
+        "HITL_SHARED_DATA (the full datasets are not in this repository)",
+    )
+    sim.add_argument(
+        "--strategy",
+        default=DEFAULT_STRATEGY,
+        choices=SIM_STRATEGIES,
+        help=f"query strategy (default {DEFAULT_STRATEGY}: margin with a cluster-diverse batch, as the sync serves it)",
+    )
     sim.add_argument("--budget", type=int, default=1000, help="labels at the end (1000)")
     sim.add_argument("--step", type=int, default=50, help="labels per round (50)")
     sim.add_argument("--start", type=int, default=50, help="cold-start set size (50)")
@@ -336,14 +382,21 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--pool-size", type=int, help="use only the first N rows of train.jsonl")
     sim.add_argument("--test-size", type=int, help="use only the first N rows of test.jsonl")
     sim.add_argument("--target-precision", type=float, default=0.98, help="routing target precision (0.98)")
-    sim.add_argument("--precision", choices=["float", "int8"], default="float",
-                     help="inference precision of the replayed encoder: float (HITL_PRECISION's float) or int8, as "
-                     "an int8 version serves (use another --out per precision)")  # fmt: skip
-    sim.add_argument("--head-only", action="store_true",
-                     help="replay head retrains only (fast, minutes): no fine-tunes. By default the replay also "
-                     "fine-tunes the encoder when the product's schedule would (HITL_FINETUNE_MIN_LABELS, "
-                     "HITL_FINETUNE_GROWTH, HITL_FINETUNE_EVERY; recipe HITL_FINETUNE_EPOCHS, _LR, _MIN_STEPS) and "
-                     "re-embeds the pool and test set after each; text classification only")  # fmt: skip
+    sim.add_argument(
+        "--precision",
+        choices=["float", "int8"],
+        default="float",
+        help="inference precision of the replayed encoder: float (HITL_PRECISION's float) or int8, as "
+        "an int8 version serves (use another --out per precision)",
+    )
+    sim.add_argument(
+        "--head-only",
+        action="store_true",
+        help="replay head retrains only (fast, minutes): no fine-tunes. By default the replay also "
+        "fine-tunes the encoder when the product's schedule would (HITL_FINETUNE_MIN_LABELS, "
+        "HITL_FINETUNE_GROWTH, HITL_FINETUNE_EVERY; recipe HITL_FINETUNE_EPOCHS, _LR, _MIN_STEPS) and "
+        "re-embeds the pool and test set after each; text classification only",
+    )
     sim.set_defaults(func=cmd_simulate)
 
     scheduler = sub.add_parser("scheduler", help="enqueue scheduled retrains (RQ cron; see HITL_SCHEDULE_FILE)")
@@ -423,22 +476,28 @@ def user_error(exc: Exception, settings: object) -> str | None:
     if isinstance(exc, ApiError):
         status = exc.status_code
         if status in (401, 403):
-            return (f"Label Studio at {url} refused the API key (HTTP {status}): set HITL_LABEL_STUDIO_API_KEY to a "
-                    "valid token (Account & Settings → Access Token; legacy tokens need "
-                    "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN=true on Label Studio)")  # fmt: skip
+            return (
+                f"Label Studio at {url} refused the API key (HTTP {status}): set HITL_LABEL_STUDIO_API_KEY to a "
+                "valid token (Account & Settings → Access Token; legacy tokens need "
+                "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN=true on Label Studio)"
+            )
         if status == 404 and isinstance(exc.body, dict) and "detail" in exc.body:  # Label Studio's API said it
             return f"Label Studio at {url} has no such object (HTTP 404): check the project id"
         if status == 404:  # a page that is not Label Studio's API: the URL's path is wrong
-            return (f"{url} answered HTTP 404 with a page that is not Label Studio's API: check the path in "
-                    "HITL_LABEL_STUDIO_URL (Label Studio's address, e.g. http://127.0.0.1:8080, without /api or "
-                    "/projects)")  # fmt: skip
+            return (
+                f"{url} answered HTTP 404 with a page that is not Label Studio's API: check the path in "
+                "HITL_LABEL_STUDIO_URL (Label Studio's address, e.g. http://127.0.0.1:8080, without /api or "
+                "/projects)"
+            )
         return f"Label Studio at {url} answered HTTP {status}; its log says why"
     audit = audit_store_error(exc, settings)
     if audit is not None:
         return audit
     if isinstance(exc, httpx.TransportError):
-        return (f"cannot reach Label Studio at {url} ({type(exc).__name__}): is it running, and is "
-                "HITL_LABEL_STUDIO_URL right? (./scripts/label-studio.sh start runs one)")  # fmt: skip
+        return (
+            f"cannot reach Label Studio at {url} ({type(exc).__name__}): is it running, and is "
+            "HITL_LABEL_STUDIO_URL right? (./scripts/label-studio.sh start runs one)"
+        )
     if isinstance(exc, LabelStudioNotConfigured | UnsupportedConfig | RegistryError):
         return str(exc)
     return None
@@ -465,8 +524,10 @@ def audit_store_error(exc: Exception, settings: object) -> str | None:
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     if configured:
         first = first.replace(configured, AuditStore.describe(configured))
-    return (f"the audit store {where} cannot be used ({first}): check HITL_AUDIT_DB_URL (PostgreSQL running, "
-            "reachable, credentials right) or HITL_DATA_DIR (a writable folder)")
+    return (
+        f"the audit store {where} cannot be used ({first}): check HITL_AUDIT_DB_URL (PostgreSQL running, "
+        "reachable, credentials right) or HITL_DATA_DIR (a writable folder)"
+    )
 
 
 if __name__ == "__main__":

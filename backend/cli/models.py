@@ -17,8 +17,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     listing = msub.add_parser("list", help="versions of a project, newest last; * marks the one served")
     listing.add_argument("--project", type=int, required=True, help="Label Studio project id")
     listing.add_argument("--json", action="store_true", help="machine-readable output (every version)")
-    listing.add_argument("--all", action="store_true", help="every head refresh, not one line per family (the "
-                         "version name Label Studio sees)")  # fmt: skip
+    listing.add_argument(
+        "--all",
+        action="store_true",
+        help="every head refresh, not one line per family (the version name Label Studio sees)",
+    )
     promote = msub.add_parser("promote", help="serve VERSION from the next request on")
     promote.add_argument("--project", type=int, required=True, help="Label Studio project id")
     promote.add_argument("version")
@@ -116,6 +119,8 @@ def _list(registry: Registry, project: int, as_json: bool, every: bool = False) 
     for r in rows:
         metric = f"{r['primary_metric']:.4f}" if isinstance(r["primary_metric"], float) else "-"
         tail = f"{r['refreshes']:>9}  {r['version']}" if not every else (r["parent"] or "-")
-        print(f"{'*' if r['serving'] else ' ':2}{r[name]:<26}{r['created']:<21}{r['kind']:<6}"
-              f"{r['examples'] or '-':>9}{metric:>9}  {tail}")  # fmt: skip
+        print(
+            f"{'*' if r['serving'] else ' ':2}{r[name]:<26}{r['created']:<21}{r['kind']:<6}"
+            f"{r['examples'] or '-':>9}{metric:>9}  {tail}"
+        )
     return 0

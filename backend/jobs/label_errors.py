@@ -37,11 +37,25 @@ SUSPECT_REASON = Why.SUSPECT.title  # how the labeling page's reason (hitl_reaso
 SUSPECTS_TAB = "Suspected label errors (hitl)"
 # Label Studio's default columns a reviewer of suspects does not need, so the suggested label and the
 # evidence are in view next to the task's own data and its annotation
-REVIEW_HIDDEN = ["tasks:inner_id", "tasks:completed_at", "tasks:cancelled_annotations", "tasks:total_predictions",
-                 "tasks:annotations_ids", "tasks:predictions_score", "tasks:predictions_model_versions",
-                 "tasks:predictions_results", "tasks:file_upload", "tasks:storage_filename", "tasks:created_at",
-                 "tasks:updated_at", "tasks:updated_by", "tasks:avg_lead_time", "tasks:draft_exists",
-                 "tasks:data.hitl_rank", "tasks:data.hitl_reason"]  # fmt: skip
+REVIEW_HIDDEN = [
+    "tasks:inner_id",
+    "tasks:completed_at",
+    "tasks:cancelled_annotations",
+    "tasks:total_predictions",
+    "tasks:annotations_ids",
+    "tasks:predictions_score",
+    "tasks:predictions_model_versions",
+    "tasks:predictions_results",
+    "tasks:file_upload",
+    "tasks:storage_filename",
+    "tasks:created_at",
+    "tasks:updated_at",
+    "tasks:updated_by",
+    "tasks:avg_lead_time",
+    "tasks:draft_exists",
+    "tasks:data.hitl_rank",
+    "tasks:data.hitl_reason",
+]
 
 
 @dataclass
@@ -57,21 +71,36 @@ class LabelErrorReport:
     tasks: dict[int, dict[str, Any]] = field(default_factory=dict)  # task id → its data (to merge marks into)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"project_id": self.project_id, "annotated": self.annotated, "left_out": self.left_out,
-                "suspects": [asdict(s) for s in self.suspects], "annotators": [asdict(a) for a in self.annotators],
-                "multi_annotated": self.multi_annotated, "mean_agreement": self.mean_agreement}  # fmt: skip
+        return {
+            "project_id": self.project_id,
+            "annotated": self.annotated,
+            "left_out": self.left_out,
+            "suspects": [asdict(s) for s in self.suspects],
+            "annotators": [asdict(a) for a in self.annotators],
+            "multi_annotated": self.multi_annotated,
+            "mean_agreement": self.mean_agreement,
+        }
 
     def lines(self, limit: int = 20) -> list[str]:
-        head = (f"project {self.project_id}: {len(self.suspects)} probable label errors among {self.annotated} "
-                f"annotated tasks (cross-validated, cleanlab); most suspicious first:")  # fmt: skip
-        rows = [f"  task {s.task_id}: labeled {s.given!r}, {_why(s)} {s.suggested!r} (label quality "
-                f"{s.quality:.3f}); nearest tasks labeled {s.suggested!r}: {', '.join(map(str, s.neighbours))}"
-                for s in self.suspects[:limit]]  # fmt: skip
+        head = (
+            f"project {self.project_id}: {len(self.suspects)} probable label errors among {self.annotated} "
+            f"annotated tasks (cross-validated, cleanlab); most suspicious first:"
+        )
+        rows = [
+            f"  task {s.task_id}: labeled {s.given!r}, {_why(s)} {s.suggested!r} (label quality "
+            f"{s.quality:.3f}); nearest tasks labeled {s.suggested!r}: {', '.join(map(str, s.neighbours))}"
+            for s in self.suspects[:limit]
+        ]
         more = [f"  … and {len(self.suspects) - limit} more (--json for all)"] if len(self.suspects) > limit else []
-        crowd = ([f"  {self.multi_annotated} tasks have several annotators' answers; mean agreement with the "
-                  f"consensus {self.mean_agreement:.2f}; annotator quality: "
-                  + ", ".join(f"{a.annotator} {a.quality:.2f}" for a in self.annotators)]
-                 if self.annotators else [])  # fmt: skip
+        crowd = (
+            [
+                f"  {self.multi_annotated} tasks have several annotators' answers; mean agreement with the "
+                f"consensus {self.mean_agreement:.2f}; annotator quality: "
+                + ", ".join(f"{a.annotator} {a.quality:.2f}" for a in self.annotators)
+            ]
+            if self.annotators
+            else []
+        )
         return [head, *rows, *more, *crowd]
 
 
@@ -89,8 +118,13 @@ def label_errors_job(project_id: ProjectId, kind: str = JobKind.LABEL_ERRORS, re
             outcome = review(ctx, project_id, report)
     except LabelErrorsUnsupported as exc:  # retrying cannot help
         return {"project_id": project_id, "checked": False, "reason": str(exc)}
-    return {"project_id": project_id, "checked": True, "annotated": report.annotated,
-            "suspects": len(report.suspects), **outcome}  # fmt: skip
+    return {
+        "project_id": project_id,
+        "checked": True,
+        "annotated": report.annotated,
+        "suspects": len(report.suspects),
+        **outcome,
+    }
 
 
 def check_project(ctx: WorkerContext, project_id: ProjectId) -> LabelErrorReport:
@@ -105,12 +139,26 @@ def check_project(ctx: WorkerContext, project_id: ProjectId) -> LabelErrorReport
     cache = ctx.cache_for(spec)
     readable, x = cache.embed_readable([ex.text for ex in data.examples])
     examples = [ex for ex, ok in zip(data.examples, readable, strict=True) if ok]
-    confirmed = {int(v["task_id"]): str(v["final"]) for v in ctx.audit.label_verdicts(project_id)
-                 if v["verdict"] == "kept"}  # fmt: skip
-    result = check_labels(spec, examples, x[readable], answers=_answers(spec, tasks), confirmed=confirmed,
-                          max_given_prob=ctx.settings.label_errors_max_prob)  # fmt: skip
-    report = LabelErrorReport(project_id, len(examples), result.suspects, int((~readable).sum()), result.annotators,
-                              result.multi_annotated, result.mean_agreement)  # fmt: skip
+    confirmed = {
+        int(v["task_id"]): str(v["final"]) for v in ctx.audit.label_verdicts(project_id) if v["verdict"] == "kept"
+    }
+    result = check_labels(
+        spec,
+        examples,
+        x[readable],
+        answers=_answers(spec, tasks),
+        confirmed=confirmed,
+        max_given_prob=ctx.settings.label_errors_max_prob,
+    )
+    report = LabelErrorReport(
+        project_id,
+        len(examples),
+        result.suspects,
+        int((~readable).sum()),
+        result.annotators,
+        result.multi_annotated,
+        result.mean_agreement,
+    )
     for task in tasks:
         latest = latest_annotation(task)
         if latest is None:
@@ -143,10 +191,15 @@ def review(ctx: WorkerContext, project_id: ProjectId, report: LabelErrorReport) 
         current = report.labels.get(int(flag["task_id"]))
         decided = verdict(flag["given"], flag["annotated_at"], None if current is None else current[:2])
         if decided is not None:
-            verdicts.append({**flag, "verdict": decided,
-                             "final": None if current is None else current[0],
-                             "reviewer": None if current is None else current[2],
-                             "decided_at": None if current is None else current[1]})  # fmt: skip
+            verdicts.append(
+                {
+                    **flag,
+                    "verdict": decided,
+                    "final": None if current is None else current[0],
+                    "reviewer": None if current is None else current[2],
+                    "decided_at": None if current is None else current[1],
+                }
+            )
     ctx.audit.record_label_verdicts(project_id, verdicts)
     kept = {int(v["task_id"]): v["final"] for v in verdicts if v["verdict"] == "kept"}
     report.suspects = [s for s in report.suspects if kept.get(s.task_id) != s.given]  # confirmed just now
@@ -155,24 +208,37 @@ def review(ctx: WorkerContext, project_id: ProjectId, report: LabelErrorReport) 
     ctx.audit.record_label_check(project_id, version, report.annotated, flags, _crowd_summary(report))
     marked, cleared = mark_suspects(ctx.label_studio(), project_id, report)
     if verdicts:
-        log.info("project %s: reviewers decided %d flagged labels (%s)", project_id, len(verdicts),
-                 ", ".join(f"{v['task_id']}: {v['verdict']}" for v in verdicts[:10]))  # fmt: skip
+        log.info(
+            "project %s: reviewers decided %d flagged labels (%s)",
+            project_id,
+            len(verdicts),
+            ", ".join(f"{v['task_id']}: {v['verdict']}" for v in verdicts[:10]),
+        )
     return {"verdicts": len(verdicts), "marked": marked, "cleared": cleared}
 
 
 def _crowd_summary(report: LabelErrorReport) -> dict[str, Any] | None:
     if not report.annotators:
         return None
-    return {"multi_annotated": report.multi_annotated, "mean_agreement": report.mean_agreement,
-            "annotators": [asdict(a) for a in report.annotators]}  # fmt: skip
+    return {
+        "multi_annotated": report.multi_annotated,
+        "mean_agreement": report.mean_agreement,
+        "annotators": [asdict(a) for a in report.annotators],
+    }
 
 
 def mark_suspects(ls: LabelStudioClient, project_id: ProjectId, report: LabelErrorReport) -> tuple[int, int]:
     """Write the marks of each suspect whose marks differ, remove them from tasks no longer suspected,
     and keep the tab. One PATCH per task written (Community has no bulk write of task data)."""
-    wanted = {s.task_id: {SUSPECT_FIELD: rank, SUGGESTED_FIELD: s.suggested, EVIDENCE_FIELD: _evidence(s),
-                          REASON_FIELD: f"{SUSPECT_REASON}: labeled {s.given}; {_evidence(s)}."}
-              for rank, s in enumerate(report.suspects, start=1)}  # fmt: skip
+    wanted = {
+        s.task_id: {
+            SUSPECT_FIELD: rank,
+            SUGGESTED_FIELD: s.suggested,
+            EVIDENCE_FIELD: _evidence(s),
+            REASON_FIELD: f"{SUSPECT_REASON}: labeled {s.given}; {_evidence(s)}.",
+        }
+        for rank, s in enumerate(report.suspects, start=1)
+    }
     marked = cleared = 0
     for task_id, data in report.tasks.items():
         # the labeling page's reason is ours to clear only when it is a suspect's (else the queue's, left as it was)
@@ -184,8 +250,14 @@ def mark_suspects(ls: LabelStudioClient, project_id: ProjectId, report: LabelErr
         rest = {k: v for k, v in data.items() if k not in ours}
         ls.update_task_data(task_id, {**rest, **want})
         marked, cleared = (marked + 1, cleared) if want else (marked, cleared + 1)
-    ls.ensure_view(project_id, SUSPECTS_TAB, f"tasks:data.{SUSPECT_FIELD}",
-                   filters=[data_filter(SUSPECT_FIELD, "greater", 0)], first=False, hidden=REVIEW_HIDDEN)  # fmt: skip
+    ls.ensure_view(
+        project_id,
+        SUSPECTS_TAB,
+        f"tasks:data.{SUSPECT_FIELD}",
+        filters=[data_filter(SUSPECT_FIELD, "greater", 0)],
+        first=False,
+        hidden=REVIEW_HIDDEN,
+    )
     return marked, cleared
 
 

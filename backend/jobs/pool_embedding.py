@@ -70,9 +70,20 @@ def embed_pool(ctx: WorkerContext, project_id: ProjectId) -> dict[str, Any]:
     for start in range(0, len(texts), CHUNK):
         own.embed(texts[start : start + CHUNK])
         if missing > CHUNK:
-            log.info("project %s: embedding the pool for %s: %d of %d texts", project_id, serving.version,
-                     min(start + CHUNK, len(texts)), len(texts))  # fmt: skip
+            log.info(
+                "project %s: embedding the pool for %s: %d of %d texts",
+                project_id,
+                serving.version,
+                min(start + CHUNK, len(texts)),
+                len(texts),
+            )
     summary["seconds"] = round(time.perf_counter() - started, 3)
-    log.info("project %s: %s embedded %d new pool texts of %d in %.1fs", project_id, serving.version, missing,
-             len(texts), summary["seconds"])  # fmt: skip
+    log.info(
+        "project %s: %s embedded %d new pool texts of %d in %.1fs",
+        project_id,
+        serving.version,
+        missing,
+        len(texts),
+        summary["seconds"],
+    )
     return summary

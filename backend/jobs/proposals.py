@@ -63,8 +63,11 @@ def run(ctx: WorkerContext, project_id: ProjectId) -> dict[str, Any]:
     ls = ctx.label_studio()
     spec = parse_label_config(ls.label_config(project_id))
     if spec.is_ner or spec.multi_label or spec.modality != "text":
-        return {"project_id": project_id, "proposed": 0,
-                "reason": "batch correction is built for single-choice text classification"}  # fmt: skip
+        return {
+            "project_id": project_id,
+            "proposed": 0,
+            "reason": "batch correction is built for single-choice text classification",
+        }
     cache = ctx.cache_for(spec)
     serving = load_serving(ctx.registry, project_id, spec, cache.encoder)
     if not isinstance(serving.model, TextClassifier):
@@ -81,9 +84,15 @@ def run(ctx: WorkerContext, project_id: ProjectId) -> dict[str, Any]:
         shown = labels_from_result(spec, c.prediction_result or [])
         return shown or list((recorded.get((c.task_id, str(c.prediction_model_version))) or {}).get("answer") or [])
 
-    fresh = [c for c in data.corrections if c.annotation_id in winning and c.annotation_id not in done
-             and not str(c.prediction_model_version or "").startswith(PREFIX)
-             and model_said(c) and model_said(c)[:1] != labels_from_result(spec, c.final_result)[:1]]  # fmt: skip
+    fresh = [
+        c
+        for c in data.corrections
+        if c.annotation_id in winning
+        and c.annotation_id not in done
+        and not str(c.prediction_model_version or "").startswith(PREFIX)
+        and model_said(c)
+        and model_said(c)[:1] != labels_from_result(spec, c.final_result)[:1]
+    ]
     fresh = sorted(fresh, key=lambda c: c.annotated_at, reverse=True)[:NEW_PER_RUN]
     summary: dict[str, Any] = {"project_id": project_id, "settled": settled, "proposed": 0, "proposals": []}
     if not fresh:
@@ -101,12 +110,27 @@ def run(ctx: WorkerContext, project_id: ProjectId) -> dict[str, Any]:
         right = labels_from_result(spec, correction.final_result)
         if not shown or not right:
             continue
-        rows = propose(annotated_x[index[correction.annotation_id]], spec.labels.index(right[0]),
-                       spec.labels.index(shown[0]), pool_x, pool_probs, annotated_x, annotated_y,
-                       threshold.similarity)[: ctx.settings.proposal_max_tasks]  # fmt: skip
+        rows = propose(
+            annotated_x[index[correction.annotation_id]],
+            spec.labels.index(right[0]),
+            spec.labels.index(shown[0]),
+            pool_x,
+            pool_probs,
+            annotated_x,
+            annotated_y,
+            threshold.similarity,
+        )[: ctx.settings.proposal_max_tasks]
         chosen = [int(pool_ids[r]) for r in rows]
-        if not ctx.audit.record_proposal(project_id, correction.annotation_id, serving.label, correction.task_id,
-                                         shown[0], right[0], threshold.similarity, chosen):  # fmt: skip
+        if not ctx.audit.record_proposal(
+            project_id,
+            correction.annotation_id,
+            serving.label,
+            correction.task_id,
+            shown[0],
+            right[0],
+            threshold.similarity,
+            chosen,
+        ):
             continue
         if chosen:
             _write(ls, project_id, spec, correction.annotation_id, right[0], chosen)
@@ -115,18 +139,31 @@ def run(ctx: WorkerContext, project_id: ProjectId) -> dict[str, Any]:
             pool_ids, pool_x, pool_probs = pool_ids[keep], pool_x[keep], pool_probs[keep]
         summary["proposals"].append({"id": correction.annotation_id, "label": right[0], "tasks": len(chosen)})
         summary["proposed"] += len(chosen)
-    summary["threshold"] = {"similarity": round(threshold.similarity, 4), "source": threshold.source,
-                            "pairs": threshold.pairs, "same_label": threshold.same_label}  # fmt: skip
+    summary["threshold"] = {
+        "similarity": round(threshold.similarity, 4),
+        "source": threshold.source,
+        "pairs": threshold.pairs,
+        "same_label": threshold.same_label,
+    }
     if summary["proposed"]:
-        log.info("project %s: proposed %d tasks for %d corrections", project_id, summary["proposed"],
-                 sum(1 for p in summary["proposals"] if p["tasks"]))  # fmt: skip
+        log.info(
+            "project %s: proposed %d tasks for %d corrections",
+            project_id,
+            summary["proposed"],
+            sum(1 for p in summary["proposals"] if p["tasks"]),
+        )
     return summary
 
 
 def _pool(
-    ctx: WorkerContext, ls: LabelStudioClient, project_id: ProjectId, spec: TaskSpec, cache: EmbeddingCache,
-    model: TextClassifier, busy: set[int],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    ctx: WorkerContext,
+    ls: LabelStudioClient,
+    project_id: ProjectId,
+    spec: TaskSpec,
+    cache: EmbeddingCache,
+    model: TextClassifier,
+    busy: set[int],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Unlabeled tasks not in an open proposal (``busy``): ids, embeddings, the serving version's probabilities."""
     ids, texts = [], []
     for task in ls.unlabeled_tasks(project_id):
@@ -144,20 +181,42 @@ def _pool(
     return np.array(ids), x, class_probabilities(model, texts, cache, x)
 
 
-def _write(ls: LabelStudioClient, project_id: ProjectId, spec: TaskSpec, proposal_id: int, label: str,
-           task_ids: list[int]) -> None:  # fmt: skip
+def _write(
+    ls: LabelStudioClient, project_id: ProjectId, spec: TaskSpec, proposal_id: int, label: str, task_ids: list[int]
+) -> None:
     version = proposal_version(proposal_id, label)
-    ls.import_predictions(project_id, [{"task": t, "model_version": version, "score": 1.0,
-                                        "result": choices_result(spec, [label])} for t in task_ids])  # fmt: skip
-    ls.ensure_view(project_id, tab_title(proposal_id, len(task_ids), label), "tasks:id", first=False, filters=[
-        {"filter": "filter:tasks:predictions_model_versions", "operator": "contains", "type": "List",
-         "value": [version]}, annotations_filter("equal")])  # fmt: skip
+    ls.import_predictions(
+        project_id,
+        [
+            {"task": t, "model_version": version, "score": 1.0, "result": choices_result(spec, [label])}
+            for t in task_ids
+        ],
+    )
+    ls.ensure_view(
+        project_id,
+        tab_title(proposal_id, len(task_ids), label),
+        "tasks:id",
+        first=False,
+        filters=[
+            {
+                "filter": "filter:tasks:predictions_model_versions",
+                "operator": "contains",
+                "type": "List",
+                "value": [version],
+            },
+            annotations_filter("equal"),
+        ],
+    )
 
 
 def settle(
-    ctx: WorkerContext, ls: LabelStudioClient, project_id: ProjectId, spec: TaskSpec, tasks: list[dict[str, Any]],
+    ctx: WorkerContext,
+    ls: LabelStudioClient,
+    project_id: ProjectId,
+    spec: TaskSpec,
+    tasks: list[dict[str, Any]],
     family: str,
-) -> int:  # fmt: skip
+) -> int:
     """Record the outcome of every proposed task a human answered, expire open proposals made under
     another family, and remove the predictions and tabs of proposals that are done. Returns the
     number of outcomes recorded."""
@@ -178,12 +237,23 @@ def settle(
                 # made by the bulk action from the model's own prediction: the action's dialog lists the
                 # project's version first, and the reviewer kept it instead of the proposal's
                 outcome = "model label taken"
-                log.warning("project %s: task %s of proposal %s was annotated from the model's prediction (%s), "
-                            "the label its correction replaced; choose the proposal's version (%s) in the action",
-                            project_id, task_id, proposal["proposal_id"], labels[0],
-                            proposal_version(int(proposal["proposal_id"]), proposal["label"]))  # fmt: skip
-            outcomes.append({"task_id": task_id, "outcome": outcome, "reviewer": str(latest.get("completed_by")),
-                             "decided_at": latest.get("created_at")})  # fmt: skip
+                log.warning(
+                    "project %s: task %s of proposal %s was annotated from the model's prediction (%s), "
+                    "the label its correction replaced; choose the proposal's version (%s) in the action",
+                    project_id,
+                    task_id,
+                    proposal["proposal_id"],
+                    labels[0],
+                    proposal_version(int(proposal["proposal_id"]), proposal["label"]),
+                )
+            outcomes.append(
+                {
+                    "task_id": task_id,
+                    "outcome": outcome,
+                    "reviewer": str(latest.get("completed_by")),
+                    "decided_at": latest.get("created_at"),
+                }
+            )
         left = len(open_ids) - len(outcomes)
         expired = left and proposal["model_version"] != family
         if expired:

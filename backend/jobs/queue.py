@@ -26,13 +26,20 @@ from backend.ids import JobKind, ProjectId
 from backend.settings import Settings
 
 PENDING = "hitl:retrain:pending:{project}"
-JOBS = {JobKind.HEAD: "backend.jobs.retrain.retrain_job", JobKind.FULL: "backend.jobs.retrain.retrain_job",
-        JobKind.SYNC: "backend.jobs.sync_job.sync_job",
-        JobKind.LABEL_ERRORS: "backend.jobs.label_errors.label_errors_job",
-        JobKind.PROPOSALS: "backend.jobs.proposals.proposals_job",
-        JobKind.EMBED: "backend.jobs.pool_embedding.embed_pool_job"}  # fmt: skip
-JOB_NAMES = {JobKind.SYNC: "sync", JobKind.LABEL_ERRORS: "label check", JobKind.PROPOSALS: "proposals",
-             JobKind.EMBED: "pool embedding"}  # fmt: skip
+JOBS = {
+    JobKind.HEAD: "backend.jobs.retrain.retrain_job",
+    JobKind.FULL: "backend.jobs.retrain.retrain_job",
+    JobKind.SYNC: "backend.jobs.sync_job.sync_job",
+    JobKind.LABEL_ERRORS: "backend.jobs.label_errors.label_errors_job",
+    JobKind.PROPOSALS: "backend.jobs.proposals.proposals_job",
+    JobKind.EMBED: "backend.jobs.pool_embedding.embed_pool_job",
+}
+JOB_NAMES = {
+    JobKind.SYNC: "sync",
+    JobKind.LABEL_ERRORS: "label check",
+    JobKind.PROPOSALS: "proposals",
+    JobKind.EMBED: "pool embedding",
+}
 SLOW_KINDS = (JobKind.FULL, JobKind.LABEL_ERRORS, JobKind.EMBED)  # minutes long: never ahead of a correction
 LAST_EVENT = "hitl:retrain:last-event:{project}"  # when the project's last training event arrived
 ALIVE = "hitl:alive:{name}"  # a worker's liveness record, refreshed by jobs/worker.py
@@ -86,8 +93,11 @@ class RetrainQueue:
             if held is not None and self._stands_for_a_job(held):
                 return RetrainRequest("coalesced", project_id, None)
             # the flagged job is gone: take the flag over, unless another request just did
-            taken = (self.connection.eval(_SWAP, 1, key, held, mine, ttl) if held is not None
-                     else self.connection.set(key, mine, nx=True, ex=ttl))  # fmt: skip
+            taken = (
+                self.connection.eval(_SWAP, 1, key, held, mine, ttl)
+                if held is not None
+                else self.connection.set(key, mine, nx=True, ex=ttl)
+            )
             if not taken:
                 return RetrainRequest("coalesced", project_id, None)
         try:
@@ -135,11 +145,14 @@ class RetrainQueue:
         the annotation is committed, so a pull right after it may miss it; this later pull does not
         (and publishes nothing when nothing is new)."""
         job = self.queue.enqueue_in(
-            timedelta(seconds=delay_s), JOBS[JobKind.HEAD],
+            timedelta(seconds=delay_s),
+            JOBS[JobKind.HEAD],
             kwargs={"project_id": project_id, "kind": JobKind.HEAD.value, "reason": "catch-up"},
-            job_timeout=self.settings.job_timeout_s, failure_ttl=24 * 3600, result_ttl=3600,
+            job_timeout=self.settings.job_timeout_s,
+            failure_ttl=24 * 3600,
+            result_ttl=3600,
             description=f"retrain project {project_id} (head, catch-up)",
-        )  # fmt: skip
+        )
         return str(job.id)
 
     def record_duration(self, project_id: ProjectId, kind: JobKind | str, outcome: str, seconds: float) -> None:

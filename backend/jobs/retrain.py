@@ -68,10 +68,14 @@ def retrain(ctx: WorkerContext, project_id: ProjectId, kind: JobKind | str = Job
     except UnsupportedConfig as exc:  # retrying cannot help: record why and stop
         log.warning("project %s: not training: %s", project_id, exc)
         return {**summary, "published": False, "reason": f"unsupported config: {exc}"}
-    data = build_dataset(project_id, ls.annotated_tasks(project_id), spec, settings.max_text_chars,
-                         settings.slice_field_names)  # fmt: skip
-    summary.update(examples=len(data.examples), skipped=dict(data.skipped),
-                   new_corrections=ctx.audit.record_corrections(data.corrections))  # fmt: skip
+    data = build_dataset(
+        project_id, ls.annotated_tasks(project_id), spec, settings.max_text_chars, settings.slice_field_names
+    )
+    summary.update(
+        examples=len(data.examples),
+        skipped=dict(data.skipped),
+        new_corrections=ctx.audit.record_corrections(data.corrections),
+    )
     if settings.slice_field_names:  # the report's correction rate per field value needs each task's values
         ctx.audit.record_task_fields(project_id, {ex.task_id: ex.slices for ex in data.examples if ex.task_id})
     if summary["new_corrections"] and settings.routing_target_precision > 0:  # does auto_accept hold up?
@@ -99,8 +103,16 @@ def retrain(ctx: WorkerContext, project_id: ProjectId, kind: JobKind | str = Job
     on_version = _fine_tuned_encoder(serving) if kind == JobKind.HEAD else None
     warm_from = _fine_tuned_encoder(serving) if kind == JobKind.FULL and settings.finetune_warm_start else None
     start_cache = ctx.cache_of(serving.model.encoder.float_weights) if on_version or warm_from else cache
-    candidate = fit_candidate(spec, kind, train, held, start_cache, settings,
-                              ctx.word_states() if spec.is_ner else None, encoder_version=on_version)  # fmt: skip
+    candidate = fit_candidate(
+        spec,
+        kind,
+        train,
+        held,
+        start_cache,
+        settings,
+        ctx.word_states() if spec.is_ner else None,
+        encoder_version=on_version,
+    )
     candidate, precision = choose_precision(candidate, spec, settings, ctx.cache_of)  # int8 where it is safe
     summary.update(metrics=reported(candidate.metrics), precision=precision)
 
@@ -110,30 +122,61 @@ def retrain(ctx: WorkerContext, project_id: ProjectId, kind: JobKind | str = Job
         baseline = None if serving.version == COLD_START else serving.version
         serving_metrics = None
         if serving.model is not None:
-            serving_metrics = score(serving.model, candidate.held, spec, settings.multilabel_threshold,
-                                    ctx.cache_of(serving.model.encoder))  # fmt: skip
-        gate = decide(candidate.metrics, serving_metrics, baseline, settings.gate_margin, settings.gate_min_eval,
-                      candidate.held, SliceRule(settings.slice_min_eval, settings.slice_margin, settings.slice_alpha,
-                                                settings.gate_min_paired))  # fmt: skip
+            serving_metrics = score(
+                serving.model, candidate.held, spec, settings.multilabel_threshold, ctx.cache_of(serving.model.encoder)
+            )
+        gate = decide(
+            candidate.metrics,
+            serving_metrics,
+            baseline,
+            settings.gate_margin,
+            settings.gate_min_eval,
+            candidate.held,
+            SliceRule(settings.slice_min_eval, settings.slice_margin, settings.slice_alpha, settings.gate_min_paired),
+        )
         summary["gate"] = gate.as_dict()
         trained_s = time.perf_counter() - started
         if not gate.passed:
-            ctx.audit.record_version(project_id, f"rejected-{int(time.time())}", kind.value, False,
-                                     len(data.examples), fp, reported(candidate.metrics), gate.as_dict())  # fmt: skip
+            ctx.audit.record_version(
+                project_id,
+                f"rejected-{int(time.time())}",
+                kind.value,
+                False,
+                len(data.examples),
+                fp,
+                reported(candidate.metrics),
+                gate.as_dict(),
+            )
             log.info("project %s: candidate rejected: %s", project_id, gate.reason)
             queue.record_duration(project_id, kind, "rejected", time.perf_counter() - started)
             return {**summary, "published": False, "reason": gate.reason}
         calibration = calibration if calibration is not None else calibrate(candidate, spec, settings)
-        family = next_family(serving.meta or None, kind, spec.fingerprint(), len(data.examples),
-                             settings.version_family_labels, settings.version_family_growth,
-                             settings.version_family_min_s, time.time())  # fmt: skip
+        family = next_family(
+            serving.meta or None,
+            kind,
+            spec.fingerprint(),
+            len(data.examples),
+            settings.version_family_labels,
+            settings.version_family_growth,
+            settings.version_family_min_s,
+            time.time(),
+        )
         # The shipped head is the candidate the gate judged: trained on the train side of the split only,
         # so the next retrain compares like with like on tasks no version has ever trained on.
         try:
             version = publish_candidate(
-                ctx.registry, project_id, spec, candidate, data.examples,
-                extra={"metrics": reported(candidate.metrics), "gate": gate.as_dict(), "precision": precision,
-                       **calibration, **family},
+                ctx.registry,
+                project_id,
+                spec,
+                candidate,
+                data.examples,
+                extra={
+                    "metrics": reported(candidate.metrics),
+                    "gate": gate.as_dict(),
+                    "precision": precision,
+                    **calibration,
+                    **family,
+                },
                 training={
                     "train_examples": len(train),
                     "heldout_examples": len(held),
@@ -143,21 +186,29 @@ def retrain(ctx: WorkerContext, project_id: ProjectId, kind: JobKind | str = Job
                     **({"warm_start_from": warm_from} if warm_from else {}),
                 },
                 expected_current=baseline,
-            )  # fmt: skip
+            )
             break
         except BaselineChanged as exc:  # another retrain published meanwhile: judge against that one
             outcome = "re-gating" if attempt < PUBLISH_ATTEMPTS else "dropped"
-            ctx.audit.record_version(project_id, f"superseded-{int(time.time() * 1000)}", kind.value, False,
-                                     len(data.examples), fp, reported(candidate.metrics),
-                                     {**gate.as_dict(), "passed": False, "reason": f"{exc}: {outcome}"})  # fmt: skip
+            ctx.audit.record_version(
+                project_id,
+                f"superseded-{int(time.time() * 1000)}",
+                kind.value,
+                False,
+                len(data.examples),
+                fp,
+                reported(candidate.metrics),
+                {**gate.as_dict(), "passed": False, "reason": f"{exc}: {outcome}"},
+            )
             log.info("project %s: %s; %s", project_id, exc, outcome)
             serving = _serving(ctx, project_id, spec)
     else:
         return {**summary, "published": False, "reason": "the serving version kept changing during the gate: dropped"}
 
     # audit, then let the queue and the slow path follow
-    ctx.audit.record_version(project_id, version, kind.value, True, len(data.examples), fp, reported(candidate.metrics),
-                             gate.as_dict())  # fmt: skip
+    ctx.audit.record_version(
+        project_id, version, kind.value, True, len(data.examples), fp, reported(candidate.metrics), gate.as_dict()
+    )
     summary.update(published=True, version=version, seconds=round(time.perf_counter() - started, 3))
     log.info("project %s: published %s (%s)", project_id, version, gate.reason)
     queue.record_duration(project_id, kind, "published", summary["seconds"])
@@ -170,8 +221,11 @@ def retrain(ctx: WorkerContext, project_id: ProjectId, kind: JobKind | str = Job
         summary["proposals_requested"] = queue.request(project_id, JobKind.PROPOSALS, reason=version).status
     if settings.label_errors_after_publish and not spec.is_ner and not spec.multi_label:
         summary["label_errors_requested"] = queue.request(project_id, JobKind.LABEL_ERRORS, reason=version).status
-    if (kind == JobKind.HEAD and not queue.running(project_id, JobKind.FULL)
-            and finetune_due(ctx.registry, project_id, len(data.examples), settings)):  # fmt: skip
+    if (
+        kind == JobKind.HEAD
+        and not queue.running(project_id, JobKind.FULL)
+        and finetune_due(ctx.registry, project_id, len(data.examples), settings)
+    ):
         summary["finetune_requested"] = queue.request(project_id, JobKind.FULL, reason="new labels").status
     return summary
 

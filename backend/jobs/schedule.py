@@ -19,6 +19,10 @@ cron.register(retrain_all_projects, queue_name=QUEUE, kwargs={"kind": "sync"}, c
 
 # Full encoder fine-tune every night at 03:00 (UTC).
 cron.register(
-    retrain_all_projects, queue_name=QUEUE, kwargs={"kind": "full"}, cron="0 3 * * *", name="nightly-finetune",
+    retrain_all_projects,
+    queue_name=QUEUE,
+    kwargs={"kind": "full"},
+    cron="0 3 * * *",
+    name="nightly-finetune",
     job_timeout=4 * 3600,
-)  # fmt: skip
+)

@@ -82,8 +82,11 @@ def finetune_due(
         meta = registry.meta(project, version)
         training = meta.get("training") or {}
         if training.get("kind") == "full" and (last is None or training.get("examples", 0) >= last["examples"]):
-            last = {"examples": int(training.get("examples", 0)), "cost_s": float(training.get("train_s") or 0),
-                    "published": float(meta.get("created_at") or 0)}  # fmt: skip
+            last = {
+                "examples": int(training.get("examples", 0)),
+                "cost_s": float(training.get("train_s") or 0),
+                "published": float(meta.get("created_at") or 0),
+            }
     if last is None:
         return True
     waited = (time.time() if now is None else now) - last["published"]

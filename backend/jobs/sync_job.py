@@ -26,9 +26,13 @@ def sync_job(project_id: int, kind: str = "sync", reason: str = "") -> dict[str,
     RetrainQueue(ctx.settings).take(project_id, kind)
     try:
         with unavailable_as_one_line(ctx.settings.label_studio_url or "?"):
-            summary = sync_and_record(ctx, ctx.label_studio(), project_id, progress=False,
-                                      defer_embedding=lambda missing, pool: embed_first(ctx, project_id, missing,
-                                                                                         pool))  # fmt: skip
+            summary = sync_and_record(
+                ctx,
+                ctx.label_studio(),
+                project_id,
+                progress=False,
+                defer_embedding=lambda missing, pool: embed_first(ctx, project_id, missing, pool),
+            )
     except UnsupportedConfig as exc:  # retrying cannot help
         return {"project_id": project_id, "synced": False, "reason": f"unsupported config: {exc}"}
     return summary.as_dict()
@@ -37,8 +41,10 @@ def sync_job(project_id: int, kind: str = "sync", reason: str = "") -> dict[str,
 def embed_first(ctx: WorkerContext, project_id: int, missing: int, pool: int) -> str:
     """The sync's answer to a pool its new encoder has not embedded: the slow worker's job."""
     status = RetrainQueue(ctx.settings).request(project_id, JobKind.EMBED, reason="sync found the pool unembedded")
-    return (f"{missing} of {pool} pool texts not yet embedded by its encoder: the slow worker embeds them, then "
-            f"syncs (pool embedding {status.status}); the queue keeps its order meanwhile")  # fmt: skip
+    return (
+        f"{missing} of {pool} pool texts not yet embedded by its encoder: the slow worker embeds them, then "
+        f"syncs (pool embedding {status.status}); the queue keeps its order meanwhile"
+    )
 
 
 def sync_and_record(
@@ -62,13 +68,31 @@ def sync_and_record(
             except RedisError as exc:
                 log.warning("project %s: /predict inputs not checked for drift (%s)", project_id, type(exc).__name__)
                 return []
-    summary = sync_project(ctx.settings, ls, ctx.cache_for, ctx.registry, project_id, strategy, progress=progress,
-                           predict_inputs=inputs, defer_embedding=defer_embedding, audit_store=ctx.audit)  # fmt: skip
+
+    summary = sync_project(
+        ctx.settings,
+        ls,
+        ctx.cache_for,
+        ctx.registry,
+        project_id,
+        strategy,
+        progress=progress,
+        predict_inputs=inputs,
+        defer_embedding=defer_embedding,
+        audit_store=ctx.audit,
+    )
     for check, inputs in ((summary.drift, False), (summary.input_drift, True)):
         if check is None:
             continue
-        ctx.audit.record_drift_check(project_id, summary.model_version, check["size"], check["p_outputs"],
-                                     check["p_embeddings"], check["alarm"], inputs=inputs)  # fmt: skip
+        ctx.audit.record_drift_check(
+            project_id,
+            summary.model_version,
+            check["size"],
+            check["p_outputs"],
+            check["p_embeddings"],
+            check["alarm"],
+            inputs=inputs,
+        )
         if check["alarm"]:
             log.warning("project %s: %s%s", project_id, check["line"], f" {INPUTS_MARK}" if inputs else "")
     return summary

@@ -77,8 +77,9 @@ def run_worker(settings: Settings, burst: bool = False, which: str = "both") -> 
             for queue in queues:
                 recovered = recover_abandoned(queue)
                 if recovered:
-                    log.warning("re-queued %d job(s) abandoned by dead workers: %s", len(recovered),
-                                ", ".join(recovered))  # fmt: skip
+                    log.warning(
+                        "re-queued %d job(s) abandoned by dead workers: %s", len(recovered), ", ".join(recovered)
+                    )
             if not keeper.is_alive():
                 keeper.start()
             log.info("worker %s listening on %s", worker.name, ", ".join(names))

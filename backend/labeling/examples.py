@@ -38,6 +38,7 @@ def targets(examples: Sequence[Example], spec: TaskSpec) -> np.ndarray:
 def fingerprint(examples: Sequence[Example]) -> str:
     """Order-independent hash of the training set: which texts with which labels."""
     digest = hashlib.sha256()
+
     def row(ex: Example) -> str:
         spans = "|".join(f"{s.start}:{s.end}:{s.label}" for s in sorted(ex.spans, key=lambda s: s.key))
         return f"{ex.task_id}\x1f{ex.text}\x1f{'|'.join(sorted(ex.labels))}\x1f{spans}"

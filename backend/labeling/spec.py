@@ -92,8 +92,10 @@ def parse_label_config(config: str) -> TaskSpec:
     if len(config) > MAX_CONFIG_CHARS:
         raise UnsupportedConfig(f"the labeling config is longer than {MAX_CONFIG_CHARS} characters")
     if _DECLARATION.search(config):  # entity expansion ("billion laughs") and external entities
-        raise UnsupportedConfig("the labeling config has a <!DOCTYPE> or <!ENTITY> declaration; Label Studio "
-                                "configs never need one: remove it")  # fmt: skip
+        raise UnsupportedConfig(
+            "the labeling config has a <!DOCTYPE> or <!ENTITY> declaration; Label Studio "
+            "configs never need one: remove it"
+        )
     with _cache_lock:
         if config in _cache:
             _cache.move_to_end(config)
@@ -119,8 +121,10 @@ def _parse(config: str) -> TaskSpec:
     except UnsupportedConfig:
         raise
     except Exception as exc:  # the SDK's plain Exception, e.g. a toName that names no tag
-        raise UnsupportedConfig(f"the labeling config does not hold together: {exc}; check that every control's "
-                                "toName names an object tag (<Text name=...>, <Image name=...>)") from None
+        raise UnsupportedConfig(
+            f"the labeling config does not hold together: {exc}; check that every control's "
+            "toName names an object tag (<Text name=...>, <Image name=...>)"
+        ) from None
 
 
 def _spec(interface: LabelInterface) -> TaskSpec:
@@ -135,7 +139,7 @@ def _spec(interface: LabelInterface) -> TaskSpec:
     if not labelers:
         raise UnsupportedConfig(f"the config has no <Choices> or <Labels> control; supported: {SUPPORTED}")
     if len(labelers) > 1:
-        names = ", ".join(f"<{c.tag} name=\"{c.name}\">" for c in labelers)
+        names = ", ".join(f'<{c.tag} name="{c.name}">' for c in labelers)
         raise UnsupportedConfig(f"the config has several labeling controls ({names}); one model serves one")
 
     control = labelers[0]

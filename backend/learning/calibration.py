@@ -88,8 +88,9 @@ def precision_threshold(
     if len(ok) == 0:
         return Routing(None, target_precision, None, 0.0)
     last = ok[-1]
-    return Routing(float(confidence[order[last]]), target_precision, float(precision[last]),
-                   float(counts[last] / len(order)))  # fmt: skip
+    return Routing(
+        float(confidence[order[last]]), target_precision, float(precision[last]), float(counts[last] / len(order))
+    )
 
 
 def coverage_at(probs: np.ndarray, labels: np.ndarray, threshold: float | None) -> tuple[float, float | None]:

@@ -98,19 +98,28 @@ def fit_candidate(
         encoder = cache.encoder
         train, x_train = _readable(cache, train)
         held, x_held = _readable(cache, held)
-    choice = fit_selected_head(x_train, targets(train, spec), x_held, targets(held, spec), len(spec.labels),
-                               spec.multi_label)  # fmt: skip
+    choice = fit_selected_head(
+        x_train, targets(train, spec), x_held, targets(held, spec), len(spec.labels), spec.multi_label
+    )
     model = TextClassifier(encoder=encoder, head=choice.head, labels=spec.labels)
     metrics = score(model, held, spec, settings.multilabel_threshold, embeddings=x_held)
-    return Candidate(kind, model, train, held, metrics, fine_tuned, x_train, x_held, choice,
-                     None if fine_tuned else encoder_version)  # fmt: skip
+    return Candidate(
+        kind, model, train, held, metrics, fine_tuned, x_train, x_held, choice, None if fine_tuned else encoder_version
+    )
 
 
 def tune_encoder(start: TextEncoder, spec: TaskSpec, train: list[Example], settings: Settings) -> TextEncoder:
     """A text classifier's fine-tune recipe (HITL_FINETUNE_EPOCHS, _LR, _MIN_STEPS), for retrains and their
     replay (NER's is ``models.tagger.finetune_tagger``)."""
-    return finetune(start, spec, train, epochs=settings.finetune_epochs, lr=settings.finetune_lr,
-                    min_steps=settings.finetune_min_steps, seed=0)  # fmt: skip
+    return finetune(
+        start,
+        spec,
+        train,
+        epochs=settings.finetune_epochs,
+        lr=settings.finetune_lr,
+        min_steps=settings.finetune_min_steps,
+        seed=0,
+    )
 
 
 def _readable(cache: EmbeddingCache, examples: list[Example]) -> tuple[list[Example], np.ndarray]:
@@ -142,12 +151,21 @@ def choose_precision(
     embed = cache_of(q).embed if cache_of is not None and not candidate.fine_tuned else q.embed
     x_train, x_held = embed(texts_train), embed(texts_held)
     l2 = candidate.head_choice.l2 if candidate.head_choice else None
-    head = LinearHead.fit(x_train, targets(candidate.train, spec), len(spec.labels), spec.multi_label,
-                          **({"l2": l2} if l2 is not None else {}))  # fmt: skip
+    head = LinearHead.fit(
+        x_train,
+        targets(candidate.train, spec),
+        len(spec.labels),
+        spec.multi_label,
+        **({"l2": l2} if l2 is not None else {}),
+    )
     twin = TextClassifier(encoder=q, head=head, labels=spec.labels)
     metrics = score(twin, candidate.held, spec, settings.multilabel_threshold, embeddings=x_held)
-    record: dict[str, Any] = {"serving": "float", "heldout": len(candidate.held),
-                              "float_primary": candidate.metrics.get("primary"), "int8_primary": metrics.get("primary")}
+    record: dict[str, Any] = {
+        "serving": "float",
+        "heldout": len(candidate.held),
+        "float_primary": candidate.metrics.get("primary"),
+        "int8_primary": metrics.get("primary"),
+    }
     if candidate.held:
         float_probs, int8_probs = model.head.proba(candidate.x_held), head.proba(x_held)
         same = [a == b for a, b in zip(model.decide(float_probs), twin.decide(int8_probs), strict=True)]
@@ -156,8 +174,9 @@ def choose_precision(
         record["reason"] = f"only {len(candidate.held)} held-out annotations: float serves"
         return candidate, record
     worse = candidate.metrics["primary"] - metrics["primary"]
-    ece_float, ece_int8 = (_heldout_ece(h, x, candidate.held, spec) for h, x in ((model.head, candidate.x_held),
-                                                                                   (head, x_held)))  # fmt: skip
+    ece_float, ece_int8 = (
+        _heldout_ece(h, x, candidate.held, spec) for h, x in ((model.head, candidate.x_held), (head, x_held))
+    )
     record.update(heldout_ece_float=ece_float, heldout_ece_int8=ece_int8)
     worse_calibrated = ece_float is not None and ece_int8 is not None and ece_int8 > ece_float + INT8_ECE_TOLERANCE
     if worse > settings.int8_margin or worse_calibrated:
@@ -165,8 +184,9 @@ def choose_precision(
         return candidate, record
     record.update(serving="int8", reason=f"int8 held-out score {-worse:+.4f} (margin {settings.int8_margin})")
     choice = dataclasses.replace(candidate.head_choice, head=head) if candidate.head_choice else None
-    return dataclasses.replace(candidate, model=twin, metrics=metrics, x_train=x_train, x_held=x_held,
-                               head_choice=choice), record  # fmt: skip
+    return dataclasses.replace(
+        candidate, model=twin, metrics=metrics, x_train=x_train, x_held=x_held, head_choice=choice
+    ), record
 
 
 def _heldout_ece(head: LinearHead, x_held: np.ndarray | None, held: list[Example], spec: TaskSpec) -> float | None:
@@ -183,9 +203,19 @@ def calibrate(candidate: Candidate, spec: TaskSpec, settings: Settings) -> dict[
     if isinstance(candidate.model, SpanTagger):
         return calibrate_tagger(candidate.model, spec, candidate.held, settings)
     assert candidate.head_choice is not None and candidate.x_train is not None
-    return {"head": candidate.head_choice.as_dict(), **calibrate_head(
-        candidate.head, spec, candidate.x_train, targets(candidate.train, spec), candidate.x_held, candidate.held,
-        settings, l2=candidate.head_choice.l2)}  # fmt: skip
+    return {
+        "head": candidate.head_choice.as_dict(),
+        **calibrate_head(
+            candidate.head,
+            spec,
+            candidate.x_train,
+            targets(candidate.train, spec),
+            candidate.x_held,
+            candidate.held,
+            settings,
+            l2=candidate.head_choice.l2,
+        ),
+    }
 
 
 def publish_candidate(
@@ -199,9 +229,19 @@ def publish_candidate(
     expected_current: str | None,
 ) -> str:
     """Publish the candidate the gate judged (compare-and-swap on the version it was judged against)."""
-    return publish_head(registry, project, spec, candidate.encoder, candidate.head, examples, extra=extra,
-                        training=training, fine_tuned=candidate.fine_tuned, expected_current=expected_current,
-                        encoder_version=candidate.encoder_version)  # fmt: skip
+    return publish_head(
+        registry,
+        project,
+        spec,
+        candidate.encoder,
+        candidate.head,
+        examples,
+        extra=extra,
+        training=training,
+        fine_tuned=candidate.fine_tuned,
+        expected_current=expected_current,
+        encoder_version=candidate.encoder_version,
+    )
 
 
 def calibrate_tagger(tagger: SpanTagger, spec: TaskSpec, held: list[Example], settings: Settings) -> dict[str, Any]:
@@ -219,16 +259,20 @@ def calibrate_tagger(tagger: SpanTagger, spec: TaskSpec, held: list[Example], se
     z, y = np.concatenate(logits), np.concatenate(gold)
     t = fit_temperature(z, y)
     tagger.head.temperature = t
-    result: dict[str, Any] = {"calibration": {
-        "temperature": round(t, 4), "method": "temperature on held-out word tags",
-        "heldout_word_ece_before": round(expected_calibration_error(softmax(z), y), 4),
-        "heldout_word_ece_after": round(expected_calibration_error(softmax(z, t), y), 4),
-        "reliability_after": [[round(c, 4), round(a, 4), n] for c, a, n in reliability(softmax(z, t), y, bins=10)],
-    }}  # fmt: skip
+    result: dict[str, Any] = {
+        "calibration": {
+            "temperature": round(t, 4),
+            "method": "temperature on held-out word tags",
+            "heldout_word_ece_before": round(expected_calibration_error(softmax(z), y), 4),
+            "heldout_word_ece_after": round(expected_calibration_error(softmax(z, t), y), 4),
+            "reliability_after": [[round(c, 4), round(a, 4), n] for c, a, n in reliability(softmax(z, t), y, bins=10)],
+        }
+    }
     if settings.routing_target_precision > 0:
         tagged = tagger.tag([ex.text for ex in held])
-        exact = np.array([{s.key for s in t.spans} == {s.key for s in ex.spans} for t, ex in zip(tagged, held,
-                                                                                              strict=True)])
+        exact = np.array(
+            [{s.key for s in t.spans} == {s.key for s in ex.spans} for t, ex in zip(tagged, held, strict=True)]
+        )
         route = precision_threshold(answer_confidence(tagged), exact, settings.routing_target_precision)
         result["routing"] = dataclasses.asdict(route)
         result["preselect"] = preselect_level(answer_confidence(tagged), exact, settings)
@@ -279,9 +323,12 @@ def preselect_level(confidence: np.ndarray, correct: np.ndarray, settings: Setti
     found = precision_threshold(confidence, correct, settings.preselect_precision, settings.preselect_min_support)
     level = None if found.threshold is None else max(found.threshold, settings.preselect_precision)
     above = confidence >= level if level is not None else np.zeros(len(confidence), dtype=bool)
-    return {"level": level, "target_precision": settings.preselect_precision,
-            "heldout_precision": float(correct[above].mean()) if above.any() else None,
-            "heldout_coverage": float(above.mean()) if len(above) else 0.0}  # fmt: skip
+    return {
+        "level": level,
+        "target_precision": settings.preselect_precision,
+        "heldout_precision": float(correct[above].mean()) if above.any() else None,
+        "heldout_coverage": float(above.mean()) if len(above) else 0.0,
+    }
 
 
 def fit_head(

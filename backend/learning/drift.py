@@ -32,17 +32,24 @@ class DriftResult:
 
     def line(self) -> str:
         verdict = "DRIFT" if self.alarm else "no drift"
-        return (f"{verdict}: {self.size} tasks vs the reference; p = {self.p_outputs:.3g} (predicted "
-                f"probabilities), {self.p_embeddings:.3g} (embeddings); alarm below {self.alpha / 2:.3g}")  # fmt: skip
+        return (
+            f"{verdict}: {self.size} tasks vs the reference; p = {self.p_outputs:.3g} (predicted "
+            f"probabilities), {self.p_embeddings:.3g} (embeddings); alarm below {self.alpha / 2:.3g}"
+        )
 
 
 class DriftDetector:
     """Tests windows of tasks against a reference sample (at most ``max_reference`` tasks)."""
 
     def __init__(
-        self, probs: np.ndarray, embeddings: np.ndarray, alpha: float = 0.01, permutations: int = 500,
-        max_reference: int = 500, seed: int = 0,
-    ) -> None:  # fmt: skip
+        self,
+        probs: np.ndarray,
+        embeddings: np.ndarray,
+        alpha: float = 0.01,
+        permutations: int = 500,
+        max_reference: int = 500,
+        seed: int = 0,
+    ) -> None:
         rng = np.random.default_rng(seed)
         keep = rng.permutation(len(probs))[:max_reference]
         self.probs, self.embeddings = np.asarray(probs)[keep], np.asarray(embeddings, dtype=np.float64)[keep]

@@ -55,8 +55,13 @@ def evaluate(
         fn = float((~pred & truth).sum())
         micro_f1 = 2 * tp / max(2 * tp + fp + fn, 1e-9)
         right = (pred == truth).all(axis=1)
-        return {"n": n, "subset_accuracy": float(right.mean()), "micro_f1": micro_f1, "primary": micro_f1,
-                **_by_slice(examples, right)}  # fmt: skip
+        return {
+            "n": n,
+            "subset_accuracy": float(right.mean()),
+            "micro_f1": micro_f1,
+            "primary": micro_f1,
+            **_by_slice(examples, right),
+        }
     pred = probs.argmax(axis=1)
     accuracy = float((pred == y).mean())
     f1s = []
@@ -69,8 +74,13 @@ def evaluate(
     for k, label in enumerate(spec.labels):  # a class's slice holds its recall; add its precision
         if class_slice(label) in by_slice["slices"] and (pred == k).any():
             by_slice["slices"][class_slice(label)]["precision"] = round(float((y[pred == k] == k).mean()), 4)
-    return {"n": n, "accuracy": accuracy, "macro_f1": float(np.mean(f1s)) if f1s else 0.0, "primary": accuracy,
-            **by_slice}  # fmt: skip
+    return {
+        "n": n,
+        "accuracy": accuracy,
+        "macro_f1": float(np.mean(f1s)) if f1s else 0.0,
+        "primary": accuracy,
+        **by_slice,
+    }
 
 
 def _by_slice(examples: Sequence[Example], right: np.ndarray) -> dict[str, Any]:
@@ -171,11 +181,17 @@ def decide(
         gained = len(set(serving["wrong"]) - set(candidate["wrong"]))  # type: ignore[arg-type]
         p = paired_loss_p(lost, gained)
         if p < rule.alpha:
-            return make(False, f"candidate wrong on {lost} of {n} held-out tasks the serving version got right, right "
-                        f"on {gained} it got wrong (paired exact test p={p:.3f} < {rule.alpha}): kept "
-                        f"{serving_version}")  # fmt: skip
-        return make(True, f"judged on {n} held-out tasks (< {min_eval}) task by task: {lost} lost, {gained} gained, "
-                    f"no significant loss (paired exact test p={p:.3f})")  # fmt: skip
+            return make(
+                False,
+                f"candidate wrong on {lost} of {n} held-out tasks the serving version got right, right "
+                f"on {gained} it got wrong (paired exact test p={p:.3f} < {rule.alpha}): kept "
+                f"{serving_version}",
+            )
+        return make(
+            True,
+            f"judged on {n} held-out tasks (< {min_eval}) task by task: {lost} lost, {gained} gained, "
+            f"no significant loss (paired exact test p={p:.3f})",
+        )
     if n < min_eval:
         return make(True, f"only {n} held-out annotations (< {min_eval}): more labels win")
     c, s = candidate["primary"], serving["primary"]
@@ -184,6 +200,10 @@ def decide(
     if rule is not None and rule.min_eval and held and "wrong" in candidate and "wrong" in serving:
         worse = regressions(held, candidate["wrong"], serving["wrong"], rule.min_eval, rule.margin, rule.alpha)  # type: ignore[arg-type]
         if worse:
-            return make(False, f"candidate {c:.4f} overall, but worse on {worse[0].text} beyond margin "
-                        f"{rule.margin}: kept {serving_version}", worse)  # fmt: skip
+            return make(
+                False,
+                f"candidate {c:.4f} overall, but worse on {worse[0].text} beyond margin "
+                f"{rule.margin}: kept {serving_version}",
+                worse,
+            )
     return make(True, f"candidate {c:.4f} >= serving {s:.4f} - margin {margin}")

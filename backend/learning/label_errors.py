@@ -95,8 +95,10 @@ def check(spec: TaskSpec, examples: Sequence[Example]) -> None:
         raise LabelErrorsUnsupported("label errors are checked for single-choice projects; multi-label is not yet")
     counts = np.bincount(targets(examples, spec), minlength=len(spec.labels)) if examples else np.zeros(0)
     if (counts >= FOLDS).sum() < 2:
-        raise LabelErrorsUnsupported(f"need at least {FOLDS} annotations of each of two labels to cross-validate "
-                                     f"(have {dict(zip(spec.labels, counts.tolist(), strict=False))})")  # fmt: skip
+        raise LabelErrorsUnsupported(
+            f"need at least {FOLDS} annotations of each of two labels to cross-validate "
+            f"(have {dict(zip(spec.labels, counts.tolist(), strict=False))})"
+        )
 
 
 def find_suspects(
@@ -109,8 +111,9 @@ def find_suspects(
 ) -> list[Suspect]:
     """The probable label errors, most suspicious first. ``x``: the examples' embeddings;
     ``confirmed``: task id → the label a reviewer kept (not flagged again while it is unchanged)."""
-    return check_labels(spec, examples, x, confirmed=confirmed, neighbours=neighbours,
-                        max_given_prob=max_given_prob).suspects  # fmt: skip
+    return check_labels(
+        spec, examples, x, confirmed=confirmed, neighbours=neighbours, max_given_prob=max_given_prob
+    ).suspects
 
 
 def check_labels(
@@ -149,11 +152,19 @@ def check_labels(
         same = np.flatnonzero(y == spec.labels.index(suggested))
         same = same[same != i]
         nearest = same[np.argsort(-(unit[same] @ unit[i]))][:neighbours]
-        return Suspect(int(ex.task_id or i), ex.labels[0], suggested, round(float(score), 4),
-                       tuple(int(examples[j].task_id or j) for j in nearest), reason)  # fmt: skip
+        return Suspect(
+            int(ex.task_id or i),
+            ex.labels[0],
+            suggested,
+            round(float(score), 4),
+            tuple(int(examples[j].task_id or j) for j in nearest),
+            reason,
+        )
 
-    found = [suspect(int(i), spec.labels[int(present[int(probs[i].argmax())])], quality[i], "model disagrees")
-             for i in flagged]  # fmt: skip
+    found = [
+        suspect(int(i), spec.labels[int(present[int(probs[i].argmax())])], quality[i], "model disagrees")
+        for i in flagged
+    ]
     suspects = [s for s in found if s is not None]
     crowd = _crowd(spec, examples, answers or {}, present, probs, min_agreement)
     if crowd is not None:
@@ -168,9 +179,13 @@ def check_labels(
 
 
 def _crowd(
-    spec: TaskSpec, examples: Sequence[Example], answers: Mapping[int, Mapping[str, str]], present: np.ndarray,
-    probs: np.ndarray, min_agreement: float,
-) -> tuple[list[tuple[int, str, float]], list[Annotator], int, float] | None:  # fmt: skip
+    spec: TaskSpec,
+    examples: Sequence[Example],
+    answers: Mapping[int, Mapping[str, str]],
+    present: np.ndarray,
+    probs: np.ndarray,
+    min_agreement: float,
+) -> tuple[list[tuple[int, str, float]], list[Annotator], int, float] | None:
     """CROWDLAB over the tasks' answers: (low-agreement rows, annotators, tasks with several answers,
     mean agreement), or None when no task has two annotators' answers."""
     local = {int(c): j for j, c in enumerate(present)}  # spec index → cleanlab's 0..k-1
@@ -187,17 +202,29 @@ def _crowd(
     import pandas as pd  # cleanlab's own dependency; only this path needs it
 
     answered = np.flatnonzero(counts > 0)  # CROWDLAB needs an answer on every row
-    result = get_label_quality_multiannotator(pd.DataFrame(matrix[answered], columns=people), probs[answered],
-                                              verbose=False)  # fmt: skip
+    result = get_label_quality_multiannotator(
+        pd.DataFrame(matrix[answered], columns=people), probs[answered], verbose=False
+    )
     quality, stats = result["label_quality"], result["annotator_stats"]
     multi = counts[answered] >= 2
     agreement = quality["annotator_agreement"].to_numpy(dtype=float)
-    low = [(int(answered[j]), spec.labels[int(present[int(quality["consensus_label"].iloc[j])])],
-            float(quality["consensus_quality_score"].iloc[j]))
-           for j in np.flatnonzero(multi & (agreement <= min_agreement))]  # fmt: skip
-    annotators = [Annotator(str(name), round(float(r["annotator_quality"]), 4),
-                            round(float(r["agreement_with_consensus"]), 4), int(r["num_examples_labeled"]))
-                  for name, r in stats.iterrows()]  # fmt: skip
+    low = [
+        (
+            int(answered[j]),
+            spec.labels[int(present[int(quality["consensus_label"].iloc[j])])],
+            float(quality["consensus_quality_score"].iloc[j]),
+        )
+        for j in np.flatnonzero(multi & (agreement <= min_agreement))
+    ]
+    annotators = [
+        Annotator(
+            str(name),
+            round(float(r["annotator_quality"]), 4),
+            round(float(r["agreement_with_consensus"]), 4),
+            int(r["num_examples_labeled"]),
+        )
+        for name, r in stats.iterrows()
+    ]
     return low, annotators, int(multi.sum()), round(float(agreement[multi].mean()), 4)
 
 

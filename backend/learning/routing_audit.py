@@ -45,9 +45,11 @@ class RoutingAudit:
         if not self.reviewed:
             return f"{self.model_version}: auto_accept at >= {self.threshold:.3f}, no human review yet"
         state = f"OFF ({self.suspended})" if self.suspended else "on"
-        return (f"{self.model_version}: auto_accept at >= {self.threshold:.3f}: {self.confirmed} of {self.reviewed} "
-                f"reviewed predictions kept ({self.precision:.1%}, 95% interval {self.low:.1%}-{self.high:.1%}; "
-                f"target {self.target:.0%}); {state}")  # fmt: skip
+        return (
+            f"{self.model_version}: auto_accept at >= {self.threshold:.3f}: {self.confirmed} of {self.reviewed} "
+            f"reviewed predictions kept ({self.precision:.1%}, 95% interval {self.low:.1%}-{self.high:.1%}; "
+            f"target {self.target:.0%}); {state}"
+        )
 
 
 def wilson(confirmed: int, reviewed: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -74,7 +76,10 @@ def thresholds(registry: Registry, project: int) -> dict[str, float]:
 
 
 def audit_routing(
-    corrections: Iterable[dict[str, Any]], limits: dict[str, float], target: float, confidence: float = 0.95,
+    corrections: Iterable[dict[str, Any]],
+    limits: dict[str, float],
+    target: float,
+    confidence: float = 0.95,
     shown: dict[tuple[int, str], dict[str, Any]] | None = None,
 ) -> list[RoutingAudit]:
     """Production precision of auto_accept per version, from the corrections (a prediction's score
@@ -89,15 +94,21 @@ def audit_routing(
         right = None if row.get("changed") is None else not row["changed"]
         record = (shown or {}).get((int(row.get("task_id") or 0), str(name)))
         final = _choices(row.get("final_result"))  # (a NER answer has none: judged by its pre-annotation only)
-        if right is None and record is not None and record.get("presentation") == "blind" and record["answer"] \
-                and final:  # fmt: skip
+        if (
+            right is None
+            and record is not None
+            and record.get("presentation") == "blind"
+            and record["answer"]
+            and final
+        ):
             right = sorted(final) == sorted(record["answer"])
         if right is None:
             continue
         counts[name][0] += 1
         counts[name][1] += int(right)
-    return [RoutingAudit(name, limits[name], n, k, *wilson(k, n, confidence), target)
-            for name, (n, k) in counts.items()]  # fmt: skip
+    return [
+        RoutingAudit(name, limits[name], n, k, *wilson(k, n, confidence), target) for name, (n, k) in counts.items()
+    ]
 
 
 def check_routing(
@@ -105,15 +116,26 @@ def check_routing(
 ) -> list[RoutingAudit]:
     """Audit every version's auto_accept and switch it off where humans showed it falls short."""
     results = []
-    for result in audit_routing(audit.corrections(project), thresholds(registry, project), target, confidence,
-                                audit.shown(project)):  # fmt: skip
+    for result in audit_routing(
+        audit.corrections(project), thresholds(registry, project), target, confidence, audit.shown(project)
+    ):
         suspended = registry.routing_suspended(project, result.model_version)
         if suspended is None and result.reviewed and result.high < target:
-            suspended = (f"production precision {result.precision:.1%} ({result.confirmed}/{result.reviewed}), "
-                         f"interval up to {result.high:.1%} < target {target:.0%}")  # fmt: skip
+            suspended = (
+                f"production precision {result.precision:.1%} ({result.confirmed}/{result.reviewed}), "
+                f"interval up to {result.high:.1%} < target {target:.0%}"
+            )
             registry.suspend_routing(project, result.model_version, suspended)
-            audit.record_routing_decision(project, result.model_version, result.threshold, result.reviewed,
-                                          result.confirmed, result.low, result.high, f"auto_accept off: {suspended}")
+            audit.record_routing_decision(
+                project,
+                result.model_version,
+                result.threshold,
+                result.reviewed,
+                result.confirmed,
+                result.low,
+                result.high,
+                f"auto_accept off: {suspended}",
+            )
             log.warning("project %s: %s: auto_accept switched off: %s", project, result.model_version, suspended)
         results.append(dataclasses.replace(result, suspended=suspended))
     return results

@@ -63,8 +63,10 @@ def members(examples: Sequence[Example]) -> dict[str, list[int]]:
 def slice_scores(examples: Sequence[Example], wrong: Collection[int]) -> dict[str, dict[str, float]]:
     """Per slice: held-out annotations in it and the share the model got right."""
     missed = set(wrong)
-    return {name: {"n": len(idx), "accuracy": round(1 - sum(i in missed for i in idx) / len(idx), 4)}
-            for name, idx in sorted(members(examples).items())}  # fmt: skip
+    return {
+        name: {"n": len(idx), "accuracy": round(1 - sum(i in missed for i in idx) / len(idx), 4)}
+        for name, idx in sorted(members(examples).items())
+    }
 
 
 @dataclass(frozen=True)
@@ -80,8 +82,10 @@ class SliceRegression:
 
     @property
     def text(self) -> str:
-        return (f"slice '{self.name}' ({self.n} held-out): candidate {self.candidate:.3f} < serving "
-                f"{self.serving:.3f} (paired p={self.p_value:.3g})")  # fmt: skip
+        return (
+            f"slice '{self.name}' ({self.n} held-out): candidate {self.candidate:.3f} < serving "
+            f"{self.serving:.3f} (paired p={self.p_value:.3g})"
+        )
 
 
 def paired_loss_p(lost: int, gained: int) -> float:
@@ -111,8 +115,9 @@ def regressions(
             continue
         n = len(idx)
         p = paired_loss_p(lost, gained)
-        tested.append(SliceRegression(name, n, 1 - sum(i in cand for i in idx) / n,
-                                      1 - sum(i in serv for i in idx) / n, p))  # fmt: skip
+        tested.append(
+            SliceRegression(name, n, 1 - sum(i in cand for i in idx) / n, 1 - sum(i in serv for i in idx) / n, p)
+        )
     found = []
     for rank, result in enumerate(sorted(tested, key=lambda r: r.p_value)):  # Holm: step down over all guarded
         if result.p_value >= alpha / (len(guarded) - rank):

@@ -71,9 +71,15 @@ class TextEncoder:
                     model = torch.ao.quantization.quantize_dynamic(
                         copy.deepcopy(self.model).cpu().float(), {torch.nn.Linear}, dtype=torch.qint8
                     )
-                sibling = TextEncoder(self.name_or_path, self.max_length, self.batch_size, model=model,
-                                      tokenizer=self.tokenizer, identity=f"{self.identity}-int8",
-                                      precision="float32")  # fmt: skip
+                sibling = TextEncoder(
+                    self.name_or_path,
+                    self.max_length,
+                    self.batch_size,
+                    model=model,
+                    tokenizer=self.tokenizer,
+                    identity=f"{self.identity}-int8",
+                    precision="float32",
+                )
                 sibling.precision, sibling.float_encoder = "int8", self
                 self._quantized = sibling
             return self._quantized
@@ -195,5 +201,6 @@ def int8_allowed(precision: str) -> bool:
 def encoder_from_settings(settings: Any) -> TextEncoder:
     """The text encoder the backend serves and trains with (HITL_MODEL_NAME, default the bundled
     MiniLM): the one construction point from settings."""
-    return load_encoder(settings.model_name or default_encoder_path(), settings.max_length, settings.batch_size,
-                        settings.precision)  # fmt: skip
+    return load_encoder(
+        settings.model_name or default_encoder_path(), settings.max_length, settings.batch_size, settings.precision
+    )

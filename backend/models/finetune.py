@@ -34,8 +34,9 @@ def finetune(
     rng = random.Random(seed)
     device = training_device()
     model = copy.deepcopy(base.model).to(device)
-    warm = LinearHead.fit(base.embed([e.text for e in examples]), targets(examples, spec), len(spec.labels),
-                          spec.multi_label)  # fmt: skip
+    warm = LinearHead.fit(
+        base.embed([e.text for e in examples]), targets(examples, spec), len(spec.labels), spec.multi_label
+    )
     head = torch.nn.Linear(base.dim, len(spec.labels)).to(device)
     with torch.no_grad():
         head.weight.copy_(warm.weight)

@@ -70,6 +70,7 @@ class LinearHead:
 
             def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
                 return torch.nn.functional.cross_entropy(logits, y, weight=w)
+
         optimizer = torch.optim.LBFGS(
             [weight, bias], lr=1.0, max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe"
         )

@@ -41,8 +41,9 @@ class ImageFetcher:
     A reference to Label Studio is validated by ``labelstudio.file_path`` and the request is built
     from the configured URL, never from the reference's own host part."""
 
-    def __init__(self, label_studio: Any | None, max_bytes: int, max_pixels: int = 40_000_000,
-                 max_side: int = 1024) -> None:  # fmt: skip
+    def __init__(
+        self, label_studio: Any | None, max_bytes: int, max_pixels: int = 40_000_000, max_side: int = 1024
+    ) -> None:
         self.label_studio = label_studio  # a LabelStudioClient, or None: then only data URIs work
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels  # decompression bombs: a small file that declares a huge image
@@ -68,8 +69,10 @@ class ImageFetcher:
             with Image.open(io.BytesIO(raw)) as image:
                 width, height = image.size
                 if width * height > self.max_pixels:
-                    raise ImageError(f"image {ref[:80]!r} declares {width}x{height} pixels, more than "
-                                     f"{self.max_pixels} (HITL_MAX_IMAGE_PIXELS)")  # fmt: skip
+                    raise ImageError(
+                        f"image {ref[:80]!r} declares {width}x{height} pixels, more than "
+                        f"{self.max_pixels} (HITL_MAX_IMAGE_PIXELS)"
+                    )
                 image.draft("RGB", (self.max_side, self.max_side))  # JPEG: decode at a reduced scale
                 rgb = image.convert("RGB")
             rgb.thumbnail((self.max_side, self.max_side))
@@ -77,15 +80,18 @@ class ImageFetcher:
         except ImageError:
             raise
         except Image.DecompressionBombError:  # PIL's own limit, far above ours: refused on the header
-            raise ImageError(f"image {ref[:80]!r} declares more than {self.max_pixels} pixels "
-                             "(HITL_MAX_IMAGE_PIXELS)") from None  # fmt: skip
+            raise ImageError(
+                f"image {ref[:80]!r} declares more than {self.max_pixels} pixels (HITL_MAX_IMAGE_PIXELS)"
+            ) from None
         except (UnidentifiedImageError, OSError, ValueError) as exc:
             raise ImageError(f"image {ref[:80]!r} is not a readable image: {exc}") from None
 
     def _download(self, ref: str) -> bytes:
         if self.label_studio is None:
-            raise ImageError(f"image {ref[:80]!r} is not fetched: only data URIs are read while "
-                             "HITL_LABEL_STUDIO_URL is unset (SSRF protection)")  # fmt: skip
+            raise ImageError(
+                f"image {ref[:80]!r} is not fetched: only data URIs are read while "
+                "HITL_LABEL_STUDIO_URL is unset (SSRF protection)"
+            )
         return self.label_studio.download(ref, self.max_bytes)
 
     def _data_uri(self, ref: str) -> bytes:
@@ -105,8 +111,15 @@ class ImageEncoder:
 
     max_length = 0  # the shared encoder interface; images have no token limit
 
-    def __init__(self, name_or_path: str, fetcher: ImageFetcher, batch_size: int = 16, precision: str = "auto",
-                 model: torch.nn.Module | None = None, processor: Any = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        name_or_path: str,
+        fetcher: ImageFetcher,
+        batch_size: int = 16,
+        precision: str = "auto",
+        model: torch.nn.Module | None = None,
+        processor: Any = None,
+    ) -> None:
         self.name_or_path = name_or_path
         self.fetcher = fetcher
         self.batch_size = batch_size
@@ -149,8 +162,10 @@ class ImageEncoder:
 def load_image_encoder(settings: Any) -> ImageEncoder:
     """The configured image encoder, fetching through the configured Label Studio."""
     if not settings.image_model_name:
-        raise ImageError("this project labels images: set HITL_IMAGE_MODEL_NAME to an image model (a local folder or "
-                         "a hub id, e.g. a ViT) for the server and the workers")  # fmt: skip
+        raise ImageError(
+            "this project labels images: set HITL_IMAGE_MODEL_NAME to an image model (a local folder or "
+            "a hub id, e.g. a ViT) for the server and the workers"
+        )
     from backend.stores.labelstudio import LabelStudioClient
 
     client = None

@@ -55,8 +55,14 @@ def shape_features(text: str, ranges: Sequence[tuple[int, int]]) -> np.ndarray:
     for i, (start, end) in enumerate(ranges):
         word = text[start:end]
         before = text[start - 1] if start > 0 else " "
-        out[i] = [word[:1].isupper(), len(word) > 1 and word.isupper(), any(c.isdigit() for c in word),
-                  before in "@#", i == 0, not before.isspace()]  # fmt: skip
+        out[i] = [
+            word[:1].isupper(),
+            len(word) > 1 and word.isupper(),
+            any(c.isdigit() for c in word),
+            before in "@#",
+            i == 0,
+            not before.isspace(),
+        ]
     return out
 
 

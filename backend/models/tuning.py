@@ -24,6 +24,11 @@ def tuned_encoder(base: TextEncoder, model: torch.nn.Module) -> TextEncoder:
     """The tuned model as an encoder (back on the CPU, where serving and caching run)."""
     model.cpu().eval()
     return TextEncoder(
-        f"{base.name_or_path}+finetuned", base.max_length, base.batch_size, model=model, tokenizer=base.tokenizer,
-        identity=weights_identity(model), precision=base.precision,
-    )  # fmt: skip
+        f"{base.name_or_path}+finetuned",
+        base.max_length,
+        base.batch_size,
+        model=model,
+        tokenizer=base.tokenizer,
+        identity=weights_identity(model),
+        precision=base.precision,
+    )

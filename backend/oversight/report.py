@@ -69,8 +69,13 @@ class ProjectData:
 
 
 def collect(
-    project_id: int, audit: AuditStore, registry: Registry, sync_state: Path, target: float = 0.98,
-    holdout_fraction: float = 0.15, min_eval: int = 20,
+    project_id: int,
+    audit: AuditStore,
+    registry: Registry,
+    sync_state: Path,
+    target: float = 0.98,
+    holdout_fraction: float = 0.15,
+    min_eval: int = 20,
 ) -> ProjectData:
     key = project_id
     versions = []
@@ -87,15 +92,32 @@ def collect(
     estimated = state.mean_confidence(project_id) if state else {}
     confidence = state.confidences(project_id) if state else {}
     # annotations made from a batch-correction proposal are accounted for under "Batch corrections"
-    corrections = [c for c in audit.corrections(project_id)
-                   if not str(c.get("prediction_model_version") or "").startswith(PROPOSAL_PREFIX)]  # fmt: skip
+    corrections = [
+        c
+        for c in audit.corrections(project_id)
+        if not str(c.get("prediction_model_version") or "").startswith(PROPOSAL_PREFIX)
+    ]
     audited = audit_routing(corrections, thresholds(registry, key), target, shown=audit.shown(project_id))
     routing = [dataclasses.replace(r, suspended=registry.routing_suspended(key, r.model_version)) for r in audited]
-    return ProjectData(project_id, versions, audit.versions(project_id), corrections, scores,
-                       registry.current(key), stopping, audit.label_checks(project_id), routing,
-                       audit.drift_checks(project_id), estimated, holdout_fraction, audit.label_verdicts(project_id),
-                       audit.annotator_checks(project_id), audit.proposals(project_id), audit.task_fields(project_id),
-                       confidence)  # fmt: skip
+    return ProjectData(
+        project_id,
+        versions,
+        audit.versions(project_id),
+        corrections,
+        scores,
+        registry.current(key),
+        stopping,
+        audit.label_checks(project_id),
+        routing,
+        audit.drift_checks(project_id),
+        estimated,
+        holdout_fraction,
+        audit.label_verdicts(project_id),
+        audit.annotator_checks(project_id),
+        audit.proposals(project_id),
+        audit.task_fields(project_id),
+        confidence,
+    )
 
 
 WIDTH = 9.0  # inches: every plot is as wide as the page, whatever the number of versions
@@ -150,8 +172,14 @@ def quality_figure(data: ProjectData) -> Figure | None:
     if shown:
         x, rate, count = zip(*sorted(shown), strict=True)
         biggest = max(count)
-        ax.scatter(x, rate, s=[12 + 120 * c / biggest for c in count], color="#e4572e", alpha=0.6,
-                   label=f"correction rate (dot area: annotations, up to {biggest})")  # fmt: skip
+        ax.scatter(
+            x,
+            rate,
+            s=[12 + 120 * c / biggest for c in count],
+            color="#e4572e",
+            alpha=0.6,
+            label=f"correction rate (dot area: annotations, up to {biggest})",
+        )
     if len(shown) > 60:  # many versions: the trend is what a lead reads, the dots are the detail
         x, rate, count = zip(*sorted(shown), strict=True)
         width = max(len(x) // 40, 2)
@@ -161,8 +189,15 @@ def quality_figure(data: ProjectData) -> Figure | None:
     points = [(n, score) for n, score in held if score is not None]
     if points:
         x, score = zip(*points, strict=True)
-        ax.plot(x, score, "-", color="#17bebb", marker="o" if len(points) <= 60 else None, markersize=3,
-                label="held-out score at publish (accuracy / F1)")  # fmt: skip
+        ax.plot(
+            x,
+            score,
+            "-",
+            color="#17bebb",
+            marker="o" if len(points) <= 60 else None,
+            markersize=3,
+            label="held-out score at publish (accuracy / F1)",
+        )
     ax.xaxis.set_major_locator(MaxNLocator(nbins=12, integer=True))
     ax.set_ylim(0, 1.05)
     ax.set_xlabel("model version number")
@@ -181,13 +216,21 @@ def calibration_figure(data: ProjectData) -> Figure | None:
     ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
     conf, acc, count = zip(*points, strict=True)
     total = sum(count)
-    ax.scatter(conf, acc, s=[15 + 200 * k / max(count) for k in count], color="#2e86ab", zorder=3,
-               label="held-out bins (area: tasks)")  # fmt: skip
+    ax.scatter(
+        conf,
+        acc,
+        s=[15 + 200 * k / max(count) for k in count],
+        color="#2e86ab",
+        zorder=3,
+        label="held-out bins (area: tasks)",
+    )
     ax.plot(conf, acc, "-", color="#2e86ab", alpha=0.5)
     ece = calibration.get("heldout_ece_after", float("nan"))
     verdict = "" if total >= 50 else " (too few to judge)"  # short: the title must fit the plot's width
-    ax.set_title(f"Calibration of {data.current.split('-')[0] if data.current else ''}: ECE {ece:.3f} on "
-                 f"{total} tasks{verdict}", fontsize=9)  # fmt: skip
+    ax.set_title(
+        f"Calibration of {data.current.split('-')[0] if data.current else ''}: ECE {ece:.3f} on {total} tasks{verdict}",
+        fontsize=9,
+    )
     ax.set_xlabel("confidence")
     ax.set_ylabel("accuracy")
     ax.set_xlim(0, 1)
@@ -215,19 +258,26 @@ def history_figure(data: ProjectData, few: int = FEW_HELDOUT) -> Figure | None:
     fig, ax = _axes()
     groups = [
         ("published", lambda c: bool(c["published"]), dict(color="#2e86ab", marker="o")),
-        ("rejected by the gate", lambda c: not c["published"] and not str(c["version"]).startswith("superseded"),
-         dict(color="#e4572e", marker="x")),
-        (f"scored on < {few} held-out annotations (noise)", None, dict(facecolors="none", edgecolors="#999",
-                                                                        marker="o")),
-    ]  # fmt: skip
+        (
+            "rejected by the gate",
+            lambda c: not c["published"] and not str(c["version"]).startswith("superseded"),
+            dict(color="#e4572e", marker="x"),
+        ),
+        (
+            f"scored on < {few} held-out annotations (noise)",
+            None,
+            dict(facecolors="none", edgecolors="#999", marker="o"),
+        ),
+    ]
     reliable = [c for c in data.candidates if (_metrics(c["metrics"]).get("n") or 0) >= few]
     noisy = [c for c in data.candidates if (_metrics(c["metrics"]).get("n") or 0) < few]
     for label, keep, style in groups:
         rows = noisy if keep is None else [c for c in reliable if keep(c)]
         rows = [c for c in rows if _primary(c["metrics"]) is not None]
         if rows:
-            ax.scatter([c["examples"] for c in rows], [_primary(c["metrics"]) for c in rows], s=14, label=label,
-                       **style)  # fmt: skip
+            ax.scatter(
+                [c["examples"] for c in rows], [_primary(c["metrics"]) for c in rows], s=14, label=label, **style
+            )
     ordered = sorted((c for c in reliable if c["published"]), key=lambda c: c["recorded_at"])
     ax.plot([c["examples"] for c in ordered], [_primary(c["metrics"]) for c in ordered], color="#2e86ab", alpha=0.4)
     ax.set_xlabel("annotations trained on")
@@ -237,8 +287,12 @@ def history_figure(data: ProjectData, few: int = FEW_HELDOUT) -> Figure | None:
     return fig
 
 
-FIGURES = {"quality": quality_figure, "calibration": calibration_figure, "queue": queue_figure,
-           "history": history_figure}  # fmt: skip
+FIGURES = {
+    "quality": quality_figure,
+    "calibration": calibration_figure,
+    "queue": queue_figure,
+    "history": history_figure,
+}
 
 
 def _table(data: ProjectData) -> str:
@@ -255,13 +309,17 @@ def _table(data: ProjectData) -> str:
             f"<td>{html.escape(str(gate.get('reason', '')))}</td>"
             f"<td>{time.strftime('%Y-%m-%d %H:%M', time.gmtime(c['recorded_at']))}</td></tr>"
         )
-    head = "<tr><th>version</th><th>kind</th><th>published</th><th>annotations</th><th>held-out</th>" \
-           "<th>n held-out</th><th>gate</th><th>UTC</th></tr>"  # fmt: skip
+    head = (
+        "<tr><th>version</th><th>kind</th><th>published</th><th>annotations</th><th>held-out</th>"
+        "<th>n held-out</th><th>gate</th><th>UTC</th></tr>"
+    )
     if not rows:
         return "<p>No retrain recorded yet.</p>"
     shown = f"the newest {len(rows)} of " if len(candidates) > len(rows) else ""
-    return (f"<p class=cap>{shown}{len(candidates)} candidates: {published} published, "
-            f"{len(candidates) - published} not.</p><table>{head}{''.join(rows)}</table>")  # fmt: skip
+    return (
+        f"<p class=cap>{shown}{len(candidates)} candidates: {published} published, "
+        f"{len(candidates) - published} not.</p><table>{head}{''.join(rows)}</table>"
+    )
 
 
 def render(data: ProjectData, refresh_s: int | None = None, retrains: str | None = None) -> str:
@@ -270,37 +328,42 @@ def render(data: ProjectData, refresh_s: int | None = None, retrains: str | None
     changed = [c for c in data.corrections if c.get("changed") is not None]
     rate = sum(bool(c["changed"]) for c in changed) / len(changed) if changed else None
     sections = [
-        ("Quality per model version", "quality",
-         "Dots: share of a version's pre-annotations annotators changed. Line: its score on held-out annotations."),
-        ("Calibration", "calibration",
-         "Points on the diagonal mean a confidence of 0.8 is right 80 % of the time."),
+        (
+            "Quality per model version",
+            "quality",
+            "Dots: share of a version's pre-annotations annotators changed. Line: its score on held-out annotations.",
+        ),
+        ("Calibration", "calibration", "Points on the diagonal mean a confidence of 0.8 is right 80 % of the time."),
         ("Queue", "queue", "What the serving model thinks of the tasks still waiting for a human."),
         ("Retrain history", "history", "Every candidate the worker trained, and the gate's decision."),
-    ]  # fmt: skip
+    ]
     parts = []
     for title, key, caption in sections:
         fig = FIGURES[key](data)
         body = f'<img alt="{title}" src="data:image/png;base64,{_png(fig)}">' if fig else "<p><i>No data yet.</i></p>"
         parts.append(f"<h2>{title}</h2><p class=cap>{caption}</p>{body}")
-    summary = (f"{len(data.versions)} published versions, serving <b>{html.escape(data.current or 'cold-start')}</b>; "
-               f"{len(data.corrections)} annotations audited"
-               + (f", {rate:.0%} of pre-annotations changed" if rate is not None else ""))  # fmt: skip
-    live = (f'<meta http-equiv="refresh" content="{refresh_s}">' if refresh_s else "")
-    nav = ('<p><a href="/dashboard">All projects</a> · refreshes every '
-           f"{refresh_s} s</p>" if refresh_s else "")  # fmt: skip
+    summary = (
+        f"{len(data.versions)} published versions, serving <b>{html.escape(data.current or 'cold-start')}</b>; "
+        f"{len(data.corrections)} annotations audited"
+        + (f", {rate:.0%} of pre-annotations changed" if rate is not None else "")
+    )
+    live = f'<meta http-equiv="refresh" content="{refresh_s}">' if refresh_s else ""
+    nav = f'<p><a href="/dashboard">All projects</a> · refreshes every {refresh_s} s</p>' if refresh_s else ""
     title = f"hitl report: project {data.project_id}"
     # the same policy as the server's header (server/app.py), for the file `hitl report` writes
-    csp = ("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
-           "style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'\">")  # fmt: skip
+    csp = (
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; img-src data:; '
+        "style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'\">"
+    )
     head = f'<meta charset="utf-8">{csp}<link rel="icon" href="data:,">{live}<title>{title}</title>'
     return f"""<!doctype html><html><head>{head}
 <style>body{{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222}}
 table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left}}
 .cap{{color:#555;font-size:13px}}img{{max-width:100%}}</style></head><body>
-{nav}<h1>Project {data.project_id}</h1><p>{summary}. Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.</p>
+{nav}<h1>Project {data.project_id}</h1><p>{summary}. Generated {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}.</p>
 <h2>When to stop</h2><p>{html.escape(data.stopping.message if data.stopping else "No sync yet.")}</p>
 <h2>Retrain queue</h2><p>{html.escape(retrains or NO_QUEUE)}</p>
-{''.join(parts)}{_accuracy(data)}{_slices(data)}{_routing(data)}{_drift(data)}{_label_errors(data)}{_annotators(data)}{_proposals(data)}<h2>Candidates</h2>{_table(data)}</body></html>"""
+{"".join(parts)}{_accuracy(data)}{_slices(data)}{_routing(data)}{_drift(data)}{_label_errors(data)}{_annotators(data)}{_proposals(data)}<h2>Candidates</h2>{_table(data)}</body></html>"""
 
 
 def _accuracy(data: ProjectData) -> str:
@@ -320,11 +383,18 @@ def _accuracy(data: ProjectData) -> str:
         mean, pool = data.estimated.get(name, (None, 0))
         n, kept = audited.get(name, (0, 0))
         low, high = wilson(kept, n)
-        rows.append([html.escape(name), "" if mean is None else f"{mean:.1%} over {pool} tasks",
-                     f"{kept / n:.1%} of {n} ({low:.0%}–{high:.0%})" if n else "no held-out review yet"])  # fmt: skip
-    caption = ("Estimated: the mean calibrated confidence of the pre-annotations on the unlabeled pool at the last "
-               "sync (no labels needed). Audited: the share of pre-annotations annotators kept on held-out tasks, "
-               "a random sample of the pool, with its 95 % interval.")  # fmt: skip
+        rows.append(
+            [
+                html.escape(name),
+                "" if mean is None else f"{mean:.1%} over {pool} tasks",
+                f"{kept / n:.1%} of {n} ({low:.0%}–{high:.0%})" if n else "no held-out review yet",
+            ]
+        )
+    caption = (
+        "Estimated: the mean calibrated confidence of the pre-annotations on the unlabeled pool at the last "
+        "sync (no labels needed). Audited: the share of pre-annotations annotators kept on held-out tasks, "
+        "a random sample of the pool, with its 95 % interval."
+    )
     return _section("Accuracy: estimated and audited", caption, ["version", "estimated", "audited"], rows)
 
 
@@ -332,14 +402,25 @@ def _routing(data: ProjectData) -> str:
     """auto_accept in production: humans' verdicts on the predictions it would let through."""
     if not data.routing:
         return ""
-    rows = [[html.escape(r.model_version), f"{r.threshold:.3f}", _pool_coverage(data, r.model_version, r.threshold),
-             r.reviewed, r.confirmed, "" if r.precision is None else f"{r.precision:.1%}",
-             f"{r.low:.1%} – {r.high:.1%}", html.escape("off: " + r.suspended if r.suspended else "on")]
-            for r in data.routing[-MAX_TABLE_ROWS:][::-1]]  # fmt: skip
-    caption = ("Coverage: the share of the unlabeled pool whose pre-annotation is at or above the version's routing "
-               "threshold at the last sync (what auto_accept lets past review). Reviewed: such predictions humans "
-               "saw anyway (audit samples and held-out tasks), and how many they kept. auto_accept is switched off "
-               f"when the 95 % interval ends below the target ({data.routing[0].target:.0%}).")  # fmt: skip
+    rows = [
+        [
+            html.escape(r.model_version),
+            f"{r.threshold:.3f}",
+            _pool_coverage(data, r.model_version, r.threshold),
+            r.reviewed,
+            r.confirmed,
+            "" if r.precision is None else f"{r.precision:.1%}",
+            f"{r.low:.1%} – {r.high:.1%}",
+            html.escape("off: " + r.suspended if r.suspended else "on"),
+        ]
+        for r in data.routing[-MAX_TABLE_ROWS:][::-1]
+    ]
+    caption = (
+        "Coverage: the share of the unlabeled pool whose pre-annotation is at or above the version's routing "
+        "threshold at the last sync (what auto_accept lets past review). Reviewed: such predictions humans "
+        "saw anyway (audit samples and held-out tasks), and how many they kept. auto_accept is switched off "
+        f"when the 95 % interval ends below the target ({data.routing[0].target:.0%})."
+    )
     headers = ["version", "threshold", "coverage", "reviewed", "kept", "precision", "95 % interval", "auto_accept"]
     return _section("Auto-accept in production", caption, headers, rows)
 
@@ -395,16 +476,29 @@ def _slices(data: ProjectData) -> str:
         change = "" if before is None else f"{now['accuracy'] - before['accuracy']:+.3f}"
         seen, changed = corrected.get(name, (0, 0))
         precision = now.get("precision")
-        rows.append([html.escape(name), int(now["n"]), f"{now['accuracy']:.3f}",
-                     "" if precision is None else f"{precision:.3f}", change,
-                     f"{changed / seen:.0%} of {seen}" if seen else "–"])  # fmt: skip
-    caption = ("Held-out accuracy per slice of the serving version at publish (for a class: its recall; precision: "
-               "of the tasks predicted as that class), its change from the version before, and the share of this "
-               "version's pre-annotations annotators changed in the slice. Worst first. Slices are the classes and "
-               "the values of the task fields named in HITL_SLICE_FIELDS; the gate refuses a candidate that makes "
-               "one with enough held-out tasks significantly worse (see Candidates).")  # fmt: skip
-    return _section("Slices", caption, ["slice", "held-out", "accuracy / recall", "precision", "vs previous",
-                                        "pre-annotations changed"], rows) + _slice_history(data, rows_in)  # fmt: skip
+        rows.append(
+            [
+                html.escape(name),
+                int(now["n"]),
+                f"{now['accuracy']:.3f}",
+                "" if precision is None else f"{precision:.3f}",
+                change,
+                f"{changed / seen:.0%} of {seen}" if seen else "–",
+            ]
+        )
+    caption = (
+        "Held-out accuracy per slice of the serving version at publish (for a class: its recall; precision: "
+        "of the tasks predicted as that class), its change from the version before, and the share of this "
+        "version's pre-annotations annotators changed in the slice. Worst first. Slices are the classes and "
+        "the values of the task fields named in HITL_SLICE_FIELDS; the gate refuses a candidate that makes "
+        "one with enough held-out tasks significantly worse (see Candidates)."
+    )
+    return _section(
+        "Slices",
+        caption,
+        ["slice", "held-out", "accuracy / recall", "precision", "vs previous", "pre-annotations changed"],
+        rows,
+    ) + _slice_history(data, rows_in)
 
 
 def _slice_history(data: ProjectData, rows_in: list[tuple[str, dict[str, float], Any]], last: int = 6) -> str:
@@ -421,32 +515,54 @@ def _slice_history(data: ProjectData, rows_in: list[tuple[str, dict[str, float],
         for m in versions:
             scores = m["metrics"]["slices"].get(name)
             seen, changed = corrected[served[m["version"]]].get(name, (0, 0))
-            cells.append(("–" if scores is None else f"{scores['accuracy']:.2f} of {int(scores['n'])}")
-                         + (f"; {changed / seen:.0%} changed" if seen else ""))  # fmt: skip
+            cells.append(
+                ("–" if scores is None else f"{scores['accuracy']:.2f} of {int(scores['n'])}")
+                + (f"; {changed / seen:.0%} changed" if seen else "")
+            )
         rows.append(cells)
-    return _section("Slices across versions", "Each slice's held-out accuracy / recall per version (of how many "
-                    "held-out tasks), and the share of the pre-annotations shown under the version's name that "
-                    "annotators changed in the slice; the serving version's worst slices first.",
-                    ["slice", *(html.escape(m["version"]) for m in versions)], rows)  # fmt: skip
+    return _section(
+        "Slices across versions",
+        "Each slice's held-out accuracy / recall per version (of how many "
+        "held-out tasks), and the share of the pre-annotations shown under the version's name that "
+        "annotators changed in the slice; the serving version's worst slices first.",
+        ["slice", *(html.escape(m["version"]) for m in versions)],
+        rows,
+    )
 
 
 def _drift(data: ProjectData) -> str:
     """Checks of newly imported tasks against the project's reference sample, latest first."""
     if not data.drift_checks:
         return ""
-    rows = [[time.strftime("%Y-%m-%d %H:%M", time.gmtime(c["recorded_at"])), html.escape(str(c["model_version"])),
-             c["size"], f"{c['p_outputs']:.3g}", f"{c['p_embeddings']:.3g}", "<b>drift</b>" if c["alarm"] else "none"]
-            for c in data.drift_checks[::-1][:MAX_TABLE_ROWS]]  # fmt: skip
-    caption = ("Each batch of newly imported tasks against the pool the project started with: p-values of the tests "
-               "on predicted probabilities and on embeddings (an alarm below half the false-alarm rate); drifted "
-               "tasks are put in front of annotators as drift probes.")  # fmt: skip
+    rows = [
+        [
+            time.strftime("%Y-%m-%d %H:%M", time.gmtime(c["recorded_at"])),
+            html.escape(str(c["model_version"])),
+            c["size"],
+            f"{c['p_outputs']:.3g}",
+            f"{c['p_embeddings']:.3g}",
+            "<b>drift</b>" if c["alarm"] else "none",
+        ]
+        for c in data.drift_checks[::-1][:MAX_TABLE_ROWS]
+    ]
+    caption = (
+        "Each batch of newly imported tasks against the pool the project started with: p-values of the tests "
+        "on predicted probabilities and on embeddings (an alarm below half the false-alarm rate); drifted "
+        "tasks are put in front of annotators as drift probes."
+    )
     headers = ["checked (UTC)", "version", "tasks", "p (probabilities)", "p (embeddings)", "found"]
     latest = {is_inputs_check(c): c for c in data.drift_checks}  # the last check of each kind, as the sync reads them
     standing = [("/predict inputs" if inputs else "imports") for inputs, c in sorted(latest.items()) if c["alarm"]]
-    raised = (f"<p><b>Drift alarm standing ({', '.join(standing)})</b>: until a check of that kind passes again, "
-              "the sync sends twice the usual share (HITL_AUDIT_SHARE) of auto_accept tasks to people as audit "
-              "samples, when auto_accept is on; after an alarm on imports, the drifted tasks stay in the queue as "
-              "drift probes.</p>") if standing else ""  # fmt: skip
+    raised = (
+        (
+            f"<p><b>Drift alarm standing ({', '.join(standing)})</b>: until a check of that kind passes again, "
+            "the sync sends twice the usual share (HITL_AUDIT_SHARE) of auto_accept tasks to people as audit "
+            "samples, when auto_accept is on; after an alarm on imports, the drifted tasks stay in the queue as "
+            "drift probes.</p>"
+        )
+        if standing
+        else ""
+    )
     return _section("Drift", caption, headers, rows) + raised
 
 
@@ -469,11 +585,19 @@ def _label_errors(data: ProjectData) -> str:
         f"<td>{', '.join(map(str, s['neighbours']))}</td></tr>"
         for s in last["suspects"][:MAX_TABLE_ROWS]
     )
-    head = (f"{len(last['suspects'])} probable label errors among {last['annotated']} annotated tasks "
-            f"(checked with {html.escape(str(last['version']))}; most suspicious first; in Label Studio: the "
-            f"tab \"Suspected label errors (hitl)\")")  # fmt: skip
-    table = ("<table><tr><th>task</th><th>labeled</th><th>suggested</th><th>label quality</th><th>why</th>"
-             f"<th>nearest tasks with the suggested label</th></tr>{rows}</table>") if rows else ""  # fmt: skip
+    head = (
+        f"{len(last['suspects'])} probable label errors among {last['annotated']} annotated tasks "
+        f"(checked with {html.escape(str(last['version']))}; most suspicious first; in Label Studio: the "
+        f'tab "Suspected label errors (hitl)")'
+    )
+    table = (
+        (
+            "<table><tr><th>task</th><th>labeled</th><th>suggested</th><th>label quality</th><th>why</th>"
+            f"<th>nearest tasks with the suggested label</th></tr>{rows}</table>"
+        )
+        if rows
+        else ""
+    )
     return f"<h2>Probable label errors</h2><p>{head}.</p>{table}{_verdicts(data)}"
 
 
@@ -483,11 +607,24 @@ def _verdicts(data: ProjectData) -> str:
         by_version.setdefault(str(v.get("version")), Counter())[v["verdict"]] += 1
     if not by_version:
         return "<p class=cap>No reviewer has acted on a flag yet.</p>"
-    rows = [[html.escape(name), sum(c.values()), c["changed"], c["kept"], c["removed"],
-             f"{c['changed'] / max(sum(c.values()), 1):.0%}"] for name, c in sorted(by_version.items())]  # fmt: skip
-    return _section("Reviewers' verdicts on flags", "per version that raised the flag; changed = the reviewer "
-                    "changed the label, kept = submitted it unchanged (not flagged again)",
-                    ["flagged by", "decided", "changed", "kept", "annotation removed", "share changed"], rows)
+    rows = [
+        [
+            html.escape(name),
+            sum(c.values()),
+            c["changed"],
+            c["kept"],
+            c["removed"],
+            f"{c['changed'] / max(sum(c.values()), 1):.0%}",
+        ]
+        for name, c in sorted(by_version.items())
+    ]
+    return _section(
+        "Reviewers' verdicts on flags",
+        "per version that raised the flag; changed = the reviewer "
+        "changed the label, kept = submitted it unchanged (not flagged again)",
+        ["flagged by", "decided", "changed", "kept", "annotation removed", "share changed"],
+        rows,
+    )
 
 
 def _annotators(data: ProjectData) -> str:
@@ -495,12 +632,18 @@ def _annotators(data: ProjectData) -> str:
     if not data.annotator_checks:
         return ""
     last = data.annotator_checks[-1]["summary"]
-    rows = [[html.escape(a["annotator"]), a["labeled"], f"{a['agreement']:.0%}", f"{a['quality']:.2f}"]
-            for a in sorted(last["annotators"], key=lambda a: a["quality"])]  # fmt: skip
-    return _section("Annotators", f"{last['multi_annotated']} tasks with several annotators' answers; mean agreement "
-                    f"with the consensus {last['mean_agreement']:.0%}. Quality: cleanlab's CROWDLAB estimate "
-                    "(agreement with the consensus, weighted by the model's out-of-sample view); lowest first",
-                    ["annotator (Label Studio user id)", "tasks labeled", "agrees with consensus", "quality"], rows)
+    rows = [
+        [html.escape(a["annotator"]), a["labeled"], f"{a['agreement']:.0%}", f"{a['quality']:.2f}"]
+        for a in sorted(last["annotators"], key=lambda a: a["quality"])
+    ]
+    return _section(
+        "Annotators",
+        f"{last['multi_annotated']} tasks with several annotators' answers; mean agreement "
+        f"with the consensus {last['mean_agreement']:.0%}. Quality: cleanlab's CROWDLAB estimate "
+        "(agreement with the consensus, weighted by the model's out-of-sample view); lowest first",
+        ["annotator (Label Studio user id)", "tasks labeled", "agrees with consensus", "quality"],
+        rows,
+    )
 
 
 def _proposals(data: ProjectData) -> str:
@@ -512,24 +655,45 @@ def _proposals(data: ProjectData) -> str:
     proposed = sum(len(p["task_ids"]) for p in made)
     decided = outcomes["accepted"] + outcomes["rejected"]
     precision = f"{outcomes['accepted'] / decided:.0%}" if decided else "n/a"
-    rows = [[p["proposal_id"], p["source_task"], html.escape(p["wrong_label"]), html.escape(p["label"]),
-             len(p["task_ids"]), sum(o["outcome"] == "accepted" for o in p["outcomes"].values()),
-             sum(o["outcome"] == "rejected" for o in p["outcomes"].values()),
-             sum(o["outcome"] == "expired" for o in p["outcomes"].values())]
-            for p in made[-MAX_TABLE_ROWS:][::-1]]  # fmt: skip
-    caption = (f"{len(data.proposals)} corrections looked at, {len(made)} with similar tasks: {proposed} tasks "
-               f"proposed, {outcomes['accepted']} accepted, {outcomes['rejected']} rejected, {outcomes['expired']} "
-               f"expired, {outcomes['model label taken']} annotated from the model's own (corrected) label by "
-               f"mistake; accepted share of those decided {precision}; labels saved per correction "
-               f"{outcomes['accepted'] / len(data.proposals):.2f}")  # fmt: skip
-    return _section("Batch corrections", caption, ["proposal", "corrected task", "from", "to", "tasks",
-                                                   "accepted", "rejected", "expired"], rows)  # fmt: skip
+    rows = [
+        [
+            p["proposal_id"],
+            p["source_task"],
+            html.escape(p["wrong_label"]),
+            html.escape(p["label"]),
+            len(p["task_ids"]),
+            sum(o["outcome"] == "accepted" for o in p["outcomes"].values()),
+            sum(o["outcome"] == "rejected" for o in p["outcomes"].values()),
+            sum(o["outcome"] == "expired" for o in p["outcomes"].values()),
+        ]
+        for p in made[-MAX_TABLE_ROWS:][::-1]
+    ]
+    caption = (
+        f"{len(data.proposals)} corrections looked at, {len(made)} with similar tasks: {proposed} tasks "
+        f"proposed, {outcomes['accepted']} accepted, {outcomes['rejected']} rejected, {outcomes['expired']} "
+        f"expired, {outcomes['model label taken']} annotated from the model's own (corrected) label by "
+        f"mistake; accepted share of those decided {precision}; labels saved per correction "
+        f"{outcomes['accepted'] / len(data.proposals):.2f}"
+    )
+    return _section(
+        "Batch corrections",
+        caption,
+        ["proposal", "corrected task", "from", "to", "tasks", "accepted", "rejected", "expired"],
+        rows,
+    )
 
 
 def write_report(
-    project_id: int, audit: AuditStore, registry: Registry, data_dir: Path, out: Path, target: float = 0.98,
-    holdout_fraction: float = 0.15, min_eval: int = 20, retrains: str | None = None,
-) -> Path:  # fmt: skip
+    project_id: int,
+    audit: AuditStore,
+    registry: Registry,
+    data_dir: Path,
+    out: Path,
+    target: float = 0.98,
+    holdout_fraction: float = 0.15,
+    min_eval: int = 20,
+    retrains: str | None = None,
+) -> Path:
     data = collect(project_id, audit, registry, data_dir / "sync-state.sqlite3", target, holdout_fraction, min_eval)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(data, retrains=retrains), encoding="utf-8")

@@ -23,9 +23,15 @@ def retrain_lines(queue: RetrainQueue | None, projects: list[int]) -> dict[int, 
         return dict.fromkeys(projects, f"queue unavailable ({type(exc).__name__})")
     now, out = time.time(), {}
     for project in projects:
-        waiting = [f"{kind} queued {now - since:.0f} s ago" for (p, kind), since in pending.items()
-                   if p == project and since is not None]  # fmt: skip
-        last = [f"{kind} {outcome} in {seconds:.1f} s" for (p, kind, outcome), seconds in sorted(durations.items())
-                if p == str(project)]  # fmt: skip
+        waiting = [
+            f"{kind} queued {now - since:.0f} s ago"
+            for (p, kind), since in pending.items()
+            if p == project and since is not None
+        ]
+        last = [
+            f"{kind} {outcome} in {seconds:.1f} s"
+            for (p, kind, outcome), seconds in sorted(durations.items())
+            if p == str(project)
+        ]
         out[project] = "; ".join(waiting or ["none queued"]) + (" · last: " + ", ".join(last) if last else "")
     return out

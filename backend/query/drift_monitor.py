@@ -45,18 +45,28 @@ class DriftMonitor:
         return set(self.state.get("probes") or [])
 
     def check(
-        self, ids: Sequence[int], texts: Sequence[str], embeddings: np.ndarray, probs: np.ndarray,
-        embed: Callable[[list[str]], np.ndarray], probabilities: Callable[[list[str]], np.ndarray],
-        window: int, alpha: float,
-    ) -> DriftResult | None:  # fmt: skip
+        self,
+        ids: Sequence[int],
+        texts: Sequence[str],
+        embeddings: np.ndarray,
+        probs: np.ndarray,
+        embed: Callable[[list[str]], np.ndarray],
+        probabilities: Callable[[list[str]], np.ndarray],
+        window: int,
+        alpha: float,
+    ) -> DriftResult | None:
         """Test the tasks that arrived since the last check, once there are ``window`` of them;
         the first call takes the reference instead. ``embed`` (the cache) and ``probabilities``
         (the model serving now, as for the window's ``probs``) score the reference's texts."""
         task_ids = np.asarray(ids)
         if not self.state:
             keep = np.random.default_rng(self.project).permutation(len(task_ids))[:REFERENCE_SIZE]
-            self.state = {"encoder": self.encoder, "reference_texts": [texts[i] for i in keep],
-                          "checked_up_to": int(task_ids.max(initial=0)), "probes": []}  # fmt: skip
+            self.state = {
+                "encoder": self.encoder,
+                "reference_texts": [texts[i] for i in keep],
+                "checked_up_to": int(task_ids.max(initial=0)),
+                "probes": [],
+            }
             self._save()
             return None
         fresh = np.flatnonzero(task_ids > self.state["checked_up_to"])
@@ -70,9 +80,12 @@ class DriftMonitor:
         return result
 
     def check_inputs(
-        self, texts: list[str], embed: Callable[[list[str]], np.ndarray],
-        probabilities: Callable[[list[str]], np.ndarray], alpha: float,
-    ) -> DriftResult | None:  # fmt: skip
+        self,
+        texts: list[str],
+        embed: Callable[[list[str]], np.ndarray],
+        probabilities: Callable[[list[str]], np.ndarray],
+        alpha: float,
+    ) -> DriftResult | None:
         """Test a window of ``/predict`` inputs (``jobs/inputs.py``) against the reference (None
         before the reference is taken)."""
         if not self.state or not texts:
@@ -87,8 +100,8 @@ class DriftMonitor:
         """The last check of imported tasks or of ``/predict`` inputs found drift."""
         return bool(self.probes) or bool(self.state.get("inputs_alarm"))
 
-    def _detector(self, embed: Callable[[list[str]], np.ndarray], probabilities: Callable[[list[str]], np.ndarray],
-                  alpha: float) -> DriftDetector:  # fmt: skip
+    def _detector(
+        self, embed: Callable[[list[str]], np.ndarray], probabilities: Callable[[list[str]], np.ndarray], alpha: float
+    ) -> DriftDetector:
         reference_texts = list(self.state["reference_texts"])
         return DriftDetector(probabilities(reference_texts), embed(reference_texts), alpha=alpha, seed=self.project)
-

@@ -83,17 +83,22 @@ class StoppingStatus:
         parts = []
         if self.kappas:
             recent = self.kappas[-WINDOW:]
-            parts.append(f"predictions changed on up to {max(self.changed[-WINDOW:] or [0.0]):.1%} of "
-                         f"{recent[-1][2]:,} reference tasks over the last {len(recent)} versions (kappa "
-                         f"{', '.join(f'{k:.3f}' for _, k, _ in recent)}; stable once {WINDOW} in a row are "
-                         f">= {THRESHOLD})")  # fmt: skip
+            parts.append(
+                f"predictions changed on up to {max(self.changed[-WINDOW:] or [0.0]):.1%} of "
+                f"{recent[-1][2]:,} reference tasks over the last {len(recent)} versions (kappa "
+                f"{', '.join(f'{k:.3f}' for _, k, _ in recent)}; stable once {WINDOW} in a row are "
+                f">= {THRESHOLD})"
+            )
         if self.uncertainty is not None:
-            parts.append(f"mean uncertainty on them {self.uncertainty:.3f} (little left to learn below "
-                         f"{UNCERTAINTY_THRESHOLD})")  # fmt: skip
+            parts.append(
+                f"mean uncertainty on them {self.uncertainty:.3f} (little left to learn below {UNCERTAINTY_THRESHOLD})"
+            )
         if self.gain is not None:
             spread = "(uncertainty unknown)" if self.gain.stderr is None else f"± {100 * self.gain.stderr:.1f}"
-            parts.append(f"estimated gain from {self.gain.more} more labels: {100 * self.gain.gain:+.1f} {spread} "
-                         f"points (learning curve of {self.gain.points} versions' held-out scores)")  # fmt: skip
+            parts.append(
+                f"estimated gain from {self.gain.more} more labels: {100 * self.gain.gain:+.1f} {spread} "
+                f"points (learning curve of {self.gain.points} versions' held-out scores)"
+            )
         if not self.kappas:
             verdict = "not enough versions yet to tell whether predictions are stabilising"
         elif self.stop:
@@ -124,8 +129,14 @@ def estimate_gain(points: Iterable[tuple[int, float]], more: int = MORE, seed: i
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", OptimizeWarning)
-            params, cov = curve_fit(_power_law, n, y, p0=(min(1.0, y.max() + 0.02), 1.0, 0.5),
-                                    bounds=([0, 0, 0.01], [1, 100, 3]), maxfev=5000)  # fmt: skip
+            params, cov = curve_fit(
+                _power_law,
+                n,
+                y,
+                p0=(min(1.0, y.max() + 0.02), 1.0, 0.5),
+                bounds=([0, 0, 0.01], [1, 100, 3]),
+                maxfev=5000,
+            )
     except (RuntimeError, ValueError):
         return None
     now, ahead = n.max(), n.max() + more
@@ -206,16 +217,21 @@ class StoppingState:
     def record(self, project: int, version: str, answers: Mapping[int, str], uncertainty: float | None = None) -> None:
         """The answers ``version`` gives the reference tasks still unlabeled (once per version), and
         their mean uncertainty."""
-        last = self.db.execute("SELECT seq, version FROM stop_answers WHERE project = ? ORDER BY seq DESC LIMIT 1",
-                               (project,)).fetchone()  # fmt: skip
+        last = self.db.execute(
+            "SELECT seq, version FROM stop_answers WHERE project = ? ORDER BY seq DESC LIMIT 1", (project,)
+        ).fetchone()
         if last is not None and last[1] == version:
             return
         seq = 0 if last is None else last[0] + 1
-        self.db.executemany("INSERT INTO stop_answers VALUES (?, ?, ?, ?, ?)",
-                            [(project, seq, version, t, a) for t, a in answers.items()])  # fmt: skip
+        self.db.executemany(
+            "INSERT INTO stop_answers VALUES (?, ?, ?, ?, ?)",
+            [(project, seq, version, t, a) for t, a in answers.items()],
+        )
         if uncertainty is not None:
-            self.db.execute("INSERT OR REPLACE INTO stop_uncertainty VALUES (?, ?, ?, ?)",
-                            (project, seq, version, float(uncertainty)))  # fmt: skip
+            self.db.execute(
+                "INSERT OR REPLACE INTO stop_uncertainty VALUES (?, ?, ?, ?)",
+                (project, seq, version, float(uncertainty)),
+            )
 
     def status(self, project: int, curve: Sequence[tuple[int, float]] = ()) -> StoppingStatus:
         """The criteria now; ``curve``: the versions' (training size, held-out score) for the gain."""
@@ -234,6 +250,7 @@ class StoppingState:
             kappas.append((version, round(0.0 if np.isnan(kappa) else kappa, 4), len(common)))
             changed.append(sum(x != y for x, y in zip(a, b, strict=True)) / len(common))
         stable = len(kappas) >= WINDOW and all(k >= THRESHOLD for _, k, _ in kappas[-WINDOW:])
-        last = self.db.execute("SELECT mean FROM stop_uncertainty WHERE project = ? ORDER BY seq DESC LIMIT 1",
-                               (project,)).fetchone()  # fmt: skip
+        last = self.db.execute(
+            "SELECT mean FROM stop_uncertainty WHERE project = ? ORDER BY seq DESC LIMIT 1", (project,)
+        ).fetchone()
         return StoppingStatus(kappas, stable, changed, None if last is None else float(last[0]), estimate_gain(curve))

@@ -180,7 +180,6 @@ def k_center_order(embeddings: np.ndarray, k: int, start: int | None = None) -> 
     return np.array(chosen, dtype=np.int64)
 
 
-
 def diversify_top(scores: np.ndarray, clusters: np.ndarray, n: int, candidates: int = 5) -> np.ndarray:
     """Scores in [0, 1] where the ``n`` first tasks alternate between clusters.
 
@@ -208,9 +207,13 @@ def diversify_top(scores: np.ndarray, clusters: np.ndarray, n: int, candidates: 
 
 
 def interleave_heldout(
-    scores: np.ndarray, heldout: np.ndarray, fraction: float, seed: int = 0, annotated: int = 0,
+    scores: np.ndarray,
+    heldout: np.ndarray,
+    fraction: float,
+    seed: int = 0,
+    annotated: int = 0,
     annotated_heldout: int = 0,
-) -> np.ndarray:  # fmt: skip
+) -> np.ndarray:
     """Rank-encoded scores in [0, 1] where held-out tasks (``heldout`` mask) come one in every
     1/fraction, in random order, and the others keep the strategy's order. Annotations of held-out
     tasks are then an unbiased sample of the pool, which the gate and the temperature fit need.

@@ -111,11 +111,17 @@ class SyncSummary:
             f"project {self.project_id}: {self.pool} unlabeled tasks, {self.scored} scored, {self.written} written, "
             f"{self.up_to_date} up to date, {self.ranked} ranks written, skipped: {skipped}; version "
             f"{self.model_version}, strategy {self.strategy}; {self.seconds:.1f}s; next task: {self.top_task_id}"
-        ) + "".join(f"\n{extra}" for extra in (
-            self.stopping, self.drift and f"drift: {self.drift['line']}",
-            self.disagreements and f"{self.disagreements} tasks where the fine-tuned model and the base encoder's "
-                                   "head disagree",
-            self.input_drift and f"drift of /predict inputs: {self.input_drift['line']}") if extra)  # fmt: skip
+        ) + "".join(
+            f"\n{extra}"
+            for extra in (
+                self.stopping,
+                self.drift and f"drift: {self.drift['line']}",
+                self.disagreements
+                and f"{self.disagreements} tasks where the fine-tuned model and the base encoder's head disagree",
+                self.input_drift and f"drift of /predict inputs: {self.input_drift['line']}",
+            )
+            if extra
+        )
 
 
 class SyncState:
@@ -131,22 +137,31 @@ class SyncState:
             "CREATE TABLE IF NOT EXISTS written (project INTEGER, task INTEGER, version TEXT, text_hash TEXT, "
             "cluster INTEGER, score REAL, PRIMARY KEY (project, task))"
         )
-        self.db.execute("CREATE TABLE IF NOT EXISTS explored (project INTEGER, identity TEXT, cluster INTEGER, "
-                        "PRIMARY KEY (project, identity, cluster))")  # fmt: skip
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS explored (project INTEGER, identity TEXT, cluster INTEGER, "
+            "PRIMARY KEY (project, identity, cluster))"
+        )
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(written)")}
-        for column, kind in (("strategy_score", "REAL"), ("confidence", "REAL"), ("presentation", "TEXT"),
-                             ("leaning", "TEXT")):  # added after the first release  # fmt: skip
+        for column, kind in (
+            ("strategy_score", "REAL"),
+            ("confidence", "REAL"),
+            ("presentation", "TEXT"),
+            ("leaning", "TEXT"),
+        ):  # added after the first release
             if column not in columns:
                 self.db.execute(f"ALTER TABLE written ADD COLUMN {column} {kind}")
-        self.db.execute("CREATE TABLE IF NOT EXISTS labels (project INTEGER, label TEXT, replaced_at REAL, "
-                        "PRIMARY KEY (project, label))")  # fmt: skip
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS labels (project INTEGER, label TEXT, replaced_at REAL, "
+            "PRIMARY KEY (project, label))"
+        )
 
     def get(self, project: int) -> dict[int, tuple[str, str, int, float | None, float | None, str | None, str | None]]:
         """Per task: (version, hash, cluster, rank, confidence shown, presentation, leaning)."""
         rows = self.db.execute(
             "SELECT task, version, text_hash, cluster, score, confidence, presentation, leaning FROM written "
-            "WHERE project = ?", (project,)
-        )  # fmt: skip
+            "WHERE project = ?",
+            (project,),
+        )
         return {task: tuple(rest) for task, *rest in rows}  # type: ignore[misc]
 
     def put(self, project: int, rows: list[tuple[Any, ...]]) -> None:
@@ -173,8 +188,10 @@ class SyncState:
         rows = self.db.execute("SELECT task, cluster FROM written WHERE project = ?", (project,)).fetchall()
         gone = [(task, cluster) for task, cluster in rows if task not in pool]
         self.db.executemany("DELETE FROM written WHERE project = ? AND task = ?", [(project, t) for t, _ in gone])
-        self.db.executemany("INSERT OR IGNORE INTO explored VALUES (?, ?, ?)",
-                            [(project, identity, c) for _, c in gone if c is not None])  # fmt: skip
+        self.db.executemany(
+            "INSERT OR IGNORE INTO explored VALUES (?, ?, ?)",
+            [(project, identity, c) for _, c in gone if c is not None],
+        )
         return len(gone)
 
     def explored(self, project: int, identity: str) -> set[int]:
@@ -202,8 +219,10 @@ class SyncState:
     def mean_confidence(self, project: int) -> dict[str, tuple[float, int]]:
         """Per model version, the mean calibrated confidence shown on the pool at the last sync, and
         over how many tasks: calibrated, it estimates the pre-annotations' accuracy without labels."""
-        query = ("SELECT version, AVG(confidence), COUNT(*) FROM written WHERE project = ? AND confidence IS NOT NULL "
-                 "GROUP BY version")  # fmt: skip
+        query = (
+            "SELECT version, AVG(confidence), COUNT(*) FROM written WHERE project = ? AND confidence IS NOT NULL "
+            "GROUP BY version"
+        )
         return {version: (float(mean), int(n)) for version, mean, n in self.db.execute(query, (project,))}
 
 
@@ -234,8 +253,19 @@ def sync_project(
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one sync per project at a time (CLI and worker alike)
-        return _sync(settings, ls, cache, registry, project_id, strategy_name, progress, chunk, predict_inputs,
-                     defer_embedding, audit_store or AuditStore.from_settings(settings))  # fmt: skip
+        return _sync(
+            settings,
+            ls,
+            cache,
+            registry,
+            project_id,
+            strategy_name,
+            progress,
+            chunk,
+            predict_inputs,
+            defer_embedding,
+            audit_store or AuditStore.from_settings(settings),
+        )
 
 
 def _sync(
@@ -260,9 +290,11 @@ def _sync(
     if name == "badge" and (spec.multi_label or spec.is_ner):  # the setting is global; BADGE is single-label
         log.warning("project %s: strategy badge is for single-label projects; margin ranks this one", project_id)
         name = "margin"
-    strategy = ColdStartStrategy() if classifier is None else make_strategy(
-        name, spec.multi_label, batch=settings.sync_diverse_top
-    )  # fmt: skip
+    strategy = (
+        ColdStartStrategy()
+        if classifier is None
+        else make_strategy(name, spec.multi_label, batch=settings.sync_diverse_top)
+    )
     summary = SyncSummary(project_id, label, strategy.name)
 
     ids, texts, data, existing = [], [], [], {}
@@ -319,15 +351,25 @@ def _sync(
     drifting = False  # the last drift check (imports or /predict inputs) alarmed: humans review more
     if isinstance(classifier, TextClassifier) and spec.modality == "text" and settings.drift_window > 0:
         monitor = DriftMonitor(settings.data_dir / "drift", project_id, cache.encoder.identity)
-        drift = monitor.check(ids, texts, embeddings, probs, cache.embed,
-                              lambda batch: class_probabilities(classifier, batch, own),
-                              settings.drift_window, settings.drift_alpha)  # fmt: skip
+        drift = monitor.check(
+            ids,
+            texts,
+            embeddings,
+            probs,
+            cache.embed,
+            lambda batch: class_probabilities(classifier, batch, own),
+            settings.drift_window,
+            settings.drift_alpha,
+        )
         if drift is not None:
             summary.drift = {**dataclasses.asdict(drift), "alarm": drift.alarm, "line": drift.line()}
         if predict_inputs is not None and monitor.state:
-            asked = monitor.check_inputs(predict_inputs(), cache.embed,
-                                         lambda batch: class_probabilities(classifier, batch, own),
-                                         settings.drift_alpha)  # fmt: skip
+            asked = monitor.check_inputs(
+                predict_inputs(),
+                cache.embed,
+                lambda batch: class_probabilities(classifier, batch, own),
+                settings.drift_alpha,
+            )
             if asked is not None:
                 summary.input_drift = {**dataclasses.asdict(asked), "alarm": asked.alarm, "line": asked.line()}
         probes = np.isin(task_ids, sorted(monitor.probes))
@@ -352,8 +394,9 @@ def _sync(
         # /predict routes by the same rule and reads the share in force from the registry
         threshold = None if registry.routing_suspended(project_id, label) else serving.accept_threshold
         share = min(0.5, share * (2 if drifting else 1))  # drift: twice the audit samples
-        registry.set_audit_share(project_id, share, "drift alarm: twice HITL_AUDIT_SHARE" if drifting else
-                                 "HITL_AUDIT_SHARE")  # fmt: skip
+        registry.set_audit_share(
+            project_id, share, "drift alarm: twice HITL_AUDIT_SHARE" if drifting else "HITL_AUDIT_SHARE"
+        )
         policy = RoutingPolicy(threshold, share, settings.holdout_fraction, preselect_level=preselect)
         heldout, audit = review_masks(ids, confidence, policy)
         # A prediction a person may have seen is never changed: a task that holds one of this version keeps
@@ -362,8 +405,14 @@ def _sync(
         audit &= np.array([c is None or c[1] == Presentation.BLIND for c in carried], dtype=bool)
         done = _annotated_task_ids(registry, project_id, version)
         done_heldout = sum(is_heldout(t, settings.holdout_fraction) for t in done)
-        scores = interleave_heldout(scores, heldout, settings.holdout_fraction, seed=project_id,
-                                    annotated=len(done), annotated_heldout=done_heldout)  # fmt: skip
+        scores = interleave_heldout(
+            scores,
+            heldout,
+            settings.holdout_fraction,
+            seed=project_id,
+            annotated=len(done),
+            annotated_heldout=done_heldout,
+        )
         if audit.any():
             scores = interleave_audit(scores, audit, share, seed=project_id)
             summary.audit_samples = int(audit.sum())
@@ -371,8 +420,11 @@ def _sync(
         if probes.any():
             scores = interleave_audit(scores, probes, settings.drift_probe_share, seed=project_id + 1)
             summary.drift_probes = int(probes.sum())
-    answers = [[] for _ in ids] if classifier is None else results(
-        spec, classifier, texts, probs=probs, tagged=tagged, threshold=settings.multilabel_threshold)  # fmt: skip
+    answers = (
+        [[] for _ in ids]
+        if classifier is None
+        else results(spec, classifier, texts, probs=probs, tagged=tagged, threshold=settings.multilabel_threshold)
+    )
     summary.scored = len(ids)
     order = np.lexsort((task_ids, scores))
     summary.top_task_id = int(task_ids[order[0]])
@@ -395,19 +447,42 @@ def _sync(
         else:
             score = shown_score(confidence[i])
             presentation = present(confidence[i], bool(heldout[i] or audit[i]), preselect)
-            predictions.append({"task": task_id, "score": score, "model_version": label,
-                                "result": answers[i] if presentation == Presentation.PRESELECT else []})  # fmt: skip
+            predictions.append(
+                {
+                    "task": task_id,
+                    "score": score,
+                    "model_version": label,
+                    "result": answers[i] if presentation == Presentation.PRESELECT else [],
+                }
+            )
         shown.append((presentation, lean, score))
-        rows.append([task_id, label, _hash(texts[i]), int(clusters[i]), None, round(float(strategy_scores[i]), 6),
-                     score, presentation.value, lean])  # fmt: skip
+        rows.append(
+            [
+                task_id,
+                label,
+                _hash(texts[i]),
+                int(clusters[i]),
+                None,
+                round(float(strategy_scores[i]), 6),
+                score,
+                presentation.value,
+                lean,
+            ]
+        )
     ranks, rank_now = plan_ranks(np.asarray(scores, dtype=float), held_ranks(data), settings.sync_exact_top)
     for i, row in enumerate(rows):
         row[4] = None if np.isnan(ranks[i]) else int(ranks[i])
     # the review queue: answers pre-filled and not auto-accepted, least confident first (likeliest to need a fix)
-    reviewable = np.array([classifier is not None and p == Presentation.PRESELECT and (threshold is None or
-                           score < threshold) for p, _, score in shown], dtype=bool)  # fmt: skip
-    review, review_now = _review_ranks(reviewable, np.array([score for *_, score in shown]), held_ranks(
-        data, REVIEW_FIELD), settings.sync_exact_top)  # fmt: skip
+    reviewable = np.array(
+        [
+            classifier is not None and p == Presentation.PRESELECT and (threshold is None or score < threshold)
+            for p, _, score in shown
+        ],
+        dtype=bool,
+    )
+    review, review_now = _review_ranks(
+        reviewable, np.array([score for *_, score in shown]), held_ranks(data, REVIEW_FIELD), settings.sync_exact_top
+    )
     review_head = set(np.flatnonzero(np.isfinite(review) & reviewable).tolist())
 
     # Annotators must never find the queue without predictions of the project's version: a new version's
@@ -419,9 +494,19 @@ def _sync(
     for start in tqdm(range(0, len(predictions), chunk), desc="writing", unit="chunk", disable=not progress):
         part = predictions[start : start + chunk]
         if audit_store is not None:  # recorded first: a prediction never exists without its record
-            audit_store.record_shown(project_id, [
-                (p["task"], label, shown[index[p["task"]]][0].value, _answer(spec, answers[index[p["task"]]]),
-                 p["score"]) for p in part])  # fmt: skip
+            audit_store.record_shown(
+                project_id,
+                [
+                    (
+                        p["task"],
+                        label,
+                        shown[index[p["task"]]][0].value,
+                        _answer(spec, answers[index[p["task"]]]),
+                        p["score"],
+                    )
+                    for p in part
+                ],
+            )
         ls.import_predictions(project_id, part)
         summary.written += len(part)
     # every task now holds this version's prediction: switch before the ranks and headers, so a task
@@ -432,9 +517,15 @@ def _sync(
         state.replaced(project_id, str(replaced), time.time())
     # the queue's order: the head's ranks, one call per task whose rank changed (see query/writeback.py)
     # ...and on top of each task of the head, what is pre-selected and why the task is there, in words
-    kinds = np.select([audit, probes, heldout, disagree, unexplored],
-                      [Why.AUDIT, Why.DRIFT, Why.HELDOUT, Why.DISAGREE, Why.UNEXPLORED],
-                      Why.UNSURE) if classifier is not None else np.full(len(ids), Why.COLD_START)  # fmt: skip
+    kinds = (
+        np.select(
+            [audit, probes, heldout, disagree, unexplored],
+            [Why.AUDIT, Why.DRIFT, Why.HELDOUT, Why.DISAGREE, Why.UNEXPLORED],
+            Why.UNSURE,
+        )
+        if classifier is not None
+        else np.full(len(ids), Why.COLD_START)
+    )
 
     def second(i: int) -> tuple[str, str] | None:  # what each model answers, for a disagreement's sentence
         if not disagree[i] or opinion is None or probs is None:
@@ -454,12 +545,18 @@ def _sync(
         presentation, lean, score = shown[i]
         return header(presentation, lean, score, reason(Why.REVIEW, score, threshold, share))
 
-    said = [said_for(i) if i in head and np.isfinite(ranks[i]) else said_for_review(i) if i in review_head else None
-            for i in range(len(ids))]  # fmt: skip
+    said = [
+        said_for(i) if i in head and np.isfinite(ranks[i]) else said_for_review(i) if i in review_head else None
+        for i in range(len(ids))
+    ]
     # a task that left the head loses its sentence: a header only ever speaks of where the task stands now
     stale = np.array([said[i] is None and bool(data[i].get(REASON_FIELD)) for i in range(len(ids))], dtype=bool)
-    rewrite = rank_now | review_now | stale | np.array([said[i] is not None and data[i].get(REASON_FIELD) != said[i]
-                                                        for i in range(len(ids))], dtype=bool)  # fmt: skip
+    rewrite = (
+        rank_now
+        | review_now
+        | stale
+        | np.array([said[i] is not None and data[i].get(REASON_FIELD) != said[i] for i in range(len(ids))], dtype=bool)
+    )
     ranked = [(ids[i], _task_data(data[i], ranks[i], review[i], said[i])) for i in np.flatnonzero(rewrite)]
     summary.ranked += _each(ranked, lambda r: ls.update_task_data(*r), "ordering", progress)
     state.put(project_id, [tuple(row) for row in rows])
@@ -474,8 +571,13 @@ def _sync(
 
     ls.ensure_view(project_id, VIEW_TITLE, order_by=f"tasks:data.{RANK_FIELD}")
     if classifier is not None:
-        ls.ensure_view(project_id, REVIEW_TITLE, order_by=f"tasks:data.{REVIEW_FIELD}", first=False, filters=[
-            annotations_filter("equal"), data_filter(REVIEW_FIELD, "greater", 0)])  # fmt: skip
+        ls.ensure_view(
+            project_id,
+            REVIEW_TITLE,
+            order_by=f"tasks:data.{REVIEW_FIELD}",
+            first=False,
+            filters=[annotations_filter("equal"), data_filter(REVIEW_FIELD, "greater", 0)],
+        )
     if settings.sync_retire_versions:
         _retire_old_versions(ls, state, project_id, label, settings.sync_retire_grace_s)
     summary.seconds = time.perf_counter() - started
@@ -500,8 +602,9 @@ def _task_data(data: dict[str, Any], rank: float, review: float, said: str | Non
 def _each(items: list[Any], write: Callable[[Any], None], what: str, progress: bool) -> int:
     """One Label Studio call per item, ``WRITERS`` at a time; how many were written."""
     with ThreadPoolExecutor(WRITERS) as pool:
-        for _ in tqdm(pool.map(write, items), total=len(items), desc=what, unit="task",
-                      disable=not progress or not items):  # fmt: skip
+        for _ in tqdm(
+            pool.map(write, items), total=len(items), desc=what, unit="task", disable=not progress or not items
+        ):
             pass
     return len(items)
 
@@ -550,14 +653,21 @@ def _review_ranks(
 def _answer(spec: TaskSpec, result: list[dict[str, Any]]) -> list[str]:
     """The model's answer in a result, as the audit keeps it: its choices, or its spans' keys (NER)."""
     if spec.is_ner:
-        return sorted(f"{r['value']['start']}:{r['value']['end']}:{r['value']['labels'][0]}" for r in result
-                      if (r.get("value") or {}).get("labels"))  # fmt: skip
+        return sorted(
+            f"{r['value']['start']}:{r['value']['end']}:{r['value']['labels'][0]}"
+            for r in result
+            if (r.get("value") or {}).get("labels")
+        )
     return sorted(labels_from_result(spec, result) or [])
 
 
 def _all_carried(
-    spec: TaskSpec, ids: list[int], existing: dict[int, dict[Any, Any]], previous: dict[int, tuple[Any, ...]],
-    label: str, blind: np.ndarray,
+    spec: TaskSpec,
+    ids: list[int],
+    existing: dict[int, dict[Any, Any]],
+    previous: dict[int, tuple[Any, ...]],
+    label: str,
+    blind: np.ndarray,
 ) -> list[tuple[float, Presentation, str | None] | None]:
     """``_carried`` for each task of the pool."""
     return [_carried(spec, existing[t].get(label), previous.get(t), label, bool(blind[i])) for i, t in enumerate(ids)]

@@ -75,9 +75,14 @@ def plan_ranks(ours: np.ndarray, held: np.ndarray, head: int) -> tuple[np.ndarra
 
 
 def _fill_gaps(
-    final: np.ndarray, write: np.ndarray, held: np.ndarray, order: np.ndarray, head: int, marks: list[int],
+    final: np.ndarray,
+    write: np.ndarray,
+    held: np.ndarray,
+    order: np.ndarray,
+    head: int,
+    marks: list[int],
     tail_held: np.ndarray,
-) -> bool:  # fmt: skip
+) -> bool:
     """Whole ranks for the head's tasks between the kept ones (``marks``, positions in our order),
     spread over each gap; False where a gap has fewer free whole numbers than tasks to place."""
     for k in range(len(marks) + 1):

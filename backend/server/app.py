@@ -64,16 +64,19 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.extensions["hitl"] = {"settings": settings, "predictor": predictor, "events": sink}
     app.register_blueprint(webhook_routes(sink, metrics.webhooks_dropped))
-    app.register_blueprint(dashboard_routes(settings, predictor.registry, getattr(sink, "audit", None),
-                                            getattr(sink, "queue", None)))  # fmt: skip
+    app.register_blueprint(
+        dashboard_routes(settings, predictor.registry, getattr(sink, "audit", None), getattr(sink, "queue", None))
+    )
 
     @app.before_request
     def _auth() -> None:
         g.started = time.perf_counter()
         g.request_id_token = logs.request_id.set(logs.new_request_id(request.headers.get("X-Request-Id")))
         if not host_allowed(request.host, settings):
-            raise BadRequest("this server does not answer to that Host name: add it to HITL_ALLOWED_HOSTS if it is "
-                             "the name Label Studio or a proxy uses to reach the backend")  # fmt: skip
+            raise BadRequest(
+                "this server does not answer to that Host name: add it to HITL_ALLOWED_HOSTS if it is "
+                "the name Label Studio or a proxy uses to reach the backend"
+            )
         if not is_authorized(request, settings):
             raise Unauthorized("valid credentials are required: HTTP basic auth, or the webhook secret header")
 
@@ -85,8 +88,13 @@ def create_app(
         response.headers["X-Request-Id"] = logs.request_id.get()
         response.headers.update(SECURITY_HEADERS)
         if endpoint != "/health":  # Label Studio probes /health every few seconds
-            fields = {"method": request.method, "path": endpoint, "status": response.status_code,
-                      "ms": round(seconds * 1000, 1), "tasks": g.get("tasks")}  # fmt: skip
+            fields = {
+                "method": request.method,
+                "path": endpoint,
+                "status": response.status_code,
+                "ms": round(seconds * 1000, 1),
+                "tasks": g.get("tasks"),
+            }
             log.info("%s %s %s %.1fms tasks=%s", *fields.values(), extra=fields)
         return response
 
@@ -212,7 +220,7 @@ LABEL_STUDIO_CHECK_S = 30.0  # /ready asks Label Studio at most this often
 
 
 def _label_studio_check(settings: Settings) -> Any:
-    """"ok", or why Label Studio cannot be used (not configured, token refused, unreachable): a wrong
+    """ "ok", or why Label Studio cannot be used (not configured, token refused, unreachable): a wrong
     token otherwise looks ready while every annotation is kept unconfirmed. Cached for a while."""
     from backend.stores.labelstudio import LabelStudioClient, LabelStudioNotConfigured
 

@@ -38,10 +38,16 @@ def dashboard_routes(
         known = projects()
         jobs = {p: html.escape(line) for p, line in retrain_lines(queue, known).items()}
         rows = "".join(_row_or_error(project, registry, store, settings, jobs[project]) for project in known)
-        body = ("<table><tr><th>project</th><th>serving</th><th>versions</th><th>annotations</th>"
+        body = (
+            (
+                "<table><tr><th>project</th><th>serving</th><th>versions</th><th>annotations</th>"
                 "<th>pre-annotations changed</th><th>auto_accept (pool coverage)</th><th>drift</th>"
                 "<th>worst slice (held-out)</th><th>when to stop</th><th>label checks</th><th>retrains</th></tr>"
-                f"{rows}</table>") if rows else "<p>No project has been trained yet.</p>"  # fmt: skip
+                f"{rows}</table>"
+            )
+            if rows
+            else "<p>No project has been trained yet.</p>"
+        )
         now = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
         head = f'<meta charset="utf-8"><link rel="icon" href="data:,"><meta http-equiv="refresh" content="{REFRESH_S}">'
         page = f"""<!doctype html><html><head>{head}
@@ -55,9 +61,15 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;te
     def project_page(project: int) -> Any:
         if project not in projects():
             abort(404, description=f"no project {project} here: /dashboard lists the projects this backend knows")
-        data = collect(project, store, registry, settings.data_dir / "sync-state.sqlite3",
-                       settings.routing_target_precision, settings.holdout_fraction,
-                       settings.gate_min_eval)  # fmt: skip
+        data = collect(
+            project,
+            store,
+            registry,
+            settings.data_dir / "sync-state.sqlite3",
+            settings.routing_target_precision,
+            settings.holdout_fraction,
+            settings.gate_min_eval,
+        )
         retrains = retrain_lines(queue, [project])[project]
         return Response(render(data, refresh_s=REFRESH_S, retrains=retrains), mimetype="text/html")
 
@@ -70,18 +82,27 @@ def _row_or_error(project: int, registry: Registry, audit: AuditStore, settings:
         return _row(project, registry, audit, settings, jobs)
     except Exception as exc:
         log.warning("dashboard: project %s could not be read (%s: %s)", project, type(exc).__name__, exc)
-        return (f'<tr><td><a href="/dashboard/{project}">project {project}</a></td>'
-                f"<td colspan=10 class=alarm>could not be read ({html.escape(type(exc).__name__)}); "
-                "see the log</td></tr>")
+        return (
+            f'<tr><td><a href="/dashboard/{project}">project {project}</a></td>'
+            f"<td colspan=10 class=alarm>could not be read ({html.escape(type(exc).__name__)}); "
+            "see the log</td></tr>"
+        )
 
 
 def _row(project: int, registry: Registry, audit: AuditStore, settings: Settings, jobs: str) -> str:
-    data = collect(project, audit, registry, settings.data_dir / "sync-state.sqlite3",
-                   settings.routing_target_precision, settings.holdout_fraction, settings.gate_min_eval)  # fmt: skip
+    data = collect(
+        project,
+        audit,
+        registry,
+        settings.data_dir / "sync-state.sqlite3",
+        settings.routing_target_precision,
+        settings.holdout_fraction,
+        settings.gate_min_eval,
+    )
     shown = [c for c in data.corrections if c.get("changed") is not None]
     rate = f"{sum(bool(c['changed']) for c in shown) / len(shown):.0%}" if shown else "–"
     off = [d["model_version"] for d in audit.routing_decisions(project)]
-    routing = f'<span class=alarm>off for {html.escape(", ".join(off))}</span>' if off else "on"
+    routing = f"<span class=alarm>off for {html.escape(', '.join(off))}</span>" if off else "on"
     current = next((r for r in data.routing if r.model_version == data.current_served), None)
     confidences = data.pool_confidence.get(data.current_served) or []
     if current is None and not off:
@@ -90,14 +111,26 @@ def _row(project: int, registry: Registry, audit: AuditStore, settings: Settings
         routing += f" ({sum(c >= current.threshold for c in confidences) / len(confidences):.0%} of the pool)"
     latest = {is_inputs_check(c): c for c in data.drift_checks}  # the last check of each kind
     alarms = [("/predict inputs" if inputs else "imports") for inputs, c in sorted(latest.items()) if c["alarm"]]
-    drift = ("not checked" if not latest else "none" if not alarms
-             else f'<span class=alarm>DRIFT ({", ".join(alarms)})</span>')  # fmt: skip
-    worst = next((f"{html.escape(name)}: {scores['accuracy']:.2f} of {int(scores['n'])}"
-                  for name, scores, _ in serving_slices(data)), "–")  # fmt: skip
-    return (f'<tr><td><a href="/dashboard/{project}">project {project}</a></td>'
-            f"<td>{html.escape(data.current or 'cold-start')}</td><td>{len(data.versions)}</td>"
-            f"<td>{len(data.corrections)}</td><td>{rate}</td><td>{routing}</td><td>{drift}</td><td>{worst}</td>"
-            f"<td>{_stopping(data)}</td><td>{_checks(data)}</td><td>{jobs}</td></tr>")  # fmt: skip
+    drift = (
+        "not checked"
+        if not latest
+        else "none"
+        if not alarms
+        else f"<span class=alarm>DRIFT ({', '.join(alarms)})</span>"
+    )
+    worst = next(
+        (
+            f"{html.escape(name)}: {scores['accuracy']:.2f} of {int(scores['n'])}"
+            for name, scores, _ in serving_slices(data)
+        ),
+        "–",
+    )
+    return (
+        f'<tr><td><a href="/dashboard/{project}">project {project}</a></td>'
+        f"<td>{html.escape(data.current or 'cold-start')}</td><td>{len(data.versions)}</td>"
+        f"<td>{len(data.corrections)}</td><td>{rate}</td><td>{routing}</td><td>{drift}</td><td>{worst}</td>"
+        f"<td>{_stopping(data)}</td><td>{_checks(data)}</td><td>{jobs}</td></tr>"
+    )
 
 
 def _stopping(data: ProjectData) -> str:

@@ -180,8 +180,9 @@ class QueueSink:
             self._unwarned += 1
             return
         more = f" (and {self._unwarned} more kept since the last warning)" if self._unwarned else ""
-        log.warning("webhook %s for project %s kept, not queued yet: %s%s", event.action, event.project_id,
-                    reason, more)  # fmt: skip
+        log.warning(
+            "webhook %s for project %s kept, not queued yet: %s%s", event.action, event.project_id, reason, more
+        )
         self._warned_at, self._unwarned = now, 0
 
     def _served(self, event: Event) -> Any:

@@ -26,19 +26,27 @@ class ServerMetrics:
         self.max_series = max_series  # per-project series kept; the least recently updated are dropped
         self._series: OrderedDict[tuple[Counter, tuple[str, ...]], None] = OrderedDict()
         self.latency = Histogram(
-            "hitl_request_seconds", "Request latency by endpoint and status.", ["endpoint", "status"],
-            registry=self.registry, buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 100),
-        )  # fmt: skip
-        self.batch = Histogram(
-            "hitl_predict_batch_tasks", "Tasks per /predict request.", registry=self.registry,
-            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000),
-        )  # fmt: skip
-        self.predictions = Counter(
-            "hitl_predictions", "Predictions served, by project and model version.", ["project", "model_version"],
+            "hitl_request_seconds",
+            "Request latency by endpoint and status.",
+            ["endpoint", "status"],
             registry=self.registry,
-        )  # fmt: skip
-        self.task_errors = Counter("hitl_task_errors", "Tasks that could not be read.", ["project"],
-                                   registry=self.registry)  # fmt: skip
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 100),
+        )
+        self.batch = Histogram(
+            "hitl_predict_batch_tasks",
+            "Tasks per /predict request.",
+            registry=self.registry,
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000),
+        )
+        self.predictions = Counter(
+            "hitl_predictions",
+            "Predictions served, by project and model version.",
+            ["project", "model_version"],
+            registry=self.registry,
+        )
+        self.task_errors = Counter(
+            "hitl_task_errors", "Tasks that could not be read.", ["project"], registry=self.registry
+        )
         self.webhooks_dropped = Counter(
             "hitl_webhooks_dropped", "Webhooks for project ids Label Studio did not confirm.", registry=self.registry
         )
@@ -81,9 +89,10 @@ class _StoreCollector(Collector):
         if self.queue is not None:
             depth = GaugeMetricFamily("hitl_queue_depth", "Jobs waiting, by queue.", labels=["queue"])
             durations = GaugeMetricFamily(
-                "hitl_retrain_last_seconds", "Duration of the last retrain, by project, kind and outcome.",
+                "hitl_retrain_last_seconds",
+                "Duration of the last retrain, by project, kind and outcome.",
                 labels=["project", "kind", "outcome"],
-            )  # fmt: skip
+            )
             try:
                 for q in (self.queue.queue, self.queue.slow_queue):
                     depth.add_metric([q.name], q.count)
@@ -96,9 +105,10 @@ class _StoreCollector(Collector):
 
     def _audit_metrics(self) -> Iterator[GaugeMetricFamily]:
         rate = GaugeMetricFamily(
-            "hitl_correction_rate", "Share of pre-annotations annotators changed, by model version.",
+            "hitl_correction_rate",
+            "Share of pre-annotations annotators changed, by model version.",
             labels=["project", "model_version"],
-        )  # fmt: skip
+        )
         for row in self.audit.correction_rates():
             rate.add_metric([str(row["project_id"]), str(row["model_version"])], float(row["rate"]))
         yield rate
@@ -106,13 +116,15 @@ class _StoreCollector(Collector):
             "hitl_model_versions", "Candidate versions by gate decision.", labels=["project", "kind", "published"]
         )
         for row in self.audit.version_counts():
-            versions.add_metric([str(row["project_id"]), str(row["kind"]), str(bool(row["published"])).lower()],
-                                float(row["n"]))  # fmt: skip
+            versions.add_metric(
+                [str(row["project_id"]), str(row["kind"]), str(bool(row["published"])).lower()], float(row["n"])
+            )
         yield versions
         drift = GaugeMetricFamily(
-            "hitl_drift_alarm", "1 when the project's latest check of newly imported tasks or of /predict's inputs "
-            "found drift, else 0.", labels=["project"],
-        )  # fmt: skip
+            "hitl_drift_alarm",
+            "1 when the project's latest check of newly imported tasks or of /predict's inputs found drift, else 0.",
+            labels=["project"],
+        )
         alarms: dict[int, bool] = {}
         for row in self.audit.latest_drift_checks():
             alarms[int(row["project_id"])] = alarms.get(int(row["project_id"]), False) or bool(row["alarm"])

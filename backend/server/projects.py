@@ -59,8 +59,11 @@ class ServedProjects:
         try:
             answer, why = self.label_studio().serves(project_id), "Label Studio unreachable"
         except LabelStudioNotConfigured:
-            return Verdict(False, "Label Studio is not configured: set HITL_LABEL_STUDIO_URL and "
-                                  "HITL_LABEL_STUDIO_API_KEY so annotations can be pulled")  # fmt: skip
+            return Verdict(
+                False,
+                "Label Studio is not configured: set HITL_LABEL_STUDIO_URL and "
+                "HITL_LABEL_STUDIO_API_KEY so annotations can be pulled",
+            )
         except LabelStudioTokenRefused as exc:
             answer, why = None, str(exc)
         if answer is None:  # Label Studio cannot answer: a project we already have versions of keeps learning

@@ -39,8 +39,12 @@ def check_open(settings: Settings, host: str, port: int) -> None:
             "credentials on Label Studio's ML backend connection), bind to 127.0.0.1, or set HITL_ALLOW_OPEN=true "
             "if another layer (a proxy, a private network) authenticates"
         )
-    log.warning("HITL_BASIC_AUTH_USER/HITL_BASIC_AUTH_PASSWORD are not set: every endpoint is open to anyone "
-                "who can reach %s:%s", host, port)  # fmt: skip
+    log.warning(
+        "HITL_BASIC_AUTH_USER/HITL_BASIC_AUTH_PASSWORD are not set: every endpoint is open to anyone "
+        "who can reach %s:%s",
+        host,
+        port,
+    )
 
 
 def check_label_studio(settings: Settings) -> None:
@@ -53,8 +57,11 @@ def check_label_studio(settings: Settings) -> None:
     except LabelStudioNotConfigured:
         return  # said by `hitl run`; a serve-only set-up may mean it
     if problem:
-        log.warning("!!! %s. Until this is fixed, annotation webhooks are kept (not queued) and nothing retrains; "
-                    "/ready says the same", problem)  # fmt: skip
+        log.warning(
+            "!!! %s. Until this is fixed, annotation webhooks are kept (not queued) and nothing retrains; "
+            "/ready says the same",
+            problem,
+        )
 
 
 def threads_per_worker(settings: Settings, workers: int) -> int:

@@ -61,24 +61,35 @@ class EmbeddedRedis:
     def start(self, timeout_s: float = 10.0) -> EmbeddedRedis:
         self.folder.mkdir(parents=True, exist_ok=True)
         if self._answers():
-            raise RedisUnavailable(f"a Redis server already answers on {self.socket}: another instance uses "
-                                   f"{self.folder}; stop it first (or use another data folder)")  # fmt: skip
+            raise RedisUnavailable(
+                f"a Redis server already answers on {self.socket}: another instance uses "
+                f"{self.folder}; stop it first (or use another data folder)"
+            )
         with contextlib.suppress(FileNotFoundError):
             self.socket.unlink()  # a dead server's: nothing answers on it
         args = [
             redis_binary(),
-            "--bind", "127.0.0.1",
-            "--port", str(self.port or 0),
-            "--unixsocket", str(self.socket),
-            "--unixsocketperm", "700",
-            "--dir", str(self.folder),
-            "--save", "",
-            "--appendonly", "yes" if self.persistent else "no",
-            "--logfile", str(self.folder / "redis.log"),
-        ]  # fmt: skip
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port or 0),
+            "--unixsocket",
+            str(self.socket),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(self.folder),
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.persistent else "no",
+            "--logfile",
+            str(self.folder / "redis.log"),
+        ]
         # its own process group: a Ctrl-C in the terminal must not stop it before the jobs that use it
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                        preexec_fn=tied_to_this_process())  # fmt: skip
+        self.process = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=tied_to_this_process()
+        )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

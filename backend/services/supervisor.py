@@ -102,9 +102,11 @@ def _recorded(text: str) -> tuple[str, dict[str, tuple[int, str]]]:
 
 def warn_unconfigured(settings: Settings) -> None:
     if not (settings.label_studio_url and settings.label_studio_api_key):
-        log.warning("HITL_LABEL_STUDIO_URL / HITL_LABEL_STUDIO_API_KEY are not set: the backend serves predictions, "
-                    "but webhooks are dropped and nothing retrains until they point to Label Studio "
-                    "(./scripts/label-studio.sh start prints both)")  # fmt: skip
+        log.warning(
+            "HITL_LABEL_STUDIO_URL / HITL_LABEL_STUDIO_API_KEY are not set: the backend serves predictions, "
+            "but webhooks are dropped and nothing retrains until they point to Label Studio "
+            "(./scripts/label-studio.sh start prints both)"
+        )
 
 
 STOP_TIMEOUT_S = 30.0  # per piece: a worker finishes its job's step, gunicorn its requests

@@ -50,11 +50,14 @@ def classification_items(
     measures = uncertainty.all_measures(probs, model.multi_label)
     answers = results(spec, model, [""] * len(probs), probs=probs, threshold=threshold)
     if model.multi_label:  # a multi-label answer is never routed past review
-        policy = dataclasses.replace(policy, threshold=None,
-                                     no_threshold="a multi-label answer always goes to a person")  # fmt: skip
+        policy = dataclasses.replace(
+            policy, threshold=None, no_threshold="a multi-label answer always goes to a person"
+        )
     ids = task_ids if task_ids is not None else [None] * len(probs)
-    return [_routed(spec, _item(result, scores[row], label, measures, row), float(scores[row]), ids[row], policy)
-            for row, result in enumerate(answers)]  # fmt: skip
+    return [
+        _routed(spec, _item(result, scores[row], label, measures, row), float(scores[row]), ids[row], policy)
+        for row, result in enumerate(answers)
+    ]
 
 
 def span_items(
@@ -74,8 +77,10 @@ def span_items(
     measures = uncertainty.all_measures(weakest)
     scores = confidence = answer_confidence(tagged)
     ids = task_ids if task_ids is not None else [None] * len(texts)
-    return [_routed(spec, _item(result, scores[row], label, measures, row), float(confidence[row]), ids[row], policy)
-            for row, result in enumerate(results(spec, tagger, texts, tagged=tagged))]  # fmt: skip
+    return [
+        _routed(spec, _item(result, scores[row], label, measures, row), float(confidence[row]), ids[row], policy)
+        for row, result in enumerate(results(spec, tagger, texts, tagged=tagged))
+    ]
 
 
 def _routed(

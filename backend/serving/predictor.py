@@ -219,8 +219,13 @@ class Predictor:
             if serving and serving.fingerprint == spec.fingerprint() and current in (serving.version, serving.skipped):
                 return serving
             loaded = self._load(project, current, spec)
-            if loaded.classifier is None and current != COLD_START and serving and serving.classifier is not None \
-                    and serving.fingerprint == spec.fingerprint():  # fmt: skip
+            if (
+                loaded.classifier is None
+                and current != COLD_START
+                and serving
+                and serving.classifier is not None
+                and serving.fingerprint == spec.fingerprint()
+            ):
                 # the new version's files cannot be read: the one serving now goes on, and the broken
                 # version is not tried again on every request (only when CURRENT moves on)
                 serving.skipped = current
@@ -256,8 +261,12 @@ class Predictor:
 
         if serving.classifier is None:
             for i in positions:
-                items[i] = {"result": [], "score": 0.0, "model_version": COLD_START,
-                            "hitl_reason": reason(Why.REVIEW, None, None)}  # fmt: skip
+                items[i] = {
+                    "result": [],
+                    "score": 0.0,
+                    "model_version": COLD_START,
+                    "hitl_reason": reason(Why.REVIEW, None, None),
+                }
         elif positions:
             started = time.perf_counter()
             policy = self._policy(project, serving)
@@ -283,26 +292,54 @@ class Predictor:
         share = self.registry.audit_share(project)
         loaded = serving.loaded
         level = level_in_force(loaded.preselect_level, self.settings.preselect_precision)
-        policy = RoutingPolicy(loaded.accept_threshold, self.settings.audit_share if share is None else share,
-                               self.settings.holdout_fraction, preselect_level=level)  # fmt: skip
+        policy = RoutingPolicy(
+            loaded.accept_threshold,
+            self.settings.audit_share if share is None else share,
+            self.settings.holdout_fraction,
+            preselect_level=level,
+        )
         if self.registry.routing_suspended(project, serving.label):
-            return dataclasses.replace(policy, threshold=None, no_threshold="auto-accept is switched off for this "
-                                       "version: people changed too many of its confident predictions")  # fmt: skip
+            return dataclasses.replace(
+                policy,
+                threshold=None,
+                no_threshold="auto-accept is switched off for this "
+                "version: people changed too many of its confident predictions",
+            )
         return policy
 
     def _fill(
-        self, items: list, positions: list[int], probs: np.ndarray, serving: _Serving, spec: TaskSpec,
-        policy: RoutingPolicy, ids: list[int | None],
-    ) -> None:  # fmt: skip
-        made = classification_items(spec, serving.classifier, serving.label, probs, self.settings.multilabel_threshold,
-                                    policy, [ids[i] for i in positions])  # fmt: skip
+        self,
+        items: list,
+        positions: list[int],
+        probs: np.ndarray,
+        serving: _Serving,
+        spec: TaskSpec,
+        policy: RoutingPolicy,
+        ids: list[int | None],
+    ) -> None:
+        made = classification_items(
+            spec,
+            serving.classifier,
+            serving.label,
+            probs,
+            self.settings.multilabel_threshold,
+            policy,
+            [ids[i] for i in positions],
+        )
         for i, item in zip(positions, made, strict=True):
             items[i] = item
 
     def _fill_images(
-        self, items: list, positions: list[int], refs: list[str], serving: _Serving, spec: TaskSpec, tasks: list,
-        policy: RoutingPolicy, ids: list[int | None],
-    ) -> None:  # fmt: skip
+        self,
+        items: list,
+        positions: list[int],
+        refs: list[str],
+        serving: _Serving,
+        spec: TaskSpec,
+        tasks: list,
+        policy: RoutingPolicy,
+        ids: list[int | None],
+    ) -> None:
         """Images are fetched one by one, so an image that cannot be read fails its task alone, and
         decoded one batch at a time, so a large request never holds all its images in memory."""
         encoder = serving.classifier.encoder
@@ -320,11 +357,24 @@ class Predictor:
                 self._fill(items, readable, probs, serving, spec, policy, ids)
 
     def _fill_spans(
-        self, items: list, positions: list[int], texts: list[str], serving: _Serving, spec: TaskSpec,
-        policy: RoutingPolicy, ids: list[int | None],
-    ) -> None:  # fmt: skip
-        made = span_items(spec, serving.classifier, serving.label, texts, self.settings.uncertainty, policy,
-                          [ids[i] for i in positions])  # fmt: skip
+        self,
+        items: list,
+        positions: list[int],
+        texts: list[str],
+        serving: _Serving,
+        spec: TaskSpec,
+        policy: RoutingPolicy,
+        ids: list[int | None],
+    ) -> None:
+        made = span_items(
+            spec,
+            serving.classifier,
+            serving.label,
+            texts,
+            self.settings.uncertainty,
+            policy,
+            [ids[i] for i in positions],
+        )
         for i, item in zip(positions, made, strict=True):
             items[i] = item
 

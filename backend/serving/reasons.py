@@ -72,29 +72,42 @@ def kind(text: str) -> Why | None:
 
 
 def _detail(
-    why: Why, confidence: float | None, threshold: float | None, audit_share: float,
-    second_opinion: tuple[str, str] | None, note: str | None,
-) -> str:  # fmt: skip
+    why: Why,
+    confidence: float | None,
+    threshold: float | None,
+    audit_share: float,
+    second_opinion: tuple[str, str] | None,
+    note: str | None,
+) -> str:
     if why == Why.REVIEW and confidence is None:
         return "no model has been trained yet, so every task goes to a person."
     if why == Why.COLD_START or confidence is None:
         return "no model yet; chosen to cover the variety of the data before the first training."
     conf = _about(confidence)
     if why == Why.CONFIDENT and threshold is not None:  # floors on both sides: the words stay true
-        checked = (f"; a random {_share(audit_share)} of such tasks is still checked by a person" if audit_share > 0
-                   else "")  # fmt: skip
-        return (f"the model is confident ({_percent(confidence)}, at or above the {_percent(threshold)} that lets a "
-                f"prediction skip review){checked}.")  # fmt: skip
+        checked = (
+            f"; a random {_share(audit_share)} of such tasks is still checked by a person" if audit_share > 0 else ""
+        )
+        return (
+            f"the model is confident ({_percent(confidence)}, at or above the {_percent(threshold)} that lets a "
+            f"prediction skip review){checked}."
+        )
     if why == Why.DISAGREE and second_opinion is not None:
         ours, theirs = second_opinion
-        return (f"the fine-tuned model says {ours} (confidence {conf}) but the model on the base encoder says "
-                f"{theirs}; your label settles it.")  # fmt: skip
+        return (
+            f"the fine-tuned model says {ours} (confidence {conf}) but the model on the base encoder says "
+            f"{theirs}; your label settles it."
+        )
     if why == Why.AUDIT:  # shown blind: neither the answer nor its confidence
-        return (f"a random {_share(audit_share)} of the tasks that would skip review is checked by a person, to "
-                "measure how often the model is really right there.")  # fmt: skip
+        return (
+            f"a random {_share(audit_share)} of the tasks that would skip review is checked by a person, to "
+            "measure how often the model is really right there."
+        )
     if why == Why.DRIFT:
-        return (f"it came in a batch unlike the data the model learned from (confidence {conf}); your label shows "
-                "whether the model still holds.")  # fmt: skip
+        return (
+            f"it came in a batch unlike the data the model learned from (confidence {conf}); your label shows "
+            "whether the model still holds."
+        )
     if why == Why.HELDOUT:
         return "a random task, never trained on, whose label measures the model's accuracy."
     if why == Why.UNEXPLORED:

@@ -261,12 +261,21 @@ class AuditStore:
     def record_corrections(self, corrections: Iterable[Correction]) -> int:
         rows = [
             (
-                c.project_id, c.task_id, c.annotation_id, c.annotator, c.annotated_at, time.time(),
-                c.prediction_model_version, c.prediction_score, _dump(c.prediction_result), _dump(c.final_result),
-                c.changed, c.rationale,
+                c.project_id,
+                c.task_id,
+                c.annotation_id,
+                c.annotator,
+                c.annotated_at,
+                time.time(),
+                c.prediction_model_version,
+                c.prediction_score,
+                _dump(c.prediction_result),
+                _dump(c.final_result),
+                c.changed,
+                c.rationale,
             )
             for c in corrections
-        ]  # fmt: skip
+        ]
         if not rows:
             return 0
         statement = self._sql(
@@ -286,8 +295,10 @@ class AuditStore:
         to be written; the sync writes one only where Label Studio holds none of that version, so the
         latest record is what is shown (an import that failed is written again, perhaps otherwise)."""
         now = time.time()
-        data = [(project_id, task, version, presentation, json.dumps(answer), score, now)
-                for task, version, presentation, answer, score in rows]  # fmt: skip
+        data = [
+            (project_id, task, version, presentation, json.dumps(answer), score, now)
+            for task, version, presentation, answer, score in rows
+        ]
         if data:
             statement = self._sql(
                 "INSERT INTO shown_predictions VALUES (?,?,?,?,?,?,?) ON CONFLICT (project_id, task_id, model_version) "
@@ -321,9 +332,13 @@ class AuditStore:
         self._run(lambda conn: conn.execute(statement, row))
 
     def record_label_check(
-        self, project_id: int, version: str | None, annotated: int, suspects: list[dict],
+        self,
+        project_id: int,
+        version: str | None,
+        annotated: int,
+        suspects: list[dict],
         annotators: dict[str, Any] | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """One label-error check of a project's annotations (``learning/label_errors.py``), and where
         tasks have several annotators, their agreement and each annotator's quality."""
         now = time.time()
@@ -339,17 +354,43 @@ class AuditStore:
 
     def record_label_flags(self, project_id: int, version: str | None, flags: Iterable[dict[str, Any]]) -> None:
         """Tasks newly flagged as probable label errors (a flag is one per annotation revision)."""
-        rows = [(project_id, f["task_id"], f["annotated_at"], time.time(), version, f["given"], f["suggested"],
-                 f["quality"], f.get("reason")) for f in flags]  # fmt: skip
+        rows = [
+            (
+                project_id,
+                f["task_id"],
+                f["annotated_at"],
+                time.time(),
+                version,
+                f["given"],
+                f["suggested"],
+                f["quality"],
+                f.get("reason"),
+            )
+            for f in flags
+        ]
         statement = self._sql("INSERT INTO label_flags VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING")
         if rows:
             self._run(lambda conn: conn.cursor().executemany(statement, rows))
 
     def record_label_verdicts(self, project_id: int, verdicts: Iterable[dict[str, Any]]) -> None:
         """What reviewers did with flags: changed / kept / removed, who, when (one verdict per flag)."""
-        rows = [(project_id, v["task_id"], v["annotated_at"], v.get("version"), v["verdict"], v["given"],
-                 v["suggested"], v.get("final"), v.get("reviewer"), v.get("decided_at"), v.get("quality"),
-                 time.time()) for v in verdicts]  # fmt: skip
+        rows = [
+            (
+                project_id,
+                v["task_id"],
+                v["annotated_at"],
+                v.get("version"),
+                v["verdict"],
+                v["given"],
+                v["suggested"],
+                v.get("final"),
+                v.get("reviewer"),
+                v.get("decided_at"),
+                v.get("quality"),
+                time.time(),
+            )
+            for v in verdicts
+        ]
         statement = self._sql("INSERT INTO label_verdicts VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING")
         if rows:
             self._run(lambda conn: conn.cursor().executemany(statement, rows))
@@ -359,18 +400,36 @@ class AuditStore:
         return self._select(
             "SELECT f.* FROM label_flags f LEFT JOIN label_verdicts v ON v.project_id = f.project_id "
             "AND v.task_id = f.task_id AND v.annotated_at = f.annotated_at "
-            "WHERE f.project_id = ? AND v.task_id IS NULL ORDER BY f.flagged_at", project_id)  # fmt: skip
+            "WHERE f.project_id = ? AND v.task_id IS NULL ORDER BY f.flagged_at",
+            project_id,
+        )
 
     def label_verdicts(self, project_id: int) -> list[dict[str, Any]]:
         return self._select("SELECT * FROM label_verdicts WHERE project_id = ? ORDER BY recorded_at", project_id)
 
     def record_proposal(
-        self, project_id: int, proposal_id: int, model_version: str | None, source_task: int, wrong_label: str,
-        label: str, threshold: float, task_ids: Sequence[int],
-    ) -> bool:  # fmt: skip
+        self,
+        project_id: int,
+        proposal_id: int,
+        model_version: str | None,
+        source_task: int,
+        wrong_label: str,
+        label: str,
+        threshold: float,
+        task_ids: Sequence[int],
+    ) -> bool:
         """A batch-correction proposal; False when this correction already has one."""
-        row = (project_id, proposal_id, time.time(), model_version, source_task, wrong_label, label, threshold,
-               json.dumps([int(t) for t in task_ids]))  # fmt: skip
+        row = (
+            project_id,
+            proposal_id,
+            time.time(),
+            model_version,
+            source_task,
+            wrong_label,
+            label,
+            threshold,
+            json.dumps([int(t) for t in task_ids]),
+        )
         statement = self._sql("INSERT INTO proposals VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING")
 
         def insert(conn: Any) -> bool:
@@ -382,8 +441,10 @@ class AuditStore:
 
     def record_proposal_outcomes(self, project_id: int, proposal_id: int, outcomes: Iterable[dict[str, Any]]) -> None:
         """accepted / rejected / expired, per proposed task (one outcome each)."""
-        rows = [(project_id, proposal_id, o["task_id"], o["outcome"], o.get("reviewer"), o.get("decided_at"),
-                 time.time()) for o in outcomes]  # fmt: skip
+        rows = [
+            (project_id, proposal_id, o["task_id"], o["outcome"], o.get("reviewer"), o.get("decided_at"), time.time())
+            for o in outcomes
+        ]
         statement = self._sql("INSERT INTO proposal_outcomes VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING")
         if rows:
             self._run(lambda conn: conn.cursor().executemany(statement, rows))
@@ -395,22 +456,37 @@ class AuditStore:
         by_proposal: dict[int, dict[int, dict[str, Any]]] = {}
         for o in outcomes:
             by_proposal.setdefault(int(o["proposal_id"]), {})[int(o["task_id"])] = o
-        return [{**r, "task_ids": json.loads(r["task_ids"]), "outcomes": by_proposal.get(int(r["proposal_id"]), {})}
-                for r in rows]  # fmt: skip
+        return [
+            {**r, "task_ids": json.loads(r["task_ids"]), "outcomes": by_proposal.get(int(r["proposal_id"]), {})}
+            for r in rows
+        ]
 
     def record_routing_decision(
-        self, project_id: int, model_version: str, threshold: float, reviewed: int, confirmed: int,
-        low: float, high: float, decision: str,
-    ) -> None:  # fmt: skip
+        self,
+        project_id: int,
+        model_version: str,
+        threshold: float,
+        reviewed: int,
+        confirmed: int,
+        low: float,
+        high: float,
+        decision: str,
+    ) -> None:
         """The routing audit switched auto_accept for a version (``learning/routing_audit.py``)."""
         row = (project_id, model_version, time.time(), threshold, reviewed, confirmed, low, high, decision)
         statement = self._sql("INSERT INTO routing_decisions VALUES (?,?,?,?,?,?,?,?,?)")
         self._run(lambda conn: conn.execute(statement, row))
 
     def record_drift_check(
-        self, project_id: int, model_version: str, size: int, p_outputs: float, p_embeddings: float, alarm: bool,
+        self,
+        project_id: int,
+        model_version: str,
+        size: int,
+        p_outputs: float,
+        p_embeddings: float,
+        alarm: bool,
         inputs: bool = False,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """One drift check (``query/drift_monitor.py``) of newly imported tasks, or with ``inputs`` of
         what ``/predict`` was asked (the version is then marked ``INPUTS_MARK``)."""
         version = f"{model_version} {INPUTS_MARK}" if inputs else model_version
@@ -420,8 +496,10 @@ class AuditStore:
     def record_task_fields(self, project_id: int, values: dict[int, Sequence[tuple[str, str]]]) -> None:
         """Annotated tasks' values of the slice fields (``HITL_SLICE_FIELDS``), latest wins."""
         rows = [(project_id, int(task), key, value) for task, pairs in values.items() for key, value in pairs]
-        statement = self._sql("INSERT INTO task_fields VALUES (?,?,?,?) ON CONFLICT (project_id, task_id, field) "
-                              "DO UPDATE SET value = excluded.value")  # fmt: skip
+        statement = self._sql(
+            "INSERT INTO task_fields VALUES (?,?,?,?) ON CONFLICT (project_id, task_id, field) "
+            "DO UPDATE SET value = excluded.value"
+        )
         if rows:
             self._run(lambda conn: conn.cursor().executemany(statement, rows))
 
@@ -472,8 +550,9 @@ class AuditStore:
         )
 
     def project_ids(self) -> list[int]:
-        rows = self._select("SELECT DISTINCT project_id FROM events WHERE project_id IS NOT NULL "
-                            "AND outcome IN ('queued', 'coalesced')")  # projects that really learn
+        rows = self._select(
+            "SELECT DISTINCT project_id FROM events WHERE project_id IS NOT NULL AND outcome IN ('queued', 'coalesced')"
+        )  # projects that really learn
         return sorted(int(r["project_id"]) for r in rows)
 
     def _select(self, statement: str, *params: Any) -> list[dict[str, Any]]:

@@ -77,13 +77,15 @@ def unavailable_as_one_line(url: str) -> Iterator[None]:
     try:
         yield
     except httpx.TransportError as exc:
-        raise LabelStudioUnavailable(f"Label Studio at {url} is unreachable ({type(exc).__name__}); "
-                                     "the job will be retried") from None  # fmt: skip
+        raise LabelStudioUnavailable(
+            f"Label Studio at {url} is unreachable ({type(exc).__name__}); the job will be retried"
+        ) from None
     except ApiError as exc:
         if exc.status_code is not None and exc.status_code < 500:
             raise
-        raise LabelStudioUnavailable(f"Label Studio at {url} answered HTTP {exc.status_code}; "
-                                     "the job will be retried") from None  # fmt: skip
+        raise LabelStudioUnavailable(
+            f"Label Studio at {url} answered HTTP {exc.status_code}; the job will be retried"
+        ) from None
 
 
 def _same_tab(held: dict[str, Any], wanted: dict[str, Any]) -> bool:
@@ -154,8 +156,10 @@ class LabelStudioClient:
         return None
 
     def _refused(self, status: int) -> str:
-        return (f"Label Studio refused the token (HTTP {status} from {self.url}): set HITL_LABEL_STUDIO_API_KEY "
-                "to a valid one (Account & Settings → Access Token)")  # fmt: skip
+        return (
+            f"Label Studio refused the token (HTTP {status} from {self.url}): set HITL_LABEL_STUDIO_API_KEY "
+            "to a valid one (Account & Settings → Access Token)"
+        )
 
     def label_config(self, project_id: int) -> str:
         return str(self.project(project_id)["label_config"])
@@ -182,8 +186,12 @@ class LabelStudioClient:
         page = 1
         while True:
             try:
-                items = self.sdk.tasks.list(project=project_id, fields=fields, query=query, page=page,
-                                            page_size=page_size).items or []  # fmt: skip
+                items = (
+                    self.sdk.tasks.list(
+                        project=project_id, fields=fields, query=query, page=page, page_size=page_size
+                    ).items
+                    or []
+                )
             except ApiError as exc:
                 if exc.status_code == 404 and page > 1:  # the previous page was exactly full and the last
                     return
@@ -216,8 +224,12 @@ class LabelStudioClient:
 
     def delete_model_version(self, project_id: int, model_version: str) -> None:
         """Delete every prediction of one model version in the project, in one call."""
-        with_retries(lambda: self._raw(f"api/projects/{project_id}/model-versions/", "DELETE",
-                                       json={"model_version": model_version}), "delete version")  # fmt: skip
+        with_retries(
+            lambda: self._raw(
+                f"api/projects/{project_id}/model-versions/", "DELETE", json={"model_version": model_version}
+            ),
+            "delete version",
+        )
 
     def _raw(self, path: str, method: str, **kwargs: Any) -> httpx.Response:
         """An API call the SDK has no method for, with the SDK's auth; HTTP errors raise ApiError."""
@@ -240,16 +252,25 @@ class LabelStudioClient:
         with_retries(lambda: self._raw(f"api/tasks/{task_id}", "PATCH", json={"data": data}), "task update")
 
     def ensure_view(
-        self, project_id: int, title: str, order_by: str, filters: list[dict[str, Any]] | None = None,
-        first: bool = True, hidden: list[str] | None = None,
+        self,
+        project_id: int,
+        title: str,
+        order_by: str,
+        filters: list[dict[str, Any]] | None = None,
+        first: bool = True,
+        hidden: list[str] | None = None,
     ) -> int:
         """A Data Manager tab: ``title``, the tasks passing ``filters`` (default: unannotated ones)
         sorted by ``order_by`` (numerically, for a task data field). A tab of that title that
         differs is brought up to date; ``first`` puts it before the others (annotators open the first);
         ``hidden``: columns (``tasks:…``) the tab hides, so the ones that matter fit on the screen."""
         items = [annotations_filter("equal")] if filters is None else filters
-        tab = {"title": title, "ordering": [order_by], "columnsDisplayType": {order_by: "Number"},
-               "filters": {"conjunction": "and", "items": items}}  # fmt: skip
+        tab = {
+            "title": title,
+            "ordering": [order_by],
+            "columnsDisplayType": {order_by: "Number"},
+            "filters": {"conjunction": "and", "items": items},
+        }
         if hidden is not None:
             tab["hiddenColumns"] = {"explore": hidden, "labeling": hidden}
         views = self.views(project_id)
@@ -276,8 +297,10 @@ class LabelStudioClient:
         ids: list[int] = []
         page = 1
         while True:
-            response = self._raw(f"api/tasks?project={project_id}&view={view_id}&page={page}&page_size={page_size}"
-                                 "&fields=task_only", "GET")  # fmt: skip
+            response = self._raw(
+                f"api/tasks?project={project_id}&view={view_id}&page={page}&page_size={page_size}&fields=task_only",
+                "GET",
+            )
             body = response.json()
             tasks = body.get("tasks", body) if isinstance(body, dict) else body
             ids += [int(t["id"]) for t in tasks]
@@ -301,8 +324,10 @@ class LabelStudioClient:
             response.raise_for_status()
             return dict(response.json())
         view = self._raw(f"api/dm/views/{view_id}", "GET").json()
-        body = {"ordering": view.get("ordering") or (view.get("data") or {}).get("ordering") or [],
-                "filters": (view.get("data") or {}).get("filters") or {"conjunction": "and", "items": []}}  # fmt: skip
+        body = {
+            "ordering": view.get("ordering") or (view.get("data") or {}).get("ordering") or [],
+            "filters": (view.get("data") or {}).get("filters") or {"conjunction": "and", "items": []},
+        }
         query = f"api/dm/actions?id=next_task&project={project_id}&tabID={view_id}"
         return dict(self._raw(query, "POST", json=body).json())
 
@@ -324,8 +349,12 @@ class LabelStudioClient:
         """One ML backend connection to ``url`` per project: reused (and updated) when it exists."""
         existing = [b for b in (_plain(b) for b in self.sdk.ml.list(project=project_id)) if b.get("url") == url]
         params: dict[str, Any] = {
-            "url": url, "project": project_id, "title": title, "is_interactive": False, "auto_update": True,
-        }  # fmt: skip
+            "url": url,
+            "project": project_id,
+            "title": title,
+            "is_interactive": False,
+            "auto_update": True,
+        }
         if basic_auth:
             params.update(auth_method="BASIC_AUTH", basic_auth_user=basic_auth[0], basic_auth_pass=basic_auth[1])
         if existing:
@@ -419,8 +448,10 @@ def file_path(base_url: str, ref: str) -> str:
     if len(ref) > MAX_REFERENCE_CHARS:
         raise UnsafeReference(f"the file reference is longer than {MAX_REFERENCE_CHARS} characters")
     if not ref.isascii() or not ref.isprintable() or any(c in ref for c in " \\#"):
-        raise UnsafeReference("the file reference has characters a Label Studio file path never has "
-                              "(non-ASCII, space, backslash, control or '#')")  # fmt: skip
+        raise UnsafeReference(
+            "the file reference has characters a Label Studio file path never has "
+            "(non-ASCII, space, backslash, control or '#')"
+        )
     base = urlsplit(base_url)
     base_path = base.path.rstrip("/")
     if ref.startswith("/") and not ref.startswith("//"):

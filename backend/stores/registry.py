@@ -44,8 +44,10 @@ class BaselineChanged(RegistryError):
     """Another version became current after the candidate was gated against ``expected``."""
 
     def __init__(self, project: ProjectId | str, expected: str | None, current: str | None) -> None:
-        super().__init__(f"project {project}: the candidate was gated against {expected or COLD_START}, "
-                         f"but {current or COLD_START} is serving now")  # fmt: skip
+        super().__init__(
+            f"project {project}: the candidate was gated against {expected or COLD_START}, "
+            f"but {current or COLD_START} is serving now"
+        )
         self.expected = expected
         self.current = current
 
@@ -71,8 +73,14 @@ def served_name(meta: dict[str, Any]) -> str:
 
 
 def next_family(
-    serving: dict[str, Any] | None, kind: str, fingerprint: str, examples: int, every: int, growth: float = 0.0,
-    min_age_s: float = 0.0, now: float | None = None,
+    serving: dict[str, Any] | None,
+    kind: str,
+    fingerprint: str,
+    examples: int,
+    every: int,
+    growth: float = 0.0,
+    min_age_s: float = 0.0,
+    now: float | None = None,
 ) -> dict[str, Any]:
     """The family a new version joins. Head refreshes continue the serving version's family (Label
     Studio keeps seeing one version, whose predictions are never rewritten) until ``every`` more
@@ -131,8 +139,10 @@ class Registry:
         try:
             return json.loads(path.read_text())
         except ValueError as exc:  # JSON, or bytes that are not UTF-8
-            raise CorruptMeta(f"{path} is not valid JSON ({exc}): restore it from a backup, or move the version "
-                              "folder away if it is not serving") from None  # fmt: skip
+            raise CorruptMeta(
+                f"{path} is not valid JSON ({exc}): restore it from a backup, or move the version "
+                "folder away if it is not serving"
+            ) from None
 
     def served(self, project: ProjectId | str, version: str | None = None) -> str | None:
         """The name Label Studio sees for ``version`` (default: the current one); None in cold start."""
@@ -228,8 +238,13 @@ class Registry:
             except (OSError, ValueError) as exc:
                 aside = path.with_name(f"{ROUTING}.unreadable-{now}")
                 os.replace(path, aside)
-                switches = {ALL_VERSIONS: {"reason": f"{ROUTING} was unreadable ({exc}; kept as {aside.name}): "
-                                                     "auto_accept is off for every version", "at": now}}  # fmt: skip
+                switches = {
+                    ALL_VERSIONS: {
+                        "reason": f"{ROUTING} was unreadable ({exc}; kept as {aside.name}): "
+                        "auto_accept is off for every version",
+                        "at": now,
+                    }
+                }
             switches[name] = {"reason": reason, "at": now}
             _write_durably(path, json.dumps(switches, indent=1))
 
@@ -247,8 +262,12 @@ class Registry:
             return
         with self._lock(project):
             path = self.project_dir(project) / "review.json"
-            _write_durably(path, json.dumps({"audit_share": share, "why": why,
-                                             "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}))  # fmt: skip
+            _write_durably(
+                path,
+                json.dumps(
+                    {"audit_share": share, "why": why, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                ),
+            )
 
     # internals -------------------------------------------------------------------------------
     def _next_version(self, project: ProjectId | str) -> str:

@@ -52,8 +52,11 @@ def ensure_installed(log: bool = True) -> Path:
             subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         subprocess.run(
             [str(venv / "bin" / "pip"), "install", "-q", f"label-studio=={LS_VERSION}"],
-            check=True, timeout=1800, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )  # fmt: skip
+            check=True,
+            timeout=1800,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
         detail = getattr(exc, "stderr", b"") or b""
         raise LabelStudioUnavailable(
@@ -119,9 +122,23 @@ class LocalLabelStudio:
         }
         log_path = data_dir / "label-studio.log"
         # "--password=…" in one word: a generated password may start with "-", which argparse reads as an option
-        cmd = [str(exe), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port),
-               "--data-dir", str(data_dir), "--username", username, f"--password={password}",
-               "--user-token", token, "--enable-legacy-api-token"]  # fmt: skip
+        cmd = [
+            str(exe),
+            "start",
+            "--no-browser",
+            "--internal-host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--username",
+            username,
+            f"--password={password}",
+            "--user-token",
+            token,
+            "--enable-legacy-api-token",
+        ]
         with open(log_path, "wb") as log:
             process = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         server = cls(f"http://127.0.0.1:{port}", token, username, password, data_dir, process, log_path, own)
@@ -185,9 +202,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("action", choices=["install", "start"], help="install only, or start and wait (Ctrl-C stops)")
     parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--data-dir", type=Path, default=Path("var/label-studio"),
-                        help="Label Studio's database, uploads and credentials; kept across restarts "
-                             "(default: var/label-studio)")  # fmt: skip
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("var/label-studio"),
+        help="Label Studio's database, uploads and credentials; kept across restarts (default: var/label-studio)",
+    )
     args = parser.parse_args(argv)
     if args.action == "install":
         print(ensure_installed())

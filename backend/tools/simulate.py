@@ -43,9 +43,23 @@ from backend.query.strategies import ColdStartStrategy, diversify_top, make_stra
 from backend.serving.routing import is_heldout
 from backend.settings import Settings
 
-COLUMNS = ["strategy", "seed", "labels", "served", "accuracy", "macro_f1", "ece", "ece_calibrated",
-           "ece_pool_calibrated", "temperature", "l2", "heldout_accuracy", "stop_kappa", "stop_uncertainty",
-           "stop"]  # fmt: skip
+COLUMNS = [
+    "strategy",
+    "seed",
+    "labels",
+    "served",
+    "accuracy",
+    "macro_f1",
+    "ece",
+    "ece_calibrated",
+    "ece_pool_calibrated",
+    "temperature",
+    "l2",
+    "heldout_accuracy",
+    "stop_kappa",
+    "stop_uncertainty",
+    "stop",
+]
 DEFAULT_STRATEGY = "margin-diverse"
 SIM_STRATEGIES = ("margin-diverse", "margin", "entropy", "least_confidence", "badge", "random")
 
@@ -83,10 +97,17 @@ class FineTunes:
     def describe(self) -> dict[str, Any]:
         """What makes two replays comparable (a rerun reuses finished runs only when this is equal)."""
         s = self.settings
-        return {"replay": "fine-tunes", "epochs": s.finetune_epochs, "lr": s.finetune_lr,
-                "min_steps": s.finetune_min_steps, "int8": self.int8,
-                "warm_start": s.finetune_warm_start,
-                "min_labels": s.finetune_min_labels, "growth": s.finetune_growth, "every": s.finetune_every}
+        return {
+            "replay": "fine-tunes",
+            "epochs": s.finetune_epochs,
+            "lr": s.finetune_lr,
+            "min_steps": s.finetune_min_steps,
+            "int8": self.int8,
+            "warm_start": s.finetune_warm_start,
+            "min_labels": s.finetune_min_labels,
+            "growth": s.finetune_growth,
+            "every": s.finetune_every,
+        }
 
 
 @dataclass
@@ -129,9 +150,19 @@ def macro_f1(pred: np.ndarray, y: np.ndarray, k: int) -> float:
     return float(np.mean(scores)) if scores else 0.0
 
 
-def run_seed(pool: Pool, test: Pool, strategy_name: str, seed: int, budget: int, step: int, start: int,
-             clusters: np.ndarray, holdout: float, target_precision: float,
-             fine_tunes: FineTunes | None = None) -> tuple[list[dict], dict]:  # fmt: skip
+def run_seed(
+    pool: Pool,
+    test: Pool,
+    strategy_name: str,
+    seed: int,
+    budget: int,
+    step: int,
+    start: int,
+    clusters: np.ndarray,
+    holdout: float,
+    target_precision: float,
+    fine_tunes: FineTunes | None = None,
+) -> tuple[list[dict], dict]:
     rng = np.random.default_rng(seed)
     n, k = len(pool.texts), len(pool.names)
     if strategy_name == "random":
@@ -139,8 +170,9 @@ def run_seed(pool: Pool, test: Pool, strategy_name: str, seed: int, budget: int,
     else:  # cold start: cover the pool, from a seed-dependent first task
         cold = ColdStartStrategy(representatives=start, seed=seed)
         labeled = list(np.argsort(cold.scores(None, pool.embeddings, np.arange(n)), kind="stable")[:start])
-    base = make_strategy("random" if strategy_name == "random" else strategy_name.removesuffix("-diverse"), seed=seed,
-                         batch=step)  # fmt: skip
+    base = make_strategy(
+        "random" if strategy_name == "random" else strategy_name.removesuffix("-diverse"), seed=seed, batch=step
+    )
     heldout_bucket = np.array([is_heldout(i, holdout) for i in range(n)])
     stop_set = np.random.default_rng(10_000 + seed).permutation(n)[:STOP_SET]  # as the sync draws it, once
     previous: dict[int, int] = {}
@@ -163,13 +195,13 @@ def run_seed(pool: Pool, test: Pool, strategy_name: str, seed: int, budget: int,
             tuned = encoder
             x_pool, x_test = encoder.embed(pool.texts), encoder.embed(test.texts)
             last_tune, served = len(labeled), "fine-tuned"
-        choice = fit_selected_head(x_pool[tr], pool.labels[tr], x_pool[ho], pool.labels[ho], k,
-                                   multi_label=False)  # fmt: skip
+        choice = fit_selected_head(x_pool[tr], pool.labels[tr], x_pool[ho], pool.labels[ho], k, multi_label=False)
         head = choice.head
         test_logits = head.logits(x_test)
         probs = softmax(test_logits)
-        temperature = cross_fit_temperature(x_pool[tr], pool.labels[tr], k, head.logits(x_pool[ho]),
-                                            pool.labels[ho], seed=seed, l2=choice.l2)  # fmt: skip
+        temperature = cross_fit_temperature(
+            x_pool[tr], pool.labels[tr], k, head.logits(x_pool[ho]), pool.labels[ho], seed=seed, l2=choice.l2
+        )
         head.temperature = temperature  # the sync ranks on served (calibrated) probabilities
         calibrated = softmax(test_logits, temperature)
         # The tasks the model will pre-annotate next: the unlabeled rest of the pool (gold known here).
@@ -187,27 +219,34 @@ def run_seed(pool: Pool, test: Pool, strategy_name: str, seed: int, budget: int,
             kappas.append((str(len(labeled)), 0.0 if np.isnan(kappa) else kappa, len(common)))
             changed.append(float(np.mean(np.array(a) != np.array(b))))
         previous = answers
-        heldout_accuracy = float((head.proba(x_pool[ho]).argmax(axis=1) == pool.labels[ho]).mean()) \
-            if len(ho) else None  # fmt: skip
+        heldout_accuracy = float((head.proba(x_pool[ho]).argmax(axis=1) == pool.labels[ho]).mean()) if len(ho) else None
         if heldout_accuracy is not None and len(ho) >= 20:
             curve.append((len(train), heldout_accuracy))
         stable = len(kappas) >= WINDOW and all(k >= THRESHOLD for _, k, _ in kappas[-WINDOW:])
-        status = StoppingStatus(kappas, stable, changed, float(np.mean(1 - stop_probs.max(axis=1))),
-                                estimate_gain(curve))  # fmt: skip
+        status = StoppingStatus(
+            kappas, stable, changed, float(np.mean(1 - stop_probs.max(axis=1))), estimate_gain(curve)
+        )
         stop_here = status.stop and not stopped
         stopped = stopped or status.stop
-        rows.append({
-            "strategy": strategy_name, "seed": seed, "labels": len(labeled), "served": served,
-            "accuracy": round(float((pred == test.labels).mean()), 5),
-            "macro_f1": round(macro_f1(pred, test.labels, k), 5),
-            "ece": round(expected_calibration_error(probs, test.labels), 5),
-            "ece_calibrated": round(expected_calibration_error(calibrated, test.labels), 5),
-            "ece_pool_calibrated": round(expected_calibration_error(pool_calibrated, pool.labels[rest]), 5),
-            "temperature": round(temperature, 4), "l2": choice.l2,
-            "heldout_accuracy": "" if heldout_accuracy is None else round(heldout_accuracy, 5),
-            "stop_kappa": round(kappas[-1][1], 5) if kappas else "",
-            "stop_uncertainty": round(status.uncertainty or 0.0, 5), "stop": int(stop_here),
-        })  # fmt: skip
+        rows.append(
+            {
+                "strategy": strategy_name,
+                "seed": seed,
+                "labels": len(labeled),
+                "served": served,
+                "accuracy": round(float((pred == test.labels).mean()), 5),
+                "macro_f1": round(macro_f1(pred, test.labels, k), 5),
+                "ece": round(expected_calibration_error(probs, test.labels), 5),
+                "ece_calibrated": round(expected_calibration_error(calibrated, test.labels), 5),
+                "ece_pool_calibrated": round(expected_calibration_error(pool_calibrated, pool.labels[rest]), 5),
+                "temperature": round(temperature, 4),
+                "l2": choice.l2,
+                "heldout_accuracy": "" if heldout_accuracy is None else round(heldout_accuracy, 5),
+                "stop_kappa": round(kappas[-1][1], 5) if kappas else "",
+                "stop_uncertainty": round(status.uncertainty or 0.0, 5),
+                "stop": int(stop_here),
+            }
+        )
         if len(labeled) >= budget:
             held_probs = softmax(head.logits(x_pool[ho]), temperature)
             route = routing_threshold(held_probs, pool.labels[ho], target_precision)
@@ -229,10 +268,23 @@ def run_seed(pool: Pool, test: Pool, strategy_name: str, seed: int, budget: int,
         labeled.extend(int(i) for i in chosen)
 
 
-def simulate(dataset: Path, strategy: str, budget: int, step: int, seeds: int, out: Path, cache_dir: Path,
-             encoder: Any, start: int = 50, pool_size: int | None = None, test_size: int | None = None,
-             holdout: float = 0.15, target_precision: float = 0.98,
-             progress: bool = True, fine_tunes: FineTunes | None = None) -> dict[str, Any]:  # fmt: skip
+def simulate(
+    dataset: Path,
+    strategy: str,
+    budget: int,
+    step: int,
+    seeds: int,
+    out: Path,
+    cache_dir: Path,
+    encoder: Any,
+    start: int = 50,
+    pool_size: int | None = None,
+    test_size: int | None = None,
+    holdout: float = 0.15,
+    target_precision: float = 0.98,
+    progress: bool = True,
+    fine_tunes: FineTunes | None = None,
+) -> dict[str, Any]:
     """``fine_tunes``: replay the product's fine-tunes too (the default of ``hitl simulate``);
     None: the head-only replay (``--head-only``), fast."""
     if strategy not in SIM_STRATEGIES:
@@ -251,8 +303,11 @@ def simulate(dataset: Path, strategy: str, budget: int, step: int, seeds: int, o
 
     curve_path = out / "curve.csv"
     done: dict[tuple[str, int], list[dict]] = {}
-    replay = {"replay": "head-only", "encoder": encoder.identity} if fine_tunes is None else {
-        **fine_tunes.describe(), "encoder": encoder.identity}  # fmt: skip
+    replay = (
+        {"replay": "head-only", "encoder": encoder.identity}
+        if fine_tunes is None
+        else {**fine_tunes.describe(), "encoder": encoder.identity}
+    )
     replay_path = out / "replay.json"
     same_replay = replay_path.exists() and json.loads(replay_path.read_text()) == replay
     replay_path.write_text(json.dumps(replay))
@@ -260,9 +315,12 @@ def simulate(dataset: Path, strategy: str, budget: int, step: int, seeds: int, o
         with open(curve_path) as handle:
             for row in csv.DictReader(handle):
                 done.setdefault((row["strategy"], int(row["seed"])), []).append(row)
-        done = {key: rows for key, rows in done.items()
-                if max(int(r["labels"]) for r in rows) == budget
-                and all(r.get(c) is not None for c in COLUMNS for r in rows)}
+        done = {
+            key: rows
+            for key, rows in done.items()
+            if max(int(r["labels"]) for r in rows) == budget
+            and all(r.get(c) is not None for c in COLUMNS for r in rows)
+        }
     finals_path = out / "finals.json"
     finals = json.loads(finals_path.read_text()) if finals_path.exists() and done else {}
     strategies = [strategy] if strategy == "random" else [strategy, "random"]
@@ -275,8 +333,9 @@ def simulate(dataset: Path, strategy: str, budget: int, step: int, seeds: int, o
                 rows.extend(done[(name, seed)])
                 continue
             seed_started = time.perf_counter()
-            seed_rows, final = run_seed(pool, test, name, seed, budget, step, start, clusters, holdout,
-                                        target_precision, fine_tunes)  # fmt: skip
+            seed_rows, final = run_seed(
+                pool, test, name, seed, budget, step, start, clusters, holdout, target_precision, fine_tunes
+            )
             final["seconds"] = round(time.perf_counter() - seed_started, 1)
             rows.extend(seed_rows)
             finals[f"{name}:{seed}"] = final
@@ -292,8 +351,11 @@ def simulate(dataset: Path, strategy: str, budget: int, step: int, seeds: int, o
     summary["replay"] = replay
     summary["seed_seconds"] = {key: final.get("seconds") for key, final in finals.items()}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    title = (f"Active learning on {dataset.name}: MiniLM embeddings + linear head" if fine_tunes is None else
-             f"Active learning on {dataset.name}: MiniLM fine-tuned as the product schedules it")  # fmt: skip
+    title = (
+        f"Active learning on {dataset.name}: MiniLM embeddings + linear head"
+        if fine_tunes is None
+        else f"Active learning on {dataset.name}: MiniLM fine-tuned as the product schedules it"
+    )
     plot(rows, strategies, out / "learning_curves.png", title)
     (out / "summary.md").write_text(markdown(summary))
     return summary
@@ -320,8 +382,9 @@ def mean_curve(rows: list[dict], strategy: str, column: str = "accuracy") -> dic
     return {labels: statistics.mean(values) for labels, values in sorted(by_labels.items())}
 
 
-def summarize(rows: list[dict], strategies: list[str], routing: dict[str, list[dict]], dataset: str,
-              target_precision: float) -> dict[str, Any]:  # fmt: skip
+def summarize(
+    rows: list[dict], strategies: list[str], routing: dict[str, list[dict]], dataset: str, target_precision: float
+) -> dict[str, Any]:
     random_curve = mean_curve(rows, "random")
     random_final = list(random_curve.values())[-1]
     result: dict[str, Any] = {"dataset": dataset, "random_final_accuracy": round(random_final, 4), "strategies": {}}
@@ -360,17 +423,28 @@ def stop_point(rows: list[dict], strategy: str) -> dict[str, Any]:
         at_stop.append(int(stop["labels"]))
         given_up.append(final - float(stop["accuracy"]))
         needed.append(next(int(r["labels"]) for r in curve if float(r["accuracy"]) >= 0.99 * final))
-    return {"labels_at_stop": statistics.median(at_stop), "labels_to_99pct_of_final": statistics.median(needed),
-            "accuracy_given_up": round(statistics.median(given_up), 4), "seeds_stopped": stopped,
-            "seeds": len(at_stop)}  # fmt: skip
+    return {
+        "labels_at_stop": statistics.median(at_stop),
+        "labels_to_99pct_of_final": statistics.median(needed),
+        "accuracy_given_up": round(statistics.median(given_up), 4),
+        "seeds_stopped": stopped,
+        "seeds": len(at_stop),
+    }
 
 
 def _mean(values: list[float]) -> float | None:
     return round(float(np.mean(values)), 4) if values else None
 
 
-def plot(rows: list[dict], strategies: list[str], path: Path, title: str, column: str = "accuracy",
-         ylabel: str = "test accuracy", xlabel: str = "labels") -> None:  # fmt: skip
+def plot(
+    rows: list[dict],
+    strategies: list[str],
+    path: Path,
+    title: str,
+    column: str = "accuracy",
+    ylabel: str = "test accuracy",
+    xlabel: str = "labels",
+) -> None:
     """Learning curves: the mean over seeds of ``column`` per strategy, with a ±1 std band."""
     from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
 
@@ -389,8 +463,15 @@ def plot(rows: list[dict], strategies: list[str], path: Path, title: str, column
             at = float(stop["labels_at_stop"])
             ax.axvline(at, color=ax.lines[-1].get_color(), linestyle=":", alpha=0.8)
             text = f"stop at {at:.0f} ({stop['seeds_stopped']} of {stop['seeds']} seeds)"
-            ax.annotate(text, (at, float(np.min(mean))), rotation=90, fontsize=8, va="bottom", ha="right",
-                        color=ax.lines[-1].get_color())  # fmt: skip
+            ax.annotate(
+                text,
+                (at, float(np.min(mean))),
+                rotation=90,
+                fontsize=8,
+                va="bottom",
+                ha="right",
+                color=ax.lines[-1].get_color(),
+            )
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -401,12 +482,15 @@ def plot(rows: list[dict], strategies: list[str], path: Path, title: str, column
 
 
 def markdown(summary: dict[str, Any]) -> str:
-    lines = [f"# {summary['dataset']}: random reaches {summary['random_final_accuracy']:.4f} at the full budget "
-             f"({summary.get('replay', {}).get('replay', 'head-only')} replay)", "",
-             "| strategy | final accuracy | labels to reach random's final | AULC | ECE | ECE calibrated | "
-             "ECE calibrated, unlabeled pool | coverage at target precision | labels at stop | labels to 99 % "
-             "of final | accuracy given up at stop |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"# {summary['dataset']}: random reaches {summary['random_final_accuracy']:.4f} at the full budget "
+        f"({summary.get('replay', {}).get('replay', 'head-only')} replay)",
+        "",
+        "| strategy | final accuracy | labels to reach random's final | AULC | ECE | ECE calibrated | "
+        "ECE calibrated, unlabeled pool | coverage at target precision | labels at stop | labels to 99 % "
+        "of final | accuracy given up at stop |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, s in summary["strategies"].items():
         routing = s["routing"]
         lines.append(

@@ -49,9 +49,21 @@ def _load(folder: Path, split: str, limit: int | None) -> list[tuple[str, list[S
     return rows
 
 
-def simulate_ner(dataset: Path, strategy: str, budget: int, step: int, seeds: int, out: Path, cache_dir: Path,
-                 encoder: TextEncoder, start: int = 50, pool_size: int | None = None, test_size: int | None = None,
-                 holdout: float = 0.15, progress: bool = True) -> dict[str, Any]:  # fmt: skip
+def simulate_ner(
+    dataset: Path,
+    strategy: str,
+    budget: int,
+    step: int,
+    seeds: int,
+    out: Path,
+    cache_dir: Path,
+    encoder: TextEncoder,
+    start: int = 50,
+    pool_size: int | None = None,
+    test_size: int | None = None,
+    holdout: float = 0.15,
+    progress: bool = True,
+) -> dict[str, Any]:
     if strategy not in NER_STRATEGIES:
         raise SystemExit(f"strategy {strategy!r} is not available for NER; choose one of {', '.join(NER_STRATEGIES)}")
     started = time.perf_counter()
@@ -78,8 +90,9 @@ def simulate_ner(dataset: Path, strategy: str, budget: int, step: int, seeds: in
                 rows.append({"strategy": name, "seed": seed, "labels": len(labeled), **scores})
                 if len(labeled) >= budget:
                     break
-                labeled += _next(tagger, texts, labeled, min(step, budget - len(labeled)), name, held_bucket,
-                                 holdout, rng)  # fmt: skip
+                labeled += _next(
+                    tagger, texts, labeled, min(step, budget - len(labeled)), name, held_bucket, holdout, rng
+                )
     with open(out / "curve.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
         writer.writeheader()
@@ -87,8 +100,15 @@ def simulate_ner(dataset: Path, strategy: str, budget: int, step: int, seeds: in
     summary = _summarize(rows, strategies, dataset.name)
     summary["seconds"] = round(time.perf_counter() - started, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    plot(rows, strategies, out / "learning_curves.png", f"Active learning on {dataset.name}: MiniLM word states + "
-         "tag head", column="f1", ylabel="test entity F1 (exact match)", xlabel="annotated sentences")  # fmt: skip
+    plot(
+        rows,
+        strategies,
+        out / "learning_curves.png",
+        f"Active learning on {dataset.name}: MiniLM word states + tag head",
+        column="f1",
+        ylabel="test entity F1 (exact match)",
+        xlabel="annotated sentences",
+    )
     (out / "summary.md").write_text(_markdown(summary))
     return summary
 
@@ -99,8 +119,16 @@ def _example(text: str, spans: list[Span]) -> Any:
     return Example(text, tuple(sorted({s.label for s in spans})), spans=tuple(spans))
 
 
-def _next(tagger: Any, texts: list[str], labeled: list[int], take: int, name: str, held_bucket: np.ndarray,
-          holdout: float, rng: np.random.Generator) -> list[int]:  # fmt: skip
+def _next(
+    tagger: Any,
+    texts: list[str],
+    labeled: list[int],
+    take: int,
+    name: str,
+    held_bucket: np.ndarray,
+    holdout: float,
+    rng: np.random.Generator,
+) -> list[int]:
     unlabeled = np.setdiff1d(np.arange(len(texts)), np.array(labeled))
     if name == "random":
         return [int(i) for i in rng.choice(unlabeled, size=take, replace=False)]
@@ -108,8 +136,7 @@ def _next(tagger: Any, texts: list[str], labeled: list[int], take: int, name: st
     explore = min(round(holdout * take), len(held))
     picked = [int(i) for i in rng.choice(held, size=explore, replace=False)]
     rest = unlabeled[~held_bucket[unlabeled]]
-    scores = uncertainty.queue_key(weakest_words(tagger.tag([texts[i] for i in rest]), name, len(tagger.tags)),
-                                      name)  # fmt: skip
+    scores = uncertainty.queue_key(weakest_words(tagger.tag([texts[i] for i in rest]), name, len(tagger.tags)), name)
     return picked + [int(i) for i in rest[np.lexsort((rest, scores))[: take - explore]]]
 
 
@@ -123,8 +150,12 @@ def _curve(rows: list[dict], strategy: str) -> dict[int, float]:
 
 def _summarize(rows: list[dict], strategies: list[str], dataset: str) -> dict[str, Any]:
     random_final = list(_curve(rows, "random").values())[-1]
-    result: dict[str, Any] = {"dataset": dataset, "metric": "entity-level exact F1",
-                              "random_final_f1": round(random_final, 4), "strategies": {}}  # fmt: skip
+    result: dict[str, Any] = {
+        "dataset": dataset,
+        "metric": "entity-level exact F1",
+        "random_final_f1": round(random_final, 4),
+        "strategies": {},
+    }
     for name in strategies:
         curve = _curve(rows, name)
         result["strategies"][name] = {
@@ -136,8 +167,12 @@ def _summarize(rows: list[dict], strategies: list[str], dataset: str) -> dict[st
 
 
 def _markdown(summary: dict[str, Any]) -> str:
-    lines = [f"# {summary['dataset']} (NER): random reaches F1 {summary['random_final_f1']:.4f} at the full budget", "",
-             "| strategy | final F1 | labels to reach random's final | AULC |", "|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"# {summary['dataset']} (NER): random reaches F1 {summary['random_final_f1']:.4f} at the full budget",
+        "",
+        "| strategy | final F1 | labels to reach random's final | AULC |",
+        "|---|---|---|---|",
+    ]
     for name, s in summary["strategies"].items():
         reached = s["labels_to_reach_random_final"] or "not reached"
         lines.append(f"| {name} | {s['final_f1']:.4f} | {reached} | {s['area_under_curve']:.4f} |")

@@ -68,10 +68,15 @@ def stack(label_studio, redis_server, tmp_path_factory):
     }
     backend, url = start_backend(env, logs)
     stack = Stack(
-        env=env, backend_url=url, backend=backend, workers=[],
+        env=env,
+        backend_url=url,
+        backend=backend,
+        workers=[],
         ls=LabelStudioClient(label_studio.url, label_studio.token),
-        redis=redis.Redis.from_url(redis_server.url), registry=Registry(root / "registry"), logs=logs,
-    )  # fmt: skip
+        redis=redis.Redis.from_url(redis_server.url),
+        registry=Registry(root / "registry"),
+        logs=logs,
+    )
     stack.add_worker()
     yield stack
     for worker in stack.workers:

@@ -45,28 +45,58 @@ SECRET = "session-secret"
 def test_an_annotators_session_through_label_studios_next(label_studio, tmp_path):
     port = free_port()
     env = {
-        **os.environ, "HITL_PORT": str(port), "HITL_DATA_DIR": str(tmp_path / "var"),
-        "HITL_REGISTRY_DIR": str(tmp_path / "var" / "registry"), "HITL_LABEL_STUDIO_URL": label_studio.url,
-        "HITL_LABEL_STUDIO_API_KEY": label_studio.token, "HITL_WEBHOOK_SECRET": SECRET,
-        "HITL_HOLDOUT_FRACTION": str(HOLDOUT), "HITL_FINETUNE_EVERY": "0",
-    }  # fmt: skip
+        **os.environ,
+        "HITL_PORT": str(port),
+        "HITL_DATA_DIR": str(tmp_path / "var"),
+        "HITL_REGISTRY_DIR": str(tmp_path / "var" / "registry"),
+        "HITL_LABEL_STUDIO_URL": label_studio.url,
+        "HITL_LABEL_STUDIO_API_KEY": label_studio.token,
+        "HITL_WEBHOOK_SECRET": SECRET,
+        "HITL_HOLDOUT_FRACTION": str(HOLDOUT),
+        "HITL_FINETUNE_EVERY": "0",
+    }
     env.pop("HITL_REDIS_URL", None)
     log = open(tmp_path / "run.log", "wb")  # noqa: SIM115 - closed below
-    main_job = subprocess.Popen([sys.executable, "-m", "backend", "run"], env=env, cwd=ROOT, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    main_job = subprocess.Popen(
+        [sys.executable, "-m", "backend", "run"],
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: requests.get(url + "/health", timeout=2).json()["encoder_ready"], 180, "the main job")
-        loaded = subprocess.run(hitl("configs", "load", "labeling_configs/text_classification.xml", "--project",
-                                     "Session", "--backend-url", url), env=env, cwd=ROOT, capture_output=True,
-                                text=True, timeout=120)  # fmt: skip
+        loaded = subprocess.run(
+            hitl(
+                "configs",
+                "load",
+                "labeling_configs/text_classification.xml",
+                "--project",
+                "Session",
+                "--backend-url",
+                url,
+            ),
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert loaded.returncode == 0, loaded.stderr
         project = json.loads(loaded.stdout)["project_id"]
         rows = load_jsonl("ag_news", "train", 400)
         tasks_file = tmp_path / "tasks.jsonl"
         tasks_file.write_text("".join(json.dumps({"text": r["text"], "gold": r["label"]}) + "\n" for r in rows))
-        imported = subprocess.run(hitl("import", str(tasks_file), "--project", str(project), "--quiet"), env=env,
-                                  cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
+        imported = subprocess.run(
+            hitl("import", str(tasks_file), "--project", str(project), "--quiet"),
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert imported.returncode == 0 and "400 of 400 tasks imported" in imported.stdout, imported.stderr
 
         ls = LabelStudioClient(label_studio.url, label_studio.token)
@@ -84,8 +114,9 @@ def test_an_annotators_session_through_label_studios_next(label_studio, tmp_path
             before = ls.project(project)["model_version"]
             task = ls.next_task(project, tab)
             version = ls.project(project)["model_version"]
-            shown = [p for p in task.get("predictions") or []
-                     if p.get("model_version") in (before, version) and p["result"]]  # fmt: skip
+            shown = [
+                p for p in task.get("predictions") or [] if p.get("model_version") in (before, version) and p["result"]
+            ]
             served.append((before, bool(shown)))  # the first trained version counts from the serve after it
             if not shown:
                 held = [p.get("model_version") for p in task.get("predictions") or []]
@@ -93,8 +124,14 @@ def test_an_annotators_session_through_label_studios_next(label_studio, tmp_path
             if shown:
                 right = shown[0]["result"][0]["value"]["choices"] == [task["data"]["gold"]]
                 confidence.append((float(shown[0]["score"]), right))
-            choice = [{"from_name": "label", "to_name": "text", "type": "choices",
-                       "value": {"choices": [task["data"]["gold"]]}}]  # fmt: skip
+            choice = [
+                {
+                    "from_name": "label",
+                    "to_name": "text",
+                    "type": "choices",
+                    "value": {"choices": [task["data"]["gold"]]},
+                }
+            ]
             ls.create_annotation(task["id"], choice)
             annotated.append(task["id"])
             time.sleep(0.4)  # a fast annotator: retrains and syncs run while they work
@@ -105,44 +142,68 @@ def test_an_annotators_session_through_label_studios_next(label_studio, tmp_path
         held_share = sum(is_heldout(t, HOLDOUT) for t in annotated) / len(annotated)
         # the gate judged a candidate trained on every annotation (it may keep the serving version)
         audit = AuditStore(str(tmp_path / "var" / "audit.sqlite3"))
-        last = wait_until(lambda: [v for v in audit.versions(project) if v["examples"] == ANNOTATIONS], 240,
-                          "a candidate on all 150 annotations")[-1]  # fmt: skip
+        last = wait_until(
+            lambda: [v for v in audit.versions(project) if v["examples"] == ANNOTATIONS],
+            240,
+            "a candidate on all 150 annotations",
+        )[-1]
         # the score Label Studio stores with every pre-annotation of the pool, and the ones annotators were
         # shown (chosen for being uncertain, so within a narrower range)
         version = ls.project(project)["model_version"]
-        pool = [(p["score"], p["result"][0]["value"]["choices"] == [t["data"]["gold"]])
-                for t in ls.unlabeled_tasks(project) for p in t["predictions"]
-                if p["model_version"] == version and p["result"]]  # fmt: skip
+        pool = [
+            (p["score"], p["result"][0]["value"]["choices"] == [t["data"]["gold"]])
+            for t in ls.unlabeled_tasks(project)
+            for p in t["predictions"]
+            if p["model_version"] == version and p["result"]
+        ]
         auroc = roc_auc_score([right for _, right in pool], [score for score, _ in pool])
         auroc_served = roc_auc_score([right for _, right in confidence], [score for score, _ in confidence])
-        print(f"session: confidence AUROC {auroc:.3f} over the pool's {len(pool)} pre-annotations "
-              f"({np.mean([r for _, r in pool]):.1%} right), {auroc_served:.3f} over the {len(confidence)} served "
-              f"({np.mean([right for _, right in confidence]):.1%} right)")
-        print(f"session: coverage {coverage:.3f} of {len(trained)} served after the first version; held-out share "
-              f"{held_share:.3f}; gate held-out {json.loads(last['metrics'])['n']}; versions "
-              f"{len(registry.versions(str(project)))}")  # fmt: skip
+        print(
+            f"session: confidence AUROC {auroc:.3f} over the pool's {len(pool)} pre-annotations "
+            f"({np.mean([r for _, r in pool]):.1%} right), {auroc_served:.3f} over the {len(confidence)} served "
+            f"({np.mean([right for _, right in confidence]):.1%} right)"
+        )
+        print(
+            f"session: coverage {coverage:.3f} of {len(trained)} served after the first version; held-out share "
+            f"{held_share:.3f}; gate held-out {json.loads(last['metrics'])['n']}; versions "
+            f"{len(registry.versions(str(project)))}"
+        )
         # versions are a unit people can follow, and write-back is proportional to what changed
         families = {registry.served(str(project), v) for v in registry.versions(str(project))}
         seen = [version for version, _ in served if version not in ("cold-start", None, "hitl-backend")]
-        syncs = [(int(m[1]), int(m[2]), m[3]) for m in re.finditer(
-            r"project \d+: \d+ unlabeled tasks, (\d+) scored, (\d+) written, \d+ up to date.*?version (\S+),",
-            (tmp_path / "run.log").read_text(errors="replace"))]  # fmt: skip
-        within = [written / scored for (scored, written, name), (_, _, before) in zip(syncs[1:], syncs, strict=False)
-                  if name == before and scored]  # fmt: skip
-        print(f"session: {len(registry.versions(str(project)))} versions in {len(families)} families; "
-              f"{len(within)} syncs within a family wrote {np.mean(within) if within else 0:.1%} of the pool")
+        syncs = [
+            (int(m[1]), int(m[2]), m[3])
+            for m in re.finditer(
+                r"project \d+: \d+ unlabeled tasks, (\d+) scored, (\d+) written, \d+ up to date.*?version (\S+),",
+                (tmp_path / "run.log").read_text(errors="replace"),
+            )
+        ]
+        within = [
+            written / scored
+            for (scored, written, name), (_, _, before) in zip(syncs[1:], syncs, strict=False)
+            if name == before and scored
+        ]
+        print(
+            f"session: {len(registry.versions(str(project)))} versions in {len(families)} families; "
+            f"{len(within)} syncs within a family wrote {np.mean(within) if within else 0:.1%} of the pool"
+        )
         assert len(set(seen)) <= len(families)  # Label Studio never sees a name that is not a family's
         # Label Studio sees a name per family, not per publish (early families are short: see next_family)
         assert len(families) <= ANNOTATIONS // 10 and len(families) < len(registry.versions(str(project)))
-        assert coverage >= 0.98, f"only {coverage:.1%} of served tasks had a pre-annotation of the project version: " \
+        assert coverage >= 0.98, (
+            f"only {coverage:.1%} of served tasks had a pre-annotation of the project version: "
             f"(task, version before, after, versions on the task): {misses}"
+        )
         assert abs(held_share - HOLDOUT) <= 0.05, f"held-out share {held_share:.3f}"
         assert auroc >= 0.65, f"the score stored does not separate right from wrong pre-annotations: {auroc:.3f}"
         assert auroc_served >= 0.5, f"the score shown is no better than chance: {auroc_served:.3f}"
         assert json.loads(last["metrics"])["n"] >= 20 and "more labels win" not in json.loads(last["gate"])["reason"]
         # the worker checked the annotations for label errors after publishing (gold labels: few suspects)
-        check = wait_until(lambda: [c for c in audit.label_checks(project) if c["annotated"] >= 100], 120,
-                           "a label check of 100+ annotations")[-1]  # fmt: skip
+        check = wait_until(
+            lambda: [c for c in audit.label_checks(project) if c["annotated"] >= 100],
+            120,
+            "a label check of 100+ annotations",
+        )[-1]
         print(f"session: label check flagged {len(check['suspects'])} of {check['annotated']} right labels")
         assert len(check["suspects"]) <= check["annotated"] // 4, check["suspects"][:5]
     finally:

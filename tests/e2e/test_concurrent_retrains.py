@@ -30,11 +30,16 @@ def test_a_candidate_gated_against_a_replaced_version_is_regated_not_published_b
     for task in ls.tasks(project):
         ls.create_annotation(task["id"], choice(task["data"]["gold"]))
     settings = Settings(
-        model_name=str(tiny_encoder_dir), label_studio_url=label_studio.url,
-        label_studio_api_key=SecretStr(label_studio.token), redis_url=redis_server.url,
-        registry_dir=tmp_path / "registry", data_dir=tmp_path / "data", sync_after_publish=False, finetune_every=0,
+        model_name=str(tiny_encoder_dir),
+        label_studio_url=label_studio.url,
+        label_studio_api_key=SecretStr(label_studio.token),
+        redis_url=redis_server.url,
+        registry_dir=tmp_path / "registry",
+        data_dir=tmp_path / "data",
+        sync_after_publish=False,
+        finetune_every=0,
         queue_name="hitl-cas-test",
-    )  # fmt: skip
+    )
     worker_a, worker_b = WorkerContext.create(settings), WorkerContext.create(settings)
 
     baselines: list[str | None] = []

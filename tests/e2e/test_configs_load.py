@@ -31,8 +31,10 @@ def test_load_twice_leaves_one_backend_and_one_webhook(stack, tmp_path):
     second = load(stack, CONFIG, "Configs load")
     assert second["created"] is False and second["config_updated"] is False
     assert (second["project_id"], second["ml_backend_id"], second["webhook_id"]) == (
-        first["project_id"], first["ml_backend_id"], first["webhook_id"]
-    )  # fmt: skip
+        first["project_id"],
+        first["ml_backend_id"],
+        first["webhook_id"],
+    )
     project = first["project_id"]
     assert [b["url"] for b in stack.ls.ml_backends(project)] == [stack.backend_url]
     hooks = stack.ls.webhooks(project)
@@ -51,8 +53,10 @@ def test_wrong_token_wrong_url_and_a_broken_config_each_get_one_line(stack, tmp_
     from backend.tools.bench.common import free_port
 
     broken = tmp_path / "broken.xml"
-    broken.write_text('<View><Text name="text" value="$text"/><Choices name="c" toName="nope">'
-                      '<Choice value="a"/><Choice value="b"/></Choices></View>')  # fmt: skip
+    broken.write_text(
+        '<View><Text name="text" value="$text"/><Choices name="c" toName="nope">'
+        '<Choice value="a"/><Choice value="b"/></Choices></View>'
+    )
     cases = [
         ({"HITL_LABEL_STUDIO_API_KEY": "0" * 40}, CONFIG, "refused the API key (HTTP 401)"),
         ({"HITL_LABEL_STUDIO_URL": f"http://127.0.0.1:{free_port()}"}, CONFIG, "cannot reach Label Studio"),
@@ -60,14 +64,21 @@ def test_wrong_token_wrong_url_and_a_broken_config_each_get_one_line(stack, tmp_
     ]
     for env, path, expected in cases:
         command = hitl("configs", "load", str(path), "--project", "Errors", "--backend-url", stack.backend_url)
-        out = subprocess.run(command, env={**os.environ, **stack.env, **env}, cwd=ROOT, capture_output=True,
-                             text=True, timeout=120)  # fmt: skip
+        out = subprocess.run(
+            command, env={**os.environ, **stack.env, **env}, cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
         text = out.stdout + out.stderr
         assert out.returncode != 0 and expected in text, text
         assert "Traceback" not in text and "sessionid" not in text.lower() and "set-cookie" not in text.lower()
         assert len([line for line in text.splitlines() if line.strip()]) <= 2, text
-    validate = subprocess.run(hitl("configs", "validate", str(broken)), cwd=ROOT, capture_output=True, text=True,
-                              timeout=120, env={**os.environ, **stack.env})  # fmt: skip
+    validate = subprocess.run(
+        hitl("configs", "validate", str(broken)),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **stack.env},
+    )
     assert validate.returncode == 1 and validate.stdout.startswith("INVALID") and "Traceback" not in validate.stderr
 
 
@@ -77,8 +88,14 @@ def test_hitl_import_sends_valid_rows_in_bulk_and_orders_the_queue_at_once(stack
     rows[4], rows[8] = {"txt": "typo in the field name"}, {"text": ""}
     path = tmp_path / "tasks.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    out = subprocess.run(hitl("import", str(path), "--project", str(project), "--quiet"), cwd=ROOT, timeout=300,
-                         env={**os.environ, **stack.env}, capture_output=True, text=True)  # fmt: skip
+    out = subprocess.run(
+        hitl("import", str(path), "--project", str(project), "--quiet"),
+        cwd=ROOT,
+        timeout=300,
+        env={**os.environ, **stack.env},
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"project {project}: 28 of 30 tasks imported, 2 left out: line 5: no non-empty 'text'" in out.stdout
     assert "line 9:" in out.stdout

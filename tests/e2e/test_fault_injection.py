@@ -29,6 +29,7 @@ from tests.support.services import PG_ADMIN, postgres_database, start_backend, s
 
 pytestmark = pytest.mark.e2e
 
+
 def restart_postgres() -> str:
     """Restart the PostgreSQL cluster on port 5432; returns how."""
     if shutil.which("pg_lsclusters") and shutil.which("pg_ctlcluster"):
@@ -39,8 +40,10 @@ def restart_postgres() -> str:
                 wait_until(lambda: psycopg.connect(PG_ADMIN, connect_timeout=2).close() or True, 60, "PostgreSQL up")
                 return "pg_ctlcluster restart"
     with psycopg.connect(PG_ADMIN, autocommit=True) as admin:  # not a local cluster: drop every connection
-        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
-                      "AND datname LIKE 'hitl_fault_%'")  # fmt: skip
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+            "AND datname LIKE 'hitl_fault_%'"
+        )
     return "pg_terminate_backend"
 
 
@@ -54,12 +57,17 @@ def _session_with_faults(label_studio, ag_rows, tmp_path, audit_url: str) -> Non
     logs = tmp_path / "logs"
     logs.mkdir()
     env = {
-        "HITL_REDIS_URL": redis_server.url, "HITL_AUDIT_DB_URL": audit_url,
-        "HITL_LABEL_STUDIO_URL": label_studio.url, "HITL_LABEL_STUDIO_API_KEY": label_studio.token,
-        "HITL_REGISTRY_DIR": str(tmp_path / "registry"), "HITL_DATA_DIR": str(tmp_path / "data"),
-        "HITL_WEBHOOK_SECRET": SECRET, "HITL_RETRAIN_DEBOUNCE_S": "1", "HITL_JOB_RETRY_INTERVALS_S": "[2, 4, 8]",
+        "HITL_REDIS_URL": redis_server.url,
+        "HITL_AUDIT_DB_URL": audit_url,
+        "HITL_LABEL_STUDIO_URL": label_studio.url,
+        "HITL_LABEL_STUDIO_API_KEY": label_studio.token,
+        "HITL_REGISTRY_DIR": str(tmp_path / "registry"),
+        "HITL_DATA_DIR": str(tmp_path / "data"),
+        "HITL_WEBHOOK_SECRET": SECRET,
+        "HITL_RETRAIN_DEBOUNCE_S": "1",
+        "HITL_JOB_RETRY_INTERVALS_S": "[2, 4, 8]",
         "HITL_FINETUNE_EVERY": "0",
-    }  # fmt: skip
+    }
     backend, url = start_backend(env, logs)
     worker = start_worker(env, logs)
     ls = LabelStudioClient(label_studio.url, label_studio.token)
@@ -78,8 +86,9 @@ def _session_with_faults(label_studio, ag_rows, tmp_path, audit_url: str) -> Non
 
         def trained_on_everything() -> bool:
             current = registry.current(str(project))
-            return bool(current) and set(annotated) <= set(registry.meta(str(project), current)["training"]
-                                                           ["annotation_ids"])  # fmt: skip
+            return bool(current) and set(annotated) <= set(
+                registry.meta(str(project), current)["training"]["annotation_ids"]
+            )
 
         annotate(tasks[:25])
         wait_until(trained_on_everything, 180, "a version trained on the first 25 annotations")
@@ -90,8 +99,12 @@ def _session_with_faults(label_studio, ag_rows, tmp_path, audit_url: str) -> Non
 
         redis_server.stop()  # the queue is gone for a while: webhooks answer 503, the worker waits
         annotate(tasks[40:48])
-        down = requests.post(url + "/webhook", headers={"X-Hitl-Webhook-Secret": SECRET}, timeout=10,
-                             json={"action": "ANNOTATION_CREATED", "project": {"id": project}})  # fmt: skip
+        down = requests.post(
+            url + "/webhook",
+            headers={"X-Hitl-Webhook-Secret": SECRET},
+            timeout=10,
+            json={"action": "ANNOTATION_CREATED", "project": {"id": project}},
+        )
         assert down.status_code == 503 and "retry later" in down.json()["error"]
         redis_server.start()
         annotate(tasks[48:60])  # annotators carry on; their webhooks reach the queue again

@@ -46,33 +46,61 @@ def _choices(prediction: dict) -> list[str]:
     return sorted(c for r in prediction.get("result") or [] for c in (r.get("value") or {}).get("choices") or [])
 
 
-def test_an_annotator_labels_80_tasks_in_the_stream_and_the_audit_records_what_the_page_showed(
-    label_studio, tmp_path
-):
+def test_an_annotator_labels_80_tasks_in_the_stream_and_the_audit_records_what_the_page_showed(label_studio, tmp_path):
     port = free_port()
     env = {
-        **os.environ, "HITL_PORT": str(port), "HITL_DATA_DIR": str(tmp_path / "var"),
-        "HITL_REGISTRY_DIR": str(tmp_path / "var" / "registry"), "HITL_LABEL_STUDIO_URL": label_studio.url,
-        "HITL_LABEL_STUDIO_API_KEY": label_studio.token, "HITL_WEBHOOK_SECRET": "stream-secret",
-        "HITL_HOLDOUT_FRACTION": str(HOLDOUT), "HITL_FINETUNE_EVERY": "0",
-    }  # fmt: skip
+        **os.environ,
+        "HITL_PORT": str(port),
+        "HITL_DATA_DIR": str(tmp_path / "var"),
+        "HITL_REGISTRY_DIR": str(tmp_path / "var" / "registry"),
+        "HITL_LABEL_STUDIO_URL": label_studio.url,
+        "HITL_LABEL_STUDIO_API_KEY": label_studio.token,
+        "HITL_WEBHOOK_SECRET": "stream-secret",
+        "HITL_HOLDOUT_FRACTION": str(HOLDOUT),
+        "HITL_FINETUNE_EVERY": "0",
+    }
     env.pop("HITL_REDIS_URL", None)
     log = open(tmp_path / "run.log", "wb")  # noqa: SIM115 - closed below
-    main_job = subprocess.Popen([sys.executable, "-m", "backend", "run"], env=env, cwd=ROOT, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    main_job = subprocess.Popen(
+        [sys.executable, "-m", "backend", "run"],
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: requests.get(url + "/health", timeout=2).json()["encoder_ready"], 180, "the main job")
-        loaded = subprocess.run(hitl("configs", "load", "labeling_configs/text_classification.xml", "--project",
-                                     "Stream", "--backend-url", url), env=env, cwd=ROOT, capture_output=True,
-                                text=True, timeout=120)  # fmt: skip
+        loaded = subprocess.run(
+            hitl(
+                "configs",
+                "load",
+                "labeling_configs/text_classification.xml",
+                "--project",
+                "Stream",
+                "--backend-url",
+                url,
+            ),
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert loaded.returncode == 0, loaded.stderr
         project = json.loads(loaded.stdout)["project_id"]
         rows = load_jsonl("ag_news", "train", POOL)
         tasks_file = tmp_path / "tasks.jsonl"
         tasks_file.write_text("".join(json.dumps({"text": r["text"], "gold": r["label"]}) + "\n" for r in rows))
-        imported = subprocess.run(hitl("import", str(tasks_file), "--project", str(project), "--quiet"), env=env,
-                                  cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
+        imported = subprocess.run(
+            hitl("import", str(tasks_file), "--project", str(project), "--quiet"),
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert imported.returncode == 0, imported.stderr
         ls = LabelStudioClient(label_studio.url, label_studio.token)
         tab = ls.ensure_view(project, VIEW_TITLE, f"tasks:data.{RANK_FIELD}")
@@ -85,9 +113,18 @@ def test_an_annotator_labels_80_tasks_in_the_stream_and_the_audit_records_what_t
                 task = ls.next_task(project, tab)
                 version = ls.project(project)["model_version"]
                 parent = next((p["id"] for p in task.get("predictions") or [] if p["model_version"] == version), None)
-                ls.create_annotation(task["id"], [{"from_name": "label", "to_name": "text", "type": "choices",
-                                                   "value": {"choices": [task["data"]["gold"]]}}],
-                                     parent_prediction=parent)  # fmt: skip
+                ls.create_annotation(
+                    task["id"],
+                    [
+                        {
+                            "from_name": "label",
+                            "to_name": "text",
+                            "type": "choices",
+                            "value": {"choices": [task["data"]["gold"]]},
+                        }
+                    ],
+                    parent_prediction=parent,
+                )
                 earlier += 1
             time.sleep(5)  # its retrain and sync
         wait_until(lambda: _review_queue(ls, project), 300, "pre-filled answers in the review tab")
@@ -97,22 +134,32 @@ def test_an_annotator_labels_80_tasks_in_the_stream_and_the_audit_records_what_t
             reviewed, review_s = [], 0.0
             if ls.view_task_ids(project, review_tab):  # the second way to work: quick accept-or-fix
                 started = time.monotonic()
-                reviewed = _label_by_clicking(page, ls, label_studio.url, project, review_tab,
-                                              min(REVIEWED, len(ls.view_task_ids(project, review_tab))))  # fmt: skip
+                reviewed = _label_by_clicking(
+                    page,
+                    ls,
+                    label_studio.url,
+                    project,
+                    review_tab,
+                    min(REVIEWED, len(ls.view_task_ids(project, review_tab))),
+                )
                 review_s = time.monotonic() - started
         # the last annotations become a version; the audit records every annotation
         audit = AuditStore(str(tmp_path / "var" / "audit.sqlite3"))
         total = earlier + LABELED + len(reviewed)
-        corrections = wait_until(lambda: (lambda c: c if len(c) >= total else None)(audit.corrections(project)),
-                                 240, "every annotation in the audit store")  # fmt: skip
+        corrections = wait_until(
+            lambda: (lambda c: c if len(c) >= total else None)(audit.corrections(project)),
+            240,
+            "every annotation in the audit store",
+        )
         by_task = {c["task_id"]: c for c in corrections}
 
         preselected = [s for s in seen + reviewed if s["checked"]]
         right = [s["checked"] == [s["gold"]] for s in preselected]
         blind = [s for s in seen if is_heldout(s["task"], HOLDOUT) or s["header"].startswith("Blind check")]
         with_percent = [s for s in seen + reviewed if s["prediction"] and re.search(r"(\d+)%", s["header"])]
-        header_matches = [int(re.search(r"(\d+)%", s["header"])[1]) == round(100 * s["prediction"]["score"])
-                          for s in with_percent]  # fmt: skip
+        header_matches = [
+            int(re.search(r"(\d+)%", s["header"])[1]) == round(100 * s["prediction"]["score"]) for s in with_percent
+        ]
         mismatches = []
         for s in seen + reviewed:
             recorded = by_task[s["task"]]
@@ -121,8 +168,11 @@ def test_an_annotator_labels_80_tasks_in_the_stream_and_the_audit_records_what_t
             recorded_choice = sorted(c for r in shown for c in (r.get("value") or {}).get("choices") or [])
             if recorded_choice != page_choice:
                 mismatches.append((s["task"], page_choice, recorded_choice))
-        heads = sorted((t["data"][RANK_FIELD], t["id"]) for t in ls.unlabeled_tasks(project)
-                        if isinstance(t["data"].get(RANK_FIELD), int | float))[:50]  # fmt: skip
+        heads = sorted(
+            (t["data"][RANK_FIELD], t["id"])
+            for t in ls.unlabeled_tasks(project)
+            if isinstance(t["data"].get(RANK_FIELD), int | float)
+        )[:50]
         pool = {t["id"]: t for t in ls.unlabeled_tasks(project)}
         tabs = [len(t.get("predictions") or []) for t in pool.values()]
         # the second way to work: the review tab lists pre-filled answers, least confident first, each with its header
@@ -133,29 +183,46 @@ def test_an_annotator_labels_80_tasks_in_the_stream_and_the_audit_records_what_t
             mine = [p for p in pool[task_id]["predictions"] if p["model_version"] == version]
             assert mine and mine[0]["result"], f"task {task_id} in the review tab without a pre-filled answer"
             assert pool[task_id]["data"][REASON_FIELD].startswith("Pre-filled: ")
-        syncs = [float(m[1]) for m in re.finditer(r"ranks written, skipped: [^;]*; version \S+, strategy \S+; "
-                                                  r"([\d.]+)s", (tmp_path / "run.log").read_text(errors="replace"))]
-        print(f"stream: {len(seen)} tasks labeled by clicking from the queue tab after {earlier} earlier labels: "
-              f"pre-selected {sum(bool(s['checked']) for s in seen)}/{len(seen)}; with the review tab's "
-              f"{len(reviewed)}, pre-selected answers right {sum(right)}/{len(right)}")
-        print(f"stream: held-out/blind tasks with nothing pre-selected {sum(not s['checked'] for s in blind)}/"
-              f"{len(blind)}; header confidence = stored score {sum(header_matches)}/{len(header_matches)}; "
-              f"audit shown = page: {len(seen) + len(reviewed) - len(mismatches)}/{len(seen) + len(reviewed)} "
-              f"({len(mismatches)} mismatches)")
+        syncs = [
+            float(m[1])
+            for m in re.finditer(
+                r"ranks written, skipped: [^;]*; version \S+, strategy \S+; "
+                r"([\d.]+)s",
+                (tmp_path / "run.log").read_text(errors="replace"),
+            )
+        ]
+        print(
+            f"stream: {len(seen)} tasks labeled by clicking from the queue tab after {earlier} earlier labels: "
+            f"pre-selected {sum(bool(s['checked']) for s in seen)}/{len(seen)}; with the review tab's "
+            f"{len(reviewed)}, pre-selected answers right {sum(right)}/{len(right)}"
+        )
+        print(
+            f"stream: held-out/blind tasks with nothing pre-selected {sum(not s['checked'] for s in blind)}/"
+            f"{len(blind)}; header confidence = stored score {sum(header_matches)}/{len(header_matches)}; "
+            f"audit shown = page: {len(seen) + len(reviewed) - len(mismatches)}/{len(seen) + len(reviewed)} "
+            f"({len(mismatches)} mismatches)"
+        )
         p50, p90 = np.percentile(syncs, [50, 90]) if syncs else (0.0, 0.0)
-        print(f"stream: queue head {len(heads)} ranks, {len({r for r, _ in heads})} distinct; syncs {len(syncs)}, "
-              f"p50 {p50:.1f}s p90 {p90:.1f}s; prediction tabs per task max {max(tabs)} mean {np.mean(tabs):.2f}; "
-              f"review tab {len(review)} tasks")
+        print(
+            f"stream: queue head {len(heads)} ranks, {len({r for r, _ in heads})} distinct; syncs {len(syncs)}, "
+            f"p50 {p50:.1f}s p90 {p90:.1f}s; prediction tabs per task max {max(tabs)} mean {np.mean(tabs):.2f}; "
+            f"review tab {len(review)} tasks"
+        )
         fixed = sum(r["checked"] != [r["gold"]] for r in reviewed)
-        print(f"stream: review tab: {len(reviewed)} tasks in {review_s:.0f}s, "
-              f"{sum(bool(r['checked']) for r in reviewed)} pre-filled, {fixed} fixed "
-              f"({60 * fixed / review_s if review_s else 0:.1f} corrections/min, "
-              f"{60 * len(reviewed) / review_s if review_s else 0:.1f} tasks/min)")
+        print(
+            f"stream: review tab: {len(reviewed)} tasks in {review_s:.0f}s, "
+            f"{sum(bool(r['checked']) for r in reviewed)} pre-filled, {fixed} fixed "
+            f"({60 * fixed / review_s if review_s else 0:.1f} corrections/min, "
+            f"{60 * len(reviewed) / review_s if review_s else 0:.1f} tasks/min)"
+        )
         assert not mismatches, mismatches[:5]
         assert all(r["checked"] for r in reviewed), "a task of the review tab came without a pre-filled answer"
         assert all(not s["checked"] for s in blind), "a held-out or audit task was shown pre-filled"
-        assert all(header_matches), [(s["task"], s["header"], s["prediction"]["score"]) for s, ok in
-                                     zip(with_percent, header_matches, strict=True) if not ok][:5]  # fmt: skip
+        assert all(header_matches), [
+            (s["task"], s["header"], s["prediction"]["score"])
+            for s, ok in zip(with_percent, header_matches, strict=True)
+            if not ok
+        ][:5]
         assert len(with_percent) >= LABELED // 2, "the stream showed no confidence on most tasks"
         assert len({r for r, _ in heads}) == len(heads), "ties in the queue's head"
         if right:  # an answer is pre-selected only where held-out evidence says it is right >= 90 % of the time
@@ -180,8 +247,18 @@ def _label_by_clicking(page, ls: LabelStudioClient, base_url: str, project: int,
     gold label; what the page showed for each: the pre-selected choice and the header."""
     served: list = []  # the page's next-task answers (read during Playwright calls: its sync API)
     # the stream asks for its next task with the Data Manager action next_task (checked by clicking)
-    page.on("response", lambda r: served.append(r) if re.search(r"/api/dm/actions\?id=next_task|/api/projects/"
-                                                                r"\d+/next", r.url) else None)  # fmt: skip
+    page.on(
+        "response",
+        lambda r: (
+            served.append(r)
+            if re.search(
+                r"/api/dm/actions\?id=next_task|/api/projects/"
+                r"\d+/next",
+                r.url,
+            )
+            else None
+        ),
+    )
     page.goto(f"{base_url}/projects/{project}/data?tab={tab}")
     page.wait_for_load_state("networkidle")
     page.locator("button:has-text('Label All Tasks') + button").click()
@@ -192,18 +269,32 @@ def _label_by_clicking(page, ls: LabelStudioClient, base_url: str, project: int,
         wait_until(lambda: page.locator("input[type=radio]").count() > 0 and served, 30, "a task")
         task = served[-1].json()
         start = " ".join(task["data"]["text"].split())[:30]
-        wait_until(lambda start=start: start in " ".join(page.locator(".lsf-main-view").inner_text().split()),
-                   30, f"task {task['id']} on the page")  # fmt: skip
+        wait_until(
+            lambda start=start: start in " ".join(page.locator(".lsf-main-view").inner_text().split()),
+            30,
+            f"task {task['id']} on the page",
+        )
         page.wait_for_timeout(500)  # the page pre-fills the prediction as the task renders
-        headings = page.locator(".lsf-main-view h1, .lsf-main-view h2, .lsf-main-view h3, .lsf-main-view h4, "
-                                ".lsf-main-view h5, .lsf-main-view h6")  # fmt: skip
+        headings = page.locator(
+            ".lsf-main-view h1, .lsf-main-view h2, .lsf-main-view h3, .lsf-main-view h4, "
+            ".lsf-main-view h5, .lsf-main-view h6"
+        )
         wait_until(lambda headings=headings: headings.count() <= 1, 10, "the last task's header to go")
-        checked = [re.sub(r"\[\d+\]$", "", t).strip()
-                   for t in page.locator("label:has(input[type=radio]:checked)").all_inner_texts()]
+        checked = [
+            re.sub(r"\[\d+\]$", "", t).strip()
+            for t in page.locator("label:has(input[type=radio]:checked)").all_inner_texts()
+        ]
         version = ls.project(project)["model_version"]
         shown = [p for p in task.get("predictions") or [] if p.get("model_version") == version]
-        seen.append({"task": task["id"], "gold": task["data"]["gold"], "checked": checked,
-                     "header": " ".join(headings.all_inner_texts()), "prediction": shown[0] if shown else None})
+        seen.append(
+            {
+                "task": task["id"],
+                "gold": task["data"]["gold"],
+                "checked": checked,
+                "header": " ".join(headings.all_inner_texts()),
+                "prediction": shown[0] if shown else None,
+            }
+        )
         served.clear()
         page.locator("label:has(input[type=radio])").filter(has_text=task["data"]["gold"]).first.click()
         page.get_by_test_id("bottombar-submit-button").click()

@@ -19,9 +19,23 @@ pytestmark = pytest.mark.e2e
 
 
 def _start(port: int, data_dir) -> tuple[subprocess.Popen, str]:
-    process = subprocess.Popen([sys.executable, "-m", "backend.tools.labelstudio_server", "start", "--port", str(port),
-                                "--data-dir", str(data_dir)], cwd=ROOT, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, start_new_session=True)  # fmt: skip
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "backend.tools.labelstudio_server",
+            "start",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     token = None
     deadline = time.monotonic() + 300
     while token is None and time.monotonic() < deadline:

@@ -29,7 +29,8 @@ def choice(label: str) -> list[dict]:
 def idle(stack) -> bool:
     """Nothing queued, running or scheduled (a catch-up retrain waits in the scheduled registry)."""
     return all(
-        Queue(name, connection=stack.redis).count == 0 and StartedJobRegistry(name, connection=stack.redis).count == 0
+        Queue(name, connection=stack.redis).count == 0
+        and StartedJobRegistry(name, connection=stack.redis).count == 0
         and ScheduledJobRegistry(name, connection=stack.redis).count == 0
         for name in ("hitl", "hitl-slow")
     )
@@ -142,16 +143,16 @@ def test_label_studio_fetches_predictions_from_the_backend(stack, trained_projec
     fresh = stack.ls.create_project("Fetch predictions", stack.ls.label_config(trained_project))
     stack.ls.import_tasks(fresh, [{"text": "The striker scored twice in the final."}, {"text": "Oil prices fell."}])
     stack.ls.connect_backend(fresh, stack.backend_url)
-    stack.ls.sdk.actions.create(id="retrieve_tasks_predictions", project=fresh,
-                                selected_items={"all": True, "excluded": []})  # fmt: skip
+    stack.ls.sdk.actions.create(
+        id="retrieve_tasks_predictions", project=fresh, selected_items={"all": True, "excluded": []}
+    )
     tasks = wait_until(lambda: [t for t in stack.tasks(fresh) if t["predictions"]] or None, 60, "predictions")
     assert len(tasks) == 2
     assert all(t["predictions"][0]["model_version"] == "cold-start" for t in tasks)  # new project: cold start
     assert requests.get(stack.backend_url + "/health", timeout=2).json()["status"] == "UP"
 
 
-def test_the_labeling_page_shows_the_confidence_and_opens_our_next_task(stack, trained_project, label_studio,
-                                                                         tmp_path):  # fmt: skip
+def test_the_labeling_page_shows_the_confidence_and_opens_our_next_task(stack, trained_project, label_studio, tmp_path):
     """Seen in a browser, as an annotator sees it: the pre-annotation's tab reads "v… · 87.50%"
     with the calibrated confidence, the sentence saying why the task is there sits above the text
     (the shipped configs' nameless Header), and "Label Tasks As Displayed" in the queue tab opens

@@ -93,9 +93,10 @@ def test_bad_secret_is_refused_and_enqueues_nothing(stack, project):
     missing = requests.post(stack.backend_url + "/webhook", json=event)
     assert wrong.status_code == 401 and missing.status_code == 401
     malformed = requests.post(
-        stack.backend_url + "/webhook", data="{oops", headers={"X-Hitl-Webhook-Secret": "e2e-webhook-secret",
-                                                               "Content-Type": "application/json"}
-    )  # fmt: skip
+        stack.backend_url + "/webhook",
+        data="{oops",
+        headers={"X-Hitl-Webhook-Secret": "e2e-webhook-secret", "Content-Type": "application/json"},
+    )
     assert malformed.status_code == 400 and "JSON" in malformed.json()["error"]
     assert queue.count == before
 
@@ -105,8 +106,12 @@ def test_label_studio_train_call_becomes_a_coalesced_retrain(stack, project):
     annotate(stack, tasks)
     # Label Studio's own trigger: POST /train with every annotated task in the body; the body is not trusted
     poison = 10**9  # no task of this Label Studio has that id
-    body = {"annotations": [{"id": poison, "data": {"text": "poison"}}], "project": f"{project}.0",
-            "label_config": AG_CONFIG, "params": {}}  # fmt: skip
+    body = {
+        "annotations": [{"id": poison, "data": {"text": "poison"}}],
+        "project": f"{project}.0",
+        "label_config": AG_CONFIG,
+        "params": {},
+    }
     answer = requests.post(
         stack.backend_url + "/train", json=body, headers={"X-Hitl-Webhook-Secret": "e2e-webhook-secret"}
     )
@@ -130,10 +135,13 @@ def test_worker_killed_mid_training_is_retried_and_nothing_partial_is_served(sta
     assert all(stack.registry.meta(str(project), v)["training"]["kind"] != "full" for v in new)
     stack.add_worker()  # finds the abandoned job and retries it
     wait_until(
-        lambda: len(stack.registry.versions(str(project))) > len(before)
-        and stack.registry.meta(str(project), stack.registry.current(str(project)))["training"]["kind"] == "full",
-        300, "the retried fine-tune to publish",
-    )  # fmt: skip
+        lambda: (
+            len(stack.registry.versions(str(project))) > len(before)
+            and stack.registry.meta(str(project), stack.registry.current(str(project)))["training"]["kind"] == "full"
+        ),
+        300,
+        "the retried fine-tune to publish",
+    )
     version = stack.registry.current(str(project))
     assert expected <= covered(stack, project)
     assert (stack.registry.version_dir(str(project), version) / "encoder" / "model.safetensors").exists()
@@ -148,10 +156,19 @@ def test_label_studio_unreachable_fails_after_retries_and_keeps_serving_version(
 
     serving = stack.registry.current(str(project))
     dead = f"http://127.0.0.1:{free_port()}"
-    worker = stack.add_worker(HITL_LABEL_STUDIO_URL=dead, HITL_QUEUE_NAME="unreachable", HITL_JOB_RETRIES="2",
-                              HITL_JOB_RETRY_INTERVALS_S="[1, 1]")  # fmt: skip
-    settings = Settings(redis_url=stack.env["HITL_REDIS_URL"], queue_name="unreachable", job_retries=2,
-                        job_retry_intervals_s=[1, 1], retrain_debounce_s=0)  # fmt: skip
+    worker = stack.add_worker(
+        HITL_LABEL_STUDIO_URL=dead,
+        HITL_QUEUE_NAME="unreachable",
+        HITL_JOB_RETRIES="2",
+        HITL_JOB_RETRY_INTERVALS_S="[1, 1]",
+    )
+    settings = Settings(
+        redis_url=stack.env["HITL_REDIS_URL"],
+        queue_name="unreachable",
+        job_retries=2,
+        job_retry_intervals_s=[1, 1],
+        retrain_debounce_s=0,
+    )
     request = RetrainQueue(settings, stack.redis).request(project)
     failed = FailedJobRegistry("unreachable", connection=stack.redis)
     wait_until(lambda: request.job_id in failed.get_job_ids(), 180, "the job to fail after its retries")
@@ -170,8 +187,9 @@ def test_unsupported_project_config_ends_the_job_without_retries(stack):
     stack.ls.connect_backend(project, stack.backend_url)  # a project Label Studio confirms we serve ...
     stack.ls.update_label_config(project, rating)  # ... until its admin switches to an unsupported config
     event = {"action": "ANNOTATION_CREATED", "project": {"id": project}, "annotation": {"id": 1}}
-    answer = requests.post(stack.backend_url + "/webhook", json=event,
-                           headers={"X-Hitl-Webhook-Secret": "e2e-webhook-secret"}, timeout=10).json()  # fmt: skip
+    answer = requests.post(
+        stack.backend_url + "/webhook", json=event, headers={"X-Hitl-Webhook-Secret": "e2e-webhook-secret"}, timeout=10
+    ).json()
     job = Job.fetch(answer["job_id"], connection=stack.redis)
     wait_until(lambda: job.get_status(refresh=True) == "finished", 60, "the job to finish")
     result = job.return_value()

@@ -33,10 +33,15 @@ def test_ten_thousand_webhooks_over_random_ids_leave_queue_and_schedule_unchange
     # projects on the shared database would then wait out (that delay is the flood bound working)
     redis_url = redis_server.url.rsplit("/", 1)[0] + "/1"
     settings = Settings(
-        model_name=predictor.settings.model_name, redis_url=redis_url, label_studio_url=label_studio.url,
-        label_studio_api_key=SecretStr(label_studio.token), registry_dir=tmp_path / "registry", data_dir=tmp_path,
-        queue_name="flood-test", project_lookups_per_minute=50,
-    )  # fmt: skip
+        model_name=predictor.settings.model_name,
+        redis_url=redis_url,
+        label_studio_url=label_studio.url,
+        label_studio_api_key=SecretStr(label_studio.token),
+        registry_dir=tmp_path / "registry",
+        data_dir=tmp_path,
+        queue_name="flood-test",
+        project_lookups_per_minute=50,
+    )
     connection = redis.Redis.from_url(redis_url)
     queues = [Queue(name, connection=connection) for name in ("flood-test", "flood-test-slow")]
     for queue in queues:
@@ -56,8 +61,11 @@ def test_ten_thousand_webhooks_over_random_ids_leave_queue_and_schedule_unchange
     statuses: dict[str, int] = {}
     for _ in range(10_000):
         project = rng.randrange(1_000_000, 2_000_000_000)
-        event = annotation_event(project=project) if rng.random() < 0.8 else {"action": "PROJECT_UPDATED",
-                                                                              "project": {"id": project}}
+        event = (
+            annotation_event(project=project)
+            if rng.random() < 0.8
+            else {"action": "PROJECT_UPDATED", "project": {"id": project}}
+        )
         answer = client.post("/webhook", json=event)
         assert answer.status_code == 200  # Label Studio does not retry webhooks: a 2xx, then dropped
         statuses[answer.json["status"]] = statuses.get(answer.json["status"], 0) + 1

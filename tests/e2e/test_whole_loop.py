@@ -52,8 +52,14 @@ def test_annotations_make_a_served_version_and_label_studio_serves_our_pick(stac
         )
     # every annotation is trained on, even one whose webhook came before Label Studio committed it
     # (the catch-up retrain pulls again a few seconds later)
-    wait_until(lambda: stack.registry.current(str(project)) and stack.registry.meta(
-        str(project), stack.registry.current(str(project)))["training"]["examples"] == 40, 180, "a version on all 40")
+    wait_until(
+        lambda: (
+            stack.registry.current(str(project))
+            and stack.registry.meta(str(project), stack.registry.current(str(project)))["training"]["examples"] == 40
+        ),
+        180,
+        "a version on all 40",
+    )
     wait_until(lambda: idle(stack), 180, "retrains and the sync after publish")
     version = stack.registry.current(str(project))
     meta = stack.registry.meta(str(project), version)

@@ -28,6 +28,8 @@ def load_jsonl(dataset: str, split: str, limit: int | None = None) -> list[dict]
             if limit is not None and len(rows) >= limit:
                 break
     if limit is not None and len(rows) < limit:
-        raise ValueError(f"{path} holds {len(rows)} rows and the test reads {limit}: make the sample larger in "
-                         "tests/fixtures/make_samples.py and regenerate it (see tests/fixtures/data/README.md)")
+        raise ValueError(
+            f"{path} holds {len(rows)} rows and the test reads {limit}: make the sample larger in "
+            "tests/fixtures/make_samples.py and regenerate it (see tests/fixtures/data/README.md)"
+        )
     return rows

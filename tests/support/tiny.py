@@ -33,8 +33,9 @@ def build_tiny_vit(directory: Path, seed: int = 0) -> Path:
     from transformers import ViTConfig, ViTImageProcessorPil, ViTModel
 
     torch.manual_seed(seed)
-    config = ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                       intermediate_size=64)  # fmt: skip
+    config = ViTConfig(
+        image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64
+    )
     ViTModel(config).save_pretrained(directory, safe_serialization=True)
     ViTImageProcessorPil(size={"height": 32, "width": 32}).save_pretrained(directory)
     return directory

@@ -7,12 +7,26 @@ import importlib
 
 from backend.settings import Settings
 
-BENCHES = ("predict", "retrain", "sync", "ner", "head", "load", "finetune", "precision", "label-errors", "drift",
-           "batch-correction", "encoders")
+BENCHES = (
+    "predict",
+    "retrain",
+    "sync",
+    "ner",
+    "head",
+    "load",
+    "finetune",
+    "precision",
+    "label-errors",
+    "drift",
+    "batch-correction",
+    "encoders",
+)
 
 DATASET_HELP = "a folder with train.jsonl and test.jsonl, or its name under --data (default: {})"
-DATA_HELP = ("folder holding the datasets by name (default: HITL_SHARED_DATA, else ../shared/data); the full datasets "
-             "are not in this repository")
+DATA_HELP = (
+    "folder holding the datasets by name (default: HITL_SHARED_DATA, else ../shared/data); the full datasets "
+    "are not in this repository"
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -78,21 +92,41 @@ def _add_finetune(bsub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     finetune.add_argument("--epochs", type=int, help="fine-tune epochs (default HITL_FINETUNE_EPOCHS)")
     finetune.add_argument("--lr", type=float, help="encoder learning rate (default HITL_FINETUNE_LR)")
     finetune.add_argument("--min-steps", type=int, help="fewest optimiser steps (default HITL_FINETUNE_MIN_STEPS)")
-    finetune.add_argument("--validation", type=int, default=1000, help="validation texts carved from train, "
-                          "never labeled: recipes are chosen on these, not on the test set (1000)")  # fmt: skip
-    finetune.add_argument("--warm-start", action="store_true", help="also fine-tune from an encoder already "
-                          "fine-tuned on the first half of the labels (the project's previous fine-tune), and compare "
-                          "with the product's fine-tune from the base encoder")  # fmt: skip
-    finetune.add_argument("--contrastive", type=int, default=0, metavar="PAIRS", help="also try a SetFit-style "
-                          "contrastive stage on PAIRS label pairs before the head (SetFit) and before the product's "
-                          "fine-tune; both are compared with the product's fine-tune on validation")  # fmt: skip
+    finetune.add_argument(
+        "--validation",
+        type=int,
+        default=1000,
+        help="validation texts carved from train, "
+        "never labeled: recipes are chosen on these, not on the test set (1000)",
+    )
+    finetune.add_argument(
+        "--warm-start",
+        action="store_true",
+        help="also fine-tune from an encoder already "
+        "fine-tuned on the first half of the labels (the project's previous fine-tune), and compare "
+        "with the product's fine-tune from the base encoder",
+    )
+    finetune.add_argument(
+        "--contrastive",
+        type=int,
+        default=0,
+        metavar="PAIRS",
+        help="also try a SetFit-style "
+        "contrastive stage on PAIRS label pairs before the head (SetFit) and before the product's "
+        "fine-tune; both are compared with the product's fine-tune on validation",
+    )
     precision = bsub.add_parser(
         "precision", help="float32, bfloat16 and int8 inference: speed, accuracy, calibration, agreement, queue order"
     )
     precision.add_argument("--data", help=DATA_HELP)
-    precision.add_argument("--dataset", "--datasets", dest="datasets", default="ag_news,trec",
-                           metavar="FOLDER[,FOLDER]",
-                           help="dataset folders, or names under --data, comma-separated (default: ag_news,trec)")
+    precision.add_argument(
+        "--dataset",
+        "--datasets",
+        dest="datasets",
+        default="ag_news,trec",
+        metavar="FOLDER[,FOLDER]",
+        help="dataset folders, or names under --data, comma-separated (default: ag_news,trec)",
+    )
     precision.add_argument("--labels", type=int, default=1000, help="random annotations the heads learn from (1000)")
     precision.add_argument("--pool", type=int, default=2000, help="pool sample whose queue order is compared (2000)")
     precision.add_argument("--test-size", type=int, default=2000, help="test texts per dataset (2000)")
@@ -100,22 +134,38 @@ def _add_finetune(bsub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     _data_args(errors, "ag_news")
     errors.add_argument("--labels", type=int, default=2000, help="annotations in the simulated project (2000)")
     errors.add_argument("--noise", type=float, default=0.1, help="share of labels flipped (0.1)")
-    errors.add_argument("--noise-kind", choices=["uniform", "pair"], default="uniform",
-                        help="uniform: to any other class; pair: class c to class c+1 (class-conditional)")
+    errors.add_argument(
+        "--noise-kind",
+        choices=["uniform", "pair"],
+        default="uniform",
+        help="uniform: to any other class; pair: class c to class c+1 (class-conditional)",
+    )
     errors.add_argument("--seeds", type=int, default=3, help="random draws; medians are reported (3)")
-    errors.add_argument("--chosen-by", choices=["random", "margin"], default="random",
-                        help="how the annotated tasks are drawn: at random, or as the queue would (50 at random, then "
-                        "25 at a time in margin order): the hard tasks active learning sends people")
-    errors.add_argument("--max-prob", type=float, default=0.1,
-                        help="flag only labels the calibrated model gives less than this chance (0.1, as "
-                        "HITL_LABEL_ERRORS_MAX_PROB)")
+    errors.add_argument(
+        "--chosen-by",
+        choices=["random", "margin"],
+        default="random",
+        help="how the annotated tasks are drawn: at random, or as the queue would (50 at random, then "
+        "25 at a time in margin order): the hard tasks active learning sends people",
+    )
+    errors.add_argument(
+        "--max-prob",
+        type=float,
+        default=0.1,
+        help="flag only labels the calibrated model gives less than this chance (0.1, as HITL_LABEL_ERRORS_MAX_PROB)",
+    )
     errors.add_argument("--pool", type=int, default=8000, help="with --chosen-by margin: texts drawn from (8000)")
-    errors.add_argument("--fine-tuned", action="store_true", help="check on a fine-tuned encoder's embeddings "
-                        "(fine-tuned on the noisy annotations first) instead of the base encoder's")
+    errors.add_argument(
+        "--fine-tuned",
+        action="store_true",
+        help="check on a fine-tuned encoder's embeddings "
+        "(fine-tuned on the noisy annotations first) instead of the base encoder's",
+    )
     drift = bsub.add_parser("drift", help="drift alarms: delay after a mixture or class-prior shift, false alarms")
     _data_args(drift, "ag_news")
-    drift.add_argument("--shift-dataset", default="trec",
-                       help="texts mixed in after the shift: " + DATASET_HELP.format("trec"))
+    drift.add_argument(
+        "--shift-dataset", default="trec", help="texts mixed in after the shift: " + DATASET_HELP.format("trec")
+    )
     drift.add_argument("--pool", type=int, default=8000, help="texts read from --dataset's train split (8000)")
     drift.add_argument("--labels", type=int, default=500, help="annotations the served head is fitted on (500)")
     drift.add_argument("--window", type=int, default=500, help="tasks per window (500)")
@@ -133,11 +183,15 @@ def _data_args(parser: argparse.ArgumentParser, default: str = "ag_news") -> Non
 
 
 def _add_encoders(bsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    encoders = bsub.add_parser("encoders", help="another encoder vs the shipped one: the product's head on each, "
-                               "validation and test accuracy, texts per second")  # fmt: skip
+    encoders = bsub.add_parser(
+        "encoders",
+        help="another encoder vs the shipped one: the product's head on each, "
+        "validation and test accuracy, texts per second",
+    )
     _data_args(encoders, "ag_news")
-    encoders.add_argument("--alternative", required=True,
-                          help="a local transformers model folder, or 'wordllama' (pip install wordllama)")
+    encoders.add_argument(
+        "--alternative", required=True, help="a local transformers model folder, or 'wordllama' (pip install wordllama)"
+    )
     encoders.add_argument("--labels", type=int, default=500, help="random annotations per draw (500)")
     encoders.add_argument("--pool", type=int, default=20000, help="train texts read (20000)")
     encoders.add_argument("--validation", type=int, default=1000, help="validation texts carved from train (1000)")

@@ -31,8 +31,15 @@ from backend.tools.bench.common import dataset_dir
 from backend.tools.simulate import embed_all, load_split
 
 # (same-label share the threshold is calibrated for, or a fixed cosine similarity; nearest-annotation rule)
-VARIANTS = [("share", 0.90, True), ("share", 0.95, True), ("share", 0.95, False), ("cosine", 0.6, True),
-            ("cosine", 0.7, True), ("cosine", 0.8, True), ("cosine", 0.9, True)]
+VARIANTS = [
+    ("share", 0.90, True),
+    ("share", 0.95, True),
+    ("share", 0.95, False),
+    ("cosine", 0.6, True),
+    ("cosine", 0.7, True),
+    ("cosine", 0.8, True),
+    ("cosine", 0.9, True),
+]
 
 
 def bench_batch_correction(args: argparse.Namespace, settings: Settings) -> int:
@@ -45,20 +52,26 @@ def bench_batch_correction(args: argparse.Namespace, settings: Settings) -> int:
     variants = sorted(set(VARIANTS) | {default})
     results: dict[tuple[str, float, bool], list[tuple[float, float]]] = {v: [] for v in variants}
     made: dict[tuple[str, float, bool], int] = dict.fromkeys(variants, 0)
-    print(f"{args.dataset}: {len(texts)} texts, {args.labels} random annotations then {args.steps} served by "
-          f"margin, seeds {args.seeds}")  # fmt: skip
+    print(
+        f"{args.dataset}: {len(texts)} texts, {args.labels} random annotations then {args.steps} served by "
+        f"margin, seeds {args.seeds}"
+    )
     for seed in range(args.seeds):
         for variant in variants:
             precision, per_correction, corrections = replay(x, y, len(names), args, seed, *variant)
             results[variant].append((precision, per_correction))
             made[variant] += round(per_correction * corrections)
-            print(f"seed {seed} {_name(variant)}: "
-                  f"{corrections} corrections, {per_correction:.2f} proposals each, precision {precision:.4f}")
+            print(
+                f"seed {seed} {_name(variant)}: "
+                f"{corrections} corrections, {per_correction:.2f} proposals each, precision {precision:.4f}"
+            )
     print("curve (medians over seeds):")
     for variant in variants:
         p, t = _medians(results[variant])
-        print(f"  {_name(variant)}: precision {p:.4f}, tasks per correction {t:.2f} ({made[variant]} proposed "
-              "tasks over all seeds)")
+        print(
+            f"  {_name(variant)}: precision {p:.4f}, tasks per correction {t:.2f} ({made[variant]} proposed "
+            "tasks over all seeds)"
+        )
     p, t = _medians(results[default])
     print(f"proposal_precision={p:.4f} tasks_per_correction={t:.2f}")
     return 0
@@ -77,9 +90,15 @@ def _name(variant: tuple[str, float, bool]) -> str:
 
 
 def replay(
-    x: np.ndarray, y: np.ndarray, k: int, args: argparse.Namespace, seed: int, how: str, value: float,
+    x: np.ndarray,
+    y: np.ndarray,
+    k: int,
+    args: argparse.Namespace,
+    seed: int,
+    how: str,
+    value: float,
     nearest_rule: bool,
-) -> tuple[float, float, int]:  # fmt: skip
+) -> tuple[float, float, int]:
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(y))
     labeled = list(order[: args.labels])
@@ -110,5 +129,4 @@ def replay(
         right_proposals += len(good)
         pool[chosen] = False  # the reviewer answered each: accepted ones become annotations
         labeled += [int(i) for i in good]
-    return (right_proposals / proposals if proposals else float("nan"), proposals / max(corrections, 1),
-            corrections)  # fmt: skip
+    return (right_proposals / proposals if proposals else float("nan"), proposals / max(corrections, 1), corrections)

@@ -45,13 +45,17 @@ def dataset_dir(data: str | None, dataset: str, splits: tuple[str, ...] = ("trai
         found = [root / dataset for root in roots if (root / dataset).is_dir()]
         if not found:
             looked = ", ".join(str(root.resolve()) for root in roots)
-            raise SystemExit(f"dataset {dataset!r} not found: it is not a folder here, and there is no {dataset}/ "
-                             f"in {looked}. {FULL_DATA_HINT}")  # fmt: skip
+            raise SystemExit(
+                f"dataset {dataset!r} not found: it is not a folder here, and there is no {dataset}/ "
+                f"in {looked}. {FULL_DATA_HINT}"
+            )
         folder = found[0]
     missing = [f"{split}.jsonl" for split in splits if not (folder / f"{split}.jsonl").is_file()]
     if missing:
-        raise SystemExit(f"dataset folder {folder.resolve()} has no {', '.join(missing)} (this needs "
-                         f"{', '.join(s + '.jsonl' for s in splits)}). {FULL_DATA_HINT}")  # fmt: skip
+        raise SystemExit(
+            f"dataset folder {folder.resolve()} has no {', '.join(missing)} (this needs "
+            f"{', '.join(s + '.jsonl' for s in splits)}). {FULL_DATA_HINT}"
+        )
     return folder.resolve()
 
 
@@ -87,8 +91,18 @@ def wait_http(url: str, timeout_s: float, process: subprocess.Popen[bytes] | Non
 def backend_server(env: dict[str, str], port: int, workers: int = 1) -> Iterator[str]:
     """`hitl serve` as a real process (gunicorn) on 127.0.0.1:port."""
     full_env = {**os.environ, **env}
-    cmd = [sys.executable, "-m", "backend", "serve", "--host", "127.0.0.1", "--port", str(port),
-           "--workers", str(workers)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "backend",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
     process = subprocess.Popen(cmd, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -42,7 +42,11 @@ def label_pairs(examples: Sequence[Example], pairs: int, seed: int = 0) -> list[
 
 
 def contrastive_stage(
-    base: TextEncoder, examples: Sequence[Example], pairs: int = 4000, lr: float = 2e-5, batch_size: int = 16,
+    base: TextEncoder,
+    examples: Sequence[Example],
+    pairs: int = 4000,
+    lr: float = 2e-5,
+    batch_size: int = 16,
     seed: int = 0,
 ) -> TextEncoder:
     """A new encoder after one pass over ``pairs`` pairs with SetFit's loss (squared error between

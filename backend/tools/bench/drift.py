@@ -43,8 +43,10 @@ def bench_drift(args: argparse.Namespace, settings: Settings) -> int:
     x = embed_all(cache, texts, args.dataset)
     x_other = embed_all(cache, other, args.shift_dataset)
     y = np.array([names.index(g) for g in gold])
-    print(f"{args.dataset} pool {len(texts)}, {args.shift_dataset} {len(other)} texts; windows of {args.window}, "
-          f"{args.mix:.0%} mixed in; {args.labels} labels; seeds {args.seeds}")  # fmt: skip
+    print(
+        f"{args.dataset} pool {len(texts)}, {args.shift_dataset} {len(other)} texts; windows of {args.window}, "
+        f"{args.mix:.0%} mixed in; {args.labels} labels; seeds {args.seeds}"
+    )
     delays: dict[str, list[int]] = {"mixture": [], "prior": []}
     false_alarms, seconds = [], []
     for seed in range(args.seeds):
@@ -68,8 +70,11 @@ def bench_drift(args: argparse.Namespace, settings: Settings) -> int:
                     p, e = window(_pick(rng, rest, args.window - n_other), _pick(rng, np.arange(len(other)), n_other))
                 else:  # half of the window from one class, the other half from the whole pool
                     favoured = _pick(rng, rest[y[rest] == seed % len(names)], args.window // 2)
-                    p, e = window(np.concatenate([favoured, _pick(rng, np.setdiff1d(rest, favoured),
-                                                                  args.window - len(favoured))]))  # fmt: skip
+                    p, e = window(
+                        np.concatenate(
+                            [favoured, _pick(rng, np.setdiff1d(rest, favoured), args.window - len(favoured))]
+                        )
+                    )
                 if detector.test(p, e).alarm:
                     delay = w + 1
                     break
@@ -79,19 +84,25 @@ def bench_drift(args: argparse.Namespace, settings: Settings) -> int:
             alarms += detector.test(*window(_pick(rng, rest, args.window))).alarm
         seconds.append((time.perf_counter() - started) / args.null_windows)
         false_alarms.append(1000 * alarms / args.null_windows)
-        print(f"seed {seed}: mixture shift found after {delays['mixture'][-1]} window(s), class-prior shift after "
-              f"{delays['prior'][-1]}; {alarms} false alarms in {args.null_windows} windows without shift")  # fmt: skip
+        print(
+            f"seed {seed}: mixture shift found after {delays['mixture'][-1]} window(s), class-prior shift after "
+            f"{delays['prior'][-1]}; {alarms} false alarms in {args.null_windows} windows without shift"
+        )
     print(f"per window: {statistics.median(seconds) * 1000:.0f} ms (both tests, {args.window} tasks vs 500)")
     print(f"class-prior shift: median delay {statistics.median(delays['prior'])} windows")
-    print(f"detect_delay_windows={statistics.median(delays['mixture'])} "
-          f"false_alarms_per_1000_windows={statistics.median(false_alarms):.1f}")
+    print(
+        f"detect_delay_windows={statistics.median(delays['mixture'])} "
+        f"false_alarms_per_1000_windows={statistics.median(false_alarms):.1f}"
+    )
     return 0
 
 
 def _window(
-    pool: tuple[np.ndarray, np.ndarray], other: tuple[np.ndarray, np.ndarray], rows: np.ndarray,
+    pool: tuple[np.ndarray, np.ndarray],
+    other: tuple[np.ndarray, np.ndarray],
+    rows: np.ndarray,
     other_rows: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+) -> tuple[np.ndarray, np.ndarray]:
     """(probabilities, embeddings) of a window: pool rows, plus rows of the other dataset."""
     p, e = pool[0][rows], pool[1][rows]
     if other_rows is not None:

@@ -71,8 +71,14 @@ def embed_all(embed: Embed, texts: list[str], chunk: int = 512) -> np.ndarray:
     return np.concatenate([embed(texts[i : i + chunk]) for i in range(0, len(texts), chunk)])
 
 
-def head_accuracy(x: np.ndarray, y: np.ndarray, labeled: list[int], rows: list[Example], holdout: float,
-                  eval_sets: list[tuple[np.ndarray, np.ndarray]]) -> list[float]:  # fmt: skip
+def head_accuracy(
+    x: np.ndarray,
+    y: np.ndarray,
+    labeled: list[int],
+    rows: list[Example],
+    holdout: float,
+    eval_sets: list[tuple[np.ndarray, np.ndarray]],
+) -> list[float]:
     """The product's head recipe fitted on the ``labeled`` rows; accuracy on each evaluation set."""
     examples = [rows[i] for i in labeled]
     train, held = split(examples, holdout)
@@ -94,10 +100,14 @@ def bench_encoders(args: argparse.Namespace, settings: Settings) -> int:
     order = np.random.default_rng(10_000).permutation(len(train))  # validation carved from train, as bench finetune
     validation, rest = order[: args.validation], order[args.validation :]
     shipped = encoder_from_settings(settings)
-    encoders = {"shipped": (shipped.embed, EmbeddingCache(settings.data_dir / "cache", shipped).embed),
-                args.alternative: alternative_embed(args.alternative, settings)}  # fmt: skip
-    print(f"{args.dataset}: {args.labels} random labels per draw, validation {len(validation)}, test {len(test)}, "
-          f"seeds {args.seeds}; the product's head on each encoder's embeddings")  # fmt: skip
+    encoders = {
+        "shipped": (shipped.embed, EmbeddingCache(settings.data_dir / "cache", shipped).embed),
+        args.alternative: alternative_embed(args.alternative, settings),
+    }
+    print(
+        f"{args.dataset}: {args.labels} random labels per draw, validation {len(validation)}, test {len(test)}, "
+        f"seeds {args.seeds}; the product's head on each encoder's embeddings"
+    )
     medians: dict[str, dict[str, float]] = {}
     for name, (uncached, embed) in encoders.items():
         speed = rate(uncached, [train[i] for i in validation])
@@ -105,14 +115,16 @@ def bench_encoders(args: argparse.Namespace, settings: Settings) -> int:
         val, tst = [], []
         for seed in range(args.seeds):
             labeled = [int(i) for i in np.random.default_rng(seed).permutation(rest)[: args.labels]]
-            v, t = head_accuracy(x, y, labeled, rows, settings.holdout_fraction,
-                                 [(x[validation], y[validation]), (x_test, y_test)])  # fmt: skip
+            v, t = head_accuracy(
+                x, y, labeled, rows, settings.holdout_fraction, [(x[validation], y[validation]), (x_test, y_test)]
+            )
             val.append(v)
             tst.append(t)
         medians[name] = {"validation": statistics.median(val), "test": statistics.median(tst), "rate": speed}
-        print(f"{name}: dimension {x.shape[1]}, {speed:,.0f} texts/s; validation {medians[name]['validation']:.4f}, "
-              f"test {medians[name]['test']:.4f} (draws: {', '.join(f'{v:.3f}' for v in val)})")  # fmt: skip
+        print(
+            f"{name}: dimension {x.shape[1]}, {speed:,.0f} texts/s; validation {medians[name]['validation']:.4f}, "
+            f"test {medians[name]['test']:.4f} (draws: {', '.join(f'{v:.3f}' for v in val)})"
+        )
     alt, base = medians[args.alternative], medians["shipped"]
-    print(f"validation_gain={alt['validation'] - base['validation']:.4f} "
-          f"speed_ratio={alt['rate'] / base['rate']:.2f}")
+    print(f"validation_gain={alt['validation'] - base['validation']:.4f} speed_ratio={alt['rate'] / base['rate']:.2f}")
     return 0

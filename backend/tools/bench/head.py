@@ -46,8 +46,13 @@ def bench_head(args: argparse.Namespace, settings: Settings) -> int:
     ratios = []
     print(f"{args.dataset}: pool {len(train)}, test {len(test)}, default l2 {DEFAULT_L2:g}, seeds {args.seeds}")
     for size in sizes:
-        rows: dict[str, list[float]] = {"acc_default": [], "acc_chosen": [], "ece_default": [], "ece_chosen": [],
-                                        "l2": []}  # fmt: skip
+        rows: dict[str, list[float]] = {
+            "acc_default": [],
+            "acc_chosen": [],
+            "ece_default": [],
+            "ece_chosen": [],
+            "l2": [],
+        }
         for seed in range(args.seeds):
             chosen = np.random.default_rng(seed).permutation(len(train))[:size]
             tr, ho = chosen[~held_bucket[chosen]], chosen[held_bucket[chosen]]
@@ -60,9 +65,10 @@ def bench_head(args: argparse.Namespace, settings: Settings) -> int:
             rows["l2"].append(choice.l2)
         med = {key: statistics.median(values) for key, values in rows.items()}
         ratios.append(f"ratio_at_{size}={med['acc_chosen'] / med['acc_default']:.3f}")
-        print(f"{size:>6} labels: accuracy default {med['acc_default']:.4f} chosen {med['acc_chosen']:.4f} "
-              f"(l2 {', '.join(f'{v:g}' for v in rows['l2'])}); calibrated ECE default {med['ece_default']:.4f} "
-              f"chosen {med['ece_chosen']:.4f}")  # fmt: skip
+        print(
+            f"{size:>6} labels: accuracy default {med['acc_default']:.4f} chosen {med['acc_chosen']:.4f} "
+            f"(l2 {', '.join(f'{v:g}' for v in rows['l2'])}); calibrated ECE default {med['ece_default']:.4f} "
+            f"chosen {med['ece_chosen']:.4f}"
+        )
     print(" ".join(ratios))
     return 0
-

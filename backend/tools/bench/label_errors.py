@@ -56,12 +56,15 @@ def cleanlab_alone(spec: TaskSpec, examples: list[Example], x: np.ndarray) -> se
     y = targets(examples, spec)
     present = np.unique(y)
     y_local = np.searchsorted(present, y)
-    return {int(i) for i in np.flatnonzero(find_label_issues(y_local, out_of_sample_probs(x, y_local, len(present)),
-                                                             n_jobs=1))}  # fmt: skip
+    return {
+        int(i)
+        for i in np.flatnonzero(find_label_issues(y_local, out_of_sample_probs(x, y_local, len(present)), n_jobs=1))
+    }
 
 
-def chosen_by_margin(x: np.ndarray, gold: np.ndarray, labels: int, rng: np.random.Generator, first: int = 50,
-                     step: int = 25) -> np.ndarray:
+def chosen_by_margin(
+    x: np.ndarray, gold: np.ndarray, labels: int, rng: np.random.Generator, first: int = 50, step: int = 25
+) -> np.ndarray:
     """Indices of ``labels`` rows picked as the queue would: ``first`` at random, then ``step`` at a time
     in margin order under a head refitted on the rows picked so far."""
     picked = [int(i) for i in rng.permutation(len(x))[:first]]
@@ -80,12 +83,21 @@ def bench_label_errors(args: argparse.Namespace, settings: Settings) -> int:
     names = sorted(set(gold))
     spec = parse_label_config(choices_config(names))
     cache = EmbeddingCache(settings.data_dir / "cache", encoder_from_settings(settings))
-    rows: dict[str, list[float]] = {"precision_at_k": [], "auc": [], "flag_precision": [], "flag_recall": [],
-                                    "flagged_share": [], "alone_share": [], "alone_precision": [],
-                                    "alone_recall": []}  # fmt: skip
+    rows: dict[str, list[float]] = {
+        "precision_at_k": [],
+        "auc": [],
+        "flag_precision": [],
+        "flag_recall": [],
+        "flagged_share": [],
+        "alone_share": [],
+        "alone_precision": [],
+        "alone_recall": [],
+    }
     features = "a fine-tuned encoder" if args.fine_tuned else "the base encoder"
-    print(f"{args.dataset}: {args.labels} annotations chosen by {args.chosen_by}, {args.noise:.0%} flipped "
-          f"({args.noise_kind}), seeds {args.seeds}, heads on {features}")  # fmt: skip
+    print(
+        f"{args.dataset}: {args.labels} annotations chosen by {args.chosen_by}, {args.noise:.0%} flipped "
+        f"({args.noise_kind}), seeds {args.seeds}, heads on {features}"
+    )
     if args.chosen_by == "margin":
         texts, gold = texts[: args.pool], gold[: args.pool]
         pool_x = embed_all(cache, texts, f"{args.dataset} pool")
@@ -102,8 +114,9 @@ def bench_label_errors(args: argparse.Namespace, settings: Settings) -> int:
         features = cache
         if args.fine_tuned:  # as the product would serve: fine-tuned on these (noisy) annotations
             train, held = split(examples, settings.holdout_fraction)
-            features = EmbeddingCache(cache.folder, fit_candidate(spec, JobKind.FULL, train, held, cache,
-                                                                  settings).model.encoder)  # fmt: skip
+            features = EmbeddingCache(
+                cache.folder, fit_candidate(spec, JobKind.FULL, train, held, cache, settings).model.encoder
+            )
         x = embed_all(features, [ex.text for ex in examples], f"{args.dataset} sample", progress=False)
         truth = np.zeros(len(examples), dtype=bool)
         truth[flipped] = True
@@ -113,8 +126,10 @@ def bench_label_errors(args: argparse.Namespace, settings: Settings) -> int:
         rows["alone_share"].append(len(alone) / len(examples))
         k = len(flipped)
         if k == 0:
-            print(f"seed {seed}: every label right; {len(flagged)} flagged ({len(flagged) / len(examples):.1%}); "
-                  f"cleanlab alone {len(alone)}")  # fmt: skip
+            print(
+                f"seed {seed}: every label right; {len(flagged)} flagged ({len(flagged) / len(examples):.1%}); "
+                f"cleanlab alone {len(alone)}"
+            )
             continue
         quality = ranking(spec, examples, x)
         hits = int(truth[np.argsort(quality, kind="stable")[:k]].sum())
@@ -125,16 +140,22 @@ def bench_label_errors(args: argparse.Namespace, settings: Settings) -> int:
         rows["flag_recall"].append(found / k)
         rows["alone_precision"].append(len(alone & set(flipped)) / max(len(alone), 1))
         rows["alone_recall"].append(len(alone & set(flipped)) / k)
-        print(f"seed {seed}: k={k}: {hits} flips among the {k} most suspicious; AUC {rows['auc'][-1]:.4f}; "
-              f"flagged {len(flagged)} tasks, {found} of them flips")  # fmt: skip
+        print(
+            f"seed {seed}: k={k}: {hits} flips among the {k} most suspicious; AUC {rows['auc'][-1]:.4f}; "
+            f"flagged {len(flagged)} tasks, {found} of them flips"
+        )
     med = {key: statistics.median(values) for key, values in rows.items() if values}
-    print(f"cleanlab alone (the baseline): flags {med['alone_share']:.1%} of the annotations"
-          + (f", precision {med['alone_precision']:.4f}, recall {med['alone_recall']:.4f}" if args.noise else ""))
+    print(
+        f"cleanlab alone (the baseline): flags {med['alone_share']:.1%} of the annotations"
+        + (f", precision {med['alone_precision']:.4f}, recall {med['alone_recall']:.4f}" if args.noise else "")
+    )
     if args.noise == 0:
         ratio = med["flagged_share"] / max(med["alone_share"], 1e-9)
         print(f"flagged_share={med['flagged_share']:.4f} vs_cleanlab_alone={ratio:.3f}")
         return 0
-    print(f"flagged set: {med['flagged_share']:.1%} of the annotations, precision {med['flag_precision']:.4f}, "
-          f"recall {med['flag_recall']:.4f}")
+    print(
+        f"flagged set: {med['flagged_share']:.1%} of the annotations, precision {med['flag_precision']:.4f}, "
+        f"recall {med['flag_recall']:.4f}"
+    )
     print(f"precision_at_k={med['precision_at_k']:.4f} recall_at_k={med['precision_at_k']:.4f} auc={med['auc']:.4f}")
     return 0

@@ -48,13 +48,16 @@ class LoadResult:
         return float(np.percentile(self.latencies_s, q) * 1000) if self.latencies_s else float("nan")
 
     def line(self, name: str) -> str:
-        return (f"{name}: {self.requests} requests in {self.seconds:.0f}s, {sum(self.errors.values())} errors, "
-                f"{self.tasks / self.seconds:.1f} tasks/s, p50 {self.percentile_ms(50):.0f} ms, "
-                f"p99 {self.percentile_ms(99):.0f} ms, versions {dict(self.versions)}")  # fmt: skip
+        return (
+            f"{name}: {self.requests} requests in {self.seconds:.0f}s, {sum(self.errors.values())} errors, "
+            f"{self.tasks / self.seconds:.1f} tasks/s, p50 {self.percentile_ms(50):.0f} ms, "
+            f"p99 {self.percentile_ms(99):.0f} ms, versions {dict(self.versions)}"
+        )
 
 
-def run_clients(url: str, bodies: list[dict[str, Any]], clients: int, seconds: float,
-                at_half: Any = None, timeout_s: float = 120) -> LoadResult:  # fmt: skip
+def run_clients(
+    url: str, bodies: list[dict[str, Any]], clients: int, seconds: float, at_half: Any = None, timeout_s: float = 120
+) -> LoadResult:
     """``clients`` threads POST /predict in a loop for ``seconds``; ``at_half()`` runs half-way."""
     result = LoadResult(seconds)
     lock = threading.Lock()
@@ -119,24 +122,36 @@ def bench_load(args: argparse.Namespace, settings: Settings) -> int:
         registry = Registry(Path(tmp) / "registry")
         first = publish_head(registry, "1", spec, encoder, fit_head(encoder, spec, examples[:200]), examples[:200])
         second_head = fit_head(encoder, spec, examples)
-        env = {"HITL_REGISTRY_DIR": str(registry.root), "HITL_MODEL_NAME": model_name, "HITL_DATA_DIR": tmp,
-               "HITL_LOG_LEVEL": "WARNING"}  # fmt: skip
+        env = {
+            "HITL_REGISTRY_DIR": str(registry.root),
+            "HITL_MODEL_NAME": model_name,
+            "HITL_DATA_DIR": tmp,
+            "HITL_LOG_LEVEL": "WARNING",
+        }
         bodies = predict_bodies(texts, args.batch_size)
         published: list[str] = []
         with backend_server(env, free_port(), workers=args.workers) as url:
             run_clients(url, bodies[:4], 2, 3)  # warm-up: every worker loads the version
             alone = run_clients(url, bodies, 1, args.baseline_seconds)
             print(alone.line("1 client (baseline)"))
-            loaded = run_clients(url, bodies, args.clients, args.seconds,
-                                 at_half=lambda: published.append(publish_head(registry, "1", spec, encoder,
-                                                                               second_head, examples)))  # fmt: skip
+            loaded = run_clients(
+                url,
+                bodies,
+                args.clients,
+                args.seconds,
+                at_half=lambda: published.append(publish_head(registry, "1", spec, encoder, second_head, examples)),
+            )
             print(loaded.line(f"{args.clients} clients"))
     second = published[0]
-    print(f"version {first} served before the publish, {second} after: "
-          f"{loaded.versions.get(first, 0)} and {loaded.versions.get(second, 0)} answers")  # fmt: skip
+    print(
+        f"version {first} served before the publish, {second} after: "
+        f"{loaded.versions.get(first, 0)} and {loaded.versions.get(second, 0)} answers"
+    )
     errors = sum(loaded.errors.values())
     ratio = (loaded.tasks / loaded.seconds) / max(alone.tasks / alone.seconds, 1e-9)
-    print(f"errors={errors} p50_ms={loaded.percentile_ms(50):.0f} p99_ms={loaded.percentile_ms(99):.0f} "
-          f"throughput_tasks_s={loaded.tasks / loaded.seconds:.1f} ratio_vs_one_client={ratio:.2f} "
-          f"versions_served={len(loaded.versions)}")  # fmt: skip
+    print(
+        f"errors={errors} p50_ms={loaded.percentile_ms(50):.0f} p99_ms={loaded.percentile_ms(99):.0f} "
+        f"throughput_tasks_s={loaded.tasks / loaded.seconds:.1f} ratio_vs_one_client={ratio:.2f} "
+        f"versions_served={len(loaded.versions)}"
+    )
     return 0 if errors == 0 and loaded.versions.get(second, 0) > 0 else 1

@@ -40,8 +40,13 @@ def label_studio_tasks(rows: list[dict[str, Any]], spec: TaskSpec, first_id: int
     tasks = []
     for n, row in enumerate(rows):
         text, spans = from_tokens(row["tokens"], row["tags"])
-        annotation = {"id": first_id + n, "result": spans_result(spec, spans, text), "was_cancelled": False,
-                      "created_at": "2026-11-25T00:00:00Z", "updated_at": "2026-11-25T00:00:00Z"}  # fmt: skip
+        annotation = {
+            "id": first_id + n,
+            "result": spans_result(spec, spans, text),
+            "was_cancelled": False,
+            "created_at": "2026-11-25T00:00:00Z",
+            "updated_at": "2026-11-25T00:00:00Z",
+        }
         tasks.append({"id": first_id + n, "data": {spec.data_key: text}, "annotations": [annotation]})
     return tasks
 
@@ -62,16 +67,23 @@ def capitalised_runs(train: Sequence[Example], test: Sequence[Example]) -> list[
 
 
 def served_f1(
-    settings: Settings, spec: TaskSpec, kind: str, tagger: Any, train: list[Example], test_tasks: list[dict[str, Any]],
-    test: list[Example], extra: dict[str, Any] | None = None,
-) -> tuple[dict[str, Any], float, dict[str, Any]]:  # fmt: skip
+    settings: Settings,
+    spec: TaskSpec,
+    kind: str,
+    tagger: Any,
+    train: list[Example],
+    test_tasks: list[dict[str, Any]],
+    test: list[Example],
+    extra: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], float, dict[str, Any]]:
     """Publish the tagger, predict the test tasks through the Predictor (which loads the version
     from the registry as the server does), and score the regions it returns, and the answers it
     marks ``auto_accept`` (coverage, and the share of them exactly right)."""
     predictor = Predictor(settings)
     predictor.start(background=False)
-    publish_head(predictor.registry, "1", spec, tagger.encoder, tagger.head, train, extra=extra,
-                 fine_tuned=kind == "full")  # fmt: skip
+    publish_head(
+        predictor.registry, "1", spec, tagger.encoder, tagger.head, train, extra=extra, fine_tuned=kind == "full"
+    )
     started = time.perf_counter()
     items = predictor.predict("1", spec, test_tasks)
     seconds = time.perf_counter() - started
@@ -99,8 +111,10 @@ def bench_ner(args: argparse.Namespace, settings: Settings) -> int:
     dev = build_dataset(1, label_studio_tasks(dev_rows, spec, first_id=50_000), spec, settings.max_text_chars).examples
     for task in test_tasks:
         task.pop("annotations")
-    print(f"WNUT-17: {len(train)} training sentences ({sum(len(e.spans) for e in train)} entities), "
-          f"{len(test)} test sentences ({sum(len(e.spans) for e in test)} entities)")  # fmt: skip
+    print(
+        f"WNUT-17: {len(train)} training sentences ({sum(len(e.spans) for e in train)} entities), "
+        f"{len(test)} test sentences ({sum(len(e.spans) for e in test)} entities)"
+    )
 
     from backend.models.encoder import encoder_from_settings
 
@@ -125,8 +139,10 @@ def bench_ner(args: argparse.Namespace, settings: Settings) -> int:
         tagger.cache = None  # the served version is measured as the server runs it, without the cache
         if kind == "head":
             warm = fit_s[1:] or fit_s
-            print(f"head fit: {fit_s[0]:.1f}s with the word-state cache cold, "
-                  f"{statistics.median(warm):.1f}s warm (median of {len(warm)})")  # fmt: skip
+            print(
+                f"head fit: {fit_s[0]:.1f}s with the word-state cache cold, "
+                f"{statistics.median(warm):.1f}s warm (median of {len(warm)})"
+            )
         with tempfile.TemporaryDirectory() as tmp:
             scoped = settings.model_copy(update={"registry_dir": Path(tmp) / "registry", "data_dir": Path(tmp)})
             extra = calibrate_tagger(tagger, spec, dev, settings)  # dev stands in for the held-out annotations
@@ -140,9 +156,11 @@ def bench_ner(args: argparse.Namespace, settings: Settings) -> int:
         )
         results[kind] = metrics["f1"]
         per_type = " ".join(f"{k}={v:.2f}" for k, v in metrics["per_type_f1"].items())  # type: ignore[union-attr]
-        print(f"{kind}: train {statistics.median(fit_s):.1f}s (median of {len(fit_s)}), /predict path "
-              f"{len(test) / predict_s:.0f} sentences/s; P={metrics['precision']:.3f} R={metrics['recall']:.3f} "
-              f"F1={metrics['f1']:.3f}; {per_type}")  # fmt: skip
+        print(
+            f"{kind}: train {statistics.median(fit_s):.1f}s (median of {len(fit_s)}), /predict path "
+            f"{len(test) / predict_s:.0f} sentences/s; P={metrics['precision']:.3f} R={metrics['recall']:.3f} "
+            f"F1={metrics['f1']:.3f}; {per_type}"
+        )
     line = " ".join(f"ner_f1_{k}={v:.3f}" for k, v in results.items())
     ratios = " ".join(f"ratio_{k}_vs_baseline={v / max(base['f1'], 1e-9):.2f}" for k, v in results.items())
     print(f"{line} baseline_f1={base['f1']:.3f} {ratios}")

@@ -24,13 +24,27 @@ from backend.tools.simulate import load_split
 
 def variants(base: TextEncoder) -> dict[str, TextEncoder]:
     float_base = base.float_weights
-    out = {"float32": TextEncoder(float_base.name_or_path, float_base.max_length, float_base.batch_size,
-                                  model=float_base.model, tokenizer=float_base.tokenizer,
-                                  identity=float_base.identity, precision="float32")}  # fmt: skip
+    out = {
+        "float32": TextEncoder(
+            float_base.name_or_path,
+            float_base.max_length,
+            float_base.batch_size,
+            model=float_base.model,
+            tokenizer=float_base.tokenizer,
+            identity=float_base.identity,
+            precision="float32",
+        )
+    }
     if cpu_has_bf16():
-        out["bfloat16"] = TextEncoder(float_base.name_or_path, float_base.max_length, float_base.batch_size,
-                                      model=float_base.model, tokenizer=float_base.tokenizer,
-                                      identity=float_base.identity, precision="bfloat16")  # fmt: skip
+        out["bfloat16"] = TextEncoder(
+            float_base.name_or_path,
+            float_base.max_length,
+            float_base.batch_size,
+            model=float_base.model,
+            tokenizer=float_base.tokenizer,
+            identity=float_base.identity,
+            precision="bfloat16",
+        )
     out["int8"] = float_base.quantized()
     return out
 
@@ -41,8 +55,10 @@ def bench_precision(args: argparse.Namespace, settings: Settings) -> int:
     for given in args.datasets.split(","):
         folder = dataset_dir(args.data, given)
         dataset = folder.name
-        (train, train_labels), (test, test_labels) = load_split(folder, "train", None), load_split(folder, "test",
-                                                                                                   args.test_size)
+        (train, train_labels), (test, test_labels) = (
+            load_split(folder, "train", None),
+            load_split(folder, "test", args.test_size),
+        )
         names = sorted(set(train_labels))
         index = {name: i for i, name in enumerate(names)}
         order = np.random.default_rng(0).permutation(len(train))
@@ -51,8 +67,9 @@ def bench_precision(args: argparse.Namespace, settings: Settings) -> int:
         y = np.array([index[train_labels[i]] for i in labeled])
         y_test = np.array([index.get(label, -1) for label in test_labels])
         texts = [train[i] for i in labeled] + [train[i] for i in pool] + list(test)
-        print(f"{dataset}: {args.labels} labels ({int(held.sum())} held out), pool sample {len(pool)}, "
-              f"test {len(test)}")  # fmt: skip
+        print(
+            f"{dataset}: {args.labels} labels ({int(held.sum())} held out), pool sample {len(pool)}, test {len(test)}"
+        )
         results = {}
         for name, encoder in encoders.items():
             started = time.perf_counter()
@@ -64,21 +81,27 @@ def bench_precision(args: argparse.Namespace, settings: Settings) -> int:
             probs = softmax(head.logits(x_test), t)
             pred = probs.argmax(axis=1)
             results[name] = {
-                "speed": speed, "pred": pred, "accuracy": float((pred == y_test).mean()),
+                "speed": speed,
+                "pred": pred,
+                "accuracy": float((pred == y_test).mean()),
                 "ece": expected_calibration_error(probs, y_test),
                 "queue": uncertainty.margin(softmax(head.logits(x_pool), t)),
-            }  # fmt: skip
+            }
         reference = results["float32"]
         for name, r in results.items():
             agreement = float((r["pred"] == reference["pred"]).mean())
             rho = float(spearmanr(r["queue"], reference["queue"]).statistic)
-            print(f"  {name:>8}: {r['speed']:7.1f} texts/s ({r['speed'] / reference['speed']:.2f}x float32); "
-                  f"accuracy {r['accuracy']:.4f}; calibrated ECE {r['ece']:.4f}; top-1 agreement with float32 "
-                  f"{agreement:.4f}; queue order Spearman {rho:.4f}; 100k re-embedded in "
-                  f"{100_000 / r['speed'] / 60:.1f} min")  # fmt: skip
+            print(
+                f"  {name:>8}: {r['speed']:7.1f} texts/s ({r['speed'] / reference['speed']:.2f}x float32); "
+                f"accuracy {r['accuracy']:.4f}; calibrated ECE {r['ece']:.4f}; top-1 agreement with float32 "
+                f"{agreement:.4f}; queue order Spearman {rho:.4f}; 100k re-embedded in "
+                f"{100_000 / r['speed'] / 60:.1f} min"
+            )
             if name == "int8":
-                last += [f"int8_speedup_{dataset}={r['speed'] / reference['speed']:.2f}",
-                         f"int8_agreement_{dataset}={agreement:.4f}",
-                         f"int8_accuracy_delta_{dataset}={r['accuracy'] - reference['accuracy']:+.4f}"]  # fmt: skip
+                last += [
+                    f"int8_speedup_{dataset}={r['speed'] / reference['speed']:.2f}",
+                    f"int8_agreement_{dataset}={agreement:.4f}",
+                    f"int8_accuracy_delta_{dataset}={r['accuracy'] - reference['accuracy']:+.4f}",
+                ]
     print(" ".join(last))
     return 0

@@ -33,8 +33,15 @@ def bench_predict(args: argparse.Namespace, settings: Settings) -> int:
     encoder = encoder_from_settings(settings)
     model_name = encoder.name_or_path
     # The naive baseline: what a straightforward backend does, one float32 forward pass per task.
-    plain = TextEncoder(model_name, settings.max_length, 1, model=encoder.model, tokenizer=encoder.tokenizer,
-                        identity=encoder.identity, precision="float32")  # fmt: skip
+    plain = TextEncoder(
+        model_name,
+        settings.max_length,
+        1,
+        model=encoder.model,
+        tokenizer=encoder.tokenizer,
+        identity=encoder.identity,
+        precision="float32",
+    )
     threads = torch.get_num_threads()
     # Two versions, as the retrain publishes them: project 1 serves float, project 2 int8 (its head
     # fitted on the int8 embeddings); the last line is at the precision the settings serve.
@@ -98,13 +105,17 @@ def bench_predict(args: argparse.Namespace, settings: Settings) -> int:
                 http_s[name] = median_time(http, args.rounds)
 
     naive_tps = len(naive_texts) / naive_s
-    print(f"texts: {n} AG News test texts, {args.batch_size} per request; forward batches of {settings.batch_size}, "
-          f"float at {encoder.precision}; torch threads: {threads}; rounds: {args.rounds} (medians)")  # fmt: skip
+    print(
+        f"texts: {n} AG News test texts, {args.batch_size} per request; forward batches of {settings.batch_size}, "
+        f"float at {encoder.precision}; torch threads: {threads}; rounds: {args.rounds} (medians)"
+    )
     print(f"naive loop, one float32 pass per task:                     {naive_tps:8.1f} tasks/s")
     for name in served:
         label = encoder.precision if name == "float" else "int8"
-        print(f"{label:>8}: raw forward pass (same batches, in process) {n / raw_s[name]:8.1f} tasks/s; "
-              f"/predict over HTTP (gunicorn) {n / http_s[name]:8.1f} tasks/s")  # fmt: skip
+        print(
+            f"{label:>8}: raw forward pass (same batches, in process) {n / raw_s[name]:8.1f} tasks/s; "
+            f"/predict over HTTP (gunicorn) {n / http_s[name]:8.1f} tasks/s"
+        )
     raw_tps, http_tps = n / raw_s[serving], n / http_s[serving]
     print(f"serving precision: {serving if serving == 'int8' else encoder.precision}")
     print(f"ratio_vs_raw={http_tps / raw_tps:.3f} ratio_vs_naive={http_tps / naive_tps:.3f}")

@@ -72,8 +72,12 @@ def bench_retrain(args: argparse.Namespace, settings: Settings) -> int:
                 "HITL_FINETUNE_EVERY": "0",
                 "HITL_SYNC_AFTER_PUBLISH": "false",
             }
-            worker = subprocess.Popen([sys.executable, "-m", "backend", "worker"], env={**os.environ, **env},
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "backend", "worker"],
+                env={**os.environ, **env},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             with backend_server(env, free_port()) as url:
                 ls = LabelStudioClient(ls_server.url, ls_server.token)
                 project = ls.create_project("Retrain benchmark", AG_CONFIG)
@@ -119,8 +123,10 @@ def bench_retrain(args: argparse.Namespace, settings: Settings) -> int:
                 version = _wait_version(url, registry, project, version, 1800)
                 full_s = time.perf_counter() - started
                 meta = registry.meta(str(project), version)
-                print(f"full fine-tune: {full_s:.1f}s on {meta['training']['train_examples']} examples, "
-                      f"{settings.finetune_epochs} epochs; held-out {meta['metrics']}")  # fmt: skip
+                print(
+                    f"full fine-tune: {full_s:.1f}s on {meta['training']['train_examples']} examples, "
+                    f"{settings.finetune_epochs} epochs; held-out {meta['metrics']}"
+                )
                 print("corrections with the fine-tuned encoder serving (heads on its embeddings):", flush=True)
                 tuned_times, tuned_rejected = corrections()
         finally:
@@ -134,8 +140,12 @@ def bench_retrain(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     median = statistics.median(times)
     tuned = statistics.median(tuned_times) if tuned_times else float("nan")
-    print(f"runs: {len(times)} (gate rejections: {rejected}); median correction → serving {median:.2f}s; after the "
-          f"fine-tune: {len(tuned_times)} runs (gate rejections: {tuned_rejected}), median {tuned:.2f}s")  # fmt: skip
-    print(f"correction_to_serving_s={median:.2f} full_finetune_s={full_s:.1f} "
-          f"correction_to_serving_finetuned_s={tuned:.2f}")
+    print(
+        f"runs: {len(times)} (gate rejections: {rejected}); median correction → serving {median:.2f}s; after the "
+        f"fine-tune: {len(tuned_times)} runs (gate rejections: {tuned_rejected}), median {tuned:.2f}s"
+    )
+    print(
+        f"correction_to_serving_s={median:.2f} full_finetune_s={full_s:.1f} "
+        f"correction_to_serving_finetuned_s={tuned:.2f}"
+    )
     return 0

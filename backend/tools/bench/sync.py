@@ -54,8 +54,9 @@ def bench_sync(args: argparse.Namespace, settings: Settings) -> int:
         noise = rng.normal(scale=0.02, size=(args.pool, encoder.dim)).astype(np.float32)
         vectors = sample_emb[np.arange(args.pool) % len(sample)] + noise
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        cache._db.executemany("INSERT INTO emb VALUES (?, ?)", ((text_key(t), v.tobytes()) for t, v in
-                                                                 zip(texts, vectors, strict=True)))  # fmt: skip
+        cache._db.executemany(
+            "INSERT INTO emb VALUES (?, ?)", ((text_key(t), v.tobytes()) for t, v in zip(texts, vectors, strict=True))
+        )
         fresh = EmbeddingCache(Path(tmp), encoder)  # a new process: nothing in memory, all on disk
         strategy = make_strategy("margin")
         task_ids = np.arange(args.pool)
@@ -70,8 +71,10 @@ def bench_sync(args: argparse.Namespace, settings: Settings) -> int:
         rescore_s = float(np.median(timings))
     print(f"(a) pool {args.pool:,}: rescore with cached embeddings {rescore_s:.2f}s (median of {args.rounds});")
     print(f"    full forward pass {forward_s:.0f}s (extrapolated from {len(sample):,}): {forward_s / rescore_s:.0f}x;")
-    print(f"    after a fine-tune the slow worker embeds the pool in about that ({forward_s:.0f}s at "
-          f"{encoder.precision}) before the sync, and head retrains meanwhile are not held up")  # fmt: skip
+    print(
+        f"    after a fine-tune the slow worker embeds the pool in about that ({forward_s:.0f}s at "
+        f"{encoder.precision}) before the sync, and head retrains meanwhile are not held up"
+    )
 
     print("(b) starting Label Studio ...", flush=True)
     server = LocalLabelStudio.start()
