@@ -153,6 +153,13 @@ def test_an_annotator_labels_80_tasks_in_the_stream_and_the_audit_records_what_t
         )
         by_task = {c["task_id"]: c for c in corrections}
 
+        figures = tmp_path / "figures.txt"  # kept with the test's folder: the figures of a run in the suite
+
+        def say(line: str) -> None:
+            print(line)
+            with figures.open("a") as out:
+                out.write(line + "\n")
+
         preselected = [s for s in seen + reviewed if s["checked"]]
         right = [s["checked"] == [s["gold"]] for s in preselected]
         blind = [s for s in seen if is_heldout(s["task"], HOLDOUT) or s["header"].startswith("Blind check")]
