@@ -198,25 +198,25 @@ def test_an_annotator_labels_80_tasks_in_the_stream_and_the_audit_records_what_t
                 (tmp_path / "run.log").read_text(errors="replace"),
             )
         ]
-        print(
+        say(
             f"stream: {len(seen)} tasks labeled by clicking from the queue tab after {earlier} earlier labels: "
             f"pre-selected {sum(bool(s['checked']) for s in seen)}/{len(seen)}; with the review tab's "
             f"{len(reviewed)}, pre-selected answers right {sum(right)}/{len(right)}"
         )
-        print(
+        say(
             f"stream: held-out/blind tasks with nothing pre-selected {sum(not s['checked'] for s in blind)}/"
             f"{len(blind)}; header confidence = stored score {sum(header_matches)}/{len(header_matches)}; "
             f"audit shown = page: {len(seen) + len(reviewed) - len(mismatches)}/{len(seen) + len(reviewed)} "
             f"({len(mismatches)} mismatches)"
         )
         p50, p90 = np.percentile(syncs, [50, 90]) if syncs else (0.0, 0.0)
-        print(
+        say(
             f"stream: queue head {len(heads)} ranks, {len({r for r, _ in heads})} distinct; syncs {len(syncs)}, "
             f"p50 {p50:.1f}s p90 {p90:.1f}s; prediction tabs per task max {max(tabs)} mean {np.mean(tabs):.2f}; "
             f"review tab {len(review)} tasks"
         )
         fixed = sum(r["checked"] != [r["gold"]] for r in reviewed)
-        print(
+        say(
             f"stream: review tab: {len(reviewed)} tasks in {review_s:.0f}s, "
             f"{sum(bool(r['checked']) for r in reviewed)} pre-filled, {fixed} fixed "
             f"({60 * fixed / review_s if review_s else 0:.1f} corrections/min, "
