@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -139,7 +140,7 @@ def test_an_annotator_labels_80_tasks_in_the_stream_and_the_audit_records_what_t
             time.sleep(5)  # its retrain and sync
         wait_until(lambda: _review_queue(ls, project), 300, "pre-filled answers in the review tab")
         with label_studio_page(label_studio) as page:
-            seen = _label_by_clicking(page, ls, label_studio.url, project, tab, LABELED)
+            seen = _label_by_clicking(page, ls, label_studio.url, project, tab, LABELED, shots=tmp_path)
             review_tab = next(v["id"] for v in ls.views(project) if v["data"].get("title") == REVIEW_TITLE)
             reviewed, review_s = [], 0.0
             if ls.view_task_ids(project, review_tab):  # the second way to work: quick accept-or-fix
@@ -259,7 +260,9 @@ def _review_queue(ls: LabelStudioClient, project: int) -> list[int]:
     return ls.view_task_ids(project, tab) if tab is not None else []
 
 
-def _label_by_clicking(page, ls: LabelStudioClient, base_url: str, project: int, tab: int, n: int) -> list[dict]:
+def _label_by_clicking(
+    page, ls: LabelStudioClient, base_url: str, project: int, tab: int, n: int, shots: Path | None = None
+) -> list[dict]:
     """Label ``n`` tasks of a Data Manager tab through *Label Tasks As Displayed*, choosing each task's
     gold label; what the page showed for each: the pre-selected choice and the header."""
     served: list = []  # the page's next-task answers (read during Playwright calls: its sync API)
@@ -312,6 +315,9 @@ def _label_by_clicking(page, ls: LabelStudioClient, base_url: str, project: int,
                 "prediction": shown[0] if shown else None,
             }
         )
+        kind = seen[-1]["header"].split(":", 1)[0].lower().replace(" ", "-")  # pre-filled, model-unsure, blind-check
+        if shots is not None and not (shots / f"labeling-stream-{kind}.png").exists():  # one page of each, for the docs
+            page.screenshot(path=str(shots / f"labeling-stream-{kind}.png"))
         served.clear()
         page.locator("label:has(input[type=radio])").filter(has_text=task["data"]["gold"]).first.click()
         page.get_by_test_id("bottombar-submit-button").click()
