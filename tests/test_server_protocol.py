@@ -88,6 +88,7 @@ def test_trained_version_serves_valid_predictions_with_scores(client, predictor)
         # the score is the calibrated probability of the label shown (least confidence is 1 - max p, rescaled)
         # (a whole percent: what the labeling page's header reads out, serving/presentation.py)
         assert item["score"] == pytest.approx(1 - item["uncertainty"]["least_confidence"] * 3 / 4, abs=1e-5)
+        assert len(item["hitl_answer"]) == 1  # the model's answer for API clients, shown or not
         if item["hitl_presentation"] == "blind":  # a held-out task: its label measures the model
             assert item["result"] == [] and item["hitl_header"].startswith("Blind check: ")
             continue

@@ -91,6 +91,7 @@ def _routed(
     routed = route(confidence, task_id, policy)
     shown = present(confidence, routed.blind, policy.preselect_level)
     lean = leaning(spec, item["result"])
+    item["hitl_answer"] = item["result"]  # the model's answer for API clients (Label Studio keeps only result)
     if shown != Presentation.PRESELECT:
         item["result"] = []
     item["hitl_presentation"] = shown.value

@@ -103,7 +103,7 @@ def test_an_annotators_session_through_label_studios_next(label_studio, tmp_path
         registry = Registry(tmp_path / "var" / "registry")
         served: list[tuple[str, bool]] = []  # (project's version before the serve, pre-annotation shown)
         annotated: list[int] = []
-        confidence: list[tuple[float, bool]] = []  # (score shown, pre-annotation right)
+        confidence: list[tuple[int, str, float, str]] = []  # (task, version, score shown, gold)
         tab = ls.ensure_view(project, VIEW_TITLE, f"tasks:data.{RANK_FIELD}")  # made by the import's sync
         misses: list[tuple[int, str, str, list[str]]] = []
         for _ in range(ANNOTATIONS):
@@ -114,16 +114,15 @@ def test_an_annotators_session_through_label_studios_next(label_studio, tmp_path
             before = ls.project(project)["model_version"]
             task = ls.next_task(project, tab)
             version = ls.project(project)["model_version"]
-            shown = [
-                p for p in task.get("predictions") or [] if p.get("model_version") in (before, version) and p["result"]
-            ]
+            # (a prediction of the version, pre-filled or not: docs/annotator.md; the model's answer is in the audit)
+            shown = [p for p in task.get("predictions") or [] if p.get("model_version") in (before, version)]
             served.append((before, bool(shown)))  # the first trained version counts from the serve after it
             if not shown:
                 held = [p.get("model_version") for p in task.get("predictions") or []]
                 misses.append((task["id"], before, version, held))
             if shown:
-                right = shown[0]["result"][0]["value"]["choices"] == [task["data"]["gold"]]
-                confidence.append((float(shown[0]["score"]), right))
+                gold = task["data"]["gold"]
+                confidence.append((task["id"], shown[0]["model_version"], float(shown[0]["score"]), gold))
             choice = [
                 {
                     "from_name": "label",
@@ -150,11 +149,17 @@ def test_an_annotators_session_through_label_studios_next(label_studio, tmp_path
         # the score Label Studio stores with every pre-annotation of the pool, and the ones annotators were
         # shown (chosen for being uncertain, so within a narrower range)
         version = ls.project(project)["model_version"]
+        answers = audit.shown(project)  # the model's answer in each prediction the sync wrote, shown or not
         pool = [
-            (p["score"], p["result"][0]["value"]["choices"] == [t["data"]["gold"]])
+            (p["score"], answers[(t["id"], version)]["answer"] == [t["data"]["gold"]])
             for t in ls.unlabeled_tasks(project)
             for p in t["predictions"]
-            if p["model_version"] == version and p["result"]
+            if p["model_version"] == version and (t["id"], version) in answers
+        ]
+        confidence = [
+            (score, answers[(task, name)]["answer"] == [gold])
+            for task, name, score, gold in confidence
+            if (task, name) in answers
         ]
         auroc = roc_auc_score([right for _, right in pool], [score for score, _ in pool])
         auroc_served = roc_auc_score([right for _, right in confidence], [score for score, _ in confidence])
