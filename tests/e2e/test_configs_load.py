@@ -97,7 +97,8 @@ def test_hitl_import_sends_valid_rows_in_bulk_and_orders_the_queue_at_once(stack
         text=True,
     )
     assert out.returncode == 0, out.stdout + out.stderr
-    assert f"project {project}: 28 of 30 tasks imported, 2 left out: line 5: no non-empty 'text'" in out.stdout
+    # one line per row left out, by line number (hitl import checks the whole file first)
+    assert f"project {project}: 28 of 30 tasks imported, 2 left out:\n  line 5: no non-empty 'text'" in out.stdout
     assert "line 9:" in out.stdout
     tasks = stack.tasks(project)
     assert len(tasks) == 28 and {t["data"]["source"] for t in tasks} == {"ag"}
