@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
+from backend.stores.audit import AuditStore
 from tests.e2e.test_queue_sync import idle, next_from_tab, predictions_of, run_sync
 from tests.support.data import load_jsonl
 from tests.support.services import wait_until
@@ -75,11 +76,13 @@ def test_annotations_make_a_served_version_and_label_studio_serves_our_pick(stac
     assert summary["model_version"] == version and summary["written"] == 0 and summary["scored"] == 110
     predictions = predictions_of(stack, project, version)
     assert len(predictions) == 110
-    assert all(p["result"][0]["value"]["choices"][0] in LABELS for p in predictions.values())
+    # every unlabeled task holds the version's prediction, pre-filled or not; the model's answer in each is recorded
+    answers = AuditStore(str(stack.logs.parent / "data" / "audit.sqlite3")).shown(project)
+    assert all(p["result"] == [] or p["result"][0]["value"]["choices"][0] in LABELS for p in predictions.values())
+    assert all(answers[(task, version)]["answer"][0] in LABELS for task in predictions)
     assert next_from_tab(ls, project)["id"] == summary["top_task_id"]
 
     # the audit trail has every correction, with the rationale
-    from backend.stores.audit import AuditStore
 
     corrections = AuditStore(str(stack.logs.parent / "data" / "audit.sqlite3")).corrections(project)
     assert len({c["annotation_id"] for c in corrections}) == 40
