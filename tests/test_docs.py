@@ -24,6 +24,7 @@ NOT_SETTINGS = {
     "HITL_AUDIT_DB_PASSWORD",
     "HITL_SHARED_DATA",
     "HITL_LS_VENV",
+    "HITL_STREAM_DATASET",  # tests/e2e/test_labeling_stream.py: which dataset its replay labels
 }
 
 
