@@ -33,7 +33,7 @@ def test_minilm_head_on_300_ag_news_rows_beats_chance_through_predict(tmp_path):
         body = predict_body([ls_task(start + i, {"text": r["text"]}) for i, r in enumerate(chunk)])
         response = client.post("/predict", json=body)
         assert response.status_code == 200
-        predicted += [item["result"][0]["value"]["choices"][0] for item in response.json["results"]]
+        predicted += [item["hitl_answer"][0]["value"]["choices"][0] for item in response.json["results"]]
     accuracy = float(np.mean([p == r["label"] for p, r in zip(predicted, test, strict=True)]))
     print(f"AG News accuracy with a head on 300 labels: {accuracy:.3f} (chance 0.25)")
     assert accuracy > 0.6
