@@ -29,6 +29,7 @@ from backend.query.writeback import RANK_FIELD, REASON_FIELD
 from backend.serving.routing import is_heldout
 from backend.stores.audit import AuditStore
 from backend.stores.labelstudio import LabelStudioClient
+from backend.stores.registry import Registry
 from backend.tools.bench.common import free_port
 from tests.support.browser import label_studio_page
 from tests.support.data import load_jsonl
@@ -36,7 +37,7 @@ from tests.support.services import ROOT, hitl, wait_until
 
 pytestmark = pytest.mark.e2e
 
-EARLIER_MAX = 300  # labels of an earlier session, made through the API until answers are pre-filled
+EARLIER_MAX = 400  # labels of an earlier session, made through the API until answers are pre-filled
 LABELED = 80  # by clicking, from the queue tab
 REVIEWED = 20  # by clicking, from the review tab
 POOL = 600
@@ -138,7 +139,10 @@ def test_an_annotator_labels_80_tasks_in_the_stream_and_the_audit_records_what_t
                 )
                 earlier += 1
             time.sleep(5)  # its retrain and sync
-        wait_until(lambda: _review_queue(ls, project), 300, "pre-filled answers in the review tab")
+        try:
+            wait_until(lambda: _review_queue(ls, project), 300, "pre-filled answers in the review tab")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc} after {earlier} earlier labels; {_why_no_review(tmp_path, project)}") from exc
         with label_studio_page(label_studio) as page:
             seen = _label_by_clicking(page, ls, label_studio.url, project, tab, LABELED, shots=tmp_path)
             review_tab = next(v["id"] for v in ls.views(project) if v["data"].get("title") == REVIEW_TITLE)
@@ -253,6 +257,18 @@ def test_an_annotator_labels_80_tasks_in_the_stream_and_the_audit_records_what_t
         except subprocess.TimeoutExpired:
             os.killpg(main_job.pid, signal.SIGKILL)
         log.close()
+
+
+def _why_no_review(folder: Path, project: int) -> str:
+    """What the serving version says about pre-selection, and the main job's last errors: a failure's evidence."""
+    registry = Registry(folder / "var" / "registry")
+    version = registry.current(project)
+    meta = registry.meta(project, version) if version else {}
+    errors = [line for line in (folder / "run.log").read_text(errors="replace").splitlines() if "ERROR" in line]
+    return (
+        f"serving {version}, {len(registry.versions(project))} versions; preselect {meta.get('preselect')}; "
+        f"routing {meta.get('routing')}; last errors {errors[-3:]}"
+    )
 
 
 def _review_queue(ls: LabelStudioClient, project: int) -> list[int]:
