@@ -98,9 +98,20 @@ def test_retrain_publishes_once_per_new_annotation_and_the_sync_orders_the_rest(
     assert second["published"], second
     assert ctx.registry.meta(project_id, second["version"])["gate"]["serving_version"] == version  # judged vs v1
 
+    # a dry run plans and writes nothing: no prediction, no task data, no switch of the project's version
+    before = {t["id"]: (t["data"], len(t["predictions"])) for t in ls.unlabeled_tasks(project_id)}
+    planned = sync_project(ctx.settings, ls, ctx.cache_for, ctx.registry, project_id, progress=False, dry_run=True)
+    assert planned.plan is not None and planned.written == planned.ranked == 0
+    assert {t["id"]: (t["data"], len(t["predictions"])) for t in ls.unlabeled_tasks(project_id)} == before
+    assert ls.project(project_id)["model_version"] != ctx.registry.served(project_id)
+    assert "dry run, nothing written" in planned.line() and "queue head:" in planned.line()
+
     summary = sync_project(ctx.settings, ls, ctx.cache_for, ctx.registry, project_id, progress=False)
     label = ctx.registry.served(project_id)
     assert summary.model_version == label and summary.pool == summary.scored == summary.written == 39
+    # the plan said what the sync then wrote
+    assert planned.plan["predictions_to_write"] == summary.written and planned.top_task_id == summary.top_task_id
+    assert planned.plan["task_data_writes"] == summary.ranked
     assert ls.project(project_id)["model_version"] == label
     unlabeled = list(ls.unlabeled_tasks(project_id))
     scores = {}

@@ -16,8 +16,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image
 
 from backend.oversight.report import FIGURES, collect, write_report
-from backend.query.sync import SyncState
 from backend.stores.audit import AuditStore, Correction
+from backend.stores.queue_state import SyncState, queue_state_path
 from backend.stores.registry import Registry
 
 VERSIONS, POOL = 1000, 100_000
@@ -72,7 +72,7 @@ def big_project(tmp_path_factory):
         Correction(5, k, k, "1", f"2026-11-25T{k:08d}", names[k % VERSIONS], 0.5, [], [], bool(changed[k]), None)
         for k in range(20_000)
     )
-    state = SyncState(root / "sync-state.sqlite3")
+    state = SyncState(queue_state_path(root))
     scores = rng.beta(2, 5, POOL)
     state.put(5, [(t, names[-1], "h", t % 20, float(t) / POOL, float(scores[t]), 0.5) for t in range(POOL)])
     state.put(5, [(POOL + t, names[-2], "h", 0, 0.0, 0.1, 0.5) for t in range(500)])  # an older sync's rows...
@@ -82,7 +82,7 @@ def big_project(tmp_path_factory):
 
 def test_each_plot_keeps_its_legend_and_ticks_off_the_data(big_project):
     root, audit, registry = big_project
-    data = collect(5, audit, registry, root / "sync-state.sqlite3")
+    data = collect(5, audit, registry, queue_state_path(root))
     assert len(data.versions) == VERSIONS and len(data.queue_scores[data.current]) == POOL
     assert set(data.queue_scores) == {data.current}  # annotated tasks no longer count as unlabeled
     for name, make in FIGURES.items():

@@ -41,7 +41,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     settings = get_settings()
     ls = _label_studio_checked(settings, args.project)  # a wrong URL, token or id fails before the model loads
     ctx = WorkerContext.create(settings)
-    summary = sync_and_record(ctx, ls, args.project, args.strategy, progress=not args.quiet)
+    summary = sync_and_record(ctx, ls, args.project, args.strategy, progress=not args.quiet, dry_run=args.dry_run)
     if args.json:
         print(json.dumps(summary.as_dict()))
     else:
@@ -300,9 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
         "sync",
         help="score a project's unlabeled tasks and order Label Studio's queue by informativeness",
         description="Scores every unlabeled task of the project with the serving version (cold start: diverse "
-        "coverage), writes predictions back in bulk with a score that encodes the queue position (a cluster-diverse "
-        "top, held-out tasks spread at random), and switches the project to uncertainty sampling on that version. "
-        "Safe to rerun: unchanged tasks are skipped.",
+        "coverage), plans the queue (a cluster-diverse head, held-out checks and audit samples spread at random "
+        "and shown blind, answers pre-selected only where the version is sure enough), then writes new predictions "
+        "in bulk, the head's ranks and headers, and the review tab, and switches the project to that version. "
+        "A prediction already written is never changed. Safe to rerun: it converges to the same queue.",
     )
     sync.add_argument("--project", type=int, required=True, help="Label Studio project id")
     sync.add_argument(
@@ -310,6 +311,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="margin, entropy, least_confidence, badge, random or cold-start (default: HITL_SYNC_STRATEGY)",
     )
     sync.add_argument("--quiet", action="store_true", help="no progress bars")
+    sync.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="plan only: print what the sync would write (predictions and how each is shown, ranks, the "
+        "review tab, the queue head's headers) and write nothing to Label Studio, the registry or the sync "
+        "state (the embedding cache and cluster centroids may fill)",
+    )
     sync.add_argument("--json", action="store_true", help="print the summary as JSON")
     sync.set_defaults(func=cmd_sync)
 

@@ -54,12 +54,14 @@ def sync_and_record(
     strategy: str | None = None,
     progress: bool = True,
     defer_embedding: Callable[[int, int], str] | None = None,
+    dry_run: bool = False,
 ) -> SyncSummary:
     """Order the project's queue; the drift checks it ran (of newly imported tasks, and of what
     ``/predict`` was asked, when Redis keeps those) go to the audit store, alarms to the log.
-    ``defer_embedding``: see ``query.sync.sync_project`` (the job passes one; the CLI embeds itself)."""
+    ``defer_embedding``: see ``query.sync.sync_project`` (the job passes one; the CLI embeds itself).
+    ``dry_run``: the plan only, nothing written (``hitl sync --dry-run``)."""
     inputs = None
-    if ctx.settings.redis_url and ctx.settings.drift_window > 0:
+    if ctx.settings.redis_url and ctx.settings.drift_window > 0 and not dry_run:
         waiting = PredictInputs(RetrainQueue(ctx.settings).connection)
 
         def inputs() -> list[str]:  # Redis away: no inputs check this time, the sync goes on
@@ -80,6 +82,7 @@ def sync_and_record(
         predict_inputs=inputs,
         defer_embedding=defer_embedding,
         audit_store=ctx.audit,
+        dry_run=dry_run,
     )
     for check, inputs in ((summary.drift, False), (summary.input_drift, True)):
         if check is None:

@@ -34,9 +34,9 @@ from backend.learning.routing_audit import RoutingAudit, audit_routing, threshol
 from backend.learning.slices import class_slice, field_slice
 from backend.oversight.retrains import NO_QUEUE
 from backend.query.stopping import StoppingState, StoppingStatus, learning_curve
-from backend.query.sync import SyncState
 from backend.serving.routing import is_heldout
 from backend.stores.audit import AuditStore, is_inputs_check
+from backend.stores.queue_state import SyncState, queue_state_path
 from backend.stores.registry import Registry, RegistryError, served_name
 
 
@@ -694,7 +694,7 @@ def write_report(
     min_eval: int = 20,
     retrains: str | None = None,
 ) -> Path:
-    data = collect(project_id, audit, registry, data_dir / "sync-state.sqlite3", target, holdout_fraction, min_eval)
+    data = collect(project_id, audit, registry, queue_state_path(data_dir), target, holdout_fraction, min_eval)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(data, retrains=retrains), encoding="utf-8")
     return out

@@ -22,21 +22,20 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import sqlite3
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy.optimize import OptimizeWarning, curve_fit
 from sklearn.metrics import cohen_kappa_score
 
+from backend.stores.queue_state import STOP_SET as STOP_SET  # the stop set's size, drawn by the store
+from backend.stores.queue_state import StopRecords
 from backend.stores.registry import Registry, RegistryError
 
-STOP_SET = 2000
 WINDOW = 3
 THRESHOLD = 0.99
 UNCERTAINTY_THRESHOLD = 0.05  # mean (1 - calibrated confidence) on the stop set
@@ -188,58 +187,12 @@ def answer_key(result: Any) -> str:
     return hashlib.sha256(json.dumps(result, sort_keys=True).encode()).hexdigest()[:16]
 
 
-class StoppingState:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS stop_set (project INTEGER, task INTEGER, PRIMARY KEY (project, task))"
-        )
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS stop_answers (project INTEGER, seq INTEGER, version TEXT, task INTEGER, "
-            "answer TEXT, PRIMARY KEY (project, seq, task))"
-        )
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS stop_uncertainty (project INTEGER, seq INTEGER, version TEXT, mean REAL, "
-            "PRIMARY KEY (project, seq))"
-        )
-
-    def stop_set(self, project: int, pool: Sequence[int], seed: int = 0) -> set[int]:
-        """The project's reference tasks, drawn from ``pool`` at the first call and fixed after."""
-        rows = {t for (t,) in self.db.execute("SELECT task FROM stop_set WHERE project = ?", (project,))}
-        if rows or not len(pool):
-            return rows
-        chosen = np.random.default_rng(seed + project).permutation(np.asarray(pool))[:STOP_SET]
-        self.db.executemany("INSERT OR IGNORE INTO stop_set VALUES (?, ?)", [(project, int(t)) for t in chosen])
-        return {int(t) for t in chosen}
-
-    def record(self, project: int, version: str, answers: Mapping[int, str], uncertainty: float | None = None) -> None:
-        """The answers ``version`` gives the reference tasks still unlabeled (once per version), and
-        their mean uncertainty."""
-        last = self.db.execute(
-            "SELECT seq, version FROM stop_answers WHERE project = ? ORDER BY seq DESC LIMIT 1", (project,)
-        ).fetchone()
-        if last is not None and last[1] == version:
-            return
-        seq = 0 if last is None else last[0] + 1
-        self.db.executemany(
-            "INSERT INTO stop_answers VALUES (?, ?, ?, ?, ?)",
-            [(project, seq, version, t, a) for t, a in answers.items()],
-        )
-        if uncertainty is not None:
-            self.db.execute(
-                "INSERT OR REPLACE INTO stop_uncertainty VALUES (?, ?, ?, ?)",
-                (project, seq, version, float(uncertainty)),
-            )
+class StoppingState(StopRecords):
+    """The stop set's records (``stores/queue_state.py``) read as the three criteria."""
 
     def status(self, project: int, curve: Sequence[tuple[int, float]] = ()) -> StoppingStatus:
         """The criteria now; ``curve``: the versions' (training size, held-out score) for the gain."""
-        versions: dict[int, tuple[str, dict[int, str]]] = {}
-        query = "SELECT seq, version, task, answer FROM stop_answers WHERE project = ? ORDER BY seq"
-        for seq, version, task, answer in self.db.execute(query, (project,)):
-            versions.setdefault(seq, (version, {}))[1][task] = answer
-        ordered = [versions[s] for s in sorted(versions)]
+        ordered = self.answers(project)
         kappas, changed = [], []
         for (_, before), (version, after) in pairwise(ordered):
             common = sorted(set(before) & set(after))
@@ -250,7 +203,4 @@ class StoppingState:
             kappas.append((version, round(0.0 if np.isnan(kappa) else kappa, 4), len(common)))
             changed.append(sum(x != y for x, y in zip(a, b, strict=True)) / len(common))
         stable = len(kappas) >= WINDOW and all(k >= THRESHOLD for _, k, _ in kappas[-WINDOW:])
-        last = self.db.execute(
-            "SELECT mean FROM stop_uncertainty WHERE project = ? ORDER BY seq DESC LIMIT 1", (project,)
-        ).fetchone()
-        return StoppingStatus(kappas, stable, changed, None if last is None else float(last[0]), estimate_gain(curve))
+        return StoppingStatus(kappas, stable, changed, self.last_uncertainty(project), estimate_gain(curve))

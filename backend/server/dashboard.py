@@ -16,6 +16,7 @@ from backend.oversight.report import ProjectData, collect, render, serving_slice
 from backend.oversight.retrains import retrain_lines
 from backend.settings import Settings
 from backend.stores.audit import AuditStore, is_inputs_check
+from backend.stores.queue_state import queue_state_path
 from backend.stores.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;te
             project,
             store,
             registry,
-            settings.data_dir / "sync-state.sqlite3",
+            queue_state_path(settings.data_dir),
             settings.routing_target_precision,
             settings.holdout_fraction,
             settings.gate_min_eval,
@@ -94,7 +95,7 @@ def _row(project: int, registry: Registry, audit: AuditStore, settings: Settings
         project,
         audit,
         registry,
-        settings.data_dir / "sync-state.sqlite3",
+        queue_state_path(settings.data_dir),
         settings.routing_target_precision,
         settings.holdout_fraction,
         settings.gate_min_eval,

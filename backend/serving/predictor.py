@@ -13,7 +13,6 @@ the version they started with.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import time
@@ -35,9 +34,8 @@ from backend.models.persist import Model, load_version
 from backend.models.tagger import SpanTagger
 from backend.models.word_state_cache import WordStateCache
 from backend.serving.items import classification_items, span_items
-from backend.serving.presentation import level_in_force
 from backend.serving.reasons import Why, reason
-from backend.serving.routing import RoutingPolicy
+from backend.serving.routing import RoutingPolicy, policy_for
 from backend.settings import Settings
 from backend.stores.registry import COLD_START, Registry, RegistryError, served_name
 
@@ -287,25 +285,11 @@ class Predictor:
         return [item if item is not None else {"error": "not predicted"} for item in items]
 
     def _policy(self, project: ProjectId, serving: _Serving) -> RoutingPolicy:
-        """How this version's predictions are routed now: the routing audit may have switched
-        auto_accept off, and the sync may have raised the audit share (two small file reads)."""
-        share = self.registry.audit_share(project)
+        """How this version's predictions are routed now (two small file reads)."""
         loaded = serving.loaded
-        level = level_in_force(loaded.preselect_level, self.settings.preselect_precision)
-        policy = RoutingPolicy(
-            loaded.accept_threshold,
-            self.settings.audit_share if share is None else share,
-            self.settings.holdout_fraction,
-            preselect_level=level,
+        return policy_for(
+            self.settings, self.registry, project, serving.label, loaded.accept_threshold, loaded.preselect_level
         )
-        if self.registry.routing_suspended(project, serving.label):
-            return dataclasses.replace(
-                policy,
-                threshold=None,
-                no_threshold="auto-accept is switched off for this "
-                "version: people changed too many of its confident predictions",
-            )
-        return policy
 
     def _fill(
         self,

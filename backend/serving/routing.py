@@ -16,7 +16,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from backend.ids import ProjectId
+from backend.serving.presentation import level_in_force
 from backend.serving.reasons import Why, reason
+from backend.settings import Settings
+from backend.stores.registry import Registry
+
+SUSPENDED = "auto-accept is switched off for this version: people changed too many of its confident predictions"
 
 
 def is_heldout(task_id: int | None, holdout_fraction: float) -> bool:
@@ -44,6 +50,37 @@ class RoutingPolicy:
     holdout_fraction: float
     no_threshold: str = "no prediction of this version skips review yet"
     preselect_level: float | None = None  # at or above it the answer is pre-selected (serving/presentation.py)
+
+
+def policy_for(
+    settings: Settings,
+    registry: Registry,
+    project: ProjectId | int,
+    label: str,
+    threshold: float | None,
+    preselect_level: float | None,
+    audit_share: float | None = None,
+) -> RoutingPolicy:
+    """How version ``label`` (with its ``threshold`` and ``preselect_level`` from the registry) is
+    routed now, for ``/predict`` and the sync alike: the routing audit may have switched
+    auto_accept off; ``audit_share`` None reads the share the last sync set (``sync_audit_share``)."""
+    share = registry.audit_share(project) if audit_share is None else audit_share
+    suspended = registry.routing_suspended(project, label) is not None
+    return RoutingPolicy(
+        None if suspended else threshold,
+        settings.audit_share if share is None else share,
+        settings.holdout_fraction,
+        no_threshold=SUSPENDED if suspended else RoutingPolicy.no_threshold,
+        preselect_level=level_in_force(preselect_level, settings.preselect_precision),
+    )
+
+
+def sync_audit_share(settings: Settings, drifting: bool) -> tuple[float, str]:
+    """The audit share the sync sets (and ``/predict`` then reads), with why: twice
+    ``HITL_AUDIT_SHARE`` while a drift check alarms (at most half)."""
+    if drifting:
+        return min(0.5, settings.audit_share * 2), "drift alarm: twice HITL_AUDIT_SHARE"
+    return min(0.5, settings.audit_share), "HITL_AUDIT_SHARE"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,186 @@
+"""What the queue sync remembers between runs, owned here: per task what its prediction shows and
+where it ranks, the labels it switched away from, and the stopping criteria's stop set and
+answers. One SQLite file beside the data (``queue_state_path``), the embedded default for one
+machine; a shared backend would implement the same classes."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+STATE_FILE = "sync-state.sqlite3"
+STOP_SET = 2000  # reference tasks of the stabilising-predictions criterion (query/stopping.py)
+
+
+def queue_state_path(data_dir: Path) -> Path:
+    """The one place the state file is named."""
+    return data_dir / STATE_FILE
+
+
+class SyncState:
+    """What the last sync wrote per task: the version Label Studio sees, a hash of text and
+    pre-annotation, cluster, queue rank (None past the head), the strategy's score and the
+    confidence Label Studio shows (SQLite beside the data)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS written (project INTEGER, task INTEGER, version TEXT, text_hash TEXT, "
+            "cluster INTEGER, score REAL, PRIMARY KEY (project, task))"
+        )
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS explored (project INTEGER, identity TEXT, cluster INTEGER, "
+            "PRIMARY KEY (project, identity, cluster))"
+        )
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(written)")}
+        for column, kind in (
+            ("strategy_score", "REAL"),
+            ("confidence", "REAL"),
+            ("presentation", "TEXT"),
+            ("leaning", "TEXT"),
+        ):  # added after the first release
+            if column not in columns:
+                self.db.execute(f"ALTER TABLE written ADD COLUMN {column} {kind}")
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS labels (project INTEGER, label TEXT, replaced_at REAL, "
+            "PRIMARY KEY (project, label))"
+        )
+
+    def get(self, project: int) -> dict[int, tuple[str, str, int, float | None, float | None, str | None, str | None]]:
+        """Per task: (version, hash, cluster, rank, confidence shown, presentation, leaning)."""
+        rows = self.db.execute(
+            "SELECT task, version, text_hash, cluster, score, confidence, presentation, leaning FROM written "
+            "WHERE project = ?",
+            (project,),
+        )
+        return {task: tuple(rest) for task, *rest in rows}  # type: ignore[misc]
+
+    def put(self, project: int, rows: list[tuple[Any, ...]]) -> None:
+        """Rows of (task, version, content hash, cluster, rank, strategy score, confidence shown[,
+        presentation, leaning]): what the task's prediction of ``version`` carries."""
+        self.db.executemany(
+            "INSERT OR REPLACE INTO written (project, task, version, text_hash, cluster, score, strategy_score, "
+            "confidence, presentation, leaning) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(project, *row, *([None] * (9 - len(row)))) for row in rows],
+        )
+
+    def replaced(self, project: int, label: str, at: float) -> None:
+        """Label Studio stopped showing ``label`` at ``at`` (its predictions may still be open)."""
+        self.db.execute("INSERT OR REPLACE INTO labels VALUES (?, ?, ?)", (project, label, at))
+
+    def replaced_at(self, project: int) -> dict[str, float]:
+        """When each label this backend wrote stopped being the project's version."""
+        rows = self.db.execute("SELECT label, replaced_at FROM labels WHERE project = ?", (project,))
+        return {str(label): float(at) for label, at in rows}
+
+    def prune(self, project: int, pool: set[int], identity: str = "") -> int:
+        """Forget tasks that left the pool (annotated or deleted): the report plots the queue as it is.
+        Their clusters (under the cluster model of encoder ``identity``) count as explored."""
+        rows = self.db.execute("SELECT task, cluster FROM written WHERE project = ?", (project,)).fetchall()
+        gone = [(task, cluster) for task, cluster in rows if task not in pool]
+        self.db.executemany("DELETE FROM written WHERE project = ? AND task = ?", [(project, t) for t, _ in gone])
+        self.db.executemany(
+            "INSERT OR IGNORE INTO explored VALUES (?, ?, ?)",
+            [(project, identity, c) for _, c in gone if c is not None],
+        )
+        return len(gone)
+
+    def explored(self, project: int, identity: str) -> set[int]:
+        """Clusters that at least one task left the pool from (annotated, as a rule)."""
+        query = "SELECT cluster FROM explored WHERE project = ? AND identity = ?"
+        return {int(c) for (c,) in self.db.execute(query, (project, identity))}
+
+    def strategy_scores(self, project: int) -> dict[str, list[float]]:
+        """Per model version, the scores the strategy gave the pool at the last sync (lower = more
+        informative; for uncertainty strategies 1 - uncertainty): what the report plots."""
+        out: dict[str, list[float]] = {}
+        query = "SELECT version, strategy_score FROM written WHERE project = ? AND strategy_score IS NOT NULL"
+        for version, score in self.db.execute(query, (project,)):
+            out.setdefault(version, []).append(float(score))
+        return out
+
+    def confidences(self, project: int) -> dict[str, list[float]]:
+        """Per model version, the calibrated confidences shown on the pool at the last sync."""
+        out: dict[str, list[float]] = {}
+        query = "SELECT version, confidence FROM written WHERE project = ? AND confidence IS NOT NULL"
+        for version, confidence in self.db.execute(query, (project,)):
+            out.setdefault(version, []).append(float(confidence))
+        return out
+
+    def mean_confidence(self, project: int) -> dict[str, tuple[float, int]]:
+        """Per model version, the mean calibrated confidence shown on the pool at the last sync, and
+        over how many tasks: calibrated, it estimates the pre-annotations' accuracy without labels."""
+        query = (
+            "SELECT version, AVG(confidence), COUNT(*) FROM written WHERE project = ? AND confidence IS NOT NULL "
+            "GROUP BY version"
+        )
+        return {version: (float(mean), int(n)) for version, mean, n in self.db.execute(query, (project,))}
+
+
+class StopRecords:
+    """The stopping criteria's memory (``query/stopping.py``): the stop set, and each version's answers on it."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS stop_set (project INTEGER, task INTEGER, PRIMARY KEY (project, task))"
+        )
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS stop_answers (project INTEGER, seq INTEGER, version TEXT, task INTEGER, "
+            "answer TEXT, PRIMARY KEY (project, seq, task))"
+        )
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS stop_uncertainty (project INTEGER, seq INTEGER, version TEXT, mean REAL, "
+            "PRIMARY KEY (project, seq))"
+        )
+
+    def stop_set(self, project: int, pool: Sequence[int], seed: int = 0) -> set[int]:
+        """The project's reference tasks, drawn from ``pool`` at the first call and fixed after."""
+        rows = {t for (t,) in self.db.execute("SELECT task FROM stop_set WHERE project = ?", (project,))}
+        if rows or not len(pool):
+            return rows
+        chosen = np.random.default_rng(seed + project).permutation(np.asarray(pool))[:STOP_SET]
+        self.db.executemany("INSERT OR IGNORE INTO stop_set VALUES (?, ?)", [(project, int(t)) for t in chosen])
+        return {int(t) for t in chosen}
+
+    def record(self, project: int, version: str, answers: Mapping[int, str], uncertainty: float | None = None) -> None:
+        """The answers ``version`` gives the reference tasks still unlabeled (once per version), and
+        their mean uncertainty."""
+        last = self.db.execute(
+            "SELECT seq, version FROM stop_answers WHERE project = ? ORDER BY seq DESC LIMIT 1", (project,)
+        ).fetchone()
+        if last is not None and last[1] == version:
+            return
+        seq = 0 if last is None else last[0] + 1
+        self.db.executemany(
+            "INSERT INTO stop_answers VALUES (?, ?, ?, ?, ?)",
+            [(project, seq, version, t, a) for t, a in answers.items()],
+        )
+        if uncertainty is not None:
+            self.db.execute(
+                "INSERT OR REPLACE INTO stop_uncertainty VALUES (?, ?, ?, ?)",
+                (project, seq, version, float(uncertainty)),
+            )
+
+    def answers(self, project: int) -> list[tuple[str, dict[int, str]]]:
+        """Each recorded version's answers on the stop set, oldest first."""
+        versions: dict[int, tuple[str, dict[int, str]]] = {}
+        query = "SELECT seq, version, task, answer FROM stop_answers WHERE project = ? ORDER BY seq"
+        for seq, version, task, answer in self.db.execute(query, (project,)):
+            versions.setdefault(seq, (version, {}))[1][task] = answer
+        return [versions[s] for s in sorted(versions)]
+
+    def last_uncertainty(self, project: int) -> float | None:
+        """The last recorded version's mean uncertainty on the stop set."""
+        last = self.db.execute(
+            "SELECT mean FROM stop_uncertainty WHERE project = ? ORDER BY seq DESC LIMIT 1", (project,)
+        ).fetchone()
+        return None if last is None else float(last[0])
