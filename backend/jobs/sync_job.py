@@ -14,7 +14,8 @@ from backend.jobs.context import WorkerContext, context
 from backend.jobs.inputs import PredictInputs
 from backend.jobs.queue import RetrainQueue
 from backend.labeling import UnsupportedConfig
-from backend.query.sync import SyncSummary, sync_project
+from backend.query.summary import SyncSummary
+from backend.query.sync import sync_project
 from backend.stores.audit import INPUTS_MARK
 from backend.stores.labelstudio import LabelStudioClient, unavailable_as_one_line
 

@@ -108,68 +108,14 @@ def plan_queue(
 ) -> QueuePlan:
     """The queue plan for ``pool``; ``policy`` None in a cold start (nothing is routed). The random
     interleaving is seeded by the project: the same inputs give the same plan."""
-    ids, n, label, seed = pool.ids, len(pool), scored.label, project_id
-    task_ids = pool.task_ids
-    scores = np.asarray(scored.strategy_scores, dtype=float)
-    heldout = audit = np.zeros(n, dtype=bool)
-    probes = np.asarray(findings.probes, dtype=bool).copy()
-    carried = _all_carried(spec, pool, findings.previous, label, heldout)
-    if scored.has_model and policy is not None:
-        if not scored.diverse:
-            scores = diversify_top(scores, scored.clusters, settings.sync_diverse_top)
-        heldout, audit = review_masks(ids, scored.confidence, policy)
-        # a prediction a person may have seen is never changed: a task that holds one of this version keeps
-        # it; an audit sample already shown with its answer cannot measure the model blind, so it is none
-        carried = _all_carried(spec, pool, findings.previous, label, heldout | audit)
-        audit &= np.array([c is None or c[1] == Presentation.BLIND for c in carried], dtype=bool)
-        scores = interleave_heldout(
-            scores,
-            heldout,
-            policy.holdout_fraction,
-            seed=seed,
-            annotated=findings.annotated,
-            annotated_heldout=findings.annotated_heldout,
-        )
-        if audit.any():
-            scores = interleave_audit(scores, audit, policy.audit_share, seed=seed)
-        probes &= ~heldout & ~audit  # new data that drifted: humans label some of it first
-        if probes.any():
-            scores = interleave_audit(scores, probes, settings.drift_probe_share, seed=seed + 1)
-    else:
-        probes[:] = False
-    order = np.lexsort((task_ids, scores))
-    threshold = policy.threshold if policy is not None else None
-    preselect = policy.preselect_level if policy is not None else None
-
-    shown: list[Shown] = []
-    predictions, state_rows, up_to_date = [], [], 0
-    for i, task_id in enumerate(ids):
-        lean = leaning(spec, scored.answers[i]) if scored.has_model else None
-        if carried[i] is not None:
-            up_to_date += 1
-            score, presentation, lean = carried[i][0], carried[i][1], carried[i][2] or lean
-        else:
-            score = shown_score(scored.confidence[i])
-            presentation = present(scored.confidence[i], bool(heldout[i] or audit[i]), preselect)
-            result = scored.answers[i] if presentation == Presentation.PRESELECT else []
-            predictions.append({"task": task_id, "score": score, "model_version": label, "result": result})
-        shown.append((presentation, lean, score))
-        state_rows.append(
-            [
-                task_id,
-                label,
-                content_hash(pool.texts[i]),
-                int(scored.clusters[i]),
-                None,
-                round(float(scored.strategy_scores[i]), 6),
-                score,
-                presentation.value,
-                lean,
-            ]
-        )
-    ranks, rank_now = plan_ranks(np.asarray(scores, dtype=float), held_ranks(pool.data), settings.sync_exact_top)
+    ids, n = pool.ids, len(pool)
+    scores, heldout, audit, probes, carried = _place(project_id, pool, spec, scored, policy, findings, settings)
+    order = np.lexsort((pool.task_ids, scores))
+    shown, predictions, state_rows = _show(pool, spec, scored, carried, heldout | audit, policy)
+    ranks, rank_now = plan_ranks(scores, held_ranks(pool.data), settings.sync_exact_top)
     for i, row in enumerate(state_rows):
         row[4] = None if np.isnan(ranks[i]) else int(ranks[i])
+    threshold = policy.threshold if policy is not None else None
     reviewable = np.array(
         [
             scored.has_model and p == Presentation.PRESELECT and (threshold is None or score < threshold)
@@ -180,19 +126,10 @@ def plan_queue(
     review, review_now = _review_ranks(
         reviewable, np.array([s for *_, s in shown]), held_ranks(pool.data, REVIEW_FIELD), settings.sync_exact_top
     )
-    position = {task_id: k for k, task_id in enumerate(task_ids[order])}
-    predictions.sort(key=lambda p: position[p["task"]])
+    position = {task_id: k for k, task_id in enumerate(pool.task_ids[order])}
+    predictions.sort(key=lambda p: position[p["task"]])  # written most informative first
     index = {task_id: i for i, task_id in enumerate(ids)}
-    records = [
-        (
-            p["task"],
-            label,
-            shown[index[p["task"]]][0].value,
-            _answer(spec, scored.answers[index[p["task"]]]),
-            p["score"],
-        )
-        for p in predictions
-    ]
+    records = [_record(spec, scored, shown, index[p["task"]], p) for p in predictions]
     heads = _headers(
         scored, policy, shown, ranks, review, reviewable, order, heldout, audit, probes, findings, settings
     )
@@ -200,21 +137,101 @@ def plan_queue(
     stale = np.array([heads[i] is None and bool(pool.data[i].get(REASON_FIELD)) for i in range(n)], dtype=bool)
     changed = np.array([heads[i] is not None and pool.data[i].get(REASON_FIELD) != heads[i] for i in range(n)])
     rewrite = rank_now | review_now | stale | changed.astype(bool)
-    task_writes = [(ids[i], task_data(pool.data[i], ranks[i], review[i], heads[i])) for i in np.flatnonzero(rewrite)]
     return QueuePlan(
         order=order,
         scores=scores,
         predictions=predictions,
         records=records,
-        task_writes=task_writes,
+        task_writes=[(ids[i], task_data(pool.data[i], ranks[i], review[i], heads[i])) for i in np.flatnonzero(rewrite)],
         state_rows=[tuple(row) for row in state_rows],
         heldout=heldout,
         audit=audit,
         probes=probes,
         review=review,
         headers=heads,
-        up_to_date=up_to_date,
+        up_to_date=sum(c is not None for c in carried),
     )
+
+
+Carried = tuple[float, Presentation, str | None] | None  # what a task's prediction of this version shows
+
+
+def _place(
+    seed: int,
+    pool: Pool,
+    spec: TaskSpec,
+    scored: Scored,
+    policy: RoutingPolicy | None,
+    findings: Findings,
+    settings: Settings,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[Carried]]:
+    """Each task's place (lower first) and which tasks are held out, audit samples and drift probes;
+    and what each task's prediction of this version already shows (``carried``)."""
+    n = len(pool)
+    scores = np.asarray(scored.strategy_scores, dtype=float)
+    heldout = audit = probes = np.zeros(n, dtype=bool)
+    if not scored.has_model or policy is None:
+        return scores, heldout, audit, probes, _all_carried(spec, pool, findings.previous, scored.label, heldout)
+    if not scored.diverse:
+        scores = diversify_top(scores, scored.clusters, settings.sync_diverse_top)
+    heldout, audit = review_masks(pool.ids, scored.confidence, policy)
+    # a prediction a person may have seen is never changed: a task that holds one of this version keeps
+    # it; an audit sample already shown with its answer cannot measure the model blind, so it is none
+    carried = _all_carried(spec, pool, findings.previous, scored.label, heldout | audit)
+    audit &= np.array([c is None or c[1] == Presentation.BLIND for c in carried], dtype=bool)
+    scores = interleave_heldout(
+        scores,
+        heldout,
+        policy.holdout_fraction,
+        seed=seed,
+        annotated=findings.annotated,
+        annotated_heldout=findings.annotated_heldout,
+    )
+    if audit.any():
+        scores = interleave_audit(scores, audit, policy.audit_share, seed=seed)
+    probes = np.asarray(findings.probes, dtype=bool) & ~heldout & ~audit  # drifted new data: humans label some first
+    if probes.any():
+        scores = interleave_audit(scores, probes, settings.drift_probe_share, seed=seed + 1)
+    return np.asarray(scores, dtype=float), heldout, audit, probes, carried
+
+
+def _show(
+    pool: Pool,
+    spec: TaskSpec,
+    scored: Scored,
+    carried: list[Carried],
+    blind: np.ndarray,
+    policy: RoutingPolicy | None,
+) -> tuple[list[Shown], list[dict[str, Any]], list[list[Any]]]:
+    """How each task's prediction shows; the new predictions to write; the sync state's rows (rank
+    left to fill). A task that holds this version's prediction keeps what it shows."""
+    preselect = policy.preselect_level if policy is not None else None
+    shown: list[Shown] = []
+    predictions, rows = [], []
+    for i, task_id in enumerate(pool.ids):
+        lean = leaning(spec, scored.answers[i]) if scored.has_model else None
+        kept = carried[i]
+        if kept is not None:
+            score, presentation, lean = kept[0], kept[1], kept[2] or lean
+        else:
+            score = shown_score(scored.confidence[i])
+            presentation = present(scored.confidence[i], bool(blind[i]), preselect)
+            result = scored.answers[i] if presentation == Presentation.PRESELECT else []
+            predictions.append({"task": task_id, "score": score, "model_version": scored.label, "result": result})
+        shown.append((presentation, lean, score))
+        strategy_score = round(float(scored.strategy_scores[i]), 6)
+        cluster = int(scored.clusters[i])
+        digest = content_hash(pool.texts[i])
+        rows.append([task_id, scored.label, digest, cluster, None, strategy_score, score, presentation.value, lean])
+    return shown, predictions, rows
+
+
+def _record(
+    spec: TaskSpec, scored: Scored, shown: list[Shown], i: int, prediction: dict[str, Any]
+) -> tuple[int, str, str, list[str], float]:
+    """The audit's row for a new prediction: what it shows, and the model's answer even where hidden."""
+    presentation = shown[i][0].value
+    return prediction["task"], scored.label, presentation, _answer(spec, scored.answers[i]), prediction["score"]
 
 
 def _headers(
@@ -318,7 +335,7 @@ def _answer(spec: TaskSpec, result: list[dict[str, Any]]) -> list[str]:
 
 def _all_carried(
     spec: TaskSpec, pool: Pool, previous: dict[int, tuple[Any, ...]], label: str, blind: np.ndarray
-) -> list[tuple[float, Presentation, str | None] | None]:
+) -> list[Carried]:
     """``carried`` for each task of the pool."""
     return [
         carried(spec, pool.predictions[t].get(label), previous.get(t), label, bool(blind[i]))
@@ -328,7 +345,7 @@ def _all_carried(
 
 def carried(
     spec: TaskSpec, prediction: dict[str, Any] | None, written: tuple[Any, ...] | None, label: str, blind: bool
-) -> tuple[float, Presentation, str | None] | None:
+) -> Carried:
     """What a task's prediction of ``label`` shows (score, presentation, leaning), None where it has
     none. Our record says how it was written; without one (``/predict`` wrote it, or it predates the
     record) its result says whether the answer is pre-selected, and an empty one on a task that is

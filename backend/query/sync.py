@@ -30,30 +30,28 @@ import dataclasses
 import fcntl
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 from backend.labeling import TaskSpec, parse_label_config
-from backend.models import uncertainty
 from backend.models.classifier import TextClassifier
 from backend.models.embedding_cache import EmbeddingCache
-from backend.models.tagger import SpanTagger, Tagged, answer_confidence, weakest_words
 from backend.query.clusters import ClusterModel, assign, default_k
 from backend.query.drift_monitor import DriftMonitor
 from backend.query.plan import Findings, QueuePlan, Scored, plan_queue
 from backend.query.pool import Pool, read_pool
+from backend.query.scoring import confidence_of, score_pool, strategy_for
 from backend.query.second_opinion import base_head_opinion, disagreements
 from backend.query.stopping import StoppingState, answer_key, registry_curve
-from backend.query.strategies import ColdStartStrategy, Strategy, make_strategy
+from backend.query.strategies import Strategy
+from backend.query.summary import SyncSummary
 from backend.query.writeback import RANK_FIELD, REVIEW_FIELD
 from backend.serving.items import results
-from backend.serving.predictor import ServingVersion, class_probabilities, load_serving, own_cache, use_caches
+from backend.serving.predictor import ServingVersion, class_probabilities, load_serving, use_caches
 from backend.serving.routing import is_heldout, policy_for, sync_audit_share
 from backend.settings import Settings
 from backend.stores.audit import AuditStore
@@ -66,72 +64,6 @@ log = logging.getLogger(__name__)
 VIEW_TITLE = "Most informative first (hitl)"
 REVIEW_TITLE = "Confident: quick review (hitl)"  # pre-filled answers, not auto-accepted, least confident first
 WRITERS = 2  # per-task writes in flight: Label Studio (one process) gained little from more (README)
-
-
-@dataclass
-class SyncSummary:
-    project_id: int
-    model_version: str
-    strategy: str
-    pool: int = 0
-    scored: int = 0
-    written: int = 0  # predictions
-    up_to_date: int = 0
-    ranked: int = 0  # queue ranks (task data) written
-    audit_samples: int = 0  # auto_accept tasks sent to humans anyway
-    drift_probes: int = 0  # tasks of a drifted window interleaved into the queue
-    disagreements: int = 0  # tasks where the fine-tuned model and the base encoder's head differ (second_opinion.py)
-    drift: dict[str, Any] | None = None  # the check of newly arrived tasks, when one ran (query/drift_monitor.py)
-    input_drift: dict[str, Any] | None = None  # the check of /predict's inputs, when one ran
-    skipped: Counter[str] = field(default_factory=Counter)
-    seconds: float = 0.0
-    top_task_id: int | None = None
-    top: list[tuple[int, int, float]] = field(default_factory=list)  # (task, cluster, score) of the first ten
-    stopping: str = ""  # the stabilising-predictions criterion, in words (query/stopping.py)
-    deferred: str = ""  # why nothing was scored: the pool waits for the new encoder's embeddings (what was done)
-    plan: dict[str, Any] | None = None  # a dry run's plan, in figures (query/plan.py)
-
-    def as_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["skipped"] = dict(self.skipped)
-        return data
-
-    def _plan_lines(self, skipped: str) -> str:
-        """A dry run's plan in words: what a sync would write now."""
-        plan = self.plan or {}
-        shown = ", ".join(f"{n} {how}" for how, n in plan["presentations"].items()) or "none"
-        lines = [
-            f"project {self.project_id} (dry run, nothing written): {self.pool} unlabeled tasks, {self.scored} "
-            f"scored, skipped: {skipped}; version {self.model_version}, strategy {self.strategy}",
-            f"would write {plan['predictions_to_write']} predictions ({shown}), keep {plan['kept']}, "
-            f"and {plan['task_data_writes']} task-data writes (ranks, review ranks, headers)",
-            f"held out {plan['held_out']}, audit samples {plan['audit_samples']}, drift probes "
-            f"{plan['drift_probes']}, review tab {plan['review_tab']} tasks",
-            "queue head:",
-        ]
-        return "\n".join(lines + [f"  task {h['task']}: {h['header']}" for h in plan["head"]])
-
-    def line(self) -> str:
-        if self.deferred:
-            return f"project {self.project_id}: {self.pool} unlabeled tasks; {self.model_version}: {self.deferred}"
-        skipped = ", ".join(f"{n} {why}" for why, n in self.skipped.items()) or "none"
-        if self.plan is not None:
-            return self._plan_lines(skipped)
-        return (
-            f"project {self.project_id}: {self.pool} unlabeled tasks, {self.scored} scored, {self.written} written, "
-            f"{self.up_to_date} up to date, {self.ranked} ranks written, skipped: {skipped}; version "
-            f"{self.model_version}, strategy {self.strategy}; {self.seconds:.1f}s; next task: {self.top_task_id}"
-        ) + "".join(
-            f"\n{extra}"
-            for extra in (
-                self.stopping,
-                self.drift and f"drift: {self.drift['line']}",
-                self.disagreements
-                and f"{self.disagreements} tasks where the fine-tuned model and the base encoder's head disagree",
-                self.input_drift and f"drift of /predict inputs: {self.input_drift['line']}",
-            )
-            if extra
-        )
 
 
 def sync_project(
@@ -163,7 +95,7 @@ def sync_project(
         spec = parse_label_config(ls.label_config(project_id))
         cache = cache(spec) if callable(cache) else cache  # the text or the image encoder's cache
         serving = load_serving(registry, project_id, spec, cache.encoder)
-        strategy = _strategy(settings, spec, serving, strategy_name, project_id)
+        strategy = strategy_for(settings, spec, serving, strategy_name, project_id)
         summary = SyncSummary(project_id, serving.label, strategy.name)
         pool = read_pool(ls, project_id, spec, cache, settings.max_text_chars, progress)
         summary.pool, summary.skipped = pool.size, pool.skipped
@@ -213,7 +145,7 @@ def _sync(
     classifier, label = serving.model, serving.label
     if classifier is not None:
         use_caches(classifier, cache)  # after a head retrain: lookups and a matrix product
-    scoring = _score(settings, spec, classifier, cache, pool, strategy, progress, defer_embedding)
+    scoring = score_pool(settings, spec, classifier, cache, pool, strategy, progress, defer_embedding)
     if isinstance(scoring, str):  # the pool waits for its new encoder's embeddings
         summary.deferred = scoring
         return
@@ -236,7 +168,7 @@ def _sync(
         label,
         classifier is not None,
         answers,
-        _confidence(spec, classifier, probs, tagged, len(pool)),
+        confidence_of(spec, classifier, probs, tagged, len(pool)),
         strategy.scores(probs, pool.embeddings, pool.task_ids),
         strategy.diverse,
         clusters,
@@ -336,55 +268,6 @@ def _apply(
         _retire_old_versions(ls, state, project_id, label, settings.sync_retire_grace_s)
 
 
-def _strategy(
-    settings: Settings, spec: TaskSpec, serving: ServingVersion, name: str | None, project_id: int
-) -> Strategy:
-    """The query strategy asked for (``HITL_SYNC_STRATEGY`` by default); coverage in a cold start."""
-    if serving.model is None:
-        return ColdStartStrategy()
-    name = name or settings.sync_strategy
-    if name == "badge" and (spec.multi_label or spec.is_ner):  # the setting is global; BADGE is single-label
-        log.warning("project %s: strategy badge is for single-label projects; margin ranks this one", project_id)
-        name = "margin"
-    return make_strategy(name, spec.multi_label, batch=settings.sync_diverse_top)
-
-
-def _score(
-    settings: Settings,
-    spec: TaskSpec,
-    classifier: Any,
-    cache: EmbeddingCache,
-    pool: Pool,
-    strategy: Strategy,
-    progress: bool,
-    defer_embedding: Callable[[int, int], str] | None,
-) -> tuple[np.ndarray | None, list[Tagged] | None, EmbeddingCache, bool] | str:
-    """The serving version's probabilities on the pool (NER: its weakest words' tags), the cache of
-    the encoder it runs on and whether that is fine-tuned; or, for a new encoder that has not seen
-    most of a large pool, what was done instead (``defer_embedding``)."""
-    if isinstance(classifier, SpanTagger):  # NER: a task is as uncertain as its weakest word (see models/tagger.py)
-        tagged = classifier.tag(pool.texts)
-        return (
-            weakest_words(tagged, getattr(strategy, "measure", settings.uncertainty), len(spec.tags)),
-            tagged,
-            cache,
-            False,
-        )
-    if not isinstance(classifier, TextClassifier):
-        return None, None, cache, False
-    own = own_cache(classifier, cache)  # a fine-tuned encoder's embeddings have a cache of their own
-    weights = getattr(classifier.encoder, "float_weights", classifier.encoder)  # an image encoder has no int8
-    fine_tuned = weights.identity != cache.encoder.identity  # a new encoder, not the base's int8 twin
-    if fine_tuned and defer_embedding is not None:  # a new encoder: minutes for a large pool
-        missing = own.missing(pool.texts)
-        if missing > settings.sync_embed_limit:
-            return defer_embedding(missing, len(pool))
-    if own is not cache:  # the new encoder's pass, through its cache (a progress bar on the CLI)
-        own.embed_readable(pool.texts, progress)
-    probs = class_probabilities(classifier, pool.texts, own, pool.embeddings if own is cache else None)
-    return probs, None, own, fine_tuned
-
-
 def _check_drift(
     settings: Settings,
     project_id: int,
@@ -423,18 +306,6 @@ def _each(items: list[Any], write: Callable[[Any], None], what: str, progress: b
         ):
             pass
     return len(items)
-
-
-def _confidence(
-    spec: TaskSpec, model: Any, probs: np.ndarray | None, tagged: list[Tagged] | None, n: int
-) -> np.ndarray:
-    """The calibrated confidence of each pre-annotation: the ``score`` annotators see beside it
-    (0 in a cold start, where there is no pre-annotation)."""
-    if tagged is not None:
-        return answer_confidence(tagged)
-    if model is None or probs is None:
-        return np.zeros(n)
-    return uncertainty.confidence(probs, spec.multi_label)
 
 
 def _retire_old_versions(ls: LabelStudioClient, state: SyncState, project_id: int, label: str, grace_s: float) -> None:

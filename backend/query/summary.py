@@ -1,0 +1,75 @@
+"""What a sync did (or, in a dry run, would do), in figures and in words: the CLI prints it, the
+worker logs it and returns it as the job's result."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class SyncSummary:
+    project_id: int
+    model_version: str
+    strategy: str
+    pool: int = 0
+    scored: int = 0
+    written: int = 0  # predictions
+    up_to_date: int = 0
+    ranked: int = 0  # queue ranks (task data) written
+    audit_samples: int = 0  # auto_accept tasks sent to humans anyway
+    drift_probes: int = 0  # tasks of a drifted window interleaved into the queue
+    disagreements: int = 0  # tasks where the fine-tuned model and the base encoder's head differ (second_opinion.py)
+    drift: dict[str, Any] | None = None  # the check of newly arrived tasks, when one ran (query/drift_monitor.py)
+    input_drift: dict[str, Any] | None = None  # the check of /predict's inputs, when one ran
+    skipped: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+    top_task_id: int | None = None
+    top: list[tuple[int, int, float]] = field(default_factory=list)  # (task, cluster, score) of the first ten
+    stopping: str = ""  # the stabilising-predictions criterion, in words (query/stopping.py)
+    deferred: str = ""  # why nothing was scored: the pool waits for the new encoder's embeddings (what was done)
+    plan: dict[str, Any] | None = None  # a dry run's plan, in figures (query/plan.py)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["skipped"] = dict(self.skipped)
+        return data
+
+    def _plan_lines(self, skipped: str) -> str:
+        """A dry run's plan in words: what a sync would write now."""
+        plan = self.plan or {}
+        shown = ", ".join(f"{n} {how}" for how, n in plan["presentations"].items()) or "none"
+        lines = [
+            f"project {self.project_id} (dry run, nothing written): {self.pool} unlabeled tasks, {self.scored} "
+            f"scored, skipped: {skipped}; version {self.model_version}, strategy {self.strategy}",
+            f"would write {plan['predictions_to_write']} predictions ({shown}), keep {plan['kept']}, "
+            f"and {plan['task_data_writes']} task-data writes (ranks, review ranks, headers)",
+            f"held out {plan['held_out']}, audit samples {plan['audit_samples']}, drift probes "
+            f"{plan['drift_probes']}, review tab {plan['review_tab']} tasks",
+            "queue head:",
+        ]
+        return "\n".join(lines + [f"  task {h['task']}: {h['header']}" for h in plan["head"]])
+
+    def line(self) -> str:
+        if self.deferred:
+            return f"project {self.project_id}: {self.pool} unlabeled tasks; {self.model_version}: {self.deferred}"
+        skipped = ", ".join(f"{n} {why}" for why, n in self.skipped.items()) or "none"
+        if self.plan is not None:
+            return self._plan_lines(skipped)
+        return (
+            f"project {self.project_id}: {self.pool} unlabeled tasks, {self.scored} scored, {self.written} written, "
+            f"{self.up_to_date} up to date, {self.ranked} ranks written, skipped: {skipped}; version "
+            f"{self.model_version}, strategy {self.strategy}; {self.seconds:.1f}s; next task: {self.top_task_id}"
+        ) + "".join(
+            f"\n{extra}"
+            for extra in (
+                self.stopping,
+                self.drift and f"drift: {self.drift['line']}",
+                self.disagreements
+                and f"{self.disagreements} tasks where the fine-tuned model and the base encoder's head disagree",
+                self.input_drift and f"drift of /predict inputs: {self.input_drift['line']}",
+            )
+            if extra
+        )
