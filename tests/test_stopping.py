@@ -89,3 +89,22 @@ def test_stable_predictions_low_uncertainty_or_small_gain_say_labels_stopped_pay
     assert "more labels have stopped paying" in status.message
     state.record(1, "v6", answers(tasks, flip_every=100), uncertainty=0.03)
     assert state.status(1).stop  # low uncertainty alone, once stable
+
+
+def test_each_criterion_decides_by_its_own_measure():
+    from backend.query.stopping import EstimatedGain, OverallUncertainty, StabilizingPredictions, StopHistory
+
+    tasks = list(range(200))
+    same = [(f"v{i}", answers(tasks)) for i in range(WINDOW + 1)]
+    flipping = [(f"v{i}", answers(tasks, flip_every=2 + i)) for i in range(WINDOW + 1)]
+    assert StabilizingPredictions().stop(StopHistory(same))
+    assert not StabilizingPredictions().stop(StopHistory(flipping))
+    assert not StabilizingPredictions(window=WINDOW + 1).stop(StopHistory(same))  # one comparison short
+    assert OverallUncertainty().stop(StopHistory([], uncertainty=0.01))
+    assert not OverallUncertainty().stop(StopHistory([], uncertainty=0.2))
+    assert not OverallUncertainty().stop(StopHistory([]))  # nothing measured: never stop
+    flat = [(n, 0.9 - 0.5 * n**-1.5) for n in (100, 200, 300, 400, 500, 600)]  # learning curve already flat
+    steep = [(n, 0.95 - 3.0 * n**-0.6) for n in (50, 100, 150, 200, 300, 400)]
+    assert EstimatedGain().stop(StopHistory([], curve=flat))
+    assert not EstimatedGain().stop(StopHistory([], curve=steep))
+    assert not EstimatedGain().stop(StopHistory([], curve=flat[:2]))  # too few versions to fit a curve

@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import json
 import warnings
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -70,11 +71,12 @@ class StoppingStatus:
 
     @property
     def low_uncertainty(self) -> bool:
-        return self.uncertainty is not None and self.uncertainty < UNCERTAINTY_THRESHOLD
+        return OverallUncertainty().stop(StopHistory([], self.uncertainty))
 
     @property
     def stop(self) -> bool:
-        """More labels have stopped paying: stable predictions, and little left to learn."""
+        """More labels have stopped paying: stable predictions (``StabilizingPredictions``), and little
+        left to learn (``OverallUncertainty`` or ``EstimatedGain``)."""
         return self.stable and (self.low_uncertainty or (self.gain is not None and self.gain.small))
 
     @property
@@ -187,14 +189,37 @@ def answer_key(result: Any) -> str:
     return hashlib.sha256(json.dumps(result, sort_keys=True).encode()).hexdigest()[:16]
 
 
-class StoppingState(StopRecords):
-    """The stop set's records (``stores/queue_state.py``) read as the three criteria."""
+@dataclass(frozen=True)
+class StopHistory:
+    """What the stopping criteria observe: each version's answers on the stop set (oldest first),
+    the latest one's mean uncertainty there, and the learning curve (training size, held-out score)."""
 
-    def status(self, project: int, curve: Sequence[tuple[int, float]] = ()) -> StoppingStatus:
-        """The criteria now; ``curve``: the versions' (training size, held-out score) for the gain."""
-        ordered = self.answers(project)
+    answers: list[tuple[str, dict[int, str]]]
+    uncertainty: float | None = None
+    curve: Sequence[tuple[int, float]] = ()
+
+
+class StoppingCriterion(ABC):
+    """One criterion in small-text's shape: ``stop`` says whether labels have stopped paying by its
+    own measure; the verdict combining them is ``StoppingStatus.stop``."""
+
+    @abstractmethod
+    def stop(self, history: StopHistory) -> bool: ...
+
+
+@dataclass(frozen=True)
+class StabilizingPredictions(StoppingCriterion):
+    """Bloodgood and Vijay-Shanker (2009): Cohen's kappa between consecutive versions' answers on the
+    tasks of the stop set both answered; stable once the last ``window`` are all at least ``kappa``."""
+
+    window: int = WINDOW
+    kappa: float = THRESHOLD
+
+    def kappas(self, history: StopHistory) -> tuple[list[tuple[str, float, int]], list[float]]:
+        """Per version after the first: (version, kappa with the one before, tasks compared), and
+        the share of those tasks answered differently."""
         kappas, changed = [], []
-        for (_, before), (version, after) in pairwise(ordered):
+        for (_, before), (version, after) in pairwise(history.answers):
             common = sorted(set(before) & set(after))
             if len(common) < 2:
                 continue
@@ -202,5 +227,49 @@ class StoppingState(StopRecords):
             kappa = 1.0 if a == b else float(cohen_kappa_score(a, b))
             kappas.append((version, round(0.0 if np.isnan(kappa) else kappa, 4), len(common)))
             changed.append(sum(x != y for x, y in zip(a, b, strict=True)) / len(common))
-        stable = len(kappas) >= WINDOW and all(k >= THRESHOLD for _, k, _ in kappas[-WINDOW:])
-        return StoppingStatus(kappas, stable, changed, self.last_uncertainty(project), estimate_gain(curve))
+        return kappas, changed
+
+    def stop(self, history: StopHistory) -> bool:
+        kappas, _ = self.kappas(history)
+        return len(kappas) >= self.window and all(k >= self.kappa for _, k, _ in kappas[-self.window :])
+
+
+@dataclass(frozen=True)
+class OverallUncertainty(StoppingCriterion):
+    """Zhu et al. (2008): the latest version's mean uncertainty on the stop set is below ``threshold``."""
+
+    threshold: float = UNCERTAINTY_THRESHOLD
+
+    def stop(self, history: StopHistory) -> bool:
+        return history.uncertainty is not None and history.uncertainty < self.threshold
+
+
+@dataclass(frozen=True)
+class EstimatedGain(StoppingCriterion):
+    """The learning curve's extrapolated gain from ``more`` labels is small even one standard error up."""
+
+    more: int = MORE
+
+    def gain(self, history: StopHistory) -> Gain | None:
+        return estimate_gain(history.curve, self.more)
+
+    def stop(self, history: StopHistory) -> bool:
+        gain = self.gain(history)
+        return gain is not None and gain.small
+
+
+def stopping_status(history: StopHistory) -> StoppingStatus:
+    """The three criteria on ``history``, said together."""
+    stabilizing = StabilizingPredictions()
+    kappas, changed = stabilizing.kappas(history)
+    return StoppingStatus(
+        kappas, stabilizing.stop(history), changed, history.uncertainty, EstimatedGain().gain(history)
+    )
+
+
+class StoppingState(StopRecords):
+    """The stop set's records (``stores/queue_state.py``) read as the three criteria."""
+
+    def status(self, project: int, curve: Sequence[tuple[int, float]] = ()) -> StoppingStatus:
+        """The criteria now; ``curve``: the versions' (training size, held-out score) for the gain."""
+        return stopping_status(StopHistory(self.answers(project), self.last_uncertainty(project), curve))
