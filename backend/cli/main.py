@@ -271,6 +271,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    _add_service_commands(sub)
+    _add_queue_commands(sub)
+    _add_simulate_command(sub)
+    scheduler = sub.add_parser("scheduler", help="enqueue scheduled retrains (RQ cron; see HITL_SCHEDULE_FILE)")
+    scheduler.set_defaults(func=cmd_scheduler)
+
+    from backend.cli import models as models_cli
+
+    models_cli.add_parser(sub)
+    _add_oversight_commands(sub)
+    sub.choices["models"].set_defaults(func=cmd_models)
+
+    from backend.tools.bench import add_parser as add_bench
+
+    add_bench(sub)
+    sub.choices["bench"].set_defaults(func=cmd_bench)
+    return parser
+
+
+def _add_service_commands(sub: argparse._SubParsersAction) -> None:
+    """serve, run, worker: the long-running processes."""
     serve = sub.add_parser("serve", help="serve the ML backend protocol to Label Studio (gunicorn)")
     serve.add_argument("--host", help="bind address (default: HITL_HOST, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default: HITL_PORT, 9090)")
@@ -296,6 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.set_defaults(func=cmd_worker)
 
+
+def _add_queue_commands(sub: argparse._SubParsersAction) -> None:
+    """sync, import, configs: the project and its queue."""
     sync = sub.add_parser(
         "sync",
         help="score a project's unlabeled tasks and order Label Studio's queue by informativeness",
@@ -356,6 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     configs.set_defaults(func=cmd_configs)
 
+
+def _add_simulate_command(sub: argparse._SubParsersAction) -> None:
+    """simulate: the loop replayed on a labeled dataset."""
     from backend.tools.simulate import DEFAULT_STRATEGY, SIM_STRATEGIES
 
     sim = sub.add_parser(
@@ -407,12 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.set_defaults(func=cmd_simulate)
 
-    scheduler = sub.add_parser("scheduler", help="enqueue scheduled retrains (RQ cron; see HITL_SCHEDULE_FILE)")
-    scheduler.set_defaults(func=cmd_scheduler)
 
-    from backend.cli import models as models_cli
-
-    models_cli.add_parser(sub)
+def _add_oversight_commands(sub: argparse._SubParsersAction) -> None:
+    """label-errors, report: what people check."""
     errors = sub.add_parser(
         "label-errors",
         help="list a project's probable label errors (annotations the model confidently contradicts)",
@@ -439,13 +463,6 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--project", type=int, required=True, help="Label Studio project id")
     report.add_argument("--out", help="output file (default: $HITL_DATA_DIR/reports/project-ID.html)")
     report.set_defaults(func=cmd_report)
-    sub.choices["models"].set_defaults(func=cmd_models)
-
-    from backend.tools.bench import add_parser as add_bench
-
-    add_bench(sub)
-    sub.choices["bench"].set_defaults(func=cmd_bench)
-    return parser
 
 
 PRIVATE_UMASK = 0o077  # the audit DB, Redis's data, reports, models: the owner's only (files 0600, folders 0700)
