@@ -15,7 +15,7 @@ from backend.jobs.queue import RetrainQueue
 from backend.labeling import parse_label_config
 from backend.labeling.examples import Example
 from backend.learning.candidates import fit_head, publish_head
-from backend.query.stopping import StoppingState
+from backend.monitoring.stopping import StoppingState
 from backend.server.app import create_app
 from backend.stores.audit import AuditStore
 from backend.stores.queue_state import SyncState, queue_state_path

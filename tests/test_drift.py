@@ -3,7 +3,7 @@ class-prior shift (issue 16, item 3)."""
 
 import numpy as np
 
-from backend.learning.drift import DriftDetector
+from backend.monitoring.drift import DriftDetector
 
 
 def _data(rng: np.random.Generator, n: int, shift: float = 0.0, prior: float = 0.25) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@ from cleanlab.filter import find_label_issues
 
 from backend.labeling import parse_label_config
 from backend.labeling.examples import Example
-from backend.learning.label_errors import LabelErrorsUnsupported, find_suspects, out_of_sample_probs
+from backend.monitoring.label_errors import LabelErrorsUnsupported, find_suspects, out_of_sample_probs
 from tests.support.payloads import AG_CONFIG, MULTI_CONFIG
 
 NER_CONFIG = (
@@ -122,7 +122,7 @@ def test_a_label_check_is_audited_and_reported(tmp_path):
 def test_tasks_whose_annotators_disagree_are_flagged_with_their_consensus_and_annotators_rated():
     """Three annotators on 60 tasks: two careful, one who answers at random. CROWDLAB rates the
     careless one lowest, and tasks where the careful two disagree are flagged as such."""
-    from backend.learning.label_errors import check_labels
+    from backend.monitoring.label_errors import check_labels
 
     examples, x, truth, _ = project(flips=0)
     rng = np.random.default_rng(1)
@@ -152,7 +152,7 @@ def test_tasks_whose_annotators_disagree_are_flagged_with_their_consensus_and_an
 
 
 def test_a_verdict_reads_what_the_reviewer_did():
-    from backend.learning.label_errors import verdict
+    from backend.monitoring.label_errors import verdict
 
     assert verdict("Sports", "t1", ("Sports", "t1")) is None  # untouched
     assert verdict("Sports", "t1", ("World", "t2")) == "changed"

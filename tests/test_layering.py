@@ -1,6 +1,6 @@
 """The layering, kept true: each package imports only from its own layer's packages or lower ones.
 
-foundation (ids, settings, logs) < labeling < stores < models < serving < learning < query < jobs
+foundation (ids, settings, logs) < labeling < stores < models < serving < learning < monitoring < query < jobs
 < server, services, oversight < admin < cli, tools. The product's path never imports ``tools``.
 """
 
@@ -19,6 +19,7 @@ LAYERS: list[set[str]] = [
     {"backend.models"},
     {"backend.serving"},
     {"backend.learning"},
+    {"backend.monitoring"},
     {"backend.query"},
     {"backend.jobs"},
     {"backend.server", "backend.services", "backend.oversight"},

@@ -16,7 +16,7 @@ from backend.jobs.context import WorkerContext
 from backend.jobs.retrain import retrain
 from backend.jobs.sync_job import sync_and_record
 from backend.labeling import parse_label_config
-from backend.learning.routing_audit import audit_routing
+from backend.monitoring.routing_audit import audit_routing
 from backend.query.sync import VIEW_TITLE, sync_project
 from backend.query.writeback import RANK_FIELD, REASON_FIELD, REVIEW_FIELD
 from backend.server.app import create_app

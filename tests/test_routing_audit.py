@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from backend.learning.routing_audit import audit_routing, check_routing, wilson
+from backend.monitoring.routing_audit import audit_routing, check_routing, wilson
 from backend.query.strategies import interleave_audit
 from backend.serving.routing import is_audit_sample
 from backend.stores.audit import AuditStore, Correction

@@ -6,7 +6,7 @@ import numpy as np
 from backend.labeling import parse_label_config
 from backend.labeling.examples import Example
 from backend.learning.candidates import fit_head, publish_head
-from backend.query.second_opinion import SecondOpinion, base_head_opinion, disagreements
+from backend.monitoring.second_opinion import SecondOpinion, base_head_opinion, disagreements
 from tests.support.payloads import AG_CONFIG, MULTI_CONFIG
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from backend.query.stopping import STOP_SET, THRESHOLD, WINDOW, StoppingState, answer_key
+from backend.monitoring.stopping import STOP_SET, THRESHOLD, WINDOW, StoppingState, answer_key
 
 
 def answers(tasks, flip_every=0):
@@ -51,7 +51,7 @@ def test_the_report_says_when_to_stop(tmp_path):
 
 
 def test_the_learning_curve_gain_is_estimated_from_versions_held_out_scores():
-    from backend.query.stopping import estimate_gain, learning_curve
+    from backend.monitoring.stopping import estimate_gain, learning_curve
 
     truth = lambda n: 0.95 - 3.0 * n**-0.6  # noqa: E731
     rng = np.random.default_rng(0)
@@ -92,7 +92,7 @@ def test_stable_predictions_low_uncertainty_or_small_gain_say_labels_stopped_pay
 
 
 def test_each_criterion_decides_by_its_own_measure():
-    from backend.query.stopping import EstimatedGain, OverallUncertainty, StabilizingPredictions, StopHistory
+    from backend.monitoring.stopping import EstimatedGain, OverallUncertainty, StabilizingPredictions, StopHistory
 
     tasks = list(range(200))
     same = [(f"v{i}", answers(tasks)) for i in range(WINDOW + 1)]

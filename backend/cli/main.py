@@ -184,7 +184,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_label_errors(args: argparse.Namespace) -> int:
     from backend.jobs.context import WorkerContext
     from backend.jobs.label_errors import SUSPECTS_TAB, check_project, review
-    from backend.learning.label_errors import LabelErrorsUnsupported
+    from backend.monitoring.label_errors import LabelErrorsUnsupported
 
     settings = get_settings()
     _label_studio_checked(settings, args.project)

@@ -2,7 +2,7 @@
 
 The server appends the texts of each text-classification request to a capped Redis list per
 project; the sync job takes them once a window's worth has arrived and tests the latest window
-against the project's reference sample (``query/drift_monitor.py``), as it tests newly imported
+against the project's reference sample (``monitoring/drift_monitor.py``), as it tests newly imported
 tasks. Texts are cut to ``MAX_CHARS`` and at most ``MAX_KEPT`` stay, so the list is small, and
 they leave Redis as soon as they are taken.
 """

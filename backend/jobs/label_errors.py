@@ -2,7 +2,7 @@
 
 ``check_project`` reads Label Studio's annotations through the dataset policy, embeds them with the
 base encoder (through its cache) and runs the detector
-(``learning/label_errors.py``). ``review`` then records what reviewers did with earlier flags
+(``monitoring/label_errors.py``). ``review`` then records what reviewers did with earlier flags
 (changed / kept / removed, from the tasks' annotations now), records the new flags, and marks the
 suspects in Label Studio: three task data fields on each suspect (annotated tasks only, which the
 queue sync never writes) and a Data Manager tab "Suspected label errors (hitl)" listing them, most
@@ -22,7 +22,7 @@ from backend.jobs.context import WorkerContext, context
 from backend.jobs.queue import RetrainQueue
 from backend.labeling import TaskSpec, labels_from_result, parse_label_config
 from backend.learning.dataset import build_dataset, latest_annotation
-from backend.learning.label_errors import Annotator, LabelErrorsUnsupported, Suspect, check_labels, verdict
+from backend.monitoring.label_errors import Annotator, LabelErrorsUnsupported, Suspect, check_labels, verdict
 from backend.query.writeback import REASON_FIELD
 from backend.serving.reasons import Why
 from backend.stores.labelstudio import LabelStudioClient, data_filter, unavailable_as_one_line

@@ -23,8 +23,8 @@ from backend.labeling.examples import Example, fingerprint
 from backend.learning.candidates import calibrate, choose_precision, fit_candidate, publish_candidate
 from backend.learning.dataset import build_dataset, split
 from backend.learning.gate import SliceRule, decide, reported, score
-from backend.learning.routing_audit import check_routing
 from backend.models.classifier import TextClassifier
+from backend.monitoring.routing_audit import check_routing
 from backend.serving.predictor import ServingVersion, load_serving, use_caches
 from backend.stores.labelstudio import unavailable_as_one_line
 from backend.stores.registry import COLD_START, BaselineChanged, next_family

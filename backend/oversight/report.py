@@ -30,10 +30,10 @@ from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global sta
 from matplotlib.ticker import MaxNLocator
 
 from backend.jobs.proposals import PREFIX as PROPOSAL_PREFIX
-from backend.learning.routing_audit import RoutingAudit, audit_routing, thresholds, wilson
 from backend.learning.slices import class_slice, field_slice
+from backend.monitoring.routing_audit import RoutingAudit, audit_routing, thresholds, wilson
+from backend.monitoring.stopping import StoppingState, StoppingStatus, learning_curve
 from backend.oversight.retrains import NO_QUEUE
-from backend.query.stopping import StoppingState, StoppingStatus, learning_curve
 from backend.serving.routing import is_heldout
 from backend.stores.audit import AuditStore, is_inputs_check
 from backend.stores.queue_state import SyncState, queue_state_path

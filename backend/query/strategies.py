@@ -239,7 +239,7 @@ def interleave_heldout(
 def interleave_audit(scores: np.ndarray, audit: np.ndarray, share: float, seed: int = 0) -> np.ndarray:
     """Rank-encoded scores in [0, 1] where audit samples (``audit`` mask) come one in every
     1/share, in random order, and the others keep their order: humans keep checking a share of
-    what the router would let through (``learning/routing_audit.py`` reads the outcomes)."""
+    what the router would let through (``monitoring/routing_audit.py`` reads the outcomes)."""
     n = len(scores)
     if n == 0 or share <= 0 or not audit.any() or audit.all():
         return scores

@@ -8,6 +8,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from backend.monitoring import DRIFT, INPUT_DRIFT, STOPPING, Finding
+
 
 @dataclass
 class SyncSummary:
@@ -22,19 +24,39 @@ class SyncSummary:
     audit_samples: int = 0  # auto_accept tasks sent to humans anyway
     drift_probes: int = 0  # tasks of a drifted window interleaved into the queue
     disagreements: int = 0  # tasks where the fine-tuned model and the base encoder's head differ (second_opinion.py)
-    drift: dict[str, Any] | None = None  # the check of newly arrived tasks, when one ran (query/drift_monitor.py)
-    input_drift: dict[str, Any] | None = None  # the check of /predict's inputs, when one ran
     skipped: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
     top_task_id: int | None = None
     top: list[tuple[int, int, float]] = field(default_factory=list)  # (task, cluster, score) of the first ten
-    stopping: str = ""  # the stabilising-predictions criterion, in words (query/stopping.py)
+    findings: list[Finding] = field(default_factory=list)  # what the monitors found during the sync (monitoring/)
     deferred: str = ""  # why nothing was scored: the pool waits for the new encoder's embeddings (what was done)
     plan: dict[str, Any] | None = None  # a dry run's plan, in figures (query/plan.py)
+
+    def finding(self, monitor: str) -> Finding | None:
+        return next((f for f in self.findings if f.monitor == monitor), None)
+
+    @property
+    def drift(self) -> dict[str, Any] | None:
+        """The check of newly arrived tasks, when one ran (``monitoring/drift_monitor.py``)."""
+        found = self.finding(DRIFT)
+        return None if found is None else {**found.figures, "alarm": found.alarm, "line": found.line}
+
+    @property
+    def input_drift(self) -> dict[str, Any] | None:
+        """The check of what ``/predict`` was asked, when one ran."""
+        found = self.finding(INPUT_DRIFT)
+        return None if found is None else {**found.figures, "alarm": found.alarm, "line": found.line}
+
+    @property
+    def stopping(self) -> str:
+        found = self.finding(STOPPING)
+        return "" if found is None else found.line
 
     def as_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["skipped"] = dict(self.skipped)
+        data["findings"] = [f.as_dict() for f in self.findings]
+        data.update(drift=self.drift, input_drift=self.input_drift, stopping=self.stopping)
         return data
 
     def _plan_lines(self, skipped: str) -> str:
@@ -62,14 +84,4 @@ class SyncSummary:
             f"project {self.project_id}: {self.pool} unlabeled tasks, {self.scored} scored, {self.written} written, "
             f"{self.up_to_date} up to date, {self.ranked} ranks written, skipped: {skipped}; version "
             f"{self.model_version}, strategy {self.strategy}; {self.seconds:.1f}s; next task: {self.top_task_id}"
-        ) + "".join(
-            f"\n{extra}"
-            for extra in (
-                self.stopping,
-                self.drift and f"drift: {self.drift['line']}",
-                self.disagreements
-                and f"{self.disagreements} tasks where the fine-tuned model and the base encoder's head disagree",
-                self.input_drift and f"drift of /predict inputs: {self.input_drift['line']}",
-            )
-            if extra
-        )
+        ) + "".join(f"\n{f.said()}" for f in self.findings)

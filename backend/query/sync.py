@@ -26,7 +26,6 @@ An interrupted sync can simply be run again: it converges to the same queue.
 
 from __future__ import annotations
 
-import dataclasses
 import fcntl
 import logging
 import time
@@ -40,13 +39,14 @@ from tqdm import tqdm
 from backend.labeling import TaskSpec, parse_label_config
 from backend.models.classifier import TextClassifier
 from backend.models.embedding_cache import EmbeddingCache
+from backend.monitoring import INPUT_DRIFT
+from backend.monitoring.drift_monitor import DriftMonitor
+from backend.monitoring.second_opinion import base_head_opinion, disagreement_finding, disagreements
+from backend.monitoring.stopping import StoppingState, answer_key, registry_curve
 from backend.query.clusters import ClusterModel, assign, default_k
-from backend.query.drift_monitor import DriftMonitor
 from backend.query.plan import Findings, QueuePlan, Scored, plan_queue
 from backend.query.pool import Pool, read_pool
 from backend.query.scoring import confidence_of, score_pool, strategy_for
-from backend.query.second_opinion import base_head_opinion, disagreements
-from backend.query.stopping import StoppingState, answer_key, registry_curve
 from backend.query.strategies import Strategy
 from backend.query.summary import SyncSummary
 from backend.query.writeback import RANK_FIELD, REVIEW_FIELD
@@ -159,6 +159,8 @@ def _sync(
     opinion = base_head_opinion(registry, project_id, spec, cache.encoder, pool.embeddings) if fine_tuned else None
     disagree = disagreements(probs, opinion) if opinion is not None and probs is not None else np.zeros(len(pool), bool)
     summary.disagreements = int(disagree.sum())
+    if summary.disagreements and opinion is not None:
+        summary.findings.append(disagreement_finding(disagree, opinion))
     answers = (
         [[] for _ in pool.ids]
         if classifier is None
@@ -252,9 +254,8 @@ def _apply(
         kept = [i for i, t in enumerate(pool.ids) if t in reference]
         mean = float(np.mean([1 - scored.confidence[i] for i in kept])) if kept else None
         stopping.record(project_id, serving.version, {pool.ids[i]: answer_key(scored.answers[i]) for i in kept}, mean)
-        summary.stopping = stopping.status(
-            project_id, registry_curve(registry, project_id, settings.gate_min_eval)
-        ).message
+        curve = registry_curve(registry, project_id, settings.gate_min_eval)
+        summary.findings.append(stopping.status(project_id, curve).finding())
     ls.ensure_view(project_id, VIEW_TITLE, order_by=f"tasks:data.{RANK_FIELD}")
     if serving.model is not None:
         ls.ensure_view(
@@ -290,11 +291,11 @@ def _check_drift(
         pool.ids, pool.texts, pool.embeddings, probs, cache.embed, predict, settings.drift_window, settings.drift_alpha
     )
     if drift is not None:
-        summary.drift = {**dataclasses.asdict(drift), "alarm": drift.alarm, "line": drift.line()}
+        summary.findings.append(drift.finding())
     if predict_inputs is not None and monitor.state:
         asked = monitor.check_inputs(predict_inputs(), cache.embed, predict, settings.drift_alpha)
         if asked is not None:
-            summary.input_drift = {**dataclasses.asdict(asked), "alarm": asked.alarm, "line": asked.line()}
+            summary.findings.append(asked.finding(INPUT_DRIFT))
     return np.isin(pool.task_ids, sorted(monitor.probes)), monitor.alarmed
 
 

@@ -4,7 +4,7 @@ the model's confidence; ``/predict`` and the queue sync decide it here, the same
 People always see the held-out tasks (a fixed random share by task id: their annotations judge
 every version, so none may be skipped) and the audit samples (a fixed random share of the tasks
 the router would let through, by task id, so production precision is measured on them,
-``learning/routing_audit.py``). Any other prediction skips review when the version has a routing
+``monitoring/routing_audit.py``). Any other prediction skips review when the version has a routing
 threshold, not switched off by the routing audit, and its calibrated confidence reaches it.
 """
 

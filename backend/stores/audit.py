@@ -339,7 +339,7 @@ class AuditStore:
         suspects: list[dict],
         annotators: dict[str, Any] | None = None,
     ) -> None:
-        """One label-error check of a project's annotations (``learning/label_errors.py``), and where
+        """One label-error check of a project's annotations (``monitoring/label_errors.py``), and where
         tasks have several annotators, their agreement and each annotator's quality."""
         now = time.time()
         row = (project_id, version, now, annotated, json.dumps(suspects))
@@ -472,7 +472,7 @@ class AuditStore:
         high: float,
         decision: str,
     ) -> None:
-        """The routing audit switched auto_accept for a version (``learning/routing_audit.py``)."""
+        """The routing audit switched auto_accept for a version (``monitoring/routing_audit.py``)."""
         row = (project_id, model_version, time.time(), threshold, reviewed, confirmed, low, high, decision)
         statement = self._sql("INSERT INTO routing_decisions VALUES (?,?,?,?,?,?,?,?,?)")
         self._run(lambda conn: conn.execute(statement, row))
@@ -487,7 +487,7 @@ class AuditStore:
         alarm: bool,
         inputs: bool = False,
     ) -> None:
-        """One drift check (``query/drift_monitor.py``) of newly imported tasks, or with ``inputs`` of
+        """One drift check (``monitoring/drift_monitor.py``) of newly imported tasks, or with ``inputs`` of
         what ``/predict`` was asked (the version is then marked ``INPUTS_MARK``)."""
         version = f"{model_version} {INPUTS_MARK}" if inputs else model_version
         row = (project_id, version, time.time(), size, p_outputs, p_embeddings, alarm)

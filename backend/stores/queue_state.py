@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 STATE_FILE = "sync-state.sqlite3"
-STOP_SET = 2000  # reference tasks of the stabilising-predictions criterion (query/stopping.py)
+STOP_SET = 2000  # reference tasks of the stabilising-predictions criterion (monitoring/stopping.py)
 
 
 def queue_state_path(data_dir: Path) -> Path:
@@ -124,7 +124,7 @@ class SyncState:
 
 
 class StopRecords:
-    """The stopping criteria's memory (``query/stopping.py``): the stop set, and each version's answers on it."""
+    """The stopping criteria's memory (``monitoring/stopping.py``): the stop set, and each version's answers on it."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -37,8 +37,8 @@ from backend.learning.dataset import split
 from backend.learning.head_selection import fit_selected_head
 from backend.models.embedding_cache import EmbeddingCache
 from backend.models.encoder import TextEncoder
+from backend.monitoring.stopping import STOP_SET, THRESHOLD, WINDOW, StoppingStatus, estimate_gain
 from backend.query.clusters import assign, default_k, kmeans
-from backend.query.stopping import STOP_SET, THRESHOLD, WINDOW, StoppingStatus, estimate_gain
 from backend.query.strategies import ColdStartStrategy, diversify_top, make_strategy
 from backend.serving.routing import is_heldout
 from backend.settings import Settings
@@ -410,7 +410,7 @@ def summarize(
 
 
 def stop_point(rows: list[dict], strategy: str) -> dict[str, Any]:
-    """Where the product's stopping criteria (``query/stopping.py``) would have told the admin to stop,
+    """Where the product's stopping criteria (``monitoring/stopping.py``) would have told the admin to stop,
     against the labels needed to reach 99 % of the final accuracy; medians over seeds (a seed that
     never stopped counts at the full budget, giving up nothing)."""
     at_stop, needed, given_up, stopped = [], [], [], 0

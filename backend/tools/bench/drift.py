@@ -1,4 +1,4 @@
-"""``hitl bench drift``: the product's drift detector (``learning.drift``) on streams of windows.
+"""``hitl bench drift``: the product's drift detector (``monitoring.drift``) on streams of windows.
 
 A head is fitted and temperature-scaled on ``--labels`` random annotations of ``--dataset`` (the
 product's head path); the reference is a random sample of the rest of that dataset's pool, scored
@@ -26,9 +26,9 @@ from tqdm import tqdm
 from backend.labeling import parse_label_config
 from backend.labeling.examples import Example, targets
 from backend.learning.candidates import calibrate_head, fit_head
-from backend.learning.drift import DriftDetector
 from backend.models.embedding_cache import EmbeddingCache
 from backend.models.encoder import encoder_from_settings
+from backend.monitoring.drift import DriftDetector
 from backend.settings import Settings
 from backend.tools.bench.common import dataset_dir
 from backend.tools.simulate import choices_config, embed_all, load_split

@@ -1,6 +1,6 @@
 """``hitl bench label-errors``: flip a share of a labeled sample (uniformly, or class-conditionally
 to one other class with ``--noise-kind pair``), run the product's detector on it
-(``learning.label_errors``: cross-validated heads on the cached embeddings, then cleanlab), and
+(``monitoring.label_errors``: cross-validated heads on the cached embeddings, then cleanlab), and
 measure how well it finds the flips. k = the number of flipped labels; precision_at_k = flips
 among the k most suspicious / k (recall_at_k is the same count over the flips: equal at this k);
 auc = ROC AUC of suspicion against flipped; the tasks flagged are reported too.
@@ -29,10 +29,10 @@ from backend.labeling import TaskSpec, parse_label_config
 from backend.labeling.examples import Example, targets
 from backend.learning.candidates import fit_candidate
 from backend.learning.dataset import split
-from backend.learning.label_errors import find_suspects, out_of_sample_probs, ranking
 from backend.models.embedding_cache import EmbeddingCache
 from backend.models.encoder import encoder_from_settings
 from backend.models.head import LinearHead
+from backend.monitoring.label_errors import find_suspects, out_of_sample_probs, ranking
 from backend.query.strategies import make_strategy, rank
 from backend.settings import Settings
 from backend.tools.bench.common import dataset_dir

@@ -18,6 +18,7 @@ import numpy as np
 from backend.ids import ProjectId
 from backend.labeling import TaskSpec
 from backend.models.classifier import TextClassifier
+from backend.monitoring import SECOND_OPINION, Finding
 from backend.serving.predictor import load_serving
 from backend.stores.registry import Registry, RegistryError
 
@@ -54,3 +55,10 @@ def disagreements(served_probs: np.ndarray, opinion: SecondOpinion | None) -> np
     if opinion is None:
         return np.zeros(len(served_probs), dtype=bool)
     return served_probs.argmax(axis=1) != opinion.labels
+
+
+def disagreement_finding(disagree: np.ndarray, opinion: SecondOpinion) -> Finding:
+    """How many tasks of the pool the two models answer differently (they lead the queue's head)."""
+    n = int(np.sum(disagree))
+    line = f"{n} tasks where the fine-tuned model and the base encoder's head ({opinion.version}) disagree"
+    return Finding(SECOND_OPINION, False, line, {"tasks": n, "base_version": opinion.version})

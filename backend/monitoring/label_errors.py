@@ -31,6 +31,7 @@ from backend.labeling import TaskSpec
 from backend.labeling.examples import Example, targets
 from backend.learning.calibration import fit_temperature, softmax
 from backend.models.head import LinearHead
+from backend.monitoring import LABEL_ERRORS, Finding
 
 FOLDS = 5
 MAX_GIVEN_PROB = 0.1  # flag only labels the calibrated out-of-sample model gives less than this chance (a setting)
@@ -64,6 +65,16 @@ class LabelCheck:
     annotators: list[Annotator]  # empty unless some task has answers from two annotators
     multi_annotated: int = 0  # tasks with two or more annotators' answers
     mean_agreement: float | None = None  # mean over those tasks of the share agreeing with the consensus
+
+    def finding(self) -> Finding:
+        """Alarm while there are suspects for reviewers to look at."""
+        line = f"{len(self.suspects)} annotations the model confidently contradicts"
+        if self.mean_agreement is not None:
+            line += (
+                f"; annotators agree with the consensus on {self.mean_agreement:.0%} of {self.multi_annotated} tasks"
+            )
+        figures = {"suspects": len(self.suspects), "multi_annotated": self.multi_annotated}
+        return Finding(LABEL_ERRORS, bool(self.suspects), line, figures)
 
 
 def out_of_sample_probs(x: np.ndarray, y: np.ndarray, num_labels: int, folds: int = FOLDS, seed: int = 0) -> np.ndarray:

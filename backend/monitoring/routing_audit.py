@@ -18,6 +18,7 @@ from typing import Any
 
 from scipy.stats import binomtest
 
+from backend.monitoring import ROUTING_AUDIT, Finding
 from backend.stores.audit import AuditStore
 from backend.stores.registry import Registry, RegistryError, served_name
 
@@ -40,6 +41,10 @@ class RoutingAudit:
     @property
     def precision(self) -> float | None:
         return self.confirmed / self.reviewed if self.reviewed else None
+
+    def finding(self) -> Finding:
+        """Alarm while auto_accept is off for this version: people changed too many of its answers."""
+        return Finding(ROUTING_AUDIT, self.suspended is not None, self.line(), dataclasses.asdict(self))
 
     def line(self) -> str:
         if not self.reviewed:

@@ -1,7 +1,7 @@
 """Does newly imported data look like the data the project started with? The sync keeps, per
 project, a reference sample of the pool from its first scored sync, and tests every batch of
 tasks that arrived since (task ids above the last one checked) once it has ``HITL_DRIFT_WINDOW``
-of them (``learning.drift``: calibrated outputs and embeddings). Fresh arrivals are tested before
+of them (``monitoring.drift``: calibrated outputs and embeddings). Fresh arrivals are tested before
 annotators deplete them, so the queue's own selection does not look like drift. After an alarm
 the drifted window's tasks become drift probes: the sync interleaves them into the queue so
 humans label some of the new data first.
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.learning.drift import DriftDetector, DriftResult
+from backend.monitoring.drift import DriftDetector, DriftResult
 
 REFERENCE_SIZE = 500
 

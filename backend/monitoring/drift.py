@@ -13,10 +13,13 @@ the product; the permutation test is a few lines of numpy over one kernel matrix
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.stats import ks_2samp
+
+from backend.monitoring import DRIFT, Finding
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,9 @@ class DriftResult:
     @property
     def alarm(self) -> bool:
         return min(self.p_outputs, self.p_embeddings) < self.alpha / 2
+
+    def finding(self, monitor: str = DRIFT) -> Finding:
+        return Finding(monitor, self.alarm, self.line(), dataclasses.asdict(self))
 
     def line(self) -> str:
         verdict = "DRIFT" if self.alarm else "no drift"

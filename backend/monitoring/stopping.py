@@ -33,6 +33,7 @@ import numpy as np
 from scipy.optimize import OptimizeWarning, curve_fit
 from sklearn.metrics import cohen_kappa_score
 
+from backend.monitoring import STOPPING, Finding
 from backend.stores.queue_state import STOP_SET as STOP_SET  # the stop set's size, drawn by the store
 from backend.stores.queue_state import StopRecords
 from backend.stores.registry import Registry, RegistryError
@@ -78,6 +79,11 @@ class StoppingStatus:
         """More labels have stopped paying: stable predictions (``StabilizingPredictions``), and little
         left to learn (``OverallUncertainty`` or ``EstimatedGain``)."""
         return self.stable and (self.low_uncertainty or (self.gain is not None and self.gain.small))
+
+    def finding(self) -> Finding:
+        """Alarm when labels have stopped paying: people may want to stop, or label elsewhere."""
+        figures = {"kappas": self.kappas, "stable": self.stable, "uncertainty": self.uncertainty}
+        return Finding(STOPPING, self.stop, self.message, figures)
 
     @property
     def message(self) -> str:
