@@ -26,8 +26,9 @@ from backend.learning.gate import SliceRule, decide, reported, score
 from backend.learning.routing_audit import check_routing
 from backend.models.classifier import TextClassifier
 from backend.serving.predictor import ServingVersion, load_serving, use_caches
+from backend.stores import versions
 from backend.stores.labelstudio import unavailable_as_one_line
-from backend.stores.registry import COLD_START, BaselineChanged, next_family
+from backend.stores.registry import BaselineChanged, next_family
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ def retrain(ctx: WorkerContext, project_id: ProjectId, kind: JobKind | str = Job
     # gate against the serving version, calibrate, publish; re-gated when another retrain published first
     calibration: dict[str, Any] | None = None
     for attempt in range(1, PUBLISH_ATTEMPTS + 1):
-        baseline = None if serving.version == COLD_START else serving.version
+        baseline = None if serving.version == versions.COLD_START else serving.version
         serving_metrics = None
         if serving.model is not None:
             serving_metrics = score(
@@ -139,7 +140,7 @@ def retrain(ctx: WorkerContext, project_id: ProjectId, kind: JobKind | str = Job
         if not gate.passed:
             ctx.audit.record_version(
                 project_id,
-                f"rejected-{int(time.time())}",
+                versions.rejected(time.time()),
                 kind.value,
                 False,
                 len(data.examples),
@@ -192,7 +193,7 @@ def retrain(ctx: WorkerContext, project_id: ProjectId, kind: JobKind | str = Job
             outcome = "re-gating" if attempt < PUBLISH_ATTEMPTS else "dropped"
             ctx.audit.record_version(
                 project_id,
-                f"superseded-{int(time.time() * 1000)}",
+                versions.superseded(time.time()),
                 kind.value,
                 False,
                 len(data.examples),
