@@ -28,8 +28,8 @@ LAYERS: list[set[str]] = [
 ]
 
 
-def module_name(path: Path) -> str:
-    parts = path.relative_to(ROOT.parent).with_suffix("").parts
+def module_name(path: Path, root: Path = ROOT) -> str:
+    parts = path.relative_to(root.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -49,9 +49,10 @@ def layer(module: str) -> int:
     raise AssertionError(f"{module} ({unit}) is in no layer: add it to LAYERS in {__file__}")
 
 
-def imports(path: Path) -> list[str]:
-    """Every backend module ``path`` imports, at any depth (inside functions and TYPE_CHECKING too)."""
-    here = module_name(path).split(".")
+def imports(path: Path, root: Path = ROOT) -> list[str]:
+    """Every backend module ``path`` imports, at any depth (inside functions and TYPE_CHECKING too);
+    ``root`` is the ``backend`` package folder ``path`` lies in."""
+    here = module_name(path, root).split(".")
     package = here if path.name == "__init__.py" else here[:-1]
     found = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
@@ -63,8 +64,8 @@ def imports(path: Path) -> list[str]:
                 base = ".".join(package[: len(package) - node.level + 1] + ([base] if base else []))
             found += [
                 f"{base}.{a.name}"
-                if (ROOT.parent / f"{base}.{a.name}".replace(".", "/")).exists()
-                or (ROOT.parent / (f"{base}.{a.name}".replace(".", "/") + ".py")).exists()
+                if (root.parent / f"{base}.{a.name}".replace(".", "/")).exists()
+                or (root.parent / (f"{base}.{a.name}".replace(".", "/") + ".py")).exists()
                 else base
                 for a in node.names
             ]
@@ -101,11 +102,13 @@ def test_no_import_cycles_between_packages():
 
 
 def test_the_checker_sees_a_violation(tmp_path):
-    """The walk must notice an upward import, or the tests above would pass on anything."""
-    fake = ROOT / "models" / "_layering_probe.py"
-    fake.write_text("def f():\n    from backend.jobs.queue import RetrainQueue\n")
-    try:
-        assert "backend.jobs.queue" in imports(fake)
-        assert layer("backend.jobs.queue") > layer(module_name(fake))
-    finally:
-        fake.unlink()
+    """The walk must notice an upward import, or the tests above would pass on anything. The probe
+    lies in a copy of the package's layout under tmp_path: nothing is written into ``backend``."""
+    root = tmp_path / "backend"
+    fake = root / "models" / "_layering_probe.py"
+    fake.parent.mkdir(parents=True)
+    fake.write_text("def f():\n    from backend.jobs.queue import RetrainQueue\n    from ..stores import registry\n")
+    found = imports(fake, root)
+    assert "backend.jobs.queue" in found and "backend.stores" in found
+    assert module_name(fake, root) == "backend.models._layering_probe"
+    assert layer("backend.jobs.queue") > layer(module_name(fake, root))

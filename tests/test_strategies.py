@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from backend.query.clusters import ClusterModel, assign, default_k, kmeans
-from backend.query.strategies import ColdStartStrategy, RandomStrategy, k_center_order, make_strategy, rank
+from backend.query.strategies import ColdStartStrategy, RandomStrategy, make_strategy, rank
 
 
 def _pool(seed=0, n=200, dim=8, k=4):
@@ -33,12 +33,6 @@ def test_cold_start_covers_every_region_first():
     scores = ColdStartStrategy().scores(None, x, np.arange(len(x)))
     first = np.argsort(scores)[:4]
     assert len(set(y[first])) == 4  # the first four picks span the four blobs
-
-
-def test_k_center_never_repeats():
-    x, _ = _pool(n=50)
-    order = k_center_order(x, 50)
-    assert len(set(order.tolist())) == 50
 
 
 def test_unknown_strategy_is_a_clear_error():

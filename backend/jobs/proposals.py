@@ -18,7 +18,6 @@ are removed. Everything goes to the audit store (``proposals``, ``proposal_outco
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 import numpy as np
@@ -32,18 +31,16 @@ from backend.learning.dataset import build_dataset, latest_annotation
 from backend.models.classifier import TextClassifier
 from backend.models.embedding_cache import EmbeddingCache
 from backend.serving.predictor import class_probabilities, load_serving, own_cache
+from backend.stores import versions
 from backend.stores.audit import Correction
 from backend.stores.labelstudio import LabelStudioClient, annotations_filter, unavailable_as_one_line
 
 log = logging.getLogger(__name__)
 
-PREFIX = "proposal-"
 NEW_PER_RUN = 20  # corrections considered per run, newest first (older ones on later runs)
 
 
-def proposal_version(proposal_id: int, label: str) -> str:
-    """The proposal's model version; the id is followed by '-', so one id never matches another's prefix."""
-    return f"{PREFIX}{proposal_id}-{re.sub(r'[^A-Za-z0-9_.]+', '_', label)[:40]}"
+proposal_version = versions.proposal  # the proposal's model version in Label Studio
 
 
 def tab_title(proposal_id: int, size: int, label: str) -> str:
@@ -89,7 +86,7 @@ def run(ctx: WorkerContext, project_id: ProjectId) -> dict[str, Any]:
         for c in data.corrections
         if c.annotation_id in winning
         and c.annotation_id not in done
-        and not str(c.prediction_model_version or "").startswith(PREFIX)
+        and not versions.is_proposal(c.prediction_model_version)
         and model_said(c)
         and model_said(c)[:1] != labels_from_result(spec, c.final_result)[:1]
     ]

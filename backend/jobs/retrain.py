@@ -5,7 +5,7 @@ coalesced job; ``retrain`` below pulls Label Studio's annotations (``learning/da
 a candidate (``learning/candidates.py``), scores it and the serving version on the same held-out
 annotations (``learning/gate.py``, the serving version loaded by ``serving/version.py``), and
 publishes it with a compare-and-swap (``stores/registry.py``); the server serves it on its next
-request, and a queue sync is requested (after a fine-tune, through ``jobs/pool_embedding.py``).
+request, and the jobs that follow a publish are requested (``jobs/after_publish.py``).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import time
 from typing import Any
 
 from backend.ids import JobKind, ProjectId
+from backend.jobs.after_publish import request_follow_ups
 from backend.jobs.context import WorkerContext, context
 from backend.jobs.queue import RetrainQueue
-from backend.jobs.scheduled import finetune_due
 from backend.labeling import UnsupportedConfig, parse_label_config
 from backend.labeling.examples import Example, fingerprint
 from backend.learning.candidates import calibrate, choose_precision, fit_candidate, publish_candidate
@@ -26,8 +26,9 @@ from backend.learning.gate import SliceRule, decide, reported, score
 from backend.models.classifier import TextClassifier
 from backend.monitoring.routing_audit import check_routing
 from backend.serving.predictor import ServingVersion, load_serving, use_caches
+from backend.stores import versions
 from backend.stores.labelstudio import unavailable_as_one_line
-from backend.stores.registry import COLD_START, BaselineChanged, next_family
+from backend.stores.registry import BaselineChanged, next_family
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ def retrain(ctx: WorkerContext, project_id: ProjectId, kind: JobKind | str = Job
     # gate against the serving version, calibrate, publish; re-gated when another retrain published first
     calibration: dict[str, Any] | None = None
     for attempt in range(1, PUBLISH_ATTEMPTS + 1):
-        baseline = None if serving.version == COLD_START else serving.version
+        baseline = None if serving.version == versions.COLD_START else serving.version
         serving_metrics = None
         if serving.model is not None:
             serving_metrics = score(
@@ -139,7 +140,7 @@ def retrain(ctx: WorkerContext, project_id: ProjectId, kind: JobKind | str = Job
         if not gate.passed:
             ctx.audit.record_version(
                 project_id,
-                f"rejected-{int(time.time())}",
+                versions.rejected(time.time()),
                 kind.value,
                 False,
                 len(data.examples),
@@ -192,7 +193,7 @@ def retrain(ctx: WorkerContext, project_id: ProjectId, kind: JobKind | str = Job
             outcome = "re-gating" if attempt < PUBLISH_ATTEMPTS else "dropped"
             ctx.audit.record_version(
                 project_id,
-                f"superseded-{int(time.time() * 1000)}",
+                versions.superseded(time.time()),
                 kind.value,
                 False,
                 len(data.examples),
@@ -212,21 +213,12 @@ def retrain(ctx: WorkerContext, project_id: ProjectId, kind: JobKind | str = Job
     summary.update(published=True, version=version, seconds=round(time.perf_counter() - started, 3))
     log.info("project %s: published %s (%s)", project_id, version, gate.reason)
     queue.record_duration(project_id, kind, "published", summary["seconds"])
-    if settings.sync_after_publish and candidate.fine_tuned and isinstance(candidate.model, TextClassifier):
-        # a new encoder: the slow worker embeds the pool, then requests the sync (jobs/pool_embedding.py)
-        summary["embed_requested"] = queue.request(project_id, JobKind.EMBED, reason=f"published {version}").status
-    elif settings.sync_after_publish:
-        summary["sync_requested"] = queue.request(project_id, JobKind.SYNC, reason=f"published {version}").status
-    if settings.proposals_after_publish and not spec.is_ner and not spec.multi_label and spec.modality == "text":
-        summary["proposals_requested"] = queue.request(project_id, JobKind.PROPOSALS, reason=version).status
-    if settings.label_errors_after_publish and not spec.is_ner and not spec.multi_label:
-        summary["label_errors_requested"] = queue.request(project_id, JobKind.LABEL_ERRORS, reason=version).status
-    if (
-        kind == JobKind.HEAD
-        and not queue.running(project_id, JobKind.FULL)
-        and finetune_due(ctx.registry, project_id, len(data.examples), settings)
-    ):
-        summary["finetune_requested"] = queue.request(project_id, JobKind.FULL, reason="new labels").status
+    new_encoder = candidate.fine_tuned and isinstance(candidate.model, TextClassifier)
+    summary.update(
+        request_follow_ups(
+            queue, ctx.registry, settings, project_id, spec, kind, version, new_encoder, len(data.examples)
+        )
+    )
     return summary
 
 

@@ -29,12 +29,12 @@ import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
 from matplotlib.ticker import MaxNLocator
 
-from backend.jobs.proposals import PREFIX as PROPOSAL_PREFIX
 from backend.learning.slices import class_slice, field_slice
 from backend.monitoring.routing_audit import RoutingAudit, audit_routing, thresholds, wilson
 from backend.monitoring.stopping import StoppingState, StoppingStatus, learning_curve
 from backend.oversight.retrains import NO_QUEUE
 from backend.serving.routing import is_heldout
+from backend.stores import versions as version_names
 from backend.stores.audit import AuditStore, is_inputs_check
 from backend.stores.queue_state import SyncState, queue_state_path
 from backend.stores.registry import Registry, RegistryError, served_name
@@ -93,9 +93,7 @@ def collect(
     confidence = state.confidences(project_id) if state else {}
     # annotations made from a batch-correction proposal are accounted for under "Batch corrections"
     corrections = [
-        c
-        for c in audit.corrections(project_id)
-        if not str(c.get("prediction_model_version") or "").startswith(PROPOSAL_PREFIX)
+        c for c in audit.corrections(project_id) if not version_names.is_proposal(c.get("prediction_model_version"))
     ]
     audited = audit_routing(corrections, thresholds(registry, key), target, shown=audit.shown(project_id))
     routing = [dataclasses.replace(r, suspended=registry.routing_suspended(key, r.model_version)) for r in audited]
@@ -152,11 +150,6 @@ def _primary(metrics: Any) -> float | None:
     return float(value) if value is not None else None
 
 
-def _number(version: str) -> int | None:
-    head = version.split("-", 1)[0]
-    return int(head[1:]) if head.startswith("v") and head[1:].isdigit() else None
-
-
 def quality_figure(data: ProjectData) -> Figure | None:
     """Correction rate per version (dot area = annotations it pre-annotated) and the held-out score
     at publish, against the version number: readable at 5 versions and at 1,000."""
@@ -164,8 +157,10 @@ def quality_figure(data: ProjectData) -> Figure | None:
     for c in data.corrections:
         if c.get("changed") is not None and c.get("prediction_model_version"):
             rates.setdefault(c["prediction_model_version"], []).append(bool(c["changed"]))
-    held = [(n, _primary(v.get("metrics"))) for v in data.versions if (n := _number(v["version"])) is not None]
-    shown = [(n, sum(r) / len(r), len(r)) for name, r in rates.items() if (n := _number(name)) is not None]
+    held = [
+        (n, _primary(v.get("metrics"))) for v in data.versions if (n := version_names.number(v["version"])) is not None
+    ]
+    shown = [(n, sum(r) / len(r), len(r)) for name, r in rates.items() if (n := version_names.number(name)) is not None]
     if not held and not shown:
         return None
     fig, ax = _axes()
@@ -260,7 +255,7 @@ def history_figure(data: ProjectData, few: int = FEW_HELDOUT) -> Figure | None:
         ("published", lambda c: bool(c["published"]), dict(color="#2e86ab", marker="o")),
         (
             "rejected by the gate",
-            lambda c: not c["published"] and not str(c["version"]).startswith("superseded"),
+            lambda c: not c["published"] and not version_names.is_superseded(c["version"]),
             dict(color="#e4572e", marker="x"),
         ),
         (
@@ -375,7 +370,9 @@ def _accuracy(data: ProjectData) -> str:
             counts = audited.setdefault(str(c["prediction_model_version"]), [0, 0])
             counts[0] += 1
             counts[1] += 0 if c["changed"] else 1
-    names = sorted(set(data.estimated) | set(audited), key=lambda v: (_number(v) or 0, v))[-MAX_TABLE_ROWS:][::-1]
+    names = sorted(set(data.estimated) | set(audited), key=lambda v: (version_names.number(v) or 0, v))[
+        -MAX_TABLE_ROWS:
+    ][::-1]
     if not names:
         return ""
     rows = []

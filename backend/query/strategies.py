@@ -26,7 +26,6 @@ TOP_BAND = 0.01  # the scores a spread-out head of the queue gets, below every o
 
 class Strategy(Protocol):
     name: str
-    needs_model: bool
     diverse: bool  # its own order already spreads the head (the sync then leaves it as it is)
 
     def scores(self, probs: np.ndarray | None, embeddings: np.ndarray, task_ids: np.ndarray) -> np.ndarray: ...
@@ -42,7 +41,6 @@ def rank(strategy: Strategy, probs: np.ndarray | None, embeddings: np.ndarray, t
 class UncertaintyStrategy:
     measure: str = "margin"
     multi_label: bool = False
-    needs_model: ClassVar[bool] = True
     diverse: ClassVar[bool] = False
 
     @property
@@ -61,7 +59,6 @@ class RandomStrategy:
 
     seed: int = 0
     name: ClassVar[str] = "random"
-    needs_model: ClassVar[bool] = False
     diverse: ClassVar[bool] = False
 
     def scores(self, probs: np.ndarray | None, embeddings: np.ndarray, task_ids: np.ndarray) -> np.ndarray:
@@ -80,7 +77,6 @@ class ColdStartStrategy:
     representative first. Farthest-first alone would start with outliers."""
 
     name: ClassVar[str] = "cold-start"
-    needs_model: ClassVar[bool] = False
     diverse: ClassVar[bool] = True
     representatives: int = 50
     seed: int = 0
@@ -124,7 +120,6 @@ class BadgeStrategy:
     seed: int = 0
     candidates: int = 20
     name: ClassVar[str] = "badge"
-    needs_model: ClassVar[bool] = True
     diverse: ClassVar[bool] = True
 
     def scores(self, probs: np.ndarray | None, embeddings: np.ndarray, task_ids: np.ndarray) -> np.ndarray:
@@ -161,22 +156,6 @@ def kmeans_pp_gradients(probs: np.ndarray, x: np.ndarray, k: int, seed: int = 0)
         nxt = int(rng.choice(len(distance), p=distance / total))
         chosen.append(nxt)
         distance = np.minimum(distance, norms + norms[nxt] - 2.0 * (r @ r[nxt]) * (x @ x[nxt]))
-    return np.array(chosen, dtype=np.int64)
-
-
-def k_center_order(embeddings: np.ndarray, k: int, start: int | None = None) -> np.ndarray:
-    """Greedy farthest-first traversal (cosine distance on normalised embeddings)."""
-    x = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
-    first = int(np.argmax(x @ x.mean(axis=0))) if start is None else start  # the most typical task first
-    chosen = [first]
-    distance = 1.0 - x @ x[first]
-    for _ in range(1, k):
-        distance[chosen[-1]] = -np.inf
-        nxt = int(np.argmax(distance))
-        if distance[nxt] == -np.inf:
-            break
-        chosen.append(nxt)
-        distance = np.minimum(distance, 1.0 - x @ x[nxt])
     return np.array(chosen, dtype=np.int64)
 
 

@@ -22,13 +22,14 @@ from backend.jobs.inputs import PredictInputs
 from backend.labeling import TaskError, TaskSpec, task_text
 from backend.server import protocol
 from backend.server.auth import host_allowed, is_authorized
+from backend.server.collaborators import Collaborators
 from backend.server.dashboard import dashboard_routes
-from backend.server.events import EventSink, LoggingSink, QueueSink, webhook_routes
+from backend.server.events import EventSink, webhook_routes
 from backend.server.metrics import ServerMetrics
 from backend.server.openapi import openapi
 from backend.serving.predictor import NotReady, Predictor
 from backend.settings import Settings, get_settings
-from backend.stores.registry import COLD_START
+from backend.stores.versions import COLD_START
 
 log = logging.getLogger(__name__)
 
@@ -54,19 +55,18 @@ def create_app(
     if predictor is None:
         predictor = Predictor(settings)
         predictor.start(background=load_in_background)
-    sink = events or _default_sink(settings)
-    metrics = ServerMetrics(getattr(sink, "audit", None), getattr(sink, "queue", None), settings.max_metric_series)
+    parts = Collaborators.of(events) if events is not None else Collaborators.from_settings(settings)
+    queue = parts.queue
+    metrics = ServerMetrics(parts.audit, queue, settings.max_metric_series)
 
     # what /predict is asked is kept for the drift check (jobs/inputs.py)
-    keeps = getattr(sink, "queue", None) is not None and settings.redis_url and settings.drift_window > 0
+    keeps = queue is not None and settings.redis_url and settings.drift_window > 0
     inputs = PredictInputs.for_server(settings.redis_url) if keeps and settings.redis_url else None
     app = Flask("hitl-backend", static_folder=None)  # no implicit /static route: nothing here is a file
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
-    app.extensions["hitl"] = {"settings": settings, "predictor": predictor, "events": sink}
-    app.register_blueprint(webhook_routes(sink, metrics.webhooks_dropped))
-    app.register_blueprint(
-        dashboard_routes(settings, predictor.registry, getattr(sink, "audit", None), getattr(sink, "queue", None))
-    )
+    app.extensions["hitl"] = {"settings": settings, "predictor": predictor, "collaborators": parts}
+    app.register_blueprint(webhook_routes(parts.events, metrics.webhooks_dropped))
+    app.register_blueprint(dashboard_routes(settings, predictor.registry, parts.audit, queue))
 
     @app.before_request
     def _auth() -> None:
@@ -147,7 +147,6 @@ def create_app(
         """Whether corrections can turn into versions now: encoder loaded, Redis answering, a worker
         alive. /health stays "UP" for Label Studio while predictions work; this says the rest."""
         checks: dict[str, Any] = {"encoder": "ok" if predictor.ready else (predictor.load_error or "loading")}
-        queue = getattr(sink, "queue", None)
         if queue is None:
             checks["queue"] = "not configured (HITL_REDIS_URL): webhooks are logged, nothing retrains"
         else:
@@ -236,17 +235,3 @@ def _label_studio_check(settings: Settings) -> Any:
         return str(cached["answer"])
 
     return check
-
-
-def _default_sink(settings: Settings) -> EventSink:
-    if not settings.redis_url:
-        log.warning("HITL_REDIS_URL is not set: webhook events are logged, not turned into retrains")
-        return LoggingSink()
-    from backend.jobs.queue import RetrainQueue
-    from backend.server.projects import ServedProjects
-    from backend.stores.audit import AuditStore
-    from backend.stores.labelstudio import LabelStudioClient
-
-    queue = RetrainQueue(settings)
-    projects = ServedProjects(settings, queue.connection, lambda: LabelStudioClient.from_settings(settings, 10))
-    return QueueSink(queue, AuditStore.from_settings(settings), projects)

@@ -15,13 +15,18 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import BadRequest
 
 from backend.ids import ProjectId, parse_project_id
 from backend.server import protocol
+
+if TYPE_CHECKING:
+    from backend.jobs.queue import RetrainQueue
+    from backend.server.projects import ServedProjects
+    from backend.stores.audit import AuditStore
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +142,9 @@ class QueueSink:
     Studio cannot confirm now (unreachable, token refused) is kept (``RetrainQueue.keep_unconfirmed``)
     and logged: the scheduler asks again and requests its retrain once Label Studio confirms."""
 
-    def __init__(self, queue: Any, audit: Any | None = None, projects: Any | None = None) -> None:
+    def __init__(
+        self, queue: RetrainQueue, audit: AuditStore | None = None, projects: ServedProjects | None = None
+    ) -> None:
         self.queue = queue
         self.audit = audit
         self.projects = projects  # a ServedProjects; None = every project id is served (tests, tools)

@@ -11,17 +11,23 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+if TYPE_CHECKING:
+    from backend.jobs.queue import RetrainQueue
+    from backend.stores.audit import AuditStore
+
 log = logging.getLogger(__name__)
 
 
 class ServerMetrics:
-    def __init__(self, audit: Any | None = None, queue: Any | None = None, max_series: int = 1000) -> None:
+    def __init__(
+        self, audit: AuditStore | None = None, queue: RetrainQueue | None = None, max_series: int = 1000
+    ) -> None:
         self.registry = CollectorRegistry()
         self.max_series = max_series  # per-project series kept; the least recently updated are dropped
         self._series: OrderedDict[tuple[Counter, tuple[str, ...]], None] = OrderedDict()
@@ -76,7 +82,7 @@ class ServerMetrics:
 
 
 class _StoreCollector(Collector):
-    def __init__(self, audit: Any | None, queue: Any | None) -> None:
+    def __init__(self, audit: AuditStore | None, queue: RetrainQueue | None) -> None:
         self.audit = audit
         self.queue = queue
 

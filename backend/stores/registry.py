@@ -17,7 +17,6 @@ import contextlib
 import fcntl
 import json
 import os
-import re
 import shutil
 import socket
 import tempfile
@@ -27,9 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from backend.ids import ProjectId, parse_project_id
-
-COLD_START = "cold-start"
-_VERSION_RE = re.compile(r"^v(\d+)-")
+from backend.stores import versions as version_names
+from backend.stores.versions import COLD_START
 
 
 class RegistryError(RuntimeError):
@@ -53,16 +51,15 @@ class BaselineChanged(RegistryError):
 
 
 ANY_BASELINE = object()  # publish() without a compare-and-swap (the CLI's and the tools' publishes)
-_VERSION_NAME_RE = re.compile(r"^v[0-9]{1,9}-[0-9A-Za-z]{1,32}$")
 STAGING_MAX_AGE_S = 6 * 3600
 ROUTING = "routing.json"  # per project: the routing audit's switches, {name: {"reason", "at"}}
 ALL_VERSIONS = "*"  # a switch for every version (written when the routing state was found unreadable)
 
 
 def version_name(version: str) -> str:
-    """A version name as the registry writes it (``v<n>-<timestamp>``); anything else, such as a
-    path, is refused before it is joined to a folder."""
-    if not isinstance(version, str) or not _VERSION_NAME_RE.match(version):
+    """A version name as the registry writes it (``v<n>-<timestamp>``, see ``stores/versions.py``);
+    anything else, such as a path, is refused before it is joined to a folder."""
+    if not version_names.is_published(version):
         raise RegistryError(f"{version!r} is not a version name (like v12-20261125134500)")
     return version
 
@@ -153,8 +150,8 @@ class Registry:
         folder = self.project_dir(project) / "versions"
         if not folder.is_dir():
             return []
-        names = [p.name for p in folder.iterdir() if p.is_dir() and _VERSION_RE.match(p.name)]
-        return sorted(names, key=_version_number)
+        found = [p.name for p in folder.iterdir() if p.is_dir() and version_names.is_published(p.name)]
+        return sorted(found, key=lambda name: version_names.number(name) or 0)
 
     def projects(self) -> list[ProjectId]:
         if not self.root.is_dir():
@@ -271,9 +268,7 @@ class Registry:
 
     # internals -------------------------------------------------------------------------------
     def _next_version(self, project: ProjectId | str) -> str:
-        existing = self.versions(project)
-        number = _version_number(existing[-1]) + 1 if existing else 1
-        return f"v{number}-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}"
+        return version_names.next_published(self.versions(project))
 
     def _set_current(self, project: ProjectId | str, version: str) -> None:
         _write_durably(self.project_dir(project) / "CURRENT", version + "\n")
@@ -350,11 +345,6 @@ def _fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _version_number(name: str) -> int:
-    match = _VERSION_RE.match(name)
-    return int(match.group(1)) if match else 0
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

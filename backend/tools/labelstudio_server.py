@@ -16,7 +16,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+
+from backend.tools.bench.common import free_port
 
 LS_VERSION = "1.23.2"
 
@@ -83,12 +84,6 @@ def _credentials(data_dir: Path) -> tuple[str, str, str]:
     return fresh["username"], fresh["password"], fresh["token"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class LocalLabelStudio:
     url: str
@@ -103,7 +98,7 @@ class LocalLabelStudio:
     @classmethod
     def start(cls, port: int | None = None, data_dir: Path | None = None, timeout_s: float = 240) -> LocalLabelStudio:
         exe = ensure_installed()
-        port = port or _free_port()
+        port = port or free_port()
         own = data_dir is None
         data_dir = Path(data_dir or tempfile.mkdtemp(prefix="hitl-ls-"))
         data_dir.mkdir(parents=True, exist_ok=True)
