@@ -37,7 +37,8 @@ from backend.serving.items import classification_items, span_items
 from backend.serving.reasons import Why, reason
 from backend.serving.routing import RoutingPolicy, policy_for
 from backend.settings import Settings
-from backend.stores.versions import COLD_START, Registry, RegistryError, served_name
+from backend.stores.registry import Registry, RegistryError, served_name
+from backend.stores.versions import COLD_START
 
 log = logging.getLogger(__name__)
 
