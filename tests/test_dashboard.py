@@ -26,6 +26,7 @@ from tests.test_audit import _correction
 AUTH = ("admin", "dash-secret")
 # every section a populated project page shows, in the browser too
 SECTIONS = (
+    "Monitors",
     "When to stop",
     "Retrain queue",
     "Quality per model version",
@@ -147,6 +148,11 @@ def test_the_dashboard_lists_projects_and_serves_each_report_behind_auth(populat
     assert world == "<td>0.70 of 30</td><td>0.62 of 40</td>"
     # v1 had no Sports slice at publish; annotators changed 3 of its 9 pre-annotations on tasks they labeled Sports
     assert "<td>class: Sports</td><td>–; 33% changed</td><td>0.95 of 60</td>" in history
+    # the monitors' findings, alarms first: the same data the overview's columns summarise
+    monitors = page.split("<h2>Monitors</h2>", 1)[1].split("</ul>", 1)[0]
+    alarms = [item for item in monitors.split("<li")[1:] if item.startswith(" class=alarm")]
+    assert any("drift: DRIFT: 200 tasks" in a for a in alarms) and any("2 suspected label errors" in a for a in alarms)
+    assert monitors.index("DRIFT") < monitors.index("stopping: ")  # alarms before the rest
     retrains = page.split("<h2>Retrain queue</h2>", 1)[1].split("</p>", 1)[0]
     assert "full queued" in retrains and "head published in 2.3 s" in retrains  # the same line as the overview's
     missing = client.get("/dashboard/99", headers=headers)

@@ -103,7 +103,8 @@ def test_too_few_annotations_to_cross_validate_say_so():
 def test_a_label_check_is_audited_and_reported(tmp_path):
     from dataclasses import asdict
 
-    from backend.oversight.report import ProjectData, render
+    from backend.oversight.collect import ProjectData
+    from backend.oversight.report import render
     from backend.stores.audit import AuditStore
 
     examples, x, _, flipped = project()
@@ -161,7 +162,8 @@ def test_a_verdict_reads_what_the_reviewer_did():
 
 
 def test_verdicts_annotators_and_batch_corrections_are_reported(tmp_path):
-    from backend.oversight.report import ProjectData, render
+    from backend.oversight.collect import ProjectData
+    from backend.oversight.report import render
     from backend.stores.audit import AuditStore
 
     audit = AuditStore(str(tmp_path / "audit.sqlite3"))

@@ -69,7 +69,8 @@ def test_report_plots_quality_calibration_queue_and_history(tmp_path, monkeypatc
 
 
 def test_the_queue_plot_finds_the_serving_version_under_its_familys_name(tmp_path):
-    from backend.oversight.report import collect, queue_figure
+    from backend.oversight.collect import collect
+    from backend.oversight.report import queue_figure
 
     registry = Registry(tmp_path / "registry")
     first = registry.publish("7", lambda folder: {"note": "starts a family"})

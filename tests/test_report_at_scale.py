@@ -15,7 +15,8 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image
 
-from backend.oversight.report import FIGURES, collect, write_report
+from backend.oversight.collect import collect
+from backend.oversight.report import FIGURES, write_report
 from backend.stores.audit import AuditStore, Correction
 from backend.stores.queue_state import SyncState, queue_state_path
 from backend.stores.registry import Registry

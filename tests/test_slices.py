@@ -8,7 +8,8 @@ from backend.labeling.examples import Example
 from backend.learning.dataset import build_dataset
 from backend.learning.gate import SliceRule, decide, evaluate
 from backend.learning.slices import regressions, slice_scores
-from backend.oversight.report import ProjectData, render
+from backend.oversight.collect import ProjectData
+from backend.oversight.report import render
 from tests.support.payloads import AG_CONFIG
 
 SPEC = parse_label_config(AG_CONFIG)

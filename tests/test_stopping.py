@@ -41,7 +41,8 @@ def test_kappa_per_version_and_the_verdict(tmp_path):
 
 
 def test_the_report_says_when_to_stop(tmp_path):
-    from backend.oversight.report import ProjectData, render
+    from backend.oversight.collect import ProjectData
+    from backend.oversight.report import render
 
     state = StoppingState(tmp_path / "s.sqlite3")
     for version in ("v1", "v2", "v3", "v4"):

@@ -8,20 +8,18 @@
 - oversight tables: accuracy estimated and audited, auto-accept in production, drift, probable label
   errors with reviewers' verdicts, annotators' agreement and quality, batch corrections.
 
-Everything is read from the stores the backend already writes (audit store, registry, sync state);
+It renders what ``oversight/collect.py`` collected (the dashboard renders the same data);
 nothing calls Label Studio. Plots are PNGs embedded in the page, so the file can be mailed.
 """
 
 from __future__ import annotations
 
 import base64
-import dataclasses
 import html
 import io
 import json
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,94 +27,14 @@ import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
 from matplotlib.ticker import MaxNLocator
 
-from backend.learning.slices import class_slice, field_slice
-from backend.monitoring.routing_audit import RoutingAudit, audit_routing, thresholds, wilson
-from backend.monitoring.stopping import StoppingState, StoppingStatus, learning_curve
+from backend.monitoring.routing_audit import wilson
+from backend.oversight.collect import ProjectData, collect
 from backend.oversight.retrains import NO_QUEUE
 from backend.serving.routing import is_heldout
 from backend.stores import versions as version_names
-from backend.stores.audit import AuditStore, is_inputs_check
-from backend.stores.queue_state import SyncState, queue_state_path
-from backend.stores.registry import Registry, RegistryError, served_name
-
-
-@dataclass
-class ProjectData:
-    project_id: int
-    versions: list[dict[str, Any]]  # registry metadata of published versions, oldest first
-    candidates: list[dict[str, Any]]  # audit records of every candidate, published or not
-    corrections: list[dict[str, Any]]
-    queue_scores: dict[str, list[float]]
-    current: str | None
-    stopping: StoppingStatus | None = None
-    label_checks: list[dict[str, Any]] = field(default_factory=list)  # audit records, oldest first
-    routing: list[RoutingAudit] = field(default_factory=list)  # auto_accept as humans judged it, per version
-    drift_checks: list[dict[str, Any]] = field(default_factory=list)  # audit records, oldest first
-    estimated: dict[str, tuple[float, int]] = field(default_factory=dict)  # version: (mean confidence, tasks)
-    holdout_fraction: float = 0.15
-    label_verdicts: list[dict[str, Any]] = field(default_factory=list)  # what reviewers did with flags
-    annotator_checks: list[dict[str, Any]] = field(default_factory=list)  # agreement, annotator quality
-    proposals: list[dict[str, Any]] = field(default_factory=list)  # batch corrections with their outcomes
-    task_fields: dict[int, list[tuple[str, str]]] = field(default_factory=dict)  # slice fields' values per task
-    pool_confidence: dict[str, list[float]] = field(default_factory=dict)  # version: confidences shown on the pool
-
-    @property
-    def current_served(self) -> str:
-        """The name Label Studio knows the serving version by (its family's): the sync state, the
-        corrections and the drift checks are keyed by it."""
-        meta = next((m for m in self.versions if m["version"] == self.current), None)
-        return served_name(meta) if meta else (self.current or "")
-
-
-def collect(
-    project_id: int,
-    audit: AuditStore,
-    registry: Registry,
-    sync_state: Path,
-    target: float = 0.98,
-    holdout_fraction: float = 0.15,
-    min_eval: int = 20,
-) -> ProjectData:
-    key = project_id
-    versions = []
-    for version in registry.versions(key):
-        try:
-            versions.append({"version": version, **registry.meta(key, version)})
-        except (RegistryError, OSError, ValueError):
-            continue
-    versions.sort(key=lambda m: m.get("created_at") or m["version"])
-    state = SyncState(sync_state) if sync_state.exists() else None
-    scores = state.strategy_scores(project_id) if state else {}
-    curve = learning_curve(versions, min_eval)
-    stopping = StoppingState(sync_state).status(project_id, curve) if state else None
-    estimated = state.mean_confidence(project_id) if state else {}
-    confidence = state.confidences(project_id) if state else {}
-    # annotations made from a batch-correction proposal are accounted for under "Batch corrections"
-    corrections = [
-        c for c in audit.corrections(project_id) if not version_names.is_proposal(c.get("prediction_model_version"))
-    ]
-    audited = audit_routing(corrections, thresholds(registry, key), target, shown=audit.shown(project_id))
-    routing = [dataclasses.replace(r, suspended=registry.routing_suspended(key, r.model_version)) for r in audited]
-    return ProjectData(
-        project_id,
-        versions,
-        audit.versions(project_id),
-        corrections,
-        scores,
-        registry.current(key),
-        stopping,
-        audit.label_checks(project_id),
-        routing,
-        audit.drift_checks(project_id),
-        estimated,
-        holdout_fraction,
-        audit.label_verdicts(project_id),
-        audit.annotator_checks(project_id),
-        audit.proposals(project_id),
-        audit.task_fields(project_id),
-        confidence,
-    )
-
+from backend.stores.audit import AuditStore
+from backend.stores.queue_state import queue_state_path
+from backend.stores.registry import Registry, served_name
 
 WIDTH = 9.0  # inches: every plot is as wide as the page, whatever the number of versions
 MAX_TABLE_ROWS = 50
@@ -320,8 +238,8 @@ def _table(data: ProjectData) -> str:
 def render(data: ProjectData, refresh_s: int | None = None, retrains: str | None = None) -> str:
     """The page; with ``refresh_s`` (the live dashboard) it reloads itself and links back to the list.
     ``retrains``: the project's retrain jobs waiting and last durations (``oversight/retrains.py``)."""
-    changed = [c for c in data.corrections if c.get("changed") is not None]
-    rate = sum(bool(c["changed"]) for c in changed) / len(changed) if changed else None
+    shown, changed = data.correction_rate()
+    rate = changed / shown if shown else None
     sections = [
         (
             "Quality per model version",
@@ -356,9 +274,22 @@ def render(data: ProjectData, refresh_s: int | None = None, retrains: str | None
 table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left}}
 .cap{{color:#555;font-size:13px}}img{{max-width:100%}}</style></head><body>
 {nav}<h1>Project {data.project_id}</h1><p>{summary}. Generated {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}.</p>
-<h2>When to stop</h2><p>{html.escape(data.stopping.message if data.stopping else "No sync yet.")}</p>
+{_monitors(data)}<h2>When to stop</h2><p>{html.escape(data.stopping.message if data.stopping else "No sync yet.")}</p>
 <h2>Retrain queue</h2><p>{html.escape(retrains or NO_QUEUE)}</p>
 {"".join(parts)}{_accuracy(data)}{_slices(data)}{_routing(data)}{_drift(data)}{_label_errors(data)}{_annotators(data)}{_proposals(data)}<h2>Candidates</h2>{_table(data)}</body></html>"""
+
+
+def _monitors(data: ProjectData) -> str:
+    """The monitors' findings (``ProjectData.findings``), alarms first: what to look at now."""
+    found = sorted(data.findings(), key=lambda f: not f.alarm)
+    if not found:
+        return ""
+    items = "".join(
+        f"<li{' class=alarm' if f.alarm else ''}>{'<b>' if f.alarm else ''}{html.escape(f.said())}"
+        f"{'</b>' if f.alarm else ''}</li>"
+        for f in found
+    )
+    return f"<h2>Monitors</h2><ul class=monitors>{items}</ul>"
 
 
 def _accuracy(data: ProjectData) -> str:
@@ -423,51 +354,17 @@ def _routing(data: ProjectData) -> str:
 
 
 def _pool_coverage(data: ProjectData, version: str, threshold: float) -> str:
-    shown = data.pool_confidence.get(version)
-    if not shown:
-        return "not on the pool"
-    return f"{sum(c >= threshold for c in shown) / len(shown):.1%} of {len(shown)}"
-
-
-def serving_slices(data: ProjectData) -> list[tuple[str, dict[str, float], dict[str, float] | None]]:
-    """The serving version's held-out scores per slice (``learning/slices.py``), with the previous
-    version's on its own held-out set; worst first."""
-    published = [m for m in data.versions if m["version"] == data.current] or data.versions[-1:]
-    if not published:
-        return []
-    index = data.versions.index(published[0])
-    now = (published[0].get("metrics") or {}).get("slices") or {}
-    before = ((data.versions[index - 1].get("metrics") or {}).get("slices") or {}) if index else {}
-    rows = [(name, scores, before.get(name)) for name, scores in now.items()]
-    return sorted(rows, key=lambda r: (r[1]["accuracy"], -r[1]["n"]))
-
-
-def _slice_corrections(data: ProjectData, version: str) -> dict[str, list[int]]:
-    """Per slice, [pre-annotations of ``version`` annotators saw, how many they changed]; a task's
-    class is the label its annotator gave."""
-    out: dict[str, list[int]] = {}
-    for c in data.corrections:
-        if c.get("changed") is None or c.get("prediction_model_version") != version:
-            continue
-        final = json.loads(c["final_result"]) if isinstance(c["final_result"], str) else c["final_result"] or []
-        values = [r.get("value") or {} for r in final if isinstance(r, dict)]
-        labels = {choice for value in values for choice in value.get("choices") or []}
-        names = [class_slice(label) for label in sorted(labels)]
-        names += [field_slice(key, value) for key, value in data.task_fields.get(int(c["task_id"]), [])]
-        for name in names:
-            counts = out.setdefault(name, [0, 0])
-            counts[0] += 1
-            counts[1] += bool(c["changed"])
-    return out
+    coverage = data.pool_coverage(version, threshold)
+    return "not on the pool" if coverage is None else f"{coverage[0]:.1%} of {coverage[1]}"
 
 
 def _slices(data: ProjectData) -> str:
     """Per class and per named field value: the serving version's held-out recall (accuracy on the
     slice) and precision, the change from the version before, and annotators' correction rate."""
-    rows_in = serving_slices(data)
+    rows_in = data.serving_slices()
     if not rows_in:
         return ""
-    corrected = _slice_corrections(data, data.current_served)
+    corrected = data.slice_corrections(data.current_served)
     rows = []
     for name, now, before in rows_in[:MAX_TABLE_ROWS]:
         change = "" if before is None else f"{now['accuracy'] - before['accuracy']:+.3f}"
@@ -505,7 +402,7 @@ def _slice_history(data: ProjectData, rows_in: list[tuple[str, dict[str, float],
     if len(versions) < 2:
         return ""
     served = {m["version"]: served_name(m) for m in versions}
-    corrected = {name: _slice_corrections(data, name) for name in set(served.values())}
+    corrected = {name: data.slice_corrections(name) for name in set(served.values())}
     rows = []
     for name, _, _ in rows_in[:MAX_TABLE_ROWS]:
         cells = [html.escape(name)]
@@ -548,8 +445,7 @@ def _drift(data: ProjectData) -> str:
         "tasks are put in front of annotators as drift probes."
     )
     headers = ["checked (UTC)", "version", "tasks", "p (probabilities)", "p (embeddings)", "found"]
-    latest = {is_inputs_check(c): c for c in data.drift_checks}  # the last check of each kind, as the sync reads them
-    standing = [("/predict inputs" if inputs else "imports") for inputs, c in sorted(latest.items()) if c["alarm"]]
+    standing = data.standing_drift()
     raised = (
         (
             f"<p><b>Drift alarm standing ({', '.join(standing)})</b>: until a check of that kind passes again, "

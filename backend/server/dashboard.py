@@ -12,10 +12,11 @@ from typing import Any
 from flask import Blueprint, Response, abort
 
 from backend.jobs.queue import RetrainQueue
-from backend.oversight.report import ProjectData, collect, render, serving_slices
+from backend.oversight.collect import ProjectData, collect
+from backend.oversight.report import render
 from backend.oversight.retrains import retrain_lines
 from backend.settings import Settings
-from backend.stores.audit import AuditStore, is_inputs_check
+from backend.stores.audit import AuditStore
 from backend.stores.queue_state import queue_state_path
 from backend.stores.registry import Registry
 
@@ -62,15 +63,7 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;te
     def project_page(project: int) -> Any:
         if project not in projects():
             abort(404, description=f"no project {project} here: /dashboard lists the projects this backend knows")
-        data = collect(
-            project,
-            store,
-            registry,
-            queue_state_path(settings.data_dir),
-            settings.routing_target_precision,
-            settings.holdout_fraction,
-            settings.gate_min_eval,
-        )
+        data = _collect(project, registry, store, settings)
         retrains = retrain_lines(queue, [project])[project]
         return Response(render(data, refresh_s=REFRESH_S, retrains=retrains), mimetype="text/html")
 
@@ -90,8 +83,9 @@ def _row_or_error(project: int, registry: Registry, audit: AuditStore, settings:
         )
 
 
-def _row(project: int, registry: Registry, audit: AuditStore, settings: Settings, jobs: str) -> str:
-    data = collect(
+def _collect(project: int, registry: Registry, audit: AuditStore, settings: Settings) -> ProjectData:
+    """One project's oversight data, as the report collects it (``oversight/collect.py``)."""
+    return collect(
         project,
         audit,
         registry,
@@ -100,21 +94,24 @@ def _row(project: int, registry: Registry, audit: AuditStore, settings: Settings
         settings.holdout_fraction,
         settings.gate_min_eval,
     )
-    shown = [c for c in data.corrections if c.get("changed") is not None]
-    rate = f"{sum(bool(c['changed']) for c in shown) / len(shown):.0%}" if shown else "–"
+
+
+def _row(project: int, registry: Registry, audit: AuditStore, settings: Settings, jobs: str) -> str:
+    data = _collect(project, registry, audit, settings)
+    shown, changed = data.correction_rate()
+    rate = f"{changed / shown:.0%}" if shown else "–"
     off = [d["model_version"] for d in audit.routing_decisions(project)]
     routing = f"<span class=alarm>off for {html.escape(', '.join(off))}</span>" if off else "on"
     current = next((r for r in data.routing if r.model_version == data.current_served), None)
-    confidences = data.pool_confidence.get(data.current_served) or []
+    coverage = None if current is None else data.pool_coverage(data.current_served, current.threshold)
     if current is None and not off:
         routing = "no threshold yet: every task is reviewed"
-    elif current is not None and confidences and not current.suspended:
-        routing += f" ({sum(c >= current.threshold for c in confidences) / len(confidences):.0%} of the pool)"
-    latest = {is_inputs_check(c): c for c in data.drift_checks}  # the last check of each kind
-    alarms = [("/predict inputs" if inputs else "imports") for inputs, c in sorted(latest.items()) if c["alarm"]]
+    elif current is not None and coverage is not None and not current.suspended:
+        routing += f" ({coverage[0]:.0%} of the pool)"
+    alarms = data.standing_drift()
     drift = (
         "not checked"
-        if not latest
+        if not data.drift_checks
         else "none"
         if not alarms
         else f"<span class=alarm>DRIFT ({', '.join(alarms)})</span>"
@@ -122,7 +119,7 @@ def _row(project: int, registry: Registry, audit: AuditStore, settings: Settings
     worst = next(
         (
             f"{html.escape(name)}: {scores['accuracy']:.2f} of {int(scores['n'])}"
-            for name, scores, _ in serving_slices(data)
+            for name, scores, _ in data.serving_slices()
         ),
         "–",
     )
