@@ -18,6 +18,7 @@ are removed. Everything goes to the audit store (``proposals``, ``proposal_outco
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -26,8 +27,8 @@ from backend.ids import JobKind, ProjectId
 from backend.jobs.context import WorkerContext, context
 from backend.jobs.queue import RetrainQueue
 from backend.labeling import TaskError, TaskSpec, choices_result, labels_from_result, parse_label_config, task_text
-from backend.learning.batch_correction import propose, similarity_threshold
-from backend.learning.dataset import build_dataset, latest_annotation
+from backend.learning.batch_correction import Threshold, propose, similarity_threshold
+from backend.learning.dataset import Dataset, build_dataset, latest_annotation
 from backend.models.classifier import TextClassifier
 from backend.models.embedding_cache import EmbeddingCache
 from backend.serving.predictor import class_probabilities, load_serving, own_cache
@@ -73,24 +74,13 @@ def run(ctx: WorkerContext, project_id: ProjectId) -> dict[str, Any]:
     settled = settle(ctx, ls, project_id, spec, tasks, serving.label)
     data = build_dataset(project_id, tasks, spec, ctx.settings.max_text_chars)
     earlier = ctx.audit.proposals(project_id)  # read after settle(), which records outcomes
-    done = {int(p["proposal_id"]) for p in earlier}
-    winning = {ex.annotation_id for ex in data.examples}
     recorded = ctx.audit.shown(project_id)
 
     def model_said(c: Correction) -> list[str]:  # pre-selected, or (leaning only, blind) as the sync recorded it
         shown = labels_from_result(spec, c.prediction_result or [])
         return shown or list((recorded.get((c.task_id, str(c.prediction_model_version))) or {}).get("answer") or [])
 
-    fresh = [
-        c
-        for c in data.corrections
-        if c.annotation_id in winning
-        and c.annotation_id not in done
-        and not versions.is_proposal(c.prediction_model_version)
-        and model_said(c)
-        and model_said(c)[:1] != labels_from_result(spec, c.final_result)[:1]
-    ]
-    fresh = sorted(fresh, key=lambda c: c.annotated_at, reverse=True)[:NEW_PER_RUN]
+    fresh = _fresh(spec, data, {int(p["proposal_id"]) for p in earlier}, model_said)
     summary: dict[str, Any] = {"project_id": project_id, "settled": settled, "proposed": 0, "proposals": []}
     if not fresh:
         return summary
@@ -136,6 +126,12 @@ def run(ctx: WorkerContext, project_id: ProjectId) -> dict[str, Any]:
             pool_ids, pool_x, pool_probs = pool_ids[keep], pool_x[keep], pool_probs[keep]
         summary["proposals"].append({"id": correction.annotation_id, "label": right[0], "tasks": len(chosen)})
         summary["proposed"] += len(chosen)
+    _close(summary, threshold, project_id)
+    return summary
+
+
+def _close(summary: dict[str, Any], threshold: Threshold, project_id: ProjectId) -> None:
+    """The run's summary: the similarity threshold it used, and one log line when it proposed."""
     summary["threshold"] = {
         "similarity": round(threshold.similarity, 4),
         "source": threshold.source,
@@ -143,13 +139,26 @@ def run(ctx: WorkerContext, project_id: ProjectId) -> dict[str, Any]:
         "same_label": threshold.same_label,
     }
     if summary["proposed"]:
-        log.info(
-            "project %s: proposed %d tasks for %d corrections",
-            project_id,
-            summary["proposed"],
-            sum(1 for p in summary["proposals"] if p["tasks"]),
-        )
-    return summary
+        corrections = sum(1 for p in summary["proposals"] if p["tasks"])
+        log.info("project %s: proposed %d tasks for %d corrections", project_id, summary["proposed"], corrections)
+
+
+def _fresh(
+    spec: TaskSpec, data: Dataset, done: set[int], model_said: Callable[[Correction], list[str]]
+) -> list[Correction]:
+    """The newest corrections not proposed for yet: the annotation that counts for its task, where
+    the person chose another label than the model's answer (and not one made from a proposal)."""
+    winning = {ex.annotation_id for ex in data.examples}
+    fresh = [
+        c
+        for c in data.corrections
+        if c.annotation_id in winning
+        and c.annotation_id not in done
+        and not versions.is_proposal(c.prediction_model_version)
+        and model_said(c)
+        and model_said(c)[:1] != labels_from_result(spec, c.final_result)[:1]
+    ]
+    return sorted(fresh, key=lambda c: c.annotated_at, reverse=True)[:NEW_PER_RUN]
 
 
 def _pool(

@@ -8,7 +8,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from backend.monitoring import DRIFT, INPUT_DRIFT, STOPPING, Finding
+from backend.query.plan import QueuePlan
 
 
 @dataclass
@@ -31,6 +34,14 @@ class SyncSummary:
     findings: list[Finding] = field(default_factory=list)  # what the monitors found during the sync (monitoring/)
     deferred: str = ""  # why nothing was scored: the pool waits for the new encoder's embeddings (what was done)
     plan: dict[str, Any] | None = None  # a dry run's plan, in figures (query/plan.py)
+
+    def planned(self, ids: list[int], clusters: np.ndarray, plan: QueuePlan) -> None:
+        """The plan's figures: what was scored, sent to people anyway, kept, and the queue's head."""
+        self.scored = len(ids)
+        self.audit_samples, self.drift_probes = int(plan.audit.sum()), int(plan.probes.sum())
+        self.up_to_date = plan.up_to_date
+        self.top_task_id = int(ids[plan.order[0]])
+        self.top = [(ids[i], int(clusters[i]), round(float(plan.scores[i]), 6)) for i in plan.order[:10]]
 
     def finding(self, monitor: str) -> Finding | None:
         return next((f for f in self.findings if f.monitor == monitor), None)

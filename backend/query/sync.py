@@ -156,11 +156,7 @@ def _sync(
             settings, project_id, cache, classifier, own, pool, probs, predict_inputs, summary
         )
     clusters = _clusters(settings, project_id, cache, pool.embeddings, len(spec.labels))
-    opinion = base_head_opinion(registry, project_id, spec, cache.encoder, pool.embeddings) if fine_tuned else None
-    disagree = disagreements(probs, opinion) if opinion is not None and probs is not None else np.zeros(len(pool), bool)
-    summary.disagreements = int(disagree.sum())
-    if summary.disagreements and opinion is not None:
-        summary.findings.append(disagreement_finding(disagree, opinion))
+    disagree, second = _second_opinion(registry, project_id, spec, cache, pool, probs, fine_tuned, summary)
     answers = (
         [[] for _ in pool.ids]
         if classifier is None
@@ -175,12 +171,7 @@ def _sync(
         strategy.diverse,
         clusters,
         disagree,
-        [
-            (spec.labels[int(probs[i].argmax())], spec.labels[int(opinion.labels[i])])
-            if disagree[i] and opinion is not None and probs is not None
-            else None
-            for i in range(len(pool))
-        ],
+        second,
     )
     policy = None
     if classifier is not None:  # /predict routes by the same rule and reads the share in force from the registry
@@ -202,17 +193,36 @@ def _sync(
         state.get(project_id),
     )
     plan = plan_queue(project_id, pool, spec, scored, policy, findings, settings)
-    summary.scored = len(pool)
-    summary.audit_samples, summary.drift_probes = int(plan.audit.sum()), int(plan.probes.sum())
-    summary.up_to_date = plan.up_to_date
-    summary.top_task_id = int(pool.ids[plan.order[0]])
-    summary.top = [(pool.ids[i], int(clusters[i]), round(float(plan.scores[i]), 6)) for i in plan.order[:10]]
+    summary.planned(pool.ids, clusters, plan)
     if dry_run:
         summary.plan = plan.summary(pool.ids, spec)
         return
     _apply(
         settings, ls, registry, state, audit_store, project_id, serving, pool, scored, plan, summary, progress, chunk
     )
+
+
+def _second_opinion(
+    registry: Registry,
+    project_id: int,
+    spec: TaskSpec,
+    cache: EmbeddingCache,
+    pool: Pool,
+    probs: np.ndarray | None,
+    fine_tuned: bool,
+    summary: SyncSummary,
+) -> tuple[np.ndarray, list[tuple[str, str] | None]]:
+    """After a fine-tune, where it and the base encoder's head answer differently (those tasks lead
+    the queue's head), and per task the two answers; nothing otherwise."""
+    opinion = base_head_opinion(registry, project_id, spec, cache.encoder, pool.embeddings) if fine_tuned else None
+    if opinion is None or probs is None:
+        return np.zeros(len(pool), dtype=bool), [None] * len(pool)
+    disagree = disagreements(probs, opinion)
+    summary.disagreements = int(disagree.sum())
+    if summary.disagreements:
+        summary.findings.append(disagreement_finding(disagree, opinion))
+    answers = [(spec.labels[int(p.argmax())], spec.labels[int(o)]) for p, o in zip(probs, opinion.labels, strict=True)]
+    return disagree, [pair if differ else None for pair, differ in zip(answers, disagree, strict=True)]
 
 
 def _apply(
