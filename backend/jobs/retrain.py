@@ -25,7 +25,9 @@ from backend.learning.candidates import Candidate, calibrate, choose_precision, 
 from backend.learning.dataset import Dataset, build_dataset, split
 from backend.learning.gate import GateDecision, SliceRule, decide, reported, score
 from backend.models.classifier import TextClassifier
+from backend.models.plugin_model import PluginClassifier
 from backend.monitoring.routing_audit import check_routing
+from backend.plugin import PluginError
 from backend.serving.predictor import ServingVersion, load_serving, use_caches
 from backend.stores import versions
 from backend.stores.labelstudio import unavailable_as_one_line
@@ -89,7 +91,18 @@ def retrain(ctx: WorkerContext, project_id: ProjectId, kind: JobKind | str = Job
     warm_from = _fine_tuned_encoder(serving) if kind == JobKind.FULL and settings.finetune_warm_start else None
     start_cache = ctx.cache_of(serving.model.encoder.float_weights) if on_version or warm_from else ctx.cache_for(spec)
     word_states = ctx.word_states() if spec.is_ner else None
-    candidate = fit_candidate(spec, kind, train, held, start_cache, settings, word_states, encoder_version=on_version)
+    plugin = ctx.registry.model(project_id)
+    try:
+        candidate = fit_candidate(
+            spec, kind, train, held, start_cache, settings, word_states, encoder_version=on_version, plugin=plugin
+        )
+    except PluginError as exc:  # the operator's model failed: its candidate is refused, the serving version serves on
+        refused = {"passed": False, "reason": str(exc), "serving_version": serving.version}
+        ctx.audit.record_version(
+            project_id, versions.rejected(time.time()), kind.value, False, len(data.examples), fp, {}, refused
+        )
+        log.warning("project %s: candidate refused: %s", project_id, exc)
+        return {**summary, "published": False, "reason": str(exc), "gate": refused}
     candidate, precision = choose_precision(candidate, spec, settings, ctx.cache_of)  # int8 where it is safe
     summary.update(metrics=reported(candidate.metrics), precision=precision)
     training = {
@@ -209,8 +222,14 @@ class _Attempt:
         settings = self.ctx.settings
         serving_metrics = None
         if serving.model is not None:
-            cache = self.ctx.cache_of(serving.model.encoder)
-            serving_metrics = score(serving.model, self.candidate.held, self.spec, settings.multilabel_threshold, cache)
+            plugin = isinstance(serving.model, PluginClassifier)
+            cache = None if plugin else self.ctx.cache_of(serving.model.encoder)
+            try:
+                serving_metrics = score(
+                    serving.model, self.candidate.held, self.spec, settings.multilabel_threshold, cache
+                )
+            except PluginError as exc:  # the serving plug-in cannot answer now: nothing to hold the candidate to
+                log.warning("project %s: the serving version cannot be scored: %s", self.project_id, exc)
         gate = decide(
             self.candidate.metrics,
             serving_metrics,

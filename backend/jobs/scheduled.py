@@ -75,8 +75,8 @@ def finetune_due(
     once ``finetune_cost_factor`` times that fine-tune's measured duration (``meta.json`` →
     ``training.train_s``) has passed since it was published; so small projects fine-tune often and
     cheaply, and large ones no more than their cost allows."""
-    if not finetune_grown(examples, None, settings):
-        return False
+    if not finetune_grown(examples, None, settings) or registry.model(project):
+        return False  # a model plug-in's fit is its whole training: there is no encoder to fine-tune
     last: dict | None = None
     for version in registry.versions(project):
         meta = registry.meta(project, version)

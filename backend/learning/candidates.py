@@ -11,6 +11,7 @@ import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ import numpy as np
 from backend.ids import JobKind
 from backend.labeling import TaskSpec
 from backend.labeling.examples import Example, fingerprint, targets
+from backend.labeling.spec import spec_to_dict
 from backend.learning.calibration import (
     cross_fit_temperature,
     expected_calibration_error,
@@ -35,6 +37,7 @@ from backend.models.encoder import TextEncoder, int8_allowed
 from backend.models.finetune import finetune
 from backend.models.head import LinearHead
 from backend.models.persist import write_version
+from backend.models.plugin_model import PluginClassifier, fit_plugin, plugin_serves, write_plugin
 from backend.models.tagger import SpanTagger, answer_confidence, finetune_tagger, fit_tagger, tag_ids
 from backend.models.word_state_cache import WordStateCache
 from backend.settings import Settings
@@ -50,7 +53,7 @@ class Candidate:
     """A model fitted by one retrain, with what the gate, calibration and publish need."""
 
     kind: JobKind
-    model: TextClassifier | SpanTagger
+    model: TextClassifier | SpanTagger | PluginClassifier
     train: list[Example]  # what it was fitted on (inputs that could not be read left out)
     held: list[Example]  # what it is judged on, with the serving version
     metrics: dict[str, Any]  # its held-out scores (``gate.score``)
@@ -78,11 +81,19 @@ def fit_candidate(
     settings: Settings,
     word_states: WordStateCache | None = None,
     encoder_version: str | None = None,
+    plugin: str = "",
 ) -> Candidate:
-    """``head``: a head on ``cache``'s encoder's embeddings (seconds): the base encoder, or, with
+    """``plugin``: the operator's model plug-in (``package.module:Class``), for single-label text
+    projects; PluginError when it fails (the caller refuses the candidate with the reason).
+    ``head``: a head on ``cache``'s encoder's embeddings (seconds): the base encoder, or, with
     ``encoder_version``, the fine-tuned encoder of that earlier version. ``full``: a fine-tuned
     encoder (text) or tagger (NER) with a head on it (minutes). Image encoders are not fine-tuned:
     their ``full`` retrain is a head retrain."""
+    if plugin and plugin_serves(spec):  # the operator's model, fitted from scratch whatever the kind
+        model = fit_plugin(
+            plugin, spec.labels, [ex.text for ex in train], [ex.labels[0] for ex in train], settings.model_timeout_s
+        )
+        return Candidate(kind, model, train, held, score(model, held, spec), False)
     fine_tuned = kind == JobKind.FULL and spec.modality == "text"
     if spec.is_ner:
         texts, spans = [ex.text for ex in train], [ex.spans for ex in train]
@@ -202,6 +213,8 @@ def calibrate(candidate: Candidate, spec: TaskSpec, settings: Settings) -> dict[
     temperature is set on its head); the metadata the version records about them."""
     if isinstance(candidate.model, SpanTagger):
         return calibrate_tagger(candidate.model, spec, candidate.held, settings)
+    if isinstance(candidate.model, PluginClassifier):
+        return calibrate_plugin(candidate.model, spec, candidate.held, settings)
     assert candidate.head_choice is not None and candidate.x_train is not None
     return {
         "head": candidate.head_choice.as_dict(),
@@ -229,6 +242,19 @@ def publish_candidate(
     expected_current: str | None,
 ) -> str:
     """Publish the candidate the gate judged (compare-and-swap on the version it was judged against)."""
+    if isinstance(candidate.model, PluginClassifier):
+        model = candidate.model
+        return publish_model(
+            registry,
+            project,
+            spec,
+            lambda folder: write_plugin(folder, model),
+            examples,
+            "plugin",
+            extra,
+            training,
+            expected_current,
+        )
     return publish_head(
         registry,
         project,
@@ -276,6 +302,32 @@ def calibrate_tagger(tagger: SpanTagger, spec: TaskSpec, held: list[Example], se
         route = precision_threshold(answer_confidence(tagged), exact, settings.routing_target_precision)
         result["routing"] = dataclasses.asdict(route)
         result["preselect"] = preselect_level(answer_confidence(tagged), exact, settings)
+    return result
+
+
+def calibrate_plugin(
+    model: PluginClassifier, spec: TaskSpec, held: list[Example], settings: Settings
+) -> dict[str, Any]:
+    """Temperature-scale a plug-in's probabilities on the held-out annotations (in place), then find
+    its routing threshold and pre-select level there, as for the bundled model's head."""
+    if len(held) < 10:
+        return {}
+    raw, y = model.raw_proba([ex.text for ex in held]), targets(held, spec)
+    logits = np.log(np.clip(raw, 1e-12, 1.0))
+    model.temperature = fit_temperature(logits, y)
+    after = softmax(logits, model.temperature)
+    result: dict[str, Any] = {
+        "calibration": {
+            "temperature": round(model.temperature, 4),
+            "method": "temperature on the plug-in's held-out log-probabilities",
+            "heldout_ece_before": round(expected_calibration_error(raw, y), 4),
+            "heldout_ece_after": round(expected_calibration_error(after, y), 4),
+            "reliability_after": [[round(c, 4), round(a, 4), n] for c, a, n in reliability(after, y, bins=10)],
+        },
+        "preselect": preselect_level(after.max(axis=1), after.argmax(axis=1) == y, settings),
+    }
+    if settings.routing_target_precision > 0:
+        result["routing"] = dataclasses.asdict(routing_threshold(after, y, settings.routing_target_precision))
     return result
 
 
@@ -357,10 +409,34 @@ def publish_head(
     annotations this version accounts for, ``training`` adds to its training record;
     ``encoder_version``: the earlier version whose fine-tuned encoder the head sits on."""
 
-    def write(folder):  # type: ignore[no-untyped-def]
-        meta = write_version(folder, head, spec, encoder, fine_tuned=fine_tuned, encoder_version=encoder_version)
+    def write(folder: Path) -> dict[str, Any]:
+        return write_version(folder, head, spec, encoder, fine_tuned=fine_tuned, encoder_version=encoder_version)
+
+    kind = "full" if fine_tuned else "head"
+    return publish_model(
+        registry, project, spec, write, examples, kind, extra, training, expected_current, make_current=make_current
+    )
+
+
+def publish_model(
+    registry: Registry,
+    project: str | int,
+    spec: TaskSpec,
+    write: Callable[[Path], dict[str, Any]],
+    examples: Sequence[Example],
+    kind: str,
+    extra: dict[str, Any] | None,
+    training: dict[str, Any] | None,
+    expected_current: str | object | None,
+    make_current: bool = True,
+) -> str:
+    """Publish what ``write(folder)`` stores, with the training record every version carries: the
+    annotations it accounts for (their fingerprint: the next retrain's "anything new?")."""
+
+    def write_all(folder: Path) -> dict[str, Any]:
+        meta = {"spec": spec_to_dict(spec), **write(folder)}
         meta["training"] = {
-            "kind": "full" if fine_tuned else "head",
+            "kind": kind,
             "examples": len(examples),
             "fingerprint": fingerprint(examples),
             "task_ids": sorted({ex.task_id for ex in examples if ex.task_id is not None}),
@@ -370,4 +446,4 @@ def publish_head(
         meta.update(extra or {})
         return meta
 
-    return registry.publish(project, write, make_current=make_current, expected_current=expected_current)
+    return registry.publish(project, write_all, make_current=make_current, expected_current=expected_current)

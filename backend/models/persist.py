@@ -10,9 +10,11 @@ from backend.labeling.spec import TaskSpec, spec_from_dict, spec_to_dict
 from backend.models.classifier import TextClassifier
 from backend.models.encoder import TextEncoder, load_encoder
 from backend.models.head import LinearHead
+from backend.models.plugin_model import PluginClassifier, load_plugin
 from backend.models.tagger import SpanTagger
+from backend.plugin import PluginError
 
-Model = TextClassifier | SpanTagger
+Model = TextClassifier | SpanTagger | PluginClassifier
 
 HEAD_FILE = "head.safetensors"
 ENCODER_DIR = "encoder"
@@ -49,14 +51,22 @@ def write_version(
     return {"spec": spec_to_dict(spec), "encoder": info}
 
 
-def load_version(folder: Path, meta: dict[str, Any], spec: TaskSpec, base: TextEncoder) -> Model:
-    """The model of a version, checked against the project's current spec and base encoder."""
+def load_version(
+    folder: Path, meta: dict[str, Any], spec: TaskSpec, base: TextEncoder, plugins: set[str] | None = None
+) -> Model:
+    """The model of a version, checked against the project's current spec and base encoder;
+    ``plugins``: the model plug-ins the operator configured (a version of another is not loaded)."""
     stored = spec_from_dict(meta["spec"])
     if stored.fingerprint() != spec.fingerprint():
         raise IncompatibleVersion(
             f"version {meta.get('version')} was trained for labels {list(stored.labels)} "
             f"({stored.kind.value}); the project now has {list(spec.labels)} ({spec.kind.value})"
         )
+    if "plugin" in meta:
+        try:
+            return load_plugin(folder, meta, stored.labels, plugins or set())
+        except PluginError as exc:
+            raise IncompatibleVersion(str(exc)) from exc
     info = meta["encoder"]
     if info["source"] == "version":
         home = folder.parent / info["version"] if info.get("version") else folder  # whose fine-tune it is

@@ -15,6 +15,7 @@ from backend.labeling import TaskSpec
 from backend.models import uncertainty
 from backend.models.classifier import TextClassifier
 from backend.models.embedding_cache import EmbeddingCache
+from backend.models.plugin_model import PluginClassifier
 from backend.models.tagger import SpanTagger, Tagged, answer_confidence, weakest_words
 from backend.query.pool import Pool
 from backend.query.strategies import ColdStartStrategy, Strategy, make_strategy
@@ -58,6 +59,8 @@ def score_pool(
             cache,
             False,
         )
+    if isinstance(classifier, PluginClassifier):  # the operator's model; the pool's vectors stay the base encoder's
+        return classifier.predict_proba(pool.texts), None, cache, False
     if not isinstance(classifier, TextClassifier):
         return None, None, cache, False
     own = own_cache(classifier, cache)  # a fine-tuned encoder's embeddings have a cache of their own

@@ -39,6 +39,7 @@ from tqdm import tqdm
 from backend.labeling import TaskSpec, parse_label_config
 from backend.models.classifier import TextClassifier
 from backend.models.embedding_cache import EmbeddingCache
+from backend.models.plugin_model import PluginClassifier
 from backend.monitoring import INPUT_DRIFT
 from backend.monitoring.drift_monitor import DriftMonitor
 from backend.monitoring.second_opinion import base_head_opinion, disagreement_finding, disagreements
@@ -151,7 +152,8 @@ def _sync(
         return
     probs, tagged, own, fine_tuned = scoring
     probes, drifting = np.zeros(len(pool), dtype=bool), False
-    if isinstance(classifier, TextClassifier) and spec.modality == "text" and settings.drift_window > 0 and not dry_run:
+    drift_checked = isinstance(classifier, TextClassifier | PluginClassifier) and spec.modality == "text"
+    if drift_checked and settings.drift_window > 0 and not dry_run:
         probes, drifting = _check_drift(
             settings, project_id, cache, classifier, own, pool, probs, predict_inputs, summary
         )
@@ -283,7 +285,7 @@ def _check_drift(
     settings: Settings,
     project_id: int,
     cache: EmbeddingCache,
-    classifier: TextClassifier,
+    classifier: TextClassifier | PluginClassifier,
     own: EmbeddingCache,
     pool: Pool,
     probs: np.ndarray | None,

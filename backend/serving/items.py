@@ -13,6 +13,7 @@ from backend.labeling import TaskSpec, choices_result, labels_from_result
 from backend.labeling.spans import spans_result
 from backend.models import uncertainty
 from backend.models.classifier import TextClassifier
+from backend.models.plugin_model import PluginClassifier
 from backend.models.tagger import SpanTagger, Tagged, answer_confidence, weakest_words
 from backend.serving.presentation import Presentation, header, present, shown_score
 from backend.serving.routing import RoutingPolicy, route
@@ -20,7 +21,7 @@ from backend.serving.routing import RoutingPolicy, route
 
 def results(
     spec: TaskSpec,
-    model: TextClassifier | SpanTagger,
+    model: TextClassifier | SpanTagger | PluginClassifier,
     texts: Sequence[str],
     probs: np.ndarray | None = None,
     tagged: Sequence[Tagged] | None = None,
@@ -29,13 +30,13 @@ def results(
     """The pre-annotation of each text: its entities (NER, from ``tagged``) or its choices (``probs``)."""
     if tagged is not None:
         return [spans_result(spec, t.spans, text) for t, text in zip(tagged, texts, strict=True)]
-    assert isinstance(model, TextClassifier) and probs is not None
+    assert isinstance(model, TextClassifier | PluginClassifier) and probs is not None
     return [choices_result(spec, labels) for labels in model.decide(probs, threshold)]
 
 
 def classification_items(
     spec: TaskSpec,
-    model: TextClassifier,
+    model: TextClassifier | PluginClassifier,
     label: str,
     probs: np.ndarray,
     threshold: float,

@@ -31,8 +31,10 @@ from backend.models.embedding_cache import EmbeddingCache
 from backend.models.encoder import TextEncoder, encoder_from_settings
 from backend.models.image_encoder import ImageEncoder, load_image_encoder
 from backend.models.persist import Model, load_version
+from backend.models.plugin_model import PluginClassifier
 from backend.models.tagger import SpanTagger
 from backend.models.word_state_cache import WordStateCache
+from backend.plugin import PluginError
 from backend.serving.items import classification_items, span_items
 from backend.serving.reasons import Why, reason
 from backend.serving.routing import RoutingPolicy, policy_for
@@ -79,7 +81,9 @@ def load_serving(
     meta: dict[str, Any] = {}
     try:
         meta = registry.meta(project, version)
-        model = load_version(registry.version_dir(project, version), meta, spec, base)
+        model = load_version(
+            registry.version_dir(project, version), meta, spec, base, registry.allowed_plugins(project)
+        )
     except Exception as exc:  # a broken or incompatible version never fails a request or a job
         log.warning("project %s: version %s cannot serve: %s", project, version, exc)
         return ServingVersion(version, None, meta, error=str(exc))
@@ -93,20 +97,25 @@ def use_caches(model: Model, cache: EmbeddingCache, word_states: WordStateCache 
         model.cache = word_states or WordStateCache(cache.folder, cache.encoder.identity, cache.encoder.dim)
 
 
-def own_cache(model: TextClassifier, cache: EmbeddingCache) -> EmbeddingCache:
-    """The embedding cache of the encoder ``model`` runs on: ``cache`` itself for the base encoder,
-    a fine-tuned encoder's own cache (same folder, its own identity) otherwise."""
-    return cache if model.encoder.identity == cache.encoder.identity else EmbeddingCache(cache.folder, model.encoder)
+def own_cache(model: TextClassifier | PluginClassifier, cache: EmbeddingCache) -> EmbeddingCache:
+    """The embedding cache of the encoder ``model`` runs on: ``cache`` itself for the base encoder
+    (and for a plug-in, whose neighbours and drift are the base encoder's), a fine-tuned encoder's
+    own cache (same folder, its own identity) otherwise."""
+    if isinstance(model, PluginClassifier) or model.encoder.identity == cache.encoder.identity:
+        return cache
+    return EmbeddingCache(cache.folder, model.encoder)
 
 
 def class_probabilities(
-    model: TextClassifier,
+    model: TextClassifier | PluginClassifier,
     texts: Sequence[str],
     cache: EmbeddingCache | None = None,
     embeddings: np.ndarray | None = None,
 ) -> np.ndarray:
     """Class probabilities, from the cache's ``embeddings`` of ``texts`` when the version runs on
     the cached encoder, else from its own (fine-tuned) encoder."""
+    if isinstance(model, PluginClassifier):  # the operator's own model: its calibrated probabilities
+        return model.predict_proba(list(texts))
     if cache is not None and model.encoder.identity == cache.encoder.identity:  # same weights, same embeddings
         return model.head.proba(cache.embed(list(texts)) if embeddings is None else embeddings)
     return model.predict_proba(list(texts))
@@ -274,6 +283,10 @@ class Predictor:
                 self._fill_spans(items, positions, texts, serving, spec, policy, ids)
             elif spec.modality == "image":
                 self._fill_images(items, positions, texts, serving, spec, tasks, policy, ids)
+            elif isinstance(serving.classifier, PluginClassifier):  # a plug-in's fault stays with its tasks
+                answered, probs = _plugin_probs(serving.classifier, items, positions, texts, serving.label)
+                if answered:
+                    self._fill(items, answered, probs, serving, spec, policy, ids)
             else:
                 self._fill(items, positions, serving.classifier.predict_proba(texts), serving, spec, policy, ids)
             log.info(
@@ -362,6 +375,25 @@ class Predictor:
         )
         for i, item in zip(positions, made, strict=True):
             items[i] = item
+
+
+def _plugin_probs(
+    model: PluginClassifier, items: list, positions: list[int], texts: list[str], label: str
+) -> tuple[list[int], np.ndarray]:
+    """A plug-in's probabilities for the batch; when the batch fails, task by task, so one task it
+    cannot answer gets an error item and the rest are served."""
+    try:
+        return positions, model.predict_proba(texts)
+    except PluginError as exc:
+        log.warning("%s; answering task by task", exc)
+    answered, rows = [], []
+    for i, text in zip(positions, texts, strict=True):
+        try:
+            rows.append(model.predict_proba([text])[0])
+            answered.append(i)
+        except PluginError as exc:
+            items[i] = {"error": str(exc), "model_version": label}
+    return answered, np.array(rows).reshape(len(rows), len(model.labels))
 
 
 def _task_id(task: Any) -> int | None:

@@ -105,14 +105,42 @@ def next_family(
     return kept
 
 
+MODEL_FILE = "model.json"  # the project's model plug-in, as the operator chose it (hitl configs load --model)
+
+
 class Registry:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, default_model: str = "") -> None:
         self.root = Path(root)
+        self.default_model = default_model  # HITL_MODEL: the deployment's plug-in ("" = the bundled encoder)
 
     @classmethod
     def from_settings(cls, settings: Any) -> Registry:
         """The registry the backend uses (HITL_REGISTRY_DIR): the one construction point."""
-        return cls(settings.registry_dir)
+        return cls(settings.registry_dir, getattr(settings, "model", ""))
+
+    # the operator's choice of model ------------------------------------------------------------
+    def model(self, project: ProjectId | str) -> str:
+        """The model plug-in a project trains (``package.module:Class``), "" for the bundled encoder:
+        the project's own choice, else HITL_MODEL. Only the operator writes either."""
+        try:
+            chosen = json.loads((self.project_dir(project) / MODEL_FILE).read_text())
+        except FileNotFoundError:
+            return self.default_model
+        except (OSError, ValueError) as exc:
+            raise RegistryError(
+                f"{MODEL_FILE} of project {project} cannot be read ({exc}): rerun hitl configs load --model"
+            ) from None
+        return str(chosen.get("model") or "")
+
+    def set_model(self, project: ProjectId | str, model: str) -> None:
+        """Choose the project's model plug-in ("" = the bundled encoder); the next retrain uses it."""
+        self.project_dir(project).mkdir(parents=True, exist_ok=True)
+        with self._lock(project):
+            _write_durably(self.project_dir(project) / MODEL_FILE, json.dumps({"model": model}))
+
+    def allowed_plugins(self, project: ProjectId | str) -> set[str]:
+        """The plug-in classes a version of this project may be loaded with: the operator's choices."""
+        return {name for name in (self.default_model, self.model(project)) if name}
 
     # reading ---------------------------------------------------------------------------------
     def project_dir(self, project: ProjectId | str) -> Path:
