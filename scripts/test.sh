@@ -30,8 +30,8 @@ if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null;
     echo "test.sh: chromium is missing; tests/test_report_at_scale.py will fail: install chromium" >&2
   fi
 fi
-.venv/bin/ruff check backend tests scripts
-.venv/bin/ruff format --check backend tests scripts  # the formatter owns the layout: run `ruff format` to apply it
+.venv/bin/ruff check backend tests scripts examples
+.venv/bin/ruff format --check backend tests scripts examples  # the formatter owns the layout: run `ruff format` to apply it
 start=$(date +%s)
 status=0
 if [ "$quick" = 1 ]; then

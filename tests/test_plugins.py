@@ -5,6 +5,7 @@ its task."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -167,3 +168,40 @@ def test_a_label_studio_ml_backend_class_runs_as_a_black_box(tmp_path):
     plugin.plugin.save(tmp_path)
     again = type(plugin.plugin).load(tmp_path, SPEC.labels)  # refitted on the stored training tasks
     assert np.allclose(again.predict_proba(texts), plugin.plugin.predict_proba(texts))
+
+
+def test_the_bundled_encoder_written_as_a_plugin(tmp_path, tiny_encoder_dir, monkeypatch):
+    from backend.settings import get_settings
+
+    monkeypatch.setenv("HITL_MODEL_NAME", str(tiny_encoder_dir))
+    get_settings.cache_clear()
+    try:
+        texts, labels = zip(*[(e.text, e.labels[0]) for e in _examples(80)], strict=True)
+        plugin = fit_plugin("examples.bundled_encoder.model:EncoderWithHead", SPEC.labels, texts, labels, 60)
+        assert plugin.embed(texts[:3]).shape[0] == 3  # it has vectors of its own
+        plugin.plugin.save(tmp_path)
+        again = type(plugin.plugin).load(tmp_path, SPEC.labels)
+        assert np.allclose(again.predict_proba(texts[:10]), plugin.plugin.predict_proba(texts[:10]), atol=1e-6)
+    finally:
+        get_settings.cache_clear()
+
+
+def test_the_examples_on_the_docs_page_run_as_written(tmp_path):
+    import re
+    import types
+
+    page = (Path(__file__).parents[1] / "docs" / "plugins.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", page, re.S)
+    assert len(blocks) == 2
+    texts, labels = zip(*[(e.text, e.labels[0]) for e in _examples(150)], strict=True)
+    for i, code in enumerate(blocks):
+        module = types.ModuleType(f"docs_example_{i}")
+        exec(compile(code, f"docs/plugins.md block {i}", "exec"), module.__dict__)
+        plugin = module.MyModel(SPEC.labels)
+        plugin.fit(list(texts), list(labels))
+        probs = plugin.predict_proba(list(texts[:5]))
+        assert probs.shape == (5, 4) and np.allclose(probs.sum(axis=1), 1)
+        folder = tmp_path / str(i)
+        folder.mkdir()
+        plugin.save(folder)
+        assert np.allclose(type(plugin).load(folder, SPEC.labels).predict_proba(list(texts[:5])), probs)

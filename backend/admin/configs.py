@@ -12,9 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from backend.labeling import TaskSpec, UnsupportedConfig, parse_label_config
+from backend.models.plugin_model import plugin_serves
+from backend.plugin import load_plugin_class
 from backend.server.auth import SECRET_HEADER
 from backend.settings import Settings
 from backend.stores.labelstudio import LabelStudioClient
+from backend.stores.registry import Registry
 
 
 def validate_file(path: Path) -> TaskSpec:
@@ -36,10 +39,21 @@ class LoadResult:
     ml_backend_id: int
     webhook_id: int
     spec: dict[str, Any]
+    model: str = ""  # the project's model plug-in ("" = the deployment's: HITL_MODEL, else the bundled encoder)
 
 
-def load(settings: Settings, ls: LabelStudioClient, path: Path, title: str, backend_url: str) -> LoadResult:
+def load(
+    settings: Settings, ls: LabelStudioClient, path: Path, title: str, backend_url: str, model: str | None = None
+) -> LoadResult:
+    """``model``: the project's own model plug-in (``package.module:Class``; "" for the deployment's),
+    checked here (importable, the interface's methods) before anything is written."""
     spec = validate_file(path)
+    if model:
+        load_plugin_class(model)
+        if not plugin_serves(spec):
+            raise UnsupportedConfig(
+                f"a model plug-in classifies text with one label per task; {path} is {spec.kind.value}"
+            )
     config = Path(path).read_text(encoding="utf-8")
     project = ls.find_project(title)
     created = project is None
@@ -60,6 +74,9 @@ def load(settings: Settings, ls: LabelStudioClient, path: Path, title: str, back
     headers = {SECRET_HEADER: settings.webhook_secret.get_secret_value()} if settings.webhook_secret else {}
     webhook_id = ls.ensure_webhook(project_id, backend_url + "/webhook", headers)
     ls.sdk.projects.update(id=project_id, sampling="Uncertainty sampling")
+    registry = Registry.from_settings(settings)
+    if model is not None:  # the operator's choice, kept with the project's versions
+        registry.set_model(project_id, model)
     return LoadResult(
         project_id,
         created,
@@ -72,6 +89,7 @@ def load(settings: Settings, ls: LabelStudioClient, path: Path, title: str, back
             "data_key": spec.data_key,
             "rationale": spec.rationale_name,
         },
+        registry.model(project_id),
     )
 
 

@@ -115,7 +115,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     else:
         from backend.tools.simulate import FineTunes
 
-        fine_tunes = None if args.head_only else FineTunes(base, settings, int8=args.precision == "int8")
+        if args.model:  # checked before the replay starts: a wrong name fails at once, in words
+            from backend.plugin import load_plugin_class
+
+            load_plugin_class(args.model)
+        tuned = not args.head_only and not args.model  # a plug-in has no encoder to fine-tune
+        fine_tunes = FineTunes(base, settings, int8=args.precision == "int8") if tuned else None
         summary = simulate(
             dataset,
             args.strategy,
@@ -130,6 +135,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             test_size=args.test_size,
             target_precision=args.target_precision,
             fine_tunes=fine_tunes,
+            plugin=args.model or "",
         )
     print((Path(args.out) / "summary.md").read_text())
     print(
@@ -144,6 +150,7 @@ def cmd_configs(args: argparse.Namespace) -> int:
 
     from backend.admin import configs as admin
     from backend.labeling import UnsupportedConfig
+    from backend.plugin import PluginError
 
     if args.configs_command == "validate":
         failed = 0
@@ -167,8 +174,8 @@ def cmd_configs(args: argparse.Namespace) -> int:
     ls = LabelStudioClient.from_settings(settings)
     backend_url = args.backend_url or f"http://{settings.host}:{settings.port}"
     try:
-        result = admin.load(settings, ls, Path(args.path), args.project, backend_url)
-    except UnsupportedConfig as exc:
+        result = admin.load(settings, ls, Path(args.path), args.project, backend_url, args.model)
+    except (UnsupportedConfig, PluginError) as exc:
         print(f"INVALID {exc}")
         return 1
     print(json.dumps(admin.as_dict(result), indent=2))
@@ -378,6 +385,12 @@ def _add_queue_commands(sub: argparse._SubParsersAction) -> None:
     load.add_argument(
         "--backend-url", help="URL Label Studio uses to reach this backend (default http://HITL_HOST:HITL_PORT)"
     )
+    load.add_argument(
+        "--model",
+        metavar="PACKAGE.MODULE:CLASS",
+        help="this project's own model plug-in (docs/plugins.md); '' returns it to the deployment's (HITL_MODEL, "
+        "else the bundled encoder). Checked before anything is written; the next retrain uses it",
+    )
     configs.set_defaults(func=cmd_configs)
 
 
@@ -423,6 +436,13 @@ def _add_simulate_command(sub: argparse._SubParsersAction) -> None:
         default="float",
         help="inference precision of the replayed encoder: float (HITL_PRECISION's float) or int8, as "
         "an int8 version serves (use another --out per precision)",
+    )
+    sim.add_argument(
+        "--model",
+        metavar="PACKAGE.MODULE:CLASS",
+        help="replay your model plug-in (docs/plugins.md) instead of the bundled encoder's head: does active "
+        "learning pay for it, and after how many labels is it good enough? (the encoder still embeds the pool "
+        "for the diverse queue head, as the sync does; no fine-tunes)",
     )
     sim.add_argument(
         "--head-only",

@@ -51,6 +51,19 @@ class ProjectData:
         meta = next((m for m in self.versions if m["version"] == self.current), None)
         return served_name(meta) if meta else (self.current or "")
 
+    @property
+    def model(self) -> str:
+        """What the serving version is: the operator's model plug-in by name, or the bundled encoder
+        with a head (fine-tuned or not); "" in a cold start."""
+        meta = next((m for m in self.versions if m["version"] == self.current), None)
+        if meta is None:
+            return ""
+        if meta.get("plugin"):
+            return f"plug-in {meta['plugin']['name']}"
+        encoder = meta.get("encoder") or {}
+        tuned = " (fine-tuned)" if encoder.get("source") == "version" else ""
+        return f"{encoder.get('name_or_path') or 'encoder'}{tuned} with a head"
+
     def correction_rate(self) -> tuple[int, int]:
         """(pre-annotations annotators saw, how many they changed), over every version."""
         shown = [c for c in self.corrections if c.get("changed") is not None]

@@ -256,7 +256,9 @@ def render(data: ProjectData, refresh_s: int | None = None, retrains: str | None
         body = f'<img alt="{title}" src="data:image/png;base64,{_png(fig)}">' if fig else "<p><i>No data yet.</i></p>"
         parts.append(f"<h2>{title}</h2><p class=cap>{caption}</p>{body}")
     summary = (
-        f"{len(data.versions)} published versions, serving <b>{html.escape(data.current or 'cold-start')}</b>; "
+        f"{len(data.versions)} published versions, serving <b>{html.escape(data.current or 'cold-start')}</b>"
+        + (f" ({html.escape(data.model)})" if data.model else "")
+        + "; "
         f"{len(data.corrections)} annotations audited"
         + (f", {rate:.0%} of pre-annotations changed" if rate is not None else "")
     )

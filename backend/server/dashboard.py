@@ -125,10 +125,15 @@ def _row(project: int, registry: Registry, audit: AuditStore, settings: Settings
     )
     return (
         f'<tr><td><a href="/dashboard/{project}">project {project}</a></td>'
-        f"<td>{html.escape(data.current or 'cold-start')}</td><td>{len(data.versions)}</td>"
+        f"<td>{html.escape(data.current or 'cold-start')}{_model(data)}</td><td>{len(data.versions)}</td>"
         f"<td>{len(data.corrections)}</td><td>{rate}</td><td>{routing}</td><td>{drift}</td><td>{worst}</td>"
         f"<td>{_stopping(data)}</td><td>{_checks(data)}</td><td>{jobs}</td></tr>"
     )
+
+
+def _model(data: ProjectData) -> str:
+    """A plug-in's name under its version (the bundled model goes without saying)."""
+    return f"<br><small>{html.escape(data.model)}</small>" if data.model.startswith("plug-in") else ""
 
 
 def _stopping(data: ProjectData) -> str:

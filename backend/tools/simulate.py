@@ -29,6 +29,7 @@ from backend.learning.calibration import (
     coverage_at,
     cross_fit_temperature,
     expected_calibration_error,
+    fit_temperature,
     routing_threshold,
     softmax,
 )
@@ -37,6 +38,7 @@ from backend.learning.dataset import split
 from backend.learning.head_selection import fit_selected_head
 from backend.models.embedding_cache import EmbeddingCache
 from backend.models.encoder import TextEncoder
+from backend.models.plugin_model import PluginClassifier, fit_plugin
 from backend.monitoring.stopping import STOP_SET, THRESHOLD, WINDOW, StoppingStatus, estimate_gain
 from backend.query.clusters import assign, default_k, kmeans
 from backend.query.strategies import ColdStartStrategy, diversify_top, make_strategy
@@ -150,6 +152,63 @@ def macro_f1(pred: np.ndarray, y: np.ndarray, k: int) -> float:
     return float(np.mean(scores)) if scores else 0.0
 
 
+@dataclass
+class HeadVersion:
+    """The bundled model's version: a head on the pool's embeddings, its penalty chosen on the held-out
+    side, its temperature cross-fitted (as ``learning/candidates.py`` does)."""
+
+    head: Any
+    x_pool: np.ndarray
+    test_logits: np.ndarray
+    temperature: float
+    l2: float | str
+
+    @classmethod
+    def fit(
+        cls, pool: Pool, x_pool: np.ndarray, x_test: np.ndarray, tr: np.ndarray, ho: np.ndarray, k: int, seed: int
+    ) -> HeadVersion:
+        choice = fit_selected_head(x_pool[tr], pool.labels[tr], x_pool[ho], pool.labels[ho], k, multi_label=False)
+        head = choice.head
+        temperature = cross_fit_temperature(
+            x_pool[tr], pool.labels[tr], k, head.logits(x_pool[ho]), pool.labels[ho], seed=seed, l2=choice.l2
+        )
+        return cls(head, x_pool, head.logits(x_test), temperature, choice.l2)
+
+    def pool_logits(self, rows: np.ndarray) -> np.ndarray:
+        return self.head.logits(self.x_pool[rows])
+
+
+@dataclass
+class PluginVersion:
+    """A model plug-in's version: fitted on the train side's texts, its temperature fitted on the
+    held-out side's log-probabilities (as ``learning/candidates.calibrate_plugin`` does)."""
+
+    model: PluginClassifier
+    pool: Pool
+    test_logits: np.ndarray
+    temperature: float
+    l2: str = ""
+
+    @classmethod
+    def fit(cls, name: str, pool: Pool, test: Pool, tr: np.ndarray, ho: np.ndarray) -> PluginVersion:
+        texts, labels = [pool.texts[i] for i in tr], [pool.names[pool.labels[i]] for i in tr]
+        model = fit_plugin(name, pool.names, texts, labels, timeout_s=3600)
+        version = cls(model, pool, _log(model.raw_proba(test.texts)), 1.0)
+        if len(ho) >= 10:
+            version.temperature = fit_temperature(version.pool_logits(ho), pool.labels[ho])
+        return version
+
+    def pool_logits(self, rows: np.ndarray) -> np.ndarray:
+        return _log(self.model.raw_proba([self.pool.texts[i] for i in rows]))
+
+
+def _log(probs: np.ndarray) -> np.ndarray:
+    return np.log(np.clip(probs, 1e-12, 1.0))
+
+
+Version = HeadVersion | PluginVersion
+
+
 def run_seed(
     pool: Pool,
     test: Pool,
@@ -162,7 +221,10 @@ def run_seed(
     holdout: float,
     target_precision: float,
     fine_tunes: FineTunes | None = None,
+    plugin: str = "",
 ) -> tuple[list[dict], dict]:
+    """One seed's replay; ``plugin``: a model plug-in (``package.module:Class``) instead of the
+    bundled encoder's head."""
     rng = np.random.default_rng(seed)
     n, k = len(pool.texts), len(pool.names)
     if strategy_name == "random":
@@ -195,22 +257,21 @@ def run_seed(
             tuned = encoder
             x_pool, x_test = encoder.embed(pool.texts), encoder.embed(test.texts)
             last_tune, served = len(labeled), "fine-tuned"
-        choice = fit_selected_head(x_pool[tr], pool.labels[tr], x_pool[ho], pool.labels[ho], k, multi_label=False)
-        head = choice.head
-        test_logits = head.logits(x_test)
+        if plugin:  # the operator's model: fitted on the texts, calibrated on the held-out side
+            version: Version = PluginVersion.fit(plugin, pool, test, tr, ho)
+        else:
+            version = HeadVersion.fit(pool, x_pool, x_test, tr, ho, k, seed)
+        temperature = version.temperature
+        test_logits = version.test_logits
         probs = softmax(test_logits)
-        temperature = cross_fit_temperature(
-            x_pool[tr], pool.labels[tr], k, head.logits(x_pool[ho]), pool.labels[ho], seed=seed, l2=choice.l2
-        )
-        head.temperature = temperature  # the sync ranks on served (calibrated) probabilities
         calibrated = softmax(test_logits, temperature)
         # The tasks the model will pre-annotate next: the unlabeled rest of the pool (gold known here).
         rest = np.setdiff1d(np.arange(n), np.array(labeled))
-        pool_calibrated = softmax(head.logits(x_pool[rest]), temperature)
+        pool_calibrated = softmax(version.pool_logits(rest), temperature)
         pred = probs.argmax(axis=1)
         # the product's stopping criteria, as the sync computes them after each version
         open_stop = np.setdiff1d(stop_set, np.array(labeled))
-        stop_probs = softmax(head.logits(x_pool[open_stop]), temperature)
+        stop_probs = softmax(version.pool_logits(open_stop), temperature)
         answers = dict(zip(open_stop.tolist(), stop_probs.argmax(axis=1).tolist(), strict=True))
         common = sorted(set(previous) & set(answers))
         if len(common) >= 2:
@@ -219,7 +280,8 @@ def run_seed(
             kappas.append((str(len(labeled)), 0.0 if np.isnan(kappa) else kappa, len(common)))
             changed.append(float(np.mean(np.array(a) != np.array(b))))
         previous = answers
-        heldout_accuracy = float((head.proba(x_pool[ho]).argmax(axis=1) == pool.labels[ho]).mean()) if len(ho) else None
+        held_pred = version.pool_logits(ho).argmax(axis=1) if len(ho) else None
+        heldout_accuracy = float((held_pred == pool.labels[ho]).mean()) if held_pred is not None else None
         if heldout_accuracy is not None and len(ho) >= 20:
             curve.append((len(train), heldout_accuracy))
         stable = len(kappas) >= WINDOW and all(k >= THRESHOLD for _, k, _ in kappas[-WINDOW:])
@@ -240,7 +302,7 @@ def run_seed(
                 "ece_calibrated": round(expected_calibration_error(calibrated, test.labels), 5),
                 "ece_pool_calibrated": round(expected_calibration_error(pool_calibrated, pool.labels[rest]), 5),
                 "temperature": round(temperature, 4),
-                "l2": choice.l2,
+                "l2": version.l2,
                 "heldout_accuracy": "" if heldout_accuracy is None else round(heldout_accuracy, 5),
                 "stop_kappa": round(kappas[-1][1], 5) if kappas else "",
                 "stop_uncertainty": round(status.uncertainty or 0.0, 5),
@@ -248,7 +310,7 @@ def run_seed(
             }
         )
         if len(labeled) >= budget:
-            held_probs = softmax(head.logits(x_pool[ho]), temperature)
+            held_probs = softmax(version.pool_logits(ho), temperature)
             route = routing_threshold(held_probs, pool.labels[ho], target_precision)
             coverage, precision = coverage_at(calibrated, test.labels, route.threshold)
             final = {"threshold": route.threshold, "test_coverage": coverage, "test_precision": precision}
@@ -260,7 +322,7 @@ def run_seed(
             explore = min(round(holdout * take), int(held_mask.sum()))
             labeled.extend(int(i) for i in rng.choice(unlabeled[held_mask], size=explore, replace=False))
             unlabeled, take = unlabeled[~held_mask], take - explore
-        pool_probs = head.proba(x_pool[unlabeled])
+        pool_probs = softmax(version.pool_logits(unlabeled), temperature)  # the sync ranks on calibrated ones
         scores = base.scores(pool_probs, pool.embeddings[unlabeled], unlabeled)
         if strategy_name.endswith("-diverse"):
             scores = diversify_top(scores, clusters[unlabeled], take)
@@ -284,9 +346,12 @@ def simulate(
     target_precision: float = 0.98,
     progress: bool = True,
     fine_tunes: FineTunes | None = None,
+    plugin: str = "",
 ) -> dict[str, Any]:
     """``fine_tunes``: replay the product's fine-tunes too (the default of ``hitl simulate``);
-    None: the head-only replay (``--head-only``), fast."""
+    None: the head-only replay (``--head-only``), fast. ``plugin``: replay a model plug-in
+    (``package.module:Class``) instead of the bundled model (the encoder still embeds the pool for
+    diversity, as the sync does)."""
     if strategy not in SIM_STRATEGIES:
         raise SystemExit(f"unknown strategy {strategy!r}; choose one of {', '.join(SIM_STRATEGIES)}")
     started = time.perf_counter()
@@ -304,7 +369,9 @@ def simulate(
     curve_path = out / "curve.csv"
     done: dict[tuple[str, int], list[dict]] = {}
     replay = (
-        {"replay": "head-only", "encoder": encoder.identity}
+        {"replay": "plugin", "model": plugin, "encoder": encoder.identity}
+        if plugin
+        else {"replay": "head-only", "encoder": encoder.identity}
         if fine_tunes is None
         else {**fine_tunes.describe(), "encoder": encoder.identity}
     )
@@ -334,7 +401,7 @@ def simulate(
                 continue
             seed_started = time.perf_counter()
             seed_rows, final = run_seed(
-                pool, test, name, seed, budget, step, start, clusters, holdout, target_precision, fine_tunes
+                pool, test, name, seed, budget, step, start, clusters, holdout, target_precision, fine_tunes, plugin
             )
             final["seconds"] = round(time.perf_counter() - seed_started, 1)
             rows.extend(seed_rows)
@@ -352,7 +419,9 @@ def simulate(
     summary["seed_seconds"] = {key: final.get("seconds") for key, final in finals.items()}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     title = (
-        f"Active learning on {dataset.name}: MiniLM embeddings + linear head"
+        f"Active learning on {dataset.name}: model plug-in {plugin}"
+        if plugin
+        else f"Active learning on {dataset.name}: MiniLM embeddings + linear head"
         if fine_tunes is None
         else f"Active learning on {dataset.name}: MiniLM fine-tuned as the product schedules it"
     )
