@@ -25,7 +25,9 @@ tasks (``/predict`` answers per-task errors); the serving version keeps serving.
 from __future__ import annotations
 
 import importlib
+import os
 import re
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -75,7 +77,7 @@ def load_plugin_class(name: str) -> type[Any]:
         raise PluginError(f"HITL_MODEL {name!r} is not package.module:Class (e.g. examples.tfidf.model:TfidfLogReg)")
     module_name, class_name = name.split(":")
     try:
-        module = importlib.import_module(module_name)
+        module = _import(module_name)
     except ImportError as exc:
         raise PluginError(
             f"model plug-in {name}: cannot import {module_name} ({exc}); install it, or run from the folder "
@@ -88,6 +90,19 @@ def load_plugin_class(name: str) -> type[Any]:
     if missing:
         raise PluginError(f"model plug-in {name}: {class_name} lacks {', '.join(missing)} (see backend/plugin.py)")
     return cls
+
+
+def _import(module_name: str) -> Any:
+    """The module, from the installed packages or else from the current folder (``python -m``
+    puts it on the path, the ``hitl`` script does not: the operator's own folder either way)."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        here = os.getcwd()
+        if exc.name != module_name.split(".")[0] or here in sys.path:
+            raise
+        sys.path.append(here)  # after the installed packages: never shadows one
+        return importlib.import_module(module_name)
 
 
 def checked_proba(probs: Any, n: int, k: int, name: str) -> np.ndarray:
