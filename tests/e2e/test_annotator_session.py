@@ -13,16 +13,11 @@ separates right from wrong pre-annotations (AUROC >= 0.65).
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
-import requests
 from sklearn.metrics import roc_auc_score
 
 from backend.query.sync import VIEW_TITLE
@@ -31,9 +26,9 @@ from backend.serving.routing import is_heldout
 from backend.stores.audit import AuditStore
 from backend.stores.labelstudio import LabelStudioClient
 from backend.stores.registry import Registry
-from backend.tools.bench.common import free_port
 from tests.support.data import load_jsonl
-from tests.support.services import ROOT, hitl, wait_until
+from tests.support.main_job import main_job
+from tests.support.services import ROOT, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -43,61 +38,11 @@ SECRET = "session-secret"
 
 
 def test_an_annotators_session_through_label_studios_next(label_studio, tmp_path):
-    port = free_port()
-    env = {
-        **os.environ,
-        "HITL_PORT": str(port),
-        "HITL_DATA_DIR": str(tmp_path / "var"),
-        "HITL_REGISTRY_DIR": str(tmp_path / "var" / "registry"),
-        "HITL_LABEL_STUDIO_URL": label_studio.url,
-        "HITL_LABEL_STUDIO_API_KEY": label_studio.token,
-        "HITL_WEBHOOK_SECRET": SECRET,
-        "HITL_HOLDOUT_FRACTION": str(HOLDOUT),
-        "HITL_FINETUNE_EVERY": "0",
-    }
-    env.pop("HITL_REDIS_URL", None)
-    log = open(tmp_path / "run.log", "wb")  # noqa: SIM115 - closed below
-    main_job = subprocess.Popen(
-        [sys.executable, "-m", "backend", "run"],
-        env=env,
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: requests.get(url + "/health", timeout=2).json()["encoder_ready"], 180, "the main job")
-        loaded = subprocess.run(
-            hitl(
-                "configs",
-                "load",
-                "labeling_configs/text_classification.xml",
-                "--project",
-                "Session",
-                "--backend-url",
-                url,
-            ),
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert loaded.returncode == 0, loaded.stderr
-        project = json.loads(loaded.stdout)["project_id"]
+    settings = {"HITL_WEBHOOK_SECRET": SECRET, "HITL_HOLDOUT_FRACTION": str(HOLDOUT), "HITL_FINETUNE_EVERY": "0"}
+    with main_job(label_studio, tmp_path, **settings) as job:
         rows = load_jsonl("ag_news", "train", 400)
-        tasks_file = tmp_path / "tasks.jsonl"
-        tasks_file.write_text("".join(json.dumps({"text": r["text"], "gold": r["label"]}) + "\n" for r in rows))
-        imported = subprocess.run(
-            hitl("import", str(tasks_file), "--project", str(project), "--quiet"),
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert imported.returncode == 0 and "400 of 400 tasks imported" in imported.stdout, imported.stderr
+        tasks = [{"text": r["text"], "gold": r["label"]} for r in rows]
+        project = job.load_project(ROOT / "labeling_configs" / "text_classification.xml", "Session", tasks)
 
         ls = LabelStudioClient(label_studio.url, label_studio.token)
         registry = Registry(tmp_path / "var" / "registry")
@@ -211,10 +156,3 @@ def test_an_annotators_session_through_label_studios_next(label_studio, tmp_path
         )[-1]
         print(f"session: label check flagged {len(check['suspects'])} of {check['annotated']} right labels")
         assert len(check["suspects"]) <= check["annotated"] // 4, check["suspects"][:5]
-    finally:
-        os.killpg(main_job.pid, signal.SIGTERM)
-        try:
-            main_job.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(main_job.pid, signal.SIGKILL)
-        log.close()

@@ -14,15 +14,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-import requests
 
 from backend.query.sync import REVIEW_TITLE, VIEW_TITLE
 from backend.query.writeback import RANK_FIELD, REASON_FIELD
@@ -30,10 +26,10 @@ from backend.serving.routing import is_heldout
 from backend.stores.audit import AuditStore
 from backend.stores.labelstudio import LabelStudioClient
 from backend.stores.registry import Registry
-from backend.tools.bench.common import free_port
 from tests.support.browser import label_studio_page
 from tests.support.data import load_jsonl
-from tests.support.services import ROOT, hitl, wait_until
+from tests.support.main_job import main_job
+from tests.support.services import ROOT, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -50,29 +46,6 @@ def _choices(prediction: dict) -> list[str]:
 
 
 def test_an_annotator_labels_80_tasks_in_the_stream_and_the_audit_records_what_the_page_showed(label_studio, tmp_path):
-    port = free_port()
-    env = {
-        **os.environ,
-        "HITL_PORT": str(port),
-        "HITL_DATA_DIR": str(tmp_path / "var"),
-        "HITL_REGISTRY_DIR": str(tmp_path / "var" / "registry"),
-        "HITL_LABEL_STUDIO_URL": label_studio.url,
-        "HITL_LABEL_STUDIO_API_KEY": label_studio.token,
-        "HITL_WEBHOOK_SECRET": "stream-secret",
-        "HITL_HOLDOUT_FRACTION": str(HOLDOUT),
-        "HITL_FINETUNE_EVERY": "0",
-    }
-    env.pop("HITL_REDIS_URL", None)
-    log = open(tmp_path / "run.log", "wb")  # noqa: SIM115 - closed below
-    main_job = subprocess.Popen(
-        [sys.executable, "-m", "backend", "run"],
-        env=env,
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
     rows = load_jsonl(DATASET, "train", POOL)
     config = ROOT / "labeling_configs" / "text_classification.xml"  # the README's config, for AG News
     if DATASET != "ag_news":  # the same config with the dataset's classes
@@ -83,37 +56,13 @@ def test_an_annotator_labels_80_tasks_in_the_stream_and_the_audit_records_what_t
         )
         config = tmp_path / "config.xml"
         config.write_text(text)
-    try:
-        wait_until(lambda: requests.get(url + "/health", timeout=2).json()["encoder_ready"], 180, "the main job")
-        loaded = subprocess.run(
-            hitl(
-                "configs",
-                "load",
-                str(config),
-                "--project",
-                "Stream",
-                "--backend-url",
-                url,
-            ),
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert loaded.returncode == 0, loaded.stderr
-        project = json.loads(loaded.stdout)["project_id"]
-        tasks_file = tmp_path / "tasks.jsonl"
-        tasks_file.write_text("".join(json.dumps({"text": r["text"], "gold": r["label"]}) + "\n" for r in rows))
-        imported = subprocess.run(
-            hitl("import", str(tasks_file), "--project", str(project), "--quiet"),
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert imported.returncode == 0, imported.stderr
+    settings = {
+        "HITL_WEBHOOK_SECRET": "stream-secret",
+        "HITL_HOLDOUT_FRACTION": str(HOLDOUT),
+        "HITL_FINETUNE_EVERY": "0",
+    }
+    with main_job(label_studio, tmp_path, **settings) as job:
+        project = job.load_project(config, "Stream", [{"text": r["text"], "gold": r["label"]} for r in rows])
         ls = LabelStudioClient(label_studio.url, label_studio.token)
         tab = ls.ensure_view(project, VIEW_TITLE, f"tasks:data.{RANK_FIELD}")
 
@@ -250,13 +199,6 @@ def test_an_annotator_labels_80_tasks_in_the_stream_and_the_audit_records_what_t
         assert len({r for r, _ in heads}) == len(heads), "ties in the queue's head"
         if right:  # an answer is pre-selected only where held-out evidence says it is right >= 90 % of the time
             assert np.mean(right) >= 0.85, f"pre-selected answers right only {np.mean(right):.1%}"
-    finally:
-        os.killpg(main_job.pid, signal.SIGTERM)
-        try:
-            main_job.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(main_job.pid, signal.SIGKILL)
-        log.close()
 
 
 def _why_no_review(folder: Path, project: int) -> str:

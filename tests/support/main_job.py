@@ -41,7 +41,9 @@ class MainJob:
         tasks = self.folder.parent / f"tasks-{project}.jsonl"
         tasks.write_text("".join(json.dumps(row) + "\n" for row in rows))
         imported = self.hitl("import", str(tasks), "--project", str(project), "--quiet")
-        assert imported.returncode == 0, imported.stderr
+        assert imported.returncode == 0 and f"{len(rows)} of {len(rows)} tasks imported" in imported.stdout, (
+            imported.stdout + imported.stderr
+        )
         return project
 
     def errors(self) -> list[str]:
