@@ -383,7 +383,7 @@ def _add_queue_commands(sub: argparse._SubParsersAction) -> None:
 
 def _add_simulate_command(sub: argparse._SubParsersAction) -> None:
     """simulate: the loop replayed on a labeled dataset."""
-    from backend.tools.simulate import DEFAULT_STRATEGY, SIM_STRATEGIES
+    from backend.tools.simulate_options import DEFAULT_STRATEGY, SIM_STRATEGIES
 
     sim = sub.add_parser(
         "simulate",
