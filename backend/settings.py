@@ -351,7 +351,9 @@ class Settings(BaseSettings):
 
     # Services
     redis_url: str | None = Field(
-        None, description="Redis for the job queue; empty = `hitl run` starts an embedded one."
+        None,
+        description="Redis for the job queue; empty = `hitl run` starts an embedded one (socket in "
+        "`$HITL_DATA_DIR/redis`), which `hitl report`, `hitl models`, `hitl sync` and `hitl import` then find.",
     )
     audit_db_url: str | None = Field(
         None, description="`postgresql://…` for the audit store; empty = SQLite at `$HITL_DATA_DIR/audit.sqlite3`."
