@@ -23,11 +23,13 @@ import redis
 from rq import Queue, SimpleWorker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.job_lifecycle import call_exception_handlers
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
 from backend.jobs.context import context
 from backend.jobs.queue import ALIVE, connect
 from backend.settings import Settings
+from backend.stores.labelstudio import LabelStudioUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,14 @@ class QuietWorker(SimpleWorker):
 
     def unsubscribe(self) -> None:
         return None
+
+    def handle_exception(self, job: Job, *exc_info: object) -> None:
+        """Label Studio down is an outage, not a bug: one line (RQ retries the job), no traceback."""
+        if isinstance(exc_info[1], LabelStudioUnavailable):
+            log.warning("job %s (%s): %s", job.id, job.description, exc_info[1])
+            call_exception_handlers(self._exc_handlers, job, *exc_info)
+            return
+        super().handle_exception(job, *exc_info)
 
 
 def run_worker(settings: Settings, burst: bool = False, which: str = "both") -> int:
