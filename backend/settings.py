@@ -358,6 +358,12 @@ class Settings(BaseSettings):
     audit_db_url: str | None = Field(
         None, description="`postgresql://…` for the audit store; empty = SQLite at `$HITL_DATA_DIR/audit.sqlite3`."
     )
+    audit_spool_max_mb: float = Field(
+        64,
+        gt=0,
+        description="PostgreSQL audit store away: its writes wait in `$HITL_DATA_DIR/audit-spool.jsonl`, up to "
+        "this size, and are replayed when it is back.",
+    )
     data_dir: Path = Field(
         Path("var"), description="Runtime state: embedded Redis data, embedding cache, sync state, reports, audit DB."
     )

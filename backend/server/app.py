@@ -138,6 +138,8 @@ def create_app(
                 "encoder_ready": predictor.ready,
                 # /health is open to anyone: no paths, no error text (they are in /ready)
                 "encoder_error": ENCODER_FAILED if predictor.load_error else None,
+                # what still serves but less than it should (the audit database away: writes wait on disk)
+                "degraded": [d for d in [parts.audit.degraded() if parts.audit else None] if d],
             }
         )
 
