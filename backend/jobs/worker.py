@@ -66,11 +66,22 @@ class QuietWorker(SimpleWorker):
         super().handle_exception(job, *exc_info)
 
 
+class HousekeepingAtDebug(logging.Filter):
+    """RQ logs its registry cleaning at INFO, every 30 s per worker: noise, so DEBUG here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith("Worker %s: cleaning "):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger().isEnabledFor(logging.DEBUG)
+        return True
+
+
 def run_worker(settings: Settings, burst: bool = False, which: str = "both") -> int:
     """Work until stopped. When Redis goes away (a restart, a failover) RQ's worker quits; this
     waits for Redis to answer again and starts a fresh one, with the encoder still loaded, so a
     restart of Redis never needs a restart of the workers."""
     connection = connect(settings)
+    logging.getLogger("rq.worker").addFilter(HousekeepingAtDebug())
     context()  # load the encoder before taking the first job
     names = queue_names(settings, which)
     current = {"name": ""}  # the worker the liveness thread speaks for (a new one after each reconnect)
