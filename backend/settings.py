@@ -360,10 +360,18 @@ class Settings(BaseSettings):
 
     # Services
     redis_url: str | None = Field(
-        None, description="Redis for the job queue; empty = `hitl run` starts an embedded one."
+        None,
+        description="Redis for the job queue; empty = `hitl run` starts an embedded one (socket in "
+        "`$HITL_DATA_DIR/redis`), which `hitl report`, `hitl models`, `hitl sync` and `hitl import` then find.",
     )
     audit_db_url: str | None = Field(
         None, description="`postgresql://…` for the audit store; empty = SQLite at `$HITL_DATA_DIR/audit.sqlite3`."
+    )
+    audit_spool_max_mb: float = Field(
+        64,
+        gt=0,
+        description="PostgreSQL audit store away: its writes wait in `$HITL_DATA_DIR/audit-spool.jsonl`, up to "
+        "this size, and are replayed when it is back.",
     )
     data_dir: Path = Field(
         Path("var"), description="Runtime state: embedded Redis data, embedding cache, sync state, reports, audit DB."

@@ -14,6 +14,11 @@ def test_ci_runs_the_readme_test_command():
     assert "bash scripts/test.sh" in (ROOT / ".ci" / "run").read_text()
 
 
+def test_the_quick_start_says_how_to_change_the_backends_port():
+    quick_start = README.read_text().split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    assert "export HITL_PORT=" in quick_start
+
+
 def test_readme_is_a_front_page():
     lines = README.read_text().count("\n")
     assert lines <= 250, f"README.md has {lines} lines: move the manual's content into docs/ (at most 250)"

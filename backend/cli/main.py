@@ -7,7 +7,19 @@ import json
 import os
 import sys
 
-from backend.settings import get_settings
+from backend.settings import Settings, get_settings
+
+
+def queue_settings() -> Settings:
+    """The settings, with the embedded Redis of ``hitl run`` when HITL_REDIS_URL is unset and one is
+    live for this data folder: the retrain queue a command reads or asks is then the one in use."""
+    settings = get_settings()
+    if settings.redis_url:
+        return settings
+    from backend.services.embedded_redis import live_url
+
+    found = live_url(settings.data_dir)
+    return settings.model_copy(update={"redis_url": found}) if found else settings
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -38,7 +50,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     from backend.jobs.context import WorkerContext
     from backend.jobs.sync_job import sync_and_record
 
-    settings = get_settings()
+    settings = queue_settings()
     ls = _label_studio_checked(settings, args.project)  # a wrong URL, token or id fails before the model loads
     ctx = WorkerContext.create(settings)
     summary = sync_and_record(ctx, ls, args.project, args.strategy, progress=not args.quiet, dry_run=args.dry_run)
@@ -65,7 +77,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from backend.labeling import parse_label_config
     from backend.stores.labelstudio import LabelStudioClient
 
-    settings = get_settings()
+    settings = queue_settings()
     ls = LabelStudioClient.from_settings(settings)
     spec = parse_label_config(ls.label_config(args.project))
     try:
@@ -185,7 +197,7 @@ def cmd_configs(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     from backend.cli import models as models_cli
 
-    return models_cli.run(args, get_settings())
+    return models_cli.run(args, queue_settings())
 
 
 def cmd_label_errors(args: argparse.Namespace) -> int:
@@ -223,7 +235,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from backend.stores.audit import AuditStore
     from backend.stores.registry import Registry
 
-    settings = get_settings()
+    settings = queue_settings()
     audit, registry = AuditStore.from_settings(settings), Registry.from_settings(settings)
     if not registry.versions(args.project) and not audit.versions(args.project) and not audit.events(args.project):
         print(
@@ -396,7 +408,7 @@ def _add_queue_commands(sub: argparse._SubParsersAction) -> None:
 
 def _add_simulate_command(sub: argparse._SubParsersAction) -> None:
     """simulate: the loop replayed on a labeled dataset."""
-    from backend.tools.simulate import DEFAULT_STRATEGY, SIM_STRATEGIES
+    from backend.tools.simulate_options import DEFAULT_STRATEGY, SIM_STRATEGIES
 
     sim = sub.add_parser(
         "simulate",

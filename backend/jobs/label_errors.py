@@ -19,13 +19,14 @@ from typing import Any
 
 from backend.ids import JobKind, ProjectId
 from backend.jobs.context import WorkerContext, context
+from backend.jobs.outage import reaching_label_studio
 from backend.jobs.queue import RetrainQueue
 from backend.labeling import TaskSpec, labels_from_result, parse_label_config
 from backend.learning.dataset import build_dataset, latest_annotation
 from backend.monitoring.label_errors import Annotator, LabelErrorsUnsupported, Suspect, check_labels, verdict
 from backend.query.writeback import REASON_FIELD
 from backend.serving.reasons import Why
-from backend.stores.labelstudio import LabelStudioClient, data_filter, unavailable_as_one_line
+from backend.stores.labelstudio import LabelStudioClient, data_filter
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ def label_errors_job(project_id: ProjectId, kind: str = JobKind.LABEL_ERRORS, re
     ctx = context()
     RetrainQueue(ctx.settings).take(project_id, JobKind.LABEL_ERRORS)
     try:
-        with unavailable_as_one_line(ctx.settings.label_studio_url or "?"):
+        with reaching_label_studio(ctx.settings):
             report = check_project(ctx, project_id)
             outcome = review(ctx, project_id, report)
     except LabelErrorsUnsupported as exc:  # retrying cannot help

@@ -21,13 +21,13 @@ from typing import Any
 
 from backend.ids import JobKind, ProjectId
 from backend.jobs.context import WorkerContext, context
+from backend.jobs.outage import reaching_label_studio
 from backend.jobs.queue import RetrainQueue
 from backend.labeling import TaskError, parse_label_config, task_text
 from backend.learning.dataset import build_dataset
 from backend.models.classifier import TextClassifier
 from backend.models.encoder import int8_allowed
 from backend.serving.predictor import load_serving
-from backend.stores.labelstudio import unavailable_as_one_line
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def embed_pool_job(project_id: ProjectId, kind: str = JobKind.EMBED, reason: str
     ctx = context()
     queue = RetrainQueue(ctx.settings)
     queue.take(project_id, JobKind.EMBED)
-    with unavailable_as_one_line(ctx.settings.label_studio_url or "?"):
+    with reaching_label_studio(ctx.settings):
         summary = embed_pool(ctx, project_id)
     summary["sync_requested"] = queue.request(project_id, JobKind.SYNC, reason="pool embedded").status
     return summary

@@ -25,6 +25,7 @@ import numpy as np
 
 from backend.ids import JobKind, ProjectId
 from backend.jobs.context import WorkerContext, context
+from backend.jobs.outage import reaching_label_studio
 from backend.jobs.queue import RetrainQueue
 from backend.labeling import TaskError, TaskSpec, choices_result, labels_from_result, parse_label_config, task_text
 from backend.learning.batch_correction import Threshold, propose, similarity_threshold
@@ -35,7 +36,7 @@ from backend.models.plugin_model import PluginClassifier
 from backend.serving.predictor import class_probabilities, load_serving, own_cache
 from backend.stores import versions
 from backend.stores.audit import Correction
-from backend.stores.labelstudio import LabelStudioClient, annotations_filter, unavailable_as_one_line
+from backend.stores.labelstudio import LabelStudioClient, annotations_filter
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def proposals_job(project_id: ProjectId, kind: str = JobKind.PROPOSALS, reason: 
     """RQ entry point."""
     ctx = context()
     RetrainQueue(ctx.settings).take(project_id, JobKind.PROPOSALS)
-    with unavailable_as_one_line(ctx.settings.label_studio_url or "?"):
+    with reaching_label_studio(ctx.settings):
         return run(ctx, project_id)
 
 

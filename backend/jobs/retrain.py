@@ -18,6 +18,7 @@ from typing import Any
 from backend.ids import JobKind, ProjectId
 from backend.jobs.after_publish import request_follow_ups
 from backend.jobs.context import WorkerContext, context
+from backend.jobs.outage import reaching_label_studio
 from backend.jobs.queue import RetrainQueue
 from backend.labeling import TaskSpec, UnsupportedConfig, parse_label_config
 from backend.labeling.examples import Example, fingerprint
@@ -30,7 +31,6 @@ from backend.monitoring.routing_audit import check_routing
 from backend.plugin import PluginError
 from backend.serving.predictor import ServingVersion, load_serving, use_caches
 from backend.stores import versions
-from backend.stores.labelstudio import unavailable_as_one_line
 from backend.stores.registry import BaselineChanged, next_family
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def retrain_job(project_id: ProjectId, kind: str = JobKind.HEAD, reason: str = "
     queue.take(project_id, kind)  # (marked first: no moment when neither the flag nor the mark is set)
     pulled_at, last_event = time.time(), queue.last_event(project_id)
     try:
-        with unavailable_as_one_line(ctx.settings.label_studio_url or "?"):
+        with reaching_label_studio(ctx.settings):
             summary = retrain(ctx, project_id, kind)
     finally:
         queue.mark_running(project_id, kind, running=False)

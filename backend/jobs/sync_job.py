@@ -12,12 +12,13 @@ from redis import RedisError
 from backend.ids import JobKind
 from backend.jobs.context import WorkerContext, context
 from backend.jobs.inputs import PredictInputs
+from backend.jobs.outage import reaching_label_studio
 from backend.jobs.queue import RetrainQueue
 from backend.labeling import UnsupportedConfig
 from backend.query.summary import SyncSummary
 from backend.query.sync import sync_project
 from backend.stores.audit import INPUTS_MARK
-from backend.stores.labelstudio import LabelStudioClient, unavailable_as_one_line
+from backend.stores.labelstudio import LabelStudioClient
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ def sync_job(project_id: int, kind: str = "sync", reason: str = "") -> dict[str,
     ctx = context()
     RetrainQueue(ctx.settings).take(project_id, kind)
     try:
-        with unavailable_as_one_line(ctx.settings.label_studio_url or "?"):
+        with reaching_label_studio(ctx.settings):
             summary = sync_and_record(
                 ctx,
                 ctx.label_studio(),

@@ -23,11 +23,13 @@ import redis
 from rq import Queue, SimpleWorker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.job_lifecycle import call_exception_handlers
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
 from backend.jobs.context import context
 from backend.jobs.queue import ALIVE, connect
 from backend.settings import Settings
+from backend.stores.labelstudio import LabelStudioUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +57,31 @@ class QuietWorker(SimpleWorker):
     def unsubscribe(self) -> None:
         return None
 
+    def handle_exception(self, job: Job, *exc_info: object) -> None:
+        """Label Studio down is an outage, not a bug: one line (RQ retries the job), no traceback."""
+        if isinstance(exc_info[1], LabelStudioUnavailable):
+            log.warning("job %s (%s): %s", job.id, job.description, exc_info[1])
+            call_exception_handlers(self._exc_handlers, job, *exc_info)
+            return
+        super().handle_exception(job, *exc_info)
+
+
+class HousekeepingAtDebug(logging.Filter):
+    """RQ logs its registry cleaning at INFO, every 30 s per worker: noise, so DEBUG here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith("Worker %s: cleaning "):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger().isEnabledFor(logging.DEBUG)
+        return True
+
 
 def run_worker(settings: Settings, burst: bool = False, which: str = "both") -> int:
     """Work until stopped. When Redis goes away (a restart, a failover) RQ's worker quits; this
     waits for Redis to answer again and starts a fresh one, with the encoder still loaded, so a
     restart of Redis never needs a restart of the workers."""
     connection = connect(settings)
+    logging.getLogger("rq.worker").addFilter(HousekeepingAtDebug())
     context()  # load the encoder before taking the first job
     names = queue_names(settings, which)
     current = {"name": ""}  # the worker the liveness thread speaks for (a new one after each reconnect)

@@ -27,6 +27,7 @@ from backend.server.dashboard import dashboard_routes
 from backend.server.events import EventSink, webhook_routes
 from backend.server.metrics import ServerMetrics
 from backend.server.openapi import openapi
+from backend.server.readiness import label_studio_check as label_studio_check_for
 from backend.serving.predictor import NotReady, Predictor
 from backend.settings import Settings, get_settings
 from backend.stores.versions import COLD_START
@@ -137,10 +138,12 @@ def create_app(
                 "encoder_ready": predictor.ready,
                 # /health is open to anyone: no paths, no error text (they are in /ready)
                 "encoder_error": ENCODER_FAILED if predictor.load_error else None,
+                # what still serves but less than it should (the audit database away: writes wait on disk)
+                "degraded": [d for d in [parts.audit.degraded() if parts.audit else None] if d],
             }
         )
 
-    label_studio_check = _label_studio_check(settings)
+    label_studio_check = label_studio_check_for(settings, queue)
 
     @app.get("/ready")
     def ready() -> Any:
@@ -213,25 +216,3 @@ def _keep_inputs(inputs: PredictInputs, project: ProjectId, spec: TaskSpec, task
         inputs.record(project, texts)
     except RedisError as exc:
         log.warning("project %s: /predict inputs not kept for the drift check (%s)", project, type(exc).__name__)
-
-
-LABEL_STUDIO_CHECK_S = 30.0  # /ready asks Label Studio at most this often
-
-
-def _label_studio_check(settings: Settings) -> Any:
-    """ "ok", or why Label Studio cannot be used (not configured, token refused, unreachable): a wrong
-    token otherwise looks ready while every annotation is kept unconfirmed. Cached for a while."""
-    from backend.stores.labelstudio import LabelStudioClient, LabelStudioNotConfigured
-
-    cached: dict[str, Any] = {"at": -LABEL_STUDIO_CHECK_S, "answer": ""}
-
-    def check() -> str:
-        if time.monotonic() - cached["at"] >= LABEL_STUDIO_CHECK_S:
-            try:
-                problem = LabelStudioClient.from_settings(settings, 5).token_problem()
-            except LabelStudioNotConfigured:
-                problem = "not configured (HITL_LABEL_STUDIO_URL, HITL_LABEL_STUDIO_API_KEY): nothing retrains"
-            cached.update(at=time.monotonic(), answer=problem or "ok")
-        return str(cached["answer"])
-
-    return check

@@ -84,6 +84,16 @@ def serve(settings: Settings, host: str | None, port: int | None, workers: int =
         return 0
 
     from gunicorn.app.base import BaseApplication
+    from gunicorn.glogging import Logger
+
+    class _OneFormat(Logger):  # type: ignore[misc]
+        """gunicorn's own lines (start, signals, "Shutting down") through the root handler, so they
+        carry the same timestamp and format as every other line (``backend/logs.py``)."""
+
+        def setup(self, cfg: Any) -> None:
+            super().setup(cfg)
+            self.error_log.handlers[:] = []
+            self.error_log.propagate = True
 
     class _Gunicorn(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -97,6 +107,7 @@ def serve(settings: Settings, host: str | None, port: int | None, workers: int =
                 "graceful_timeout": 30,
                 "accesslog": None,
                 "loglevel": settings.log_level.lower(),
+                "logger_class": _OneFormat,
             }
             # gunicorn 25.1+ opens a control socket at one path per user ($XDG_RUNTIME_DIR/gunicorn.ctl or
             # ~/.gunicorn/gunicorn.ctl): a second instance on the machine replaced the first one's. Nothing

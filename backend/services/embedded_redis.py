@@ -39,6 +39,27 @@ def redis_binary() -> str:
         ) from exc
 
 
+def _answers_on(socket: Path) -> bool:
+    if not socket.exists():
+        return False
+    try:
+        return bool(redis.Redis(unix_socket_path=str(socket), socket_connect_timeout=1, socket_timeout=2).ping())
+    except (redis.RedisError, OSError):
+        return False
+
+
+def folder_of(data_dir: Path) -> Path:
+    """Where ``hitl run`` keeps the embedded Redis of a data folder (its socket, its append-only file)."""
+    return Path(data_dir) / "redis"
+
+
+def live_url(data_dir: Path) -> str | None:
+    """The URL of the embedded Redis that ``hitl run`` started for ``data_dir``, if one answers a
+    PING on its socket; None otherwise. Only its log says the URL: the CLI finds it here instead."""
+    embedded = EmbeddedRedis(folder_of(data_dir))
+    return embedded.url if _answers_on(embedded.socket) else None
+
+
 class EmbeddedRedis:
     """``with EmbeddedRedis(folder) as r: r.url`` — started on enter, stopped on exit."""
 
@@ -105,12 +126,7 @@ class EmbeddedRedis:
         raise RedisUnavailable(f"redis-server did not answer within {timeout_s}s (log: {self.folder / 'redis.log'})")
 
     def _answers(self) -> bool:
-        if not self.socket.exists():
-            return False
-        try:
-            return bool(redis.Redis(unix_socket_path=str(self.socket), socket_connect_timeout=1).ping())
-        except (redis.RedisError, OSError):
-            return False
+        return _answers_on(self.socket)
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO
 
 from backend.services.children import start_time, tied_to_this_process, wait_gone
-from backend.services.embedded_redis import EmbeddedRedis, RedisUnavailable
+from backend.services.embedded_redis import EmbeddedRedis, RedisUnavailable, folder_of
 from backend.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ def run_all(settings: Settings, workers: int = 1, serve_workers: int = 1) -> int
     env = dict(os.environ)
     if not settings.redis_url:
         try:
-            embedded = EmbeddedRedis(settings.data_dir / "redis").start()
+            embedded = EmbeddedRedis(folder_of(settings.data_dir)).start()
         except RedisUnavailable as exc:
             raise SystemExit(f"error: embedded Redis: {exc}") from None
         assert embedded.process is not None

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from backend.stores.audit_spool import AuditSpool
+
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
@@ -182,12 +184,33 @@ class Correction:
     rationale: str | None
 
 
+RETRY_S = 5.0  # how often a process with writes waiting tries the database again
+
+
 class AuditStore:
-    def __init__(self, url: str) -> None:
+    """The audit trail. With PostgreSQL and a ``spool``, the database being away (at start or later)
+    fails no write: each waits on disk and is replayed, in order, once the database answers."""
+
+    def __init__(self, url: str, spool: AuditSpool | None = None) -> None:
         self.url = url
         self.postgres = url.startswith(("postgresql://", "postgres://"))
         self._local = threading.local()
-        self._run(lambda conn: [conn.execute(statement) for statement in SCHEMA])
+        self._spool = spool if self.postgres else None
+        self._schema_ready = False
+        self._down_since: float | None = None
+        self._retrying = threading.Lock()
+        try:
+            self._run(lambda conn: None)  # connects, creates the schema, replays what waits
+        except Exception as exc:
+            if not self._unreachable(exc):
+                raise
+            log.warning(
+                "audit store %s unreachable at start (%s): writes wait in %s and are replayed when it is back",
+                self.describe(url),
+                type(exc).__name__,
+                self._spool.path if self._spool else "?",
+            )
+            self._retry_later()
 
     @staticmethod
     def describe(url: str) -> str:
@@ -202,7 +225,8 @@ class AuditStore:
     @classmethod
     def from_settings(cls, settings: Any) -> AuditStore:
         if settings.audit_db_url:
-            return cls(settings.audit_db_url)
+            max_bytes = int(settings.audit_spool_max_mb * 2**20)
+            return cls(settings.audit_db_url, AuditSpool(Path(settings.data_dir) / "audit-spool.jsonl", max_bytes))
         Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
         return cls(str(Path(settings.data_dir).resolve() / "audit.sqlite3"))
 
@@ -222,6 +246,11 @@ class AuditStore:
         if conn is None:
             conn = self._connect()
             self._local.conn = conn
+            if not self._schema_ready:  # once per process; IF NOT EXISTS makes it safe from every one
+                with _Tx(conn, self.postgres) as tx:
+                    for statement in SCHEMA:
+                        tx.execute(statement)
+                self._schema_ready = True
         return _Tx(conn, self.postgres)
 
     def _run(self, work: Callable[[Any], T]) -> T:
@@ -229,15 +258,104 @@ class AuditStore:
         failover, ``pg_terminate_backend``) is replaced and the work retried once: every write here
         is idempotent or was rolled back, so the retry neither loses nor duplicates a row."""
         for attempt in (1, 2):
+            connecting = getattr(self._local, "conn", None) is None
             try:
                 with self._conn() as conn:
-                    return work(conn)
+                    result = work(conn)
             except Exception as exc:
+                if connecting and self._unreachable(exc):  # no connection to begin with: no point asking twice
+                    self._down_since = self._down_since or time.time()
+                    self._forget_connection()
+                    raise
                 if attempt == 2 or not self._connection_lost(exc):
+                    if self._unreachable(exc):
+                        self._down_since = self._down_since or time.time()
                     raise
                 log.warning("audit store: the database connection was lost (%s); reconnecting", type(exc).__name__)
                 self._forget_connection()
+                continue
+            if self._down_since is not None:
+                log.warning("audit store: the database answers again")
+                self._down_since = None
+            if self._spool is not None and self._spool.pending():
+                try:
+                    self._replay()
+                except Exception as exc:  # away again: they wait on; this call's own work is done
+                    log.warning("audit store: replay stopped (%s); the rest waits", type(exc).__name__)
+                    self._retry_later()
+            return result
         raise AssertionError("unreachable")
+
+    def _unreachable(self, exc: Exception) -> bool:
+        """The database cannot be reached or used now (down, restarting, refusing): not a bug."""
+        if not self.postgres:
+            return False
+        import psycopg
+
+        return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+
+    # the spool -------------------------------------------------------------------------------
+    def _write(self, statement: str, rows: list[Any]) -> None:
+        """Insert ``rows``; with the database away, they wait in the spool."""
+        sql = self._sql(statement)
+        if self._waiting():  # behind the writes already waiting, in order
+            return self._spooled(sql, rows)
+        try:
+            self._run(lambda conn: conn.cursor().executemany(sql, rows))
+        except Exception as exc:
+            if self._spool is None or not self._unreachable(exc):
+                raise
+            self._spooled(sql, rows)
+
+    def _waiting(self) -> bool:
+        return self._spool is not None and (self._down_since is not None or self._spool.pending() > 0)
+
+    def _spooled(self, sql: str, rows: list[Any]) -> None:
+        assert self._spool is not None
+        self._spool.append(sql, [list(r) for r in rows])
+        self._retry_later()
+
+    def _replay(self) -> None:
+        assert self._spool is not None
+
+        def execute(sql: str, rows: list[Any]) -> None:
+            try:
+                with self._conn() as conn:
+                    conn.cursor().executemany(sql, rows)
+            except Exception as exc:
+                if self._unreachable(exc):
+                    raise
+                log.error("audit store: a waiting write was refused (%s); kept in %s", exc, self._spool.rejected)
+                self._spool.reject(sql, rows)
+
+        done = self._spool.replay(execute)
+        if done:
+            log.warning("audit store: %d waiting write(s) replayed from %s", done, self._spool.path)
+
+    def _retry_later(self) -> None:
+        """One thread per store tries the database every RETRY_S until nothing waits any more."""
+        if self._spool is None or not self._retrying.acquire(blocking=False):
+            return
+
+        def retry() -> None:
+            try:
+                while True:
+                    time.sleep(RETRY_S)
+                    with contextlib.suppress(Exception):
+                        self._run(lambda conn: None)  # replays on success
+                        if not self._spool or not self._spool.pending():
+                            return
+            finally:
+                self._retrying.release()
+
+        threading.Thread(target=retry, name="audit-spool-replay", daemon=True).start()
+
+    def degraded(self) -> str | None:
+        """What is degraded, in words without the URL (``/health`` is open): None when nothing is."""
+        waiting = self._spool.pending() if self._spool else 0
+        if self._down_since is None and not waiting:
+            return None
+        return f"audit store: database unreachable; {waiting} write(s) wait on disk and are replayed when it is back"
 
     def _connection_lost(self, exc: Exception) -> bool:
         if not self.postgres:
@@ -288,7 +406,16 @@ class AuditStore:
             conn.cursor().executemany(statement, rows)
             return self._count(conn, "corrections") - before
 
-        return self._run(insert)
+        if self._waiting():
+            self._spooled(statement, rows)
+            return len(rows)  # at most this many are new: the replay skips those already recorded
+        try:
+            return self._run(insert)
+        except Exception as exc:
+            if self._spool is None or not self._unreachable(exc):
+                raise
+            self._spooled(statement, rows)
+            return len(rows)
 
     def record_shown(self, project_id: int, rows: Iterable[tuple[int, str, str, list[str], float]]) -> None:
         """Rows of (task, model version, presentation, the model's answer, score) for predictions about
@@ -300,12 +427,12 @@ class AuditStore:
             for task, version, presentation, answer, score in rows
         ]
         if data:
-            statement = self._sql(
+            statement = (
                 "INSERT INTO shown_predictions VALUES (?,?,?,?,?,?,?) ON CONFLICT (project_id, task_id, model_version) "
                 "DO UPDATE SET presentation = excluded.presentation, answer = excluded.answer, score = excluded.score, "
                 "recorded_at = excluded.recorded_at"
             )
-            self._run(lambda conn: conn.cursor().executemany(statement, data))
+            self._write(statement, data)
 
     def shown(self, project_id: int) -> dict[tuple[int, str], dict[str, Any]]:
         """(task, model version) → how its prediction was shown and the model's answer in it."""
@@ -314,7 +441,7 @@ class AuditStore:
 
     def record_event(self, action: str, project_id: int | None, annotation_ids: Sequence[int], outcome: str) -> None:
         row = (time.time(), action, project_id, json.dumps(list(annotation_ids)), outcome)
-        self._run(lambda conn: conn.execute(self._sql("INSERT INTO events VALUES (?,?,?,?,?)"), row))
+        self._write("INSERT INTO events VALUES (?,?,?,?,?)", [row])
 
     def record_version(
         self,
@@ -328,8 +455,7 @@ class AuditStore:
         gate: dict[str, Any],
     ) -> None:
         row = (project_id, version, time.time(), kind, published, examples, fingerprint, _dump(metrics), _dump(gate))
-        statement = self._sql("INSERT INTO model_versions VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING")
-        self._run(lambda conn: conn.execute(statement, row))
+        self._write("INSERT INTO model_versions VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING", [row])
 
     def record_label_check(
         self,
@@ -343,10 +469,10 @@ class AuditStore:
         tasks have several annotators, their agreement and each annotator's quality."""
         now = time.time()
         row = (project_id, version, now, annotated, json.dumps(suspects))
-        self._run(lambda conn: conn.execute(self._sql("INSERT INTO label_checks VALUES (?,?,?,?,?)"), row))
+        self._write("INSERT INTO label_checks VALUES (?,?,?,?,?)", [row])
         if annotators is not None:
             crowd = (project_id, version, now, json.dumps(annotators))
-            self._run(lambda conn: conn.execute(self._sql("INSERT INTO annotator_checks VALUES (?,?,?,?)"), crowd))
+            self._write("INSERT INTO annotator_checks VALUES (?,?,?,?)", [crowd])
 
     def annotator_checks(self, project_id: int) -> list[dict[str, Any]]:
         rows = self._select("SELECT * FROM annotator_checks WHERE project_id = ? ORDER BY recorded_at", project_id)
@@ -368,9 +494,8 @@ class AuditStore:
             )
             for f in flags
         ]
-        statement = self._sql("INSERT INTO label_flags VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING")
         if rows:
-            self._run(lambda conn: conn.cursor().executemany(statement, rows))
+            self._write("INSERT INTO label_flags VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING", rows)
 
     def record_label_verdicts(self, project_id: int, verdicts: Iterable[dict[str, Any]]) -> None:
         """What reviewers did with flags: changed / kept / removed, who, when (one verdict per flag)."""
@@ -391,9 +516,8 @@ class AuditStore:
             )
             for v in verdicts
         ]
-        statement = self._sql("INSERT INTO label_verdicts VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING")
         if rows:
-            self._run(lambda conn: conn.cursor().executemany(statement, rows))
+            self._write("INSERT INTO label_verdicts VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING", rows)
 
     def open_label_flags(self, project_id: int) -> list[dict[str, Any]]:
         """Flags no reviewer has acted on yet."""
@@ -445,9 +569,8 @@ class AuditStore:
             (project_id, proposal_id, o["task_id"], o["outcome"], o.get("reviewer"), o.get("decided_at"), time.time())
             for o in outcomes
         ]
-        statement = self._sql("INSERT INTO proposal_outcomes VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING")
         if rows:
-            self._run(lambda conn: conn.cursor().executemany(statement, rows))
+            self._write("INSERT INTO proposal_outcomes VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING", rows)
 
     def proposals(self, project_id: int) -> list[dict[str, Any]]:
         """Every proposal with its task ids and the outcomes recorded so far."""
@@ -474,8 +597,7 @@ class AuditStore:
     ) -> None:
         """The routing audit switched auto_accept for a version (``monitoring/routing_audit.py``)."""
         row = (project_id, model_version, time.time(), threshold, reviewed, confirmed, low, high, decision)
-        statement = self._sql("INSERT INTO routing_decisions VALUES (?,?,?,?,?,?,?,?,?)")
-        self._run(lambda conn: conn.execute(statement, row))
+        self._write("INSERT INTO routing_decisions VALUES (?,?,?,?,?,?,?,?,?)", [row])
 
     def record_drift_check(
         self,
@@ -491,17 +613,17 @@ class AuditStore:
         what ``/predict`` was asked (the version is then marked ``INPUTS_MARK``)."""
         version = f"{model_version} {INPUTS_MARK}" if inputs else model_version
         row = (project_id, version, time.time(), size, p_outputs, p_embeddings, alarm)
-        self._run(lambda conn: conn.execute(self._sql("INSERT INTO drift_checks VALUES (?,?,?,?,?,?,?)"), row))
+        self._write("INSERT INTO drift_checks VALUES (?,?,?,?,?,?,?)", [row])
 
     def record_task_fields(self, project_id: int, values: dict[int, Sequence[tuple[str, str]]]) -> None:
         """Annotated tasks' values of the slice fields (``HITL_SLICE_FIELDS``), latest wins."""
         rows = [(project_id, int(task), key, value) for task, pairs in values.items() for key, value in pairs]
-        statement = self._sql(
+        statement = (
             "INSERT INTO task_fields VALUES (?,?,?,?) ON CONFLICT (project_id, task_id, field) "
             "DO UPDATE SET value = excluded.value"
         )
         if rows:
-            self._run(lambda conn: conn.cursor().executemany(statement, rows))
+            self._write(statement, rows)
 
     # reading ---------------------------------------------------------------------------------
     def task_fields(self, project_id: int) -> dict[int, list[tuple[str, str]]]:

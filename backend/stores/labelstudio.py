@@ -67,6 +67,10 @@ class LabelStudioTokenRefused(RuntimeError):
     """Label Studio answered 401: HITL_LABEL_STUDIO_API_KEY is wrong, expired or revoked."""
 
 
+class Unreachable(str):
+    """``token_problem``'s answer when Label Studio could not be reached at all (not a refusal)."""
+
+
 class LabelStudioUnavailable(RuntimeError):
     """Label Studio could not be reached or answered 5xx after retries: the job will be retried.
     Raised without the HTTP library's chain, so a worker logs a few lines per retry, not ninety."""
@@ -157,7 +161,7 @@ class LabelStudioClient:
                 return self._refused(exc.status_code)
             return f"Label Studio at {self.url} answered HTTP {exc.status_code}"
         except httpx.HTTPError as exc:
-            return f"Label Studio at {self.url} is unreachable ({type(exc).__name__})"
+            return Unreachable(f"Label Studio at {self.url} is unreachable ({type(exc).__name__})")
         return None
 
     def _refused(self, status: int) -> str:

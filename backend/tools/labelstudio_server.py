@@ -2,20 +2,26 @@
 
 It lives in its own virtualenv (about 1 GB), cached outside the clone in ``~/.cache/hitl`` (or
 ``HITL_LS_VENV``) and rebuilt when missing. Each start uses a throwaway data directory with
-SQLite, creates an admin and a legacy API token non-interactively, and turns off everything that
-would call out to the internet. Loopback ML backend and webhook URLs need
-``USE_DEFAULT_BANNED_SUBNETS=false`` (Label Studio's SSRF protection refuses them otherwise).
+SQLite, creates an admin and a legacy API token non-interactively (passed in its environment,
+never on its command line, where ``ps`` shows them to every user), and turns off everything that
+would call out to the internet. A start refuses a port something already listens on (it would
+otherwise take that server for its own) and a data folder another instance holds (its lock).
+Loopback ML backend and webhook URLs need ``USE_DEFAULT_BANNED_SUBNETS=false`` (Label Studio's
+SSRF protection refuses them otherwise).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
+import fcntl
 import json
 import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -69,6 +75,39 @@ def ensure_installed(log: bool = True) -> Path:
 
 
 CREDENTIALS = "hitl-credentials.json"
+LOCK = "hitl-label-studio.lock"
+
+
+def ensure_port_free(port: int) -> None:
+    """Refuse a port something listens on: its answers to /health would pass for ours."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed connection's TIME_WAIT is no owner
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            raise LabelStudioUnavailable(
+                f"port {port} on 127.0.0.1 is already in use by another process: stop it, or start Label "
+                "Studio with another --port"
+            ) from None
+
+
+def lock_data_dir(data_dir: Path) -> int:
+    """An exclusive lock on ``data_dir`` (a file descriptor, inherited by Label Studio so the lock
+    lives as long as it does); LabelStudioUnavailable when another instance holds it."""
+    fd = os.open(data_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise LabelStudioUnavailable(
+            f"another Label Studio uses {data_dir} (launcher pid {holder}): stop it first, or use another --data-dir"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
 
 
 def _credentials(data_dir: Path) -> tuple[str, str, str]:
@@ -94,14 +133,17 @@ class LocalLabelStudio:
     process: subprocess.Popen[bytes]
     log_path: Path
     _own_data_dir: bool = False
+    _lock_fd: int | None = None
 
     @classmethod
     def start(cls, port: int | None = None, data_dir: Path | None = None, timeout_s: float = 240) -> LocalLabelStudio:
         exe = ensure_installed()
         port = port or free_port()
+        ensure_port_free(port)
         own = data_dir is None
         data_dir = Path(data_dir or tempfile.mkdtemp(prefix="hitl-ls-"))
         data_dir.mkdir(parents=True, exist_ok=True)
+        lock_fd = lock_data_dir(data_dir)
         username, password, token = _credentials(data_dir)
         env = {
             **os.environ,
@@ -114,9 +156,12 @@ class LocalLabelStudio:
             "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "false",
             "DJANGO_DB": "sqlite",
             "PYTHONUNBUFFERED": "1",
+            # the admin's credentials by environment: a command line is visible to every user (ps)
+            "LABEL_STUDIO_USERNAME": username,
+            "LABEL_STUDIO_PASSWORD": password,
+            "LABEL_STUDIO_USER_TOKEN": token,
         }
         log_path = data_dir / "label-studio.log"
-        # "--password=…" in one word: a generated password may start with "-", which argparse reads as an option
         cmd = [
             str(exe),
             "start",
@@ -127,16 +172,17 @@ class LocalLabelStudio:
             str(port),
             "--data-dir",
             str(data_dir),
-            "--username",
-            username,
-            f"--password={password}",
-            "--user-token",
-            token,
             "--enable-legacy-api-token",
         ]
-        with open(log_path, "wb") as log:
-            process = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        server = cls(f"http://127.0.0.1:{port}", token, username, password, data_dir, process, log_path, own)
+        try:
+            with open(log_path, "wb") as log:
+                process = subprocess.Popen(
+                    cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, pass_fds=(lock_fd,)
+                )
+        except BaseException:
+            os.close(lock_fd)
+            raise
+        server = cls(f"http://127.0.0.1:{port}", token, username, password, data_dir, process, log_path, own, lock_fd)
         server.wait_healthy(timeout_s)
         return server
 
@@ -182,6 +228,9 @@ class LocalLabelStudio:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
         if self._own_data_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 

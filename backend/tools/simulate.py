@@ -44,6 +44,7 @@ from backend.query.clusters import assign, default_k, kmeans
 from backend.query.strategies import ColdStartStrategy, diversify_top, make_strategy
 from backend.serving.routing import is_heldout
 from backend.settings import Settings
+from backend.tools.simulate_options import SIM_STRATEGIES
 
 COLUMNS = [
     "strategy",
@@ -62,8 +63,6 @@ COLUMNS = [
     "stop_uncertainty",
     "stop",
 ]
-DEFAULT_STRATEGY = "margin-diverse"
-SIM_STRATEGIES = ("margin-diverse", "margin", "entropy", "least_confidence", "badge", "random")
 
 
 def choices_config(labels: list[str]) -> str:

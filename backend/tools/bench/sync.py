@@ -16,6 +16,7 @@ import argparse
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,6 +28,7 @@ from backend.models.encoder import encoder_from_settings
 from backend.query.strategies import make_strategy, rank
 from backend.settings import Settings
 from backend.stores.labelstudio import LabelStudioClient
+from backend.stores.registry import Registry
 from backend.tools.bench.common import dataset_dir, read_jsonl
 from backend.tools.bench.predict import AG_CONFIG
 from backend.tools.labelstudio_server import LocalLabelStudio
@@ -97,9 +99,44 @@ def bench_sync(args: argparse.Namespace, settings: Settings) -> int:
         single_s = time.perf_counter() - started
         written = sum(len(t["predictions"]) for t in ls.tasks(project, page_size=1000))
         assert written == 2 * args.predictions, written
+        print(f"(b) {args.predictions:,} predictions: bulk import {bulk_s:.2f}s, one call each {single_s:.1f}s")
+        after_publish = _syncs_after_publishes(ls, settings, encoder, rows, args.predictions, args.rounds)
     finally:
         server.stop()
-    print(f"(b) {args.predictions:,} predictions: bulk import {bulk_s:.2f}s, one call each {single_s:.1f}s")
+    print(
+        f"(c) a sync after each publish of a new version family, {args.predictions:,}-task pool: "
+        f"p50 {np.median(after_publish):.1f}s, max {max(after_publish):.1f}s ({len(after_publish)} publishes)"
+    )
     reembed = forward_s * 100_000 / args.pool
-    print(f"rescore_100k_s={rescore_s:.2f} bulk_vs_single={single_s / bulk_s:.1f} reembed_100k_s={reembed:.0f}")
+    print(
+        f"rescore_100k_s={rescore_s:.2f} bulk_vs_single={single_s / bulk_s:.1f} reembed_100k_s={reembed:.0f} "
+        f"sync_after_publish_p50_s={np.median(after_publish):.1f}"
+    )
     return 0
+
+
+def _syncs_after_publishes(
+    ls: LabelStudioClient, settings: Settings, encoder: Any, rows: list[dict], pool: int, publishes: int
+) -> list[float]:
+    """(c) The product's sync (``query/sync.py``, its defaults) after each publish of a new version
+    family on a project of ``pool`` unlabeled tasks: every task gets a new prediction (bulk), the
+    project switches, the head's ranks, headers and the review tab are written. Seconds per sync."""
+    from backend.learning.candidates import publish_head
+    from backend.query.sync import sync_project
+
+    project = ls.create_project("Sync after publish", AG_CONFIG)
+    ls.import_tasks(project, [{"text": r["text"]} for r in rows[500 : 500 + pool]])
+    spec = parse_label_config(AG_CONFIG)
+    seconds = []
+    with tempfile.TemporaryDirectory() as tmp:
+        local = settings.model_copy(update={"data_dir": Path(tmp), "registry_dir": Path(tmp) / "registry"})
+        registry, cache = Registry(local.registry_dir), EmbeddingCache(Path(tmp) / "cache", encoder)
+        for round_ in range(publishes + 1):  # the first sync embeds the pool: not counted
+            labelled = [Example(r["text"], (r["label"],), i) for i, r in enumerate(rows[: 100 + 100 * round_])]
+            publish_head(registry, str(project), spec, encoder, fit_head(encoder, spec, labelled), labelled)
+            started = time.perf_counter()
+            summary = sync_project(local, ls, cache, registry, project, progress=False)
+            if round_:
+                seconds.append(time.perf_counter() - started)
+            assert summary.written == pool, summary.line()
+    return seconds
