@@ -12,7 +12,7 @@ import logging
 import time
 from typing import Any
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Blueprint, Flask, Response, g, jsonify, request
 from redis import RedisError
 from werkzeug.exceptions import BadRequest, HTTPException, ServiceUnavailable, Unauthorized
 
@@ -52,22 +52,31 @@ def create_app(
     events: EventSink | None = None,
     load_in_background: bool = True,
 ) -> Flask:
+    """The app: request hooks (auth, Host check, request ids, metrics, security headers), the ML
+    protocol, the status routes, webhooks and the dashboard, wired to their collaborators."""
     settings = settings or get_settings()
     if predictor is None:
         predictor = Predictor(settings)
         predictor.start(background=load_in_background)
     parts = Collaborators.of(events) if events is not None else Collaborators.from_settings(settings)
-    queue = parts.queue
-    metrics = ServerMetrics(parts.audit, queue, settings.max_metric_series)
-
+    metrics = ServerMetrics(parts.audit, parts.queue, settings.max_metric_series)
     # what /predict is asked is kept for the drift check (jobs/inputs.py)
-    keeps = queue is not None and settings.redis_url and settings.drift_window > 0
+    keeps = parts.queue is not None and settings.redis_url and settings.drift_window > 0
     inputs = PredictInputs.for_server(settings.redis_url) if keeps and settings.redis_url else None
     app = Flask("hitl-backend", static_folder=None)  # no implicit /static route: nothing here is a file
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.extensions["hitl"] = {"settings": settings, "predictor": predictor, "collaborators": parts}
+    _install_hooks(app, settings, metrics)
+    app.register_blueprint(protocol_routes(settings, predictor, metrics, inputs))
+    app.register_blueprint(status_routes(settings, predictor, parts, metrics))
     app.register_blueprint(webhook_routes(parts.events, metrics.webhooks_dropped))
-    app.register_blueprint(dashboard_routes(settings, predictor.registry, parts.audit, queue))
+    app.register_blueprint(dashboard_routes(settings, predictor.registry, parts.audit, parts.queue))
+    return app
+
+
+def _install_hooks(app: Flask, settings: Settings, metrics: ServerMetrics) -> None:
+    """What every request goes through: the Host check and auth first, then request ids, latency
+    metrics, one log line and the security headers; errors answer JSON, never a stack trace."""
 
     @app.before_request
     def _auth() -> None:
@@ -105,14 +114,6 @@ def create_app(
         if token is not None:
             logs.request_id.reset(token)
 
-    @app.get("/openapi.json")
-    def openapi_description() -> Any:
-        return jsonify(openapi())
-
-    @app.get("/metrics")
-    def prometheus() -> Any:
-        return Response(metrics.render(), mimetype="text/plain; version=0.0.4")
-
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
         response = jsonify({"error": exc.description, "status": exc.code})
@@ -128,7 +129,68 @@ def create_app(
         response.status_code = 500
         return response
 
-    @app.get("/health")
+
+def protocol_routes(
+    settings: Settings, predictor: Predictor, metrics: ServerMetrics, inputs: PredictInputs | None
+) -> Blueprint:
+    """Label Studio's ML backend protocol: /setup, /validate, /predict, and /versions."""
+    routes = Blueprint("protocol", __name__)
+
+    @routes.post("/setup")
+    def setup() -> Any:
+        body = protocol.json_object(request)
+        project = protocol.project_of(body)
+        spec = protocol.spec_of(body.get("schema"), "schema")
+        return jsonify({"model_version": predictor.model_version(project, spec)})
+
+    @routes.post("/validate")
+    def validate() -> Any:
+        body = protocol.json_object(request)
+        spec = protocol.spec_of(body.get("config"), "config")
+        return jsonify({"status": "ok", "kind": spec.kind.value, "labels": list(spec.labels)})
+
+    @routes.post("/predict")
+    def predict() -> Any:
+        body = protocol.json_object(request)
+        project = protocol.project_of(body)
+        spec = protocol.spec_of(body.get("label_config"), "label_config")
+        tasks = protocol.tasks_of(body, settings.max_tasks_per_request)
+        g.tasks = len(tasks)
+        try:
+            results = predictor.predict(project, spec, tasks)
+        except NotReady as exc:
+            raise ServiceUnavailable(str(exc)) from None
+        metrics.observe_predictions(project, results)
+        trained = bool(results) and results[0].get("model_version") not in (None, COLD_START)
+        if inputs is not None and trained and spec.modality == "text" and not spec.is_ner:
+            _keep_inputs(inputs, project, spec, tasks, settings.max_text_chars)
+        return jsonify({"results": results, "model_version": results[0]["model_version"] if results else None})
+
+    @routes.get("/versions")
+    def versions() -> Any:
+        project = request.args.get("project")
+        if not project:
+            return jsonify({"versions": []})
+        return jsonify({"versions": predictor.registry.versions(protocol.project_of({"project": project}))})
+
+    return routes
+
+
+def status_routes(settings: Settings, predictor: Predictor, parts: Collaborators, metrics: ServerMetrics) -> Blueprint:
+    """/health (Label Studio's probe, open), /ready (what else works), /metrics, /openapi.json."""
+    routes = Blueprint("status", __name__)
+    queue = parts.queue
+    label_studio_check = label_studio_check_for(settings, queue)
+
+    @routes.get("/openapi.json")
+    def openapi_description() -> Any:
+        return jsonify(openapi())
+
+    @routes.get("/metrics")
+    def prometheus() -> Any:
+        return Response(metrics.render(), mimetype="text/plain; version=0.0.4")
+
+    @routes.get("/health")
     def health() -> Any:
         return jsonify(
             {
@@ -143,9 +205,7 @@ def create_app(
             }
         )
 
-    label_studio_check = label_studio_check_for(settings, queue)
-
-    @app.get("/ready")
+    @routes.get("/ready")
     def ready() -> Any:
         """Whether corrections can turn into versions now: encoder loaded, Redis answering, a worker
         alive. /health stays "UP" for Label Studio while predictions work; this says the rest."""
@@ -166,44 +226,7 @@ def create_app(
         response.status_code = 200 if ok else 503
         return response
 
-    @app.post("/setup")
-    def setup() -> Any:
-        body = protocol.json_object(request)
-        project = protocol.project_of(body)
-        spec = protocol.spec_of(body.get("schema"), "schema")
-        return jsonify({"model_version": predictor.model_version(project, spec)})
-
-    @app.post("/validate")
-    def validate() -> Any:
-        body = protocol.json_object(request)
-        spec = protocol.spec_of(body.get("config"), "config")
-        return jsonify({"status": "ok", "kind": spec.kind.value, "labels": list(spec.labels)})
-
-    @app.post("/predict")
-    def predict() -> Any:
-        body = protocol.json_object(request)
-        project = protocol.project_of(body)
-        spec = protocol.spec_of(body.get("label_config"), "label_config")
-        tasks = protocol.tasks_of(body, settings.max_tasks_per_request)
-        g.tasks = len(tasks)
-        try:
-            results = predictor.predict(project, spec, tasks)
-        except NotReady as exc:
-            raise ServiceUnavailable(str(exc)) from None
-        metrics.observe_predictions(project, results)
-        trained = bool(results) and results[0].get("model_version") not in (None, COLD_START)
-        if inputs is not None and trained and spec.modality == "text" and not spec.is_ner:
-            _keep_inputs(inputs, project, spec, tasks, settings.max_text_chars)
-        return jsonify({"results": results, "model_version": results[0]["model_version"] if results else None})
-
-    @app.get("/versions")
-    def versions() -> Any:
-        project = request.args.get("project")
-        if not project:
-            return jsonify({"versions": []})
-        return jsonify({"versions": predictor.registry.versions(protocol.project_of({"project": project}))})
-
-    return app
+    return routes
 
 
 def _keep_inputs(inputs: PredictInputs, project: ProjectId, spec: TaskSpec, tasks: list[Any], max_chars: int) -> None:
