@@ -46,12 +46,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     _data_args(retrain, "ag_news")
     retrain.add_argument("--annotations", type=int, default=1000, help="AG News annotations in the project (1000)")
     retrain.add_argument("--runs", type=int, default=5, help="timed corrections; the median is reported (5)")
-    sync = bsub.add_parser("sync", help="pool rescoring from cached embeddings, and bulk vs single prediction writes")
+    sync = bsub.add_parser(
+        "sync",
+        help="pool rescoring from cached embeddings, bulk vs single prediction writes, and the sync after a publish",
+    )
     _data_args(sync, "ag_news")
     sync.add_argument("--pool", type=int, default=100_000, help="synthetic pool size (100000)")
     sync.add_argument("--sample", type=int, default=2000, help="tasks given a real forward pass (2000)")
-    sync.add_argument("--predictions", type=int, default=1000, help="predictions written each way (1000)")
-    sync.add_argument("--rounds", type=int, default=3, help="rescoring repetitions; the median is reported (3)")
+    sync.add_argument(
+        "--predictions",
+        type=int,
+        default=1000,
+        help="predictions written each way, and the pool of the syncs after a publish (1000)",
+    )
+    sync.add_argument(
+        "--rounds", type=int, default=3, help="rescoring repetitions and publishes; medians are reported (3)"
+    )
     ner = bsub.add_parser(
         "ner", help="entity-level F1 on WNUT-17 through the retrain and /predict paths, vs a capitalised-words baseline"
     )

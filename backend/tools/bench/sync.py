@@ -1,4 +1,4 @@
-"""Rescoring the pool after a head-only retrain, and writing predictions in bulk, against baselines.
+"""Rescoring the pool after a head-only retrain, writing predictions in bulk, and the sync after a publish.
 
 (a) 100,000 synthetic tasks whose embeddings are in the on-disk cache (as after earlier syncs):
     rescoring = cache lookup + a matrix product + ranking, vs. a full forward pass timed on a
@@ -8,6 +8,9 @@
     and the fast queue stays free; it is printed as ``reembed_100k_s``.
 (b) A real Label Studio on 127.0.0.1: 1,000 predictions through the bulk import vs. one API call
     per prediction.
+(c) The same Label Studio: the product's sync after each publish of a new version family on a
+    1,000-task project (every task gets a new prediction, the project switches, the head's ranks
+    and headers are written): seconds per sync.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from backend.tools.labelstudio_server import LocalLabelStudio
 
 def bench_sync(args: argparse.Namespace, settings: Settings) -> int:
     folder = dataset_dir(args.data, args.dataset, splits=("train",))
-    rows = read_jsonl(folder / "train.jsonl", args.sample + 500)
+    rows = read_jsonl(folder / "train.jsonl", 500 + max(args.sample, args.predictions))
     spec = parse_label_config(AG_CONFIG)
     encoder = encoder_from_settings(settings)
     labelled = [Example(r["text"], (r["label"],), i) for i, r in enumerate(rows[:500])]
