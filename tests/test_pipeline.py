@@ -453,8 +453,14 @@ def test_a_correction_proposes_its_label_for_duplicates_and_the_accepted_ones_tr
     outcomes = {t: o["outcome"] for t, o in proposal["outcomes"].items()}
     assert outcomes == {others[0]["id"]: "accepted", others[1]["id"]: "accepted", others[2]["id"]: "model label taken"}
     assert not any(v["data"]["title"].startswith(f"Proposal {annotation}:") for v in ls.views(project_id))
+    # the model label taken in bulk is not trained on until a person saves the task again
+    taken = next(t for t in ls.annotated_tasks(project_id) if t["id"] == others[2]["id"])["annotations"][0]
+    assert taken["parent_prediction"] is not None and not taken.get("lead_time")  # what the action leaves
     again = retrain(ctx, project_id, JobKind.HEAD)
-    assert again["examples"] == 64, again  # 60, the correction and the three made by the action
+    assert again["examples"] == 63 and again["held_back"] == 1, again  # 60, the correction, the two accepted
+    ls.sdk.annotations.update(id=taken["id"], result=taken["result"], lead_time=4.2)  # a person saves it again
+    confirmed = retrain(ctx, project_id, JobKind.HEAD)
+    assert confirmed["examples"] == 64 and "held_back" not in confirmed, confirmed
 
 
 def test_audit_samples_reach_the_queue_and_a_disagreement_switches_auto_accept_off(label_studio, ctx):

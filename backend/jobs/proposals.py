@@ -13,6 +13,10 @@ Each run also settles earlier proposals: a proposed task annotated with the prop
 when the bulk action was run with the project's own version, which its dialog lists first); when a
 new version family serves, the tasks left are ``expired`` and the proposal's predictions and tab
 are removed. Everything goes to the audit store (``proposals``, ``proposal_outcomes``).
+
+Whatever the dialog's choice, a proposal is safe: an annotation the bulk action made on a
+proposal's task from another version's prediction, carrying the label the correction rejected,
+is not trained on (``held_back``) until a person saves the task again.
 """
 
 from __future__ import annotations
@@ -130,6 +134,29 @@ def run(ctx: WorkerContext, project_id: ProjectId) -> dict[str, Any]:
         summary["proposed"] += len(chosen)
     _close(summary, threshold, project_id)
     return summary
+
+
+def held_back(tasks: list[dict[str, Any]], proposals: list[dict[str, Any]], spec: TaskSpec) -> set[int]:
+    """The proposals' tasks whose annotation is the rejected label made by Label Studio's bulk action
+    from a prediction that is not the proposal's (its dialog lists the project's own version first).
+    The action records no time spent on the page (``lead_time``), the labeling page always does: a
+    person's annotation, or the action's once a person saves the task again, is never held back."""
+    proposal_of = {int(t): p for p in proposals for t in p["task_ids"]}
+    out: set[int] = set()
+    for task in tasks:
+        proposal = proposal_of.get(int(task.get("id") or 0))
+        latest = latest_annotation(task) if proposal is not None else None
+        if proposal is None or latest is None or latest.get("parent_prediction") is None:
+            continue
+        versions = {p.get("id"): p.get("model_version") for p in task.get("predictions") or []}
+        from_proposal = versions.get(latest["parent_prediction"]) == proposal_version(
+            int(proposal["proposal_id"]), proposal["label"]
+        )
+        bulk = not latest.get("lead_time")
+        rejected = (labels_from_result(spec, latest.get("result") or []) or [""])[0] == proposal["wrong_label"]
+        if bulk and rejected and not from_proposal:
+            out.add(int(task["id"]))
+    return out
 
 
 def _close(summary: dict[str, Any], threshold: Threshold, project_id: ProjectId) -> None:

@@ -19,6 +19,7 @@ from backend.ids import JobKind, ProjectId
 from backend.jobs.after_publish import request_follow_ups
 from backend.jobs.context import WorkerContext, context
 from backend.jobs.outage import reaching_label_studio
+from backend.jobs.proposals import held_back
 from backend.jobs.queue import RetrainQueue
 from backend.labeling import TaskSpec, UnsupportedConfig, parse_label_config
 from backend.labeling.examples import Example, fingerprint
@@ -143,14 +144,20 @@ def _pull(ctx: WorkerContext, project_id: ProjectId, summary: dict[str, Any]) ->
         log.warning("project %s: not training: %s", project_id, exc)
         summary.update(published=False, reason=f"unsupported config: {exc}")
         return None
-    data = build_dataset(
-        project_id, ls.annotated_tasks(project_id), spec, settings.max_text_chars, settings.slice_field_names
-    )
-    summary.update(
-        examples=len(data.examples),
-        skipped=dict(data.skipped),
-        new_corrections=ctx.audit.record_corrections(data.corrections),
-    )
+    tasks = list(ls.annotated_tasks(project_id))
+    data = build_dataset(project_id, tasks, spec, settings.max_text_chars, settings.slice_field_names)
+    summary.update(skipped=dict(data.skipped), new_corrections=ctx.audit.record_corrections(data.corrections))
+    unconfirmed = held_back(tasks, ctx.audit.proposals(project_id), spec) if not spec.is_ner else set()
+    if unconfirmed:  # recorded in the audit above, trained on once a person saves the task again
+        data.examples = [ex for ex in data.examples if ex.task_id not in unconfirmed]
+        summary["held_back"] = len(unconfirmed)
+        log.warning(
+            "project %s: %d annotations made by the bulk action from the model's prediction on proposal tasks "
+            "(the label their correction rejected) are not trained on until a person saves them again",
+            project_id,
+            len(unconfirmed),
+        )
+    summary["examples"] = len(data.examples)
     if settings.slice_field_names:  # the report's correction rate per field value needs each task's values
         ctx.audit.record_task_fields(project_id, {ex.task_id: ex.slices for ex in data.examples if ex.task_id})
     if summary["new_corrections"] and settings.routing_target_precision > 0:  # does auto_accept hold up?
