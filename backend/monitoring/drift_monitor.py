@@ -15,7 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
+from backend.models.classifier import TextClassifier
+from backend.models.embedding_cache import EmbeddingCache
+from backend.models.plugin_model import PluginClassifier
+from backend.monitoring import INPUT_DRIFT, Finding
 from backend.monitoring.drift import DriftDetector, DriftResult
+from backend.serving.predictor import class_probabilities
+from backend.settings import Settings
 
 REFERENCE_SIZE = 500
 
@@ -105,3 +111,36 @@ class DriftMonitor:
     ) -> DriftDetector:
         reference_texts = list(self.state["reference_texts"])
         return DriftDetector(probabilities(reference_texts), embed(reference_texts), alpha=alpha, seed=self.project)
+
+
+def check_pool(
+    settings: Settings,
+    project_id: int,
+    cache: EmbeddingCache,
+    classifier: TextClassifier | PluginClassifier,
+    own: EmbeddingCache,
+    ids: Sequence[int],
+    texts: Sequence[str],
+    embeddings: np.ndarray,
+    probs: np.ndarray | None,
+    predict_inputs: Callable[[], list[str]] | None,
+) -> tuple[set[int], bool, list[Finding]]:
+    """The sync's drift checks: of the pool's newly arrived tasks, and of ``/predict``'s latest
+    inputs; the tasks to probe, whether the last check alarmed (then humans review more), and what
+    was found."""
+    monitor = DriftMonitor(settings.data_dir / "drift", project_id, cache.encoder.identity)
+
+    def predict(batch: list[str]) -> np.ndarray:
+        return class_probabilities(classifier, batch, own)
+
+    found = []
+    drift = monitor.check(
+        ids, texts, embeddings, probs, cache.embed, predict, settings.drift_window, settings.drift_alpha
+    )
+    if drift is not None:
+        found.append(drift.finding())
+    if predict_inputs is not None and monitor.state:
+        asked = monitor.check_inputs(predict_inputs(), cache.embed, predict, settings.drift_alpha)
+        if asked is not None:
+            found.append(asked.finding(INPUT_DRIFT))
+    return monitor.probes, monitor.alarmed, found

@@ -62,3 +62,13 @@ class ClusterModel:
         tmp.write_text(json.dumps({"encoder": encoder_identity, "centroids": c.tolist()}))
         tmp.replace(self.path)
         return c
+
+
+def pool_clusters(folder: Path, project: int, encoder: str, x: np.ndarray, num_labels: int) -> np.ndarray:
+    """Each pool task's cluster under the project's centroids for ``encoder`` (fitted on this pool
+    the first time, then kept: a task keeps its cluster across syncs)."""
+    model = ClusterModel(folder / f"{project}.json")
+    centroids = model.centroids(encoder)
+    if centroids is None:
+        centroids = model.fit(x, default_k(len(x), num_labels), encoder)
+    return assign(x, centroids)

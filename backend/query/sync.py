@@ -30,8 +30,6 @@ import fcntl
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -40,19 +38,19 @@ from backend.labeling import TaskSpec, parse_label_config
 from backend.models.classifier import TextClassifier
 from backend.models.embedding_cache import EmbeddingCache
 from backend.models.plugin_model import PluginClassifier
-from backend.monitoring import INPUT_DRIFT
-from backend.monitoring.drift_monitor import DriftMonitor
+from backend.monitoring.drift_monitor import check_pool
 from backend.monitoring.second_opinion import base_head_opinion, disagreement_finding, disagreements
 from backend.monitoring.stopping import StoppingState, answer_key, registry_curve
-from backend.query.clusters import ClusterModel, assign, default_k
+from backend.query.clusters import pool_clusters
 from backend.query.plan import Findings, QueuePlan, Scored, plan_queue
 from backend.query.pool import Pool, read_pool
+from backend.query.retire import each, retire_old_versions
 from backend.query.scoring import confidence_of, score_pool, strategy_for
 from backend.query.strategies import Strategy
 from backend.query.summary import SyncSummary
 from backend.query.writeback import RANK_FIELD, REVIEW_FIELD
 from backend.serving.items import results
-from backend.serving.predictor import ServingVersion, class_probabilities, load_serving, use_caches
+from backend.serving.predictor import ServingVersion, load_serving, use_caches
 from backend.serving.routing import is_heldout, policy_for, sync_audit_share
 from backend.settings import Settings
 from backend.stores.audit import AuditStore
@@ -64,7 +62,6 @@ log = logging.getLogger(__name__)
 
 VIEW_TITLE = "Most informative first (hitl)"
 REVIEW_TITLE = "Confident: quick review (hitl)"  # pre-filled answers, not auto-accepted, least confident first
-WRITERS = 2  # per-task writes in flight: Label Studio (one process) gained little from more (README)
 
 
 def sync_project(
@@ -154,10 +151,14 @@ def _sync(
     probes, drifting = np.zeros(len(pool), dtype=bool), False
     drift_checked = isinstance(classifier, TextClassifier | PluginClassifier) and spec.modality == "text"
     if drift_checked and settings.drift_window > 0 and not dry_run:
-        probes, drifting = _check_drift(
-            settings, project_id, cache, classifier, own, pool, probs, predict_inputs, summary
+        probed, drifting, found = check_pool(
+            settings, project_id, cache, classifier, own, pool.ids, pool.texts, pool.embeddings, probs, predict_inputs
         )
-    clusters = _clusters(settings, project_id, cache, pool.embeddings, len(spec.labels))
+        probes = np.isin(pool.task_ids, sorted(probed))
+        summary.findings.extend(found)
+    clusters = pool_clusters(
+        settings.data_dir / "clusters", project_id, cache.encoder.identity, pool.embeddings, len(spec.labels)
+    )
     disagree, second = _second_opinion(registry, project_id, spec, cache, pool, probs, fine_tuned, summary)
     answers = (
         [[] for _ in pool.ids]
@@ -258,7 +259,7 @@ def _apply(
     if replaced and replaced != label:
         state.replaced(project_id, str(replaced), time.time())
     # the queue's order (the head's ranks, see query/writeback.py), the review tab's, and the headers
-    summary.ranked += _each(plan.task_writes, lambda w: ls.update_task_data(*w), "ordering", progress)
+    summary.ranked += each(plan.task_writes, lambda w: ls.update_task_data(*w), "ordering", progress)
     state.put(project_id, plan.state_rows)
     if serving.model is not None:  # does a new version still change its answers on the reference tasks?
         stopping = StoppingState(queue_state_path(settings.data_dir))
@@ -278,61 +279,7 @@ def _apply(
             filters=[annotations_filter("equal"), data_filter(REVIEW_FIELD, "greater", 0)],
         )
     if settings.sync_retire_versions:
-        _retire_old_versions(ls, state, project_id, label, settings.sync_retire_grace_s)
-
-
-def _check_drift(
-    settings: Settings,
-    project_id: int,
-    cache: EmbeddingCache,
-    classifier: TextClassifier | PluginClassifier,
-    own: EmbeddingCache,
-    pool: Pool,
-    probs: np.ndarray | None,
-    predict_inputs: Callable[[], list[str]] | None,
-    summary: SyncSummary,
-) -> tuple[np.ndarray, bool]:
-    """The drift checks of newly arrived tasks and of ``/predict``'s inputs (``drift_monitor.py``):
-    the tasks to probe, and whether the last check alarmed (then humans review more)."""
-    monitor = DriftMonitor(settings.data_dir / "drift", project_id, cache.encoder.identity)
-
-    def predict(batch: list[str]) -> np.ndarray:
-        return class_probabilities(classifier, batch, own)
-
-    drift = monitor.check(
-        pool.ids, pool.texts, pool.embeddings, probs, cache.embed, predict, settings.drift_window, settings.drift_alpha
-    )
-    if drift is not None:
-        summary.findings.append(drift.finding())
-    if predict_inputs is not None and monitor.state:
-        asked = monitor.check_inputs(predict_inputs(), cache.embed, predict, settings.drift_alpha)
-        if asked is not None:
-            summary.findings.append(asked.finding(INPUT_DRIFT))
-    return np.isin(pool.task_ids, sorted(monitor.probes)), monitor.alarmed
-
-
-def _each(items: list[Any], write: Callable[[Any], None], what: str, progress: bool) -> int:
-    """One Label Studio call per item, ``WRITERS`` at a time; how many were written."""
-    with ThreadPoolExecutor(WRITERS) as pool:
-        for _ in tqdm(
-            pool.map(write, items), total=len(items), desc=what, unit="task", disable=not progress or not items
-        ):
-            pass
-    return len(items)
-
-
-def _retire_old_versions(ls: LabelStudioClient, state: SyncState, project_id: int, label: str, grace_s: float) -> None:
-    """Delete the predictions of versions older than the one Label Studio showed before ``label``,
-    once they were replaced ``grace_s`` ago. A task opened meanwhile keeps its pre-annotation: Label
-    Studio refuses to save an annotation whose parent prediction was deleted while the task was
-    open. Only versions this backend wrote and switched away from are ever deleted."""
-    replaced = state.replaced_at(project_id)
-    latest = max(replaced, key=lambda name: replaced[name], default=None)
-    now = time.time()
-    for old in ls.model_versions(project_id):
-        if old in (label, latest) or old not in replaced or now - replaced[old] < grace_s:
-            continue
-        ls.delete_model_version(project_id, old)
+        retire_old_versions(ls, state, project_id, label, settings.sync_retire_grace_s)
 
 
 def _annotated_task_ids(registry: Registry, project: int, version: str) -> list[int]:
@@ -341,11 +288,3 @@ def _annotated_task_ids(registry: Registry, project: int, version: str) -> list[
         return list(registry.meta(project, version).get("training", {}).get("task_ids") or [])
     except (RegistryError, OSError, ValueError):
         return []
-
-
-def _clusters(settings: Settings, project: int, cache: EmbeddingCache, x: np.ndarray, num_labels: int) -> np.ndarray:
-    model = ClusterModel(settings.data_dir / "clusters" / f"{project}.json")
-    centroids = model.centroids(cache.encoder.identity)
-    if centroids is None:
-        centroids = model.fit(x, default_k(len(x), num_labels), cache.encoder.identity)
-    return assign(x, centroids)
