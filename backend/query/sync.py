@@ -149,13 +149,8 @@ def _sync(
         return
     probs, tagged, own, fine_tuned = scoring
     probes, drifting = np.zeros(len(pool), dtype=bool), False
-    drift_checked = isinstance(classifier, TextClassifier | PluginClassifier) and spec.modality == "text"
-    if drift_checked and settings.drift_window > 0 and not dry_run:
-        probed, drifting, found = check_pool(
-            settings, project_id, cache, classifier, own, pool.ids, pool.texts, pool.embeddings, probs, predict_inputs
-        )
-        probes = np.isin(pool.task_ids, sorted(probed))
-        summary.findings.extend(found)
+    if isinstance(classifier, TextClassifier | PluginClassifier) and spec.modality == "text" and not dry_run:
+        probes, drifting = _drift(settings, project_id, cache, classifier, own, pool, probs, predict_inputs, summary)
     clusters = pool_clusters(
         settings.data_dir / "clusters", project_id, cache.encoder.identity, pool.embeddings, len(spec.labels)
     )
@@ -203,6 +198,28 @@ def _sync(
     _apply(
         settings, ls, registry, state, audit_store, project_id, serving, pool, scored, plan, summary, progress, chunk
     )
+
+
+def _drift(
+    settings: Settings,
+    project_id: int,
+    cache: EmbeddingCache,
+    classifier: TextClassifier | PluginClassifier,
+    own: EmbeddingCache,
+    pool: Pool,
+    probs: np.ndarray | None,
+    predict_inputs: Callable[[], list[str]] | None,
+    summary: SyncSummary,
+) -> tuple[np.ndarray, bool]:
+    """The drift checks (``HITL_DRIFT_WINDOW`` 0: none): the pool's tasks to probe, whether an alarm stands."""
+    if settings.drift_window <= 0:
+        return np.zeros(len(pool), dtype=bool), False
+    texts, x = pool.texts, pool.embeddings
+    probed, drifting, found = check_pool(
+        settings, project_id, cache, classifier, own, pool.ids, texts, x, probs, predict_inputs
+    )
+    summary.findings.extend(found)
+    return np.isin(pool.task_ids, sorted(probed)), drifting
 
 
 def _second_opinion(
