@@ -190,7 +190,9 @@ def test_an_annotator_labels_80_tasks_in_the_stream_and_the_audit_records_what_t
         assert not mismatches, mismatches[:5]
         assert all(r["checked"] for r in reviewed), "a task of the review tab came without a pre-filled answer"
         assert all(not s["checked"] for s in blind), "a held-out or audit task was shown pre-filled"
-        assert all(header_matches), [
+        # at most one task opened in the seconds between a new family's switch and its headers' rewrite
+        # (docs/annotator.md): the header then still reads the previous version's score
+        assert sum(header_matches) >= len(header_matches) - 1, [
             (s["task"], s["header"], s["prediction"]["score"])
             for s, ok in zip(with_percent, header_matches, strict=True)
             if not ok
@@ -275,8 +277,11 @@ def _label_by_clicking(
             re.sub(r"\[\d+\]$", "", t).strip()
             for t in page.locator("label:has(input[type=radio]:checked)").all_inner_texts()
         ]
+        # the served task carries the predictions of the version Label Studio served it with (reading the
+        # project's version now could see the next sync's switch, a moment after the page showed the task)
+        predictions = task.get("predictions") or []
         version = ls.project(project)["model_version"]
-        shown = [p for p in task.get("predictions") or [] if p.get("model_version") == version]
+        shown = predictions if len(predictions) == 1 else [p for p in predictions if p.get("model_version") == version]
         seen.append(
             {
                 "task": task["id"],

@@ -48,27 +48,30 @@ def test_a_scikit_learn_plugin_gets_the_gate_calibration_routing_and_the_dashboa
         tab = ls.ensure_view(project, VIEW_TITLE, f"tasks:data.{RANK_FIELD}")
         registry = Registry(job.folder / "registry")
         assert registry.model(project) == MODEL
-        labeled = 0
-        while labeled < MAX_LABELS and not _threshold(registry, project):
+        audit = AuditStore(str(job.folder / "audit.sqlite3"))
+        labeled, threshold = 0, None
+        while labeled < MAX_LABELS and threshold is None:
             for _ in range(20):
                 task = ls.next_task(project, tab)
                 version = ls.project(project)["model_version"]
                 parent = next((p["id"] for p in task.get("predictions") or [] if p["model_version"] == version), None)
                 ls.create_annotation(task["id"], _choice(task["data"]["gold"]), parent_prediction=parent)
                 labeled += 1
-            time.sleep(3)  # its retrain and sync
-        threshold = wait_until(lambda: _threshold(registry, project), 300, f"auto_accept after {labeled} labels")
+            if labeled >= 200:  # from then on, after each batch: once a candidate of every label so far was judged
+                wait_until(lambda n=labeled: _judged_on(audit, project) >= n, 300, f"a candidate of {labeled} labels")
+                threshold = _threshold(registry, project)
+            else:
+                time.sleep(3)  # its retrain and sync
+        assert threshold is not None, f"no auto_accept threshold after {labeled} labels"
 
         # every published version is the plug-in's, judged by the gate; the audit store has every candidate
         versions = [registry.meta(project, v) for v in registry.versions(project)]
         assert len(versions) >= 2 and all(m["plugin"]["name"] == MODEL for m in versions)
         assert all(m["gate"]["passed"] for m in versions) and versions[-1]["gate"]["serving_version"]
-        candidates = AuditStore(str(job.folder / "audit.sqlite3")).versions(project)
+        candidates = audit.versions(project)
         assert sum(c["published"] for c in candidates) == len(versions)
 
-        # /predict serves the calibrated plug-in: the score is its tempered top probability (once every
-        # annotation is in a version and the server has loaded it: retrains go on after the threshold appears)
-        wait_until(lambda: _trained_on(registry, project) >= labeled, 300, f"a version trained on all {labeled} labels")
+        # /predict serves the calibrated plug-in: the score is its tempered top probability
         spec = parse_label_config(CONFIG.read_text())
         serving = load_serving(registry, project, spec, None)
         assert isinstance(serving.model, PluginClassifier) and serving.model.temperature != 1.0
@@ -100,9 +103,9 @@ def _threshold(registry: Registry, project: int) -> float | None:
     return ((registry.meta(project, version).get("routing") or {}).get("threshold")) if version else None
 
 
-def _trained_on(registry: Registry, project: int) -> int:
-    version = registry.current(project)
-    return int((registry.meta(project, version).get("training") or {}).get("examples", 0)) if version else 0
+def _judged_on(audit: AuditStore, project: int) -> int:
+    """The most annotations a candidate was trained on, published or refused by the gate."""
+    return max((int(c["examples"]) for c in audit.versions(project)), default=0)
 
 
 def _choice(label: str) -> list[dict]:
