@@ -32,7 +32,6 @@ from backend.monitoring.routing_audit import check_routing
 from backend.plugin import PluginError
 from backend.serving.predictor import ServingVersion, load_serving, use_caches
 from backend.stores import versions
-from backend.stores.queue_state import SyncState, queue_state_path
 from backend.stores.registry import BaselineChanged, next_family
 
 log = logging.getLogger(__name__)
@@ -253,7 +252,6 @@ class _Attempt:
     def meta(self, serving: ServingVersion, gate: GateDecision) -> dict[str, Any]:
         """What the registry keeps beside the weights: scores, the gate's decision, the version family."""
         settings = self.ctx.settings
-        switches = SyncState(queue_state_path(settings.data_dir)).replaced_at(self.project_id)
         family = next_family(
             serving.meta or None,
             "plugin" if isinstance(self.candidate.model, PluginClassifier) else self.kind,
@@ -261,9 +259,8 @@ class _Attempt:
             len(self.examples),
             settings.version_family_labels,
             settings.version_family_growth,
-            max(settings.version_family_min_s, settings.sync_retire_grace_s),
+            settings.version_family_min_s,
             time.time(),
-            max(switches.values(), default=None),
         )
         return {"metrics": reported(self.candidate.metrics), "gate": gate.as_dict(), **family}
 

@@ -78,7 +78,6 @@ def next_family(
     growth: float = 0.0,
     min_age_s: float = 0.0,
     now: float | None = None,
-    switched_at: float | None = None,
 ) -> dict[str, Any]:
     """The family a new version joins. Head refreshes continue the serving version's family (Label
     Studio keeps seeing one version, whose predictions are never rewritten) until ``every`` more
@@ -87,10 +86,7 @@ def next_family(
     it began (each family is a version name Label Studio keeps until it can be retired: see
     ``query/sync.py``); a fine-tune, another kind of serving version or another label space starts
     a new family, named after its first version. ``now`` (seconds): stamps when a family begins.
-    ``switched_at``: when Label Studio's queue last switched to a new family (the sync state): a new
-    family also waits ``min_age_s`` after that, so the family before it can be retired by then and a
-    task never carries more than two versions' predictions. A model plug-in's refits (``kind``
-    "plugin") form families as head refreshes do."""
+    A model plug-in's refits (``kind`` "plugin") form families as head refreshes do."""
     fresh: dict[str, Any] = {"family_examples": examples}
     if now is not None:
         fresh["family_started"] = now
@@ -101,7 +97,7 @@ def next_family(
         return fresh
     started = int(serving.get("family_examples", (serving.get("training") or {}).get("examples", 0)))
     began = serving.get("family_started")
-    young = now is not None and any(t is not None and now - float(t) < min_age_s for t in (began, switched_at))
+    young = now is not None and began is not None and now - float(began) < min_age_s
     if not young and (examples - started >= every or (growth > 0 and examples - started > growth * started)):
         return fresh
     kept: dict[str, Any] = {"family": served_name(serving), "family_examples": started}
