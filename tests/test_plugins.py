@@ -131,13 +131,14 @@ def test_a_task_the_plugin_cannot_answer_fails_alone(plugin_settings):
     assert first["score"] > 0 and third["score"] > 0
 
 
+def _fit_example(name: str, n: int = 200) -> PluginClassifier:
+    """An example plug-in fitted on the first ``n`` AG News samples, as a retrain would fit it."""
+    texts, labels = zip(*[(e.text, e.labels[0]) for e in _examples(n)], strict=True)
+    return fit_plugin(name, SPEC.labels, texts, labels, 60)
+
+
 def test_the_scikit_learn_example_round_trips_without_pickle(tmp_path):
-    plugin = fit_plugin(
-        "examples.tfidf_logreg.model:TfidfLogReg",
-        SPEC.labels,
-        *zip(*[(e.text, e.labels[0]) for e in _examples(200)], strict=True),
-        60,
-    )
+    plugin = _fit_example("examples.tfidf_logreg.model:TfidfLogReg")
     texts = [ex.text for ex in _examples(30, offset=300)]
     plugin.plugin.save(tmp_path)
     again = type(plugin.plugin).load(tmp_path, SPEC.labels)
@@ -153,12 +154,7 @@ def test_the_scikit_learn_example_round_trips_without_pickle(tmp_path):
 
 
 def test_a_label_studio_ml_backend_class_runs_as_a_black_box(tmp_path):
-    plugin = fit_plugin(
-        "examples.ls_ml_backend.model:NaiveBayesPlugin",
-        SPEC.labels,
-        *zip(*[(e.text, e.labels[0]) for e in _examples(200)], strict=True),
-        60,
-    )
+    plugin = _fit_example("examples.ls_ml_backend.model:NaiveBayesPlugin")
     texts = [ex.text for ex in _examples(30, offset=300)]
     probs = plugin.predict_proba(texts)
     backend = plugin.plugin.backend.predict([{"id": 0, "data": {"text": t}} for t in texts])["predictions"]
