@@ -17,7 +17,7 @@ from backend.models.plugin_model import PluginClassifier
 from backend.query.sync import VIEW_TITLE
 from backend.query.writeback import RANK_FIELD
 from backend.serving.predictor import load_serving
-from backend.serving.routing import is_heldout
+from backend.serving.routing import SUSPENDED, is_heldout
 from backend.stores.audit import AuditStore
 from backend.stores.labelstudio import LabelStudioClient
 from backend.stores.registry import Registry
@@ -31,6 +31,7 @@ pytestmark = pytest.mark.e2e
 MODEL = "examples.tfidf_logreg.model:TfidfLogReg"
 HOLDOUT = 0.25
 MAX_LABELS = 520
+AUDITED = "is checked by a person"  # the audit sample's reason (serving/reasons.py)
 CONFIG = ROOT / "labeling_configs" / "text_classification.xml"
 
 
@@ -85,10 +86,23 @@ def test_a_scikit_learn_plugin_gets_the_gate_calibration_routing_and_the_dashboa
             return items if np.allclose([i["score"] for i in items], expected, atol=1e-6) else None
 
         items = wait_until(served, 60, f"/predict to serve {serving.version}'s calibrated scores")
-        for task, item in zip(pool, items, strict=True):  # auto_accept where the held-out evidence allows it
-            if item.get("auto_accept"):
-                assert item["score"] >= threshold and not is_heldout(task["id"], HOLDOUT)
-        assert any(i.get("auto_accept") for i in items) or max(expected) < threshold
+        # auto_accept where the held-out evidence allows it, unless the routing audit switched it off
+        suspended = any(SUSPENDED in i["hitl_reason"] for i in items)
+        skipped, audited = 0, 0
+        for task, item in zip(pool, items, strict=True):
+            if is_heldout(task["id"], HOLDOUT):
+                assert not item.get("auto_accept"), item
+            elif item.get("auto_accept"):
+                assert item["score"] >= threshold and not suspended, item
+                skipped += 1
+            elif item["score"] >= threshold and not suspended:  # a person sees it anyway: an audit sample
+                assert AUDITED in item["hitl_reason"], item
+                audited += 1
+        if suspended:  # the routing audit's decision is on record, with the precision that switched it off
+            assert audit.routing_decisions(project), "auto_accept switched off with no recorded decision"
+        else:
+            assert skipped or not audited, "every confident prediction was an audit sample"
+            assert skipped or max(expected) < threshold, f"no prediction skips review at {threshold:.3f}"
 
         # the dashboard says which model serves
         overview = requests.get(job.url + "/dashboard", timeout=30).text
