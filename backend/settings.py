@@ -364,8 +364,23 @@ class Settings(BaseSettings):
         description="Redis for the job queue; empty = `hitl run` starts an embedded one (socket in "
         "`$HITL_DATA_DIR/redis`), which `hitl report`, `hitl models`, `hitl sync` and `hitl import` then find.",
     )
+    database_url: str | None = Field(
+        None,
+        description="`postgresql://…` for the state hosts share: the registry (CURRENT, versions' metadata and "
+        "files), queue and stopping state, routing switches and locks; and the audit store unless "
+        "HITL_AUDIT_DB_URL names another. With it and HITL_REDIS_URL, hosts share nothing else (docs/scaling.md). "
+        "Empty = files under HITL_REGISTRY_DIR and HITL_DATA_DIR, for one machine.",
+    )
+    registry_keep: int = Field(
+        10,
+        ge=1,
+        description="With HITL_DATABASE_URL: the files of the last N versions are kept (and always the serving "
+        "version's and its parent's, the rollback target); older versions keep only their metadata.",
+    )
     audit_db_url: str | None = Field(
-        None, description="`postgresql://…` for the audit store; empty = SQLite at `$HITL_DATA_DIR/audit.sqlite3`."
+        None,
+        description="`postgresql://…` for the audit store; empty = HITL_DATABASE_URL if set, else SQLite at "
+        "`$HITL_DATA_DIR/audit.sqlite3`.",
     )
     audit_spool_max_mb: float = Field(
         64,

@@ -18,7 +18,7 @@ from backend.learning.candidates import fit_head, publish_head
 from backend.monitoring.stopping import StoppingState
 from backend.server.app import create_app
 from backend.stores.audit import AuditStore
-from backend.stores.queue_state import SyncState, queue_state_path
+from backend.stores.queue_state import SyncState, queue_state_location
 from backend.tools.bench.common import free_port
 from tests.support.payloads import AG_CONFIG
 from tests.test_audit import _correction
@@ -88,7 +88,7 @@ def populated(settings, predictor, redis_server):
         examples,
         extra={"metrics": {"primary": 0.8, "slices": slices}, "routing": {"threshold": 0.9}},
     )
-    SyncState(queue_state_path(settings.data_dir)).put(
+    SyncState(queue_state_location(settings.data_dir)).put(
         7, [(i, v2, "h", 0, None, 0.5, 0.95 if i < 3 else 0.6) for i in range(10)]
     )  # 3 of 10 above 0.9
     audit = AuditStore(str(settings.data_dir / "audit.sqlite3"))
@@ -108,7 +108,7 @@ def populated(settings, predictor, redis_server):
     }
     audit.record_label_check(7, v2, 9, [suspect, {**suspect, "task_id": 6}])
     audit.record_proposal(7, 71, v2, 3, "Sports", "Business", 0.8, [8, 9])
-    stopping = StoppingState(queue_state_path(settings.data_dir))
+    stopping = StoppingState(queue_state_location(settings.data_dir))
     stopping.stop_set(7, list(range(10)))
     for version in (v1, v2):
         stopping.record(7, version, {i: "Sports" for i in range(10)}, 0.3)

@@ -5,6 +5,18 @@ import pytest
 
 from backend.ids import parse_project_id as project_key
 from backend.stores.registry import BaselineChanged, Registry, RegistryError
+from backend.stores.shared_registry import SharedRegistry
+from tests.support.services import postgres_database
+
+
+@pytest.fixture(params=["files", "postgres"])
+def make_registry(request):
+    """Each contract below holds for the one-machine registry and for the one hosts share."""
+    if request.param == "files":
+        yield Registry
+        return
+    with postgres_database("hitl_registry") as (_, url):
+        yield lambda root: SharedRegistry(root, url)
 
 
 def _writer(payload):
@@ -15,8 +27,8 @@ def _writer(payload):
     return write
 
 
-def test_publish_creates_numbered_versions_and_moves_current(tmp_path):
-    registry = Registry(tmp_path)
+def test_publish_creates_numbered_versions_and_moves_current(tmp_path, make_registry):
+    registry = make_registry(tmp_path)
     assert registry.current("3") is None
     first = registry.publish("3.1764000000", _writer(b"a"))
     second = registry.publish("3", _writer(b"b"))
@@ -27,8 +39,8 @@ def test_publish_creates_numbered_versions_and_moves_current(tmp_path):
     assert meta["parent"] == first and meta["note"] == "b" and meta["project"] == "3"
 
 
-def test_failed_write_leaves_no_trace(tmp_path):
-    registry = Registry(tmp_path)
+def test_failed_write_leaves_no_trace(tmp_path, make_registry):
+    registry = make_registry(tmp_path)
     good = registry.publish("3", _writer(b"a"))
 
     def broken(folder):
@@ -42,8 +54,8 @@ def test_failed_write_leaves_no_trace(tmp_path):
     assert not list((tmp_path / "3").glob(".staging-*"))
 
 
-def test_promote_and_unknown_version(tmp_path):
-    registry = Registry(tmp_path)
+def test_promote_and_unknown_version(tmp_path, make_registry):
+    registry = make_registry(tmp_path)
     first = registry.publish("3", _writer(b"a"))
     registry.publish("3", _writer(b"b"))
     registry.promote("3", first)
@@ -52,8 +64,8 @@ def test_promote_and_unknown_version(tmp_path):
         registry.promote("3", "v9-nothing")
 
 
-def test_concurrent_publishes_get_distinct_versions(tmp_path):
-    registry = Registry(tmp_path)
+def test_concurrent_publishes_get_distinct_versions(tmp_path, make_registry):
+    registry = make_registry(tmp_path)
     made = []
     threads = [
         threading.Thread(target=lambda i=i: made.append(registry.publish("5", _writer(b"%d" % i)))) for i in range(8)
@@ -73,8 +85,8 @@ def test_project_keys_are_validated(bad):
         project_key(bad)
 
 
-def test_publish_is_a_compare_and_swap_on_the_gated_baseline(tmp_path):
-    registry = Registry(tmp_path)
+def test_publish_is_a_compare_and_swap_on_the_gated_baseline(tmp_path, make_registry):
+    registry = make_registry(tmp_path)
     first = registry.publish("3", _writer(b"a"), expected_current=None)
     second = registry.publish("3", _writer(b"b"), expected_current=first)
     with pytest.raises(BaselineChanged) as stale:  # gated against `first`, but `second` serves now
@@ -85,8 +97,8 @@ def test_publish_is_a_compare_and_swap_on_the_gated_baseline(tmp_path):
     assert registry.meta("3", second)["parent"] == first
 
 
-def test_version_names_are_validated_before_they_touch_the_disk(tmp_path):
-    registry = Registry(tmp_path)
+def test_version_names_are_validated_before_they_touch_the_disk(tmp_path, make_registry):
+    registry = make_registry(tmp_path)
     other = registry.publish("2", _writer(b"a"))
     own = registry.publish("3", _writer(b"b"))
     for name in [f"../../2/versions/{other}", f"../2/versions/{other}", "/etc", "v1-x/../../2", "", "v1-"]:
@@ -139,8 +151,8 @@ def test_head_refreshes_continue_a_family_until_enough_new_labels():
     assert served_name(head) == "v1-x" and served_name({"version": "v2-y"}) == "v2-y"
 
 
-def test_a_new_family_is_named_after_its_first_version(tmp_path):
-    registry = Registry(tmp_path)
+def test_a_new_family_is_named_after_its_first_version(tmp_path, make_registry):
+    registry = make_registry(tmp_path)
     first = registry.publish("3", _writer(b"a"))
     second = registry.publish("3", lambda folder: {"family": first, "note": "refresh"})
     assert registry.meta("3", first)["family"] == first

@@ -8,7 +8,7 @@ from backend.labeling.examples import Example
 from backend.learning.candidates import fit_head, publish_head
 from backend.settings import get_settings
 from backend.stores.audit import AuditStore
-from backend.stores.queue_state import SyncState, queue_state_path
+from backend.stores.queue_state import SyncState, queue_state_location
 from backend.stores.registry import Registry
 from tests.support.payloads import AG_CONFIG
 from tests.test_audit import _correction
@@ -42,7 +42,7 @@ def test_report_plots_quality_calibration_queue_and_history(tmp_path, monkeypatc
     corrections = [_correction(i, changed=i % 3 == 0) for i in range(1, 10)]
     audit.record_corrections([c.__class__(**{**c.__dict__, "prediction_model_version": v1}) for c in corrections])
     audit.record_drift_check(7, v2, 200, 0.0004, 0.002, True)
-    SyncState(queue_state_path(tmp_path)).put(7, [(i, v2, "h", 0, i / 10, 0.2 + i / 50, 0.5) for i in range(10)])
+    SyncState(queue_state_location(tmp_path)).put(7, [(i, v2, "h", 0, i / 10, 0.2 + i / 50, 0.5) for i in range(10)])
 
     for key, value in {"HITL_REGISTRY_DIR": tmp_path / "registry", "HITL_DATA_DIR": tmp_path}.items():
         monkeypatch.setenv(key, str(value))
@@ -64,7 +64,7 @@ def test_report_plots_quality_calibration_queue_and_history(tmp_path, monkeypatc
     empty = tmp_path / "empty.html"
     from backend.oversight.report import write_report
 
-    write_report(99, audit, registry, tmp_path, empty)
+    write_report(99, audit, registry, queue_state_location(tmp_path), empty)
     assert empty.read_text().count("No data yet") == 4 and "No retrain recorded yet" in empty.read_text()
 
 
@@ -75,7 +75,7 @@ def test_the_queue_plot_finds_the_serving_version_under_its_familys_name(tmp_pat
     registry = Registry(tmp_path / "registry")
     first = registry.publish("7", lambda folder: {"note": "starts a family"})
     refresh = registry.publish("7", lambda folder: {"family": first})  # a head refresh: Label Studio sees `first`
-    SyncState(queue_state_path(tmp_path)).put(7, [(i, first, "h", 0, None, i / 10, 0.5) for i in range(10)])
-    data = collect(7, AuditStore(str(tmp_path / "audit.sqlite3")), registry, queue_state_path(tmp_path))
+    SyncState(queue_state_location(tmp_path)).put(7, [(i, first, "h", 0, None, i / 10, 0.5) for i in range(10)])
+    data = collect(7, AuditStore(str(tmp_path / "audit.sqlite3")), registry, queue_state_location(tmp_path))
     assert data.current == refresh and data.current_served == first
     assert queue_figure(data) is not None  # the sync keyed the pool by the family's name

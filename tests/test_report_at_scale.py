@@ -18,7 +18,7 @@ from PIL import Image
 from backend.oversight.collect import collect
 from backend.oversight.report import FIGURES, write_report
 from backend.stores.audit import AuditStore, Correction
-from backend.stores.queue_state import SyncState, queue_state_path
+from backend.stores.queue_state import SyncState, queue_state_location
 from backend.stores.registry import Registry
 
 VERSIONS, POOL = 1000, 100_000
@@ -73,7 +73,7 @@ def big_project(tmp_path_factory):
         Correction(5, k, k, "1", f"2026-11-25T{k:08d}", names[k % VERSIONS], 0.5, [], [], bool(changed[k]), None)
         for k in range(20_000)
     )
-    state = SyncState(queue_state_path(root))
+    state = SyncState(queue_state_location(root))
     scores = rng.beta(2, 5, POOL)
     state.put(5, [(t, names[-1], "h", t % 20, float(t) / POOL, float(scores[t]), 0.5) for t in range(POOL)])
     state.put(5, [(POOL + t, names[-2], "h", 0, 0.0, 0.1, 0.5) for t in range(500)])  # an older sync's rows...
@@ -83,7 +83,7 @@ def big_project(tmp_path_factory):
 
 def test_each_plot_keeps_its_legend_and_ticks_off_the_data(big_project):
     root, audit, registry = big_project
-    data = collect(5, audit, registry, queue_state_path(root))
+    data = collect(5, audit, registry, queue_state_location(root))
     assert len(data.versions) == VERSIONS and len(data.queue_scores[data.current]) == POOL
     assert set(data.queue_scores) == {data.current}  # annotated tasks no longer count as unlabeled
     for name, make in FIGURES.items():
@@ -108,7 +108,7 @@ def test_each_plot_keeps_its_legend_and_ticks_off_the_data(big_project):
 def test_the_report_renders_in_a_real_browser(big_project, tmp_path):
     root, audit, registry = big_project
     started = time.perf_counter()
-    page = write_report(5, audit, registry, root, tmp_path / "report.html")
+    page = write_report(5, audit, registry, queue_state_location(root), tmp_path / "report.html")
     assert time.perf_counter() - started < 60
     text = page.read_text()
     for title in ("Quality per model version", "Calibration", "Queue", "Retrain history", "Candidates"):

@@ -12,6 +12,7 @@ from backend.oversight.report import write_report
 from backend.server import create_app
 from backend.serving.predictor import Predictor
 from backend.stores.audit import AuditStore
+from backend.stores.queue_state import queue_state_location
 from backend.stores.registry import Registry
 from tests.support.services import ROOT
 
@@ -27,7 +28,13 @@ def test_every_answer_forbids_scripts_framing_and_sniffing(settings):
 
 def test_the_written_report_carries_the_same_policy(tmp_path):
     out = tmp_path / "report.html"
-    write_report(99, AuditStore(str(tmp_path / "audit.sqlite3")), Registry(tmp_path / "registry"), tmp_path, out)
+    write_report(
+        99,
+        AuditStore(str(tmp_path / "audit.sqlite3")),
+        Registry(tmp_path / "registry"),
+        queue_state_location(tmp_path),
+        out,
+    )
     assert "Content-Security-Policy\" content=\"default-src 'none'" in out.read_text()
 
 

@@ -233,6 +233,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from backend.oversight.report import write_report
     from backend.oversight.retrains import retrain_lines
     from backend.stores.audit import AuditStore
+    from backend.stores.queue_state import queue_state_location
     from backend.stores.registry import Registry
 
     settings = queue_settings()
@@ -251,7 +252,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         args.project,
         audit,
         registry,
-        settings.data_dir,
+        queue_state_location(settings.data_dir, settings.database_url),
         out,
         settings.routing_target_precision,
         settings.holdout_fraction,

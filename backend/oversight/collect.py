@@ -20,7 +20,7 @@ from backend.monitoring.routing_audit import RoutingAudit, audit_routing, thresh
 from backend.monitoring.stopping import StoppingState, StoppingStatus, learning_curve
 from backend.stores import versions as version_names
 from backend.stores.audit import AuditStore, is_inputs_check
-from backend.stores.queue_state import SyncState
+from backend.stores.queue_state import SyncState, queue_state_exists
 from backend.stores.registry import Registry, RegistryError, served_name
 
 
@@ -135,7 +135,7 @@ def collect(
     project_id: int,
     audit: AuditStore,
     registry: Registry,
-    sync_state: Path,
+    sync_state: Path | str,
     target: float = 0.98,
     holdout_fraction: float = 0.15,
     min_eval: int = 20,
@@ -148,7 +148,7 @@ def collect(
         except (RegistryError, OSError, ValueError):
             continue
     versions.sort(key=lambda m: m.get("created_at") or m["version"])
-    state = SyncState(sync_state) if sync_state.exists() else None
+    state = SyncState(sync_state) if queue_state_exists(sync_state) else None
     scores = state.strategy_scores(project_id) if state else {}
     curve = learning_curve(versions, min_eval)
     stopping = StoppingState(sync_state).status(project_id, curve) if state else None

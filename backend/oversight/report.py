@@ -33,7 +33,6 @@ from backend.oversight.retrains import NO_QUEUE
 from backend.serving.routing import is_heldout
 from backend.stores import versions as version_names
 from backend.stores.audit import AuditStore
-from backend.stores.queue_state import queue_state_path
 from backend.stores.registry import Registry, served_name
 
 WIDTH = 9.0  # inches: every plot is as wide as the page, whatever the number of versions
@@ -582,14 +581,14 @@ def write_report(
     project_id: int,
     audit: AuditStore,
     registry: Registry,
-    data_dir: Path,
+    state: Path | str,
     out: Path,
     target: float = 0.98,
     holdout_fraction: float = 0.15,
     min_eval: int = 20,
     retrains: str | None = None,
 ) -> Path:
-    data = collect(project_id, audit, registry, queue_state_path(data_dir), target, holdout_fraction, min_eval)
+    data = collect(project_id, audit, registry, state, target, holdout_fraction, min_eval)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(data, retrains=retrains), encoding="utf-8")
     return out

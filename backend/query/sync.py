@@ -26,7 +26,6 @@ An interrupted sync can simply be run again: it converges to the same queue.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import time
 from collections.abc import Callable
@@ -55,7 +54,8 @@ from backend.serving.routing import is_heldout, policy_for, sync_audit_share
 from backend.settings import Settings
 from backend.stores.audit import AuditStore
 from backend.stores.labelstudio import LabelStudioClient, annotations_filter, data_filter
-from backend.stores.queue_state import SyncState, queue_state_path
+from backend.stores.locks import exclusive
+from backend.stores.queue_state import SyncState, queue_state_location
 from backend.stores.registry import Registry, RegistryError
 
 log = logging.getLogger(__name__)
@@ -85,10 +85,7 @@ def sync_project(
     serving version's own (fine-tuned) encoder has not embedded more than ``HITL_SYNC_EMBED_LIMIT``
     of the pool's texts; without it the sync embeds them itself. ``dry_run``: plan only; nothing is
     written to Label Studio, the registry or the state (``summary.plan`` says what would be)."""
-    lock_path = settings.data_dir / "locks" / f"sync-{project_id}.lock"
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one sync per project at a time (CLI and worker alike)
+    with exclusive(settings, f"sync-{project_id}"):  # one sync per project at a time, on every host
         started = time.perf_counter()
         spec = parse_label_config(ls.label_config(project_id))
         cache = cache(spec) if callable(cache) else cache  # the text or the image encoder's cache
@@ -179,7 +176,7 @@ def _sync(
         policy = policy_for(
             settings, registry, project_id, label, serving.accept_threshold, serving.preselect_level, share
         )
-    state = SyncState(queue_state_path(settings.data_dir))
+    state = SyncState(queue_state_location(settings.data_dir, settings.database_url))
     if not dry_run:
         state.prune(project_id, set(pool.ids), cache.encoder.identity)
     done = _annotated_task_ids(registry, project_id, serving.version)
@@ -279,7 +276,7 @@ def _apply(
     summary.ranked += each(plan.task_writes, lambda w: ls.update_task_data(*w), "ordering", progress)
     state.put(project_id, plan.state_rows)
     if serving.model is not None:  # does a new version still change its answers on the reference tasks?
-        stopping = StoppingState(queue_state_path(settings.data_dir))
+        stopping = StoppingState(queue_state_location(settings.data_dir, settings.database_url))
         reference = stopping.stop_set(project_id, pool.ids)
         kept = [i for i, t in enumerate(pool.ids) if t in reference]
         mean = float(np.mean([1 - scored.confidence[i] for i in kept])) if kept else None

@@ -17,7 +17,7 @@ from backend.oversight.report import render
 from backend.oversight.retrains import retrain_lines
 from backend.settings import Settings
 from backend.stores.audit import AuditStore
-from backend.stores.queue_state import queue_state_path
+from backend.stores.queue_state import queue_state_location
 from backend.stores.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ def _collect(project: int, registry: Registry, audit: AuditStore, settings: Sett
         project,
         audit,
         registry,
-        queue_state_path(settings.data_dir),
+        queue_state_location(settings.data_dir, settings.database_url),
         settings.routing_target_precision,
         settings.holdout_fraction,
         settings.gate_min_eval,

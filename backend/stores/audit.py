@@ -224,9 +224,10 @@ class AuditStore:
 
     @classmethod
     def from_settings(cls, settings: Any) -> AuditStore:
-        if settings.audit_db_url:
+        url = settings.audit_db_url or getattr(settings, "database_url", None)
+        if url:
             max_bytes = int(settings.audit_spool_max_mb * 2**20)
-            return cls(settings.audit_db_url, AuditSpool(Path(settings.data_dir) / "audit-spool.jsonl", max_bytes))
+            return cls(url, AuditSpool(Path(settings.data_dir) / "audit-spool.jsonl", max_bytes))
         Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
         return cls(str(Path(settings.data_dir).resolve() / "audit.sqlite3"))
 

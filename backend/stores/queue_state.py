@@ -1,10 +1,11 @@
 """What the queue sync remembers between runs, owned here: per task what its prediction shows and
 where it ranks, the labels it switched away from, and the stopping criteria's stop set and
-answers. One SQLite file beside the data (``queue_state_path``), the embedded default for one
-machine; a shared backend would implement the same classes."""
+answers. One SQLite file beside the data (``queue_state_location``), the embedded default for one
+machine; with ``HITL_DATABASE_URL`` the same tables in PostgreSQL, shared by every host."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -12,13 +13,121 @@ from typing import Any
 
 import numpy as np
 
+from backend.stores.postgres import Database, is_postgres
+
 STATE_FILE = "sync-state.sqlite3"
 STOP_SET = 2000  # reference tasks of the stabilising-predictions criterion (monitoring/stopping.py)
 
+# table: (columns with their types, primary key): both engines' schema and upserts come from here
+TABLES: dict[str, tuple[list[tuple[str, str]], list[str]]] = {
+    "written": (
+        [
+            ("project", "BIGINT"),
+            ("task", "BIGINT"),
+            ("version", "TEXT"),
+            ("text_hash", "TEXT"),
+            ("cluster", "INTEGER"),
+            ("score", "DOUBLE PRECISION"),
+            ("strategy_score", "DOUBLE PRECISION"),
+            ("confidence", "DOUBLE PRECISION"),
+            ("presentation", "TEXT"),
+            ("leaning", "TEXT"),
+        ],
+        ["project", "task"],
+    ),
+    "explored": (
+        [("project", "BIGINT"), ("identity", "TEXT"), ("cluster", "INTEGER")],
+        ["project", "identity", "cluster"],
+    ),
+    "labels": ([("project", "BIGINT"), ("label", "TEXT"), ("replaced_at", "DOUBLE PRECISION")], ["project", "label"]),
+    "stop_set": ([("project", "BIGINT"), ("task", "BIGINT")], ["project", "task"]),
+    "stop_answers": (
+        [("project", "BIGINT"), ("seq", "INTEGER"), ("version", "TEXT"), ("task", "BIGINT"), ("answer", "TEXT")],
+        ["project", "seq", "task"],
+    ),
+    "stop_uncertainty": (
+        [("project", "BIGINT"), ("seq", "INTEGER"), ("version", "TEXT"), ("mean", "DOUBLE PRECISION")],
+        ["project", "seq"],
+    ),
+}
+PREFIX = "hitl_state_"  # the tables' names in a shared PostgreSQL database
 
-def queue_state_path(data_dir: Path) -> Path:
-    """The one place the state file is named."""
-    return data_dir / STATE_FILE
+
+def queue_state_location(data_dir: Path, database_url: str | None = None) -> Path | str:
+    """The one place the state is named: the shared database when there is one, else the file."""
+    return database_url if is_postgres(database_url) else Path(data_dir) / STATE_FILE
+
+
+def queue_state_exists(location: Path | str) -> bool:
+    return isinstance(location, str) or Path(location).exists()
+
+
+class StateDb:
+    """The statements below are written once, in SQLite's dialect; in PostgreSQL ``?`` becomes
+    ``%s``, ``INSERT OR IGNORE``/``OR REPLACE`` become ``ON CONFLICT`` on the table's key, and
+    tables carry PREFIX."""
+
+    def __init__(self, location: Path | str) -> None:
+        self.postgres = isinstance(location, str)
+        if self.postgres:
+            schema = [_create(name, PREFIX + name) for name in TABLES]
+            self.pg = Database(str(location), schema)
+            return
+        path = Path(location)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.lite = sqlite3.connect(path, timeout=30, isolation_level=None)
+        self.lite.execute("PRAGMA journal_mode=WAL")
+        for name in TABLES:
+            self.lite.execute(_create(name, name))
+        columns = {row[1] for row in self.lite.execute("PRAGMA table_info(written)")}
+        for column, kind in TABLES["written"][0]:  # columns added after the first release
+            if column not in columns:
+                self.lite.execute(f"ALTER TABLE written ADD COLUMN {column} {kind}")
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        if not self.postgres:
+            return self.lite.execute(sql, params).fetchall()
+        query = _postgres(sql)
+        return self.pg.run(lambda conn: _rows(conn.execute(query, tuple(params))))
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        if not self.postgres:
+            self.lite.executemany(sql, rows)
+            return
+        query = _postgres(sql)
+        self.pg.run(lambda conn: conn.cursor().executemany(query, [tuple(r) for r in rows]))
+
+
+def _create(name: str, table: str) -> str:
+    columns, key = TABLES[name]
+    body = ", ".join(f"{c} {t}" for c, t in columns)
+    return f"CREATE TABLE IF NOT EXISTS {table} ({body}, PRIMARY KEY ({', '.join(key)}))"
+
+
+_INSERT = re.compile(r"^INSERT(?: OR (REPLACE|IGNORE))? INTO (\w+)(?: \(([^)]*)\))? VALUES", re.S)
+_TABLE = re.compile(r"\b(FROM|INTO|UPDATE) (\w+)")
+
+
+def _postgres(sql: str) -> str:
+    match = _INSERT.match(sql)
+    query = _TABLE.sub(lambda m: f"{m.group(1)} {PREFIX}{m.group(2)}" if m.group(2) in TABLES else m.group(0), sql)
+    query = query.replace("INSERT OR REPLACE INTO", "INSERT INTO").replace("INSERT OR IGNORE INTO", "INSERT INTO")
+    query = query.replace("?", "%s")
+    if match and match.group(1):
+        columns, key = TABLES[match.group(2)]
+        named = [c.strip() for c in match.group(3).split(",")] if match.group(3) else [c for c, _ in columns]
+        if match.group(1) == "IGNORE":
+            query += f" ON CONFLICT ({', '.join(key)}) DO NOTHING"
+        else:
+            updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in named if c not in key)
+            query += f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+    return query
+
+
+def _rows(cursor: Any) -> list[tuple[Any, ...]]:
+    return cursor.fetchall() if cursor.description else []
 
 
 class SyncState:
@@ -26,31 +135,8 @@ class SyncState:
     pre-annotation, cluster, queue rank (None past the head), the strategy's score and the
     confidence Label Studio shows (SQLite beside the data)."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS written (project INTEGER, task INTEGER, version TEXT, text_hash TEXT, "
-            "cluster INTEGER, score REAL, PRIMARY KEY (project, task))"
-        )
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS explored (project INTEGER, identity TEXT, cluster INTEGER, "
-            "PRIMARY KEY (project, identity, cluster))"
-        )
-        columns = {row[1] for row in self.db.execute("PRAGMA table_info(written)")}
-        for column, kind in (
-            ("strategy_score", "REAL"),
-            ("confidence", "REAL"),
-            ("presentation", "TEXT"),
-            ("leaning", "TEXT"),
-        ):  # added after the first release
-            if column not in columns:
-                self.db.execute(f"ALTER TABLE written ADD COLUMN {column} {kind}")
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS labels (project INTEGER, label TEXT, replaced_at REAL, "
-            "PRIMARY KEY (project, label))"
-        )
+    def __init__(self, location: Path | str) -> None:
+        self.db = StateDb(location)
 
     def get(self, project: int) -> dict[int, tuple[str, str, int, float | None, float | None, str | None, str | None]]:
         """Per task: (version, hash, cluster, rank, confidence shown, presentation, leaning)."""
@@ -82,7 +168,7 @@ class SyncState:
     def prune(self, project: int, pool: set[int], identity: str = "") -> int:
         """Forget tasks that left the pool (annotated or deleted): the report plots the queue as it is.
         Their clusters (under the cluster model of encoder ``identity``) count as explored."""
-        rows = self.db.execute("SELECT task, cluster FROM written WHERE project = ?", (project,)).fetchall()
+        rows = self.db.execute("SELECT task, cluster FROM written WHERE project = ?", (project,))
         gone = [(task, cluster) for task, cluster in rows if task not in pool]
         self.db.executemany("DELETE FROM written WHERE project = ? AND task = ?", [(project, t) for t, _ in gone])
         self.db.executemany(
@@ -126,21 +212,8 @@ class SyncState:
 class StopRecords:
     """The stopping criteria's memory (``monitoring/stopping.py``): the stop set, and each version's answers on it."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS stop_set (project INTEGER, task INTEGER, PRIMARY KEY (project, task))"
-        )
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS stop_answers (project INTEGER, seq INTEGER, version TEXT, task INTEGER, "
-            "answer TEXT, PRIMARY KEY (project, seq, task))"
-        )
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS stop_uncertainty (project INTEGER, seq INTEGER, version TEXT, mean REAL, "
-            "PRIMARY KEY (project, seq))"
-        )
+    def __init__(self, location: Path | str) -> None:
+        self.db = StateDb(location)
 
     def stop_set(self, project: int, pool: Sequence[int], seed: int = 0) -> set[int]:
         """The project's reference tasks, drawn from ``pool`` at the first call and fixed after."""
@@ -154,9 +227,10 @@ class StopRecords:
     def record(self, project: int, version: str, answers: Mapping[int, str], uncertainty: float | None = None) -> None:
         """The answers ``version`` gives the reference tasks still unlabeled (once per version), and
         their mean uncertainty."""
-        last = self.db.execute(
+        rows = self.db.execute(
             "SELECT seq, version FROM stop_answers WHERE project = ? ORDER BY seq DESC LIMIT 1", (project,)
-        ).fetchone()
+        )
+        last = rows[0] if rows else None
         if last is not None and last[1] == version:
             return
         seq = 0 if last is None else last[0] + 1
@@ -180,7 +254,7 @@ class StopRecords:
 
     def last_uncertainty(self, project: int) -> float | None:
         """The last recorded version's mean uncertainty on the stop set."""
-        last = self.db.execute(
+        rows = self.db.execute(
             "SELECT mean FROM stop_uncertainty WHERE project = ? ORDER BY seq DESC LIMIT 1", (project,)
-        ).fetchone()
-        return None if last is None else float(last[0])
+        )
+        return float(rows[0][0]) if rows else None

@@ -116,7 +116,14 @@ class Registry:
 
     @classmethod
     def from_settings(cls, settings: Any) -> Registry:
-        """The registry the backend uses (HITL_REGISTRY_DIR): the one construction point."""
+        """The registry the backend uses: the one construction point. With HITL_DATABASE_URL it is
+        shared by every host through PostgreSQL (``stores/shared_registry.py``) and HITL_REGISTRY_DIR
+        is this host's cache of version files; else HITL_REGISTRY_DIR holds it all."""
+        url = getattr(settings, "database_url", None)
+        if url:
+            from backend.stores.shared_registry import SharedRegistry
+
+            return SharedRegistry(settings.registry_dir, url, getattr(settings, "model", ""), settings.registry_keep)
         return cls(settings.registry_dir, getattr(settings, "model", ""))
 
     # the operator's choice of model ------------------------------------------------------------
