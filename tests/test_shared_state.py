@@ -12,6 +12,7 @@ import time
 import pytest
 
 from backend.settings import Settings
+from backend.stores.documents import Documents
 from backend.stores.queue_state import SyncState, queue_state_location
 from backend.stores.registry import Registry, RegistryError
 from backend.stores.shared_registry import SharedRegistry
@@ -169,3 +170,17 @@ def test_one_sync_per_project_across_hosts(tmp_path, database_url):
     started = time.monotonic()
     with exclusive(SimpleNamespace(database_url=database_url, data_dir=tmp_path), "sync-4"):
         assert time.monotonic() - started < 2
+
+
+def test_the_sync_documents_are_the_same_for_every_host(tmp_path, database_url):
+    """The drift reference and the cluster centroids: one host's sync takes them, the next reuses them."""
+    settings = Settings(database_url=database_url, data_dir=tmp_path)
+    one, other = Documents.for_settings(settings, "drift"), Documents(database_url, "drift")
+    assert other.read(4) is None
+    one.write(4, {"encoder": "e", "checked_up_to": 10, "probes": [3]})
+    assert other.read(4) == {"encoder": "e", "checked_up_to": 10, "probes": [3]}
+    assert Documents(database_url, "clusters").read(4) is None  # kinds apart
+    assert not (tmp_path / "drift").exists()
+    alone = Documents.for_settings(Settings(data_dir=tmp_path), "drift")
+    alone.write(4, {"encoder": "f"})
+    assert alone.read(4) == {"encoder": "f"} and (tmp_path / "drift" / "4.json").exists()

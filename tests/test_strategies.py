@@ -3,6 +3,7 @@ import pytest
 
 from backend.query.clusters import ClusterModel, assign, default_k, kmeans
 from backend.query.strategies import ColdStartStrategy, RandomStrategy, make_strategy, rank
+from backend.stores.documents import Documents
 
 
 def _pool(seed=0, n=200, dim=8, k=4):
@@ -45,7 +46,7 @@ def test_kmeans_finds_blobs_and_centroids_are_stable_on_disk(tmp_path):
     labels = assign(x, kmeans(x, 3))
     for blob in range(3):  # each blob maps to one cluster
         assert len(set(labels[y == blob])) == 1
-    model = ClusterModel(tmp_path / "c.json")
+    model = ClusterModel(Documents(tmp_path, "clusters"), 3)
     assert model.centroids("enc") is None
     fitted = model.fit(x, 3, "enc")
     assert np.allclose(model.centroids("enc"), fitted)

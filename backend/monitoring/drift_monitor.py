@@ -9,9 +9,7 @@ humans label some of the new data first.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 
@@ -22,28 +20,24 @@ from backend.monitoring import INPUT_DRIFT, Finding
 from backend.monitoring.drift import DriftDetector, DriftResult
 from backend.serving.predictor import class_probabilities
 from backend.settings import Settings
+from backend.stores.documents import Documents
 
 REFERENCE_SIZE = 500
 
 
 class DriftMonitor:
-    def __init__(self, folder: Path, project: int, encoder: str) -> None:
-        self.folder, self.project, self.encoder = folder, project, encoder
-        self.path = folder / f"{project}.json"
+    """The project's drift reference and progress, kept in ``documents`` (kind "drift")."""
+
+    def __init__(self, documents: Documents, project: int, encoder: str) -> None:
+        self.documents, self.project, self.encoder = documents, project, encoder
         self.state = self._load()
 
     def _load(self) -> dict:
-        try:
-            state = json.loads(self.path.read_text())
-        except (FileNotFoundError, ValueError):
-            return {}
+        state = self.documents.read(self.project) or {}
         return state if state.get("encoder") == self.encoder else {}  # another encoder: a new reference
 
     def _save(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.state))
-        tmp.replace(self.path)
+        self.documents.write(self.project, self.state)
 
     @property
     def probes(self) -> set[int]:
@@ -128,7 +122,7 @@ def check_pool(
     """The sync's drift checks: of the pool's newly arrived tasks, and of ``/predict``'s latest
     inputs; the tasks to probe, whether the last check alarmed (then humans review more), and what
     was found."""
-    monitor = DriftMonitor(settings.data_dir / "drift", project_id, cache.encoder.identity)
+    monitor = DriftMonitor(Documents.for_settings(settings, "drift"), project_id, cache.encoder.identity)
 
     def predict(batch: list[str]) -> np.ndarray:
         return class_probabilities(classifier, batch, own)

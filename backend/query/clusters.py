@@ -6,10 +6,9 @@ cluster across syncs and only new or changed tasks need writing.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
+
+from backend.stores.documents import Documents
 
 
 def kmeans(x: np.ndarray, k: int, iterations: int = 25, seed: int = 0) -> np.ndarray:
@@ -43,31 +42,27 @@ def default_k(pool_size: int, num_labels: int) -> int:
 
 
 class ClusterModel:
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    """A project's centroids, kept in ``documents`` (kind "clusters")."""
+
+    def __init__(self, documents: Documents, project: int) -> None:
+        self.documents, self.project = documents, project
 
     def centroids(self, encoder_identity: str) -> np.ndarray | None:
-        try:
-            stored = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return None
-        if stored.get("encoder") != encoder_identity:
+        stored = self.documents.read(self.project) or {}
+        if stored.get("encoder") != encoder_identity or "centroids" not in stored:
             return None
         return np.array(stored["centroids"], dtype=np.float32)
 
     def fit(self, x: np.ndarray, k: int, encoder_identity: str) -> np.ndarray:
         c = kmeans(x, k)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"encoder": encoder_identity, "centroids": c.tolist()}))
-        tmp.replace(self.path)
+        self.documents.write(self.project, {"encoder": encoder_identity, "centroids": c.tolist()})
         return c
 
 
-def pool_clusters(folder: Path, project: int, encoder: str, x: np.ndarray, num_labels: int) -> np.ndarray:
+def pool_clusters(documents: Documents, project: int, encoder: str, x: np.ndarray, num_labels: int) -> np.ndarray:
     """Each pool task's cluster under the project's centroids for ``encoder`` (fitted on this pool
     the first time, then kept: a task keeps its cluster across syncs)."""
-    model = ClusterModel(folder / f"{project}.json")
+    model = ClusterModel(documents, project)
     centroids = model.centroids(encoder)
     if centroids is None:
         centroids = model.fit(x, default_k(len(x), num_labels), encoder)

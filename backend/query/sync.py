@@ -53,6 +53,7 @@ from backend.serving.predictor import ServingVersion, load_serving, use_caches
 from backend.serving.routing import is_heldout, policy_for, sync_audit_share
 from backend.settings import Settings
 from backend.stores.audit import AuditStore
+from backend.stores.documents import Documents
 from backend.stores.labelstudio import LabelStudioClient, annotations_filter, data_filter
 from backend.stores.locks import exclusive
 from backend.stores.queue_state import SyncState, queue_state_location
@@ -148,9 +149,8 @@ def _sync(
     probes, drifting = np.zeros(len(pool), dtype=bool), False
     if isinstance(classifier, TextClassifier | PluginClassifier) and spec.modality == "text" and not dry_run:
         probes, drifting = _drift(settings, project_id, cache, classifier, own, pool, probs, predict_inputs, summary)
-    clusters = pool_clusters(
-        settings.data_dir / "clusters", project_id, cache.encoder.identity, pool.embeddings, len(spec.labels)
-    )
+    documents = Documents.for_settings(settings, "clusters")
+    clusters = pool_clusters(documents, project_id, cache.encoder.identity, pool.embeddings, len(spec.labels))
     disagree, second = _second_opinion(registry, project_id, spec, cache, pool, probs, fine_tuned, summary)
     answers = (
         [[] for _ in pool.ids]
