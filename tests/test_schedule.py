@@ -54,3 +54,40 @@ def test_finetune_due_as_often_as_it_pays(tmp_path):
     assert finetune_due(registry, 1, 10_000, settings.model_copy(update={"finetune_every": 0})) is False
     registry.publish(1, lambda folder: {"training": {"kind": "head", "examples": 700}})  # heads do not reset it
     assert finetune_due(registry, 1, 650, settings, now=published + 1000) is True
+
+
+def test_the_schedule_runs_once_across_hosts_and_moves_when_its_leader_dies(redis_server):
+    """One scheduler per host, one Redis: only the lease holder enqueues; when it stops renewing
+    (its host died), another takes the lease and enqueues the next run."""
+    from datetime import UTC, datetime, timedelta
+
+    settings = Settings(redis_url=redis_server.url, queue_name="fleet-test")
+    hosts = [load_scheduler(settings) for _ in range(3)]
+    connection = redis.Redis.from_url(redis_server.url)
+    queues = [Queue(name, connection=connection) for name in {j.queue_name for j in hosts[0].get_jobs()}]
+    for queue in queues:
+        queue.empty()
+    connection.delete(hosts[0].lease_key)
+    for scheduler in hosts:
+        scheduler.register_birth()
+
+    def make_due() -> None:
+        for scheduler in hosts:
+            for job in scheduler.get_jobs():
+                job.next_enqueue_time = datetime.now(UTC) - timedelta(seconds=1)
+
+    make_due()
+    enqueued = [len(scheduler.enqueue_jobs()) for scheduler in hosts]
+    assert enqueued == [3, 0, 0]  # the first to ask leads; the others only keep time
+    assert all(not job.should_run() for scheduler in hosts for job in scheduler.get_jobs())
+    assert sum(queue.count for queue in queues) == 3
+    make_due()
+    assert [len(scheduler.enqueue_jobs()) for scheduler in hosts] == [3, 0, 0]  # the lease is renewed
+
+    connection.delete(hosts[0].lease_key)  # the leader's host died: its lease ran out
+    make_due()
+    assert [len(scheduler.enqueue_jobs()) for scheduler in hosts[1:]] == [3, 0]
+    assert len(hosts[0].enqueue_jobs()) == 0  # back, it follows the new leader
+    hosts[1].register_death()  # a leader that stops cleanly hands the lease on at once
+    make_due()
+    assert len(hosts[2].enqueue_jobs()) == 3
