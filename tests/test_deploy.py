@@ -75,10 +75,9 @@ def test_compose_runs_the_whole_stack(config):
         assert services[name]["healthcheck"]["test"], f"{name} has no health check"
     assert services["label-studio"]["environment"]["USE_DEFAULT_BANNED_SUBNETS"] == "false"
     assert services["worker"]["command"][-1] == "fast" and services["worker-slow"]["command"][-1] == "slow"
-    for name in ("backend", "worker", "worker-slow", "scheduler"):  # one registry for every replica
-        volumes = services[name]["volumes"]
-        mounts = [v if isinstance(v, str) else f"{v.get('source')}:{v.get('target')}" for v in volumes]
-        assert any(m.startswith("registry:/data/registry") for m in mounts), name
+    for name in ("backend", "worker", "worker-slow", "scheduler"):  # shared state in PostgreSQL, no shared volume
+        assert not services[name].get("volumes"), name
+        assert services[name]["environment"]["HITL_DATABASE_URL"].startswith("postgresql://hitl:"), name
     for service in services.values():  # nothing is published beyond this host
         for port in service.get("ports", []):
             assert str(port.get("host_ip", port) if isinstance(port, dict) else port).startswith("127.0.0.1")
@@ -106,7 +105,7 @@ def test_each_service_has_its_own_credentials(config):
     assert backend_env["HITL_REDIS_URL"] == "redis://:redis-test@redis:6379/0"  # Redis needs a password
     assert "--requirepass" in services["redis"]["command"]
     assert services["redis"]["environment"]["REDISCLI_AUTH"] == "redis-test"  # so the health check can ping
-    assert backend_env["HITL_AUDIT_DB_URL"].startswith("postgresql://hitl:audit-test@")  # separate roles
+    assert backend_env["HITL_DATABASE_URL"].startswith("postgresql://hitl:audit-test@")  # separate roles
     assert services["label-studio"]["environment"]["POSTGRE_USER"] == "label_studio"
     assert services["label-studio"]["environment"]["POSTGRE_PASSWORD"] == "lsdb-test"
     init = (ROOT / "deploy" / "postgres-init.sh").read_text()

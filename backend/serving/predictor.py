@@ -296,6 +296,9 @@ class Predictor:
                 serving.label,
                 time.perf_counter() - started,
             )
+        for item in items:  # which registry version answered (within a family, model_version stays)
+            if item is not None and "error" not in item:
+                item["hitl_version"] = serving.version
         return [item if item is not None else {"error": "not predicted"} for item in items]
 
     def _policy(self, project: ProjectId, serving: _Serving) -> RoutingPolicy:

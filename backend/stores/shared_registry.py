@@ -33,6 +33,7 @@ from backend.stores.registry import (
     BaselineChanged,
     Registry,
     RegistryError,
+    _remove_dead_staging,
     _staging_prefix,
     version_name,
 )
@@ -162,6 +163,7 @@ class SharedRegistry(Registry):
         pid = int(parse_project_id(project))
         pdir = self.project_dir(project)
         (pdir / "versions").mkdir(parents=True, exist_ok=True)
+        _remove_dead_staging(pdir)  # what killed writers on this host left
         staging = Path(tempfile.mkdtemp(prefix=f"{_staging_prefix()}{int(time.time())}-", dir=pdir))
         upload = uuid.uuid4().hex
         try:

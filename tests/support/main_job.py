@@ -69,7 +69,8 @@ def main_job(label_studio: Any, folder: Path, **settings: str) -> Iterator[MainJ
         "HITL_LABEL_STUDIO_API_KEY": label_studio.token,
         **settings,
     }
-    env.pop("HITL_REDIS_URL", None)  # the embedded Redis, as the README's quick start runs it
+    if "HITL_REDIS_URL" not in settings:
+        env.pop("HITL_REDIS_URL", None)  # the embedded Redis, as the README's quick start runs it
     log = open(folder / "run.log", "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         [sys.executable, "-m", "backend", "run"],
