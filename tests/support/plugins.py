@@ -80,3 +80,28 @@ class FailsOnBoom(WordCentroids):
 
 class NotAPlugin:
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> None: ...
+
+
+class SlowOnCue(WordCentroids):
+    """WordCentroids that takes its time while the JSON file named by HITL_TEST_CUE exists: ``fit``
+    sleeps ``fit_s`` seconds and ``save`` adds ``pad_mb`` MiB to the version (a long upload), so a
+    test can kill a host in the middle of a retrain or of a publish."""
+
+    @staticmethod
+    def _cue() -> dict:
+        import os
+
+        try:
+            return json.loads(Path(os.environ["HITL_TEST_CUE"]).read_text())
+        except (KeyError, OSError, ValueError):
+            return {}
+
+    def fit(self, texts: Sequence[str], labels: Sequence[str]) -> None:
+        time.sleep(float(self._cue().get("fit_s", 0)))
+        super().fit(texts, labels)
+
+    def save(self, folder: Path) -> None:
+        super().save(folder)
+        pad = int(self._cue().get("pad_mb", 0))
+        if pad:
+            (folder / "padding.bin").write_bytes(np.random.default_rng(0).bytes(pad * 2**20))

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,9 +61,10 @@ def hitl(*args: str) -> list[str]:
     return [sys.executable, "-m", "backend", *args]
 
 
-def start_backend(env: dict[str, str], log_dir: Path) -> tuple[Proc, str]:
+def start_backend(env: dict[str, str], log_dir: Path, prefix: Sequence[str] = ()) -> tuple[Proc, str]:
+    """``prefix``: what the command runs under (``as_host``)."""
     port = free_port()
-    proc = Proc("backend", hitl("serve", "--host", "127.0.0.1", "--port", str(port)), env, log_dir)
+    proc = Proc("backend", [*prefix, *hitl("serve", "--host", "127.0.0.1", "--port", str(port))], env, log_dir)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(url + "/health", 60, proc.process)
@@ -74,8 +75,20 @@ def start_backend(env: dict[str, str], log_dir: Path) -> tuple[Proc, str]:
     return proc, url
 
 
-def start_worker(env: dict[str, str], log_dir: Path, name: str = "worker") -> Proc:
-    return Proc(name, hitl("worker"), env, log_dir)
+def start_worker(env: dict[str, str], log_dir: Path, name: str = "worker", prefix: Sequence[str] = ()) -> Proc:
+    return Proc(name, [*prefix, *hitl("worker")], env, log_dir)
+
+
+def as_host(name: str) -> list[str]:
+    """A command prefix that runs a process under its own host name (a UTS namespace, as a container
+    or another machine has), so what keys on the host name (the workers' liveness records) sees
+    another host. Needs root; elsewhere the test says it cannot and fails."""
+    import pytest
+
+    probe = subprocess.run(["unshare", "--uts", "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.fail(f"running a process as another host needs `unshare --uts` (root): {probe.stderr.strip()}")
+    return ["unshare", "--uts", "sh", "-c", f'hostname {name} && exec "$0" "$@"']
 
 
 def wait_until(check: Callable[[], Any], timeout_s: float, what: str, interval: float = 0.2) -> Any:

@@ -20,6 +20,7 @@ BENCHES = (
     "drift",
     "batch-correction",
     "encoders",
+    "scale",
 )
 
 DATASET_HELP = "a folder with train.jsonl and test.jsonl, or its name under --data (default: {})"
@@ -90,6 +91,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     _add_finetune(bsub)
     _add_batch_correction(bsub)
     _add_encoders(bsub)
+    _add_scale(bsub)
 
 
 def _add_finetune(bsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -184,6 +186,17 @@ def _add_finetune(bsub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     drift.add_argument("--null-windows", type=int, default=1000, help="windows without shift per seed (1000)")
     drift.add_argument("--alpha", type=float, help="false-alarm rate the tests are set for (HITL_DRIFT_ALPHA)")
     drift.add_argument("--seeds", type=int, default=3, help="random draws; medians are reported (3)")
+
+
+def _add_scale(bsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    scale = bsub.add_parser(
+        "scale",
+        help="a sync's own steps on cached pools of growing size (lookup, rescoring, first and incremental "
+        "plan, peak memory), Label Studio aside; growth against the smallest pool",
+    )
+    scale.add_argument(
+        "--sizes", default="100000,300000,1000000", help="pool sizes, smallest first (100000,300000,1000000)"
+    )
 
 
 def _data_args(parser: argparse.ArgumentParser, default: str = "ag_news") -> None:
