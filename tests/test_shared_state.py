@@ -184,3 +184,18 @@ def test_the_sync_documents_are_the_same_for_every_host(tmp_path, database_url):
     alone = Documents.for_settings(Settings(data_dir=tmp_path), "drift")
     alone.write(4, {"encoder": "f"})
     assert alone.read(4) == {"encoder": "f"} and (tmp_path / "drift" / "4.json").exists()
+
+
+def test_ready_says_when_this_host_cannot_reach_the_shared_database(settings, database_url):
+    """A load balancer takes a host out when its /ready fails: one cut off from PostgreSQL must say so."""
+    from backend.server import create_app
+    from backend.serving.predictor import Predictor
+
+    for url, expected in ((database_url, "ok"), ("postgresql://postgres@127.0.0.1:9/none", "unavailable")):
+        predictor = Predictor(settings.model_copy(update={"database_url": url}))
+        predictor.start(background=False)
+        assert isinstance(predictor.registry, SharedRegistry)
+        answer = create_app(predictor.settings, predictor=predictor).test_client().get("/ready")
+        assert expected in answer.json["database"]
+        assert answer.status_code == 503  # no Redis configured here either way; with it, the database decides
+        assert "postgres@" not in answer.json["database"]  # no URL in the answer

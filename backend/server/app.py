@@ -221,6 +221,9 @@ def status_routes(settings: Settings, predictor: Predictor, parts: Collaborators
             except RedisError as exc:
                 checks["queue"] = f"Redis unavailable ({type(exc).__name__})"
         checks["label_studio"] = label_studio_check()
+        shared = predictor.registry.shared_state()  # hosts that share PostgreSQL: can this one reach it?
+        if shared is not None:
+            checks["database"] = shared
         ok = all(v == "ok" or isinstance(v, int) for v in checks.values())
         response = jsonify({"status": "ready" if ok else "not ready", **checks})
         response.status_code = 200 if ok else 503

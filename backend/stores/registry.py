@@ -150,6 +150,10 @@ class Registry:
         """The plug-in classes a version of this project may be loaded with: the operator's choices."""
         return {name for name in (self.default_model, self.model(project)) if name}
 
+    def shared_state(self) -> str | None:
+        """For ``/ready``: "ok" or what is wrong with the database hosts share; None on one machine."""
+        return None
+
     # reading ---------------------------------------------------------------------------------
     def project_dir(self, project: ProjectId | str) -> Path:
         return self.root / str(parse_project_id(project))

@@ -62,6 +62,13 @@ class SharedRegistry(Registry):
         self.db = Database(url, SCHEMA)
         self.keep = keep
 
+    def shared_state(self) -> str | None:
+        try:
+            self.db.run(lambda conn: conn.execute("SELECT 1").fetchone())
+        except Exception as exc:  # any failure is "not ready", named by its type only
+            return f"PostgreSQL (HITL_DATABASE_URL) unavailable ({type(exc).__name__})"
+        return "ok"
+
     # the operator's choice of model and the routing state: small JSON values per project --------
     def model(self, project: ProjectId | str) -> str:
         chosen = self._state(project, "model")
