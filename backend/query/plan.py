@@ -209,10 +209,12 @@ def _show(
     shown: list[Shown] = []
     predictions, rows = [], []
     for i, task_id in enumerate(pool.ids):
-        lean = leaning(spec, scored.answers[i]) if scored.has_model else None
         kept = carried[i]
+        lean = kept[2] if kept is not None else None  # the leaning it shows, read from the result only if unknown
+        if not lean and scored.has_model:
+            lean = leaning(spec, scored.answers[i])
         if kept is not None:
-            score, presentation, lean = kept[0], kept[1], kept[2] or lean
+            score, presentation = kept[0], kept[1]
         else:
             score = shown_score(scored.confidence[i])
             presentation = present(scored.confidence[i], bool(blind[i]), preselect)
@@ -270,21 +272,19 @@ def _headers(
     )
     head = set(order[: settings.sync_exact_top].tolist())
     review_head = set(np.flatnonzero(np.isfinite(review) & reviewable).tolist())
-    out: list[str | None] = []
-    for i in range(n):
+    out: list[str | None] = [None] * n  # only the queue's head and the review tab carry a header
+    for i in sorted(head | review_head):
         presentation, lean, score = shown[i]
         if i in head and np.isfinite(ranks[i]):
             if presentation == Presentation.BLIND:  # written blind, it stays blind: nothing of the model's answer
                 why = reason(Why.HELDOUT if heldout[i] else Why.AUDIT, score, threshold, share)
-                out.append(header(presentation, None, score, why))
+                out[i] = header(presentation, None, score, why)
                 continue
             second = scored.second[i] if scored.second else None
             why = reason(Why(kinds[i]), score if scored.has_model else None, threshold, share, second)
-            out.append(header(presentation, lean if scored.has_model else None, score, why))
+            out[i] = header(presentation, lean if scored.has_model else None, score, why)
         elif i in review_head:
-            out.append(header(presentation, lean, score, reason(Why.REVIEW, score, threshold, share)))
-        else:
-            out.append(None)
+            out[i] = header(presentation, lean, score, reason(Why.REVIEW, score, threshold, share))
     return out
 
 

@@ -66,7 +66,8 @@ def plan_ranks(ours: np.ndarray, held: np.ndarray, head: int) -> tuple[np.ndarra
         final[order[:head]] = SPACING * np.arange(1, head + 1)
         write[order[:head]] = final[order[:head]] != held[order[:head]]
     top = float(final[order[:head]].max()) if head else 0.0
-    moved = [t for t in tail if not np.isnan(held[t]) and not held[t] > top]
+    tail_ranks = held[tail]
+    moved = tail[~np.isnan(tail_ranks) & ~(tail_ranks > top)]  # in our order
     after = math.floor(max(top, float(np.nanmax(held[tail], initial=top)))) + 1
     for rank, task in enumerate(moved):  # after the head and every rank held past it
         final[task] = after + rank

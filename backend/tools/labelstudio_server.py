@@ -93,6 +93,23 @@ def ensure_port_free(port: int) -> None:
             ) from None
 
 
+def _database_env(url: str | None) -> dict[str, str]:
+    """Label Studio's database settings (``DJANGO_DB`` and its ``POSTGRE_*`` variables)."""
+    if not url:
+        return {"DJANGO_DB": "sqlite"}
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return {
+        "DJANGO_DB": "default",
+        "POSTGRE_NAME": parts.path.lstrip("/"),
+        "POSTGRE_USER": parts.username or "postgres",
+        "POSTGRE_PASSWORD": parts.password or "",
+        "POSTGRE_HOST": parts.hostname or "127.0.0.1",
+        "POSTGRE_PORT": str(parts.port or 5432),
+    }
+
+
 def lock_data_dir(data_dir: Path) -> int:
     """An exclusive lock on ``data_dir`` (a file descriptor, inherited by Label Studio so the lock
     lives as long as it does); LabelStudioUnavailable when another instance holds it."""
@@ -136,7 +153,15 @@ class LocalLabelStudio:
     _lock_fd: int | None = None
 
     @classmethod
-    def start(cls, port: int | None = None, data_dir: Path | None = None, timeout_s: float = 240) -> LocalLabelStudio:
+    def start(
+        cls,
+        port: int | None = None,
+        data_dir: Path | None = None,
+        timeout_s: float = 240,
+        database_url: str | None = None,
+    ) -> LocalLabelStudio:
+        """``database_url``: a ``postgresql://`` database for Label Studio (as its production set-up
+        runs it); default SQLite in ``data_dir``."""
         exe = ensure_installed()
         port = port or free_port()
         ensure_port_free(port)
@@ -154,7 +179,7 @@ class LocalLabelStudio:
             "USE_DEFAULT_BANNED_SUBNETS": "false",
             "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
             "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "false",
-            "DJANGO_DB": "sqlite",
+            **_database_env(database_url),
             "PYTHONUNBUFFERED": "1",
             # the admin's credentials by environment: a command line is visible to every user (ps)
             "LABEL_STUDIO_USERNAME": username,

@@ -197,6 +197,19 @@ def _add_scale(bsub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     scale.add_argument(
         "--sizes", default="100000,300000,1000000", help="pool sizes, smallest first (100000,300000,1000000)"
     )
+    scale.add_argument(
+        "--label-studio",
+        type=int,
+        metavar="TASKS",
+        help="also import TASKS tasks of --dataset into a real Label Studio on PostgreSQL and time its first "
+        "sync and the sync after a head refresh (the encoder embeds every task once: minutes per 100k)",
+    )
+    scale.add_argument(
+        "--postgres",
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="an admin URL of the PostgreSQL that Label Studio's database is created in (and dropped after)",
+    )
+    _data_args(scale, "ag_news")
 
 
 def _data_args(parser: argparse.ArgumentParser, default: str = "ag_news") -> None:

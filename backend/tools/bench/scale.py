@@ -11,7 +11,10 @@ own steps on a pool whose embeddings are cached (as after the first sync):
 The pool's texts and embeddings are synthetic (four classes around random centres, 384 dimensions
 like the bundled encoder's); the head is the product's, fitted on 400 of them. The baseline in the
 same run is the smallest pool: the last line prints each step's growth against it (1.0 = linear).
-Label Studio's side (import, prediction and rank writes) is measured by ``hitl bench sync``.
+With ``--label-studio N``, also a real Label Studio 1.23.2 on this machine's PostgreSQL (as its
+production set-up runs it): N tasks of ``--dataset`` imported by ``hitl import``'s importer, the
+first sync after a published head (every task embedded, predicted and written), and the sync after
+a head refresh of the same family (predictions kept, moved ranks written), each timed.
 """
 
 from __future__ import annotations
@@ -65,6 +68,8 @@ def bench_scale(args: argparse.Namespace, settings: Settings) -> int:
             f"({r['incremental_writes']:,.0f} task writes), peak memory {r['rss_gib']:.2f} GiB",
             flush=True,
         )
+    if args.label_studio:
+        ls = _in_label_studio(args, settings)
     base, last = rows[0], rows[-1]
     scale = last["n"] / base["n"]
     growth = {k: (last[k] / base[k]) / scale for k in ("lookup", "rescore", "plan", "incremental")}
@@ -72,8 +77,84 @@ def bench_scale(args: argparse.Namespace, settings: Settings) -> int:
         f"rescore_plan_{last['n']:.0f}_s={last['lookup'] + last['rescore'] + last['incremental']:.1f} "
         f"first_plan_{last['n']:.0f}_s={last['plan']:.1f} peak_gib={last['rss_gib']:.2f} "
         + " ".join(f"growth_{k}={v:.2f}" for k, v in growth.items())
+        + (
+            f" ls_import_{args.label_studio}_s={ls['import']:.0f} ls_first_sync_s={ls['first']:.0f} "
+            f"ls_incremental_sync_s={ls['incremental']:.1f}"
+            if args.label_studio
+            else ""
+        )
     )
     return 0
+
+
+def _in_label_studio(args: argparse.Namespace, settings: Settings) -> dict[str, float]:
+    import json
+    import uuid
+
+    import psycopg
+
+    from backend.admin.importer import import_file
+    from backend.labeling.examples import Example
+    from backend.learning.candidates import fit_head, publish_head
+    from backend.models.encoder import encoder_from_settings
+    from backend.query.sync import sync_project
+    from backend.stores.labelstudio import LabelStudioClient
+    from backend.stores.registry import Registry
+    from backend.tools.bench.common import dataset_dir, read_jsonl
+    from backend.tools.labelstudio_server import LocalLabelStudio
+
+    n = int(args.label_studio)
+    rows = read_jsonl(dataset_dir(args.data, args.dataset, splits=("train",)) / "train.jsonl", n + 1000)
+    spec = parse_label_config(AG_CONFIG)
+    labelled = [Example(r["text"], (r["label"],), i) for i, r in enumerate(rows[:600])]
+    texts = [
+        rows[1000 + i % (len(rows) - 1000)]["text"] + ("" if i < len(rows) - 1000 else f" [#{i}]") for i in range(n)
+    ]
+    name = f"hitl_bench_ls_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(args.postgres, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    base = args.postgres.rsplit("/", 1)[0]
+    server = LocalLabelStudio.start(database_url=f"{base}/{name}")
+    try:
+        ls = LabelStudioClient(server.url, server.token)
+        project = ls.create_project("Scale benchmark", AG_CONFIG)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "tasks.jsonl"
+            path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+            started = time.perf_counter()
+            imported = import_file(ls, project, spec, path, progress=True).imported
+            import_s = time.perf_counter() - started
+            print(f"Label Studio on PostgreSQL: {imported:,} tasks imported in {import_s:.0f}s", flush=True)
+            local = settings.model_copy(update={"data_dir": Path(tmp), "registry_dir": Path(tmp) / "registry"})
+            encoder = encoder_from_settings(local)
+            registry, cache = Registry(local.registry_dir), EmbeddingCache(Path(tmp) / "cache", encoder)
+            first = publish_head(
+                registry, str(project), spec, encoder, fit_head(encoder, spec, labelled[:500]), labelled[:500]
+            )
+            started = time.perf_counter()
+            summary = sync_project(local, ls, cache, registry, project, progress=True)
+            first_s = time.perf_counter() - started
+            print(f"first sync: {first_s:.0f}s, {summary.line()}", flush=True)
+            publish_head(
+                registry,
+                str(project),
+                spec,
+                encoder,
+                fit_head(encoder, spec, labelled),
+                labelled,
+                extra={"family": first},
+            )  # a head refresh: the same family
+            started = time.perf_counter()
+            again = sync_project(local, ls, cache, registry, project, progress=False)
+            incremental_s = time.perf_counter() - started
+            print(f"sync after a head refresh: {incremental_s:.1f}s, {again.line()}", flush=True)
+    finally:
+        server.stop()
+        with psycopg.connect(args.postgres, autocommit=True, connect_timeout=5) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(f"peak memory of this process (the sync's, with the encoder loaded): {rss:.2f} GiB")
+    return {"import": import_s, "first": first_s, "incremental": incremental_s}
 
 
 def _head(rng: np.random.Generator, centres: np.ndarray, labels: list[str]) -> LinearHead:
