@@ -126,10 +126,12 @@ def plan_queue(
     review, review_now = _review_ranks(
         reviewable, np.array([s for *_, s in shown]), held_ranks(pool.data, REVIEW_FIELD), settings.sync_exact_top
     )
-    position = {task_id: k for k, task_id in enumerate(pool.task_ids[order])}
-    predictions.sort(key=lambda p: position[p["task"]])  # written most informative first
-    index = {task_id: i for i, task_id in enumerate(ids)}
-    records = [_record(spec, scored, shown, index[p["task"]], p) for p in predictions]
+    records = []
+    if predictions:  # after a head refresh of the family there are none: no per-task maps to build
+        position = {task_id: k for k, task_id in enumerate(pool.task_ids[order])}
+        predictions.sort(key=lambda p: position[p["task"]])  # written most informative first
+        index = {task_id: i for i, task_id in enumerate(ids)}
+        records = [_record(spec, scored, shown, index[p["task"]], p) for p in predictions]
     heads = _headers(
         scored, policy, shown, ranks, review, reviewable, order, heldout, audit, probes, findings, settings
     )
