@@ -40,6 +40,10 @@ def _annotations_query(operator: str) -> str:
 
 ANNOTATED_QUERY = _annotations_query("greater")
 UNLABELED_QUERY = _annotations_query("equal")
+IMPORT_ATTEMPTS = 4
+CHECK_PAGE = 500  # tasks per listing when checking what a failed import kept
+CHECK_TIMEOUT_S = 300.0
+SETTLE_LOOKS = 10  # at most, while a failed import's tasks still change
 
 
 def with_retries(call: Callable[[], T], what: str, attempts: int = 4, backoff_s: float = 1.0) -> T:
@@ -224,11 +228,67 @@ class LabelStudioClient:
 
     # writing the queue -------------------------------------------------------------------------
     def import_predictions(self, project_id: int, predictions: list[dict[str, Any]]) -> int:
-        """Bulk create (POST /api/projects/{id}/import/predictions): one call per chunk, not per task."""
-        if not predictions:
-            return 0
-        with_retries(lambda: self.sdk.projects.import_predictions(id=project_id, request=predictions), "import")
+        """Bulk create (POST /api/projects/{id}/import/predictions): one call per chunk, not per task.
+
+        A call that failed may still have been applied (a read timeout while Label Studio, slow on a
+        large project, went on and committed): before sending again, the tasks that now hold their
+        prediction are left out, so a retry never gives a task the same prediction twice."""
+        pending = list(predictions)
+        for attempt in range(IMPORT_ATTEMPTS):
+            if not pending:
+                break
+            try:
+                self.sdk.projects.import_predictions(id=project_id, request=pending)
+                break
+            except (httpx.TransportError, ApiError) as exc:
+                status = getattr(exc, "status_code", None)
+                if isinstance(exc, ApiError) and status is not None and status < 500:
+                    raise
+                if attempt == IMPORT_ATTEMPTS - 1:
+                    raise
+                log.warning("Label Studio import failed (%s); checking what it kept, then retrying", type(exc).__name__)
+                held = self._settled(project_id, [int(p["task"]) for p in pending], 2**attempt)
+                pending = [p for p in pending if p.get("model_version") not in held.get(int(p["task"]), set())]
         return len(predictions)
+
+    def _settled(self, project_id: int, task_ids: list[int], wait_s: float) -> dict[int, set[str]]:
+        """What the tasks hold once Label Studio has stopped writing to them: a request we gave up
+        on may still be running there, so two looks ``wait_s`` apart must agree."""
+        time.sleep(wait_s)
+        held = self._holding(project_id, task_ids)
+        for _ in range(SETTLE_LOOKS):
+            time.sleep(wait_s)
+            again = self._holding(project_id, task_ids)
+            if again == held:
+                break
+            held = again
+        return held
+
+    def _holding(self, project_id: int, task_ids: list[int]) -> dict[int, set[str]]:
+        """Per task of ``task_ids``, the model versions of the predictions it holds (one listing call
+        per CHECK_PAGE tasks, with a long timeout: Label Studio may still be busy)."""
+        held: dict[int, set[str]] = {}
+        for start in range(0, len(task_ids), CHECK_PAGE):
+            ids = task_ids[start : start + CHECK_PAGE]
+            query = json.dumps({"selectedItems": {"all": False, "included": ids}})
+            size = len(ids)
+            items = with_retries(
+                lambda query=query, size=size: (
+                    self.sdk.tasks.list(
+                        project=project_id,
+                        fields="all",
+                        query=query,
+                        page=1,
+                        page_size=size,
+                        request_options={"timeout_in_seconds": CHECK_TIMEOUT_S},
+                    ).items
+                ),
+                "check",
+            )
+            for task in items or []:
+                plain = _plain(task)
+                held[int(plain["id"])] = {str(p.get("model_version")) for p in plain.get("predictions") or []}
+        return held
 
     def update_prediction(self, prediction_id: int, result: list[dict[str, Any]], score: float) -> None:
         """One prediction's result and score, in place (PATCH /api/predictions/{id})."""
