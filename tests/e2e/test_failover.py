@@ -36,7 +36,16 @@ from backend.stores.shared_registry import SharedRegistry
 from tests.e2e.conftest import SECRET
 from tests.support.data import load_jsonl
 from tests.support.payloads import predict_body
-from tests.support.services import ROOT, as_host, hitl, postgres_database, start_backend, start_worker, wait_until
+from tests.support.services import (
+    ROOT,
+    as_host,
+    hitl,
+    host_names_apart,
+    postgres_database,
+    start_backend,
+    start_worker,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -181,10 +190,15 @@ def test_a_host_killed_mid_retrain_publish_or_sync_loses_nothing(label_studio, r
             for proc in [server_a, *workers_a]:
                 proc.stop()
             b.kill9()
+    apart = (
+        "hosts under their own names: dead workers found by their expired liveness records"
+        if host_names_apart()
+        else "one host name (no unshare --uts here): dead workers found by their pids"
+    )
     print(
         "failover: 3 kills (retrain, publish, sync), each redone by the other host within "
         + ", ".join(f"{step} {s:.0f} s" for step, s in redone.items())
-        + f" of the kill; {labeled} corrections all trained on; "
+        + f" of the kill ({apart}); {labeled} corrections all trained on; "
         f"/predict on the surviving host answered {watcher.asked} of {watcher.asked} requests"
     )
 
