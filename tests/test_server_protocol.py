@@ -70,6 +70,7 @@ def test_cold_start_returns_no_pre_annotation(client):
             "score": 0.0,
             "model_version": COLD_START,
             "hitl_reason": "Needs review: no model has been trained yet, so every task goes to a person.",
+            "hitl_version": COLD_START,  # which registry version answered: none yet
         }
         for r in results
     )
