@@ -199,3 +199,24 @@ def test_ready_says_when_this_host_cannot_reach_the_shared_database(settings, da
         assert expected in answer.json["database"]
         assert answer.status_code == 503  # no Redis configured here either way; with it, the database decides
         assert "postgres@" not in answer.json["database"]  # no URL in the answer
+
+
+def test_hosts_that_start_together_create_the_shared_tables_once(tmp_path, database_url):
+    """Every store creates its tables on first use; concurrent CREATE ... IF NOT EXISTS can still
+    collide in PostgreSQL (a worker of a two-host run died of it), so they take turns."""
+    script = textwrap.dedent(
+        f"""
+        from pathlib import Path
+        from backend.stores.audit import AuditStore
+        from backend.stores.documents import Documents
+        from backend.stores.queue_state import SyncState
+        from backend.stores.shared_registry import SharedRegistry
+        AuditStore({database_url!r}).versions(1)
+        SharedRegistry(Path({str(tmp_path)!r}), {database_url!r}).current(1)
+        SyncState({database_url!r}).get(1)
+        Documents({database_url!r}, "drift").read(1)
+        """
+    )
+    starts = [subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stderr=subprocess.PIPE) for _ in range(8)]
+    failures = [p.stderr.read().decode()[-300:] for p in starts if p.wait(120) != 0]
+    assert not failures, failures[0]

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from backend.stores.audit_spool import AuditSpool
+from backend.stores.postgres import SCHEMA_LOCK, lock_key
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -247,8 +248,10 @@ class AuditStore:
         if conn is None:
             conn = self._connect()
             self._local.conn = conn
-            if not self._schema_ready:  # once per process; IF NOT EXISTS makes it safe from every one
-                with _Tx(conn, self.postgres) as tx:
+            if not self._schema_ready:  # once per process, and one process (of any host) at a time:
+                with _Tx(conn, self.postgres) as tx:  # concurrent IF NOT EXISTS can still collide in PostgreSQL
+                    if self.postgres:
+                        tx.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(SCHEMA_LOCK),))
                     for statement in SCHEMA:
                         tx.execute(statement)
                 self._schema_ready = True

@@ -22,6 +22,9 @@ def is_postgres(url: str | None) -> bool:
     return bool(url) and str(url).startswith(("postgresql://", "postgres://"))
 
 
+SCHEMA_LOCK = "hitl-schema"  # held while any store creates its tables: hosts start together
+
+
 def lock_key(name: str) -> int:
     """A stable 63-bit key for ``pg_advisory_xact_lock`` (hashtext is not guaranteed stable)."""
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") >> 1
@@ -72,7 +75,7 @@ class Database:
         self._local.conn = (os.getpid(), conn)
         if not self._schema_ready:
             with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key("hitl-schema"),))
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(SCHEMA_LOCK),))
                 for statement in self.schema:
                     conn.execute(statement)
             self._schema_ready = True
