@@ -209,28 +209,21 @@ def _folders(common: dict[str, str], folder) -> dict[str, str]:
 
 
 def _set_up(env: dict[str, str], backend_url: str, rows: list[dict], tmp_path) -> int:
-    loaded = subprocess.run(
-        hitl("configs", "load", str(CONFIG), "--project", "Failover", "--backend-url", backend_url, "--model", MODEL),
-        env={**os.environ, **env},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    loaded = _hitl(
+        env, "configs", "load", str(CONFIG), "--project", "Failover", "--backend-url", backend_url, "--model", MODEL
     )
     assert loaded.returncode == 0, loaded.stderr
     project = int(json.loads(loaded.stdout)["project_id"])
     tasks = tmp_path / "tasks.jsonl"
     tasks.write_text("".join(json.dumps({"text": r["text"], "gold": r["label"]}) + "\n" for r in rows))
-    imported = subprocess.run(
-        hitl("import", str(tasks), "--project", str(project), "--quiet"),
-        env={**os.environ, **env},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    imported = _hitl(env, "import", str(tasks), "--project", str(project), "--quiet")
     assert imported.returncode == 0, imported.stderr
     return project
+
+
+def _hitl(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """A `hitl` command with a host's settings, as its operator would run it."""
+    return subprocess.run(hitl(*args), env={**os.environ, **env}, cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
 def _label(ls: LabelStudioClient, tasks: list[dict]) -> int:
