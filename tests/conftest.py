@@ -66,3 +66,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: igno
                 total += report.duration
     if total:
         terminalreporter.write_line(f"end-to-end tests (real Label Studio, Redis, server, workers): {total:.1f}s")
+
+
+def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def]
+    """A test that needs the real Label Studio is an end-to-end test wherever its file lives, so the
+    quick tier (`-m "not e2e …"`) never waits for Label Studio to start."""
+    for item in items:
+        if "label_studio" in getattr(item, "fixturenames", ()) and "e2e" not in item.keywords:
+            item.add_marker(pytest.mark.e2e)

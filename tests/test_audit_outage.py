@@ -63,6 +63,7 @@ def _events(url: str) -> list[tuple]:
         return conn.execute("SELECT action, project_id, annotation_ids FROM events ORDER BY annotation_ids").fetchall()
 
 
+@pytest.mark.slow  # whole processes, tens of seconds: ./scripts/test.sh --quick leaves it out
 def test_the_server_serves_without_its_database_and_the_waiting_writes_arrive(
     redis_server, tiny_encoder_dir: Path, tmp_path: Path
 ) -> None:

@@ -85,6 +85,7 @@ def not_label_studio():
     server.shutdown()
 
 
+@pytest.mark.slow  # whole processes, tens of seconds: ./scripts/test.sh --quick leaves it out
 def test_a_wrong_url_path_is_not_called_a_wrong_project_id(tmp_path, not_label_studio):
     env = {"HITL_DATA_DIR": str(tmp_path), "HITL_LABEL_STUDIO_API_KEY": "token"}
     wrong = _one_line_error(

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 
+import pytest
 import requests
 
 from tests.support.services import start_backend
 
 
+@pytest.mark.slow  # whole processes, tens of seconds: ./scripts/test.sh --quick leaves it out
 def test_two_instances_open_no_shared_control_socket(tmp_path, tiny_encoder_dir):
     home = tmp_path / "home"
     home.mkdir()

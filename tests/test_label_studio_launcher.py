@@ -11,6 +11,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pytest
+
 from backend.tools.bench.common import free_port
 from backend.tools.labelstudio_server import LocalLabelStudio
 from tests.support.services import ROOT
@@ -61,6 +63,7 @@ def test_a_port_something_listens_on_is_refused(tmp_path: Path) -> None:
     assert time.monotonic() - started < 30
 
 
+@pytest.mark.slow  # whole processes, tens of seconds: ./scripts/test.sh --quick leaves it out
 def test_a_second_instance_on_a_data_folder_is_refused_and_no_secret_is_on_a_command_line(tmp_path: Path) -> None:
     data_dir = tmp_path / "ls"
     first = LocalLabelStudio.start(data_dir=data_dir)

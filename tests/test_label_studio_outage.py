@@ -28,6 +28,7 @@ def _closed_port_url() -> str:
     return f"http://127.0.0.1:{free_port()}"  # nothing listens there: connections are refused
 
 
+@pytest.mark.slow  # whole processes, tens of seconds: ./scripts/test.sh --quick leaves it out
 def test_a_retrain_during_an_outage_is_one_log_line_and_is_retried(
     redis_server, tiny_encoder_dir: Path, tmp_path: Path
 ) -> None:

@@ -4,6 +4,8 @@ A short version of `hitl bench load` (which runs 50 clients for 60 s with MiniLM
 loop and the same mid-run publish, against a real `hitl serve` process with the tiny encoder.
 """
 
+import pytest
+
 from backend.labeling import parse_label_config
 from backend.labeling.examples import Example
 from backend.learning.candidates import fit_head, publish_head
@@ -15,6 +17,7 @@ from backend.tools.bench.predict import AG_CONFIG
 from tests.support.data import load_jsonl
 
 
+@pytest.mark.slow  # whole processes, tens of seconds: ./scripts/test.sh --quick leaves it out
 def test_no_request_fails_while_a_new_version_is_published(tiny_encoder_dir, tmp_path):
     rows = load_jsonl("ag_news", "train", 300)
     spec = parse_label_config(AG_CONFIG)

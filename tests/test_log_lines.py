@@ -9,6 +9,8 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from backend.tools.bench.common import free_port, wait_http
 from tests.support.services import Proc, hitl
 
@@ -32,6 +34,7 @@ def _burst_worker(redis_server, tiny_encoder_dir: Path, tmp_path: Path, level: s
     return worker.log_tail(20000)
 
 
+@pytest.mark.slow  # whole processes, tens of seconds: ./scripts/test.sh --quick leaves it out
 def test_registry_cleaning_is_logged_at_debug_only(redis_server, tiny_encoder_dir: Path, tmp_path: Path) -> None:
     info = _burst_worker(redis_server, tiny_encoder_dir, tmp_path, "INFO")
     assert "listening on" in info and "cleaning registries" not in info, info

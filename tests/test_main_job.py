@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 
+import pytest
 import redis
 import requests
 from rq import Worker
@@ -14,6 +15,7 @@ from tests.support.payloads import annotation_event
 from tests.support.services import ROOT, wait_until
 
 
+@pytest.mark.slow  # whole processes, tens of seconds: ./scripts/test.sh --quick leaves it out
 def test_hitl_run_serves_queues_and_stops_cleanly(tmp_path, tiny_encoder_dir):
     port = free_port()
     env = {

@@ -23,6 +23,8 @@ from backend.stores.registry import Registry
 
 VERSIONS, POOL = 1000, 100_000
 
+pytestmark = pytest.mark.slow  # builds a 100k-task project and opens a browser: --quick leaves it out
+
 
 @pytest.fixture(scope="module")
 def big_project(tmp_path_factory):

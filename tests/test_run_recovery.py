@@ -66,6 +66,7 @@ def _up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
         raise AssertionError(f"{exc}\n{log.read_text(errors='replace')[-4000:]}") from None
 
 
+@pytest.mark.slow  # whole processes, tens of seconds: ./scripts/test.sh --quick leaves it out
 def test_kill_9_of_hitl_run_leaves_nothing_running_and_the_next_run_comes_up_clean(tmp_path, tiny_encoder_dir):
     port = free_port()
     env = {
@@ -134,6 +135,7 @@ def test_an_embedded_redis_never_starts_over_a_live_ones_socket(tmp_path):
     again.stop()
 
 
+@pytest.mark.slow  # whole processes, tens of seconds: ./scripts/test.sh --quick leaves it out
 def test_ctrl_c_stops_the_pieces_in_order_redis_last(tmp_path, tiny_encoder_dir):
     """Ctrl-C signals the terminal's process group: only the supervisor may get it (Redis must not die
     first), and it stops the server, the workers, the scheduler, then Redis, one line each."""

@@ -58,6 +58,7 @@ def _copy_of_tracked_files(into: Path) -> Path:
     return into
 
 
+@pytest.mark.slow  # whole processes, tens of seconds: ./scripts/test.sh --quick leaves it out
 def test_a_copy_of_the_repository_alone_passes_the_tests_that_read_data(tmp_path):
     clone = _copy_of_tracked_files(tmp_path / "alone" / "hitl-backend")
     above = [str(p / "shared") for p in clone.parents if (p / "shared").exists()]
