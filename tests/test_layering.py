@@ -1,6 +1,6 @@
 """The layering, kept true: each package imports only from its own layer's packages or lower ones.
 
-foundation (ids, settings, logs, plugin, plugins) < labeling < stores < models < serving < learning < monitoring
+foundation (ids, memory, settings, logs, plugin, plugins) < labeling < stores < models < serving < learning < monitoring
 < query < jobs < server, services, oversight < admin < cli, tools. The product's path never imports ``tools``.
 """
 
@@ -13,7 +13,15 @@ import backend
 
 ROOT = Path(backend.__file__).parent
 LAYERS: list[set[str]] = [
-    {"backend", "backend.ids", "backend.settings", "backend.logs", "backend.plugin", "backend.plugins"},
+    {
+        "backend",
+        "backend.ids",
+        "backend.memory",
+        "backend.settings",
+        "backend.logs",
+        "backend.plugin",
+        "backend.plugins",
+    },
     {"backend.labeling"},
     {"backend.stores"},
     {"backend.models"},

@@ -6,6 +6,7 @@ never seen, and a fine-tuned encoder has a new identity, so its cache starts emp
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import sqlite3
@@ -22,17 +23,24 @@ from backend.models.encoder import TextEncoder
 log = logging.getLogger(__name__)
 
 
+@functools.lru_cache(maxsize=1 << 21)
 def text_key(text: str) -> str:
+    """A text's key, memoised: a sync of a large pool asks for every task's, every time (a str's own
+    hash finds it again in a fraction of a SHA-256)."""
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 class EmbeddingCache:
+    """In memory, the vectors are rows of one matrix (a pool's lookup is one gather, not a million
+    small arrays stacked)."""
+
     def __init__(self, folder: Path, encoder: TextEncoder) -> None:
         self.encoder = encoder
         self.folder = folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / f"embeddings-{encoder.identity}.sqlite3"
-        self._memory: dict[str, np.ndarray] = {}
+        self._row: dict[str, int] = {}  # key -> row of _vectors
+        self._vectors = np.zeros((0, encoder.dim), dtype=np.float32)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -42,31 +50,43 @@ class EmbeddingCache:
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         keys = [text_key(t) for t in texts]
+        todo: dict[str, str] = {}
         with self._lock:
-            missing = sorted({k for k in keys if k not in self._memory})
-            if missing:
-                self._load(missing)
-            todo = {k: t for k, t in zip(keys, texts, strict=True) if k not in self._memory}
+            rows = [self._row.get(k) for k in keys]
+            if None in rows:  # read what another process embedded, then embed the rest
+                self._load(sorted({k for k, row in zip(keys, rows, strict=True) if row is None}))
+                todo = {k: t for k, t in zip(keys, texts, strict=True) if k not in self._row}
         if todo:
-            vectors = self.encoder.embed(list(todo.values()))
+            vectors = np.asarray(self.encoder.embed(list(todo.values())), dtype=np.float32)
             with self._lock:
-                rows = []
-                for key, vec in zip(todo, vectors, strict=True):
-                    self._memory[key] = vec
-                    rows.append((key, vec.astype(np.float32).tobytes()))
-                self._db.executemany("INSERT OR IGNORE INTO emb VALUES (?, ?)", rows)
+                names = list(todo)
+                fresh = [i for i, k in enumerate(names) if k not in self._row]  # another thread may have some
+                self._remember([names[i] for i in fresh], vectors[fresh])
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO emb VALUES (?, ?)",
+                    ((key, vec.tobytes()) for key, vec in zip(names, vectors, strict=True)),
+                )
         self.misses += len(todo)
         self.hits += len(keys) - len(todo)
         if not keys:
             return np.zeros((0, self.encoder.dim), dtype=np.float32)
-        return np.stack([self._memory[k] for k in keys])
+        with self._lock:
+            if None in rows:
+                rows = [self._row[k] for k in keys]
+            return self._vectors[rows]
+
+    def forget(self) -> None:
+        """Drop what is held in memory (the disk cache stays): as a new process starts."""
+        with self._lock:
+            self._row.clear()
+            self._vectors = np.zeros((0, self.encoder.dim), dtype=np.float32)
 
     def missing(self, texts: Sequence[str]) -> int:
         """How many distinct ``texts`` have no embedding here yet (what a call to ``embed`` would encode)."""
         keys = {text_key(t) for t in texts}
         with self._lock:
-            self._load(sorted(k for k in keys if k not in self._memory))
-            return sum(1 for k in keys if k not in self._memory)
+            self._load(sorted(k for k in keys if k not in self._row))
+            return sum(1 for k in keys if k not in self._row)
 
     def embed_readable(
         self, texts: Sequence[str], progress: bool = False, step: int = 512
@@ -92,5 +112,21 @@ class EmbeddingCache:
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for key, blob in self._db.execute(f"SELECT key, vec FROM emb WHERE key IN ({marks})", chunk):
-                self._memory[key] = np.frombuffer(blob, dtype=np.float32)
+            found = self._db.execute(f"SELECT key, vec FROM emb WHERE key IN ({marks})", chunk).fetchall()
+            if found:
+                blobs = b"".join(blob for _, blob in found)
+                self._remember(
+                    [key for key, _ in found], np.frombuffer(blobs, dtype=np.float32).reshape(len(found), -1)
+                )
+
+    def _remember(self, keys: list[str], vectors: np.ndarray) -> None:
+        """Append rows (the lock held), growing the matrix by doubling."""
+        if not keys:
+            return
+        start = len(self._row)
+        if start + len(keys) > len(self._vectors):
+            grown = np.zeros((max(2 * len(self._vectors), start + len(keys), 1024), vectors.shape[1]), dtype=np.float32)
+            grown[:start] = self._vectors[:start]
+            self._vectors = grown
+        self._vectors[start : start + len(keys)] = vectors
+        self._row.update(zip(keys, range(start, start + len(keys)), strict=True))

@@ -16,13 +16,14 @@ What it decides, per task of the pool:
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from backend.labeling import TaskSpec, labels_from_result
+from backend.models.embedding_cache import text_key
 from backend.query.pool import Pool
 from backend.query.strategies import diversify_top, interleave_audit, interleave_heldout
 from backend.query.writeback import RANK_FIELD, REASON_FIELD, REVIEW_FIELD, held_ranks, plan_ranks
@@ -42,7 +43,7 @@ class Scored:
 
     label: str  # the version as Label Studio knows it
     has_model: bool
-    answers: list[list[dict[str, Any]]]  # each task's pre-annotation result
+    answers: Sequence[list[dict[str, Any]]]  # each task's pre-annotation result (read by index)
     confidence: np.ndarray  # calibrated: the score annotators see
     strategy_scores: np.ndarray  # lower = more informative
     diverse: bool  # the strategy spreads its own batch (BADGE-like): no cluster round-robin on top
@@ -108,23 +109,18 @@ def plan_queue(
 ) -> QueuePlan:
     """The queue plan for ``pool``; ``policy`` None in a cold start (nothing is routed). The random
     interleaving is seeded by the project: the same inputs give the same plan."""
-    ids, n = pool.ids, len(pool)
+    ids = pool.ids
     scores, heldout, audit, probes, carried = _place(project_id, pool, spec, scored, policy, findings, settings)
     order = np.lexsort((pool.task_ids, scores))
-    shown, predictions, state_rows = _show(pool, spec, scored, carried, heldout | audit, policy)
+    shown, predictions = _show(pool, spec, scored, carried, heldout | audit, policy)
     ranks, rank_now = plan_ranks(scores, held_ranks(pool.data), settings.sync_exact_top)
-    for i, row in enumerate(state_rows):
-        row[4] = None if np.isnan(ranks[i]) else int(ranks[i])
     threshold = policy.threshold if policy is not None else None
-    reviewable = np.array(
-        [
-            scored.has_model and p == Presentation.PRESELECT and (threshold is None or score < threshold)
-            for p, _, score in shown
-        ],
-        dtype=bool,
-    )
+    shown_scores = np.array([s for *_, s in shown], dtype=float)
+    reviewable = np.array([p is Presentation.PRESELECT for p, _, _ in shown], dtype=bool) & scored.has_model
+    if threshold is not None:
+        reviewable &= shown_scores < threshold
     review, review_now = _review_ranks(
-        reviewable, np.array([s for *_, s in shown]), held_ranks(pool.data, REVIEW_FIELD), settings.sync_exact_top
+        reviewable, shown_scores, held_ranks(pool.data, REVIEW_FIELD), settings.sync_exact_top
     )
     records = []
     if predictions:  # after a head refresh of the family there are none: no per-task maps to build
@@ -136,16 +132,16 @@ def plan_queue(
         scored, policy, shown, ranks, review, reviewable, order, heldout, audit, probes, findings, settings
     )
     # a task that left the head loses its sentence: a header only ever speaks of where the task stands now
-    stale = np.array([heads[i] is None and bool(pool.data[i].get(REASON_FIELD)) for i in range(n)], dtype=bool)
-    changed = np.array([heads[i] is not None and pool.data[i].get(REASON_FIELD) != heads[i] for i in range(n)])
-    rewrite = rank_now | review_now | stale | changed.astype(bool)
+    said = [data.get(REASON_FIELD) for data in pool.data]
+    reworded = np.array([bool(s) if h is None else s != h for s, h in zip(said, heads, strict=True)], dtype=bool)
+    rewrite = rank_now | review_now | reworded
     return QueuePlan(
         order=order,
         scores=scores,
         predictions=predictions,
         records=records,
         task_writes=[(ids[i], task_data(pool.data[i], ranks[i], review[i], heads[i])) for i in np.flatnonzero(rewrite)],
-        state_rows=[tuple(row) for row in state_rows],
+        state_rows=_state_rows(pool, scored, shown, ranks),
         heldout=heldout,
         audit=audit,
         probes=probes,
@@ -204,30 +200,46 @@ def _show(
     carried: list[Carried],
     blind: np.ndarray,
     policy: RoutingPolicy | None,
-) -> tuple[list[Shown], list[dict[str, Any]], list[list[Any]]]:
-    """How each task's prediction shows; the new predictions to write; the sync state's rows (rank
-    left to fill). A task that holds this version's prediction keeps what it shows."""
+) -> tuple[list[Shown], list[dict[str, Any]]]:
+    """How each task's prediction shows, and the new predictions to write. A task that holds this
+    version's prediction keeps what it shows."""
     preselect = policy.preselect_level if policy is not None else None
     shown: list[Shown] = []
-    predictions, rows = [], []
-    for i, task_id in enumerate(pool.ids):
-        kept = carried[i]
-        lean = kept[2] if kept is not None else None  # the leaning it shows, read from the result only if unknown
-        if not lean and scored.has_model:
-            lean = leaning(spec, scored.answers[i])
+    predictions = []
+    for i, kept in enumerate(carried):
         if kept is not None:
-            score, presentation = kept[0], kept[1]
+            score, presentation, lean = kept  # the leaning it shows, read from the result only if unknown
+            if not lean and scored.has_model:
+                lean = leaning(spec, scored.answers[i])
         else:
+            lean = leaning(spec, scored.answers[i]) if scored.has_model else None
             score = shown_score(scored.confidence[i])
             presentation = present(scored.confidence[i], bool(blind[i]), preselect)
             result = scored.answers[i] if presentation == Presentation.PRESELECT else []
-            predictions.append({"task": task_id, "score": score, "model_version": scored.label, "result": result})
+            predictions.append({"task": pool.ids[i], "score": score, "model_version": scored.label, "result": result})
         shown.append((presentation, lean, score))
-        strategy_score = round(float(scored.strategy_scores[i]), 6)
-        cluster = int(scored.clusters[i])
-        digest = content_hash(pool.texts[i])
-        rows.append([task_id, scored.label, digest, cluster, None, strategy_score, score, presentation.value, lean])
-    return shown, predictions, rows
+    return shown, predictions
+
+
+def _state_rows(pool: Pool, scored: Scored, shown: list[Shown], ranks: np.ndarray) -> list[tuple[Any, ...]]:
+    """The sync state's record of every task, built a column at a time (a pool may hold 1M tasks)."""
+    n = len(pool)
+    strategy = np.round(np.asarray(scored.strategy_scores, dtype=float), 6).tolist()
+    rank = [None if r != r else int(r) for r in ranks.tolist()]  # NaN: none
+    return list(
+        zip(
+            pool.ids,
+            [scored.label] * n,
+            [content_hash(text) for text in pool.texts],
+            np.asarray(scored.clusters).astype(int).tolist(),
+            rank,
+            strategy,
+            [score for *_, score in shown],
+            [_VALUES[presentation] for presentation, _, _ in shown],
+            [lean for _, lean, _ in shown],
+            strict=True,
+        )
+    )
 
 
 def _record(
@@ -305,8 +317,9 @@ def task_data(data: dict[str, Any], rank: float, review: float, said: str | None
 
 
 def content_hash(text: str) -> str:
-    """What the sync state keeps of a task's text: enough to see it changed."""
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    """What the sync state keeps of a task's text: enough to see it changed (the embedding cache's
+    key, cut: its SHA-256 is computed once per text)."""
+    return text_key(text)[:16]
 
 
 def _review_ranks(
@@ -338,11 +351,21 @@ def _answer(spec: TaskSpec, result: list[dict[str, Any]]) -> list[str]:
 def _all_carried(
     spec: TaskSpec, pool: Pool, previous: dict[int, tuple[Any, ...]], label: str, blind: np.ndarray
 ) -> list[Carried]:
-    """``carried`` for each task of the pool."""
-    return [
-        carried(spec, pool.predictions[t].get(label), previous.get(t), label, bool(blind[i]))
-        for i, t in enumerate(pool.ids)
-    ]
+    """``carried`` for each task of the pool; the common case of a large pool (our record of this
+    version's prediction) inline."""
+    out: list[Carried] = []
+    for task, is_blind in zip(pool.ids, blind.tolist(), strict=True):
+        prediction = pool.predictions[task].get(label)
+        written = previous.get(task)
+        if prediction is not None and written is not None and written[0] == label and written[5]:
+            out.append((float(prediction.get("score") or 0.0), _PRESENTATIONS[written[5]], written[6]))
+        else:
+            out.append(carried(spec, prediction, written, label, is_blind))
+    return out
+
+
+_PRESENTATIONS = {p.value: p for p in Presentation}
+_VALUES = {p: p.value for p in Presentation}
 
 
 def carried(

@@ -34,6 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 from backend.labeling import TaskSpec, parse_label_config
+from backend.memory import collector_paused
 from backend.models.classifier import TextClassifier
 from backend.models.embedding_cache import EmbeddingCache
 from backend.models.plugin_model import PluginClassifier
@@ -146,49 +147,54 @@ def _sync(
         summary.deferred = scoring
         return
     probs, tagged, own, fine_tuned = scoring
-    probes, drifting = np.zeros(len(pool), dtype=bool), False
-    if isinstance(classifier, TextClassifier | PluginClassifier) and spec.modality == "text" and not dry_run:
-        probes, drifting = _drift(settings, project_id, cache, classifier, own, pool, probs, predict_inputs, summary)
-    documents = Documents.for_settings(settings, "clusters")
-    clusters = pool_clusters(documents, project_id, cache.encoder.identity, pool.embeddings, len(spec.labels))
-    disagree, second = _second_opinion(registry, project_id, spec, cache, pool, probs, fine_tuned, summary)
-    answers = (
-        [[] for _ in pool.ids]
-        if classifier is None
-        else results(spec, classifier, pool.texts, probs=probs, tagged=tagged, threshold=settings.multilabel_threshold)
-    )
-    scored = Scored(
-        label,
-        classifier is not None,
-        answers,
-        confidence_of(spec, classifier, probs, tagged, len(pool)),
-        strategy.scores(probs, pool.embeddings, pool.task_ids),
-        strategy.diverse,
-        clusters,
-        disagree,
-        second,
-    )
-    policy = None
-    if classifier is not None:  # /predict routes by the same rule and reads the share in force from the registry
-        share, why = sync_audit_share(settings, drifting)
-        if not dry_run:
-            registry.set_audit_share(project_id, share, why)
-        policy = policy_for(
-            settings, registry, project_id, label, serving.accept_threshold, serving.preselect_level, share
+    with collector_paused():  # a list, a tuple and a row per task of the pool: see backend/memory.py
+        probes, drifting = np.zeros(len(pool), dtype=bool), False
+        if isinstance(classifier, TextClassifier | PluginClassifier) and spec.modality == "text" and not dry_run:
+            probes, drifting = _drift(
+                settings, project_id, cache, classifier, own, pool, probs, predict_inputs, summary
+            )
+        documents = Documents.for_settings(settings, "clusters")
+        clusters = pool_clusters(documents, project_id, cache.encoder.identity, pool.embeddings, len(spec.labels))
+        disagree, second = _second_opinion(registry, project_id, spec, cache, pool, probs, fine_tuned, summary)
+        answers = (
+            [[] for _ in pool.ids]
+            if classifier is None
+            else results(
+                spec, classifier, pool.texts, probs=probs, tagged=tagged, threshold=settings.multilabel_threshold
+            )
         )
-    state = SyncState(queue_state_location(settings.data_dir, settings.database_url))
-    if not dry_run:
-        state.prune(project_id, set(pool.ids), cache.encoder.identity)
-    done = _annotated_task_ids(registry, project_id, serving.version)
-    findings = Findings(
-        probes,
-        state.explored(project_id, cache.encoder.identity),
-        len(done),
-        sum(is_heldout(t, settings.holdout_fraction) for t in done),
-        state.get(project_id),
-    )
-    plan = plan_queue(project_id, pool, spec, scored, policy, findings, settings)
-    summary.planned(pool.ids, clusters, plan)
+        scored = Scored(
+            label,
+            classifier is not None,
+            answers,
+            confidence_of(spec, classifier, probs, tagged, len(pool)),
+            strategy.scores(probs, pool.embeddings, pool.task_ids),
+            strategy.diverse,
+            clusters,
+            disagree,
+            second,
+        )
+        policy = None
+        if classifier is not None:  # /predict routes by the same rule and reads the share in force from the registry
+            share, why = sync_audit_share(settings, drifting)
+            if not dry_run:
+                registry.set_audit_share(project_id, share, why)
+            policy = policy_for(
+                settings, registry, project_id, label, serving.accept_threshold, serving.preselect_level, share
+            )
+        state = SyncState(queue_state_location(settings.data_dir, settings.database_url))
+        if not dry_run:
+            state.prune(project_id, set(pool.ids), cache.encoder.identity)
+        done = _annotated_task_ids(registry, project_id, serving.version)
+        findings = Findings(
+            probes,
+            state.explored(project_id, cache.encoder.identity),
+            len(done),
+            sum(is_heldout(t, settings.holdout_fraction) for t in done),
+            state.get(project_id),
+        )
+        plan = plan_queue(project_id, pool, spec, scored, policy, findings, settings)
+        summary.planned(pool.ids, clusters, plan)
     if dry_run:
         summary.plan = plan.summary(pool.ids, spec)
         return

@@ -26,6 +26,8 @@ def held_ranks(data: Sequence[dict[str, Any]], field: str = RANK_FIELD) -> np.nd
     out = np.full(len(data), np.nan)
     for i, fields in enumerate(data):
         value = fields.get(field)
+        if value is None:  # most of a large pool holds none
+            continue
         if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0:
             out[i] = float(value)
     return out

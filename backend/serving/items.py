@@ -26,12 +26,26 @@ def results(
     probs: np.ndarray | None = None,
     tagged: Sequence[Tagged] | None = None,
     threshold: float = 0.5,
-) -> list[list[dict[str, Any]]]:
+) -> Sequence[list[dict[str, Any]]]:
     """The pre-annotation of each text: its entities (NER, from ``tagged``) or its choices (``probs``)."""
     if tagged is not None:
         return [spans_result(spec, t.spans, text) for t, text in zip(tagged, texts, strict=True)]
     assert isinstance(model, TextClassifier | PluginClassifier) and probs is not None
-    return [choices_result(spec, labels) for labels in model.decide(probs, threshold)]
+    return ChoiceResults(spec, model.decide(probs, threshold))
+
+
+class ChoiceResults(Sequence[list[dict[str, Any]]]):
+    """Each text's choices result, built when it is read: a sync of a large pool reads only those it
+    writes or words a header for."""
+
+    def __init__(self, spec: TaskSpec, decided: list[list[str]]) -> None:
+        self.spec, self.decided = spec, decided
+
+    def __len__(self) -> int:
+        return len(self.decided)
+
+    def __getitem__(self, row: int) -> list[dict[str, Any]]:  # type: ignore[override]
+        return choices_result(self.spec, self.decided[row])
 
 
 def classification_items(

@@ -10,6 +10,7 @@ threshold, not switched off by the routing audit, and its calibrated confidence 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,15 +30,24 @@ def is_heldout(task_id: int | None, holdout_fraction: float) -> bool:
     """Whether a task belongs to the held-out side, known before anyone annotates it. The sync
     serves held-out tasks in random order, so the held-out annotations are an unbiased sample of
     the pool (what the gate and calibration need), not the model's hardest cases."""
-    bucket = int(hashlib.sha256(str(task_id).encode()).hexdigest()[:8], 16) % 10_000
-    return bucket < holdout_fraction * 10_000
+    return _buckets(task_id)[0] < holdout_fraction * 10_000
 
 
 def is_audit_sample(task_id: int, share: float) -> bool:
     """A fixed random ``share`` of tasks, by id (independent of the held-out split). The samples
     of a share are among those of any larger share, so doubling it only adds tasks."""
-    bucket = int(hashlib.sha256(f"audit:{task_id}".encode()).hexdigest()[:8], 16) % 10_000
-    return bucket < share * 10_000
+    return _buckets(task_id)[1] < share * 10_000
+
+
+@functools.lru_cache(maxsize=1 << 21)
+def _buckets(task_id: int | None) -> tuple[int, int]:
+    """A task's fixed places in 0..9999 for the held-out split and for the audit draw, memoised:
+    every sync asks them of every task of its pool."""
+    return _bucket(str(task_id)), _bucket(f"audit:{task_id}")
+
+
+def _bucket(key: str) -> int:
+    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % 10_000
 
 
 @dataclass(frozen=True)
@@ -113,8 +123,9 @@ def review_masks(
 ) -> tuple[np.ndarray, np.ndarray]:
     """For a whole pool (the sync), by the rule of ``route``: which tasks are held out, and which
     are audit samples (confident enough to skip review, not held out, drawn by id)."""
-    heldout = np.array([is_heldout(t, policy.holdout_fraction) for t in task_ids], dtype=bool)
+    buckets = np.array([_buckets(t) for t in task_ids], dtype=np.int64).reshape(-1, 2)
+    heldout = buckets[:, 0] < policy.holdout_fraction * 10_000
     if policy.threshold is None or policy.audit_share <= 0:
         return heldout, np.zeros(len(heldout), dtype=bool)
-    drawn = np.array([is_audit_sample(t, policy.audit_share) for t in task_ids], dtype=bool)
+    drawn = buckets[:, 1] < policy.audit_share * 10_000
     return heldout, (np.asarray(confidence) >= policy.threshold) & ~heldout & drawn

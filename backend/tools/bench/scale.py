@@ -30,12 +30,13 @@ from typing import Any
 import numpy as np
 
 from backend.labeling import parse_label_config
-from backend.labeling.results import choices_result
+from backend.memory import collector_paused
 from backend.models.embedding_cache import EmbeddingCache, text_key
 from backend.models.head import LinearHead
 from backend.query.plan import Findings, Scored, plan_queue
 from backend.query.pool import Pool
 from backend.query.strategies import make_strategy
+from backend.serving.items import ChoiceResults
 from backend.serving.routing import RoutingPolicy
 from backend.settings import Settings
 from backend.tools.bench.predict import AG_CONFIG
@@ -185,15 +186,16 @@ def _one_size(
         fresh = EmbeddingCache(Path(tmp), _Identity())  # type: ignore[arg-type]
         label = "v2-20261207000000"
         started = time.perf_counter()
-        x = fresh.embed(texts)
+        _, x = fresh.embed_readable(texts)  # as the sync reads its pool
         lookup = time.perf_counter() - started
         started = time.perf_counter()
-        fresh.embed(texts)  # the next sync in the same worker: from memory
+        fresh.embed_readable(texts)  # the next sync in the same worker: from memory
         warm = time.perf_counter() - started
 
         started = time.perf_counter()
-        probs = head.proba(x)
-        scored = _scored(spec, label, probs, make_strategy("margin").scores(probs, x, np.asarray(ids)), n)
+        with collector_paused():  # as the sync scores and plans (backend/memory.py)
+            probs = head.proba(x)
+            scored = _scored(spec, label, probs, make_strategy("margin").scores(probs, x, np.asarray(ids)), n)
         rescore = time.perf_counter() - started
 
         pool = Pool(
@@ -206,15 +208,10 @@ def _one_size(
         )
         policy = RoutingPolicy(0.95, settings.audit_share, settings.holdout_fraction, preselect_level=0.8)
         started = time.perf_counter()
-        first = plan_queue(
-            1,
-            pool,
-            spec,
-            scored,
-            policy,
-            Findings(np.zeros(n, dtype=bool), set(range(5))),
-            settings,
-        )
+        with collector_paused():
+            first = plan_queue(
+                1, pool, spec, scored, policy, Findings(np.zeros(n, dtype=bool), set(range(5))), settings
+            )
         plan_s = time.perf_counter() - started
 
         # the same family after a head refresh: Label Studio holds the first plan's predictions and task data
@@ -229,16 +226,10 @@ def _one_size(
         nudged = np.clip(probs + rng.normal(scale=0.02, size=probs.shape), 1e-6, None)
         nudged /= nudged.sum(axis=1, keepdims=True)
         refreshed = _scored(spec, label, nudged, make_strategy("margin").scores(nudged, x, np.asarray(ids)), n)
+        findings = Findings(np.zeros(n, dtype=bool), set(range(5)), previous=previous)
         started = time.perf_counter()
-        again = plan_queue(
-            1,
-            pool,
-            spec,
-            refreshed,
-            policy,
-            Findings(np.zeros(n, dtype=bool), set(range(5)), previous=previous),
-            settings,
-        )
+        with collector_paused():
+            again = plan_queue(1, pool, spec, refreshed, policy, findings, settings)
         incremental = time.perf_counter() - started
         assert not again.predictions, "a family's predictions are never rewritten"
     rss_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
@@ -257,8 +248,7 @@ def _one_size(
 
 def _scored(spec: Any, label: str, probs: np.ndarray, strategy_scores: np.ndarray, n: int) -> Scored:
     """What the sync's scoring stage gives the plan: answers as ``serving/items.py`` builds them."""
-    top = probs.argmax(axis=1)
-    answers = [choices_result(spec, [spec.labels[k]]) for k in top]
+    answers = ChoiceResults(spec, [[spec.labels[k]] for k in probs.argmax(axis=1).tolist()])
     return Scored(
         label=label,
         has_model=True,
