@@ -220,3 +220,67 @@ def test_hosts_that_start_together_create_the_shared_tables_once(tmp_path, datab
     starts = [subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stderr=subprocess.PIPE) for _ in range(8)]
     failures = [p.stderr.read().decode()[-300:] for p in starts if p.wait(120) != 0]
     assert not failures, failures[0]
+
+
+def _gives_way(settings: Settings) -> None:
+    """While another process holds the project's sync, a worker's sync returns at once and leaves
+    word; once the holder lets go, the lock is free; a holder that lets go while word is being left
+    is not missed (the lock is tried once more)."""
+    from backend.query.sync import sync_project
+
+    holder = textwrap.dedent(
+        f"""
+        import sys
+        from pathlib import Path
+        from backend.settings import Settings
+        from backend.stores.locks import exclusive
+        settings = Settings(database_url={settings.database_url!r}, data_dir=Path({str(settings.data_dir)!r}))
+        with exclusive(settings, "sync-4"):
+            print("held", flush=True)
+            sys.stdin.readline()
+        """
+    )
+    first = subprocess.Popen(
+        [sys.executable, "-c", holder], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert first.stdout.readline().strip() == "held"
+    words: list[float] = []
+    started = time.monotonic()
+    # nothing of Label Studio, the cache or the registry is touched when the sync gives way
+    summary = sync_project(settings, None, None, None, 4, when_busy=lambda: words.append(time.monotonic()))  # type: ignore[arg-type]
+    assert time.monotonic() - started < 2 and len(words) == 1
+    assert (
+        summary.gave_way
+        and summary.line() == "project 4: another sync of this project is running; a new one follows it"
+    )
+
+    def holder_lets_go() -> None:  # the holder ends while word is being left
+        first.stdin.write("\n")
+        first.stdin.flush()
+        assert first.wait(30) == 0
+
+    from backend.stores.locks import exclusive
+
+    with exclusive(settings, "sync-4", or_else=holder_lets_go) as held:
+        assert held
+
+
+def test_a_workers_sync_gives_way_to_a_running_one_on_this_host(tmp_path):
+    _gives_way(Settings(data_dir=tmp_path))
+
+
+def test_a_workers_sync_gives_way_to_a_running_one_on_another_host(tmp_path, database_url):
+    _gives_way(Settings(data_dir=tmp_path, database_url=database_url))
+
+
+def test_word_left_for_a_running_sync_is_read_once(redis_server):
+    import redis
+
+    from backend.jobs.queue import RetrainQueue
+
+    queue = RetrainQueue(Settings(redis_url=redis_server.url), redis.Redis.from_url(redis_server.url))
+    assert not queue.sync_after_this_one(41)
+    queue.follow_running_sync(41)
+    queue.follow_running_sync(41)  # several gave way: one sync follows
+    assert queue.sync_after_this_one(41) and not queue.sync_after_this_one(41)
+    assert not queue.sync_after_this_one(42)

@@ -45,6 +45,7 @@ LAST_EVENT = "hitl:retrain:last-event:{project}"  # when the project's last trai
 ALIVE = "hitl:alive:{name}"  # a worker's liveness record, refreshed by jobs/worker.py
 RUNNING = "hitl:retrain:running:{project}"  # a job of this project and kind is running (fine-tunes)
 DURATIONS = "hitl:retrain:last-seconds"  # hash "<project>:<kind>:<outcome>" → seconds, read by /metrics
+SYNC_AFTER = "hitl:sync:after-running:{project}"  # a sync gave way to a running one: another must follow it
 KEPT = "hitl:webhook:unconfirmed"  # zset project id → last event time: training events Label Studio could not confirm
 MAX_KEPT = 1000  # the newest kept; a flood of made-up ids during an outage cannot grow it further
 KEPT_TTL_S = 7 * 24 * 3600
@@ -197,6 +198,16 @@ class RetrainQueue:
 
     def forget_kept(self, project_id: ProjectId) -> None:
         self.connection.zrem(KEPT, str(project_id))
+
+    def follow_running_sync(self, project_id: ProjectId) -> None:
+        """A sync found another running for the project (on any host) and gave way: leave word that
+        one must follow it, since that one may have read the project before the event this one is for."""
+        ttl = int(self.settings.job_timeout_s * 2 + 60)  # outlives the running sync, even one retried
+        self.connection.set(SYNC_AFTER.format(project=project_id), time.time(), ex=ttl)
+
+    def sync_after_this_one(self, project_id: ProjectId) -> bool:
+        """Called as a sync ends: whether one gave way to it (the word is taken)."""
+        return self.connection.getdel(SYNC_AFTER.format(project=project_id)) is not None
 
     def take(self, project_id: ProjectId, kind: JobKind | str) -> None:
         """Called by the job as it starts reading Label Studio: later events need a new job."""

@@ -34,6 +34,7 @@ def sync_job(project_id: int, kind: str = "sync", reason: str = "") -> dict[str,
                 project_id,
                 progress=False,
                 defer_embedding=lambda missing, pool: embed_first(ctx, project_id, missing, pool),
+                give_way=True,
             )
     except UnsupportedConfig as exc:  # retrying cannot help
         return {"project_id": project_id, "synced": False, "reason": f"unsupported config: {exc}"}
@@ -57,11 +58,14 @@ def sync_and_record(
     progress: bool = True,
     defer_embedding: Callable[[int, int], str] | None = None,
     dry_run: bool = False,
+    give_way: bool = False,
 ) -> SyncSummary:
     """Order the project's queue; the drift checks it ran (of newly imported tasks, and of what
     ``/predict`` was asked, when Redis keeps those) go to the audit store, alarms to the log.
     ``defer_embedding``: see ``query.sync.sync_project`` (the job passes one; the CLI embeds itself).
-    ``dry_run``: the plan only, nothing written (``hitl sync --dry-run``)."""
+    ``dry_run``: the plan only, nothing written (``hitl sync --dry-run``). ``give_way`` (a worker's
+    job): where another sync of the project runs, on any host, leave word for it and return at once;
+    whoever holds the sync, the job or ``hitl sync``, requests one more when word was left."""
     inputs = None
     if ctx.settings.redis_url and ctx.settings.drift_window > 0 and not dry_run:
         waiting = PredictInputs(RetrainQueue(ctx.settings).connection)
@@ -73,6 +77,7 @@ def sync_and_record(
                 log.warning("project %s: /predict inputs not checked for drift (%s)", project_id, type(exc).__name__)
                 return []
 
+    queue = RetrainQueue(ctx.settings) if ctx.settings.redis_url and not dry_run else None
     summary = sync_project(
         ctx.settings,
         ls,
@@ -85,7 +90,12 @@ def sync_and_record(
         defer_embedding=defer_embedding,
         audit_store=ctx.audit,
         dry_run=dry_run,
+        # a worker never sits waiting for another host's sync of the project: it leaves word and moves on
+        when_busy=(lambda: queue.follow_running_sync(project_id)) if queue is not None and give_way else None,
     )
+    if queue is not None and not summary.gave_way and queue.sync_after_this_one(project_id):
+        status = queue.request(project_id, JobKind.SYNC, reason="a sync gave way to this one").status
+        log.info("project %s: a sync waited for this one: another follows (%s)", project_id, status)
     for check, inputs in ((summary.drift, False), (summary.input_drift, True)):
         if check is None:
             continue

@@ -34,6 +34,7 @@ class SyncSummary:
     findings: list[Finding] = field(default_factory=list)  # what the monitors found during the sync (monitoring/)
     deferred: str = ""  # why nothing was scored: the pool waits for the new encoder's embeddings (what was done)
     plan: dict[str, Any] | None = None  # a dry run's plan, in figures (query/plan.py)
+    gave_way: bool = False  # another sync of the project was running: nothing was done (jobs/sync_job.py)
 
     def planned(self, ids: list[int], clusters: np.ndarray, plan: QueuePlan) -> None:
         """The plan's figures: what was scored, sent to people anyway, kept, and the queue's head."""
@@ -86,6 +87,8 @@ class SyncSummary:
         return "\n".join(lines + [f"  task {h['task']}: {h['header']}" for h in plan["head"]])
 
     def line(self) -> str:
+        if self.gave_way:
+            return f"project {self.project_id}: {self.deferred}"
         if self.deferred:
             return f"project {self.project_id}: {self.pool} unlabeled tasks; {self.model_version}: {self.deferred}"
         skipped = ", ".join(f"{n} {why}" for why, n in self.skipped.items()) or "none"

@@ -79,6 +79,7 @@ def sync_project(
     defer_embedding: Callable[[int, int], str] | None = None,
     audit_store: AuditStore | None = None,
     dry_run: bool = False,
+    when_busy: Callable[[], None] | None = None,
 ) -> SyncSummary:
     """``audit_store``: where what each new prediction shows is recorded (default: the settings').
     ``predict_inputs``: takes the latest window of texts ``/predict`` was asked about
@@ -86,8 +87,15 @@ def sync_project(
     (missing, pool) → what was done instead: called, and nothing scored or written, when the
     serving version's own (fine-tuned) encoder has not embedded more than ``HITL_SYNC_EMBED_LIMIT``
     of the pool's texts; without it the sync embeds them itself. ``dry_run``: plan only; nothing is
-    written to Label Studio, the registry or the state (``summary.plan`` says what would be)."""
-    with exclusive(settings, f"sync-{project_id}"):  # one sync per project at a time, on every host
+    written to Label Studio, the registry or the state (``summary.plan`` says what would be).
+    ``when_busy``: where another sync of the project runs (on any host), this one does not wait for
+    it: ``when_busy`` is called (to ask for a sync after it) and nothing is done."""
+    # one sync per project at a time, on every host
+    with exclusive(settings, f"sync-{project_id}", or_else=when_busy) as held:
+        if not held:
+            summary = SyncSummary(project_id, "", "", gave_way=True)
+            summary.deferred = "another sync of this project is running; a new one follows it"
+            return summary
         started = time.perf_counter()
         spec = parse_label_config(ls.label_config(project_id))
         cache = cache(spec) if callable(cache) else cache  # the text or the image encoder's cache

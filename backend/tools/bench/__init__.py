@@ -209,6 +209,14 @@ def _add_scale(bsub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
         default="postgresql://postgres@127.0.0.1:5432/postgres",
         help="an admin URL of the PostgreSQL that Label Studio's database is created in (and dropped after)",
     )
+    scale.add_argument(
+        "--predict",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="also start a real `hitl serve` (bundled encoder) and time /predict, one task per request: alone "
+        "for SECONDS, then throughout the largest pool's steps; and the server's peak memory per process",
+    )
     _data_args(scale, "ag_news")
 
 

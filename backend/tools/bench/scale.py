@@ -21,9 +21,12 @@ a head refresh of the same family (predictions kept, moved ranks written), each 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import resource
 import tempfile
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +43,7 @@ from backend.serving.items import ChoiceResults
 from backend.serving.routing import RoutingPolicy
 from backend.settings import Settings
 from backend.tools.bench.predict import AG_CONFIG
+from backend.tools.bench.serving_probe import percentiles_ms, serving
 
 DIM = 384
 
@@ -61,17 +65,34 @@ def bench_scale(args: argparse.Namespace, settings: Settings) -> int:
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(len(spec.labels), DIM)).astype(np.float32)
     head = _head(rng, centres, spec.labels)
-    rows: list[dict[str, float]] = []
-    for n in sizes:
-        rows.append(_one_size(n, rng, centres, head, spec, settings))
-        r = rows[-1]
-        print(
-            f"{n:>9,} tasks: lookup {r['lookup']:.1f}s (from memory {r['warm']:.1f}s), "
-            f"rescore {r['rescore']:.2f}s, first plan {r['plan']:.1f}s ({r['writes']:,.0f} predictions), "
-            f"incremental plan {r['incremental']:.1f}s ({r['incremental_writes']:,.0f} task writes), "
-            f"peak memory {r['rss_gib']:.2f} GiB",
-            flush=True,
-        )
+    rows: list[dict[str, Any]] = []
+    predict = ""
+    with serving(settings) if args.predict else contextlib.nullcontext() as probe:
+        alone = probe.measure(args.predict) if probe is not None else []
+        for n in sizes:
+            during = probe.during if probe is not None and n == sizes[-1] else None
+            rows.append(_one_size(n, rng, centres, head, spec, settings, during))
+            r = rows[-1]
+            print(
+                f"{n:>9,} tasks: lookup {r['lookup']:.1f}s (from memory {r['warm']:.1f}s), "
+                f"rescore {r['rescore']:.2f}s, first plan {r['plan']:.1f}s ({r['writes']:,.0f} predictions), "
+                f"incremental plan {r['incremental']:.1f}s ({r['incremental_writes']:,.0f} task writes), "
+                f"peak memory {r['rss_gib']:.2f} GiB",
+                flush=True,
+            )
+        if probe is not None:
+            (p50, p99), (busy50, busy99) = percentiles_ms(alone), percentiles_ms(rows[-1]["during"])
+            serving_gib = probe.peak_rss_gib()
+            print(
+                f"/predict, one task per request: alone p50 {p50:.0f} ms, p99 {p99:.0f} ms ({len(alone)} requests); "
+                f"during the {sizes[-1]:,}-task steps p50 {busy50:.0f} ms, p99 {busy99:.0f} ms "
+                f"({len(rows[-1]['during'])} requests); server's peak memory {serving_gib:.2f} GiB per process",
+                flush=True,
+            )
+            predict = (
+                f" predict_p50_ms={p50:.0f} predict_p99_ms={p99:.0f} predict_p50_during_ms={busy50:.0f} "
+                f"predict_p99_during_ms={busy99:.0f} serving_peak_gib={serving_gib:.2f}"
+            )
     if args.label_studio:
         ls = _in_label_studio(args, settings)
     base, last = rows[0], rows[-1]
@@ -87,6 +108,7 @@ def bench_scale(args: argparse.Namespace, settings: Settings) -> int:
             if args.label_studio
             else ""
         )
+        + predict
     )
     return 0
 
@@ -172,8 +194,15 @@ def _vectors(rng: np.random.Generator, centres: np.ndarray, y: np.ndarray) -> np
 
 
 def _one_size(
-    n: int, rng: np.random.Generator, centres: np.ndarray, head: LinearHead, spec: Any, settings: Settings
-) -> dict[str, float]:
+    n: int,
+    rng: np.random.Generator,
+    centres: np.ndarray,
+    head: LinearHead,
+    spec: Any,
+    settings: Settings,
+    during: Callable[[], AbstractContextManager[list[float]]] | None = None,
+) -> dict[str, Any]:
+    """The timed steps at ``n`` tasks; ``during``: a probe that asks ``/predict`` throughout them."""
     texts = [f"synthetic task {i}: a short news text" for i in range(n)]
     ids = list(range(1, n + 1))
     with tempfile.TemporaryDirectory() as tmp:
@@ -185,6 +214,8 @@ def _one_size(
         del vectors
         fresh = EmbeddingCache(Path(tmp), _Identity())  # type: ignore[arg-type]
         label = "v2-20261207000000"
+        probing = during() if during is not None else contextlib.nullcontext([])
+        seen = probing.__enter__()
         started = time.perf_counter()
         _, x = fresh.embed_readable(texts)  # as the sync reads its pool
         lookup = time.perf_counter() - started
@@ -231,6 +262,7 @@ def _one_size(
         with collector_paused():
             again = plan_queue(1, pool, spec, refreshed, policy, findings, settings)
         incremental = time.perf_counter() - started
+        probing.__exit__(None, None, None)
         assert not again.predictions, "a family's predictions are never rewritten"
     rss_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     return {
@@ -243,6 +275,7 @@ def _one_size(
         "incremental": incremental,
         "incremental_writes": len(again.task_writes),
         "rss_gib": rss_gib,
+        "during": list(seen),
     }
 
 
