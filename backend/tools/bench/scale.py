@@ -99,8 +99,8 @@ def bench_scale(args: argparse.Namespace, settings: Settings) -> int:
     scale = last["n"] / base["n"]
     growth = {k: (last[k] / base[k]) / scale for k in ("lookup", "rescore", "plan", "incremental")}
     print(
-        f"rescore_plan_{last['n']:.0f}_s={last['warm'] + last['rescore'] + last['incremental']:.1f} "
-        f"first_plan_{last['n']:.0f}_s={last['plan']:.1f} peak_gib={last['rss_gib']:.2f} "
+        f"rescore_plan_{last['n']:.0f}_s={last['warm'] + last['rescore'] + last['incremental']:.2f} "
+        f"first_plan_{last['n']:.0f}_s={last['plan']:.2f} peak_gib={last['rss_gib']:.2f} "
         + " ".join(f"growth_{k}={v:.2f}" for k, v in growth.items())
         + (
             f" ls_import_{args.label_studio}_s={ls['import']:.0f} ls_first_sync_s={ls['first']:.0f} "

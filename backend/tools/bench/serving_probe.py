@@ -6,11 +6,12 @@ peak memory of each server process (read from /proc, so Linux only)."""
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import requests
@@ -34,44 +35,38 @@ TOPICS = (
 
 
 class PredictProbe:
-    """One client asking the server for one task at a time, latencies kept while it runs."""
+    """One client asking the server for one task at a time. It runs in a process of its own, so
+    the work it runs beside (in this process) and the client never contend for one interpreter."""
 
     def __init__(self, url: str, port: int) -> None:
         self.url, self.port = url, port
-        self._bodies = predict_bodies([f"{TOPICS[i % 4]} (item {i})" for i in range(4000)], 1, AG_CONFIG)
-        self._sent = 0
 
     def measure(self, seconds: float) -> list[float]:
         """Latencies (s) of as many requests as fit in ``seconds``, one after another."""
-        stop = threading.Event()
-        timer = threading.Timer(seconds, stop.set)
-        timer.start()
-        return self._ask_until(stop)
+        with self.during() as latencies:
+            time.sleep(seconds)
+        return latencies
 
     @contextlib.contextmanager
     def during(self) -> Iterator[list[float]]:
-        """Ask throughout the block; the list fills with the latencies of the requests it made."""
-        stop, out = threading.Event(), []
-        thread = threading.Thread(target=lambda: out.extend(self._ask_until(stop)), daemon=True)
-        thread.start()
+        """Ask throughout the block; the list fills, as it ends, with the latencies of the requests made."""
+        spawn = multiprocessing.get_context("spawn")
+        ready, stop, results = spawn.Event(), spawn.Event(), spawn.Queue()
+        client = spawn.Process(target=_ask_until, args=(self.url, ready, stop, results), daemon=True)
+        client.start()
+        if not ready.wait(120):
+            client.kill()
+            raise RuntimeError("the /predict client did not start")
+        out: list[float] = []
         try:
             yield out
         finally:
             stop.set()
-            thread.join(120)
-
-    def _ask_until(self, stop: threading.Event) -> list[float]:
-        latencies = []
-        with requests.Session() as session:
-            while not stop.is_set():
-                body = self._bodies[self._sent % len(self._bodies)]
-                self._sent += 1
-                started = time.perf_counter()
-                response = session.post(self.url + "/predict", json=body, timeout=120)
-                response.raise_for_status()
-                assert len(response.json()["results"]) == 1, response.text[:300]
-                latencies.append(time.perf_counter() - started)
-        return latencies
+            found = results.get(timeout=180)
+            client.join(30)
+            if isinstance(found, str):
+                raise RuntimeError(f"/predict failed during the benchmark: {found}")
+            out.extend(found)
 
     def peak_rss_gib(self) -> float:
         """The largest peak resident memory of the server's processes (gunicorn's master and workers)."""
@@ -85,6 +80,27 @@ class PredictProbe:
             if b"serve" in cmdline and str(self.port).encode() in cmdline:
                 peaks += [int(line.split()[1]) for line in text.splitlines() if line.startswith("VmHWM:")]
         return max(peaks) / 2**20 if peaks else float("nan")
+
+
+def _ask_until(url: str, ready: Any, stop: Any, results: Any) -> None:
+    """The client's process: one task per request until ``stop``; its latencies, or what failed."""
+    bodies = predict_bodies([f"{TOPICS[i % 4]} (item {i})" for i in range(4000)], 1, AG_CONFIG)
+    latencies: list[float] = []
+    try:
+        with requests.Session() as session:
+            ready.set()
+            while not stop.is_set():
+                body = bodies[len(latencies) % len(bodies)]
+                started = time.perf_counter()
+                response = session.post(url + "/predict", json=body, timeout=120)
+                response.raise_for_status()
+                if len(response.json()["results"]) != 1:
+                    raise ValueError(f"an incomplete answer: {response.text[:300]}")
+                latencies.append(time.perf_counter() - started)
+    except Exception as exc:
+        results.put(f"{type(exc).__name__}: {exc}")
+        return
+    results.put(latencies)
 
 
 @contextlib.contextmanager
