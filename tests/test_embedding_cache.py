@@ -63,3 +63,19 @@ def test_a_forgotten_cache_reads_disk_and_threads_share_one_copy(tiny_encoder_di
     embedded = len(encoder.embedded)
     np.testing.assert_array_equal(cache.embed(texts), results[0])
     assert len(encoder.embedded) == embedded  # read back from disk, not embedded again
+
+
+def test_a_pool_held_in_memory_is_read_whole_and_a_new_text_goes_the_chunked_way(
+    tiny_encoder_dir: Path, tmp_path: Path
+) -> None:
+    encoder = Counting(TextEncoder(str(tiny_encoder_dir)))
+    cache = EmbeddingCache(tmp_path, encoder)  # type: ignore[arg-type]
+    texts = [f"pool text {i}" for i in range(1200)]
+    readable, first = cache.embed_readable(texts, step=500)
+    assert readable.all() and len(encoder.embedded) == 1200
+    readable, again = cache.embed_readable(texts[::-1], step=500)  # from memory, in another order
+    assert readable.all() and len(encoder.embedded) == 1200
+    np.testing.assert_array_equal(again, first[::-1])
+    readable, grown = cache.embed_readable([*texts, "one more"], step=500)
+    assert readable.all() and encoder.embedded[1200:] == ["one more"]
+    np.testing.assert_array_equal(grown[:1200], first)
