@@ -207,7 +207,9 @@ class RetrainQueue:
 
     def sync_after_this_one(self, project_id: ProjectId) -> bool:
         """Called as a sync ends: whether one gave way to it (the word is taken)."""
-        return self.connection.getdel(SYNC_AFTER.format(project=project_id)) is not None
+        key = SYNC_AFTER.format(project=project_id)
+        found, _ = self.connection.pipeline(transaction=True).get(key).delete(key).execute()  # GETDEL before 6.2
+        return found is not None
 
     def take(self, project_id: ProjectId, kind: JobKind | str) -> None:
         """Called by the job as it starts reading Label Studio: later events need a new job."""

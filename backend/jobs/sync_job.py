@@ -93,9 +93,8 @@ def sync_and_record(
         # a worker never sits waiting for another host's sync of the project: it leaves word and moves on
         when_busy=(lambda: queue.follow_running_sync(project_id)) if queue is not None and give_way else None,
     )
-    if queue is not None and not summary.gave_way and queue.sync_after_this_one(project_id):
-        status = queue.request(project_id, JobKind.SYNC, reason="a sync gave way to this one").status
-        log.info("project %s: a sync waited for this one: another follows (%s)", project_id, status)
+    if queue is not None and not summary.gave_way:
+        _follow_up(queue, project_id)
     for check, inputs in ((summary.drift, False), (summary.input_drift, True)):
         if check is None:
             continue
@@ -111,3 +110,14 @@ def sync_and_record(
         if check["alarm"]:
             log.warning("project %s: %s%s", project_id, check["line"], f" {INPUTS_MARK}" if inputs else "")
     return summary
+
+
+def _follow_up(queue: RetrainQueue, project_id: int) -> None:
+    """Request the sync that gave way to this one, if any did. The sync itself is done: Redis away
+    costs only the follow-up (the next event or the schedule syncs again), never the sync's result."""
+    try:
+        if queue.sync_after_this_one(project_id):
+            status = queue.request(project_id, JobKind.SYNC, reason="a sync gave way to this one").status
+            log.info("project %s: a sync gave way to this one: another follows (%s)", project_id, status)
+    except RedisError as exc:
+        log.warning("project %s: could not check for a sync waiting on this one (%s)", project_id, type(exc).__name__)
