@@ -284,3 +284,24 @@ def test_word_left_for_a_running_sync_is_read_once(redis_server):
     queue.follow_running_sync(41)  # several gave way: one sync follows
     assert queue.sync_after_this_one(41) and not queue.sync_after_this_one(41)
     assert not queue.sync_after_this_one(42)
+
+
+def test_a_sync_that_ends_requests_the_one_that_gave_way_and_redis_away_costs_only_that(redis_server, caplog):
+    import redis
+    from rq import Queue
+
+    from backend.jobs.queue import RetrainQueue
+    from backend.jobs.sync_job import _follow_up
+    from backend.tools.bench.common import free_port
+
+    settings = Settings(redis_url=redis_server.url, queue_name="follow-up-test")
+    queue = RetrainQueue(settings, redis.Redis.from_url(redis_server.url))
+    _follow_up(queue, 43)  # nobody gave way: nothing requested
+    assert Queue("follow-up-test", connection=queue.connection).count == 0
+    queue.follow_running_sync(43)
+    _follow_up(queue, 43)
+    jobs = Queue("follow-up-test", connection=queue.connection).jobs
+    assert [(j.kwargs["project_id"], j.kwargs["kind"]) for j in jobs] == [(43, "sync")]
+    away = RetrainQueue(settings, redis.Redis(port=free_port(), socket_connect_timeout=1))
+    _follow_up(away, 43)  # no exception: the sync that ended keeps its result
+    assert "could not check for a sync waiting on this one (ConnectionError)" in caplog.text
