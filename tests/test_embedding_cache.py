@@ -79,3 +79,41 @@ def test_a_pool_held_in_memory_is_read_whole_and_a_new_text_goes_the_chunked_way
     readable, grown = cache.embed_readable([*texts, "one more"], step=500)
     assert readable.all() and encoder.embedded[1200:] == ["one more"]
     np.testing.assert_array_equal(grown[:1200], first)
+
+
+def test_hosts_sharing_postgresql_embed_a_text_once_and_a_lost_database_only_costs_embedding(
+    tiny_encoder_dir: Path, tmp_path: Path, caplog
+) -> None:
+    """Two hosts (separate folders, separate caches, one database): what one embedded the other reads;
+    another encoder's vectors stay apart; a database that cannot be reached makes the host embed for
+    itself, without a timeout per call."""
+    import time
+
+    from backend.tools.bench.common import free_port
+    from tests.support.services import postgres_database
+
+    texts = [f"shared pool text {i}" for i in range(1500)]
+    with postgres_database("hitl_vectors") as (_, url):
+        first_host = Counting(TextEncoder(str(tiny_encoder_dir)))
+        second_host = Counting(TextEncoder(str(tiny_encoder_dir)))
+        one = EmbeddingCache(tmp_path / "host-a", first_host, url)  # type: ignore[arg-type]
+        other = EmbeddingCache(tmp_path / "host-b", second_host, url)  # type: ignore[arg-type]
+        readable, embedded = one.embed_readable(texts, step=500)
+        assert readable.all() and len(first_host.embedded) == 1500 and one.path is None
+        _, read = other.embed_readable(texts, step=500)
+        assert second_host.embedded == []  # nothing embedded twice across hosts
+        np.testing.assert_array_equal(read, embedded)
+        assert not list((tmp_path / "host-b").glob("*.sqlite3"))  # nothing kept on the host's disk
+        stranger = Counting(TextEncoder(str(tiny_encoder_dir)))
+        stranger.identity = "another-encoder"
+        EmbeddingCache(tmp_path / "host-b", stranger, url).embed(texts[:10])  # type: ignore[arg-type]
+        assert len(stranger.embedded) == 10  # an encoder reads only its own vectors
+
+    away = Counting(TextEncoder(str(tiny_encoder_dir)))
+    lost = EmbeddingCache(tmp_path / "host-c", away, f"postgresql://postgres@127.0.0.1:{free_port()}/none")  # type: ignore[arg-type]
+    started = time.monotonic()
+    readable, vectors = lost.embed_readable(texts, step=100)
+    assert readable.all() and len(away.embedded) == 1500
+    np.testing.assert_allclose(vectors, embedded, atol=1e-5)
+    assert time.monotonic() - started < 30
+    assert caplog.text.count("shared embedding cache: read failed") == 1  # then left alone a while

@@ -33,7 +33,7 @@ class WorkerContext:
         return cls(
             settings=settings,
             encoder=encoder,
-            cache=EmbeddingCache(settings.data_dir / "cache", encoder),
+            cache=EmbeddingCache(settings.data_dir / "cache", encoder, settings.database_url),
             registry=Registry.from_settings(settings),
             audit=AuditStore.from_settings(settings),
         )
@@ -43,7 +43,9 @@ class WorkerContext:
         if spec.modality != "image":
             return self.cache
         if self._image_cache is None:
-            self._image_cache = EmbeddingCache(self.settings.data_dir / "cache", load_image_encoder(self.settings))
+            self._image_cache = EmbeddingCache(
+                self.settings.data_dir / "cache", load_image_encoder(self.settings), self.settings.database_url
+            )
         return self._image_cache
 
     def cache_of(self, encoder: Any) -> EmbeddingCache:
@@ -55,7 +57,7 @@ class WorkerContext:
         if encoder.identity not in self._caches:
             while len(self._caches) >= 4:  # fine-tuned encoders come and go: keep the latest in memory
                 self._caches.pop(next(iter(self._caches)))
-            self._caches[encoder.identity] = EmbeddingCache(self.cache.folder, encoder)
+            self._caches[encoder.identity] = EmbeddingCache(self.cache.folder, encoder, self.cache.database_url)
         return self._caches[encoder.identity]
 
     def word_states(self) -> WordStateCache:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ from tqdm import tqdm
 
 from backend.labeling import TaskError
 from backend.models.encoder import TextEncoder
+from backend.stores.vectors import vector_store
 
 log = logging.getLogger(__name__)
 
@@ -45,17 +45,18 @@ class EmbeddingCache:
     """In memory, the vectors are rows of one matrix (a pool's lookup is one gather, not a million
     small arrays stacked)."""
 
-    def __init__(self, folder: Path, encoder: TextEncoder) -> None:
+    def __init__(self, folder: Path, encoder: TextEncoder, database_url: str | None = None) -> None:
+        """``database_url``: a PostgreSQL URL shares the vectors with every host (``stores/vectors.py``);
+        otherwise they are kept in a SQLite file under ``folder``."""
         self.encoder = encoder
         self.folder = folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        self.path = folder / f"embeddings-{encoder.identity}.sqlite3"
+        self.database_url = database_url
+        self.store = vector_store(folder, encoder.identity, database_url)
+        self.path = self.store.path  # None when shared
         self._row: dict[str, int] = {}  # key -> row of _vectors
         self._vectors = np.zeros((0, encoder.dim), dtype=np.float32)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB NOT NULL)")
         self.hits = 0
         self.misses = 0
 
@@ -73,10 +74,7 @@ class EmbeddingCache:
                 names = list(todo)
                 fresh = [i for i, k in enumerate(names) if k not in self._row]  # another thread may have some
                 self._remember([names[i] for i in fresh], vectors[fresh])
-                self._db.executemany(
-                    "INSERT OR IGNORE INTO emb VALUES (?, ?)",
-                    ((key, vec.tobytes()) for key, vec in zip(names, vectors, strict=True)),
-                )
+            self.store.write([(key, vec.tobytes()) for key, vec in zip(names, vectors, strict=True)])
         self.misses += len(todo)
         self.hits += len(keys) - len(todo)
         if not keys:
@@ -124,16 +122,12 @@ class EmbeddingCache:
                         log.warning("input left out: %s", exc)
         return readable, out
 
-    def _load(self, keys: list[str]) -> None:
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            found = self._db.execute(f"SELECT key, vec FROM emb WHERE key IN ({marks})", chunk).fetchall()
+    def _load(self, keys: list[str], step: int = 10_000) -> None:
+        for start in range(0, len(keys), step):  # a fresh worker reads a whole pool: a slice at a time
+            found = self.store.read(keys[start : start + step])
             if found:
-                blobs = b"".join(blob for _, blob in found)
-                self._remember(
-                    [key for key, _ in found], np.frombuffer(blobs, dtype=np.float32).reshape(len(found), -1)
-                )
+                vectors = np.frombuffer(b"".join(blob for _, blob in found), dtype=np.float32)
+                self._remember([key for key, _ in found], vectors.reshape(len(found), -1))
 
     def _remember(self, keys: list[str], vectors: np.ndarray) -> None:
         """Append rows (the lock held), growing the matrix by doubling."""

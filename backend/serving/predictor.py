@@ -103,7 +103,7 @@ def own_cache(model: TextClassifier | PluginClassifier, cache: EmbeddingCache) -
     own cache (same folder, its own identity) otherwise."""
     if isinstance(model, PluginClassifier) or model.encoder.identity == cache.encoder.identity:
         return cache
-    return EmbeddingCache(cache.folder, model.encoder)
+    return EmbeddingCache(cache.folder, model.encoder, cache.database_url)
 
 
 def class_probabilities(

@@ -217,6 +217,12 @@ def _add_scale(bsub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
         help="also start a real `hitl serve` (bundled encoder) and time /predict, one task per request: alone "
         "for SECONDS, then throughout the largest pool's steps; and the server's peak memory per process",
     )
+    scale.add_argument(
+        "--shared-cache",
+        action="store_true",
+        help="keep the embedding cache in PostgreSQL (a scratch database on --postgres), as hosts sharing "
+        "HITL_DATABASE_URL do, instead of a SQLite file: the lookup from disk is then a fresh host's read",
+    )
     _data_args(scale, "ag_news")
 
 

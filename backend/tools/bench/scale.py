@@ -25,7 +25,7 @@ import contextlib
 import resource
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -67,11 +67,14 @@ def bench_scale(args: argparse.Namespace, settings: Settings) -> int:
     head = _head(rng, centres, spec.labels)
     rows: list[dict[str, Any]] = []
     predict = ""
-    with serving(settings) if args.predict else contextlib.nullcontext() as probe:
+    with (
+        serving(settings) if args.predict else contextlib.nullcontext() as probe,
+        _scratch_database(args.postgres) if args.shared_cache else contextlib.nullcontext() as shared,
+    ):
         alone = probe.measure(args.predict) if probe is not None else []
         for n in sizes:
             during = probe.during if probe is not None and n == sizes[-1] else None
-            rows.append(_one_size(n, rng, centres, head, spec, settings, during))
+            rows.append(_one_size(n, rng, centres, head, spec, settings, during, shared))
             r = rows[-1]
             print(
                 f"{n:>9,} tasks: lookup {r['lookup']:.1f}s (from memory {r['warm']:.1f}s), "
@@ -183,6 +186,23 @@ def _in_label_studio(args: argparse.Namespace, settings: Settings) -> dict[str, 
     return {"import": import_s, "first": first_s, "incremental": incremental_s}
 
 
+@contextlib.contextmanager
+def _scratch_database(admin_url: str) -> Iterator[str]:
+    """A database of its own on ``admin_url``'s server, dropped after."""
+    import uuid
+
+    import psycopg
+
+    name = f"hitl_bench_scale_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"{admin_url.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 def _head(rng: np.random.Generator, centres: np.ndarray, labels: list[str]) -> LinearHead:
     y = np.arange(400) % len(labels)
     return LinearHead.fit(_vectors(rng, centres, y), y, len(labels), multi_label=False)
@@ -201,18 +221,18 @@ def _one_size(
     spec: Any,
     settings: Settings,
     during: Callable[[], AbstractContextManager[list[float]]] | None = None,
+    shared: str | None = None,
 ) -> dict[str, Any]:
-    """The timed steps at ``n`` tasks; ``during``: a probe that asks ``/predict`` throughout them."""
+    """The timed steps at ``n`` tasks; ``during``: a probe that asks ``/predict`` throughout them;
+    ``shared``: the PostgreSQL URL the embedding cache keeps its vectors in (else a SQLite file)."""
     texts = [f"synthetic task {i}: a short news text" for i in range(n)]
     ids = list(range(1, n + 1))
     with tempfile.TemporaryDirectory() as tmp:
-        cache = EmbeddingCache(Path(tmp), _Identity())  # type: ignore[arg-type]
+        cache = EmbeddingCache(Path(tmp), _Identity(), shared)  # type: ignore[arg-type]
         vectors = _vectors(rng, centres, rng.integers(0, len(centres), n))
-        cache._db.executemany(
-            "INSERT INTO emb VALUES (?, ?)", ((text_key(t), v.tobytes()) for t, v in zip(texts, vectors, strict=True))
-        )
+        cache.store.write((text_key(t), v.tobytes()) for t, v in zip(texts, vectors, strict=True))
         del vectors
-        fresh = EmbeddingCache(Path(tmp), _Identity())  # type: ignore[arg-type]
+        fresh = EmbeddingCache(Path(tmp), _Identity(), shared)  # type: ignore[arg-type]
         label = "v2-20261207000000"
         probing = during() if during is not None else contextlib.nullcontext([])
         seen = probing.__enter__()

@@ -59,9 +59,7 @@ def bench_sync(args: argparse.Namespace, settings: Settings) -> int:
         noise = rng.normal(scale=0.02, size=(args.pool, encoder.dim)).astype(np.float32)
         vectors = sample_emb[np.arange(args.pool) % len(sample)] + noise
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        cache._db.executemany(
-            "INSERT INTO emb VALUES (?, ?)", ((text_key(t), v.tobytes()) for t, v in zip(texts, vectors, strict=True))
-        )
+        cache.store.write((text_key(t), v.tobytes()) for t, v in zip(texts, vectors, strict=True))
         fresh = EmbeddingCache(Path(tmp), encoder)  # a new process: nothing in memory, all on disk
         strategy = make_strategy("margin")
         task_ids = np.arange(args.pool)
