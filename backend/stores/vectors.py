@@ -11,13 +11,14 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from backend.stores.postgres import Database, is_postgres
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SCHEMA = [
     "CREATE TABLE IF NOT EXISTS hitl_embeddings (encoder TEXT NOT NULL, key TEXT NOT NULL, vec BYTEA NOT NULL, "
@@ -28,6 +29,8 @@ AWAY_S = 60.0  # how long a host embeds for itself after the shared table failed
 
 
 class VectorStore(Protocol):
+    path: Path | None  # the file on this machine; None when shared
+
     def read(self, keys: list[str]) -> list[tuple[str, bytes]]: ...
 
     def write(self, rows: Iterable[tuple[str, bytes]]) -> None: ...
@@ -42,7 +45,7 @@ def vector_store(folder: Path, identity: str, database_url: str | None) -> Vecto
 
 class SqliteVectors:
     def __init__(self, path: Path) -> None:
-        self.path = path
+        self.path: Path | None = path
         self._db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB NOT NULL)")
@@ -66,16 +69,16 @@ class PostgresVectors:
     def __init__(self, url: str, identity: str) -> None:
         self.identity = identity
         self.db = Database(url, SCHEMA)
-        self.path = None  # nothing on this machine
+        self.path: Path | None = None  # nothing on this machine
         self._away_until = 0.0  # after a failure the table is left alone a while: no timeout per chunk
 
     def read(self, keys: list[str]) -> list[tuple[str, bytes]]:
-        def work(conn: object) -> list[tuple[str, bytes]]:
+        def work(conn: Any) -> list[tuple[str, bytes]]:
             found: list[tuple[str, bytes]] = []
             for start in range(0, len(keys), CHUNK):
                 found += [
                     (key, bytes(vec))
-                    for key, vec in conn.execute(  # type: ignore[attr-defined]
+                    for key, vec in conn.execute(
                         "SELECT key, vec FROM hitl_embeddings WHERE encoder = %s AND key = ANY(%s)",
                         (self.identity, keys[start : start + CHUNK]),
                     )
@@ -87,8 +90,8 @@ class PostgresVectors:
     def write(self, rows: Iterable[tuple[str, bytes]]) -> None:
         listed = [(self.identity, key, vec) for key, vec in rows]
 
-        def work(conn: object) -> None:
-            with conn.cursor() as cursor:  # type: ignore[attr-defined]
+        def work(conn: Any) -> None:
+            with conn.cursor() as cursor:
                 cursor.executemany(
                     "INSERT INTO hitl_embeddings (encoder, key, vec) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
                     listed,
@@ -97,7 +100,7 @@ class PostgresVectors:
         if listed:
             self._or_else(lambda: self.db.run(work), None, "write")
 
-    def _or_else(self, call, fallback, what: str):  # type: ignore[no-untyped-def]
+    def _or_else(self, call: Callable[[], T], fallback: T, what: str) -> T:
         import psycopg
 
         if time.monotonic() < self._away_until:
