@@ -67,8 +67,9 @@ def sync_and_record(
     job): where another sync of the project runs, on any host, leave word for it and return at once;
     whoever holds the sync, the job or ``hitl sync``, requests one more when word was left."""
     inputs = None
-    if ctx.settings.redis_url and ctx.settings.drift_window > 0 and not dry_run:
-        waiting = PredictInputs(RetrainQueue(ctx.settings).connection)
+    queue = RetrainQueue(ctx.settings) if ctx.settings.redis_url and not dry_run else None
+    if queue is not None and ctx.settings.drift_window > 0:
+        waiting = PredictInputs(queue.connection)
 
         def inputs() -> list[str]:  # Redis away: no inputs check this time, the sync goes on
             try:
@@ -77,7 +78,6 @@ def sync_and_record(
                 log.warning("project %s: /predict inputs not checked for drift (%s)", project_id, type(exc).__name__)
                 return []
 
-    queue = RetrainQueue(ctx.settings) if ctx.settings.redis_url and not dry_run else None
     summary = sync_project(
         ctx.settings,
         ls,
