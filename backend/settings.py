@@ -327,6 +327,20 @@ class Settings(BaseSettings):
         description="Head of the queue that holds ranks (`hitl_rank`, one call per task whose rank "
         "changes) in exactly our order; the tasks below it follow in Label Studio's order.",
     )
+    sync_full_read_s: float = Field(
+        86400,
+        ge=0,
+        description="A sync reads from Label Studio only the tasks changed since the last one and keeps "
+        "the rest as it read them; the whole pool is read again at least this often (and after a task was "
+        "deleted, or the version family changed). 0 = read the whole pool at every sync.",
+    )
+    sync_change_overlap_s: float = Field(
+        120,
+        ge=0,
+        description="A sync that reads only what changed reads again the tasks changed this long before the "
+        "last read began: Label Studio stamps a change before its transaction commits (a large import commits "
+        "its tasks at the end).",
+    )
     sync_retire_versions: bool = Field(
         True,
         description="Delete the predictions of versions older than the one Label Studio showed before the "

@@ -53,7 +53,9 @@ def cmd_sync(args: argparse.Namespace) -> int:
     settings = queue_settings()
     ls = _label_studio_checked(settings, args.project)  # a wrong URL, token or id fails before the model loads
     ctx = WorkerContext.create(settings)
-    summary = sync_and_record(ctx, ls, args.project, args.strategy, progress=not args.quiet, dry_run=args.dry_run)
+    summary = sync_and_record(
+        ctx, ls, args.project, args.strategy, not args.quiet, dry_run=args.dry_run, full_read=args.full_read
+    )
     if args.json:
         print(json.dumps(summary.as_dict()))
     else:
@@ -361,6 +363,13 @@ def _add_queue_commands(sub: argparse._SubParsersAction) -> None:
         help="plan only: print what the sync would write (predictions and how each is shown, ranks, the "
         "review tab, the queue head's headers) and write nothing to Label Studio, the registry or the sync "
         "state (the embedding cache and cluster centroids may fill)",
+    )
+    sync.add_argument(
+        "--full-read",
+        action="store_true",
+        help="read the whole pool from Label Studio (default: only the tasks changed since the last sync, with "
+        "the whole pool read again every HITL_SYNC_FULL_READ_S, after a task was deleted or the version family "
+        "changed)",
     )
     sync.add_argument("--json", action="store_true", help="print the summary as JSON")
     sync.set_defaults(func=cmd_sync)

@@ -59,13 +59,15 @@ def sync_and_record(
     defer_embedding: Callable[[int, int], str] | None = None,
     dry_run: bool = False,
     give_way: bool = False,
+    full_read: bool = False,
 ) -> SyncSummary:
     """Order the project's queue; the drift checks it ran (of newly imported tasks, and of what
     ``/predict`` was asked, when Redis keeps those) go to the audit store, alarms to the log.
     ``defer_embedding``: see ``query.sync.sync_project`` (the job passes one; the CLI embeds itself).
     ``dry_run``: the plan only, nothing written (``hitl sync --dry-run``). ``give_way`` (a worker's
     job): where another sync of the project runs, on any host, leave word for it and return at once;
-    whoever holds the sync, the job or ``hitl sync``, requests one more when word was left."""
+    whoever holds the sync, the job or ``hitl sync``, requests one more when word was left.
+    ``full_read``: read the whole pool, not only what changed (``hitl sync --full-read``)."""
     inputs = None
     queue = RetrainQueue(ctx.settings) if ctx.settings.redis_url and not dry_run else None
     if queue is not None and ctx.settings.drift_window > 0:
@@ -90,6 +92,7 @@ def sync_and_record(
         defer_embedding=defer_embedding,
         audit_store=ctx.audit,
         dry_run=dry_run,
+        full_read=full_read,
         # a worker never sits waiting for another host's sync of the project: it leaves word and moves on
         when_busy=(lambda: queue.follow_running_sync(project_id)) if queue is not None and give_way else None,
     )

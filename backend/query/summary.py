@@ -35,6 +35,7 @@ class SyncSummary:
     deferred: str = ""  # why nothing was scored: the pool waits for the new encoder's embeddings (what was done)
     plan: dict[str, Any] | None = None  # a dry run's plan, in figures (query/plan.py)
     gave_way: bool = False  # another sync of the project was running: nothing was done (jobs/sync_job.py)
+    read: str = ""  # how the pool was read: whole, or only what changed since the last sync (query/pool.py)
 
     def planned(self, ids: list[int], clusters: np.ndarray, plan: QueuePlan) -> None:
         """The plan's figures: what was scored, sent to people anyway, kept, and the queue's head."""
@@ -97,5 +98,6 @@ class SyncSummary:
         return (
             f"project {self.project_id}: {self.pool} unlabeled tasks, {self.scored} scored, {self.written} written, "
             f"{self.up_to_date} up to date, {self.ranked} ranks written, skipped: {skipped}; version "
-            f"{self.model_version}, strategy {self.strategy}; {self.seconds:.1f}s; next task: {self.top_task_id}"
+            f"{self.model_version}, strategy {self.strategy}; read: {self.read}; {self.seconds:.1f}s; "
+            f"next task: {self.top_task_id}"
         ) + "".join(f"\n{f.said()}" for f in self.findings)

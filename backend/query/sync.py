@@ -2,7 +2,8 @@
 
 ``hitl sync --project ID`` (and the RQ job of the same name, run after every publish):
 
-1. stream the project's unlabeled tasks page by page;
+1. stream the project's unlabeled tasks page by page, or only those Label Studio changed since the
+   last sync (``query/pool.py``);
 2. embed them through the embedding cache (after a head-only retrain this is a lookup, and the
    rescoring a matrix product; after a fine-tune ``jobs/pool_embedding.py`` has embedded them on
    the slow worker) and score them with the serving version and the chosen strategy;
@@ -43,7 +44,7 @@ from backend.monitoring.second_opinion import base_head_opinion, disagreement_fi
 from backend.monitoring.stopping import StoppingState, answer_key, registry_curve
 from backend.query.clusters import pool_clusters
 from backend.query.plan import Findings, QueuePlan, Scored, plan_queue
-from backend.query.pool import Pool, read_pool
+from backend.query.pool import Pool, read_pool, remember
 from backend.query.retire import each, retire_old_versions
 from backend.query.scoring import confidence_of, score_pool, strategy_for
 from backend.query.strategies import Strategy
@@ -57,7 +58,7 @@ from backend.stores.audit import AuditStore
 from backend.stores.documents import Documents
 from backend.stores.labelstudio import LabelStudioClient, annotations_filter, data_filter
 from backend.stores.locks import exclusive
-from backend.stores.queue_state import SyncState, queue_state_location
+from backend.stores.queue_state import PoolSnapshot, SyncState, queue_state_location
 from backend.stores.registry import Registry, RegistryError
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,7 @@ def sync_project(
     audit_store: AuditStore | None = None,
     dry_run: bool = False,
     when_busy: Callable[[], None] | None = None,
+    full_read: bool = False,
 ) -> SyncSummary:
     """``audit_store``: where what each new prediction shows is recorded (default: the settings').
     ``predict_inputs``: takes the latest window of texts ``/predict`` was asked about
@@ -89,7 +91,8 @@ def sync_project(
     of the pool's texts; without it the sync embeds them itself. ``dry_run``: plan only; nothing is
     written to Label Studio, the registry or the state (``summary.plan`` says what would be).
     ``when_busy``: where another sync of the project runs (on any host), this one does not wait for
-    it: ``when_busy`` is called (to ask for a sync after it) and nothing is done."""
+    it: ``when_busy`` is called (to ask for a sync after it) and nothing is done. ``full_read``: read
+    the whole pool from Label Studio, not only what changed since the last sync (``query/pool.py``)."""
     # one sync per project at a time, on every host
     with exclusive(settings, f"sync-{project_id}", or_else=when_busy) as held:
         if not held:
@@ -102,10 +105,15 @@ def sync_project(
         serving = load_serving(registry, project_id, spec, cache.encoder)
         strategy = strategy_for(settings, spec, serving, strategy_name, project_id)
         summary = SyncSummary(project_id, serving.label, strategy.name)
-        pool = read_pool(ls, project_id, spec, cache, settings.max_text_chars, progress)
-        summary.pool, summary.skipped = pool.size, pool.skipped
+        snapshot = PoolSnapshot(queue_state_location(settings.data_dir, settings.database_url))
+        every = 0.0 if full_read else settings.sync_full_read_s
+        pool = read_pool(ls, project_id, spec, cache, settings.max_text_chars, progress, snapshot, serving.label, every)
+        summary.pool, summary.skipped, summary.read = pool.size, pool.skipped, pool.read.how
+        if not dry_run:
+            remember(snapshot, project_id, pool.read, serving.label)
+        plan = None
         if len(pool):
-            _sync(
+            plan = _sync(
                 settings,
                 ls,
                 cache,
@@ -123,6 +131,10 @@ def sync_project(
                 None if dry_run else audit_store or AuditStore.from_settings(settings),
                 dry_run,
             )
+        if not dry_run and pool.read.mark is not None:  # our own writes in, the snapshot agrees again
+            if plan is not None:
+                snapshot.wrote(project_id, plan.predictions, plan.task_writes)
+            snapshot.set_mark(project_id, pool.read.mark)
         summary.seconds = time.perf_counter() - started
         log.log(logging.DEBUG if progress else logging.INFO, summary.line())  # the CLI prints it; workers log it
         return summary
@@ -145,15 +157,16 @@ def _sync(
     defer_embedding: Callable[[int, int], str] | None,
     audit_store: AuditStore | None,
     dry_run: bool,
-) -> None:
-    """Score the pool, ask the monitors, plan the queue, and (unless ``dry_run``) apply the plan."""
+) -> QueuePlan | None:
+    """Score the pool, ask the monitors, plan the queue, and (unless ``dry_run``) apply the plan:
+    the plan, None where the pool waits for its embeddings."""
     classifier, label = serving.model, serving.label
     if classifier is not None:
         use_caches(classifier, cache)  # after a head retrain: lookups and a matrix product
     scoring = score_pool(settings, spec, classifier, cache, pool, strategy, progress, defer_embedding)
     if isinstance(scoring, str):  # the pool waits for its new encoder's embeddings
         summary.deferred = scoring
-        return
+        return None
     probs, tagged, own, fine_tuned = scoring
     with collector_paused():  # a list, a tuple and a row per task of the pool: see backend/memory.py
         probes, drifting = np.zeros(len(pool), dtype=bool), False
@@ -205,10 +218,11 @@ def _sync(
         summary.planned(pool.ids, clusters, plan)
     if dry_run:
         summary.plan = plan.summary(pool.ids, spec)
-        return
+        return plan
     _apply(
         settings, ls, registry, state, audit_store, project_id, serving, pool, scored, plan, summary, progress, chunk
     )
+    return plan
 
 
 def _drift(

@@ -12,6 +12,8 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -41,6 +43,7 @@ def _annotations_query(operator: str) -> str:
 ANNOTATED_QUERY = _annotations_query("greater")
 UNLABELED_QUERY = _annotations_query("equal")
 IMPORT_ATTEMPTS = 4
+DM_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"  # the Data Manager's Datetime filter values (data_manager/managers.py)
 CHECK_PAGE = 500  # tasks per listing when checking what a failed import kept
 CHECK_TIMEOUT_S = 300.0
 SETTLE_LOOKS = 10  # at most, while a failed import's tasks still change
@@ -108,7 +111,7 @@ def _same_tab(held: dict[str, Any], wanted: dict[str, Any]) -> bool:
     return all(held.get(k) == wanted.get(k) for k in keys) and filters(held) == filters(wanted)
 
 
-def _answered(task: dict[str, Any]) -> bool:
+def answered(task: dict[str, Any]) -> bool:
     """Whether a task holds an annotation that was not cancelled (skipped)."""
     return any(isinstance(a, dict) and not a.get("was_cancelled") for a in task.get("annotations") or [])
 
@@ -188,15 +191,39 @@ class LabelStudioClient:
             seen.add(task.get("id"))
             yield task
         for task in self._pages(project_id, UNLABELED_QUERY, page_size):
-            if task.get("id") not in seen and _answered(task):
+            if task.get("id") not in seen and answered(task):
                 yield task
 
     def unlabeled_tasks(self, project_id: int, page_size: int = 500) -> Iterator[dict[str, Any]]:
         """Tasks nobody has annotated yet (the pool), with their predictions, page by page (a task whose
         annotation counter lags its annotations is left out: see ``annotated_tasks``)."""
         for task in self._pages(project_id, UNLABELED_QUERY, page_size):
-            if not _answered(task):
+            if not answered(task):
                 yield task
+
+    def listed_unlabeled(self, project_id: int, page_size: int = 500) -> Iterator[dict[str, Any]]:
+        """Every task the unlabeled filter lists, as Label Studio lists it (with the rare task whose
+        annotation counter lags its annotation: see ``answered``)."""
+        yield from self._pages(project_id, UNLABELED_QUERY, page_size)
+
+    def changed_tasks(self, project_id: int, since: str, page_size: int = 500) -> Iterator[dict[str, Any]]:
+        """Every task Label Studio changed after ``since`` (see ``pool_mark``): new tasks, tasks
+        annotated or whose annotation was deleted, edited data, a prediction saved one by one. Label
+        Studio stamps ``updated_at`` on each of those; a bulk import of predictions and a deleted
+        task it does not (``pool_mark``'s count finds the latter)."""
+        item = {"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": since}
+        yield from self._pages(project_id, json.dumps({"filters": {"conjunction": "and", "items": [item]}}), page_size)
+
+    def pool_mark(self, project_id: int, overlap_s: float) -> tuple[int, str]:
+        """How many tasks the unlabeled filter lists now, and the time from which the next read of
+        changes must start: Label Studio's clock (its reply's ``Date``) less ``overlap_s``, for a
+        change stamped before it committed."""
+        params = {"project": project_id, "page": 1, "page_size": 1, "fields": "task_only", "query": UNLABELED_QUERY}
+        response = with_retries(lambda: self._raw("api/tasks", "GET", params=params), "count")
+        stamp = response.headers.get("date")
+        now = parsedate_to_datetime(stamp) if stamp else datetime.now(UTC)
+        since = (now - timedelta(seconds=overlap_s)).astimezone(UTC).strftime(DM_TIME)
+        return int(response.json()["total"]), since
 
     def task_data(self, project_id: int, page_size: int = 1000) -> Iterator[dict[str, Any]]:
         """Every task's data (nothing else), page by page: what ``hitl import`` compares rows with."""

@@ -1,18 +1,22 @@
 """What the queue sync remembers between runs, owned here: per task what its prediction shows and
-where it ranks, the labels it switched away from, and the stopping criteria's stop set and
-answers. One SQLite file beside the data (``queue_state_location``), the embedded default for one
-machine; with ``HITL_DATABASE_URL`` the same tables in PostgreSQL, shared by every host."""
+where it ranks, the labels it switched away from, the stopping criteria's stop set and answers,
+and the pool as Label Studio last listed it (so that a sync reads only what changed since). One
+SQLite file beside the data (``queue_state_location``), the embedded default for one machine;
+with ``HITL_DATABASE_URL`` the same tables in PostgreSQL, shared by every host."""
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from backend.stores.labelstudio import answered
 from backend.stores.postgres import Database, is_postgres
 
 STATE_FILE = "sync-state.sqlite3"
@@ -44,6 +48,19 @@ TABLES: dict[str, tuple[list[tuple[str, str]], list[str]]] = {
     "stop_answers": (
         [("project", "BIGINT"), ("seq", "INTEGER"), ("version", "TEXT"), ("task", "BIGINT"), ("answer", "TEXT")],
         ["project", "seq", "task"],
+    ),
+    "pool": (
+        [("project", "BIGINT"), ("task", "BIGINT"), ("data", "TEXT"), ("prediction", "TEXT"), ("answered", "INTEGER")],
+        ["project", "task"],
+    ),
+    "pool_mark": (
+        [
+            ("project", "BIGINT"),
+            ("label", "TEXT"),
+            ("since", "TEXT"),
+            ("full_at", "DOUBLE PRECISION"),
+        ],
+        ["project"],
     ),
     "stop_uncertainty": (
         [("project", "BIGINT"), ("seq", "INTEGER"), ("version", "TEXT"), ("mean", "DOUBLE PRECISION")],
@@ -258,3 +275,96 @@ class StopRecords:
             "SELECT mean FROM stop_uncertainty WHERE project = ? ORDER BY seq DESC LIMIT 1", (project,)
         )
         return float(rows[0][0]) if rows else None
+
+
+@dataclass(frozen=True)
+class PoolMark:
+    """How far the pool snapshot is known to agree with Label Studio: ``label``'s predictions are
+    kept, every change to a task after ``since`` (Label Studio's clock, its filter format) is yet
+    to be read, and the whole pool was last read at ``full_at`` (our clock)."""
+
+    label: str
+    since: str
+    full_at: float
+
+
+class PoolSnapshot:
+    """The unlabeled pool as the last sync read it: per task its data and its prediction of the
+    mark's label. A sync reads only the tasks Label Studio changed since the mark and applies them
+    here; without a mark (none yet, or a sync that stopped while writing) the next sync reads all."""
+
+    def __init__(self, location: Path | str) -> None:
+        self.db = StateDb(location)
+
+    def mark(self, project: int) -> PoolMark | None:
+        rows = self.db.execute("SELECT label, since, full_at FROM pool_mark WHERE project = ?", (project,))
+        return PoolMark(str(rows[0][0]), str(rows[0][1]), float(rows[0][2])) if rows else None
+
+    def set_mark(self, project: int, mark: PoolMark) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO pool_mark VALUES (?, ?, ?, ?)", (project, mark.label, mark.since, mark.full_at)
+        )
+
+    def unsettle(self, project: int) -> None:
+        """Drop the mark: what follows may change Label Studio without this snapshot knowing it yet."""
+        self.db.execute("DELETE FROM pool_mark WHERE project = ?", (project,))
+
+    def tasks(self, project: int) -> list[dict[str, Any]]:
+        """The snapshot's tasks in task-id order (Label Studio's own listing order), shaped as Label
+        Studio lists them: id, data, the kept prediction, and an annotation where the task's
+        annotation counter lagged its annotation (listed as unlabeled, yet answered)."""
+        query = "SELECT task, data, prediction, answered FROM pool WHERE project = ? ORDER BY task"
+        loads, annotated = json.loads, [{"was_cancelled": False}]
+        return [
+            {
+                "id": task,
+                "data": loads(data),
+                "predictions": [loads(prediction)] if prediction else [],
+                "annotations": annotated if done else [],
+            }
+            for task, data, prediction, done in self.db.execute(query, (project,))
+        ]
+
+    def replace(self, project: int, tasks: Iterable[dict[str, Any]], label: str) -> None:
+        """The whole pool, as a full read listed it."""
+        self.db.execute("DELETE FROM pool WHERE project = ?", (project,))
+        self.change(project, tasks, (), label)
+
+    def change(self, project: int, tasks: Iterable[dict[str, Any]], gone: Iterable[int], label: str) -> None:
+        """Tasks read again (their data and ``label``'s prediction replace what was kept) and tasks
+        that left the pool."""
+        self.db.executemany("DELETE FROM pool WHERE project = ? AND task = ?", [(project, int(t)) for t in gone])
+        self.db.executemany(
+            "INSERT OR REPLACE INTO pool VALUES (?, ?, ?, ?, ?)", [_pool_row(project, t, label) for t in tasks]
+        )
+
+    def wrote(self, project: int, predictions: Sequence[dict[str, Any]], data: Sequence[tuple[int, dict]]) -> None:
+        """What a sync wrote to Label Studio itself: new predictions (a bulk import leaves a task's
+        ``updated_at`` as it was, so no later read would see them) and task data."""
+        dumps = json.dumps
+        self.db.executemany(
+            "UPDATE pool SET prediction = ? WHERE project = ? AND task = ?",
+            [(dumps(_kept(p)), project, int(p["task"])) for p in predictions],
+        )
+        self.db.executemany(
+            "UPDATE pool SET data = ? WHERE project = ? AND task = ?",
+            [(dumps(d), project, int(t)) for t, d in data],
+        )
+
+    def size(self, project: int) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM pool WHERE project = ?", (project,))[0][0])
+
+    def forget(self, project: int) -> None:
+        self.unsettle(project)
+        self.db.execute("DELETE FROM pool WHERE project = ?", (project,))
+
+
+def _kept(prediction: dict[str, Any]) -> dict[str, Any]:
+    """What the plan reads of a prediction (``query/plan.py:carried``)."""
+    return {k: prediction.get(k) for k in ("model_version", "score", "result")}
+
+
+def _pool_row(project: int, task: dict[str, Any], label: str) -> tuple[Any, ...]:
+    ours = next((p for p in task.get("predictions") or [] if p.get("model_version") == label), None)
+    prediction = json.dumps(_kept(ours)) if ours else None
+    return (project, int(task["id"]), json.dumps(task.get("data") or {}), prediction, int(answered(task)))

@@ -1,0 +1,86 @@
+"""A sync reads from Label Studio only what changed since the last one (issue 30: a 1M-task
+project cannot be read whole at every sync), and plans exactly the queue a full read would: an
+annotated task leaves the pool, an imported one joins it, an edited text is scored as edited.
+A deleted task leaves no trace in ``updated_at``: Label Studio's count catches it and the sync
+reads the whole pool again."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from backend.query.plan import content_hash
+from backend.stores.queue_state import SyncState
+from tests.e2e.test_queue_sync import choice, idle, predictions_of, run_sync
+from tests.support.services import wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def quiet_project(stack, ag_rows):
+    """A trained project whose webhook is then removed: only this test's syncs touch its queue."""
+    rows = ag_rows[300:400]
+    project = stack.new_project("Incremental sync", rows)
+    for task in [t for t in stack.tasks(project) if t["data"].get("gold")][:30]:
+        stack.ls.create_annotation(task["id"], choice(task["data"]["gold"]))
+    wait_until(lambda: stack.registry.current(str(project)), 120, "a first version")
+    wait_until(lambda: idle(stack), 180, "the worker to finish retraining and syncing")
+    for hook in stack.ls.webhooks(project):
+        stack.ls._raw(f"api/webhooks/{hook['id']}", "DELETE")
+    # a read of changes reads again those of the two minutes before the last read began
+    # (HITL_SYNC_CHANGE_OVERLAP_S): let the set-up's own changes age past that
+    time.sleep(125)
+    return project
+
+
+def test_a_sync_reads_only_what_changed_and_plans_as_a_full_read_would(stack, quiet_project):
+    project = quiet_project
+    first = run_sync(stack, project, "--full-read")
+    assert first["read"].startswith("full") and first["pool"] == 70
+    again = run_sync(stack, project)
+    assert again["read"].endswith("changed tasks") and int(again["read"].split()[0]) < 70, again["read"]
+    assert again["pool"] == 70 and again["written"] == 0 and again["ranked"] == 0
+    assert again["top_task_id"] == first["top_task_id"]
+
+    # annotators and admins change the project between two syncs
+    pool = list(stack.ls.unlabeled_tasks(project))
+    for task in pool[:2]:
+        stack.ls.create_annotation(task["id"], choice(task["data"]["gold"]))
+    stack.ls.import_tasks(
+        project,
+        [
+            {"text": f"Shares of Acme rose {n} percent after its quarterly report.", "gold": "Business"}
+            for n in (3, 5, 7)
+        ],
+    )
+    edited = pool[5]
+    new_text = "The home side won the cup final with a goal in the last minute of extra time."
+    stack.ls.update_task_data(edited["id"], {**edited["data"], "text": new_text})
+
+    delta = run_sync(stack, project)
+    read = int(delta["read"].split()[0])
+    assert delta["read"].endswith("changed tasks") and 6 <= read < 70, delta["read"]  # 2 + 3 + 1, and recent writes
+    assert delta["pool"] == 70 - 2 + 3 == delta["scored"]
+    version = stack.registry.served(str(project))
+    held = predictions_of(stack, project, version)  # also: no task holds two of this version
+    assert len(held) == delta["scored"]  # the new tasks got theirs, the annotated ones left
+    state = SyncState(stack.logs.parent / "data" / "sync-state.sqlite3").get(project)
+    assert state[edited["id"]][1] == content_hash(new_text)  # scored as edited, not as first read
+    assert not {t["id"] for t in pool[:2]} & set(state)
+
+    # what the sync read equals what Label Studio holds: a plan from a full read is the same plan
+    planned = run_sync(stack, project, "--dry-run")
+    from_scratch = run_sync(stack, project, "--dry-run", "--full-read")
+    assert planned["read"].endswith("changed tasks") and from_scratch["read"].startswith("full")
+    assert planned["plan"] == from_scratch["plan"] and planned["plan"]["predictions_to_write"] == 0
+    assert planned["pool"] == from_scratch["pool"] == 71
+
+    # a deleted task: the count disagrees, and the whole pool is read again
+    stack.ls._raw(f"api/tasks/{pool[10]['id']}", "DELETE")
+    after = run_sync(stack, project)
+    assert after["read"].startswith("full (Label Studio lists 70 unlabeled tasks"), after["read"]
+    assert after["pool"] == 70
+    assert run_sync(stack, project)["read"].endswith("changed tasks")
+    wait_until(lambda: idle(stack), 60, "the worker to go idle")
