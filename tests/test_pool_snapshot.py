@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from backend.stores.queue_state import PoolMark, PoolSnapshot
+from backend.stores.queue_state import PoolMark, PoolSnapshot, SyncState
 from tests.support.services import postgres_database
 
 
@@ -84,3 +84,18 @@ def test_the_mark_is_dropped_while_a_sync_writes_and_set_once_it_is_done(locatio
     snapshot.replace(1, [listed(10, "a")], "v1")
     snapshot.forget(1)
     assert other_host.mark(1) is None and other_host.tasks(1) == []
+
+
+def test_a_sync_after_a_head_refresh_writes_the_rows_that_moved_and_the_scores_in_one(location):
+    """Issue 30: every sync rewrote every task's row (1M rows: minutes in PostgreSQL). The strategy's
+    scores, which move for every task, are kept as one row per version for the report."""
+    state = SyncState(location)
+    rows = [(t, "v1", f"h{t}", t % 3, None, 0.1 * t, 0.7, "preselect", "World") for t in range(1, 9)]
+    assert state.save(1, rows, {}) == 8
+    refreshed = [(*r[:4], 1 if r[0] == 5 else None, 0.1 * r[0] + 0.01, *r[6:]) for r in rows]  # task 5 heads now
+    assert state.save(1, refreshed, state.get(1)) == 1
+    assert state.get(1)[5][3] == 1
+    assert state.strategy_scores(1) == {"v1": pytest.approx([0.1 * t + 0.01 for t in range(1, 9)], abs=1e-6)}
+    for n in range(2, 8):  # the last SCORED_VERSIONS versions are kept
+        state.save(1, [(1, f"v{n}", "h", 0, None, 0.5, 0.7)], state.get(1))
+    assert sorted(state.strategy_scores(1)) == ["v3", "v4", "v5", "v6", "v7"]

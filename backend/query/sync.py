@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -220,7 +221,20 @@ def _sync(
         summary.plan = plan.summary(pool.ids, spec)
         return plan
     _apply(
-        settings, ls, registry, state, audit_store, project_id, serving, pool, scored, plan, summary, progress, chunk
+        settings,
+        ls,
+        registry,
+        state,
+        audit_store,
+        project_id,
+        serving,
+        pool,
+        scored,
+        plan,
+        findings.previous,
+        summary,
+        progress,
+        chunk,
     )
     return plan
 
@@ -281,6 +295,7 @@ def _apply(
     pool: Pool,
     scored: Scored,
     plan: QueuePlan,
+    previous: dict[int, tuple[Any, ...]],
     summary: SyncSummary,
     progress: bool,
     chunk: int,
@@ -302,7 +317,7 @@ def _apply(
         state.replaced(project_id, str(replaced), time.time())
     # the queue's order (the head's ranks, see query/writeback.py), the review tab's, and the headers
     summary.ranked += each(plan.task_writes, lambda w: ls.update_task_data(*w), "ordering", progress)
-    state.put(project_id, plan.state_rows)
+    state.save(project_id, plan.state_rows, previous)  # what moved: after a head refresh, the head's ranks
     if serving.model is not None:  # does a new version still change its answers on the reference tasks?
         stopping = StoppingState(queue_state_location(settings.data_dir, settings.database_url))
         reference = stopping.stop_set(project_id, pool.ids)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from backend.stores.postgres import Database, is_postgres
 
 STATE_FILE = "sync-state.sqlite3"
 STOP_SET = 2000  # reference tasks of the stabilising-predictions criterion (monitoring/stopping.py)
+SCORED_VERSIONS = 5  # versions whose last strategy scores are kept for the report
 
 # table: (columns with their types, primary key): both engines' schema and upserts come from here
 TABLES: dict[str, tuple[list[tuple[str, str]], list[str]]] = {
@@ -38,6 +40,10 @@ TABLES: dict[str, tuple[list[tuple[str, str]], list[str]]] = {
             ("leaning", "TEXT"),
         ],
         ["project", "task"],
+    ),
+    "scores": (
+        [("project", "BIGINT"), ("version", "TEXT"), ("at", "DOUBLE PRECISION"), ("scores", "BYTEA")],
+        ["project", "version"],
     ),
     "explored": (
         [("project", "BIGINT"), ("identity", "TEXT"), ("cluster", "INTEGER")],
@@ -111,7 +117,9 @@ class StateDb:
         if not rows:
             return
         if not self.postgres:
-            self.lite.executemany(sql, rows)
+            with self.lite:  # one transaction: autocommit would commit (and sync the file) once per row
+                self.lite.execute("BEGIN")
+                self.lite.executemany(sql, rows)
             return
         query = _postgres(sql)
         self.pg.run(lambda conn: conn.cursor().executemany(query, [tuple(r) for r in rows]))
@@ -173,6 +181,26 @@ class SyncState:
             [(project, *row, *([None] * (9 - len(row)))) for row in rows],
         )
 
+    def save(self, project: int, rows: list[tuple[Any, ...]], previous: Mapping[int, tuple[Any, ...]]) -> int:
+        """A sync's record (rows as ``put`` takes them, every task of the pool): the strategy's scores
+        in one row, and the task rows that changed against ``previous`` (``get``'s), so that a sync
+        after a head refresh writes its moved ranks, not every task of a 1M pool. Returns the rows
+        written."""
+        if rows:
+            version = str(rows[0][1])
+            scores = np.asarray([r[5] for r in rows], dtype=np.float32).tobytes()
+            self.db.execute(
+                "INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?)", (project, version, time.time(), scores)
+            )
+            self.db.execute(
+                "DELETE FROM scores WHERE project = ? AND version NOT IN (SELECT version FROM scores WHERE project = ? "
+                "ORDER BY at DESC LIMIT ?)",
+                (project, project, SCORED_VERSIONS),
+            )
+        changed = [r for r in rows if previous.get(r[0]) != (r[1], r[2], r[3], r[4], *r[6:9])]
+        self.put(project, changed)
+        return len(changed)
+
     def replaced(self, project: int, label: str, at: float) -> None:
         """Label Studio stopped showing ``label`` at ``at`` (its predictions may still be open)."""
         self.db.execute("INSERT OR REPLACE INTO labels VALUES (?, ?, ?)", (project, label, at))
@@ -202,7 +230,10 @@ class SyncState:
     def strategy_scores(self, project: int) -> dict[str, list[float]]:
         """Per model version, the scores the strategy gave the pool at the last sync (lower = more
         informative; for uncertainty strategies 1 - uncertainty): what the report plots."""
-        out: dict[str, list[float]] = {}
+        kept = self.db.execute("SELECT version, scores FROM scores WHERE project = ? ORDER BY at", (project,))
+        if kept:
+            return {str(v): np.frombuffer(bytes(b), dtype=np.float32).astype(float).tolist() for v, b in kept}
+        out: dict[str, list[float]] = {}  # a state written before the scores had a row of their own
         query = "SELECT version, strategy_score FROM written WHERE project = ? AND strategy_score IS NOT NULL"
         for version, score in self.db.execute(query, (project,)):
             out.setdefault(version, []).append(float(score))

@@ -205,6 +205,14 @@ def _add_scale(bsub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
         "sync and the sync after a head refresh (the encoder embeds every task once: minutes per 100k)",
     )
     scale.add_argument(
+        "--label-studio-changes",
+        type=int,
+        metavar="TASKS",
+        help="also import TASKS tasks into a real Label Studio on PostgreSQL and time its side of a sync that "
+        "reads only what changed: its count of the unlabeled tasks, and the read of the tasks changed since the "
+        "last sync (after annotations, rank writes and an import); minutes per 1M tasks imported",
+    )
+    scale.add_argument(
         "--postgres",
         default="postgresql://postgres@127.0.0.1:5432/postgres",
         help="an admin URL of the PostgreSQL that Label Studio's database is created in (and dropped after)",

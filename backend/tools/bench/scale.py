@@ -7,6 +7,10 @@ own steps on a pool whose embeddings are cached (as after the first sync):
 - the first plan (``query/plan.py:plan_queue``, the product's defaults): every task gets a prediction;
 - the incremental plan after a head refresh of the same version family (every confidence nudged):
   predictions kept, only the ranks and headers that moved are written;
+- the sync's own reading and recording around that plan, in the product's stores (a SQLite file, or
+  PostgreSQL with ``--shared-cache``): the pool from the snapshot the last sync kept (Label Studio
+  reports no change: its own part is measured with ``--label-studio``), the last sync's record, and
+  the rows that moved;
 - the process's peak memory.
 
 The pool's texts and embeddings are synthetic (four classes around random centres, 384 dimensions
@@ -37,11 +41,12 @@ from backend.memory import collector_paused
 from backend.models.embedding_cache import EmbeddingCache, text_key
 from backend.models.head import LinearHead
 from backend.query.plan import Findings, Scored, plan_queue
-from backend.query.pool import Pool
+from backend.query.pool import Pool, read_pool
 from backend.query.strategies import make_strategy
 from backend.serving.items import ChoiceResults
 from backend.serving.routing import RoutingPolicy
 from backend.settings import Settings
+from backend.stores.queue_state import PoolMark, PoolSnapshot, SyncState
 from backend.tools.bench.predict import AG_CONFIG
 from backend.tools.bench.serving_probe import percentiles_ms, serving
 
@@ -80,6 +85,8 @@ def bench_scale(args: argparse.Namespace, settings: Settings) -> int:
                 f"{n:>9,} tasks: lookup {r['lookup']:.1f}s (from memory {r['warm']:.1f}s), "
                 f"rescore {r['rescore']:.2f}s, first plan {r['plan']:.1f}s ({r['writes']:,.0f} predictions), "
                 f"incremental plan {r['incremental']:.1f}s ({r['incremental_writes']:,.0f} task writes), "
+                f"pool from the snapshot, with the lookup from memory {r['snapshot_read']:.1f}s (filled in "
+                f"{r['snapshot_fill']:.1f}s), record {r['record']:.1f}s ({r['record_rows']:,.0f} rows), "
                 f"peak memory {r['rss_gib']:.2f} GiB",
                 flush=True,
             )
@@ -98,11 +105,14 @@ def bench_scale(args: argparse.Namespace, settings: Settings) -> int:
             )
     if args.label_studio:
         ls = _in_label_studio(args, settings)
+    changes = _label_studio_changes(args) if args.label_studio_changes else {}
     base, last = rows[0], rows[-1]
     scale = last["n"] / base["n"]
-    growth = {k: (last[k] / base[k]) / scale for k in ("lookup", "rescore", "plan", "incremental")}
+    growth = {k: (last[k] / base[k]) / scale for k in ("lookup", "rescore", "plan", "incremental", "snapshot_read")}
+    own = last["snapshot_read"] + last["lookup"] + last["rescore"] + last["incremental"] + last["record"]
     print(
         f"rescore_plan_{last['n']:.0f}_s={last['warm'] + last['rescore'] + last['incremental']:.2f} "
+        f"incremental_own_{last['n']:.0f}_s={own:.2f} "
         f"first_plan_{last['n']:.0f}_s={last['plan']:.2f} peak_gib={last['rss_gib']:.2f} "
         + " ".join(f"growth_{k}={v:.2f}" for k, v in growth.items())
         + (
@@ -112,6 +122,7 @@ def bench_scale(args: argparse.Namespace, settings: Settings) -> int:
             else ""
         )
         + predict
+        + "".join(f" ls_{k}_{args.label_studio_changes}_s={v:.2f}" for k, v in changes.items())
     )
     return 0
 
@@ -184,6 +195,67 @@ def _in_label_studio(args: argparse.Namespace, settings: Settings) -> dict[str, 
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(f"peak memory of this process (the sync's, with the encoder loaded): {rss:.2f} GiB")
     return {"import": import_s, "first": first_s, "incremental": incremental_s}
+
+
+def _label_studio_changes(args: argparse.Namespace) -> dict[str, float]:
+    """Label Studio's side of a sync that reads only what changed, in a project of
+    ``--label-studio-changes`` tasks (a real Label Studio 1.23.2 on PostgreSQL): its count of the
+    unlabeled tasks, and the read of the tasks changed since the last sync after 20 annotations,
+    60 rank writes and 100 imported tasks; medians of 3 reads."""
+    from backend.stores.labelstudio import LabelStudioClient
+    from backend.tools.bench.common import dataset_dir, read_jsonl
+    from backend.tools.labelstudio_server import LocalLabelStudio
+
+    n = int(args.label_studio_changes)
+    rows = read_jsonl(dataset_dir(args.data, args.dataset, splits=("train",)) / "train.jsonl", 200_000)
+    with _scratch_database(args.postgres) as url:
+        server = LocalLabelStudio.start(database_url=url)
+        try:
+            ls = LabelStudioClient(server.url, server.token, timeout_s=600)
+            project = ls.create_project("Changes benchmark", AG_CONFIG)
+            started = time.perf_counter()
+            chunk = 5000
+            for start in range(0, n, chunk):  # as `hitl import` sends them, without its duplicate check
+                ls.import_tasks(
+                    project,
+                    [{"text": f"{rows[i % len(rows)]['text']} [#{i}]"} for i in range(start, min(n, start + chunk))],
+                )
+                print(f"\rimported {min(n, start + chunk):,} tasks", end="", flush=True)
+            import_s = time.perf_counter() - started
+            print(f"\nLabel Studio on PostgreSQL: {n:,} tasks imported in {import_s:.0f}s", flush=True)
+            _, since = ls.pool_mark(project, 0)
+            first = []
+            for task in ls.listed_unlabeled(project, page_size=100):
+                first.append(task)
+                if len(first) == 80:
+                    break
+            for task in first[:20]:
+                ls.create_annotation(int(task["id"]), [_choice("World")])
+            for k, task in enumerate(first[20:]):
+                ls.update_task_data(int(task["id"]), {**task["data"], "hitl_rank": k + 1})
+            ls.import_tasks(project, [{"text": f"a new task {i}"} for i in range(100)])
+            counts, reads = [], []
+            for _ in range(3):
+                started = time.perf_counter()
+                count, _ = ls.pool_mark(project, 0)
+                counts.append(time.perf_counter() - started)
+                started = time.perf_counter()
+                changed = list(ls.changed_tasks(project, since))
+                reads.append(time.perf_counter() - started)
+            assert len(changed) == 180 and count == n + 80, (len(changed), count)
+        finally:
+            server.stop()
+    figures = {"count": float(np.median(counts)), "changes_read": float(np.median(reads))}
+    print(
+        f"Label Studio, {n:,} tasks: count of the unlabeled {figures['count']:.2f}s, read of the "
+        f"{len(changed)} tasks changed since the last sync {figures['changes_read']:.2f}s (median of 3)",
+        flush=True,
+    )
+    return figures
+
+
+def _choice(label: str) -> dict[str, Any]:
+    return {"from_name": "topic", "to_name": "text", "type": "choices", "value": {"choices": [label]}}
 
 
 @contextlib.contextmanager
@@ -282,6 +354,7 @@ def _one_size(
         with collector_paused():
             again = plan_queue(1, pool, spec, refreshed, policy, findings, settings)
         incremental = time.perf_counter() - started
+        store = _sync_store_steps(Path(tmp), shared, spec, first, again, pool, fresh)
         probing.__exit__(None, None, None)
         assert not again.predictions, "a family's predictions are never rewritten"
     rss_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
@@ -294,9 +367,54 @@ def _one_size(
         "writes": len(first.predictions),
         "incremental": incremental,
         "incremental_writes": len(again.task_writes),
+        **store,
         "rss_gib": rss_gib,
         "during": list(seen),
     }
+
+
+class _Unchanged:
+    """Label Studio as the sync's read of changes sees it when nothing changed: no task, and the
+    same count. Its own cost at scale is measured against a real one (``--label-studio``)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def changed_tasks(self, project_id: int, since: str) -> list[dict[str, Any]]:
+        return []
+
+    def pool_mark(self, project_id: int, overlap_s: float) -> tuple[int, str]:
+        return self.n, "2026-12-07T00:00:00.000000Z"
+
+
+def _sync_store_steps(
+    folder: Path, shared: str | None, spec: Any, first: Any, again: Any, pool: Pool, cache: EmbeddingCache
+) -> dict[str, float]:
+    """The incremental sync's reading and recording around its plan, timed in the product's stores:
+    the snapshot filled by a full read, the pool read from it (embeddings from ``cache``'s memory, as
+    in a worker that synced the project before), the record written after each plan."""
+    location = shared or folder / "sync-state.sqlite3"
+    snapshot, state, label = PoolSnapshot(location), SyncState(location), first.state_rows[0][1]
+    listed = [
+        {"id": t, "data": d, "predictions": [p] if p else [], "total_annotations": 0}
+        for t, d, p in zip(pool.ids, pool.data, (pool.predictions[t].get(label) for t in pool.ids), strict=True)
+    ]
+    with collector_paused():
+        started = time.perf_counter()
+        snapshot.replace(1, listed, label)
+        snapshot.set_mark(1, PoolMark(label, "2026-12-07T00:00:00.000000Z", time.time()))
+        fill = time.perf_counter() - started
+        state.save(1, first.state_rows, {})
+        started = time.perf_counter()
+        read = read_pool(_Unchanged(len(listed)), 1, spec, cache, 2000, False, snapshot, label, 86400)  # type: ignore[arg-type]
+        previous = state.get(1)
+        read_s = time.perf_counter() - started
+        assert not read.read.full and read.ids == pool.ids, read.read.how
+        started = time.perf_counter()
+        rows = state.save(1, again.state_rows, previous)
+        snapshot.wrote(1, again.predictions, again.task_writes)
+        record_s = time.perf_counter() - started
+    return {"snapshot_fill": fill, "snapshot_read": read_s, "record": record_s, "record_rows": rows}
 
 
 def _scored(spec: Any, label: str, probs: np.ndarray, strategy_scores: np.ndarray, n: int) -> Scored:
