@@ -10,9 +10,12 @@ import re
 import numpy as np
 import pytest
 from pydantic import SecretStr
+from redis import Redis
+from rq import Queue
 
 from backend.ids import JobKind
 from backend.jobs.context import WorkerContext
+from backend.jobs.queue import RetrainQueue
 from backend.jobs.retrain import retrain
 from backend.jobs.sync_job import sync_and_record
 from backend.labeling import parse_label_config
@@ -25,6 +28,7 @@ from backend.serving.routing import is_audit_sample, is_heldout
 from backend.settings import Settings
 from backend.stores.audit import INPUTS_MARK
 from backend.stores.labelstudio import LabelStudioClient
+from backend.stores.queue_state import SyncState, queue_state_location
 from tests.support.data import load_jsonl
 from tests.support.payloads import AG_CONFIG
 
@@ -578,3 +582,34 @@ def shown_id(ls: LabelStudioClient, task_id: int) -> int:
     task = ls._raw(f"api/tasks/{task_id}", "GET").json()
     version = ls.project(task["project"])["model_version"]
     return next(int(p["id"]) for p in task["predictions"] if p["model_version"] == version)
+
+
+def test_a_rejected_candidate_asks_for_a_sync_once_the_ranked_head_runs_low(project, ctx):
+    """Found in the clicked stream replay: annotators labeled every ranked task while the gate refused
+    each candidate, so nothing re-ranked the queue until the scheduled sync, and Label Studio served
+    the rest in its own order. A sync is asked for by the head's size, not by every rejection."""
+    ls, project_id = project
+    ctx.settings = ctx.settings.model_copy(update={"sync_exact_top": 10, "sync_diverse_top": 10})
+    annotate_first(ls, project_id, 50)
+    assert retrain(ctx, project_id, JobKind.HEAD)["published"]
+    sync_project(ctx.settings, ls, ctx.cache_for, ctx.registry, project_id, progress=False)
+    ranked = sorted(SyncState(queue_state_location(ctx.settings.data_dir)).ranked(project_id))
+    assert len(ranked) == 10
+    ctx.settings = ctx.settings.model_copy(update={"gate_min_eval": 0, "gate_margin": -1.0})  # refuses every one
+    tasks = {t["id"]: t for t in ls.tasks(project_id)}
+    queue = Queue(ctx.settings.queue_name, connection=Redis.from_url(ctx.settings.redis_url))
+    for job in queue.jobs:  # the publish's own sync ran (above, in process), as its job would have
+        job.delete()
+    RetrainQueue(ctx.settings).take(project_id, JobKind.SYNC)
+    for task_id in ranked[:4]:
+        ls.create_annotation(task_id, choice(tasks[task_id]["data"]["gold"]))
+    some = retrain(ctx, project_id, JobKind.HEAD)
+    assert some["published"] is False and "candidate" in some["reason"]
+    assert "sync_requested" not in some and not queue.job_ids  # 6 of 10 ranked tasks still wait
+    for task_id in ranked[4:8]:
+        ls.create_annotation(task_id, choice(tasks[task_id]["data"]["gold"]))
+    most = retrain(ctx, project_id, JobKind.HEAD)
+    assert most["published"] is False and most["sync_requested"] == "queued"
+    [job] = [queue.fetch_job(j) for j in queue.job_ids]
+    assert job.kwargs["kind"] == "sync" and job.kwargs["project_id"] == project_id
+    assert "ranked head runs low (2 of 10" in job.kwargs["reason"]

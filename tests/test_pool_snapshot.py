@@ -75,7 +75,7 @@ def test_what_the_sync_wrote_itself_is_recorded(location):
 def test_the_mark_is_dropped_while_a_sync_writes_and_set_once_it_is_done(location):
     snapshot, other_host = PoolSnapshot(location), PoolSnapshot(location)
     assert snapshot.mark(1) is None
-    mark = PoolMark("v1", "2026-12-07T12:00:00.000000Z", 1000.0)
+    mark = PoolMark("v1", "2026-12-07T12:00:00.000000Z", 1000.0, "http://127.0.0.1:8080 2026-12-01T10:00:00Z")
     snapshot.set_mark(1, mark)
     assert other_host.mark(1) == mark
     snapshot.unsettle(1)  # a sync starts writing: until it is done, the next one reads the whole pool

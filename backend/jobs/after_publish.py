@@ -4,6 +4,10 @@ A new version re-ranks the queue (``query/sync.py``); after a fine-tune the pool
 the new encoder first, and that job requests the sync (``jobs/pool_embedding.py``). Single-label
 classification also gets its annotations checked for label errors and, for text, batch-correction
 proposals. A head retrain may find a fine-tune due (``jobs/scheduled.py:finetune_due``).
+
+A rejected candidate publishes nothing, so nothing re-ranks the queue; once annotators have
+labeled most of its ranked head, Label Studio would serve the rest in its own order until the
+scheduled sync. The retrain then asks for a sync (``head_runs_low``): it reads only what changed.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from backend.jobs.queue import RetrainQueue
 from backend.jobs.scheduled import finetune_due
 from backend.labeling import TaskSpec
 from backend.settings import Settings
+from backend.stores.queue_state import SyncState, queue_state_exists, queue_state_location
 from backend.stores.registry import Registry
 
 
@@ -71,3 +76,18 @@ def request_follow_ups(
 
     wanted = follow_ups(settings, spec, retrain_kind, version, new_encoder, due)
     return {f.summary_key: queue.request(project_id, f.kind, reason=f.reason).status for f in wanted}
+
+
+def head_runs_low(settings: Settings, project_id: ProjectId, annotated: set[int]) -> str | None:
+    """Why the queue needs re-ranking now, None if it does not: fewer than half of the head's ranked
+    tasks (``HITL_SYNC_EXACT_TOP``) are still unlabeled (``annotated``: the tasks just pulled)."""
+    location = queue_state_location(settings.data_dir, settings.database_url)
+    if not settings.sync_after_publish or not queue_state_exists(location):
+        return None
+    ranked = SyncState(location).ranked(int(project_id))
+    if not ranked:  # never synced: the first publish syncs
+        return None
+    left = len(ranked - annotated)
+    if left >= max(1, settings.sync_exact_top // 2):
+        return None
+    return f"the ranked head runs low ({left} of {len(ranked)} ranked tasks unlabeled)"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from backend.ids import JobKind, ProjectId
-from backend.jobs.after_publish import request_follow_ups
+from backend.jobs.after_publish import head_runs_low, request_follow_ups
 from backend.jobs.context import WorkerContext, context
 from backend.jobs.outage import reaching_label_studio
 from backend.jobs.proposals import held_back
@@ -116,7 +116,11 @@ def retrain(ctx: WorkerContext, project_id: ProjectId, kind: JobKind | str = Job
     }
     attempt = _Attempt(ctx, project_id, spec, kind, candidate, data.examples, fp, summary, started)
     version = attempt.gate_and_publish(serving, {"precision": precision}, training)
-    if version is None:
+    if version is None:  # nothing new to serve; the queue may still need re-ranking
+        low = head_runs_low(settings, project_id, {ex.task_id for ex in data.examples if ex.task_id is not None})
+        if low is not None and summary.get("gate"):
+            summary["sync_requested"] = RetrainQueue(settings).request(project_id, JobKind.SYNC, reason=low).status
+            log.info("project %s: %s: sync requested", project_id, low)
         return summary
 
     # audit, then let the queue and the slow path follow

@@ -69,11 +69,12 @@ def read_pool(
     label: str = "",
     full_every_s: float = 0.0,
     overlap_s: float = 120.0,
+    origin: str = "",
 ) -> Pool:
     """Every unlabeled task of the project, embedded (a lookup for texts seen before). With a
     ``snapshot`` kept for ``label`` and younger than ``full_every_s``: what it holds, updated with
     what Label Studio changed since (and ``overlap_s`` before: ``HITL_SYNC_CHANGE_OVERLAP_S``)."""
-    listed, read = list_pool(ls, project_id, snapshot, label, full_every_s, overlap_s, progress)
+    listed, read = list_pool(ls, project_id, snapshot, label, full_every_s, overlap_s, progress, origin)
     pool = Pool(read=read)
     for task in listed:
         if answered(task):  # listed as unlabeled by a counter that lags its annotation
@@ -108,10 +109,12 @@ def list_pool(
     full_every_s: float,
     overlap_s: float,
     progress: bool,
+    origin: str = "",
 ) -> tuple[list[dict[str, Any]], PoolRead]:
-    """The tasks Label Studio lists as unlabeled, in its order (task id), and how they were read."""
+    """The tasks Label Studio lists as unlabeled, in its order (task id), and how they were read.
+    ``origin``: which project this is (see ``PoolMark``)."""
     mark = snapshot.mark(project_id) if snapshot is not None else None
-    why = _why_full(mark, label, full_every_s)
+    why = _why_full(mark, label, full_every_s, origin)
     if snapshot is not None and mark is not None and why is None:
         known = {int(t["id"]): t for t in snapshot.tasks(project_id)}
         for _ in range(CHANGE_READS):
@@ -127,20 +130,22 @@ def list_pool(
             if len(tasks) == count:
                 listed = [tasks[t] for t in sorted(tasks)]
                 how = f"{len(changed)} changed tasks"
-                return listed, PoolRead(how, False, kept, gone, PoolMark(label, since, mark.full_at))
+                return listed, PoolRead(how, False, kept, gone, PoolMark(label, since, mark.full_at, origin))
         why = f"Label Studio lists {count} unlabeled tasks, the snapshot {len(tasks)}: a task was deleted"
     _, since = ls.pool_mark(project_id, overlap_s)  # before reading: a change made during the read is read next time
     listed = list(tqdm(ls.listed_unlabeled(project_id), desc="reading tasks", unit="task", disable=not progress))
-    new_mark = PoolMark(label, since, time.time()) if snapshot is not None else None
+    new_mark = PoolMark(label, since, time.time(), origin) if snapshot is not None else None
     return listed, PoolRead(f"full ({why or 'every sync'})", True, listed, [], new_mark)
 
 
-def _why_full(mark: PoolMark | None, label: str, full_every_s: float) -> str | None:
+def _why_full(mark: PoolMark | None, label: str, full_every_s: float, origin: str) -> str | None:
     """Why the whole pool must be read now, None where reading what changed is enough."""
     if full_every_s <= 0:
         return "every sync"
     if mark is None:
         return "no snapshot of the pool yet, or the last sync stopped while writing"
+    if mark.origin != origin:
+        return "the snapshot is of another project with this id (another Label Studio, or one reset since)"
     if mark.label != label:
         return f"the serving version's family changed ({mark.label or 'none'} → {label or 'none'})"
     if time.time() - mark.full_at >= full_every_s:

@@ -101,7 +101,8 @@ def sync_project(
             summary.deferred = "another sync of this project is running; a new one follows it"
             return summary
         started = time.perf_counter()
-        spec = parse_label_config(ls.label_config(project_id))
+        detail = ls.project(project_id)
+        spec = parse_label_config(str(detail["label_config"]))
         cache = cache(spec) if callable(cache) else cache  # the text or the image encoder's cache
         serving = load_serving(registry, project_id, spec, cache.encoder)
         strategy = strategy_for(settings, spec, serving, strategy_name, project_id)

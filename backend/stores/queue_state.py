@@ -65,6 +65,7 @@ TABLES: dict[str, tuple[list[tuple[str, str]], list[str]]] = {
             ("label", "TEXT"),
             ("since", "TEXT"),
             ("full_at", "DOUBLE PRECISION"),
+            ("origin", "TEXT"),
         ],
         ["project"],
     ),
@@ -180,6 +181,13 @@ class SyncState:
             "confidence, presentation, leaning) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(project, *row, *([None] * (9 - len(row)))) for row in rows],
         )
+
+    def ranked(self, project: int) -> set[int]:
+        """The tasks the last sync gave a queue rank (the head Label Studio serves in our order)."""
+        return {
+            int(t)
+            for (t,) in self.db.execute("SELECT task FROM written WHERE project = ? AND score IS NOT NULL", (project,))
+        }
 
     def save(self, project: int, rows: list[tuple[Any, ...]], previous: Mapping[int, tuple[Any, ...]]) -> int:
         """A sync's record (rows as ``put`` takes them, every task of the pool): the strategy's scores
@@ -312,11 +320,14 @@ class StopRecords:
 class PoolMark:
     """How far the pool snapshot is known to agree with Label Studio: ``label``'s predictions are
     kept, every change to a task after ``since`` (Label Studio's clock, its filter format) is yet
-    to be read, and the whole pool was last read at ``full_at`` (our clock)."""
+    to be read, and the whole pool was last read at ``full_at`` (our clock), from the project
+    ``origin`` names (Label Studio's URL and the project's creation time: a project id reused by
+    another Label Studio, or after a reset, is another pool)."""
 
     label: str
     since: str
     full_at: float
+    origin: str = ""
 
 
 class PoolSnapshot:
@@ -328,12 +339,13 @@ class PoolSnapshot:
         self.db = StateDb(location)
 
     def mark(self, project: int) -> PoolMark | None:
-        rows = self.db.execute("SELECT label, since, full_at FROM pool_mark WHERE project = ?", (project,))
-        return PoolMark(str(rows[0][0]), str(rows[0][1]), float(rows[0][2])) if rows else None
+        rows = self.db.execute("SELECT label, since, full_at, origin FROM pool_mark WHERE project = ?", (project,))
+        return PoolMark(str(rows[0][0]), str(rows[0][1]), float(rows[0][2]), str(rows[0][3])) if rows else None
 
     def set_mark(self, project: int, mark: PoolMark) -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO pool_mark VALUES (?, ?, ?, ?)", (project, mark.label, mark.since, mark.full_at)
+            "INSERT OR REPLACE INTO pool_mark VALUES (?, ?, ?, ?, ?)",
+            (project, mark.label, mark.since, mark.full_at, mark.origin),
         )
 
     def unsettle(self, project: int) -> None:
@@ -344,16 +356,21 @@ class PoolSnapshot:
         """The snapshot's tasks in task-id order (Label Studio's own listing order), shaped as Label
         Studio lists them: id, data, the kept prediction, and an annotation where the task's
         annotation counter lagged its annotation (listed as unlabeled, yet answered)."""
-        query = "SELECT task, data, prediction, answered FROM pool WHERE project = ? ORDER BY task"
-        loads, annotated = json.loads, [{"was_cancelled": False}]
+        rows = self.db.execute(
+            "SELECT task, data, prediction, answered FROM pool WHERE project = ? ORDER BY task", (project,)
+        )
+        # one JSON array per column: a million json.loads calls cost more than their parsing
+        data = json.loads("[" + ",".join(row[1] for row in rows) + "]")
+        predictions = json.loads("[" + ",".join(row[2] or "null" for row in rows) + "]")
+        annotated: list[dict[str, Any]] = [{"was_cancelled": False}]
         return [
             {
-                "id": task,
-                "data": loads(data),
-                "predictions": [loads(prediction)] if prediction else [],
-                "annotations": annotated if done else [],
+                "id": row[0],
+                "data": d,
+                "predictions": [p] if p else [],
+                "annotations": annotated if row[3] else [],
             }
-            for task, data, prediction, done in self.db.execute(query, (project,))
+            for row, d, p in zip(rows, data, predictions, strict=True)
         ]
 
     def replace(self, project: int, tasks: Iterable[dict[str, Any]], label: str) -> None:
