@@ -109,7 +109,19 @@ def sync_project(
         summary = SyncSummary(project_id, serving.label, strategy.name)
         snapshot = PoolSnapshot(queue_state_location(settings.data_dir, settings.database_url))
         every = 0.0 if full_read else settings.sync_full_read_s
-        pool = read_pool(ls, project_id, spec, cache, settings.max_text_chars, progress, snapshot, serving.label, every)
+        pool = read_pool(
+            ls,
+            project_id,
+            spec,
+            cache,
+            settings.max_text_chars,
+            progress,
+            snapshot,
+            serving.label,
+            every,
+            overlap_s=settings.sync_change_overlap_s,
+            origin=f"{ls.url} {detail.get('created_at')}",  # a project id reused elsewhere is another pool
+        )
         summary.pool, summary.skipped, summary.read = pool.size, pool.skipped, pool.read.how
         if not dry_run:
             remember(snapshot, project_id, pool.read, serving.label)

@@ -6,12 +6,14 @@ reads the whole pool again."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from backend.query.plan import content_hash
-from backend.stores.queue_state import SyncState
+from backend.stores.queue_state import PoolSnapshot, SyncState
 from tests.e2e.test_queue_sync import choice, idle, predictions_of, run_sync
 from tests.support.services import wait_until
 
@@ -83,4 +85,12 @@ def test_a_sync_reads_only_what_changed_and_plans_as_a_full_read_would(stack, qu
     assert after["read"].startswith("full (Label Studio lists 70 unlabeled tasks"), after["read"]
     assert after["pool"] == 70
     assert run_sync(stack, project)["read"].endswith("changed tasks")
+
+    # the overlap is the operator's to set: the next read of changes starts that long before this one
+    wait_until(lambda: idle(stack), 60, "the worker to go idle")
+    hour = dataclasses.replace(stack, env={**stack.env, "HITL_SYNC_CHANGE_OVERLAP_S": "3600"})
+    assert run_sync(hour, project)["read"].endswith("changed tasks")
+    since = PoolSnapshot(stack.logs.parent / "data" / "sync-state.sqlite3").mark(project).since
+    age = datetime.now(UTC) - datetime.strptime(since, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    assert timedelta(minutes=59) < age < timedelta(minutes=62), since
     wait_until(lambda: idle(stack), 60, "the worker to go idle")
