@@ -131,17 +131,17 @@ def list_pool(
                 listed = [tasks[t] for t in sorted(tasks)]
                 how = f"{len(changed)} changed tasks"
                 return listed, PoolRead(how, False, kept, gone, PoolMark(label, since, mark.full_at, origin))
-        why = f"Label Studio lists {count} unlabeled tasks, the snapshot {len(tasks)}: a task was deleted"
+        why = f"Label Studio lists {count} unlabeled tasks, the snapshot {len(tasks)}: a task deleted, a counter fixed"
     _, since = ls.pool_mark(project_id, overlap_s)  # before reading: a change made during the read is read next time
     listed = list(tqdm(ls.listed_unlabeled(project_id), desc="reading tasks", unit="task", disable=not progress))
     new_mark = PoolMark(label, since, time.time(), origin) if snapshot is not None else None
-    return listed, PoolRead(f"full ({why or 'every sync'})", True, listed, [], new_mark)
+    return listed, PoolRead(f"full ({why})", True, listed, [], new_mark)
 
 
 def _why_full(mark: PoolMark | None, label: str, full_every_s: float, origin: str) -> str | None:
     """Why the whole pool must be read now, None where reading what changed is enough."""
     if full_every_s <= 0:
-        return "every sync"
+        return "asked for: hitl sync --full-read, or HITL_SYNC_FULL_READ_S=0"
     if mark is None:
         return "no snapshot of the pool yet, or the last sync stopped while writing"
     if mark.origin != origin:
