@@ -21,12 +21,12 @@ from backend.labeling import TaskSpec
 from backend.labeling.examples import Example, fingerprint, targets
 from backend.labeling.spec import spec_to_dict
 from backend.learning.calibration import (
+    Routing,
     cross_fit_temperature,
     expected_calibration_error,
     fit_temperature,
     precision_threshold,
     reliability,
-    routing_threshold,
     softmax,
 )
 from backend.learning.gate import score
@@ -40,6 +40,7 @@ from backend.models.persist import write_version
 from backend.models.plugin_model import PluginClassifier, fit_plugin, plugin_serves, write_plugin
 from backend.models.tagger import SpanTagger, answer_confidence, finetune_tagger, fit_tagger, tag_ids
 from backend.models.word_state_cache import WordStateCache
+from backend.serving.presentation import level_in_force
 from backend.settings import Settings
 from backend.stores.registry import ANY_BASELINE, Registry
 
@@ -294,14 +295,11 @@ def calibrate_tagger(tagger: SpanTagger, spec: TaskSpec, held: list[Example], se
             "reliability_after": [[round(c, 4), round(a, 4), n] for c, a, n in reliability(softmax(z, t), y, bins=10)],
         }
     }
-    if settings.routing_target_precision > 0:
-        tagged = tagger.tag([ex.text for ex in held])
-        exact = np.array(
-            [{s.key for s in t.spans} == {s.key for s in ex.spans} for t, ex in zip(tagged, held, strict=True)]
-        )
-        route = precision_threshold(answer_confidence(tagged), exact, settings.routing_target_precision)
-        result["routing"] = dataclasses.asdict(route)
-        result["preselect"] = preselect_level(answer_confidence(tagged), exact, settings)
+    tagged = tagger.tag([ex.text for ex in held])
+    exact = np.array(
+        [{s.key for s in t.spans} == {s.key for s in ex.spans} for t, ex in zip(tagged, held, strict=True)]
+    )
+    result.update(review_levels(answer_confidence(tagged), exact, settings))
     return result
 
 
@@ -324,10 +322,8 @@ def calibrate_plugin(
             "heldout_ece_after": round(expected_calibration_error(after, y), 4),
             "reliability_after": [[round(c, 4), round(a, 4), n] for c, a, n in reliability(after, y, bins=10)],
         },
-        "preselect": preselect_level(after.max(axis=1), after.argmax(axis=1) == y, settings),
     }
-    if settings.routing_target_precision > 0:
-        result["routing"] = dataclasses.asdict(routing_threshold(after, y, settings.routing_target_precision))
+    result.update(review_levels(after.max(axis=1), after.argmax(axis=1) == y, settings))
     return result
 
 
@@ -350,19 +346,41 @@ def calibrate_head(
     t = cross_fit_temperature(x_train, y_train, len(spec.labels), held_logits, y_held if len(held) else None, l2=l2)
     head.temperature = t
     result: dict[str, Any] = {"calibration": {"temperature": round(t, 4), "method": "cross-fitted temperature"}}
-    if held_logits is not None and settings.routing_target_precision > 0:
+    if held_logits is not None:
         before, after = softmax(held_logits), softmax(held_logits, t)
         result["calibration"].update(
             heldout_ece_before=round(expected_calibration_error(before, y_held), 4),
             heldout_ece_after=round(expected_calibration_error(after, y_held), 4),
             reliability_after=[[round(c, 4), round(a, 4), n] for c, a, n in reliability(after, y_held, bins=10)],
         )
-        route = routing_threshold(after, y_held, settings.routing_target_precision)
-        result["routing"] = dataclasses.asdict(route)
-    if held_logits is not None:
-        after = softmax(held_logits, t)
-        result["preselect"] = preselect_level(after.max(axis=1), after.argmax(axis=1) == y_held, settings)
+        result.update(review_levels(after.max(axis=1), after.argmax(axis=1) == y_held, settings))
     return result
+
+
+def review_levels(confidence: np.ndarray, correct: np.ndarray, settings: Settings) -> dict[str, Any]:
+    """A version's two levels on its held-out answers (each task's calibrated confidence, and whether
+    its answer was right): the pre-select level, and the routing threshold at or above which an
+    answer skips review (``serving/routing.py``). An answer skips review only where it would be
+    pre-filled if a person opened it: the page never calls "unsure" what the router accepts unseen.
+    So the threshold is raised to the pre-select level in force, and there is none while the
+    version has no pre-select level."""
+    levels: dict[str, Any] = {"preselect": preselect_level(confidence, correct, settings)}
+    if settings.routing_target_precision <= 0:
+        return levels
+    found = precision_threshold(confidence, correct, settings.routing_target_precision)
+    raw = found.threshold
+    floor = level_in_force(levels["preselect"]["level"], settings.preselect_precision)
+    if found.threshold is not None and (floor is None or floor > found.threshold):
+        raised = floor
+        above = confidence >= raised if raised is not None else np.zeros(len(confidence), dtype=bool)
+        found = Routing(
+            raised,
+            found.target_precision,
+            float(correct[above].mean()) if above.any() else None,
+            float(above.mean()) if raised is not None and len(above) else 0.0,
+        )
+    levels["routing"] = {**dataclasses.asdict(found), "raised_to_preselect_level": found.threshold != raw}
+    return levels
 
 
 def preselect_level(confidence: np.ndarray, correct: np.ndarray, settings: Settings) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -20,10 +21,11 @@ from tqdm import tqdm
 
 from backend.labeling import TaskError, TaskSpec, task_text
 from backend.models.embedding_cache import EmbeddingCache
-from backend.stores.labelstudio import LabelStudioClient, answered
+from backend.stores.labelstudio import DM_TIME, LabelStudioClient, answered
 from backend.stores.queue_state import PoolMark, PoolSnapshot
 
 CHANGE_READS = 3  # reads of what changed, while Label Studio's count moves under them, before a full read
+AROUND_S = 5.0  # the second read of changes starts this long before the first one did (clocks: 1 s resolution)
 
 
 @dataclass
@@ -118,16 +120,20 @@ def list_pool(
     if snapshot is not None and mark is not None and why is None:
         known = {int(t["id"]): t for t in snapshot.tasks(project_id)}
         for _ in range(CHANGE_READS):
+            started = time.monotonic()
             changed = list(tqdm(ls.changed_tasks(project_id, mark.since), desc="reading changes", disable=not progress))
             count, since = ls.pool_mark(project_id, overlap_s)
-            tasks, kept, gone = dict(known), [], []
-            for task in changed:
-                if int(task.get("total_annotations") or 0) == 0:  # what the unlabeled filter reads
-                    tasks[int(task["id"])] = task
-                    kept.append(task)
-                elif tasks.pop(int(task["id"]), None) is not None:
-                    gone.append(int(task["id"]))
-            if len(tasks) == count:
+            tasks, kept, gone = _applied(known, changed)
+            agrees = len(tasks) == count
+            if not agrees:  # annotated (or imported) while this read ran? Read what changed around the count
+                around = _shifted(since, overlap_s - (time.monotonic() - started) - AROUND_S)
+                latest = {int(t["id"]): t for t in changed + list(ls.changed_tasks(project_id, around))}
+                after, later_kept, later_gone = _applied(known, list(latest.values()))
+                # the count agrees with the pool as it stood at some moment between the two reads
+                agrees = min(len(tasks), len(after)) <= count <= max(len(tasks), len(after))
+                if agrees:
+                    changed, tasks, kept, gone = list(latest.values()), after, later_kept, later_gone
+            if agrees:
                 listed = [tasks[t] for t in sorted(tasks)]
                 how = f"{len(changed)} changed tasks"
                 return listed, PoolRead(how, False, kept, gone, PoolMark(label, since, mark.full_at, origin))
@@ -136,6 +142,26 @@ def list_pool(
     listed = list(tqdm(ls.listed_unlabeled(project_id), desc="reading tasks", unit="task", disable=not progress))
     new_mark = PoolMark(label, since, time.time(), origin) if snapshot is not None else None
     return listed, PoolRead(f"full ({why})", True, listed, [], new_mark)
+
+
+def _applied(
+    known: dict[int, dict[str, Any]], changed: list[dict[str, Any]]
+) -> tuple[dict[int, dict[str, Any]], list[dict[str, Any]], list[int]]:
+    """The snapshot's tasks with ``changed`` applied, and which changed tasks stay and which left."""
+    tasks, kept, gone = dict(known), [], []
+    for task in changed:
+        if int(task.get("total_annotations") or 0) == 0:  # what the unlabeled filter reads
+            tasks[int(task["id"])] = task
+            kept.append(task)
+        elif tasks.pop(int(task["id"]), None) is not None:
+            gone.append(int(task["id"]))
+    return tasks, kept, gone
+
+
+def _shifted(stamp: str, seconds: float) -> str:
+    """A time in the Data Manager's filter format, ``seconds`` later (earlier where negative)."""
+    moved = datetime.strptime(stamp, DM_TIME).replace(tzinfo=UTC) + timedelta(seconds=seconds)
+    return moved.strftime(DM_TIME)
 
 
 def _why_full(mark: PoolMark | None, label: str, full_every_s: float, origin: str) -> str | None:

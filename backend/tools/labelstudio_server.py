@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,9 +160,11 @@ class LocalLabelStudio:
         data_dir: Path | None = None,
         timeout_s: float = 240,
         database_url: str | None = None,
+        environment: Mapping[str, str] | None = None,
     ) -> LocalLabelStudio:
         """``database_url``: a ``postgresql://`` database for Label Studio (as its production set-up
-        runs it); default SQLite in ``data_dir``."""
+        runs it); default SQLite in ``data_dir``. ``environment``: more of Label Studio's settings
+        (its feature flags, say)."""
         exe = ensure_installed()
         port = port or free_port()
         ensure_port_free(port)
@@ -180,6 +183,7 @@ class LocalLabelStudio:
             "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
             "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "false",
             **_database_env(database_url),
+            **(environment or {}),
             "PYTHONUNBUFFERED": "1",
             # the admin's credentials by environment: a command line is visible to every user (ps)
             "LABEL_STUDIO_USERNAME": username,

@@ -213,6 +213,14 @@ def _add_scale(bsub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
         "last sync (after annotations, rank writes and an import); minutes per 1M tasks imported",
     )
     scale.add_argument(
+        "--label-studio-writes",
+        type=int,
+        metavar="TASKS",
+        help="also import TASKS tasks into a real Label Studio on PostgreSQL and time its bulk prediction writes "
+        "(1,000 per call, as a first sync sends them) with its defaults, then with its memory-efficient "
+        "prediction import switched on (docs/operations/scaling.md), then every task's prediction with it on",
+    )
+    scale.add_argument(
         "--postgres",
         default="postgresql://postgres@127.0.0.1:5432/postgres",
         help="an admin URL of the PostgreSQL that Label Studio's database is created in (and dropped after)",

@@ -31,7 +31,7 @@ import contextlib
 import resource
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,7 @@ from backend.serving.items import ChoiceResults
 from backend.serving.routing import RoutingPolicy
 from backend.settings import Settings
 from backend.stores.queue_state import PoolMark, PoolSnapshot, SyncState
+from backend.tools.bench import scale_label_studio
 from backend.tools.bench.predict import AG_CONFIG
 from backend.tools.bench.serving_probe import percentiles_ms, serving
 
@@ -76,7 +77,7 @@ def bench_scale(args: argparse.Namespace, settings: Settings) -> int:
     predict = ""
     with (
         serving(settings) if args.predict else contextlib.nullcontext() as probe,
-        _scratch_database(args.postgres) if args.shared_cache else contextlib.nullcontext() as shared,
+        scale_label_studio.scratch_database(args.postgres) if args.shared_cache else contextlib.nullcontext() as shared,
     ):
         alone = probe.measure(args.predict) if probe is not None else []
         for n in sizes:
@@ -106,8 +107,9 @@ def bench_scale(args: argparse.Namespace, settings: Settings) -> int:
                 f"predict_p99_during_ms={busy99:.0f} serving_peak_gib={serving_gib:.2f}"
             )
     if args.label_studio:
-        ls = _in_label_studio(args, settings)
-    changes = _label_studio_changes(args) if args.label_studio_changes else {}
+        ls = scale_label_studio.first_and_incremental_syncs(args, settings)
+    changes = scale_label_studio.changes_read(args) if args.label_studio_changes else {}
+    writes = scale_label_studio.prediction_writes(args) if args.label_studio_writes else {}
     base, last = rows[0], rows[-1]
     scale = last["n"] / base["n"]
     growth = {k: (last[k] / base[k]) / scale for k in ("lookup", "rescore", "plan", "incremental", "snapshot_read")}
@@ -126,158 +128,9 @@ def bench_scale(args: argparse.Namespace, settings: Settings) -> int:
         )
         + predict
         + "".join(f" ls_{k}_{args.label_studio_changes}_s={v:.2f}" for k, v in changes.items())
+        + "".join(f" ls_{k}_{args.label_studio_writes}_s={v:.2f}" for k, v in writes.items())
     )
     return 0
-
-
-def _in_label_studio(args: argparse.Namespace, settings: Settings) -> dict[str, float]:
-    import json
-    import uuid
-
-    import psycopg
-
-    from backend.admin.importer import import_file
-    from backend.labeling.examples import Example
-    from backend.learning.candidates import fit_head, publish_head
-    from backend.models.encoder import encoder_from_settings
-    from backend.query.sync import sync_project
-    from backend.stores.labelstudio import LabelStudioClient
-    from backend.stores.registry import Registry
-    from backend.tools.bench.common import dataset_dir, read_jsonl
-    from backend.tools.labelstudio_server import LocalLabelStudio
-
-    n = int(args.label_studio)
-    rows = read_jsonl(dataset_dir(args.data, args.dataset, splits=("train",)) / "train.jsonl", n + 1000)
-    spec = parse_label_config(AG_CONFIG)
-    labelled = [Example(r["text"], (r["label"],), i) for i, r in enumerate(rows[:600])]
-    texts = [
-        rows[1000 + i % (len(rows) - 1000)]["text"] + ("" if i < len(rows) - 1000 else f" [#{i}]") for i in range(n)
-    ]
-    name = f"hitl_bench_ls_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(args.postgres, autocommit=True, connect_timeout=5) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    base = args.postgres.rsplit("/", 1)[0]
-    server = LocalLabelStudio.start(database_url=f"{base}/{name}")
-    try:
-        ls = LabelStudioClient(server.url, server.token)
-        project = ls.create_project("Scale benchmark", AG_CONFIG)
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "tasks.jsonl"
-            path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
-            started = time.perf_counter()
-            imported = import_file(ls, project, spec, path, progress=True).imported
-            import_s = time.perf_counter() - started
-            print(f"Label Studio on PostgreSQL: {imported:,} tasks imported in {import_s:.0f}s", flush=True)
-            local = settings.model_copy(update={"data_dir": Path(tmp), "registry_dir": Path(tmp) / "registry"})
-            encoder = encoder_from_settings(local)
-            registry, cache = Registry(local.registry_dir), EmbeddingCache(Path(tmp) / "cache", encoder)
-            first = publish_head(
-                registry, str(project), spec, encoder, fit_head(encoder, spec, labelled[:500]), labelled[:500]
-            )
-            started = time.perf_counter()
-            summary = sync_project(local, ls, cache, registry, project, progress=True)
-            first_s = time.perf_counter() - started
-            print(f"first sync: {first_s:.0f}s, {summary.line()}", flush=True)
-            incremental_s = 0.0
-            for refresh in (1, 2):  # the first reads again what the import stamped in the overlap before it
-                publish_head(
-                    registry,
-                    str(project),
-                    spec,
-                    encoder,
-                    fit_head(encoder, spec, labelled[: 500 + 50 * refresh]),
-                    labelled[: 500 + 50 * refresh],
-                    extra={"family": first},
-                )  # a head refresh: the same family
-                started = time.perf_counter()
-                again = sync_project(local, ls, cache, registry, project, progress=False)
-                incremental_s = time.perf_counter() - started
-                print(f"sync after head refresh {refresh}: {incremental_s:.1f}s, {again.line()}", flush=True)
-    finally:
-        server.stop()
-        with psycopg.connect(args.postgres, autocommit=True, connect_timeout=5) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    print(f"peak memory of this process (the sync's, with the encoder loaded): {rss:.2f} GiB")
-    return {"import": import_s, "first": first_s, "incremental": incremental_s}
-
-
-def _label_studio_changes(args: argparse.Namespace) -> dict[str, float]:
-    """Label Studio's side of a sync that reads only what changed, in a project of
-    ``--label-studio-changes`` tasks (a real Label Studio 1.23.2 on PostgreSQL): its count of the
-    unlabeled tasks, and the read of the tasks changed since the last sync after 20 annotations,
-    60 rank writes and 100 imported tasks; medians of 3 reads."""
-    from backend.stores.labelstudio import LabelStudioClient
-    from backend.tools.bench.common import dataset_dir, read_jsonl
-    from backend.tools.labelstudio_server import LocalLabelStudio
-
-    n = int(args.label_studio_changes)
-    rows = read_jsonl(dataset_dir(args.data, args.dataset, splits=("train",)) / "train.jsonl", 200_000)
-    with _scratch_database(args.postgres) as url:
-        server = LocalLabelStudio.start(database_url=url)
-        try:
-            ls = LabelStudioClient(server.url, server.token, timeout_s=600)
-            project = ls.create_project("Changes benchmark", AG_CONFIG)
-            started = time.perf_counter()
-            chunk = 5000
-            for start in range(0, n, chunk):  # as `hitl import` sends them, without its duplicate check
-                ls.import_tasks(
-                    project,
-                    [{"text": f"{rows[i % len(rows)]['text']} [#{i}]"} for i in range(start, min(n, start + chunk))],
-                )
-                print(f"\rimported {min(n, start + chunk):,} tasks", end="", flush=True)
-            import_s = time.perf_counter() - started
-            print(f"\nLabel Studio on PostgreSQL: {n:,} tasks imported in {import_s:.0f}s", flush=True)
-            _, since = ls.pool_mark(project, 0)
-            first = []
-            for task in ls.listed_unlabeled(project, page_size=100):
-                first.append(task)
-                if len(first) == 80:
-                    break
-            for task in first[:20]:
-                ls.create_annotation(int(task["id"]), [_choice("World")])
-            for k, task in enumerate(first[20:]):
-                ls.update_task_data(int(task["id"]), {**task["data"], "hitl_rank": k + 1})
-            ls.import_tasks(project, [{"text": f"a new task {i}"} for i in range(100)])
-            counts, reads = [], []
-            for _ in range(3):
-                started = time.perf_counter()
-                count, _ = ls.pool_mark(project, 0)
-                counts.append(time.perf_counter() - started)
-                started = time.perf_counter()
-                changed = list(ls.changed_tasks(project, since))
-                reads.append(time.perf_counter() - started)
-            assert len(changed) == 180 and count == n + 80, (len(changed), count)
-        finally:
-            server.stop()
-    figures = {"count": float(np.median(counts)), "changes_read": float(np.median(reads))}
-    print(
-        f"Label Studio, {n:,} tasks: count of the unlabeled {figures['count']:.2f}s, read of the "
-        f"{len(changed)} tasks changed since the last sync {figures['changes_read']:.2f}s (median of 3)",
-        flush=True,
-    )
-    return figures
-
-
-def _choice(label: str) -> dict[str, Any]:
-    return {"from_name": "topic", "to_name": "text", "type": "choices", "value": {"choices": [label]}}
-
-
-@contextlib.contextmanager
-def _scratch_database(admin_url: str) -> Iterator[str]:
-    """A database of its own on ``admin_url``'s server, dropped after."""
-    import uuid
-
-    import psycopg
-
-    name = f"hitl_bench_scale_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    try:
-        yield f"{admin_url.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def _head(rng: np.random.Generator, centres: np.ndarray, labels: list[str]) -> LinearHead:
