@@ -218,7 +218,8 @@ def _add_scale(bsub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
         metavar="TASKS",
         help="also import TASKS tasks into a real Label Studio on PostgreSQL and time its bulk prediction writes "
         "(1,000 per call, as a first sync sends them) with its defaults, then with its memory-efficient "
-        "prediction import switched on (docs/operations/scaling.md), then every task's prediction with it on",
+        "prediction import switched on (docs/operations/scaling.md), then every task's prediction with it on; "
+        "then the read of the pool's first 20,000 tasks, 500 and 5,000 per page",
     )
     scale.add_argument(
         "--postgres",

@@ -128,7 +128,9 @@ def bench_scale(args: argparse.Namespace, settings: Settings) -> int:
         )
         + predict
         + "".join(f" ls_{k}_{args.label_studio_changes}_s={v:.2f}" for k, v in changes.items())
-        + "".join(f" ls_{k}_{args.label_studio_writes}_s={v:.2f}" for k, v in writes.items())
+        + "".join(
+            f" ls_{k}_{args.label_studio_writes}{'' if 'per_s' in k else '_s'}={v:.2f}" for k, v in writes.items()
+        )
     )
     return 0
 

@@ -28,6 +28,8 @@ from backend.tools.bench.predict import AG_CONFIG
 MEMORY_EFFICIENT_IMPORT = "fflag_fix_back_4620_memory_efficient_predictions_import_08012025_short"
 CHUNK = 1000  # predictions per call, as the sync writes them (query/sync.py)
 TIMED_CALLS = 3
+READ_PAGES = (500, 5000)  # the client's page size for a full read before, and now (FULL_READ_PAGE)
+READ_TASKS = 20_000
 
 
 def first_and_incremental_syncs(args: argparse.Namespace, settings: Settings) -> dict[str, float]:
@@ -217,6 +219,7 @@ def prediction_writes(args: argparse.Namespace) -> dict[str, float]:
             rest = _writes(ls, project, ids[timed:], progress=True)
             rest_s = time.perf_counter() - begun
             held = ls.project(project).get("total_predictions_number")
+            reads = {size: _read_rate(ls, project, size, READ_TASKS) for size in READ_PAGES}
         finally:
             server.stop()
     assert held == n, f"Label Studio holds {held} predictions for {n} tasks"
@@ -226,16 +229,29 @@ def prediction_writes(args: argparse.Namespace) -> dict[str, float]:
         "write_flag": float(np.median(flagged)),
         "write_flag_last": float(np.median(rest[-TIMED_CALLS:])),
         "write_all_flag": rest_s + sum(flagged),
+        **{f"read_tasks_per_s_page_{size}": rate for size, rate in reads.items()},
     }
     print(
         f"Label Studio, {n:,} tasks imported in {import_s:.0f}s; 1,000 predictions per call: "
         f"{figures['write_default']:.2f}s with its defaults, {figures['write_flag']:.2f}s with "
         f"{MEMORY_EFFICIENT_IMPORT} ({figures['write_default'] / figures['write_flag']:.1f}x faster), "
         f"{figures['write_flag_last']:.2f}s for the last calls; every prediction with the flag on "
-        f"{figures['write_all_flag']:.0f}s (medians of {TIMED_CALLS} calls)",
+        f"{figures['write_all_flag']:.0f}s (medians of {TIMED_CALLS} calls); the pool read with its predictions: "
+        + ", ".join(f"{rate:.0f} tasks/s at {size} per page" for size, rate in reads.items()),
         flush=True,
     )
     return figures
+
+
+def _read_rate(ls: Any, project: int, page_size: int, tasks: int) -> float:
+    """Tasks per second of a full read's first ``tasks`` tasks (the sync's ``listed_unlabeled``),
+    ``page_size`` per page."""
+    started, read = time.perf_counter(), 0
+    for _ in ls.listed_unlabeled(project, page_size=page_size):
+        read += 1
+        if read == tasks:
+            break
+    return read / (time.perf_counter() - started)
 
 
 def _import_with_ids(ls: Any, project: int, n: int, rows: list[dict[str, Any]]) -> tuple[list[int], float]:
