@@ -370,15 +370,10 @@ def review_levels(confidence: np.ndarray, correct: np.ndarray, settings: Setting
     found = precision_threshold(confidence, correct, settings.routing_target_precision)
     raw = found.threshold
     floor = level_in_force(levels["preselect"]["level"], settings.preselect_precision)
-    if found.threshold is not None and (floor is None or floor > found.threshold):
-        raised = floor
-        above = confidence >= raised if raised is not None else np.zeros(len(confidence), dtype=bool)
-        found = Routing(
-            raised,
-            found.target_precision,
-            float(correct[above].mean()) if above.any() else None,
-            float(above.mean()) if raised is not None and len(above) else 0.0,
-        )
+    if raw is not None and (floor is None or floor > raw):
+        above = confidence >= floor if floor is not None else np.zeros(len(confidence), dtype=bool)
+        precision = float(correct[above].mean()) if above.any() else None
+        found = Routing(floor, found.target_precision, precision, float(above.mean()) if len(above) else 0.0)
     levels["routing"] = {**dataclasses.asdict(found), "raised_to_preselect_level": found.threshold != raw}
     return levels
 

@@ -34,9 +34,6 @@ READ_TASKS = 20_000
 
 def first_and_incremental_syncs(args: argparse.Namespace, settings: Settings) -> dict[str, float]:
     import json
-    import uuid
-
-    import psycopg
 
     from backend.admin.importer import import_file
     from backend.labeling.examples import Example
@@ -55,50 +52,45 @@ def first_and_incremental_syncs(args: argparse.Namespace, settings: Settings) ->
     texts = [
         rows[1000 + i % (len(rows) - 1000)]["text"] + ("" if i < len(rows) - 1000 else f" [#{i}]") for i in range(n)
     ]
-    name = f"hitl_bench_ls_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(args.postgres, autocommit=True, connect_timeout=5) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    base = args.postgres.rsplit("/", 1)[0]
-    server = LocalLabelStudio.start(database_url=f"{base}/{name}")
-    try:
-        ls = LabelStudioClient(server.url, server.token)
-        project = ls.create_project("Scale benchmark", AG_CONFIG)
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "tasks.jsonl"
-            path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
-            started = time.perf_counter()
-            imported = import_file(ls, project, spec, path, progress=True).imported
-            import_s = time.perf_counter() - started
-            print(f"Label Studio on PostgreSQL: {imported:,} tasks imported in {import_s:.0f}s", flush=True)
-            local = settings.model_copy(update={"data_dir": Path(tmp), "registry_dir": Path(tmp) / "registry"})
-            encoder = encoder_from_settings(local)
-            registry, cache = Registry(local.registry_dir), EmbeddingCache(Path(tmp) / "cache", encoder)
-            first = publish_head(
-                registry, str(project), spec, encoder, fit_head(encoder, spec, labelled[:500]), labelled[:500]
-            )
-            started = time.perf_counter()
-            summary = sync_project(local, ls, cache, registry, project, progress=True)
-            first_s = time.perf_counter() - started
-            print(f"first sync: {first_s:.0f}s, {summary.line()}", flush=True)
-            incremental_s = 0.0
-            for refresh in (1, 2):  # the first reads again what the import stamped in the overlap before it
-                publish_head(
-                    registry,
-                    str(project),
-                    spec,
-                    encoder,
-                    fit_head(encoder, spec, labelled[: 500 + 50 * refresh]),
-                    labelled[: 500 + 50 * refresh],
-                    extra={"family": first},
-                )  # a head refresh: the same family
+    with scratch_database(args.postgres) as url:
+        server = LocalLabelStudio.start(database_url=url)
+        try:
+            ls = LabelStudioClient(server.url, server.token)
+            project = ls.create_project("Scale benchmark", AG_CONFIG)
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "tasks.jsonl"
+                path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
                 started = time.perf_counter()
-                again = sync_project(local, ls, cache, registry, project, progress=False)
-                incremental_s = time.perf_counter() - started
-                print(f"sync after head refresh {refresh}: {incremental_s:.1f}s, {again.line()}", flush=True)
-    finally:
-        server.stop()
-        with psycopg.connect(args.postgres, autocommit=True, connect_timeout=5) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+                imported = import_file(ls, project, spec, path, progress=True).imported
+                import_s = time.perf_counter() - started
+                print(f"Label Studio on PostgreSQL: {imported:,} tasks imported in {import_s:.0f}s", flush=True)
+                local = settings.model_copy(update={"data_dir": Path(tmp), "registry_dir": Path(tmp) / "registry"})
+                encoder = encoder_from_settings(local)
+                registry, cache = Registry(local.registry_dir), EmbeddingCache(Path(tmp) / "cache", encoder)
+                first = publish_head(
+                    registry, str(project), spec, encoder, fit_head(encoder, spec, labelled[:500]), labelled[:500]
+                )
+                started = time.perf_counter()
+                summary = sync_project(local, ls, cache, registry, project, progress=True)
+                first_s = time.perf_counter() - started
+                print(f"first sync: {first_s:.0f}s, {summary.line()}", flush=True)
+                incremental_s = 0.0
+                for refresh in (1, 2):  # the first reads again what the import stamped in the overlap before it
+                    publish_head(
+                        registry,
+                        str(project),
+                        spec,
+                        encoder,
+                        fit_head(encoder, spec, labelled[: 500 + 50 * refresh]),
+                        labelled[: 500 + 50 * refresh],
+                        extra={"family": first},
+                    )  # a head refresh: the same family
+                    started = time.perf_counter()
+                    again = sync_project(local, ls, cache, registry, project, progress=False)
+                    incremental_s = time.perf_counter() - started
+                    print(f"sync after head refresh {refresh}: {incremental_s:.1f}s, {again.line()}", flush=True)
+        finally:
+            server.stop()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(f"peak memory of this process (the sync's, with the encoder loaded): {rss:.2f} GiB")
     return {"import": import_s, "first": first_s, "incremental": incremental_s}
